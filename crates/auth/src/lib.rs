@@ -1,0 +1,248 @@
+//! Credentials: password hashing and the JWTs that carry a user's identity.
+//!
+//! Owns: argon2id password hashes and HS256 token issue/verify. The policy
+//! service issues tokens; the gateway verifies them on every request without
+//! a network call. Must never log a password, a hash or a token, and must
+//! never accept a token signed with another algorithm (`alg: none` included).
+
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use csp_domain::{Role, UserId};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Shortest HS256 secret accepted: 256 bits, the hash's own output size.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the JWT secret must be at least {MIN_SECRET_BYTES} bytes (CSP_JWT_SECRET)")]
+    WeakSecret,
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    #[error("token encoding failed: {0}")]
+    Encode(String),
+}
+
+/// What a token says about its bearer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id.
+    pub sub: UserId,
+    /// The username, for display only; authorisation uses the user's current state.
+    pub name: String,
+    pub role: Role,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+/// Issues and verifies HS256 tokens with one shared secret.
+#[derive(Clone)]
+pub struct Tokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl: Duration,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens").field("ttl", &self.ttl).finish_non_exhaustive()
+    }
+}
+
+impl Tokens {
+    pub fn new(secret: &SecretString, ttl: Duration) -> Result<Self, Error> {
+        let bytes = secret.expose_secret().as_bytes();
+        if bytes.len() < MIN_SECRET_BYTES {
+            return Err(Error::WeakSecret);
+        }
+        // Only HS256: a token naming any other algorithm, `none` included, fails.
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 5;
+        validation.set_required_spec_claims(&["exp", "sub", "iat"]);
+        Ok(Self {
+            encoding: EncodingKey::from_secret(bytes),
+            decoding: DecodingKey::from_secret(bytes),
+            validation,
+            ttl,
+        })
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Signs a token for the user, valid for the configured ttl.
+    pub fn issue(&self, user: UserId, name: &str, role: Role) -> Result<(String, Claims), Error> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let claims = Claims {
+            sub: user,
+            name: name.to_owned(),
+            role,
+            iat: now,
+            exp: now + self.ttl.as_secs() as i64,
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| Error::Encode(e.to_string()))?;
+        Ok((token, claims))
+    }
+
+    /// Checks signature, algorithm and expiry.
+    pub fn verify(&self, token: &str) -> Result<Claims, Error> {
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|d| d.claims)
+            .map_err(|e| Error::InvalidToken(e.kind_name()))
+    }
+}
+
+trait KindName {
+    fn kind_name(&self) -> String;
+}
+
+impl KindName for jsonwebtoken::errors::Error {
+    // The error's Display can quote token contents; keep only the kind.
+    fn kind_name(&self) -> String {
+        use jsonwebtoken::errors::ErrorKind as K;
+        match self.kind() {
+            K::ExpiredSignature => "expired".into(),
+            K::InvalidSignature => "bad signature".into(),
+            K::InvalidAlgorithm => "algorithm not allowed".into(),
+            K::MissingRequiredClaim(c) => format!("missing claim {c}"),
+            K::InvalidToken | K::Base64(_) | K::Json(_) | K::Utf8(_) => "malformed".into(),
+            _ => "rejected".into(),
+        }
+    }
+}
+
+/// Hashes a password with argon2id and a random salt (PHC string format).
+pub fn hash_password(password: &str) -> Result<String, Error> {
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| Error::Hash(e.to_string()))
+}
+
+/// True when `password` matches the PHC `hash`. A malformed hash never matches.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    argon2::Argon2::default()
+        .verify_password(password.as_bytes(), hash)
+        .is_ok()
+}
+
+/// A random password for bootstrap accounts: 24 characters from an
+/// unambiguous alphabet (about 137 bits).
+pub fn generate_password() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    (0..24)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// A random secret for signing tokens in `csp dev` (256 bits, hex).
+pub fn generate_secret() -> SecretString {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    SecretString::from(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    fn tokens() -> Tokens {
+        Tokens::new(
+            &SecretString::from("x".repeat(MIN_SECRET_BYTES)),
+            Duration::from_secs(60),
+        )
+        .unwrap()
+    }
+
+    fn b64(v: &serde_json::Value) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    }
+
+    #[test]
+    fn issue_then_verify() {
+        let t = tokens();
+        let id = UserId::new();
+        let (tok, claims) = t.issue(id, "ada", Role::Admin).unwrap();
+        assert_eq!(t.verify(&tok).unwrap(), claims);
+        assert_eq!(claims.sub, id);
+    }
+
+    #[test]
+    fn rejects_weak_secret() {
+        let e = Tokens::new(&SecretString::from("short"), Duration::from_secs(1));
+        assert!(matches!(e, Err(Error::WeakSecret)));
+    }
+
+    #[test]
+    fn rejects_alg_none_forged_and_expired() {
+        let t = tokens();
+        let (tok, claims) = t.issue(UserId::new(), "ada", Role::User).unwrap();
+
+        // alg: none with the same claims and an empty signature.
+        let none = format!(
+            "{}.{}.",
+            b64(&serde_json::json!({"alg":"none","typ":"JWT"})),
+            b64(&serde_json::to_value(&claims).unwrap())
+        );
+        assert!(t.verify(&none).is_err());
+
+        // A role raised in the payload without re-signing.
+        let mut parts: Vec<&str> = tok.split('.').collect();
+        let mut raised = claims.clone();
+        raised.role = Role::Admin;
+        let forged_payload = b64(&serde_json::to_value(&raised).unwrap());
+        parts[1] = &forged_payload;
+        assert!(t.verify(&parts.join(".")).is_err());
+
+        // Signed with another secret.
+        let other = Tokens::new(
+            &SecretString::from("y".repeat(MIN_SECRET_BYTES)),
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        let (foreign, _) = other.issue(UserId::new(), "eve", Role::Admin).unwrap();
+        assert!(t.verify(&foreign).is_err());
+
+        // Expired (past the leeway).
+        let mut old = claims;
+        old.iat -= 3600;
+        old.exp = old.iat + 10;
+        let expired = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &old,
+            &EncodingKey::from_secret("x".repeat(MIN_SECRET_BYTES).as_bytes()),
+        )
+        .unwrap();
+        let err = t.verify(&expired).unwrap_err().to_string();
+        assert!(err.contains("expired"), "{err}");
+
+        assert!(t.verify("garbage").is_err());
+    }
+
+    #[test]
+    fn password_hash_round_trip() {
+        let h = hash_password("correct horse").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("wrong", &h));
+        assert!(!verify_password("correct horse", "not-a-hash"));
+    }
+
+    #[test]
+    fn generated_passwords_differ() {
+        let a = generate_password();
+        assert_eq!(a.len(), 24);
+        assert_ne!(a, generate_password());
+    }
+}

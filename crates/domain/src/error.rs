@@ -1,0 +1,245 @@
+use serde::{Deserialize, Serialize};
+
+/// Every failure a user can see, with its code, text and suggested action.
+/// The technical detail behind a failure is logged, never shown: users get
+/// `user_message()` only. One table maps each code to HTTP and gRPC status so
+/// that a failure reads the same wherever it surfaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// A WebSocket frame that is not valid JSON or lacks a field.
+    BadFrame,
+    /// A WebSocket frame with an unknown `type`.
+    UnknownType,
+    /// A WebSocket frame over the size limit.
+    FrameTooLarge,
+    /// An empty message was sent.
+    EmptyMessage,
+    /// No valid credentials.
+    Unauthenticated,
+    /// Wrong username or password.
+    BadCredentials,
+    /// The user has no access to this resource.
+    Forbidden,
+    /// The session does not exist or is not the user's.
+    SessionNotFound,
+    /// Every session slot is taken.
+    AtCapacity,
+    /// The session is not ready for messages (failed or ended).
+    SessionUnavailable,
+    /// The agent process exited or broke its protocol mid-turn.
+    AgentCrashed,
+    /// The agent could not be started.
+    AgentStartFailed,
+    /// The model API failed mid-response; the partial answer is kept.
+    ResponseInterrupted,
+    /// The model API is rate limiting; the CLI retries by itself.
+    RateLimited,
+    /// The browser could not keep up and was disconnected; it reconnects
+    /// and replays what it missed.
+    SlowConsumer,
+    /// A backend (database, bus, another service) is unreachable.
+    Unavailable,
+    /// Anything else.
+    Internal,
+}
+
+/// A catalogued failure: safe to show a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadFrame => "bad_frame",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::FrameTooLarge => "frame_too_large",
+            ErrorCode::EmptyMessage => "empty_message",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::BadCredentials => "bad_credentials",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::SessionNotFound => "session_not_found",
+            ErrorCode::AtCapacity => "at_capacity",
+            ErrorCode::SessionUnavailable => "session_unavailable",
+            ErrorCode::AgentCrashed => "agent_crashed",
+            ErrorCode::AgentStartFailed => "agent_start_failed",
+            ErrorCode::ResponseInterrupted => "response_interrupted",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::SlowConsumer => "slow_consumer",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// Parses `as_str()` back; unknown codes become `Internal`.
+    pub fn from_str_lossy(s: &str) -> Self {
+        ALL.iter()
+            .copied()
+            .find(|c| c.as_str() == s)
+            .unwrap_or(ErrorCode::Internal)
+    }
+
+    /// What happened, in words a user understands.
+    pub fn user_message(self) -> &'static str {
+        match self {
+            ErrorCode::BadFrame => "That message could not be read. Please try again.",
+            ErrorCode::UnknownType => "That request is not supported by this server.",
+            ErrorCode::FrameTooLarge => "That message is too long. Please shorten it and try again.",
+            ErrorCode::EmptyMessage => "Type a message before sending.",
+            ErrorCode::Unauthenticated => "Please sign in to continue.",
+            ErrorCode::BadCredentials => "Wrong username or password.",
+            ErrorCode::Forbidden => "You do not have access to this.",
+            ErrorCode::SessionNotFound => "That session does not exist or is not yours.",
+            ErrorCode::AtCapacity => {
+                "All agent sessions are in use right now. Please try again in a minute."
+            }
+            ErrorCode::SessionUnavailable => {
+                "This session has ended. You can start a new session."
+            }
+            ErrorCode::AgentCrashed => {
+                "The agent stopped unexpectedly. Your conversation is saved; start a new session to continue."
+            }
+            ErrorCode::AgentStartFailed => {
+                "The agent could not be started. Please try again in a minute."
+            }
+            ErrorCode::ResponseInterrupted => "Response interrupted. You can retry.",
+            ErrorCode::RateLimited => {
+                "The AI service is temporarily busy. Your message will be retried automatically in a few seconds."
+            }
+            ErrorCode::SlowConsumer => "Connection too slow; reconnecting.",
+            ErrorCode::Unavailable => {
+                "The service is temporarily unavailable. Please try again shortly."
+            }
+            ErrorCode::Internal => "Something went wrong on our side. Please try again.",
+        }
+    }
+
+    /// What the user can do about it.
+    pub fn suggested_action(self) -> &'static str {
+        match self {
+            ErrorCode::BadFrame | ErrorCode::UnknownType => "Reload the page.",
+            ErrorCode::FrameTooLarge => "Send a shorter message.",
+            ErrorCode::EmptyMessage => "Type a message.",
+            ErrorCode::Unauthenticated | ErrorCode::BadCredentials => "Sign in again.",
+            ErrorCode::Forbidden => "Contact your administrator.",
+            ErrorCode::SessionNotFound | ErrorCode::SessionUnavailable => {
+                "Start a new session."
+            }
+            ErrorCode::AgentCrashed => "Start a new session.",
+            ErrorCode::AtCapacity
+            | ErrorCode::AgentStartFailed
+            | ErrorCode::Unavailable
+            | ErrorCode::Internal => "Try again in a minute.",
+            ErrorCode::ResponseInterrupted => "Send your message again.",
+            ErrorCode::RateLimited => "Wait; no action needed.",
+            ErrorCode::SlowConsumer => "No action needed.",
+        }
+    }
+
+    /// The HTTP status this failure maps to.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::BadFrame
+            | ErrorCode::UnknownType
+            | ErrorCode::EmptyMessage
+            | ErrorCode::FrameTooLarge => 400,
+            ErrorCode::Unauthenticated | ErrorCode::BadCredentials => 401,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::SessionNotFound => 404,
+            ErrorCode::SessionUnavailable => 409,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::AtCapacity | ErrorCode::Unavailable | ErrorCode::SlowConsumer => 503,
+            ErrorCode::AgentCrashed
+            | ErrorCode::AgentStartFailed
+            | ErrorCode::ResponseInterrupted
+            | ErrorCode::Internal => 500,
+        }
+    }
+
+    /// The gRPC status code (numeric, as in `tonic::Code`) this failure maps to.
+    pub fn grpc_code(self) -> i32 {
+        match self {
+            ErrorCode::BadFrame
+            | ErrorCode::UnknownType
+            | ErrorCode::EmptyMessage
+            | ErrorCode::FrameTooLarge => 3, // InvalidArgument
+            ErrorCode::Unauthenticated | ErrorCode::BadCredentials => 16, // Unauthenticated
+            ErrorCode::Forbidden => 7,                                    // PermissionDenied
+            ErrorCode::SessionNotFound => 5,                              // NotFound
+            ErrorCode::SessionUnavailable => 9,                           // FailedPrecondition
+            ErrorCode::AtCapacity | ErrorCode::RateLimited => 8,          // ResourceExhausted
+            ErrorCode::Unavailable | ErrorCode::SlowConsumer => 14,       // Unavailable
+            ErrorCode::AgentCrashed
+            | ErrorCode::AgentStartFailed
+            | ErrorCode::ResponseInterrupted
+            | ErrorCode::Internal => 13, // Internal
+        }
+    }
+
+    /// The user-facing error for this code.
+    pub fn to_user_error(self) -> UserError {
+        UserError {
+            code: self,
+            message: self.user_message().to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+const ALL: [ErrorCode; 17] = [
+    ErrorCode::BadFrame,
+    ErrorCode::UnknownType,
+    ErrorCode::FrameTooLarge,
+    ErrorCode::EmptyMessage,
+    ErrorCode::Unauthenticated,
+    ErrorCode::BadCredentials,
+    ErrorCode::Forbidden,
+    ErrorCode::SessionNotFound,
+    ErrorCode::AtCapacity,
+    ErrorCode::SessionUnavailable,
+    ErrorCode::AgentCrashed,
+    ErrorCode::AgentStartFailed,
+    ErrorCode::ResponseInterrupted,
+    ErrorCode::RateLimited,
+    ErrorCode::SlowConsumer,
+    ErrorCode::Unavailable,
+    ErrorCode::Internal,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_through_strings_and_serde() {
+        for c in ALL {
+            assert_eq!(ErrorCode::from_str_lossy(c.as_str()), c);
+            assert_eq!(
+                serde_json::to_value(c).unwrap(),
+                serde_json::Value::String(c.as_str().into())
+            );
+            assert!(!c.user_message().is_empty() && !c.suggested_action().is_empty());
+        }
+        assert_eq!(ErrorCode::from_str_lossy("nope"), ErrorCode::Internal);
+    }
+
+    #[test]
+    fn seed_texts_are_exact() {
+        assert_eq!(
+            ErrorCode::ResponseInterrupted.user_message(),
+            "Response interrupted. You can retry."
+        );
+        assert_eq!(
+            ErrorCode::RateLimited.user_message(),
+            "The AI service is temporarily busy. Your message will be retried automatically in a few seconds."
+        );
+    }
+}

@@ -1,0 +1,191 @@
+use crate::{ErrorCode, SessionId};
+use serde::{Deserialize, Serialize};
+
+/// Lifecycle of a session as the user sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStatus {
+    /// A cold start is under way ("Preparing your session (up to 30 seconds)...").
+    Preparing,
+    /// The agent answered `initialize` and takes messages.
+    Ready,
+    /// The agent could not be started or died; the conversation is kept.
+    Failed,
+    /// The session was ended on purpose (limits, shutdown, user).
+    Ended,
+}
+
+/// Outcome of one tool call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolStatus {
+    Complete,
+    Error,
+}
+
+/// What happened in a session. Serialised with a `type` tag: this is exactly
+/// the WebSocket frame (see `docs/websocket-protocol.md`) minus its `seq`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// The session changed state.
+    Session {
+        status: SessionStatus,
+        session_id: SessionId,
+        /// Label of the model in use, e.g. "offline demo model".
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
+    },
+    /// A user message was handed to the agent (it starts a turn).
+    UserMessage {
+        text: String,
+        /// Echo of the client's `client_id`, so a tab can match its local copy.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+    },
+    /// A piece of the assistant's text, in order.
+    Delta { text: String },
+    /// A piece of the assistant's visible thinking.
+    Thinking { text: String },
+    /// The agent started a tool; `input` is the complete JSON input.
+    ToolUse {
+        tool_use_id: String,
+        name: String,
+        input: serde_json::Value,
+    },
+    /// A tool finished.
+    ToolResult {
+        tool_use_id: String,
+        status: ToolStatus,
+        duration_ms: u64,
+        content: String,
+    },
+    /// The turn ended. `cost_usd` is this turn's cost as the CLI reported it;
+    /// `total_cost_usd` the session's running total.
+    Result {
+        cost_usd: f64,
+        total_cost_usd: f64,
+        is_error: bool,
+        #[serde(default)]
+        interrupted: bool,
+        #[serde(default)]
+        duration_ms: u64,
+    },
+    /// Something went wrong; `message` is the catalogue's user-facing text.
+    Error { code: ErrorCode, message: String },
+    /// Informational: not an error, e.g. an automatic retry.
+    Notice { code: ErrorCode, message: String },
+}
+
+impl Event {
+    /// Builds the catalogued error event for `code`.
+    pub fn error(code: ErrorCode) -> Self {
+        Event::Error {
+            code,
+            message: code.user_message().to_owned(),
+        }
+    }
+
+    /// The `type` tag, for logs and metrics labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Session { .. } => "session",
+            Event::UserMessage { .. } => "user_message",
+            Event::Delta { .. } => "delta",
+            Event::Thinking { .. } => "thinking",
+            Event::ToolUse { .. } => "tool_use",
+            Event::ToolResult { .. } => "tool_result",
+            Event::Result { .. } => "result",
+            Event::Error { .. } => "error",
+            Event::Notice { .. } => "notice",
+        }
+    }
+}
+
+/// One event of one session, with its per-session sequence number. Sequence
+/// numbers start at 1 and have no gaps: a consumer that saw `seq = n` and
+/// then sees `n + 2` knows it lost a frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionEvent {
+    pub session_id: SessionId,
+    pub seq: u64,
+    pub event: Event,
+}
+
+impl SessionEvent {
+    /// The WebSocket frame for this event: the event's own fields plus `seq`.
+    pub fn to_frame(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(&self.event).expect("events always serialise");
+        if let serde_json::Value::Object(map) = &mut v {
+            map.insert("seq".into(), self.seq.into());
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn frame_shapes_match_the_protocol_doc() {
+        let sid: SessionId = "6f1c2d4e-0000-4000-8000-000000000001".parse().unwrap();
+        let cases = [
+            (
+                Event::Session {
+                    status: SessionStatus::Ready,
+                    session_id: sid,
+                    model: None,
+                },
+                json!({"type":"session","status":"ready","session_id":sid.to_string(),"seq":1}),
+            ),
+            (
+                Event::Delta { text: "Hi".into() },
+                json!({"type":"delta","text":"Hi","seq":1}),
+            ),
+            (
+                Event::ToolUse {
+                    tool_use_id: "toolu_1".into(),
+                    name: "Bash".into(),
+                    input: json!({"command":"ls"}),
+                },
+                json!({"type":"tool_use","tool_use_id":"toolu_1","name":"Bash","input":{"command":"ls"},"seq":1}),
+            ),
+            (
+                Event::ToolResult {
+                    tool_use_id: "toolu_1".into(),
+                    status: ToolStatus::Complete,
+                    duration_ms: 12,
+                    content: "a\nb".into(),
+                },
+                json!({"type":"tool_result","tool_use_id":"toolu_1","status":"complete","duration_ms":12,"content":"a\nb","seq":1}),
+            ),
+            (
+                Event::Result {
+                    cost_usd: 0.5,
+                    total_cost_usd: 1.0,
+                    is_error: false,
+                    interrupted: false,
+                    duration_ms: 3,
+                },
+                json!({"type":"result","cost_usd":0.5,"total_cost_usd":1.0,"is_error":false,"interrupted":false,"duration_ms":3,"seq":1}),
+            ),
+            (
+                Event::error(ErrorCode::BadFrame),
+                json!({"type":"error","code":"bad_frame","message":ErrorCode::BadFrame.user_message(),"seq":1}),
+            ),
+        ];
+        for (event, want) in cases {
+            let ev = SessionEvent {
+                session_id: sid,
+                seq: 1,
+                event,
+            };
+            assert_eq!(ev.to_frame(), want);
+            let back: SessionEvent =
+                serde_json::from_str(&serde_json::to_string(&ev).unwrap()).unwrap();
+            assert_eq!(back, ev);
+        }
+    }
+}

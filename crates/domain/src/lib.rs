@@ -1,0 +1,55 @@
+//! Shared vocabulary of csp: identifiers, the session event stream and the
+//! user-facing error catalogue.
+//!
+//! Owns: the types that cross crate and service boundaries (a session event
+//! is produced by the session-pool, carried by the bus, relayed by the
+//! gateway and rendered by the web app, so its JSON shape is defined once,
+//! here). Must never do I/O or depend on another csp crate.
+
+mod error;
+mod event;
+mod ids;
+
+pub use error::{ErrorCode, UserError};
+pub use event::{Event, SessionEvent, SessionStatus, ToolStatus};
+pub use ids::{ParseIdError, SessionId, UserId};
+
+/// Roles, from most to least privileged. RBAC arrives with the policy issue;
+/// the role is already part of every user and every token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Operator,
+    User,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Operator => "operator",
+            Role::User => "user",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "operator" => Ok(Role::Operator),
+            "user" => Ok(Role::User),
+            other => Err(format!(
+                "unknown role '{other}': expected admin, operator or user"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

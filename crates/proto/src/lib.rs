@@ -1,0 +1,15 @@
+//! The gRPC contracts between csp services, generated from `proto/csp/v1`.
+//!
+//! Owns: generated message types, clients and servers, and the encoded file
+//! descriptor set that every server registers for gRPC reflection. Must never
+//! hold logic: conversions live with the services that own the types.
+
+/// `csp.v1`: the session-pool and policy APIs.
+#[allow(unreachable_pub, clippy::all)]
+pub mod v1 {
+    tonic::include_proto!("csp.v1");
+}
+
+/// Encoded `FileDescriptorSet` of every csp proto, for `tonic-reflection`.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/csp_descriptor.bin"));
