@@ -1,1 +1,83 @@
-//! placeholder
+//! Short-lived shared state: which replica serves a session (routing) and how
+//! many connections are attached to it (presence).
+//!
+//! Owns: the [`Cache`] trait, its Redis adapter ([`RedisCache`], distributed
+//! mode) and its in-process adapter ([`MemoryCache`], `csp dev`).
+//!
+//! Must never: hold anything that cannot be lost. Every entry expires, a
+//! restart of Redis empties it, and callers must treat a missing route as
+//! "ask the session-pool" rather than "no such session". Must never print a
+//! Redis URL with its password.
+
+mod error;
+mod memory;
+mod redis_cache;
+
+use async_trait::async_trait;
+use csp_domain::SessionId;
+use std::time::Duration;
+
+pub use error::Error;
+pub use memory::MemoryCache;
+pub use redis_cache::{Config, RedisCache};
+
+#[async_trait]
+pub trait Cache: Send + Sync {
+    /// Routes the session to `replica` until `ttl` passes, replacing any route.
+    async fn set_route(
+        &self,
+        session: SessionId,
+        replica: &str,
+        ttl: Duration,
+    ) -> Result<(), Error>;
+    /// The replica serving the session, unless the route expired or was removed.
+    async fn route(&self, session: SessionId) -> Result<Option<String>, Error>;
+    /// Forgets the route; a no-op when there is none.
+    async fn remove_route(&self, session: SessionId) -> Result<(), Error>;
+    /// Marks one connection (e.g. a gateway WebSocket) as attached to the
+    /// session until `ttl` passes; call again to refresh, which replaces its
+    /// expiry with `now + ttl`.
+    async fn add_presence(
+        &self,
+        session: SessionId,
+        conn: &str,
+        ttl: Duration,
+    ) -> Result<(), Error>;
+    /// Detaches the connection; a no-op when it is not attached.
+    async fn remove_presence(&self, session: SessionId, conn: &str) -> Result<(), Error>;
+    /// The number of live (unexpired) connections attached to the session.
+    async fn presence(&self, session: SessionId) -> Result<usize, Error>;
+    /// Succeeds when the backend answers.
+    async fn ping(&self) -> Result<(), Error>;
+}
+
+/// Redis keeps milliseconds; a TTL below one millisecond would mean "already
+/// expired" on one adapter and an error on the other, so both reject it.
+/// Sub-millisecond remainders round up.
+fn ttl_millis(ttl: Duration) -> Result<u64, Error> {
+    let millis = ttl.as_nanos().div_ceil(1_000_000);
+    match u64::try_from(millis) {
+        Ok(0) | Err(_) => Err(Error::InvalidTtl(ttl)),
+        Ok(millis) => Ok(millis),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_rounds_up_to_milliseconds() {
+        assert_eq!(ttl_millis(Duration::from_millis(1500)).unwrap(), 1500);
+        assert_eq!(ttl_millis(Duration::from_micros(1001)).unwrap(), 2);
+        assert_eq!(ttl_millis(Duration::from_nanos(1)).unwrap(), 1);
+    }
+
+    #[test]
+    fn zero_ttl_is_rejected() {
+        assert!(matches!(
+            ttl_millis(Duration::ZERO),
+            Err(Error::InvalidTtl(_))
+        ));
+    }
+}

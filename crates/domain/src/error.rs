@@ -27,6 +27,8 @@ pub enum ErrorCode {
     AtCapacity,
     /// The session is not ready for messages (failed or ended).
     SessionUnavailable,
+    /// Too many messages wait behind the turn in flight.
+    QueueFull,
     /// The agent process exited or broke its protocol mid-turn.
     AgentCrashed,
     /// The agent could not be started.
@@ -64,6 +66,7 @@ impl ErrorCode {
             ErrorCode::SessionNotFound => "session_not_found",
             ErrorCode::AtCapacity => "at_capacity",
             ErrorCode::SessionUnavailable => "session_unavailable",
+            ErrorCode::QueueFull => "queue_full",
             ErrorCode::AgentCrashed => "agent_crashed",
             ErrorCode::AgentStartFailed => "agent_start_failed",
             ErrorCode::ResponseInterrupted => "response_interrupted",
@@ -99,6 +102,9 @@ impl ErrorCode {
             ErrorCode::SessionUnavailable => {
                 "This session has ended. You can start a new session."
             }
+            ErrorCode::QueueFull => {
+                "Too many messages are waiting. Wait for the current reply to finish."
+            }
             ErrorCode::AgentCrashed => {
                 "The agent stopped unexpectedly. Your conversation is saved; start a new session to continue."
             }
@@ -129,6 +135,7 @@ impl ErrorCode {
                 "Start a new session."
             }
             ErrorCode::AgentCrashed => "Start a new session.",
+            ErrorCode::QueueFull => "Wait, then send again.",
             ErrorCode::AtCapacity
             | ErrorCode::AgentStartFailed
             | ErrorCode::Unavailable
@@ -150,7 +157,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => 403,
             ErrorCode::SessionNotFound => 404,
             ErrorCode::SessionUnavailable => 409,
-            ErrorCode::RateLimited => 429,
+            ErrorCode::RateLimited | ErrorCode::QueueFull => 429,
             ErrorCode::AtCapacity | ErrorCode::Unavailable | ErrorCode::SlowConsumer => 503,
             ErrorCode::AgentCrashed
             | ErrorCode::AgentStartFailed
@@ -170,7 +177,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => 7,                                    // PermissionDenied
             ErrorCode::SessionNotFound => 5,                              // NotFound
             ErrorCode::SessionUnavailable => 9,                           // FailedPrecondition
-            ErrorCode::AtCapacity | ErrorCode::RateLimited => 8,          // ResourceExhausted
+            ErrorCode::AtCapacity | ErrorCode::RateLimited | ErrorCode::QueueFull => 8, // ResourceExhausted
             ErrorCode::Unavailable | ErrorCode::SlowConsumer => 14,       // Unavailable
             ErrorCode::AgentCrashed
             | ErrorCode::AgentStartFailed
@@ -194,7 +201,7 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
-const ALL: [ErrorCode; 17] = [
+const ALL: [ErrorCode; 18] = [
     ErrorCode::BadFrame,
     ErrorCode::UnknownType,
     ErrorCode::FrameTooLarge,
@@ -205,6 +212,7 @@ const ALL: [ErrorCode; 17] = [
     ErrorCode::SessionNotFound,
     ErrorCode::AtCapacity,
     ErrorCode::SessionUnavailable,
+    ErrorCode::QueueFull,
     ErrorCode::AgentCrashed,
     ErrorCode::AgentStartFailed,
     ErrorCode::ResponseInterrupted,

@@ -1,1 +1,106 @@
-//! placeholder
+//! Process-wide telemetry: the tracing subscriber and the Prometheus recorder.
+//!
+//! Owns: log format (human or JSON), the filter, and the one metrics recorder
+//! of the process, whose text rendering every service serves at `/metrics`.
+//! Metric *names* live with the crates that record them (`metrics.rs`), not
+//! here. Must never log secrets; it only formats what callers pass.
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("CSP_LOG_FORMAT must be 'text' or 'json', not '{other}'")),
+        }
+    }
+}
+
+/// Installs the global tracing subscriber. The filter comes from `RUST_LOG`
+/// (default `info`). Safe to call twice: the second call does nothing, so
+/// tests and `csp dev` (several services in one process) can all call it.
+pub fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    let _ = match format {
+        LogFormat::Text => registry
+            .with(fmt::layer().with_writer(std::io::stderr))
+            .try_init(),
+        LogFormat::Json => registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+    };
+}
+
+/// Bucket boundaries (seconds) for latency histograms: from 5 ms to 2 min,
+/// so both a warm acquire (~ms) and a cold start (~1 s) land in a useful bucket.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process's Prometheus recorder, installed on first use. Every
+/// histogram whose name ends in `_seconds` gets [`LATENCY_BUCKETS`].
+pub fn metrics_handle() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .expect("bucket list is non-empty");
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (a test harness); then
+            // this handle still renders what is recorded through it.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Renders the Prometheus text exposition of every metric in the process.
+pub fn render_metrics() -> String {
+    metrics_handle().render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_recorded_metrics_with_buckets() {
+        let h = metrics_handle();
+        metrics::gauge!("csp_test_gauge").set(3.0);
+        metrics::histogram!("csp_test_duration_seconds").record(0.02);
+        let text = h.render();
+        assert!(text.contains("csp_test_gauge 3"), "{text}");
+        assert!(
+            text.contains("csp_test_duration_seconds_bucket{le=\"0.025\"} 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn log_format_parses() {
+        assert_eq!("json".parse::<LogFormat>().unwrap(), LogFormat::Json);
+        assert!("xml".parse::<LogFormat>().is_err());
+    }
+}

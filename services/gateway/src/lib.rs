@@ -1,1 +1,185 @@
-//! placeholder
+//! The gateway: the only service a browser talks to.
+//!
+//! Owns: the web app's static files, REST under `/api/v1`, browser
+//! WebSockets, `/metrics` and probes; authentication of every request
+//! (JWT, verified locally) and the Origin check on WebSockets. It relays
+//! session events from the bus to browsers and turns browser frames into
+//! gRPC calls. Must never run an agent, touch the database directly, or
+//! show a user a raw error.
+
+mod api;
+mod auth;
+mod error;
+mod metrics;
+mod state;
+mod ws;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use csp_auth::Tokens;
+use csp_bus::EventBus;
+use csp_cache::Cache;
+use csp_proto::v1::policy_client::PolicyClient;
+use csp_proto::v1::session_pool_client::SessionPoolClient;
+use http::{HeaderValue, header};
+use state::{AppState, Limits, Parts};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::services::{ServeDir, ServeFile};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Rpc(#[from] csp_rpc::Error),
+    #[error("HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// How the gateway runs.
+pub struct Config {
+    pub http_addr: SocketAddr,
+    /// Any session-pool replica (`http://host:port`).
+    pub session_pool_addr: String,
+    /// The policy service (`http://host:port`).
+    pub policy_addr: String,
+    /// Verifies tokens; must share its secret with the policy service.
+    pub tokens: Tokens,
+    /// `CSP_ALLOWED_ORIGINS`; empty allows only the gateway's own origin.
+    pub allowed_origins: Vec<String>,
+    /// The built web app (`web/dist`); `None` serves the API only.
+    pub web_dir: Option<PathBuf>,
+    /// Shown in the UI, e.g. "offline demo model".
+    pub model_label: String,
+    /// Adds `Secure` to the session cookie (set it behind HTTPS).
+    pub cookie_secure: bool,
+    pub max_frame_bytes: usize,
+    pub send_queue: usize,
+}
+
+/// A bound gateway, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    addr: SocketAddr,
+    router: Router,
+}
+
+impl Server {
+    pub async fn build(
+        config: Config,
+        bus: Arc<dyn EventBus>,
+        cache: Arc<dyn Cache>,
+    ) -> Result<Self, Error> {
+        metrics::describe();
+        let state = AppState::new(Parts {
+            tokens: config.tokens,
+            policy: PolicyClient::new(csp_rpc::channel(&config.policy_addr)?),
+            default_pool: SessionPoolClient::new(csp_rpc::channel(&config.session_pool_addr)?),
+            bus,
+            cache,
+            allowed_origins: config.allowed_origins,
+            model_label: config.model_label,
+            cookie_secure: config.cookie_secure,
+            limits: Limits {
+                max_frame_bytes: config.max_frame_bytes,
+                send_queue: config.send_queue,
+            },
+        });
+        let router = router(state, config.web_dir);
+        let listener = TcpListener::bind(config.http_addr)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: config.http_addr,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| Error::Bind {
+            addr: config.http_addr,
+            source,
+        })?;
+        Ok(Self {
+            listener,
+            addr,
+            router,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until `shutdown`; open WebSockets are closed with it.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
+        tracing::info!(addr = %self.addr, "gateway listening");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+            .map_err(Error::Serve)
+    }
+}
+
+fn router(state: AppState, web_dir: Option<PathBuf>) -> Router {
+    let api = Router::new()
+        .route("/auth/login", post(api::login))
+        .route("/auth/logout", post(api::logout))
+        .route("/me", get(api::me))
+        .route("/config", get(api::config))
+        .route("/sessions", get(api::sessions))
+        .route("/sessions/{id}/messages", get(api::messages))
+        .route("/health/live", get(api::live))
+        .route("/health/ready", get(api::ready))
+        .route("/health/startup", get(api::startup))
+        .fallback(api::not_found);
+    let mut app = Router::new()
+        .nest("/api/v1", api)
+        .route("/ws", get(ws::upgrade))
+        .route("/metrics", get(api::metrics));
+    if let Some(dir) = web_dir {
+        let index = dir.join("index.html");
+        app = app.fallback_service(ServeDir::new(dir).fallback(ServeFile::new(index)));
+    }
+    app.layer(middleware::from_fn(track))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+            ),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .with_state(state)
+}
+
+/// Request count and latency by route template and status.
+async fn track(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "static".to_owned());
+    let t0 = Instant::now();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    ::metrics::counter!(metrics::HTTP_REQUESTS, "route" => route.clone(), "status" => status)
+        .increment(1);
+    ::metrics::histogram!(metrics::HTTP_DURATION, "route" => route)
+        .record(t0.elapsed().as_secs_f64());
+    resp
+}

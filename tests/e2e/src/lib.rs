@@ -1,1 +1,434 @@
-//! placeholder
+//! Harness for end-to-end tests and benchmarks: starts the real `csp`
+//! binary — as `csp dev`, or as separate gateway, session-pool, policy and
+//! mock-llm processes against the machine's Postgres, Redis and NATS — and
+//! drives it over HTTP and WebSockets like a browser would.
+//!
+//! Owns: process lifecycle and per-test isolation (a fresh database, Redis
+//! key prefix and NATS stream per instance). Must never reach into a
+//! service's internals: everything goes through the public surface.
+
+use anyhow::{Context, Result, anyhow, bail};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Password of the bootstrap admin in every test instance.
+pub const ADMIN_PASSWORD: &str = "e2e-admin-password";
+/// The model tests run with: priced at $3 / $15 per million input / output
+/// tokens, so the scripted server's 100 in / 50 out cost exactly $0.00105.
+pub const MODEL: &str = "claude-sonnet-4-5";
+pub const COST_PER_CALL: f64 = 0.00105;
+const JWT_SECRET: &str = "e2e-jwt-secret-that-is-long-enough-0123456789";
+
+/// The `csp` binary under test: `CSP_BIN`, else this checkout's debug build.
+pub fn csp_bin() -> PathBuf {
+    std::env::var_os("CSP_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/csp"))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `csp dev`: one process, SQLite, in-process bus, in-memory cache.
+    Dev,
+    /// gateway, session-pool and policy as separate processes against real
+    /// Postgres, Redis and NATS JetStream, with `csp mock-llm` as the model.
+    Distributed,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub prewarm: usize,
+    pub max_sessions: usize,
+    /// Extra environment for every process.
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            prewarm: 1,
+            max_sessions: 4,
+            env: Vec::new(),
+        }
+    }
+}
+
+struct Proc {
+    name: &'static str,
+    child: Child,
+}
+
+/// A running csp instance. Call [`Csp::stop`] at the end of a test to clean
+/// up its database and stream; dropping it kills the processes.
+pub struct Csp {
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    pub mode: Mode,
+    procs: Vec<Proc>,
+    dir: tempfile::TempDir,
+    db: Option<(String, String)>,
+    nats_prefix: Option<String>,
+}
+
+fn test_db_url() -> String {
+    std::env::var("CSP_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn with_db(url: &str, db: &str) -> String {
+    match url.rsplit_once('/') {
+        Some((head, _)) => format!("{head}/{db}"),
+        None => format!("{url}/{db}"),
+    }
+}
+
+impl Csp {
+    pub async fn start(mode: Mode, opts: Options) -> Result<Csp> {
+        let bin = csp_bin();
+        if !bin.is_file() {
+            bail!(
+                "{} does not exist: build it first with `cargo build -p csp-cli` (or set CSP_BIN)",
+                bin.display()
+            );
+        }
+        let dir = tempfile::tempdir()?;
+        let mut csp = Csp {
+            base: String::new(),
+            mode,
+            procs: Vec::new(),
+            dir,
+            db: None,
+            nats_prefix: None,
+        };
+        let mut env: Vec<(String, String)> = vec![
+            ("CSP_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
+            ("CSP_JWT_SECRET".into(), JWT_SECRET.into()),
+            ("CSP_MODEL".into(), MODEL.into()),
+            ("PREWARM_POOL_SIZE".into(), opts.prewarm.to_string()),
+            ("MAX_SESSIONS".into(), opts.max_sessions.to_string()),
+            ("CSP_MAX_RETRIES".into(), "0".into()),
+            ("RUST_LOG".into(), "info".into()),
+        ];
+        env.extend(opts.env.iter().cloned());
+        match mode {
+            Mode::Dev => {
+                let data = csp.dir.path().join("data");
+                let url = csp
+                    .spawn(
+                        "dev",
+                        &["dev", "--listen", "127.0.0.1:0", "--data-dir", data.to_str().unwrap()],
+                        &env,
+                    )
+                    .await?;
+                csp.base = url.trim_end_matches('/').to_owned();
+            }
+            Mode::Distributed => {
+                let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+                let db = format!("csp_e2e_{id}");
+                let admin_url = test_db_url();
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+                    .await
+                    .context("connecting to Postgres")?;
+                // `db` is built from hex digits above, never from input.
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+                    .execute(&mut conn)
+                    .await?;
+                csp.db = Some((admin_url.clone(), db.clone()));
+                let prefix = format!("e2e{id}");
+                csp.nats_prefix = Some(prefix.clone());
+                env.push(("DATABASE_URL".into(), with_db(&admin_url, &db)));
+                env.push(("CSP_REDIS_PREFIX".into(), format!("{prefix}:")));
+                env.push(("CSP_NATS_PREFIX".into(), prefix));
+                if let Ok(u) = std::env::var("CSP_TEST_REDIS_URL") {
+                    env.push(("CSP_REDIS_URL".into(), u));
+                }
+                if let Ok(u) = std::env::var("CSP_TEST_NATS_URL") {
+                    env.push(("CSP_NATS_URL".into(), u));
+                }
+
+                let mock = csp.spawn("mock-llm", &["mock-llm", "--listen", "127.0.0.1:0"], &env).await?;
+                // Policy first: it runs the migrations the session-pool relies on.
+                let policy = csp
+                    .spawn("policy", &["serve", "policy", "--grpc-addr", "127.0.0.1:0"], &env)
+                    .await?;
+                let mut pool_env = env.clone();
+                pool_env.push(("ANTHROPIC_BASE_URL".into(), mock));
+                pool_env.push(("ANTHROPIC_API_KEY".into(), "e2e-test-key".into()));
+                let data = csp.dir.path().join("agents");
+                let pool = csp
+                    .spawn(
+                        "session-pool",
+                        &[
+                            "serve",
+                            "session-pool",
+                            "--grpc-addr",
+                            "127.0.0.1:0",
+                            "--data-dir",
+                            data.to_str().unwrap(),
+                        ],
+                        &pool_env,
+                    )
+                    .await?;
+                let mut gw_env = env.clone();
+                gw_env.push(("CSP_MODEL".into(), MODEL.into()));
+                let gw = csp
+                    .spawn(
+                        "gateway",
+                        &[
+                            "serve",
+                            "gateway",
+                            "--http-addr",
+                            "127.0.0.1:0",
+                            "--session-pool-addr",
+                            &format!("http://{pool}"),
+                            "--policy-addr",
+                            &format!("http://{policy}"),
+                        ],
+                        &gw_env,
+                    )
+                    .await?;
+                csp.base = gw.trim_end_matches('/').to_owned();
+            }
+        }
+        csp.wait_started().await?;
+        Ok(csp)
+    }
+
+    /// Polls the startup probe until the pool has filled its first slot.
+    async fn wait_started(&self) -> Result<()> {
+        let url = format!("{}/api/v1/health/startup", self.base);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Ok(r) = self.http().get(&url).send().await {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!(
+                    "csp never reported started; logs:\n{}\n{}",
+                    self.log_tail("dev"),
+                    self.log_tail("session-pool")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Starts one process and returns what it prints after "listening on ".
+    async fn spawn(&mut self, name: &'static str, args: &[&str], env: &[(String, String)]) -> Result<String> {
+        let log = std::fs::File::create(self.dir.path().join(format!("{name}.log")))?;
+        let mut cmd = Command::new(csp_bin());
+        cmd.args(args)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .process_group(0);
+        let mut child = cmd.spawn().with_context(|| format!("starting csp {name}"))?;
+        let stdout = child.stdout.take().expect("piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let found = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some((_, rest)) = line.split_once("listening on ") {
+                    return Ok::<_, anyhow::Error>(Some(rest.split_whitespace().next().unwrap_or("").to_owned()));
+                }
+            }
+            Ok(None)
+        })
+        .await;
+        // Keep draining stdout so the process never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        self.procs.push(Proc { name, child });
+        match found {
+            Ok(Ok(Some(addr))) => Ok(addr),
+            other => Err(anyhow!(
+                "csp {name} did not start ({other:?}); its log:\n{}",
+                self.log_tail(name)
+            )),
+        }
+    }
+
+    /// The last lines of one process's log, for failure messages.
+    pub fn log_tail(&self, name: &str) -> String {
+        let text = std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Kills one process (e.g. to simulate a crash).
+    pub fn pid_of(&self, name: &str) -> Option<u32> {
+        self.procs.iter().find(|p| p.name == name).and_then(|p| p.child.id())
+    }
+
+    pub fn http(&self) -> reqwest::Client {
+        reqwest::Client::new()
+    }
+
+    pub async fn login(&self) -> Result<String> {
+        self.login_as("admin", ADMIN_PASSWORD).await
+    }
+
+    pub async fn login_as(&self, user: &str, password: &str) -> Result<String> {
+        let resp = self
+            .http()
+            .post(format!("{}/api/v1/auth/login", self.base))
+            .json(&json!({"username": user, "password": password}))
+            .send()
+            .await?;
+        let status = resp.status();
+        let body: Value = resp.json().await?;
+        if !status.is_success() {
+            bail!("login failed: {status} {body}");
+        }
+        Ok(body["token"].as_str().context("token")?.to_owned())
+    }
+
+    /// Opens `/ws?{query}` with a bearer token.
+    pub async fn ws(&self, token: &str, query: &str) -> Result<Ws> {
+        self.ws_with(query, &[("authorization", format!("Bearer {token}"))])
+            .await
+            .map_err(|e| anyhow!("WebSocket upgrade failed: {e}"))
+    }
+
+    /// Opens `/ws?{query}` with arbitrary headers; errors carry the HTTP status.
+    pub async fn ws_with(&self, query: &str, headers: &[(&str, String)]) -> Result<Ws, tungstenite::Error> {
+        let url = format!("{}/ws?{query}", self.base.replacen("http://", "ws://", 1));
+        let mut req = url.into_client_request()?;
+        for (k, v) in headers {
+            req.headers_mut().insert(
+                tungstenite::http::HeaderName::from_bytes(k.as_bytes()).expect("header name"),
+                v.parse().expect("header value"),
+            );
+        }
+        let (stream, _) = tokio_tungstenite::connect_async(req).await?;
+        Ok(Ws { stream })
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> Result<(u16, Value)> {
+        let resp = self
+            .http()
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// Stops the processes and removes the instance's database and stream.
+    pub async fn stop(mut self) {
+        for p in &mut self.procs {
+            if let Some(pid) = p.child.id() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+        }
+        for p in &mut self.procs {
+            if tokio::time::timeout(Duration::from_secs(15), p.child.wait()).await.is_err() {
+                let _ = p.child.kill().await;
+            }
+        }
+        if let Some((url, db)) = self.db.take() {
+            if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await {
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await;
+            }
+        }
+        if let Some(prefix) = self.nats_prefix.take() {
+            let url = std::env::var("CSP_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+            if let Ok(client) = async_nats::connect(url).await {
+                let js = async_nats::jetstream::new(client);
+                let _ = js
+                    .delete_stream(format!("{}_SESSION_EVENTS", prefix.to_ascii_uppercase()))
+                    .await;
+            }
+        }
+    }
+}
+
+/// A browser-like WebSocket client.
+pub struct Ws {
+    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// How long a test waits for any single frame.
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Ws {
+    pub async fn send(&mut self, v: Value) -> Result<()> {
+        self.stream.send(Message::Text(v.to_string().into())).await?;
+        Ok(())
+    }
+
+    pub async fn send_raw(&mut self, text: String) -> Result<()> {
+        self.stream.send(Message::Text(text.into())).await?;
+        Ok(())
+    }
+
+    /// The next JSON frame; `Err` on close (with its code) or timeout.
+    pub async fn next(&mut self) -> Result<Value> {
+        loop {
+            let msg = tokio::time::timeout(FRAME_TIMEOUT, self.stream.next())
+                .await
+                .map_err(|_| anyhow!("no frame within {FRAME_TIMEOUT:?}"))?;
+            match msg {
+                Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(&t)?),
+                Some(Ok(Message::Close(f))) => bail!("closed: {f:?}"),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => bail!("socket error: {e}"),
+                None => bail!("socket ended"),
+            }
+        }
+    }
+
+    /// Frames up to and including the first one for which `stop` holds.
+    pub async fn until(&mut self, stop: impl Fn(&Value) -> bool) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
+        loop {
+            let f = self.next().await?;
+            let done = stop(&f);
+            out.push(f);
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Frames up to and including the turn's `result`.
+    pub async fn turn(&mut self) -> Result<Vec<Value>> {
+        self.until(|f| f["type"] == "result").await
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+    }
+}
+
+/// A message that makes the scripted model answer with `behaviour`.
+pub fn scripted(behaviour: Value) -> String {
+    format!("MOCK{behaviour}MOCK")
+}
+
+/// The concatenated `delta` texts of some frames.
+pub fn text_of(frames: &[Value]) -> String {
+    frames
+        .iter()
+        .filter(|f| f["type"] == "delta")
+        .filter_map(|f| f["text"].as_str())
+        .collect()
+}

@@ -1,0 +1,178 @@
+use csp_domain::SessionId;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything that can go wrong on the event bus. Messages name the fix;
+/// URLs in them have their credentials replaced by `***`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration value is unusable.
+    #[error("invalid event bus config: {0}")]
+    Config(String),
+
+    /// The NATS server could not be reached or refused the connection.
+    #[error(
+        "cannot connect to NATS at {url}: {reason}; check that nats-server is running and \
+         reachable at that address and that the credentials in the URL are right"
+    )]
+    Connect { url: String, reason: String },
+
+    /// The JetStream stream could not be created, updated or read.
+    #[error(
+        "cannot set up JetStream stream '{stream}': {reason}; check that the NATS server runs \
+         with JetStream enabled (nats-server -js) and that the account may manage streams"
+    )]
+    Stream { stream: String, reason: String },
+
+    /// An event was not stored. Publishing it again is safe: it is
+    /// de-duplicated by session and seq.
+    #[error(
+        "cannot publish event {seq} of session {session}: {source}; the event bus may be \
+         unavailable, publish the event again once it is back"
+    )]
+    Publish {
+        session: SessionId,
+        seq: u64,
+        #[source]
+        source: BoxError,
+    },
+
+    /// A subscription could not be started, or broke.
+    #[error(
+        "cannot subscribe to events of session {session}: {source}; the event bus may be \
+         unavailable, resync from the store and subscribe again"
+    )]
+    Subscribe {
+        session: SessionId,
+        #[source]
+        source: BoxError,
+    },
+
+    /// The retained window no longer holds `after_seq + 1`.
+    #[error(
+        "events of session {session} after seq {after_seq} are no longer retained by the event \
+         bus (the oldest retained is {first_available}); resync from the store, then subscribe \
+         again after the last seq it holds"
+    )]
+    Gap {
+        session: SessionId,
+        after_seq: u64,
+        first_available: u64,
+    },
+
+    /// A subscriber fell so far behind that the events it had not received
+    /// yet were dropped from the retained window.
+    #[error(
+        "subscriber of session {session} fell behind: it received up to seq {last_delivered} \
+         but the oldest event still retained is {first_available}; resync from the store, then \
+         subscribe again after the last seq it holds"
+    )]
+    Lagged {
+        session: SessionId,
+        last_delivered: u64,
+        first_available: u64,
+    },
+
+    /// A message on the bus is not a valid `SessionEvent`.
+    #[error(
+        "cannot decode an event of session {session} from the event bus: {source}; a publisher \
+         with a different csp version may share this bus prefix, use a separate prefix for it"
+    )]
+    Decode {
+        session: SessionId,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// The readiness check failed.
+    #[error("event bus is not ready: {reason}; check the NATS server and its JetStream status")]
+    Unavailable { reason: String },
+}
+
+/// `url` with the credentials of every server in it replaced by `***`, so it
+/// can be logged and shown. Handles comma-separated server lists.
+pub(crate) fn redact_url(url: &str) -> String {
+    url.split(',').map(redact_one).collect::<Vec<_>>().join(",")
+}
+
+fn redact_one(server: &str) -> String {
+    let (scheme, rest) = match server.find("://") {
+        Some(i) => server.split_at(i + 3),
+        None => ("", server),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}***{}", &rest[at..]),
+        None => server.to_owned(),
+    }
+}
+
+/// `text` with the credentials of `url` removed, for error texts of
+/// libraries that might echo the address they were given.
+pub(crate) fn scrub(text: &str, url: &str) -> String {
+    let mut out = text.to_owned();
+    for server in url.split(',') {
+        let rest = server.split_once("://").map_or(server, |(_, r)| r);
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let Some(at) = rest[..authority_end].rfind('@') else {
+            continue;
+        };
+        let userinfo = &rest[..at];
+        // `user:password` or a bare token; the user name is not a secret.
+        let secret = userinfo
+            .split_once(':')
+            .map_or(userinfo, |(_, password)| password);
+        for secret in [userinfo, secret] {
+            if !secret.is_empty() {
+                out = out.replace(secret, "***");
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_user_password_and_token() {
+        assert_eq!(
+            redact_url("nats://alice:s3cret@nats.example:4222"),
+            "nats://***@nats.example:4222"
+        );
+        assert_eq!(
+            redact_url("tls://tok3n@a:4222,nats://b:4222"),
+            "tls://***@a:4222,nats://b:4222"
+        );
+        assert_eq!(redact_url("u:p@host:4222"), "***@host:4222");
+        assert_eq!(redact_url("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+        // An '@' after the authority is not userinfo.
+        assert_eq!(redact_url("ws://host/path@x"), "ws://host/path@x");
+    }
+
+    #[test]
+    fn scrub_removes_credentials_echoed_in_text() {
+        let url = "nats://alice:s3cret@nats.example:4222";
+        let text = "authorization violation for alice:s3cret, password s3cret";
+        assert_eq!(
+            scrub(text, url),
+            "authorization violation for ***, password ***"
+        );
+        assert_eq!(
+            scrub("token t0k3n rejected", "nats://t0k3n@h"),
+            "token *** rejected"
+        );
+    }
+
+    #[test]
+    fn connect_error_never_shows_the_password() {
+        let err = Error::Connect {
+            url: redact_url("nats://alice:s3cret@h:4222"),
+            reason: "timed out".into(),
+        };
+        let text = err.to_string();
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(text.contains("nats://***@h:4222"), "{text}");
+    }
+}

@@ -1,0 +1,183 @@
+//! `csp dev`: every service in one process on embedded backends. The
+//! services still talk gRPC to each other over loopback, so this mode runs
+//! the same code paths as a deployment, minus Postgres, Redis and NATS.
+
+use crate::opts::{GatewayOpts, ModelOpts, PoolOpts, TokenOpts};
+use anyhow::Context;
+use clap::Args;
+use secrecy::SecretString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The label the UI shows when the scripted model answers.
+pub(crate) const OFFLINE_MODEL_LABEL: &str = "offline demo model";
+
+#[derive(Args)]
+pub(crate) struct Options {
+    /// Where the chat is served.
+    #[arg(long, env = "CSP_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// SQLite database, agent working directories and the dev JWT secret.
+    #[arg(long, env = "CSP_DATA_DIR", default_value = ".csp/dev")]
+    data_dir: PathBuf,
+    /// Password of the `admin` account created at first start (generated and
+    /// printed once when unset).
+    #[arg(long, env = "CSP_ADMIN_PASSWORD", hide_env_values = true)]
+    admin_password: Option<String>,
+    /// Rules file for the offline demo model.
+    #[arg(long, env = "CSP_MOCK_RULES")]
+    mock_rules: Option<PathBuf>,
+    #[command(flatten)]
+    tokens: TokenOpts,
+    #[command(flatten)]
+    model: ModelOpts,
+    #[command(flatten)]
+    pool: PoolOpts,
+    #[command(flatten)]
+    gateway: GatewayOpts,
+}
+
+/// The dev JWT secret: from the environment, else kept in the data
+/// directory (mode 0600) so logins survive a restart.
+fn dev_secret(opts: &TokenOpts, data_dir: &Path) -> anyhow::Result<SecretString> {
+    if let Some(s) = &opts.jwt_secret {
+        return Ok(SecretString::from(s.clone()));
+    }
+    use secrecy::ExposeSecret;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join("jwt-secret");
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        if s.trim().len() >= csp_auth::MIN_SECRET_BYTES {
+            return Ok(SecretString::from(s.trim().to_owned()));
+        }
+    }
+    let secret = csp_auth::generate_secret();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    std::io::Write::write_all(&mut f, secret.expose_secret().as_bytes())?;
+    Ok(secret)
+}
+
+pub(crate) async fn run(o: Options, shutdown: CancellationToken) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&o.data_dir)
+        .with_context(|| format!("creating the data directory {}", o.data_dir.display()))?;
+    let secret = dev_secret(&o.tokens, &o.data_dir)?;
+
+    let store = Arc::new(
+        csp_store::SqliteStore::open(&o.data_dir.join("csp.db"))
+            .await
+            .context("opening the SQLite database")?,
+    );
+    let bus: Arc<dyn csp_bus::EventBus> =
+        Arc::new(csp_bus::InProcessBus::new(csp_bus::inprocess::Config::default())?);
+    let cache: Arc<dyn csp_cache::Cache> = Arc::new(csp_cache::MemoryCache::new());
+
+    let admin_password = o.admin_password.clone().map(SecretString::from);
+    let generated = csp_policy::bootstrap_admin(store.as_ref(), admin_password.as_ref()).await?;
+
+    // The scripted model only when no real one is configured: production
+    // must never use it silently, so `csp serve` never starts it.
+    let (mock, model_env, model_label) = if o.model.configured() {
+        (None, o.model.env(), o.model.label())
+    } else {
+        let rules = match &o.mock_rules {
+            Some(p) => csp_mock_llm::Rules::from_path(p)?,
+            None => csp_mock_llm::Rules::default(),
+        };
+        let mock = csp_mock_llm::MockLlm::start(csp_mock_llm::Options {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            rules,
+        })
+        .await
+        .context("starting the offline demo model")?;
+        let env = vec![
+            ("ANTHROPIC_BASE_URL".to_owned(), mock.base_url()),
+            // The CLI refuses to start without a credential; the scripted
+            // server ignores it.
+            ("ANTHROPIC_API_KEY".to_owned(), "offline-demo".to_owned()),
+        ];
+        (Some(mock), env, OFFLINE_MODEL_LABEL.to_owned())
+    };
+
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let policy = csp_policy::Server::build(
+        csp_policy::Config {
+            grpc_addr: loopback,
+            tokens: o.tokens.tokens(secret.clone())?,
+        },
+        store.clone(),
+    )
+    .await?;
+    let pool = csp_session_pool::Server::build(
+        csp_session_pool::Config {
+            grpc_addr: loopback,
+            advertise_addr: None,
+            prewarm_pool_size: o.pool.prewarm_pool_size,
+            max_sessions: o.pool.max_sessions,
+            data_dir: o.data_dir.join("agents"),
+            agent: o.pool.agent_config(&o.model, model_env),
+            permission_hook: o.pool.hook(),
+            model_label: model_label.clone(),
+            shutdown_grace: Duration::from_secs(o.pool.shutdown_grace_seconds),
+        },
+        bus.clone(),
+        store.clone(),
+        cache.clone(),
+    )
+    .await?;
+    let gateway = csp_gateway::Server::build(
+        o.gateway.config(
+            o.listen,
+            format!("http://{}", pool.local_addr()),
+            format!("http://{}", policy.local_addr()),
+            o.tokens.tokens(secret)?,
+            model_label.clone(),
+        ),
+        bus,
+        cache,
+    )
+    .await?;
+
+    let url = format!("http://{}/", gateway.local_addr());
+    println!("csp dev: gateway listening on {url}");
+    println!("csp dev: model: {model_label}");
+    match generated {
+        Some(p) => {
+            use secrecy::ExposeSecret;
+            println!(
+                "csp dev: sign in as 'admin' with password {} (shown once; set CSP_ADMIN_PASSWORD to choose it)",
+                p.expose_secret()
+            );
+        }
+        None => println!("csp dev: sign in as 'admin'"),
+    }
+
+    let mut tasks = tokio::task::JoinSet::new();
+    let s = shutdown.clone();
+    tasks.spawn(async move { policy.run(s).await.map_err(anyhow::Error::from) });
+    let s = shutdown.clone();
+    tasks.spawn(async move { pool.run(s).await.map_err(anyhow::Error::from) });
+    let s = shutdown.clone();
+    tasks.spawn(async move { gateway.run(s).await.map_err(anyhow::Error::from) });
+
+    let mut first_error = None;
+    while let Some(done) = tasks.join_next().await {
+        // One service failing takes the others down with it.
+        shutdown.cancel();
+        if let Ok(Err(e)) = done {
+            first_error.get_or_insert(e);
+        }
+    }
+    if let Some(m) = mock {
+        m.shutdown().await;
+    }
+    first_error.map_or(Ok(()), Err)
+}

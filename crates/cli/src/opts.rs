@@ -1,0 +1,211 @@
+//! Option groups shared by `csp dev` and `csp serve`: defaults, then flags,
+//! then environment (clap reads both; a flag wins over its variable).
+
+use clap::Args;
+use secrecy::SecretString;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Tools the agent may use unless `CSP_ALLOWED_TOOLS` says otherwise:
+/// local file and shell work; nothing that reaches the network by itself.
+const DEFAULT_ALLOWED_TOOLS: &str = "Bash,Read,Write,Edit,MultiEdit,Glob,Grep,LS,NotebookEdit,TodoWrite";
+
+#[derive(Args, Clone)]
+pub(crate) struct TokenOpts {
+    /// HS256 secret shared by gateway and policy, at least 32 bytes.
+    #[arg(long, env = "CSP_JWT_SECRET", hide_env_values = true)]
+    pub(crate) jwt_secret: Option<String>,
+    /// Lifetime of a login, seconds.
+    #[arg(long, env = "CSP_TOKEN_TTL_SECONDS", default_value_t = 43_200)]
+    pub(crate) token_ttl_seconds: u64,
+}
+
+impl TokenOpts {
+    pub(crate) fn tokens(&self, secret: SecretString) -> anyhow::Result<csp_auth::Tokens> {
+        Ok(csp_auth::Tokens::new(
+            &secret,
+            Duration::from_secs(self.token_ttl_seconds),
+        )?)
+    }
+
+    pub(crate) fn required_secret(&self) -> anyhow::Result<SecretString> {
+        self.jwt_secret
+            .clone()
+            .map(SecretString::from)
+            .ok_or_else(|| anyhow::anyhow!("CSP_JWT_SECRET is required (at least 32 random bytes, shared by gateway and policy)"))
+    }
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct ModelOpts {
+    /// Anthropic API key given to the agents.
+    #[arg(long, env = "ANTHROPIC_API_KEY", hide_env_values = true)]
+    pub(crate) anthropic_api_key: Option<String>,
+    /// Bearer token alternative to the API key.
+    #[arg(long, env = "ANTHROPIC_AUTH_TOKEN", hide_env_values = true)]
+    pub(crate) anthropic_auth_token: Option<String>,
+    /// Model API endpoint (default: Anthropic's).
+    #[arg(long, env = "ANTHROPIC_BASE_URL")]
+    pub(crate) anthropic_base_url: Option<String>,
+    /// Model for every session (default: the CLI's default).
+    #[arg(long, env = "CSP_MODEL")]
+    pub(crate) model: Option<String>,
+}
+
+impl ModelOpts {
+    pub(crate) fn configured(&self) -> bool {
+        self.anthropic_api_key.is_some()
+            || self.anthropic_auth_token.is_some()
+            || self.anthropic_base_url.is_some()
+    }
+
+    pub(crate) fn env(&self) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        if let Some(v) = &self.anthropic_base_url {
+            env.push(("ANTHROPIC_BASE_URL".into(), v.clone()));
+        }
+        if let Some(v) = &self.anthropic_api_key {
+            env.push(("ANTHROPIC_API_KEY".into(), v.clone()));
+        }
+        if let Some(v) = &self.anthropic_auth_token {
+            env.push(("ANTHROPIC_AUTH_TOKEN".into(), v.clone()));
+        }
+        env
+    }
+
+    pub(crate) fn label(&self) -> String {
+        self.model.clone().unwrap_or_else(|| "Claude (default model)".into())
+    }
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct PoolOpts {
+    /// Ready agent processes kept waiting.
+    #[arg(long, env = "PREWARM_POOL_SIZE", default_value_t = 2)]
+    pub(crate) prewarm_pool_size: usize,
+    /// Sessions this replica runs at most (warm processes included).
+    #[arg(long, env = "MAX_SESSIONS", default_value_t = 10)]
+    pub(crate) max_sessions: usize,
+    /// Path of the Claude Code CLI (default: the one scripts/setup.sh installs).
+    #[arg(long, env = "CLAUDE_CLI")]
+    pub(crate) claude_cli: Option<PathBuf>,
+    /// System prompt of every session.
+    #[arg(long, env = "CSP_SYSTEM_PROMPT", default_value = "")]
+    pub(crate) system_prompt: String,
+    /// Comma-separated tools the permission hook allows; others are denied.
+    #[arg(long, env = "CSP_ALLOWED_TOOLS", default_value = DEFAULT_ALLOWED_TOOLS)]
+    pub(crate) allowed_tools: String,
+    /// Per model API request, including waiting for headers (ms).
+    #[arg(long, env = "CSP_API_TIMEOUT_MS", default_value_t = 120_000)]
+    pub(crate) api_timeout_ms: u64,
+    /// Abort a model stream silent for this long (ms; the CLI clamps to >= 10 s).
+    #[arg(long, env = "CSP_STREAM_IDLE_TIMEOUT_MS", default_value_t = 30_000)]
+    pub(crate) stream_idle_timeout_ms: u64,
+    /// Model API retries before a turn fails.
+    #[arg(long, env = "CSP_MAX_RETRIES", default_value_t = 3)]
+    pub(crate) max_retries: u32,
+    /// A permission decision not made by then denies the tool call (ms).
+    #[arg(long, env = "CSP_PERMISSION_TIMEOUT_MS", default_value_t = 30_000)]
+    pub(crate) permission_timeout_ms: u64,
+    /// How long shutdown waits for sessions to end (s).
+    #[arg(long, env = "CSP_SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
+    pub(crate) shutdown_grace_seconds: u64,
+}
+
+impl PoolOpts {
+    pub(crate) fn agent_config(&self, model: &ModelOpts, extra_env: Vec<(String, String)>) -> csp_agent::Config {
+        let mut cfg = csp_agent::Config {
+            model: model.model.clone(),
+            system_prompt: self.system_prompt.clone(),
+            api_timeout: Duration::from_millis(self.api_timeout_ms),
+            byte_stream_idle_timeout: Duration::from_millis(self.stream_idle_timeout_ms),
+            max_retries: self.max_retries,
+            permission_timeout: Duration::from_millis(self.permission_timeout_ms),
+            env: extra_env,
+            ..csp_agent::Config::default()
+        };
+        if let Some(p) = &self.claude_cli {
+            cfg.cli_path = p.clone();
+        }
+        cfg
+    }
+
+    pub(crate) fn hook(&self) -> Arc<dyn csp_agent::PermissionHook> {
+        let tools = self
+            .allowed_tools
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(String::from);
+        Arc::new(csp_agent::AllowList::new(tools))
+    }
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct GatewayOpts {
+    /// Comma-separated origins allowed to open WebSockets (default: own origin).
+    #[arg(long, env = "CSP_ALLOWED_ORIGINS", default_value = "")]
+    pub(crate) allowed_origins: String,
+    /// The built web app (default: web/dist of this checkout).
+    #[arg(long, env = "CSP_WEB_DIR")]
+    pub(crate) web_dir: Option<PathBuf>,
+    /// Mark the session cookie Secure (behind HTTPS).
+    #[arg(long, env = "CSP_COOKIE_SECURE", default_value_t = false)]
+    pub(crate) cookie_secure: bool,
+    /// Largest client WebSocket frame accepted (bytes).
+    #[arg(long, env = "CSP_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
+    pub(crate) max_frame_bytes: usize,
+    /// Frames queued per browser before it is disconnected as too slow.
+    #[arg(long, env = "CSP_WS_SEND_QUEUE", default_value_t = 1024)]
+    pub(crate) ws_send_queue: usize,
+}
+
+impl GatewayOpts {
+    pub(crate) fn origins(&self) -> Vec<String> {
+        self.allowed_origins
+            .split(',')
+            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .filter(|o| !o.is_empty())
+            .collect()
+    }
+
+    /// `--web-dir`, else `web/dist` under the working directory, else the
+    /// checkout this binary was built from.
+    pub(crate) fn web_dir(&self) -> Option<PathBuf> {
+        if let Some(d) = &self.web_dir {
+            return Some(d.clone());
+        }
+        let candidates = [
+            PathBuf::from("web/dist"),
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../web/dist"),
+        ];
+        let found = candidates.into_iter().find(|d| d.join("index.html").is_file());
+        if found.is_none() {
+            tracing::warn!("the web app is not built (no web/dist/index.html): run scripts/setup.sh; serving the API only");
+        }
+        found
+    }
+
+    pub(crate) fn config(
+        &self,
+        http_addr: std::net::SocketAddr,
+        session_pool_addr: String,
+        policy_addr: String,
+        tokens: csp_auth::Tokens,
+        model_label: String,
+    ) -> csp_gateway::Config {
+        csp_gateway::Config {
+            http_addr,
+            session_pool_addr,
+            policy_addr,
+            tokens,
+            allowed_origins: self.origins(),
+            web_dir: self.web_dir(),
+            model_label,
+            cookie_secure: self.cookie_secure,
+            max_frame_bytes: self.max_frame_bytes,
+            send_queue: self.ws_send_queue,
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! `csp serve <service>`: one service against Postgres, Redis and NATS, as
+//! a deployment runs it; and `csp mock-llm`.
+
+use crate::opts::{GatewayOpts, ModelOpts, PoolOpts, TokenOpts};
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use secrecy::SecretString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Args, Clone)]
+pub(crate) struct Backends {
+    /// Postgres URL.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Redis URL.
+    #[arg(long, env = "CSP_REDIS_URL", default_value = "redis://127.0.0.1:6379", hide_env_values = true)]
+    redis_url: String,
+    /// Prefix of every Redis key (several deployments can share a server).
+    #[arg(long, env = "CSP_REDIS_PREFIX", default_value = "csp:")]
+    redis_prefix: String,
+    /// NATS URL.
+    #[arg(long, env = "CSP_NATS_URL", default_value = "nats://127.0.0.1:4222", hide_env_values = true)]
+    nats_url: String,
+    /// Prefix of the JetStream stream and subjects.
+    #[arg(long, env = "CSP_NATS_PREFIX", default_value = "csp")]
+    nats_prefix: String,
+}
+
+impl Backends {
+    async fn store(&self) -> anyhow::Result<Arc<csp_store::PgStore>> {
+        let url = self
+            .database_url
+            .as_deref()
+            .context("DATABASE_URL is required (postgres://user:password@host:5432/db)")?;
+        Ok(Arc::new(
+            csp_store::PgStore::connect(url).await?,
+        ))
+    }
+
+    async fn bus(&self) -> anyhow::Result<Arc<dyn csp_bus::EventBus>> {
+        Ok(Arc::new(
+            csp_bus::NatsBus::connect(csp_bus::nats::Config {
+                url: self.nats_url.clone(),
+                prefix: self.nats_prefix.clone(),
+                ..Default::default()
+            })
+            .await?,
+        ))
+    }
+
+    async fn cache(&self) -> anyhow::Result<Arc<dyn csp_cache::Cache>> {
+        Ok(Arc::new(
+            csp_cache::RedisCache::connect(&self.redis_url, &self.redis_prefix).await?,
+        ))
+    }
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Service {
+    /// Web app, REST, WebSockets, /metrics.
+    Gateway {
+        #[arg(long, env = "CSP_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+        http_addr: SocketAddr,
+        #[arg(long, env = "CSP_SESSION_POOL_ADDR", default_value = "http://127.0.0.1:50051")]
+        session_pool_addr: String,
+        #[arg(long, env = "CSP_POLICY_ADDR", default_value = "http://127.0.0.1:50052")]
+        policy_addr: String,
+        #[command(flatten)]
+        tokens: TokenOpts,
+        #[command(flatten)]
+        gateway: GatewayOpts,
+        #[command(flatten)]
+        model: ModelOpts,
+        #[command(flatten)]
+        backends: Backends,
+    },
+    /// Agent processes: pre-warm pool, turns, session events.
+    SessionPool {
+        #[arg(long, env = "CSP_GRPC_ADDR", default_value = "0.0.0.0:50051")]
+        grpc_addr: SocketAddr,
+        /// How gateways reach this replica (default: http://<bound address>).
+        #[arg(long, env = "CSP_ADVERTISE_ADDR")]
+        advertise_addr: Option<String>,
+        #[arg(long, env = "CSP_DATA_DIR", default_value = "/var/lib/csp")]
+        data_dir: PathBuf,
+        #[command(flatten)]
+        pool: PoolOpts,
+        #[command(flatten)]
+        model: ModelOpts,
+        #[command(flatten)]
+        backends: Backends,
+    },
+    /// Users and login.
+    Policy {
+        #[arg(long, env = "CSP_GRPC_ADDR", default_value = "0.0.0.0:50052")]
+        grpc_addr: SocketAddr,
+        /// Password of the `admin` account created when there is none.
+        #[arg(long, env = "CSP_ADMIN_PASSWORD", hide_env_values = true)]
+        admin_password: Option<String>,
+        #[command(flatten)]
+        tokens: TokenOpts,
+        #[command(flatten)]
+        backends: Backends,
+    },
+}
+
+pub(crate) async fn run(service: Service, shutdown: CancellationToken) -> anyhow::Result<()> {
+    match service {
+        Service::Gateway {
+            http_addr,
+            session_pool_addr,
+            policy_addr,
+            tokens,
+            gateway,
+            model,
+            backends,
+        } => {
+            let t = tokens.tokens(tokens.required_secret()?)?;
+            let server = csp_gateway::Server::build(
+                gateway.config(http_addr, session_pool_addr, policy_addr, t, model.label()),
+                backends.bus().await?,
+                backends.cache().await?,
+            )
+            .await?;
+            println!("csp gateway: listening on http://{}", server.local_addr());
+            server.run(shutdown).await?;
+        }
+        Service::SessionPool {
+            grpc_addr,
+            advertise_addr,
+            data_dir,
+            pool,
+            model,
+            backends,
+        } => {
+            if !model.configured() {
+                anyhow::bail!(
+                    "no model API configured: set ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN), and ANTHROPIC_BASE_URL for a gateway or the scripted test server"
+                );
+            }
+            let server = csp_session_pool::Server::build(
+                csp_session_pool::Config {
+                    grpc_addr,
+                    advertise_addr,
+                    prewarm_pool_size: pool.prewarm_pool_size,
+                    max_sessions: pool.max_sessions,
+                    data_dir,
+                    agent: pool.agent_config(&model, model.env()),
+                    permission_hook: pool.hook(),
+                    model_label: model.label(),
+                    shutdown_grace: Duration::from_secs(pool.shutdown_grace_seconds),
+                },
+                backends.bus().await?,
+                backends.store().await?,
+                backends.cache().await?,
+            )
+            .await?;
+            println!("csp session-pool: listening on {}", server.local_addr());
+            server.run(shutdown).await?;
+        }
+        Service::Policy {
+            grpc_addr,
+            admin_password,
+            tokens,
+            backends,
+        } => {
+            let t = tokens.tokens(tokens.required_secret()?)?;
+            let store = backends.store().await?;
+            let password = admin_password.map(SecretString::from);
+            if let Some(p) = csp_policy::bootstrap_admin(store.as_ref(), password.as_ref()).await? {
+                use secrecy::ExposeSecret;
+                println!(
+                    "csp policy: created 'admin' with password {} (shown once; set CSP_ADMIN_PASSWORD to choose it)",
+                    p.expose_secret()
+                );
+            }
+            let server = csp_policy::Server::build(
+                csp_policy::Config {
+                    grpc_addr,
+                    tokens: t,
+                },
+                store,
+            )
+            .await?;
+            println!("csp policy: listening on {}", server.local_addr());
+            server.run(shutdown).await?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub(crate) struct MockLlmOptions {
+    #[arg(long, env = "CSP_MOCK_LISTEN", default_value = "127.0.0.1:4010")]
+    listen: SocketAddr,
+    /// Rules file (JSON, see docs/mock-llm.md).
+    #[arg(long, env = "CSP_MOCK_RULES")]
+    rules: Option<PathBuf>,
+}
+
+pub(crate) async fn mock_llm(o: MockLlmOptions, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let rules = match &o.rules {
+        Some(p) => csp_mock_llm::Rules::from_path(p)?,
+        None => csp_mock_llm::Rules::default(),
+    };
+    let mock = csp_mock_llm::MockLlm::start(csp_mock_llm::Options {
+        addr: o.listen,
+        rules,
+    })
+    .await?;
+    println!("csp mock-llm: listening on {}", mock.base_url());
+    shutdown.cancelled().await;
+    mock.shutdown().await;
+    Ok(())
+}

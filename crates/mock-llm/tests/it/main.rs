@@ -1,0 +1,6 @@
+mod cli;
+mod docs;
+mod faults;
+mod helpers;
+mod scripting;
+mod wire;

@@ -1,0 +1,140 @@
+//! What every csp gRPC server and client shares: binding with health and
+//! reflection, connecting, and carrying catalogued errors across the wire.
+//!
+//! Owns: the mapping between `csp_domain::ErrorCode` and `tonic::Status` (the
+//! code travels in the `csp-error-code` metadata entry so the far side can
+//! show the catalogue's text, never a raw error). Must never contain service
+//! logic.
+
+use csp_domain::ErrorCode;
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint};
+
+const CODE_KEY: &str = "csp-error-code";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("invalid gRPC address '{0}': expected http://host:port")]
+    BadAddress(String),
+    #[error("gRPC server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// A `tonic::Status` for a catalogued failure. `detail` is for logs on the far
+/// side only; users see the catalogue text of `code`.
+pub fn status(code: ErrorCode, detail: impl Into<String>) -> tonic::Status {
+    let mut s = tonic::Status::new(tonic::Code::from_i32(code.grpc_code()), detail.into());
+    if let Ok(v) = code.as_str().parse() {
+        s.metadata_mut().insert(CODE_KEY, v);
+    }
+    s
+}
+
+/// The catalogued code a status carries; statuses from elsewhere map by
+/// their gRPC code (a dead peer is `Unavailable`, not `Internal`).
+pub fn error_code(status: &tonic::Status) -> ErrorCode {
+    if let Some(code) = status
+        .metadata()
+        .get(CODE_KEY)
+        .and_then(|v| v.to_str().ok())
+    {
+        return ErrorCode::from_str_lossy(code);
+    }
+    match status.code() {
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
+            ErrorCode::Unavailable
+        }
+        tonic::Code::Unauthenticated => ErrorCode::Unauthenticated,
+        tonic::Code::PermissionDenied => ErrorCode::Forbidden,
+        tonic::Code::NotFound => ErrorCode::SessionNotFound,
+        tonic::Code::ResourceExhausted => ErrorCode::AtCapacity,
+        tonic::Code::InvalidArgument => ErrorCode::BadFrame,
+        _ => ErrorCode::Internal,
+    }
+}
+
+/// A bound, not yet serving, gRPC listener. Binding first lets callers (and
+/// tests with port 0) learn the address before the server runs.
+pub struct Listener {
+    listener: TcpListener,
+    addr: SocketAddr,
+}
+
+impl Listener {
+    pub async fn bind(addr: SocketAddr) -> Result<Self, Error> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind { addr, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| Error::Bind { addr, source })?;
+        Ok(Self { listener, addr })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves `routes` plus gRPC reflection until `shutdown`. Callers add
+    /// their services and the `tonic-health` service to `routes` and keep
+    /// the health reporter to publish their state.
+    pub async fn serve(
+        self,
+        routes: tonic::service::Routes,
+        shutdown: CancellationToken,
+    ) -> Result<(), Error> {
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(csp_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .expect("csp descriptor set is valid");
+        tracing::info!(addr = %self.addr, "gRPC server listening");
+        tonic::transport::Server::builder()
+            .add_routes(routes.add_service(reflection))
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(self.listener),
+                shutdown.cancelled_owned(),
+            )
+            .await
+            .map_err(Error::from)
+    }
+}
+
+/// A lazily connecting channel to `addr` (`http://host:port`): the service
+/// may start after its callers, and a restart of the peer is survived.
+pub fn channel(addr: &str) -> Result<Channel, Error> {
+    let endpoint = Endpoint::from_shared(addr.to_owned())
+        .map_err(|_| Error::BadAddress(addr.to_owned()))?
+        .connect_timeout(std::time::Duration::from_secs(3))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(std::time::Duration::from_secs(30));
+    Ok(endpoint.connect_lazy())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_cross_the_wire() {
+        for code in [
+            ErrorCode::AtCapacity,
+            ErrorCode::SessionNotFound,
+            ErrorCode::BadCredentials,
+        ] {
+            assert_eq!(error_code(&status(code, "detail")), code);
+        }
+        assert_eq!(
+            error_code(&tonic::Status::unavailable("conn refused")),
+            ErrorCode::Unavailable
+        );
+    }
+}

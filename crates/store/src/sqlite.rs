@@ -1,0 +1,427 @@
+//! The embedded store of `csp dev`: one SQLite file (or memory), one process.
+
+use crate::error::violation;
+use crate::migrations::{self, migrator};
+use crate::timestamp::{self, from_unix_ms, to_unix_ms};
+use crate::{
+    Config, Error, MessageRecord, NewMessage, NewSession, NewUser, SessionRecord, SessionStore,
+    UserRecord, UserStore, count_from_db, role_from_db, seq_to_db, username_key,
+};
+use async_trait::async_trait;
+use csp_domain::{SessionId, UserId};
+use sqlx::Row;
+use sqlx::error::ErrorKind;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+use time::OffsetDateTime;
+use tracing::instrument;
+
+// Macros rather than consts so that `concat!` builds each statement as a
+// `&'static str`, which sqlx accepts as SQL-safe and caches as prepared.
+macro_rules! user_columns {
+    () => {
+        "user_id, username, password_hash, role, is_active, created_at, last_login_at"
+    };
+}
+macro_rules! session_columns {
+    () => {
+        "session_id, user_id, status, created_at, last_active_at, \
+         message_count, total_cost_usd, title, last_seq"
+    };
+}
+
+/// A writer waits this long for another connection's write lock before the
+/// statement fails; writes are short, so only a stuck process reaches it.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// SQLite adapter. Cheap to clone: clones share one connection pool.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    /// The file path, or `:memory:`, for errors.
+    target: String,
+}
+
+impl SqliteStore {
+    /// Opens (creating it if missing) the database file with
+    /// [`Config::default`] and applies pending migrations.
+    pub async fn open(path: &Path) -> Result<Self, Error> {
+        Self::open_with(path, &Config::default()).await
+    }
+
+    /// Opens the file in WAL mode (readers do not block the writer) with
+    /// foreign keys enforced, and applies pending migrations. The parent
+    /// directory must exist.
+    #[instrument(name = "store.open", skip_all, fields(db.path = %path.display()), err)]
+    pub async fn open_with(path: &Path, config: &Config) -> Result<Self, Error> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL is durable across application crashes in WAL mode; only
+            // an OS crash can lose the last transactions, fine for `csp dev`.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(config.max_connections)
+            .acquire_timeout(config.acquire_timeout);
+        Self::start(pool, options, path.display().to_string()).await
+    }
+
+    /// A private database that lives as long as the store (and its clones).
+    pub async fn in_memory() -> Result<Self, Error> {
+        let options = SqliteConnectOptions::new()
+            .in_memory(true)
+            .foreign_keys(true);
+        // Every connection to `:memory:` is a database of its own, so the pool
+        // holds exactly one connection and never retires it.
+        let pool = SqlitePoolOptions::new()
+            .min_connections(1)
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None);
+        Self::start(pool, options, ":memory:".to_owned()).await
+    }
+
+    async fn start(
+        pool: SqlitePoolOptions,
+        options: SqliteConnectOptions,
+        target: String,
+    ) -> Result<Self, Error> {
+        let pool = pool
+            .connect_with(options)
+            .await
+            .map_err(|e| Error::from_sqlx(&target, e))?;
+        migrator(migrations::SQLITE)
+            .run(&pool)
+            .await
+            .map_err(|source| Error::Migrate {
+                target: target.clone(),
+                source,
+            })?;
+        Ok(Self { pool, target })
+    }
+
+    /// Succeeds when the database answers a query.
+    pub async fn ping(&self) -> Result<(), Error> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    /// Closes the pool, waiting for checked-out connections to return.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn error(&self, error: sqlx::Error) -> Error {
+        Error::from_sqlx(&self.target, error)
+    }
+
+    async fn execute_on_session(
+        &self,
+        id: SessionId,
+        query: sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    ) -> Result<(), Error> {
+        let done = query.execute(&self.pool).await.map_err(|e| self.error(e))?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("session {id}")));
+        }
+        Ok(())
+    }
+
+    fn user_from_row(&self, row: &SqliteRow) -> Result<UserRecord, Error> {
+        let get = |e| self.error(e);
+        let role: String = row.try_get("role").map_err(get)?;
+        let last_login_at: Option<i64> = row.try_get("last_login_at").map_err(get)?;
+        Ok(UserRecord {
+            user_id: parse_id(row.try_get("user_id").map_err(get)?)?,
+            username: row.try_get("username").map_err(get)?,
+            password_hash: row.try_get("password_hash").map_err(get)?,
+            role: role_from_db(&role)?,
+            is_active: row.try_get("is_active").map_err(get)?,
+            created_at: from_unix_ms(row.try_get("created_at").map_err(get)?)?,
+            last_login_at: last_login_at.map(from_unix_ms).transpose()?,
+        })
+    }
+
+    fn session_from_row(&self, row: &SqliteRow) -> Result<SessionRecord, Error> {
+        let get = |e| self.error(e);
+        Ok(SessionRecord {
+            session_id: parse_id(row.try_get("session_id").map_err(get)?)?,
+            user_id: parse_id(row.try_get("user_id").map_err(get)?)?,
+            status: row.try_get("status").map_err(get)?,
+            created_at: from_unix_ms(row.try_get("created_at").map_err(get)?)?,
+            last_active_at: from_unix_ms(row.try_get("last_active_at").map_err(get)?)?,
+            message_count: count_from_db(
+                "message_count",
+                row.try_get("message_count").map_err(get)?,
+            )?,
+            total_cost_usd: row.try_get("total_cost_usd").map_err(get)?,
+            title: row.try_get("title").map_err(get)?,
+            last_seq: count_from_db("last_seq", row.try_get("last_seq").map_err(get)?)?,
+        })
+    }
+}
+
+fn parse_id<T: FromStr<Err = csp_domain::ParseIdError>>(text: String) -> Result<T, Error> {
+    text.parse().map_err(|e| Error::Corrupt(format!("{e}")))
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    #[instrument(name = "store.create_user", skip_all)]
+    async fn create_user(&self, new: NewUser) -> Result<UserRecord, Error> {
+        let user = UserRecord {
+            user_id: UserId::new(),
+            username: new.username,
+            password_hash: new.password_hash,
+            role: new.role,
+            is_active: true,
+            created_at: timestamp::now(),
+            last_login_at: None,
+        };
+        sqlx::query(
+            "INSERT INTO users (user_id, username, username_key, password_hash, role, is_active, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(user.user_id.to_string())
+        .bind(&user.username)
+        .bind(username_key(&user.username))
+        .bind(&user.password_hash)
+        .bind(user.role.as_str())
+        .bind(user.is_active)
+        .bind(to_unix_ms(user.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match violation(&e) {
+            Some(ErrorKind::UniqueViolation) => Error::Conflict(format!("user '{}'", user.username)),
+            _ => self.error(e),
+        })?;
+        Ok(user)
+    }
+
+    async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, Error> {
+        let sql = concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE username_key = $1"
+        );
+        let row = sqlx::query(sql)
+            .bind(username_key(username))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.error(e))?;
+        row.map(|row| self.user_from_row(&row)).transpose()
+    }
+
+    async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>, Error> {
+        let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE user_id = $1");
+        let row = sqlx::query(sql)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.error(e))?;
+        row.map(|row| self.user_from_row(&row)).transpose()
+    }
+
+    #[instrument(name = "store.record_login", skip_all, fields(user.id = %id))]
+    async fn record_login(&self, id: UserId, at: OffsetDateTime) -> Result<(), Error> {
+        let done = sqlx::query("UPDATE users SET last_login_at = $2 WHERE user_id = $1")
+            .bind(id.to_string())
+            .bind(to_unix_ms(at))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.error(e))?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("user {id}")));
+        }
+        Ok(())
+    }
+
+    async fn count_users(&self) -> Result<u64, Error> {
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.error(e))?;
+        count_from_db("count(*)", count)
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    #[instrument(name = "store.create_session", skip_all, fields(session.id = %new.session_id))]
+    async fn create_session(&self, new: NewSession) -> Result<SessionRecord, Error> {
+        let now = timestamp::now();
+        let session = SessionRecord {
+            session_id: new.session_id,
+            user_id: new.user_id,
+            status: new.status,
+            created_at: now,
+            last_active_at: now,
+            message_count: 0,
+            total_cost_usd: 0.0,
+            title: None,
+            last_seq: 0,
+        };
+        sqlx::query(
+            "INSERT INTO sessions (session_id, user_id, status, created_at, last_active_at) \
+             VALUES ($1, $2, $3, $4, $4)",
+        )
+        .bind(session.session_id.to_string())
+        .bind(session.user_id.to_string())
+        .bind(&session.status)
+        .bind(to_unix_ms(now))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match violation(&e) {
+            Some(ErrorKind::UniqueViolation) => {
+                Error::Conflict(format!("session {}", session.session_id))
+            }
+            Some(ErrorKind::ForeignKeyViolation) => {
+                Error::NotFound(format!("user {}", session.user_id))
+            }
+            _ => self.error(e),
+        })?;
+        Ok(session)
+    }
+
+    #[instrument(name = "store.set_session_status", skip_all, fields(session.id = %id, status))]
+    async fn set_session_status(&self, id: SessionId, status: &str) -> Result<(), Error> {
+        let query = sqlx::query("UPDATE sessions SET status = $2 WHERE session_id = $1")
+            .bind(id.to_string())
+            .bind(status.to_owned());
+        self.execute_on_session(id, query).await
+    }
+
+    async fn session(&self, id: SessionId) -> Result<Option<SessionRecord>, Error> {
+        let sql = concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE session_id = $1"
+        );
+        let row = sqlx::query(sql)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.error(e))?;
+        row.map(|row| self.session_from_row(&row)).transpose()
+    }
+
+    async fn sessions_of(&self, user: UserId) -> Result<Vec<SessionRecord>, Error> {
+        let sql = concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE user_id = $1 \
+             ORDER BY last_active_at DESC, created_at DESC, session_id"
+        );
+        let rows = sqlx::query(sql)
+            .bind(user.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.error(e))?;
+        rows.iter().map(|row| self.session_from_row(row)).collect()
+    }
+
+    #[instrument(name = "store.append_message", skip_all, fields(session.id = %msg.session_id, seq = msg.seq))]
+    async fn append_message(&self, msg: NewMessage) -> Result<(), Error> {
+        let seq = seq_to_db(msg.seq)?;
+        let now = to_unix_ms(timestamp::now());
+        let body = serde_json::to_string(&msg.body)
+            .map_err(|e| Error::InvalidInput(format!("message body: {e}")))?;
+        let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
+        // The transaction writes first, so it takes the write lock at once
+        // (waiting up to the busy timeout) instead of failing on upgrade.
+        let inserted = sqlx::query(
+            "INSERT INTO messages (session_id, seq, kind, body, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (session_id, seq) DO NOTHING",
+        )
+        .bind(msg.session_id.to_string())
+        .bind(seq)
+        .bind(&msg.kind)
+        .bind(body)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match violation(&e) {
+            Some(ErrorKind::ForeignKeyViolation) => {
+                Error::NotFound(format!("session {}", msg.session_id))
+            }
+            _ => self.error(e),
+        })?;
+        if inserted.rows_affected() == 0 {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE sessions SET last_seq = MAX(last_seq, $2), \
+             message_count = message_count + 1, last_active_at = MAX(last_active_at, $3) \
+             WHERE session_id = $1",
+        )
+        .bind(msg.session_id.to_string())
+        .bind(seq)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.error(e))?;
+        tx.commit().await.map_err(|e| self.error(e))
+    }
+
+    #[instrument(name = "store.set_total_cost", skip_all, fields(session.id = %id))]
+    async fn set_total_cost(&self, id: SessionId, total_cost_usd: f64) -> Result<(), Error> {
+        let query = sqlx::query("UPDATE sessions SET total_cost_usd = $2 WHERE session_id = $1")
+            .bind(id.to_string())
+            .bind(total_cost_usd);
+        self.execute_on_session(id, query).await
+    }
+
+    #[instrument(name = "store.set_title", skip_all, fields(session.id = %id))]
+    async fn set_title(&self, id: SessionId, title: &str) -> Result<(), Error> {
+        let query = sqlx::query("UPDATE sessions SET title = $2 WHERE session_id = $1")
+            .bind(id.to_string())
+            .bind(title.to_owned());
+        self.execute_on_session(id, query).await
+    }
+
+    async fn messages(&self, id: SessionId) -> Result<(Vec<MessageRecord>, u64), Error> {
+        // One statement, so the watermark and the messages come from one
+        // snapshot even while appends commit.
+        let rows = sqlx::query(
+            "SELECT s.last_seq, m.seq, m.kind, m.body, m.created_at \
+             FROM sessions s LEFT JOIN messages m ON m.session_id = s.session_id \
+             WHERE s.session_id = $1 ORDER BY m.seq",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.error(e))?;
+        let Some(first) = rows.first() else {
+            return Err(Error::NotFound(format!("session {id}")));
+        };
+        let last_seq: i64 = first.try_get("last_seq").map_err(|e| self.error(e))?;
+        let mut messages = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let seq: Option<i64> = row.try_get("seq").map_err(|e| self.error(e))?;
+            // The LEFT JOIN's single all-NULL row of a session without messages.
+            let Some(seq) = seq else { continue };
+            let body: String = row.try_get("body").map_err(|e| self.error(e))?;
+            let body = serde_json::from_str(&body)
+                .map_err(|e| Error::Corrupt(format!("message {seq} body: {e}")))?;
+            messages.push(MessageRecord {
+                session_id: id,
+                seq: count_from_db("seq", seq)?,
+                kind: row.try_get("kind").map_err(|e| self.error(e))?,
+                body,
+                created_at: from_unix_ms(row.try_get("created_at").map_err(|e| self.error(e))?)?,
+            });
+        }
+        Ok((messages, count_from_db("last_seq", last_seq)?))
+    }
+}

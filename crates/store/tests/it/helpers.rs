@@ -1,0 +1,46 @@
+use csp_domain::{Role, SessionId, UserId};
+use csp_store::{NewMessage, NewSession, NewUser, SessionRecord, Store, UserRecord};
+use std::time::Duration;
+
+/// A store under test and whatever keeps it alive (a database, a directory)
+/// until the test ends.
+pub(crate) trait Fixture {
+    fn store(&self) -> &dyn Store;
+}
+
+pub(crate) async fn user(store: &dyn Store, username: &str) -> UserRecord {
+    store
+        .create_user(NewUser {
+            username: username.to_owned(),
+            password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$hash-of-{username}"),
+            role: Role::User,
+        })
+        .await
+        .expect("create user")
+}
+
+pub(crate) async fn session(store: &dyn Store, user: UserId) -> SessionRecord {
+    store
+        .create_session(NewSession {
+            session_id: SessionId::new(),
+            user_id: user,
+            status: "ready".to_owned(),
+        })
+        .await
+        .expect("create session")
+}
+
+pub(crate) fn message(session: SessionId, seq: u64, text: &str) -> NewMessage {
+    NewMessage {
+        session_id: session,
+        seq,
+        kind: "user_message".to_owned(),
+        body: serde_json::json!({ "text": text }),
+    }
+}
+
+/// Stores keep milliseconds; waiting a little more than one guarantees the
+/// next timestamp differs from the last, so "most recent" is well defined.
+pub(crate) async fn next_millisecond() {
+    tokio::time::sleep(Duration::from_millis(3)).await;
+}

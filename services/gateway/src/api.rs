@@ -1,0 +1,201 @@
+//! REST handlers under `/api/v1` (see `docs/websocket-protocol.md`).
+
+use crate::auth::{AuthUser, clear_cookie, set_cookie};
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use csp_domain::{ErrorCode, SessionId};
+use csp_proto::v1 as pb;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[derive(Deserialize)]
+struct LoginBody {
+    username: String,
+    password: String,
+}
+
+pub(crate) async fn login(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let LoginBody { username, password } = serde_json::from_slice(&body).map_err(|_| ApiError {
+        code: ErrorCode::BadFrame,
+        message: Some("Send a JSON body with \"username\" and \"password\".".into()),
+    })?;
+    let reply = state
+        .policy
+        .clone()
+        .login(pb::LoginRequest { username, password })
+        .await
+        .map_err(|s| ApiError::from_status(&s))?
+        .into_inner();
+    let user = reply.user.unwrap_or_default();
+    let cookie = set_cookie(&reply.token, reply.expires_in, state.cookie_secure);
+    let body = json!({
+        "token": reply.token,
+        "expires_in": reply.expires_in,
+        "user": {"user_id": user.user_id, "username": user.username, "role": user.role},
+    });
+    Ok(([(http::header::SET_COOKIE, cookie)], Json(body)).into_response())
+}
+
+pub(crate) async fn logout(State(state): State<AppState>) -> Response {
+    (
+        http::StatusCode::NO_CONTENT,
+        [(http::header::SET_COOKIE, clear_cookie(state.cookie_secure))],
+    )
+        .into_response()
+}
+
+pub(crate) async fn me(user: AuthUser) -> Json<Value> {
+    Json(json!({"user_id": user.id.to_string(), "username": user.name, "role": user.role}))
+}
+
+pub(crate) async fn config(State(state): State<AppState>, _user: AuthUser) -> Json<Value> {
+    Json(json!({
+        "model_label": state.model_label,
+        "max_frame_bytes": state.limits.max_frame_bytes,
+    }))
+}
+
+fn status_name(s: i32) -> &'static str {
+    match pb::SessionStatus::try_from(s).unwrap_or(pb::SessionStatus::Unspecified) {
+        pb::SessionStatus::Preparing => "preparing",
+        pb::SessionStatus::Ready => "ready",
+        pb::SessionStatus::Failed => "failed",
+        pb::SessionStatus::Terminated => "ended",
+        pb::SessionStatus::Unspecified => "unknown",
+    }
+}
+
+pub(crate) async fn sessions(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<Json<Value>, ApiError> {
+    let list = state
+        .default_pool
+        .clone()
+        .list_sessions(pb::ListSessionsRequest {
+            user_id: user.id.to_string(),
+        })
+        .await
+        .map_err(|s| ApiError::from_status(&s))?
+        .into_inner();
+    let sessions: Vec<Value> = list
+        .sessions
+        .into_iter()
+        .map(|s| {
+            json!({
+                "session_id": s.session_id,
+                "status": status_name(s.status),
+                "created_at": s.created_at,
+                "last_active_at": s.last_active_at,
+                "message_count": s.message_count,
+                "total_cost_usd": s.total_cost_usd,
+                "title": s.title,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "sessions": sessions })))
+}
+
+pub(crate) async fn messages(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let session: SessionId = id
+        .parse()
+        .map_err(|_| ApiError::new(ErrorCode::SessionNotFound))?;
+    let reply = state
+        .default_pool
+        .clone()
+        .list_messages(pb::ListMessagesRequest {
+            session_id: session.to_string(),
+            user_id: user.id.to_string(),
+        })
+        .await
+        .map_err(|s| ApiError::from_status(&s))?
+        .into_inner();
+    let messages: Vec<Value> = reply
+        .messages
+        .into_iter()
+        .filter_map(|m| serde_json::from_str(&m.json).ok())
+        .collect();
+    Ok(Json(json!({"messages": messages, "last_seq": reply.last_seq})))
+}
+
+pub(crate) async fn live() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn pool_status(state: &AppState) -> Result<pb::StatusResponse, tonic::Status> {
+    let mut pool = state.default_pool.clone();
+    let req = tonic::Request::new(pb::StatusRequest {});
+    tokio::time::timeout(std::time::Duration::from_secs(2), pool.status(req))
+        .await
+        .map_err(|_| tonic::Status::deadline_exceeded("session-pool status"))?
+        .map(|r| r.into_inner())
+}
+
+fn unavailable(body: Value) -> Response {
+    (http::StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+}
+
+/// 200 once the session-pool has filled its first warm slot.
+pub(crate) async fn startup(State(state): State<AppState>) -> Response {
+    match pool_status(&state).await {
+        Ok(s) if s.started => Json(json!({
+            "status": "started",
+            "startup_duration_ms": s.startup_duration_ms,
+        }))
+        .into_response(),
+        Ok(_) => unavailable(json!({"status": "starting", "reason": "pool_filling"})),
+        Err(e) => {
+            tracing::warn!(error = %e, "startup probe: session-pool unreachable");
+            unavailable(json!({"status": "starting", "reason": "session_pool_unreachable"}))
+        }
+    }
+}
+
+/// 200 while a new user can get a session (a warm slot or room for a cold
+/// start); 503 with the reason otherwise.
+pub(crate) async fn ready(State(state): State<AppState>) -> Response {
+    match pool_status(&state).await {
+        Ok(s) if s.pool_depth > 0 || s.active_sessions < s.max_sessions => Json(json!({
+            "status": "ready",
+            "active_sessions": s.active_sessions,
+            "max_sessions": s.max_sessions,
+            "pool_depth": s.pool_depth,
+        }))
+        .into_response(),
+        Ok(s) => unavailable(json!({
+            "status": "not_ready",
+            "reason": "pool_empty",
+            "active_sessions": s.active_sessions,
+            "max_sessions": s.max_sessions,
+        })),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness probe: session-pool unreachable");
+            unavailable(json!({"status": "not_ready", "reason": "session_pool_unreachable"}))
+        }
+    }
+}
+
+pub(crate) async fn metrics() -> impl IntoResponse {
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        csp_telemetry::render_metrics(),
+    )
+}
+
+pub(crate) async fn not_found() -> ApiError {
+    ApiError {
+        code: ErrorCode::SessionNotFound,
+        message: Some("No such API route.".into()),
+    }
+}

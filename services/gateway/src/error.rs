@@ -1,0 +1,45 @@
+//! REST errors: the catalogue's code, text and action as JSON, with the
+//! code's HTTP status. Technical detail is logged where it happens.
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use csp_domain::ErrorCode;
+
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    pub(crate) code: ErrorCode,
+    /// Overrides the catalogue text (e.g. to name the limit that was hit).
+    pub(crate) message: Option<String>,
+}
+
+impl ApiError {
+    pub(crate) fn new(code: ErrorCode) -> Self {
+        Self {
+            code,
+            message: None,
+        }
+    }
+
+    pub(crate) fn from_status(status: &tonic::Status) -> Self {
+        let code = csp_rpc::error_code(status);
+        if code == ErrorCode::Internal || code == ErrorCode::Unavailable {
+            tracing::error!(grpc.code = ?status.code(), detail = status.message(), "backend call failed");
+        }
+        Self::new(code)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = http::StatusCode::from_u16(self.code.http_status())
+            .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::json!({
+            "error": {
+                "code": self.code.as_str(),
+                "message": self.message.as_deref().unwrap_or(self.code.user_message()),
+                "action": self.code.suggested_action(),
+            }
+        });
+        (status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,104 @@
+//! Shared state of the gateway's handlers.
+
+use csp_auth::Tokens;
+use csp_bus::EventBus;
+use csp_cache::Cache;
+use csp_domain::{ErrorCode, SessionId};
+use csp_proto::v1::policy_client::PolicyClient;
+use csp_proto::v1::session_pool_client::SessionPoolClient;
+use std::collections::HashMap;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex};
+use tonic::transport::Channel;
+
+#[derive(Clone)]
+pub(crate) struct AppState(Arc<Inner>);
+
+pub(crate) struct Limits {
+    /// Largest client frame accepted; larger ones get an error frame.
+    pub(crate) max_frame_bytes: usize,
+    /// Frames queued for one browser before it counts as too slow.
+    pub(crate) send_queue: usize,
+}
+
+pub(crate) struct Inner {
+    pub(crate) tokens: Tokens,
+    pub(crate) policy: PolicyClient<Channel>,
+    /// Any session-pool replica: takes new sessions and answers reads.
+    pub(crate) default_pool: SessionPoolClient<Channel>,
+    replicas: Mutex<HashMap<String, SessionPoolClient<Channel>>>,
+    pub(crate) bus: Arc<dyn EventBus>,
+    pub(crate) cache: Arc<dyn Cache>,
+    /// Origins allowed to open a cookie-authenticated WebSocket; empty means
+    /// the gateway's own origin (taken from the Host header).
+    pub(crate) allowed_origins: Vec<String>,
+    pub(crate) model_label: String,
+    pub(crate) cookie_secure: bool,
+    pub(crate) limits: Limits,
+    /// Names this gateway in presence records.
+    pub(crate) instance: String,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+pub(crate) struct Parts {
+    pub(crate) tokens: Tokens,
+    pub(crate) policy: PolicyClient<Channel>,
+    pub(crate) default_pool: SessionPoolClient<Channel>,
+    pub(crate) bus: Arc<dyn EventBus>,
+    pub(crate) cache: Arc<dyn Cache>,
+    pub(crate) allowed_origins: Vec<String>,
+    pub(crate) model_label: String,
+    pub(crate) cookie_secure: bool,
+    pub(crate) limits: Limits,
+}
+
+impl AppState {
+    pub(crate) fn new(p: Parts) -> Self {
+        Self(Arc::new(Inner {
+            tokens: p.tokens,
+            policy: p.policy,
+            default_pool: p.default_pool,
+            replicas: Mutex::new(HashMap::new()),
+            bus: p.bus,
+            cache: p.cache,
+            allowed_origins: p.allowed_origins,
+            model_label: p.model_label,
+            cookie_secure: p.cookie_secure,
+            limits: p.limits,
+            instance: uuid::Uuid::new_v4().simple().to_string(),
+        }))
+    }
+
+    /// The client for the replica that runs `session`, found through the
+    /// routing table (sessions live in one replica's memory).
+    pub(crate) async fn pool_for(
+        &self,
+        session: SessionId,
+    ) -> Result<SessionPoolClient<Channel>, ErrorCode> {
+        let addr = match self.cache.route(session).await {
+            Ok(Some(addr)) => addr,
+            Ok(None) => return Err(ErrorCode::SessionUnavailable),
+            Err(e) => {
+                tracing::error!(error = %e, "routing lookup failed");
+                return Err(ErrorCode::Unavailable);
+            }
+        };
+        let mut replicas = self.replicas.lock().expect("replica map lock");
+        if let Some(c) = replicas.get(&addr) {
+            return Ok(c.clone());
+        }
+        let channel = csp_rpc::channel(&addr).map_err(|e| {
+            tracing::error!(error = %e, "bad route address");
+            ErrorCode::Internal
+        })?;
+        let client = SessionPoolClient::new(channel);
+        replicas.insert(addr, client.clone());
+        Ok(client)
+    }
+}

@@ -1,0 +1,398 @@
+//! The browser WebSocket: one per open chat (see `docs/websocket-protocol.md`).
+//!
+//! Three tasks per connection: the reader (client frames → session-pool
+//! RPCs), the relay (bus subscription → send queue) and the writer (send
+//! queue → socket). The send queue is bounded: a browser that cannot keep up
+//! is disconnected with 1013 and reconnects with `after_seq`, so memory stays
+//! bounded and nothing is lost.
+
+use crate::auth::{AuthUser, Via};
+use crate::error::ApiError;
+use crate::metrics as m;
+use crate::state::AppState;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::response::Response;
+use csp_domain::{ErrorCode, SessionId, UserId};
+use csp_proto::v1 as pb;
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Hard limit enforced by the WebSocket codec: beyond it the connection
+/// closes (1009). Below it, frames over `max_frame_bytes` get an error frame.
+const HARD_FRAME_LIMIT: usize = 1 << 20;
+const PRESENCE_TTL: Duration = Duration::from_secs(90);
+const PRESENCE_REFRESH: Duration = Duration::from_secs(30);
+/// Close code for "your after_seq is older than the replay window".
+const CLOSE_REPLAY_GAP: u16 = 4409;
+const CLOSE_TRY_AGAIN: u16 = 1013;
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct WsQuery {
+    session: Option<String>,
+    after_seq: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientFrame {
+    Send {
+        text: String,
+        #[serde(default)]
+        client_id: Option<String>,
+    },
+    Interrupt,
+    Ping,
+}
+
+fn origin_allowed(state: &AppState, headers: &http::HeaderMap, via: Via) -> bool {
+    let Some(origin) = headers.get(http::header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        // Browsers always send Origin on WebSockets. Without one, this is a
+        // programmatic client; only a bearer token (which a third-party page
+        // cannot attach) is accepted then.
+        return via == Via::Bearer;
+    };
+    if !state.allowed_origins.is_empty() {
+        return state.allowed_origins.iter().any(|o| o == origin);
+    }
+    let Some(host) = headers.get(http::header::HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .is_some_and(|o| o.eq_ignore_ascii_case(host))
+}
+
+pub(crate) async fn upgrade(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<WsQuery>,
+    headers: http::HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    if !origin_allowed(&state, &headers, user.via) {
+        tracing::warn!(user.id = %user.id, origin = ?headers.get(http::header::ORIGIN), "WebSocket from a foreign origin refused");
+        return Err(ApiError {
+            code: ErrorCode::Forbidden,
+            message: Some("This page's origin may not open a chat connection.".into()),
+        });
+    }
+    // Reattach: the session must exist and be the user's, checked before
+    // the upgrade so that a wrong id is a plain 404.
+    let attach = match q.session.as_deref() {
+        Some(s) => {
+            let id: SessionId = s
+                .parse()
+                .map_err(|_| ApiError::new(ErrorCode::SessionNotFound))?;
+            state
+                .default_pool
+                .clone()
+                .get_session(pb::GetSessionRequest {
+                    session_id: id.to_string(),
+                    user_id: user.id.to_string(),
+                })
+                .await
+                .map_err(|s| ApiError::from_status(&s))?;
+            Some((id, q.after_seq.unwrap_or(0)))
+        }
+        None => None,
+    };
+    let ws = ws
+        .max_message_size(HARD_FRAME_LIMIT)
+        .max_frame_size(HARD_FRAME_LIMIT)
+        // Small buffers: an idle connection should cost kilobytes, not the
+        // 128 KiB per direction of the defaults.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+        .max_write_buffer_size(HARD_FRAME_LIMIT * 2);
+    Ok(ws.on_upgrade(move |socket| connection(state, user.id, attach, socket)))
+}
+
+struct Gauge;
+impl Gauge {
+    fn open() -> Self {
+        metrics::gauge!(m::WEBSOCKET_CONNECTIONS).increment(1.0);
+        Gauge
+    }
+}
+impl Drop for Gauge {
+    fn drop(&mut self) {
+        metrics::gauge!(m::WEBSOCKET_CONNECTIONS).decrement(1.0);
+    }
+}
+
+fn text(v: &serde_json::Value) -> Message {
+    Message::Text(Utf8Bytes::from(v.to_string()))
+}
+
+fn error_frame(code: ErrorCode, message: Option<String>) -> Message {
+    text(&serde_json::json!({
+        "type": "error",
+        "code": code.as_str(),
+        "message": message.as_deref().unwrap_or(code.user_message()),
+    }))
+}
+
+fn close(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }))
+}
+
+async fn connection(
+    state: AppState,
+    user: UserId,
+    attach: Option<(SessionId, u64)>,
+    socket: WebSocket,
+) {
+    let _gauge = Gauge::open();
+    let (mut sink, mut stream) = socket.split();
+    let (tx, mut rx) = mpsc::channel::<Message>(state.limits.send_queue);
+    let done = CancellationToken::new();
+
+    // Set by the relay when the send queue is full.
+    let slow = CancellationToken::new();
+    let writer = {
+        let done = done.clone();
+        let slow = slow.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = slow.cancelled() => {
+                        let closing = sink.send(close(CLOSE_TRY_AGAIN, "slow_consumer"));
+                        let _ = tokio::time::timeout(Duration::from_secs(1), closing).await;
+                        break;
+                    }
+                    msg = rx.recv() => {
+                        let Some(msg) = msg else { break };
+                        let closing = matches!(msg, Message::Close(_));
+                        // A browser that stopped reading blocks this send; the
+                        // slow signal must still get through.
+                        let sent = tokio::select! {
+                            r = sink.send(msg) => r.is_ok(),
+                            _ = slow.cancelled() => false,
+                        };
+                        if !sent || closing {
+                            break;
+                        }
+                    }
+                }
+            }
+            done.cancel();
+        })
+    };
+
+    let (session, after_seq) = match attach {
+        Some(a) => a,
+        None => match acquire(&state, user).await {
+            Ok(id) => (id, 0),
+            Err(code) => {
+                let _ = tx.send(error_frame(code, None)).await;
+                let _ = tx.send(close(CLOSE_TRY_AGAIN, "acquire_failed")).await;
+                drop(tx);
+                let _ = writer.await;
+                return;
+            }
+        },
+    };
+    let conn_id = format!("{}:{}", state.instance, uuid::Uuid::new_v4().simple());
+    tracing::info!(session.id = %session, user.id = %user, after_seq, "WebSocket attached");
+
+    let relay = tokio::spawn(relay(
+        state.clone(),
+        session,
+        after_seq,
+        tx.clone(),
+        done.clone(),
+        slow,
+    ));
+    let presence = tokio::spawn(presence(state.clone(), session, conn_id.clone(), done.clone()));
+
+    loop {
+        let msg = tokio::select! {
+            m = stream.next() => m,
+            _ = done.cancelled() => break,
+        };
+        let Some(Ok(msg)) = msg else { break };
+        let reply = match msg {
+            Message::Text(t) => handle_frame(&state, user, session, t.as_str()).await,
+            Message::Binary(_) => Some(error_frame(ErrorCode::BadFrame, None)),
+            Message::Close(_) => break,
+            Message::Ping(_) | Message::Pong(_) => None,
+        };
+        if let Some(reply) = reply {
+            // A full queue means the relay is about to close this socket anyway.
+            let _ = tx.try_send(reply);
+        }
+    }
+    done.cancel();
+    drop(tx);
+    relay.abort();
+    let _ = presence.await;
+    let _ = writer.await;
+    if let Err(e) = state.cache.remove_presence(session, &conn_id).await {
+        tracing::debug!(error = %e, "could not clear presence");
+    }
+    tracing::info!(session.id = %session, "WebSocket closed");
+}
+
+async fn acquire(state: &AppState, user: UserId) -> Result<SessionId, ErrorCode> {
+    let reply = state
+        .default_pool
+        .clone()
+        .acquire(pb::AcquireRequest {
+            user_id: user.to_string(),
+        })
+        .await
+        .map_err(|s| ApiError::from_status(&s).code)?
+        .into_inner();
+    reply.session_id.parse().map_err(|_| ErrorCode::Internal)
+}
+
+/// Bus → send queue, in seq order. Never blocks on the browser: a full
+/// queue closes the connection instead.
+async fn relay(
+    state: AppState,
+    session: SessionId,
+    after_seq: u64,
+    tx: mpsc::Sender<Message>,
+    done: CancellationToken,
+    slow: CancellationToken,
+) {
+    let mut events = match state.bus.subscribe(session, after_seq).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(session.id = %session, error = %e, "could not subscribe to session events");
+            let _ = tx.try_send(error_frame(ErrorCode::Unavailable, None));
+            let _ = tx.try_send(close(CLOSE_TRY_AGAIN, "bus_unavailable"));
+            return;
+        }
+    };
+    loop {
+        let next = tokio::select! {
+            n = events.next() => n,
+            _ = done.cancelled() => return,
+        };
+        let msg = match next {
+            Some(Ok(ev)) => text(&ev.to_frame()),
+            Some(Err(csp_bus::Error::Gap { .. } | csp_bus::Error::Lagged { .. })) => {
+                let _ = tx.try_send(close(CLOSE_REPLAY_GAP, "replay_gap"));
+                return;
+            }
+            Some(Err(e)) => {
+                tracing::warn!(session.id = %session, error = %e, "session event stream failed");
+                let _ = tx.try_send(close(CLOSE_TRY_AGAIN, "bus_error"));
+                return;
+            }
+            None => return,
+        };
+        match tx.try_send(msg) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics::counter!(m::SLOW_CONSUMER_CLOSES).increment(1);
+                tracing::info!(session.id = %session, "browser too slow; closing so it reconnects");
+                // The queue is full, so the close frame cannot join it: the
+                // writer sends it ahead of the queue.
+                slow.cancel();
+                return;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
+        }
+    }
+}
+
+async fn presence(state: AppState, session: SessionId, conn: String, done: CancellationToken) {
+    loop {
+        if let Err(e) = state.cache.add_presence(session, &conn, PRESENCE_TTL).await {
+            tracing::debug!(error = %e, "could not record presence");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PRESENCE_REFRESH) => {}
+            _ = done.cancelled() => return,
+        }
+    }
+}
+
+/// One client frame; returns the connection-level reply, if any.
+async fn handle_frame(
+    state: &AppState,
+    user: UserId,
+    session: SessionId,
+    raw: &str,
+) -> Option<Message> {
+    if raw.len() > state.limits.max_frame_bytes {
+        return Some(error_frame(
+            ErrorCode::FrameTooLarge,
+            Some(format!(
+                "That message is too long (limit {} KB). Please shorten it and try again.",
+                state.limits.max_frame_bytes / 1024
+            )),
+        ));
+    }
+    let value: serde_json::Value = match serde_json::from_str(raw) {
+        Ok(v) => v,
+        Err(_) => return Some(error_frame(ErrorCode::BadFrame, None)),
+    };
+    let frame: ClientFrame = match serde_json::from_value(value.clone()) {
+        Ok(f) => f,
+        Err(_) => {
+            let known = matches!(
+                value.get("type").and_then(|t| t.as_str()),
+                Some("send" | "interrupt" | "ping")
+            );
+            let code = if known {
+                ErrorCode::BadFrame
+            } else {
+                ErrorCode::UnknownType
+            };
+            return Some(error_frame(code, None));
+        }
+    };
+    match frame {
+        ClientFrame::Ping => Some(text(&serde_json::json!({"type": "pong"}))),
+        ClientFrame::Send { text, client_id } => {
+            if text.trim().is_empty() {
+                return Some(error_frame(ErrorCode::EmptyMessage, None));
+            }
+            let client_id = client_id.filter(|c| c.len() <= 128).unwrap_or_default();
+            let mut pool = match state.pool_for(session).await {
+                Ok(p) => p,
+                Err(code) => return Some(error_frame(code, None)),
+            };
+            match pool
+                .send(pb::SendRequest {
+                    session_id: session.to_string(),
+                    user_id: user.to_string(),
+                    text,
+                    client_id,
+                })
+                .await
+            {
+                Ok(_) => None,
+                Err(s) => Some(error_frame(ApiError::from_status(&s).code, None)),
+            }
+        }
+        ClientFrame::Interrupt => {
+            let mut pool = match state.pool_for(session).await {
+                Ok(p) => p,
+                Err(code) => return Some(error_frame(code, None)),
+            };
+            match pool
+                .interrupt(pb::InterruptRequest {
+                    session_id: session.to_string(),
+                    user_id: user.to_string(),
+                })
+                .await
+            {
+                Ok(_) => None,
+                Err(s) => Some(error_frame(ApiError::from_status(&s).code, None)),
+            }
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! The gRPC `csp.v1.SessionPool` implementation: argument checks and
+//! ownership, then the pool does the work.
+
+use crate::pool::Pool;
+use csp_domain::{ErrorCode, SessionId, UserId};
+use csp_proto::v1 as pb;
+use csp_proto::v1::session_pool_server::SessionPool;
+use csp_rpc::status;
+use csp_store::SessionRecord;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+pub(crate) struct Service {
+    pub(crate) pool: Arc<Pool>,
+}
+
+fn parse_user(s: &str) -> Result<UserId, Status> {
+    s.parse()
+        .map_err(|e: csp_domain::ParseIdError| status(ErrorCode::Unauthenticated, e.to_string()))
+}
+
+fn parse_session(s: &str) -> Result<SessionId, Status> {
+    s.parse()
+        .map_err(|e: csp_domain::ParseIdError| status(ErrorCode::SessionNotFound, e.to_string()))
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn store_error(e: csp_store::Error) -> Status {
+    tracing::error!(error = %e, "session store failed");
+    status(ErrorCode::Unavailable, "session store unavailable")
+}
+
+fn status_of(s: &str) -> pb::SessionStatus {
+    match s {
+        "preparing" => pb::SessionStatus::Preparing,
+        "active" => pb::SessionStatus::Ready,
+        "failed" => pb::SessionStatus::Failed,
+        "ended" => pb::SessionStatus::Terminated,
+        _ => pb::SessionStatus::Unspecified,
+    }
+}
+
+fn info(r: &SessionRecord) -> pb::SessionInfo {
+    pb::SessionInfo {
+        session_id: r.session_id.to_string(),
+        user_id: r.user_id.to_string(),
+        status: status_of(&r.status) as i32,
+        created_at: rfc3339(r.created_at),
+        last_active_at: rfc3339(r.last_active_at),
+        message_count: r.message_count,
+        total_cost_usd: r.total_cost_usd,
+        title: r.title.clone().unwrap_or_default(),
+    }
+}
+
+impl Service {
+    /// The session's record, if it is the user's. Someone else's session is
+    /// reported as missing, so ids cannot be probed.
+    async fn owned(&self, session: SessionId, user: UserId) -> Result<SessionRecord, Status> {
+        match self.pool.store.session(session).await.map_err(store_error)? {
+            Some(r) if r.user_id == user => Ok(r),
+            _ => Err(status(ErrorCode::SessionNotFound, "no such session for this user")),
+        }
+    }
+
+    async fn live(
+        &self,
+        session: SessionId,
+        user: UserId,
+    ) -> Result<crate::session::Handle, Status> {
+        match self.pool.handle(session).await {
+            Some(h) if h.user == user => Ok(h),
+            Some(_) => Err(status(ErrorCode::SessionNotFound, "no such session for this user")),
+            None => {
+                // Known but not running here: ended, failed, or on another replica.
+                self.owned(session, user).await?;
+                Err(status(ErrorCode::SessionUnavailable, "session is not running"))
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl SessionPool for Service {
+    #[tracing::instrument(name = "session_pool.Acquire", skip_all)]
+    async fn acquire(
+        &self,
+        req: Request<pb::AcquireRequest>,
+    ) -> Result<Response<pb::AcquireResponse>, Status> {
+        let user = parse_user(&req.get_ref().user_id)?;
+        let (id, warm) = self
+            .pool
+            .acquire(user)
+            .await
+            .map_err(|code| status(code, "acquire failed"))?;
+        Ok(Response::new(pb::AcquireResponse {
+            session_id: id.to_string(),
+            status: if warm {
+                pb::SessionStatus::Ready
+            } else {
+                pb::SessionStatus::Preparing
+            } as i32,
+            warm,
+        }))
+    }
+
+    #[tracing::instrument(name = "session_pool.Send", skip_all, fields(session.id = %req.get_ref().session_id))]
+    async fn send(
+        &self,
+        req: Request<pb::SendRequest>,
+    ) -> Result<Response<pb::SendResponse>, Status> {
+        let r = req.into_inner();
+        let user = parse_user(&r.user_id)?;
+        let session = parse_session(&r.session_id)?;
+        let handle = self.live(session, user).await?;
+        let client_id = (!r.client_id.is_empty()).then_some(r.client_id);
+        let queued = handle
+            .send(r.text, client_id)
+            .await
+            .map_err(|code| status(code, "send failed"))?;
+        Ok(Response::new(pb::SendResponse { queued }))
+    }
+
+    #[tracing::instrument(name = "session_pool.Interrupt", skip_all, fields(session.id = %req.get_ref().session_id))]
+    async fn interrupt(
+        &self,
+        req: Request<pb::InterruptRequest>,
+    ) -> Result<Response<pb::InterruptResponse>, Status> {
+        let r = req.into_inner();
+        let user = parse_user(&r.user_id)?;
+        let session = parse_session(&r.session_id)?;
+        let handle = self.live(session, user).await?;
+        let interrupted = handle
+            .interrupt()
+            .await
+            .map_err(|code| status(code, "interrupt failed"))?;
+        Ok(Response::new(pb::InterruptResponse { interrupted }))
+    }
+
+    async fn get_session(
+        &self,
+        req: Request<pb::GetSessionRequest>,
+    ) -> Result<Response<pb::SessionInfo>, Status> {
+        let r = req.into_inner();
+        let record = self
+            .owned(parse_session(&r.session_id)?, parse_user(&r.user_id)?)
+            .await?;
+        Ok(Response::new(info(&record)))
+    }
+
+    async fn list_sessions(
+        &self,
+        req: Request<pb::ListSessionsRequest>,
+    ) -> Result<Response<pb::ListSessionsResponse>, Status> {
+        let user = parse_user(&req.get_ref().user_id)?;
+        let sessions = self
+            .pool
+            .store
+            .sessions_of(user)
+            .await
+            .map_err(store_error)?;
+        Ok(Response::new(pb::ListSessionsResponse {
+            sessions: sessions.iter().map(info).collect(),
+        }))
+    }
+
+    async fn list_messages(
+        &self,
+        req: Request<pb::ListMessagesRequest>,
+    ) -> Result<Response<pb::ListMessagesResponse>, Status> {
+        let r = req.into_inner();
+        let session = parse_session(&r.session_id)?;
+        self.owned(session, parse_user(&r.user_id)?).await?;
+        let (messages, last_seq) = self
+            .pool
+            .store
+            .messages(session)
+            .await
+            .map_err(store_error)?;
+        Ok(Response::new(pb::ListMessagesResponse {
+            messages: messages
+                .into_iter()
+                .map(|m| pb::ChatMessage {
+                    seq: m.seq,
+                    kind: m.kind,
+                    json: m.body.to_string(),
+                    created_at: rfc3339(m.created_at),
+                })
+                .collect(),
+            last_seq,
+        }))
+    }
+
+    async fn status(
+        &self,
+        _req: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let started = self.pool.started_after_ms();
+        Ok(Response::new(pb::StatusResponse {
+            active_sessions: self.pool.active().await as u32,
+            pool_depth: self.pool.depth().await as u32,
+            max_sessions: self.pool.max_sessions() as u32,
+            started: started.is_some(),
+            startup_duration_ms: started.unwrap_or(0),
+        }))
+    }
+}

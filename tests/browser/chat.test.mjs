@@ -1,0 +1,293 @@
+// End-to-end: the real `csp dev` binary serving web/dist, driven by a real
+// Chromium. Nothing of ours is mocked; the model is csp's scripted offline
+// model ("run <cmd>" becomes a Bash tool call, MOCK{...}MOCK scripts a reply).
+//
+// CSP_BIN overrides the binary (default: target/debug/csp of this repo),
+// CHROMIUM_BIN the browser (default: /usr/bin/chromium).
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ARTIFACTS = join(HERE, 'artifacts');
+const CSP_BIN = process.env.CSP_BIN ?? resolve(HERE, '../../target/debug/csp');
+const CHROMIUM_BIN = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
+const STARTUP_TIMEOUT_MS = 120_000;
+const STEP_TIMEOUT_MS = 60_000;
+
+const SLOW_TEXT = Array.from({ length: 60 }, (_, i) => `word${i + 1}`).join(' ');
+const SLOW_REPLY = `MOCK${JSON.stringify({ type: 'text', text: SLOW_TEXT, chunks: 60, chunk_delay_ms: 150 })}MOCK`;
+const XSS_REPLY = `MOCK${JSON.stringify({ type: 'text', text: '<img src=x onerror="window.__xss=1"> **bold**' })}MOCK`;
+
+const sel = {
+  status: '[data-testid="status-text"]',
+  input: '[data-testid="chat-input"]',
+  user: '[data-testid="user-message"]',
+  assistant: '[data-testid="assistant-message"]',
+  toolCard: '[data-testid="tool-card"]',
+  cost: '[data-testid="cost-footer"]',
+  interrupted: '[data-testid="interrupted-marker"]',
+};
+
+/** @type {import('node:child_process').ChildProcess | null} */
+let server = null;
+/** @type {import('playwright-core').BrowserContext | null} */
+let context = null;
+/** @type {import('playwright-core').Page} */
+let page;
+let baseUrl = '';
+let password = '';
+const scratch = [];
+/** Page errors and CSP violations: the app must produce none. */
+const browserProblems = [];
+
+/** Starts `csp dev` on a free port and resolves with its URL once it says so. */
+async function startServer() {
+  const dataDir = await mkdtemp(join(tmpdir(), 'csp-browser-data-'));
+  scratch.push(dataDir);
+  password = randomBytes(18).toString('base64url');
+  const log = createWriteStream(join(ARTIFACTS, 'csp.log'));
+  // Own process group, so the agents it spawns go down with it.
+  server = spawn(CSP_BIN, ['dev', '--listen', '127.0.0.1:0', '--data-dir', dataDir], {
+    env: { ...process.env, CSP_ADMIN_PASSWORD: password },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  server.stderr.pipe(log);
+  const lines = createInterface({ input: server.stdout });
+  return new Promise((resolvePromise, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`csp did not report "listening on" within ${STARTUP_TIMEOUT_MS} ms (see artifacts/csp.log)`)),
+      STARTUP_TIMEOUT_MS,
+    );
+    server.once('error', (err) => {
+      clearTimeout(timer);
+      reject(new Error(`could not start ${CSP_BIN}: ${err.message}`));
+    });
+    server.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`csp exited during startup (code ${code}, signal ${signal}); see artifacts/csp.log`));
+    });
+    lines.on('line', (line) => {
+      log.write(`${line}\n`);
+      const m = /listening on (http:\/\/[^\s]+)/.exec(line);
+      if (m && !baseUrl) {
+        clearTimeout(timer);
+        baseUrl = m[1].replace(/\/$/, '');
+        resolvePromise(baseUrl);
+      }
+    });
+  });
+}
+
+async function stopServer() {
+  const child = server;
+  server = null;
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  killGroup(child, 'SIGTERM');
+  const timer = setTimeout(() => killGroup(child, 'SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+function killGroup(child, signal) {
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+// If the runner itself is torn down, do not leave the server behind.
+process.on('exit', () => {
+  if (server) killGroup(server, 'SIGKILL');
+});
+
+async function screenshot(name) {
+  if (!page || page.isClosed()) return;
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true }).catch(() => undefined);
+}
+
+/** Runs one step; on failure saves a screenshot named after it. */
+function step(name, fn) {
+  it(name, async () => {
+    try {
+      await fn();
+    } catch (err) {
+      await screenshot(`failure-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}`);
+      throw err;
+    }
+  });
+}
+
+/** Types a message and sends it with Enter, as a user would. */
+async function send(text) {
+  const input = page.locator(sel.input);
+  await input.fill(text);
+  await input.press('Enter');
+}
+
+/** Resolves when at least `n` turns show a cost footer. */
+async function waitForFinishedTurns(n) {
+  await page.waitForFunction(
+    ([selector, count]) =>
+      [...document.querySelectorAll(selector)].filter((el) => !el.hidden && el.textContent.startsWith('$')).length >= count,
+    [sel.cost, n],
+    { timeout: STEP_TIMEOUT_MS },
+  );
+}
+
+async function finishedTurns() {
+  return page.locator(`${sel.cost}:visible`).count();
+}
+
+describe('chat in a real browser', { timeout: 10 * 60_000 }, () => {
+  before(async () => {
+    await mkdir(ARTIFACTS, { recursive: true });
+    try {
+      await startServer();
+      const profile = await mkdtemp(join(tmpdir(), 'csp-browser-profile-'));
+      scratch.push(profile);
+      context = await chromium.launchPersistentContext(profile, {
+        executablePath: CHROMIUM_BIN,
+        headless: true,
+        args: [
+          '--headless',
+          '--no-sandbox',
+          '--disable-gpu',
+          '--disable-quic',
+          '--no-first-run',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--disable-sync',
+        ],
+        viewport: { width: 1100, height: 800 },
+      });
+      context.setDefaultTimeout(STEP_TIMEOUT_MS);
+      page = context.pages()[0] ?? (await context.newPage());
+      page.on('pageerror', (err) => browserProblems.push(`page error: ${err.message}`));
+      page.on('console', (msg) => {
+        if (msg.type() === 'error' && /Content Security Policy|Refused to/i.test(msg.text())) {
+          browserProblems.push(`console: ${msg.text()}`);
+        }
+      });
+    } catch (err) {
+      await cleanup();
+      throw err;
+    }
+  });
+
+  after(cleanup);
+
+  step('a wrong password shows the gateway message', async () => {
+    await page.goto(`${baseUrl}/`);
+    await page.locator('[data-testid="login-username"]').fill('admin');
+    await page.locator('[data-testid="login-password"]').fill(`${password}-wrong`);
+    await page.locator('[data-testid="login-submit"]').click();
+    await page.locator('[data-testid="login-error"]', { hasText: 'Wrong username or password.' }).waitFor();
+  });
+
+  step('signs in and reaches Ready', async () => {
+    await page.locator('[data-testid="login-password"]').fill(password);
+    await page.locator('[data-testid="login-submit"]').click();
+    await page.locator(sel.status, { hasText: /^Ready$/ }).waitFor({ timeout: 90_000 });
+    assert.notEqual((await page.locator('[data-testid="model-label"]').textContent())?.trim(), '');
+    await page.waitForURL(/\?session=[^&]+/);
+  });
+
+  step('hello streams an answer with a cost footer', async () => {
+    await send('hello');
+    // The local echo shows at once.
+    await page.locator(sel.user, { hasText: 'hello' }).first().waitFor();
+    await waitForFinishedTurns(1);
+    const answer = page.locator(sel.assistant).last();
+    assert.notEqual((await answer.locator('[data-testid="assistant-text"]').innerText()).trim(), '');
+    assert.match(await answer.locator(sel.cost).innerText(), /^\$\d+(\.\d+)?$/);
+    assert.equal(await answer.getAttribute('data-streaming'), 'false');
+    assert.equal(await page.locator('[data-testid="streaming-cursor"]').count(), 0);
+  });
+
+  step('a Bash tool call shows a card that completes with the output', async () => {
+    const turns = await finishedTurns();
+    await send('run echo hello-from-browser');
+    const card = page.locator(sel.toolCard).last();
+    await card.waitFor();
+    assert.equal((await card.locator('[data-testid="tool-name"]').innerText()).trim(), 'Bash');
+    await page.locator(`${sel.toolCard}[data-status="complete"]`).last().waitFor();
+    assert.match(await card.locator('[data-testid="tool-status"]').innerText(), /^Complete \(\d+\.\d+s\)$/);
+    await card.locator('[data-testid="tool-toggle"]').click();
+    await card.locator('[data-testid="tool-result"]', { hasText: 'hello-from-browser' }).waitFor();
+    assert.match(await card.locator('[data-testid="tool-input"]').innerText(), /echo hello-from-browser/);
+    await waitForFinishedTurns(turns + 1);
+    await screenshot('tool-card-complete');
+  });
+
+  step('Ctrl+Shift+X interrupts a streaming reply', async () => {
+    const bubbles = await page.locator(sel.assistant).count();
+    await send(SLOW_REPLY);
+    const streaming = page.locator(`${sel.assistant}[data-streaming="true"]`).nth(0);
+    await streaming.locator('[data-testid="assistant-text"]', { hasText: /word1/ }).waitFor();
+    assert.ok((await page.locator(sel.assistant).count()) > bubbles);
+    assert.equal(await page.locator('[data-testid="streaming-cursor"]').count(), 1);
+    await page.keyboard.press('Control+Shift+X');
+    const marker = page.locator(`${sel.interrupted}:visible`).last();
+    await marker.waitFor();
+    assert.equal((await marker.innerText()).trim(), '[Response interrupted]');
+    const partial = await page.locator(sel.assistant).last().locator('[data-testid="assistant-text"]').innerText();
+    assert.ok(!partial.includes('word60'), 'the reply stopped before its end');
+    assert.equal(await page.locator('[data-testid="streaming-cursor"]').count(), 0);
+  });
+
+  step('the session keeps working after an interrupt', async () => {
+    const turns = await finishedTurns();
+    await send('hello again');
+    await waitForFinishedTurns(turns + 1);
+    const last = page.locator(sel.assistant).last();
+    assert.notEqual((await last.locator('[data-testid="assistant-text"]').innerText()).trim(), '');
+    assert.equal(await last.locator(sel.interrupted).isVisible(), false);
+  });
+
+  step('model output is sanitized', async () => {
+    const turns = await finishedTurns();
+    await send(XSS_REPLY);
+    await waitForFinishedTurns(turns + 1);
+    const last = page.locator(sel.assistant).last();
+    assert.equal((await last.locator('strong').innerText()).trim(), 'bold');
+    assert.equal(await page.locator('[data-testid="message-list"] img').count(), 0);
+    assert.equal(await page.evaluate(() => window.__xss), undefined);
+  });
+
+  step('a reload shows the same conversation once', async () => {
+    const before = await page.evaluate((s) => [...document.querySelectorAll(s)].map((e) => e.textContent), sel.user);
+    const cards = await page.locator(sel.toolCard).count();
+    await page.reload();
+    await page.locator(sel.status, { hasText: /^Ready$/ }).waitFor();
+    await page.locator(sel.user, { hasText: 'hello-from-browser' }).waitFor();
+    const afterReload = await page.evaluate((s) => [...document.querySelectorAll(s)].map((e) => e.textContent), sel.user);
+    assert.deepEqual(afterReload, before);
+    assert.equal(await page.locator(sel.toolCard).count(), cards);
+    assert.equal(await page.locator(`${sel.toolCard}[data-status="complete"]`).count(), cards);
+    assert.equal(await page.evaluate(() => window.__xss), undefined);
+  });
+
+  step('the page ran without errors or CSP violations', async () => {
+    assert.deepEqual(browserProblems, []);
+  });
+});
+
+async function cleanup() {
+  await context?.close().catch(() => undefined);
+  context = null;
+  await stopServer();
+  for (const dir of scratch.splice(0)) await rm(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,6 @@
+//! End-to-end tests: the real `csp` binary (built by `cargo build -p csp-cli`),
+//! the real Claude Code CLI, and the scripted model server — in `csp dev` and
+//! in multi-service mode against Postgres, Redis and NATS JetStream.
+
+mod chat;
+mod security;

@@ -1,0 +1,397 @@
+// The chat as data: frames in, items out. Pure (no DOM, no I/O) so every rule
+// of the protocol that the UI depends on is unit-tested here.
+//
+// Items are mutated in place and carry a `rev` that grows on every change; the
+// renderer compares revs to touch only the elements that changed, which is
+// what keeps a streaming bubble from flickering.
+
+import type { ServerFrame, SessionStatus, StreamFrame } from './protocol';
+import { isStreamFrame } from './protocol';
+
+/**
+ * Where a locally typed message stands. `sending`: written to the socket with
+ * no turn in flight; `queued`: waiting behind a turn (or for the socket);
+ * `failed`: refused or never delivered; `delivered`: its `user_message` came.
+ */
+export type Delivery = 'sending' | 'queued' | 'failed' | 'delivered';
+
+interface ItemBase {
+  /** Stable key for the renderer; a confirmed local message keeps its echo's id. */
+  readonly id: string;
+  rev: number;
+}
+
+export interface UserItem extends ItemBase {
+  kind: 'user';
+  text: string;
+  clientId: string | null;
+  delivery: Delivery;
+  /** Handed to the socket; such a message is never sent twice. */
+  written: boolean;
+  failure: string | null;
+}
+
+export interface AssistantItem extends ItemBase {
+  kind: 'assistant';
+  text: string;
+  streaming: boolean;
+  costUsd: number | null;
+  interrupted: boolean;
+  error: string | null;
+}
+
+export interface ThinkingItem extends ItemBase {
+  kind: 'thinking';
+  text: string;
+  streaming: boolean;
+}
+
+export type ToolState = 'executing' | 'complete' | 'error';
+
+export interface ToolItem extends ItemBase {
+  kind: 'tool';
+  toolUseId: string;
+  name: string;
+  input: unknown;
+  status: ToolState;
+  durationMs: number | null;
+  content: string | null;
+}
+
+export interface NoticeItem extends ItemBase {
+  kind: 'notice';
+  text: string;
+  tone: 'info' | 'error';
+}
+
+export type Item = UserItem | AssistantItem | ThinkingItem | ToolItem | NoticeItem;
+
+export interface ChatState {
+  sessionId: string | null;
+  sessionStatus: SessionStatus | null;
+  model: string | null;
+  /** Highest `seq` applied: the `after_seq` of the next reattach. */
+  lastSeq: number;
+  /** The conversation as the server ordered it. */
+  items: Item[];
+  /** Local echoes not yet confirmed; always shown after `items`. */
+  pending: UserItem[];
+  /** A turn is in flight: between `user_message` and `result`/`error`. */
+  turnActive: boolean;
+  /**
+   * Latest error or notice text since the last turn boundary, shown when the
+   * session fails or ends (the `session` frame itself carries no reason).
+   */
+  statusMessage: string | null;
+  /** Bumped whenever a field outside `items`/`pending` changes. */
+  rev: number;
+  nextLocal: number;
+}
+
+export type Outcome = 'applied' | 'duplicate' | 'gap' | 'ignored';
+
+export function createState(sessionId: string | null = null): ChatState {
+  return {
+    sessionId,
+    sessionStatus: null,
+    model: null,
+    lastSeq: 0,
+    items: [],
+    pending: [],
+    turnActive: false,
+    statusMessage: null,
+    rev: 0,
+    nextLocal: 0,
+  };
+}
+
+/** Whether `text` may be sent at all: whitespace-only messages never are. */
+export function isSendable(text: string): boolean {
+  return text.trim().length > 0;
+}
+
+/**
+ * Applies one server frame. A stream frame whose `seq` was already applied is
+ * a `duplicate` (replays overlap on reconnect) and changes nothing. A frame
+ * that skips a `seq` is a `gap` and is not applied, so the caller can
+ * reattach from `lastSeq`; history pages may legitimately skip (`allowGap`).
+ */
+export function applyFrame(
+  state: ChatState,
+  frame: ServerFrame,
+  opts: { allowGap?: boolean } = {},
+): Outcome {
+  if (!isStreamFrame(frame)) {
+    if (frame.type === 'error') {
+      applyConnectionError(state, frame.code, frame.message);
+      return 'applied';
+    }
+    return 'ignored';
+  }
+  if (frame.seq <= state.lastSeq) return 'duplicate';
+  if (!opts.allowGap && state.lastSeq > 0 && frame.seq > state.lastSeq + 1) return 'gap';
+  state.lastSeq = frame.seq;
+  state.rev++;
+  applyStreamFrame(state, frame);
+  return 'applied';
+}
+
+function applyStreamFrame(state: ChatState, frame: StreamFrame): void {
+  switch (frame.type) {
+    case 'session':
+      state.sessionId = frame.session_id;
+      state.sessionStatus = frame.status;
+      if (frame.model) state.model = frame.model;
+      if (frame.status === 'preparing' || frame.status === 'ready') state.statusMessage = null;
+      if (frame.status === 'failed' || frame.status === 'ended') {
+        closeStreaming(state);
+        state.turnActive = false;
+        for (const item of state.pending) {
+          if (item.delivery !== 'failed') fail(item, 'Not sent: this session is no longer available.');
+        }
+      }
+      return;
+    case 'user_message': {
+      closeStreaming(state);
+      state.statusMessage = null;
+      const idx =
+        frame.client_id == null ? -1 : state.pending.findIndex((p) => p.clientId === frame.client_id);
+      if (idx >= 0) {
+        const [mine] = state.pending.splice(idx, 1) as [UserItem];
+        mine.text = frame.text;
+        mine.delivery = 'delivered';
+        mine.failure = null;
+        mine.rev++;
+        state.items.push(mine);
+      } else {
+        state.items.push({
+          kind: 'user',
+          id: `s${frame.seq}`,
+          rev: 0,
+          text: frame.text,
+          clientId: frame.client_id ?? null,
+          delivery: 'delivered',
+          written: true,
+          failure: null,
+        });
+      }
+      state.turnActive = true;
+      // The server now holds a turn: anything else already sent waits behind it.
+      for (const item of state.pending) {
+        if (item.delivery === 'sending') {
+          item.delivery = 'queued';
+          item.rev++;
+        }
+      }
+      return;
+    }
+    case 'delta':
+      appendStreamed(state, 'assistant', frame.text, frame.seq);
+      return;
+    case 'thinking':
+      appendStreamed(state, 'thinking', frame.text, frame.seq);
+      return;
+    case 'tool_use':
+      closeStreaming(state);
+      state.turnActive = true;
+      state.items.push({
+        kind: 'tool',
+        id: `s${frame.seq}`,
+        rev: 0,
+        toolUseId: frame.tool_use_id,
+        name: frame.name,
+        input: frame.input,
+        status: 'executing',
+        durationMs: null,
+        content: null,
+      });
+      return;
+    case 'tool_result': {
+      let card = findTool(state, frame.tool_use_id);
+      if (!card) {
+        // The history may start after the tool_use; still show the outcome.
+        card = {
+          kind: 'tool',
+          id: `s${frame.seq}`,
+          rev: 0,
+          toolUseId: frame.tool_use_id,
+          name: 'Tool',
+          input: null,
+          status: 'executing',
+          durationMs: null,
+          content: null,
+        };
+        state.items.push(card);
+      }
+      card.status = frame.status;
+      card.durationMs = frame.duration_ms;
+      card.content = frame.content;
+      card.rev++;
+      return;
+    }
+    case 'result': {
+      closeStreaming(state);
+      const target = turnTail(state, frame.seq);
+      target.costUsd = frame.cost_usd;
+      target.interrupted = frame.interrupted === true;
+      target.rev++;
+      state.turnActive = false;
+      state.statusMessage = null;
+      return;
+    }
+    case 'error':
+      state.statusMessage = frame.message;
+      if (state.turnActive) {
+        closeStreaming(state);
+        const target = turnTail(state, frame.seq);
+        target.error = frame.message;
+        target.rev++;
+        state.turnActive = false;
+      } else {
+        pushNotice(state, `s${frame.seq}`, frame.message, 'error');
+      }
+      return;
+    case 'notice':
+      state.statusMessage = frame.message;
+      pushNotice(state, `s${frame.seq}`, frame.message, 'info');
+      return;
+  }
+}
+
+/**
+ * A rejected frame (no `seq`). Only `send` frames can be too large or empty,
+ * so those codes mark the newest message still waiting as not sent.
+ */
+function applyConnectionError(state: ChatState, code: string, message: string): void {
+  if (code === 'frame_too_large' || code === 'empty_message') {
+    const waiting = [...state.pending].reverse().find((p) => p.written && p.delivery !== 'failed');
+    if (waiting) {
+      fail(waiting, message);
+      return;
+    }
+  }
+  state.nextLocal++;
+  pushNotice(state, `e${state.nextLocal}`, message, 'error');
+}
+
+/** Adds the local echo of a message the user just sent. */
+export function addLocalMessage(
+  state: ChatState,
+  text: string,
+  clientId: string,
+  socketOpen: boolean,
+): UserItem {
+  state.nextLocal++;
+  const item: UserItem = {
+    kind: 'user',
+    id: `c${state.nextLocal}`,
+    rev: 0,
+    text,
+    clientId,
+    delivery: socketOpen && !state.turnActive && state.pending.length === 0 ? 'sending' : 'queued',
+    written: false,
+    failure: null,
+  };
+  state.pending.push(item);
+  return item;
+}
+
+/** Local messages still to hand to the socket, oldest first. */
+export function unwritten(state: ChatState): UserItem[] {
+  return state.pending.filter((p) => !p.written && p.delivery !== 'failed');
+}
+
+export function markFailed(item: UserItem, reason: string): void {
+  fail(item, reason);
+}
+
+/**
+ * Forgets the conversation (not the local messages still pending) before the
+ * history is loaded again, e.g. after the server closed with `replay_gap`.
+ */
+export function resetConversation(state: ChatState): void {
+  state.items = [];
+  state.lastSeq = 0;
+  state.turnActive = false;
+  state.rev++;
+}
+
+/** Applies a history page from `GET /sessions/{id}/messages`. */
+export function applyHistory(state: ChatState, messages: StreamFrame[], lastSeq: number): void {
+  for (const frame of messages) applyFrame(state, frame, { allowGap: true });
+  if (lastSeq > state.lastSeq) state.lastSeq = lastSeq;
+  state.rev++;
+}
+
+function appendStreamed(
+  state: ChatState,
+  kind: 'assistant' | 'thinking',
+  text: string,
+  seq: number,
+): void {
+  state.turnActive = true;
+  const last = state.items.at(-1);
+  if (last && last.kind === kind && last.streaming) {
+    last.text += text;
+    last.rev++;
+    return;
+  }
+  closeStreaming(state);
+  if (kind === 'assistant') {
+    state.items.push(newAssistant(`s${seq}`, text, true));
+  } else {
+    state.items.push({ kind: 'thinking', id: `s${seq}`, rev: 0, text, streaming: true });
+  }
+}
+
+/** The assistant bubble that ends the current turn, created if the turn has none at its end. */
+function turnTail(state: ChatState, seq: number): AssistantItem {
+  const last = state.items.at(-1);
+  if (last && last.kind === 'assistant') return last;
+  const item = newAssistant(`s${seq}`, '', false);
+  state.items.push(item);
+  return item;
+}
+
+function newAssistant(id: string, text: string, streaming: boolean): AssistantItem {
+  return {
+    kind: 'assistant',
+    id,
+    rev: 0,
+    text,
+    streaming,
+    costUsd: null,
+    interrupted: false,
+    error: null,
+  };
+}
+
+/** Ends every streaming item of the current turn (a notice may sit after one). */
+function closeStreaming(state: ChatState): void {
+  for (let i = state.items.length - 1; i >= 0; i--) {
+    const item = state.items[i];
+    if (!item || item.kind === 'user') return;
+    if ((item.kind === 'assistant' || item.kind === 'thinking') && item.streaming) {
+      item.streaming = false;
+      item.rev++;
+    }
+  }
+}
+
+function findTool(state: ChatState, toolUseId: string): ToolItem | undefined {
+  for (let i = state.items.length - 1; i >= 0; i--) {
+    const item = state.items[i];
+    if (item && item.kind === 'tool' && item.toolUseId === toolUseId) return item;
+  }
+  return undefined;
+}
+
+function pushNotice(state: ChatState, id: string, text: string, tone: 'info' | 'error'): void {
+  state.items.push({ kind: 'notice', id, rev: 0, text, tone });
+}
+
+function fail(item: UserItem, reason: string): void {
+  item.delivery = 'failed';
+  item.failure = reason;
+  item.rev++;
+}

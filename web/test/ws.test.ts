@@ -1,0 +1,42 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseServerFrame } from '../src/protocol';
+import { reconnectDelay, wsUrl } from '../src/ws';
+
+describe('wsUrl', () => {
+  it('opens a new session without a query', () => {
+    assert.equal(wsUrl({ protocol: 'http:', host: '127.0.0.1:8080' }, null, 0), 'ws://127.0.0.1:8080/ws');
+  });
+
+  it('reattaches with session and after_seq, over wss behind https', () => {
+    assert.equal(
+      wsUrl({ protocol: 'https:', host: 'chat.example' }, 'abc-1', 42),
+      'wss://chat.example/ws?session=abc-1&after_seq=42',
+    );
+  });
+});
+
+describe('reconnectDelay', () => {
+  it('backs off exponentially from 500 ms to a 10 s cap', () => {
+    const mid = () => 0.5;
+    assert.deepEqual(
+      [0, 1, 2, 3, 4, 5, 6, 20].map((a) => reconnectDelay(a, mid)),
+      [500, 1000, 2000, 4000, 8000, 10000, 10000, 10000],
+    );
+  });
+
+  it('jitters within ±25%', () => {
+    assert.equal(reconnectDelay(1, () => 0), 750);
+    assert.equal(reconnectDelay(1, () => 1), 1250);
+  });
+});
+
+describe('parseServerFrame', () => {
+  it('reads frames and drops garbage', () => {
+    assert.deepEqual(parseServerFrame('{"type":"delta","text":"a","seq":3}'), { type: 'delta', text: 'a', seq: 3 });
+    assert.equal(parseServerFrame('not json'), null);
+    assert.equal(parseServerFrame('[1,2]'), null);
+    assert.equal(parseServerFrame('{"seq":1}'), null);
+    assert.equal(parseServerFrame('null'), null);
+  });
+});
