@@ -32,6 +32,7 @@ const PRE_TOOL_USE_CALLBACK: &str = "csp_pre_tool_use";
 /// The session id the official SDK's streaming client puts on user lines.
 const USER_SESSION_ID: &str = "default";
 
+/// What the model is told when the permission hook misses its deadline.
 pub const PERMISSION_TIMEOUT_MESSAGE: &str = "Permission check timed out; the tool was not run.";
 const PERMISSION_FAILED_MESSAGE: &str = "Permission check failed; the tool was not run.";
 
@@ -277,8 +278,9 @@ impl Agent {
     }
 
     /// Closes stdin (the CLI finishes the current turn, then exits), then
-    /// escalates to SIGTERM and SIGKILL of the process group, waiting `grace`
-    /// before each step. Returns the exit code, `None` if a signal ended it.
+    /// escalates to SIGTERM of the process group and finally SIGKILL of the
+    /// whole process tree, waiting `grace` before each step. Returns the exit
+    /// code, `None` if a signal ended it.
     #[instrument(skip_all, fields(session.id = %self.session_id, pid = self.pid))]
     pub async fn shutdown(self, grace: Duration) -> Option<i32> {
         self.close_stdin.cancel();
@@ -585,7 +587,7 @@ impl Reader {
         match value.get("type").and_then(Value::as_str) {
             Some("control_request") => self.on_control_request(&value),
             Some("control_response") => self.link.on_control_response(&value),
-            Some("control_cancel_request") => {}
+            Some("control_cancel_request") => self.on_cancel(&value),
             _ => {
                 // The consumer may have dropped its receiver; control
                 // traffic must keep flowing regardless.

@@ -49,10 +49,10 @@ fn dev_secret(opts: &TokenOpts, data_dir: &Path) -> anyhow::Result<SecretString>
     use secrecy::ExposeSecret;
     use std::os::unix::fs::OpenOptionsExt;
     let path = data_dir.join("jwt-secret");
-    if let Ok(s) = std::fs::read_to_string(&path) {
-        if s.trim().len() >= csp_auth::MIN_SECRET_BYTES {
-            return Ok(SecretString::from(s.trim().to_owned()));
-        }
+    if let Ok(s) = std::fs::read_to_string(&path)
+        && s.trim().len() >= csp_auth::MIN_SECRET_BYTES
+    {
+        return Ok(SecretString::from(s.trim().to_owned()));
     }
     let secret = csp_auth::generate_secret();
     let mut f = std::fs::OpenOptions::new()
@@ -76,8 +76,9 @@ pub(crate) async fn run(o: Options, shutdown: CancellationToken) -> anyhow::Resu
             .await
             .context("opening the SQLite database")?,
     );
-    let bus: Arc<dyn csp_bus::EventBus> =
-        Arc::new(csp_bus::InProcessBus::new(csp_bus::inprocess::Config::default())?);
+    let bus: Arc<dyn csp_bus::EventBus> = Arc::new(csp_bus::InProcessBus::new(
+        csp_bus::inprocess::Config::default(),
+    )?);
     let cache: Arc<dyn csp_cache::Cache> = Arc::new(csp_cache::MemoryCache::new());
 
     let admin_password = o.admin_password.clone().map(SecretString::from);

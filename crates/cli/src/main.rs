@@ -38,6 +38,22 @@ enum Command {
     MockLlm(serve::MockLlmOptions),
 }
 
+/// Raises the soft limit on open files to the hard limit. Every browser
+/// WebSocket, gRPC stream and agent pipe is a file descriptor, and the
+/// usual soft default of 1024 would refuse connections long before memory
+/// or CPU run out; the hard limit is what the operator actually granted.
+fn raise_nofile_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::debug!(from = soft, to = hard, "raised the open-file limit"),
+            Err(e) => tracing::warn!(soft, hard, error = %e, "could not raise the open-file limit"),
+        },
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read the open-file limit"),
+    }
+}
+
 /// Cancelled on the first SIGINT or SIGTERM.
 fn shutdown_signal() -> CancellationToken {
     let token = CancellationToken::new();
@@ -59,6 +75,7 @@ fn shutdown_signal() -> CancellationToken {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     csp_telemetry::init_tracing(cli.log_format);
+    raise_nofile_limit();
     // Install the recorder before any service records a metric.
     let _ = csp_telemetry::metrics_handle();
     let shutdown = shutdown_signal();

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 /// Tools the agent may use unless `CSP_ALLOWED_TOOLS` says otherwise:
 /// local file and shell work; nothing that reaches the network by itself.
-const DEFAULT_ALLOWED_TOOLS: &str = "Bash,Read,Write,Edit,MultiEdit,Glob,Grep,LS,NotebookEdit,TodoWrite";
+const DEFAULT_ALLOWED_TOOLS: &str =
+    "Bash,Read,Write,Edit,MultiEdit,Glob,Grep,LS,NotebookEdit,TodoWrite";
 
 #[derive(Args, Clone)]
 pub(crate) struct TokenOpts {
@@ -75,7 +76,9 @@ impl ModelOpts {
     }
 
     pub(crate) fn label(&self) -> String {
-        self.model.clone().unwrap_or_else(|| "Claude (default model)".into())
+        self.model
+            .clone()
+            .unwrap_or_else(|| "Claude (default model)".into())
     }
 }
 
@@ -114,7 +117,11 @@ pub(crate) struct PoolOpts {
 }
 
 impl PoolOpts {
-    pub(crate) fn agent_config(&self, model: &ModelOpts, extra_env: Vec<(String, String)>) -> csp_agent::Config {
+    pub(crate) fn agent_config(
+        &self,
+        model: &ModelOpts,
+        extra_env: Vec<(String, String)>,
+    ) -> csp_agent::Config {
         let mut cfg = csp_agent::Config {
             model: model.model.clone(),
             system_prompt: self.system_prompt.clone(),
@@ -180,9 +187,13 @@ impl GatewayOpts {
             PathBuf::from("web/dist"),
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../web/dist"),
         ];
-        let found = candidates.into_iter().find(|d| d.join("index.html").is_file());
+        let found = candidates
+            .into_iter()
+            .find(|d| d.join("index.html").is_file());
         if found.is_none() {
-            tracing::warn!("the web app is not built (no web/dist/index.html): run scripts/setup.sh; serving the API only");
+            tracing::warn!(
+                "the web app is not built (no web/dist/index.html): run scripts/setup.sh; serving the API only"
+            );
         }
         found
     }

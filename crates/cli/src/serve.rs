@@ -17,13 +17,23 @@ pub(crate) struct Backends {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
     /// Redis URL.
-    #[arg(long, env = "CSP_REDIS_URL", default_value = "redis://127.0.0.1:6379", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CSP_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true
+    )]
     redis_url: String,
     /// Prefix of every Redis key (several deployments can share a server).
     #[arg(long, env = "CSP_REDIS_PREFIX", default_value = "csp:")]
     redis_prefix: String,
     /// NATS URL.
-    #[arg(long, env = "CSP_NATS_URL", default_value = "nats://127.0.0.1:4222", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CSP_NATS_URL",
+        default_value = "nats://127.0.0.1:4222",
+        hide_env_values = true
+    )]
     nats_url: String,
     /// Prefix of the JetStream stream and subjects.
     #[arg(long, env = "CSP_NATS_PREFIX", default_value = "csp")]
@@ -36,9 +46,7 @@ impl Backends {
             .database_url
             .as_deref()
             .context("DATABASE_URL is required (postgres://user:password@host:5432/db)")?;
-        Ok(Arc::new(
-            csp_store::PgStore::connect(url).await?,
-        ))
+        Ok(Arc::new(csp_store::PgStore::connect(url).await?))
     }
 
     async fn bus(&self) -> anyhow::Result<Arc<dyn csp_bus::EventBus>> {
@@ -65,9 +73,17 @@ pub(crate) enum Service {
     Gateway {
         #[arg(long, env = "CSP_HTTP_ADDR", default_value = "0.0.0.0:8080")]
         http_addr: SocketAddr,
-        #[arg(long, env = "CSP_SESSION_POOL_ADDR", default_value = "http://127.0.0.1:50051")]
+        #[arg(
+            long,
+            env = "CSP_SESSION_POOL_ADDR",
+            default_value = "http://127.0.0.1:50051"
+        )]
         session_pool_addr: String,
-        #[arg(long, env = "CSP_POLICY_ADDR", default_value = "http://127.0.0.1:50052")]
+        #[arg(
+            long,
+            env = "CSP_POLICY_ADDR",
+            default_value = "http://127.0.0.1:50052"
+        )]
         policy_addr: String,
         #[command(flatten)]
         tokens: TokenOpts,

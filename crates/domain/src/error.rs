@@ -90,7 +90,9 @@ impl ErrorCode {
         match self {
             ErrorCode::BadFrame => "That message could not be read. Please try again.",
             ErrorCode::UnknownType => "That request is not supported by this server.",
-            ErrorCode::FrameTooLarge => "That message is too long. Please shorten it and try again.",
+            ErrorCode::FrameTooLarge => {
+                "That message is too long. Please shorten it and try again."
+            }
             ErrorCode::EmptyMessage => "Type a message before sending.",
             ErrorCode::Unauthenticated => "Please sign in to continue.",
             ErrorCode::BadCredentials => "Wrong username or password.",
@@ -99,9 +101,7 @@ impl ErrorCode {
             ErrorCode::AtCapacity => {
                 "All agent sessions are in use right now. Please try again in a minute."
             }
-            ErrorCode::SessionUnavailable => {
-                "This session has ended. You can start a new session."
-            }
+            ErrorCode::SessionUnavailable => "This session has ended. You can start a new session.",
             ErrorCode::QueueFull => {
                 "Too many messages are waiting. Wait for the current reply to finish."
             }
@@ -131,9 +131,7 @@ impl ErrorCode {
             ErrorCode::EmptyMessage => "Type a message.",
             ErrorCode::Unauthenticated | ErrorCode::BadCredentials => "Sign in again.",
             ErrorCode::Forbidden => "Contact your administrator.",
-            ErrorCode::SessionNotFound | ErrorCode::SessionUnavailable => {
-                "Start a new session."
-            }
+            ErrorCode::SessionNotFound | ErrorCode::SessionUnavailable => "Start a new session.",
             ErrorCode::AgentCrashed => "Start a new session.",
             ErrorCode::QueueFull => "Wait, then send again.",
             ErrorCode::AtCapacity
@@ -178,7 +176,7 @@ impl ErrorCode {
             ErrorCode::SessionNotFound => 5,                              // NotFound
             ErrorCode::SessionUnavailable => 9,                           // FailedPrecondition
             ErrorCode::AtCapacity | ErrorCode::RateLimited | ErrorCode::QueueFull => 8, // ResourceExhausted
-            ErrorCode::Unavailable | ErrorCode::SlowConsumer => 14,       // Unavailable
+            ErrorCode::Unavailable | ErrorCode::SlowConsumer => 14, // Unavailable
             ErrorCode::AgentCrashed
             | ErrorCode::AgentStartFailed
             | ErrorCode::ResponseInterrupted

@@ -22,7 +22,9 @@ impl std::str::FromStr for LogFormat {
         match s {
             "text" => Ok(LogFormat::Text),
             "json" => Ok(LogFormat::Json),
-            other => Err(format!("CSP_LOG_FORMAT must be 'text' or 'json', not '{other}'")),
+            other => Err(format!(
+                "CSP_LOG_FORMAT must be 'text' or 'json', not '{other}'"
+            )),
         }
     }
 }

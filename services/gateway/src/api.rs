@@ -18,7 +18,10 @@ struct LoginBody {
     password: String,
 }
 
-pub(crate) async fn login(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let LoginBody { username, password } = serde_json::from_slice(&body).map_err(|_| ApiError {
         code: ErrorCode::BadFrame,
         message: Some("Send a JSON body with \"username\" and \"password\".".into()),
@@ -123,7 +126,9 @@ pub(crate) async fn messages(
         .into_iter()
         .filter_map(|m| serde_json::from_str(&m.json).ok())
         .collect();
-    Ok(Json(json!({"messages": messages, "last_seq": reply.last_seq})))
+    Ok(Json(
+        json!({"messages": messages, "last_seq": reply.last_seq}),
+    ))
 }
 
 pub(crate) async fn live() -> Json<Value> {

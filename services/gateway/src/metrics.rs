@@ -12,9 +12,21 @@ pub(crate) const SLOW_CONSUMER_CLOSES: &str = "csp_websocket_slow_consumer_total
 
 pub(crate) fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-    describe_gauge!(WEBSOCKET_CONNECTIONS, Unit::Count, "Open browser WebSockets");
-    describe_counter!(HTTP_REQUESTS, Unit::Count, "HTTP requests by route and status");
-    describe_histogram!(HTTP_DURATION, Unit::Seconds, "HTTP request latency by route");
+    describe_gauge!(
+        WEBSOCKET_CONNECTIONS,
+        Unit::Count,
+        "Open browser WebSockets"
+    );
+    describe_counter!(
+        HTTP_REQUESTS,
+        Unit::Count,
+        "HTTP requests by route and status"
+    );
+    describe_histogram!(
+        HTTP_DURATION,
+        Unit::Seconds,
+        "HTTP request latency by route"
+    );
     describe_counter!(
         SLOW_CONSUMER_CLOSES,
         Unit::Count,

@@ -49,7 +49,10 @@ enum ClientFrame {
 }
 
 fn origin_allowed(state: &AppState, headers: &http::HeaderMap, via: Via) -> bool {
-    let Some(origin) = headers.get(http::header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+    let Some(origin) = headers
+        .get(http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    else {
         // Browsers always send Origin on WebSockets. Without one, this is a
         // programmatic client; only a bearer token (which a third-party page
         // cannot attach) is accepted then.
@@ -58,7 +61,10 @@ fn origin_allowed(state: &AppState, headers: &http::HeaderMap, via: Via) -> bool
     if !state.allowed_origins.is_empty() {
         return state.allowed_origins.iter().any(|o| o == origin);
     }
-    let Some(host) = headers.get(http::header::HOST).and_then(|v| v.to_str().ok()) else {
+    let Some(host) = headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
     origin
@@ -212,7 +218,12 @@ async fn connection(
         done.clone(),
         slow,
     ));
-    let presence = tokio::spawn(presence(state.clone(), session, conn_id.clone(), done.clone()));
+    let presence = tokio::spawn(presence(
+        state.clone(),
+        session,
+        conn_id.clone(),
+        done.clone(),
+    ));
 
     loop {
         let msg = tokio::select! {

@@ -121,10 +121,21 @@ impl Policy for Service {
     #[tracing::instrument(name = "policy.Login", skip_all, fields(username = %req.get_ref().username))]
     async fn login(&self, req: Request<LoginRequest>) -> Result<Response<LoginResponse>, Status> {
         let LoginRequest { username, password } = req.into_inner();
-        if username.is_empty() || password.is_empty() || username.len() > 256 || password.len() > 1024 {
-            return Err(status(ErrorCode::BadCredentials, "missing or oversize credentials"));
+        if username.is_empty()
+            || password.is_empty()
+            || username.len() > 256
+            || password.len() > 1024
+        {
+            return Err(status(
+                ErrorCode::BadCredentials,
+                "missing or oversize credentials",
+            ));
         }
-        let user = self.store.user_by_name(&username).await.map_err(store_error)?;
+        let user = self
+            .store
+            .user_by_name(&username)
+            .await
+            .map_err(store_error)?;
         let hash = user
             .as_ref()
             .map(|u| u.password_hash.clone())
@@ -140,7 +151,10 @@ impl Policy for Service {
             }
             _ => {
                 tracing::info!("login refused: wrong username or password");
-                return Err(status(ErrorCode::BadCredentials, "wrong username or password"));
+                return Err(status(
+                    ErrorCode::BadCredentials,
+                    "wrong username or password",
+                ));
             }
         };
         let now = time::OffsetDateTime::now_utc();

@@ -124,10 +124,11 @@ impl Server {
             source,
         })?;
         // Agent processes are spawned with relative paths resolved from here.
-        let data_dir = std::fs::canonicalize(&config.data_dir).map_err(|source| Error::DataDir {
-            path: config.data_dir.clone(),
-            source,
-        })?;
+        let data_dir =
+            std::fs::canonicalize(&config.data_dir).map_err(|source| Error::DataDir {
+                path: config.data_dir.clone(),
+                source,
+            })?;
         if !config.agent.cli_path.is_file() {
             return Err(Error::Config(
                 csp_agent::Error::CliNotFound {

@@ -12,12 +12,24 @@ pub(crate) const AGENT_START_FAILURES: &str = "csp_agent_start_failures_total";
 
 pub(crate) fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-    describe_gauge!(ACTIVE_SESSIONS, Unit::Count, "Sessions bound to a user and not ended");
-    describe_gauge!(PREWARM_POOL_DEPTH, Unit::Count, "Ready, unassigned agent processes");
+    describe_gauge!(
+        ACTIVE_SESSIONS,
+        Unit::Count,
+        "Sessions bound to a user and not ended"
+    );
+    describe_gauge!(
+        PREWARM_POOL_DEPTH,
+        Unit::Count,
+        "Ready, unassigned agent processes"
+    );
     describe_histogram!(
         SESSION_INIT_DURATION,
         Unit::Seconds,
         "Agent process spawn until its initialize reply"
     );
-    describe_counter!(AGENT_START_FAILURES, Unit::Count, "Agent processes that failed to start");
+    describe_counter!(
+        AGENT_START_FAILURES,
+        Unit::Count,
+        "Agent processes that failed to start"
+    );
 }

@@ -146,8 +146,7 @@ impl Pool {
             let want = {
                 let warm = self.warm.lock().await.len();
                 let active = self.sessions.lock().await.len();
-                warm < self.settings.prewarm_pool_size
-                    && warm + active < self.settings.max_sessions
+                warm < self.settings.prewarm_pool_size && warm + active < self.settings.max_sessions
             };
             if want {
                 let id = SessionId::new();
@@ -162,7 +161,12 @@ impl Pool {
                         warm.push_back(Warm { id, agent, events });
                         metrics::gauge!(m::PREWARM_POOL_DEPTH).set(warm.len() as f64);
                         let ms = self.created.elapsed().as_millis().max(1) as u64;
-                        let _ = self.started_ms.compare_exchange(0, ms, Ordering::AcqRel, Ordering::Acquire);
+                        let _ = self.started_ms.compare_exchange(
+                            0,
+                            ms,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        );
                         tracing::debug!(session.id = %id, depth = warm.len(), "warm slot filled");
                         continue;
                     }
@@ -218,7 +222,10 @@ impl Pool {
     }
 
     /// Binds a session to `user`: a warm slot if one is alive, else a cold start.
-    pub(crate) async fn acquire(self: &Arc<Self>, user: UserId) -> Result<(SessionId, bool), ErrorCode> {
+    pub(crate) async fn acquire(
+        self: &Arc<Self>,
+        user: UserId,
+    ) -> Result<(SessionId, bool), ErrorCode> {
         if self.draining.load(Ordering::Acquire) {
             return Err(ErrorCode::Unavailable);
         }
@@ -320,7 +327,8 @@ impl Pool {
             w.agent.shutdown(Duration::from_millis(500)).await;
         }
         let mut tasks = std::mem::take(&mut *self.tasks.lock().await);
-        let _ = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        let _ =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
     }
 }
 

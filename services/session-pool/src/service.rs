@@ -61,9 +61,18 @@ impl Service {
     /// The session's record, if it is the user's. Someone else's session is
     /// reported as missing, so ids cannot be probed.
     async fn owned(&self, session: SessionId, user: UserId) -> Result<SessionRecord, Status> {
-        match self.pool.store.session(session).await.map_err(store_error)? {
+        match self
+            .pool
+            .store
+            .session(session)
+            .await
+            .map_err(store_error)?
+        {
             Some(r) if r.user_id == user => Ok(r),
-            _ => Err(status(ErrorCode::SessionNotFound, "no such session for this user")),
+            _ => Err(status(
+                ErrorCode::SessionNotFound,
+                "no such session for this user",
+            )),
         }
     }
 
@@ -74,11 +83,17 @@ impl Service {
     ) -> Result<crate::session::Handle, Status> {
         match self.pool.handle(session).await {
             Some(h) if h.user == user => Ok(h),
-            Some(_) => Err(status(ErrorCode::SessionNotFound, "no such session for this user")),
+            Some(_) => Err(status(
+                ErrorCode::SessionNotFound,
+                "no such session for this user",
+            )),
             None => {
                 // Known but not running here: ended, failed, or on another replica.
                 self.owned(session, user).await?;
-                Err(status(ErrorCode::SessionUnavailable, "session is not running"))
+                Err(status(
+                    ErrorCode::SessionUnavailable,
+                    "session is not running",
+                ))
             }
         }
     }

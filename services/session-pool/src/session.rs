@@ -148,10 +148,8 @@ impl Actor {
             model: Some(self.model_label.clone()),
         })
         .await;
-        if let Some((text, client_id)) = self.queue.pop_front() {
-            if self.start_turn(&agent, text, client_id).await.is_err() {
-                return self.crashed(agent, None).await;
-            }
+        if !self.start_queued(&agent).await {
+            return self.crashed(agent, None).await;
         }
 
         loop {
@@ -195,10 +193,8 @@ impl Actor {
                         }
                         if turn_ended {
                             self.in_flight = false;
-                            if let Some((text, client_id)) = self.queue.pop_front() {
-                                if self.start_turn(&agent, text, client_id).await.is_err() {
-                                    return self.crashed(agent, None).await;
-                                }
+                            if !self.start_queued(&agent).await {
+                                return self.crashed(agent, None).await;
                             }
                         }
                     }
@@ -224,7 +220,10 @@ impl Actor {
     /// Waits for a cold start while still taking messages (they queue).
     async fn while_preparing(
         &mut self,
-        mut spawn: futures::future::BoxFuture<'static, Result<(Agent, AgentEvents), csp_agent::Error>>,
+        mut spawn: futures::future::BoxFuture<
+            'static,
+            Result<(Agent, AgentEvents), csp_agent::Error>,
+        >,
         rx: &mut mpsc::Receiver<Command>,
     ) -> Option<Result<(Agent, AgentEvents), csp_agent::Error>> {
         loop {
@@ -264,6 +263,14 @@ impl Actor {
             return Ok(true);
         }
         Ok(false)
+    }
+
+    /// Starts the next queued message, if any; false when the agent is gone.
+    async fn start_queued(&mut self, agent: &Agent) -> bool {
+        match self.queue.pop_front() {
+            Some((text, client_id)) => self.start_turn(agent, text, client_id).await.is_ok(),
+            None => true,
+        }
     }
 
     async fn start_turn(

@@ -138,8 +138,14 @@ mod tests {
         let b = msg(
             r#"{"type":"stream_event","event":{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"lo"}},"parent_tool_use_id":null}"#,
         );
-        assert_eq!(t.translate(&a, now), vec![Event::Delta { text: "Hel".into() }]);
-        assert_eq!(t.translate(&b, now), vec![Event::Delta { text: "lo".into() }]);
+        assert_eq!(
+            t.translate(&a, now),
+            vec![Event::Delta { text: "Hel".into() }]
+        );
+        assert_eq!(
+            t.translate(&b, now),
+            vec![Event::Delta { text: "lo".into() }]
+        );
         let start = msg(
             r#"{"type":"stream_event","event":{"type":"message_start","message":{}},"parent_tool_use_id":null}"#,
         );

@@ -125,7 +125,13 @@ impl Csp {
                 let url = csp
                     .spawn(
                         "dev",
-                        &["dev", "--listen", "127.0.0.1:0", "--data-dir", data.to_str().unwrap()],
+                        &[
+                            "dev",
+                            "--listen",
+                            "127.0.0.1:0",
+                            "--data-dir",
+                            data.to_str().unwrap(),
+                        ],
                         &env,
                     )
                     .await?;
@@ -155,10 +161,16 @@ impl Csp {
                     env.push(("CSP_NATS_URL".into(), u));
                 }
 
-                let mock = csp.spawn("mock-llm", &["mock-llm", "--listen", "127.0.0.1:0"], &env).await?;
+                let mock = csp
+                    .spawn("mock-llm", &["mock-llm", "--listen", "127.0.0.1:0"], &env)
+                    .await?;
                 // Policy first: it runs the migrations the session-pool relies on.
                 let policy = csp
-                    .spawn("policy", &["serve", "policy", "--grpc-addr", "127.0.0.1:0"], &env)
+                    .spawn(
+                        "policy",
+                        &["serve", "policy", "--grpc-addr", "127.0.0.1:0"],
+                        &env,
+                    )
                     .await?;
                 let mut pool_env = env.clone();
                 pool_env.push(("ANTHROPIC_BASE_URL".into(), mock));
@@ -208,10 +220,10 @@ impl Csp {
         let url = format!("{}/api/v1/health/startup", self.base);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
         loop {
-            if let Ok(r) = self.http().get(&url).send().await {
-                if r.status().is_success() {
-                    return Ok(());
-                }
+            if let Ok(r) = self.http().get(&url).send().await
+                && r.status().is_success()
+            {
+                return Ok(());
             }
             if tokio::time::Instant::now() > deadline {
                 bail!(
@@ -225,7 +237,12 @@ impl Csp {
     }
 
     /// Starts one process and returns what it prints after "listening on ".
-    async fn spawn(&mut self, name: &'static str, args: &[&str], env: &[(String, String)]) -> Result<String> {
+    async fn spawn(
+        &mut self,
+        name: &'static str,
+        args: &[&str],
+        env: &[(String, String)],
+    ) -> Result<String> {
         let log = std::fs::File::create(self.dir.path().join(format!("{name}.log")))?;
         let mut cmd = Command::new(csp_bin());
         cmd.args(args)
@@ -234,13 +251,17 @@ impl Csp {
             .stderr(Stdio::from(log))
             .kill_on_drop(true)
             .process_group(0);
-        let mut child = cmd.spawn().with_context(|| format!("starting csp {name}"))?;
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting csp {name}"))?;
         let stdout = child.stdout.take().expect("piped");
         let mut lines = BufReader::new(stdout).lines();
         let found = tokio::time::timeout(Duration::from_secs(60), async {
             while let Some(line) = lines.next_line().await? {
                 if let Some((_, rest)) = line.split_once("listening on ") {
-                    return Ok::<_, anyhow::Error>(Some(rest.split_whitespace().next().unwrap_or("").to_owned()));
+                    return Ok::<_, anyhow::Error>(Some(
+                        rest.split_whitespace().next().unwrap_or("").to_owned(),
+                    ));
                 }
             }
             Ok(None)
@@ -260,14 +281,18 @@ impl Csp {
 
     /// The last lines of one process's log, for failure messages.
     pub fn log_tail(&self, name: &str) -> String {
-        let text = std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default();
+        let text = std::fs::read_to_string(self.dir.path().join(format!("{name}.log")))
+            .unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
     /// Kills one process (e.g. to simulate a crash).
     pub fn pid_of(&self, name: &str) -> Option<u32> {
-        self.procs.iter().find(|p| p.name == name).and_then(|p| p.child.id())
+        self.procs
+            .iter()
+            .find(|p| p.name == name)
+            .and_then(|p| p.child.id())
     }
 
     pub fn http(&self) -> reqwest::Client {
@@ -301,7 +326,11 @@ impl Csp {
     }
 
     /// Opens `/ws?{query}` with arbitrary headers; errors carry the HTTP status.
-    pub async fn ws_with(&self, query: &str, headers: &[(&str, String)]) -> Result<Ws, tungstenite::Error> {
+    pub async fn ws_with(
+        &self,
+        query: &str,
+        headers: &[(&str, String)],
+    ) -> Result<Ws, tungstenite::Error> {
         let url = format!("{}/ws?{query}", self.base.replacen("http://", "ws://", 1));
         let mut req = url.into_client_request()?;
         for (k, v) in headers {
@@ -336,21 +365,25 @@ impl Csp {
             }
         }
         for p in &mut self.procs {
-            if tokio::time::timeout(Duration::from_secs(15), p.child.wait()).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(15), p.child.wait())
+                .await
+                .is_err()
+            {
                 let _ = p.child.kill().await;
             }
         }
-        if let Some((url, db)) = self.db.take() {
-            if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await {
-                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
-                )))
-                .execute(&mut conn)
-                .await;
-            }
+        if let Some((url, db)) = self.db.take()
+            && let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await
+        {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
+            )))
+            .execute(&mut conn)
+            .await;
         }
         if let Some(prefix) = self.nats_prefix.take() {
-            let url = std::env::var("CSP_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+            let url = std::env::var("CSP_TEST_NATS_URL")
+                .unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
             if let Ok(client) = async_nats::connect(url).await {
                 let js = async_nats::jetstream::new(client);
                 let _ = js
@@ -371,7 +404,9 @@ pub const FRAME_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Ws {
     pub async fn send(&mut self, v: Value) -> Result<()> {
-        self.stream.send(Message::Text(v.to_string().into())).await?;
+        self.stream
+            .send(Message::Text(v.to_string().into()))
+            .await?;
         Ok(())
     }
 

@@ -7,7 +7,11 @@ fn seqs(frames: &[Value]) -> Vec<u64> {
 
 fn assert_contiguous(seqs: &[u64]) {
     for w in seqs.windows(2) {
-        assert_eq!(w[1], w[0] + 1, "seq must have no gaps or duplicates: {seqs:?}");
+        assert_eq!(
+            w[1],
+            w[0] + 1,
+            "seq must have no gaps or duplicates: {seqs:?}"
+        );
     }
 }
 
@@ -20,20 +24,28 @@ async fn ready(ws: &mut Ws) -> (String, Vec<Value>) {
         .until(|f| f["type"] == "session" && f["status"] == "ready")
         .await
         .expect("session becomes ready");
-    let id = frames.last().unwrap()["session_id"].as_str().unwrap().to_owned();
+    let id = frames.last().unwrap()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     (id, frames)
 }
 
 /// Everything a user does in one session, in order.
 async fn chat_flow(mode: Mode) {
-    let csp = Csp::start(mode, Options::default()).await.expect("csp starts");
+    let csp = Csp::start(mode, Options::default())
+        .await
+        .expect("csp starts");
     let token = csp.login().await.unwrap();
 
     // Ready from the warm pool: the very first frame.
     let mut ws = csp.ws(&token, "").await.unwrap();
     let first = ws.next().await.unwrap();
     assert_eq!(first["type"], "session", "{first}");
-    assert_eq!(first["status"], "ready", "warm pool gives ready at once: {first}");
+    assert_eq!(
+        first["status"], "ready",
+        "warm pool gives ready at once: {first}"
+    );
     assert_eq!(first["seq"], 1);
     let session = first["session_id"].as_str().unwrap().to_owned();
 
@@ -45,32 +57,56 @@ async fn chat_flow(mode: Mode) {
     let turn = ws.turn().await.unwrap();
     assert_eq!(turn[0]["type"], "user_message", "{turn:?}");
     assert_eq!(turn[0]["client_id"], "c1");
-    assert!(turn.iter().filter(|f| f["type"] == "delta").count() >= 2, "streamed in pieces: {turn:?}");
+    assert!(
+        turn.iter().filter(|f| f["type"] == "delta").count() >= 2,
+        "streamed in pieces: {turn:?}"
+    );
     assert_eq!(text_of(&turn), text);
     let result = turn.last().unwrap();
     assert_eq!(result["is_error"], false);
-    assert!(close_to(result["cost_usd"].as_f64().unwrap(), COST_PER_CALL), "cost as the CLI reported it: {result}");
+    assert!(
+        close_to(result["cost_usd"].as_f64().unwrap(), COST_PER_CALL),
+        "cost as the CLI reported it: {result}"
+    );
     let mut all = vec![first.clone()];
     all.extend(turn);
 
     // A scripted Bash tool_use really runs and comes back as tool_use + tool_result.
-    ws.send(json!({"type":"send","text":"run echo e2e-tool-$((40+2))"})).await.unwrap();
+    ws.send(json!({"type":"send","text":"run echo e2e-tool-$((40+2))"}))
+        .await
+        .unwrap();
     let turn = ws.turn().await.unwrap();
-    let tool_use = turn.iter().find(|f| f["type"] == "tool_use").expect("tool_use frame");
+    let tool_use = turn
+        .iter()
+        .find(|f| f["type"] == "tool_use")
+        .expect("tool_use frame");
     assert_eq!(tool_use["name"], "Bash");
     assert_eq!(tool_use["input"]["command"], "echo e2e-tool-$((40+2))");
-    let tool_result = turn.iter().find(|f| f["type"] == "tool_result").expect("tool_result frame");
+    let tool_result = turn
+        .iter()
+        .find(|f| f["type"] == "tool_result")
+        .expect("tool_result frame");
     assert_eq!(tool_result["tool_use_id"], tool_use["tool_use_id"]);
     assert_eq!(tool_result["status"], "complete", "{tool_result}");
     // The shell really evaluated the arithmetic: the scripted model could not.
-    assert!(tool_result["content"].as_str().unwrap().contains("e2e-tool-42"), "{tool_result}");
+    assert!(
+        tool_result["content"]
+            .as_str()
+            .unwrap()
+            .contains("e2e-tool-42"),
+        "{tool_result}"
+    );
     assert!(tool_result["duration_ms"].is_u64());
     let result = turn.last().unwrap();
-    assert!(close_to(result["cost_usd"].as_f64().unwrap(), 2.0 * COST_PER_CALL), "two API calls: {result}");
+    assert!(
+        close_to(result["cost_usd"].as_f64().unwrap(), 2.0 * COST_PER_CALL),
+        "two API calls: {result}"
+    );
     all.extend(turn);
 
     // Interrupt mid-stream stops the stream; the next message works.
-    let slow = scripted(json!({"type":"text","text":"word ".repeat(80),"chunks":80,"chunk_delay_ms":100}));
+    let slow =
+        scripted(json!({"type":"text","text":"word ".repeat(80),"chunks":80,"chunk_delay_ms":100}));
     ws.send(json!({"type":"send","text": slow})).await.unwrap();
     let before = ws.until(|f| f["type"] == "delta").await.unwrap();
     ws.send(json!({"type":"interrupt"})).await.unwrap();
@@ -78,7 +114,10 @@ async fn chat_flow(mode: Mode) {
     let result = rest.last().unwrap();
     assert_eq!(result["interrupted"], true, "{result}");
     let deltas = rest.iter().filter(|f| f["type"] == "delta").count();
-    assert!(deltas < 60, "the stream stopped early ({deltas} more deltas)");
+    assert!(
+        deltas < 60,
+        "the stream stopped early ({deltas} more deltas)"
+    );
     all.extend(before);
     all.extend(rest);
     ws.send(json!({"type":"send","text": scripted(json!({"type":"text","text":"after the interrupt"}))}))
@@ -121,7 +160,11 @@ async fn chat_flow(mode: Mode) {
         .await
         .unwrap();
     let missed = ws.turn().await.unwrap();
-    assert_eq!(missed[0]["seq"].as_u64().unwrap(), last_seen + 1, "replay starts right after after_seq");
+    assert_eq!(
+        missed[0]["seq"].as_u64().unwrap(),
+        last_seen + 1,
+        "replay starts right after after_seq"
+    );
     let mut joined = seen.clone();
     joined.extend(missed.clone());
     assert_contiguous(&seqs(&joined));
@@ -138,12 +181,21 @@ async fn chat_flow(mode: Mode) {
     let last_seq = history["last_seq"].as_u64().unwrap();
     assert_eq!(last_seq, all.last().unwrap()["seq"].as_u64().unwrap());
     let msgs = history["messages"].as_array().unwrap();
-    let users: Vec<&Value> = msgs.iter().filter(|m| m["type"] == "user_message").collect();
+    let users: Vec<&Value> = msgs
+        .iter()
+        .filter(|m| m["type"] == "user_message")
+        .collect();
     assert_eq!(users.len(), 7, "every user message is kept: {history}");
     assert!(text_of(msgs).contains(text), "assistant text is kept");
     assert!(msgs.iter().any(|m| m["type"] == "tool_result"));
     let (_, list) = csp.get(&token, "/api/v1/sessions").await.unwrap();
-    assert!(list["sessions"].as_array().unwrap().iter().any(|s| s["session_id"] == session.as_str()));
+    assert!(
+        list["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["session_id"] == session.as_str())
+    );
 
     ws.close().await;
     csp.stop().await;
@@ -161,7 +213,15 @@ async fn chat_flow_distributed() {
 
 /// An empty pool shows "preparing", then "ready" (cold start).
 async fn cold_start(mode: Mode) {
-    let csp = Csp::start(mode, Options { prewarm: 0, ..Options::default() }).await.unwrap();
+    let csp = Csp::start(
+        mode,
+        Options {
+            prewarm: 0,
+            ..Options::default()
+        },
+    )
+    .await
+    .unwrap();
     let token = csp.login().await.unwrap();
     let mut ws = csp.ws(&token, "").await.unwrap();
     let first = ws.next().await.unwrap();
@@ -195,16 +255,26 @@ async fn agent_crash(mode: Mode) {
     let mut ws = csp.ws(&token, "").await.unwrap();
     let (session, _) = ready(&mut ws).await;
     // The Bash tool's parent is the CLI: killing it crashes the agent mid-turn.
-    ws.send(json!({"type":"send","text":"run kill -9 $PPID"})).await.unwrap();
+    ws.send(json!({"type":"send","text":"run kill -9 $PPID"}))
+        .await
+        .unwrap();
     let frames = ws
         .until(|f| f["type"] == "session" && f["status"] == "failed")
         .await
         .unwrap();
-    let err = frames.iter().find(|f| f["type"] == "error").expect("an error frame");
+    let err = frames
+        .iter()
+        .find(|f| f["type"] == "error")
+        .expect("an error frame");
     assert_eq!(err["code"], "agent_crashed", "{frames:?}");
-    assert!(!err["message"].as_str().unwrap().contains("exit"), "no technical detail: {err}");
+    assert!(
+        !err["message"].as_str().unwrap().contains("exit"),
+        "no technical detail: {err}"
+    );
     // Sending to the failed session gets a clear error, not a hang.
-    ws.send(json!({"type":"send","text":"still there?"})).await.unwrap();
+    ws.send(json!({"type":"send","text":"still there?"}))
+        .await
+        .unwrap();
     let reply = ws.next().await.unwrap();
     assert_eq!(reply["code"], "session_unavailable", "{reply}");
     // A new session works.
@@ -237,9 +307,14 @@ async fn mid_stream_api_error_keeps_partial_text() {
     ready(&mut ws).await;
     let behaviour = json!({"type":"cut","after_deltas":2,"text":"partial answer that never ends","chunks":6,
                            "nonstream":{"type":"http_error","status":529,"headers":{"x-should-retry":"false"}}});
-    ws.send(json!({"type":"send","text": scripted(behaviour)})).await.unwrap();
+    ws.send(json!({"type":"send","text": scripted(behaviour)}))
+        .await
+        .unwrap();
     let turn = ws.turn().await.unwrap();
-    let err = turn.iter().find(|f| f["type"] == "error").expect("error frame");
+    let err = turn
+        .iter()
+        .find(|f| f["type"] == "error")
+        .expect("error frame");
     assert_eq!(err["message"], "Response interrupted. You can retry.");
     assert_eq!(turn.last().unwrap()["is_error"], true);
     ws.send(json!({"type":"send","text": scripted(json!({"type":"text","text":"recovered"}))}))

@@ -26,7 +26,10 @@ async fn bad_frames_get_errors_and_the_connection_survives() {
     ws.send_raw("{not json".into()).await.unwrap();
     let f = ws.next().await.unwrap();
     assert_eq!(f["code"], "bad_frame", "{f}");
-    assert!(f.get("seq").is_none(), "connection errors are not part of the stream: {f}");
+    assert!(
+        f.get("seq").is_none(),
+        "connection errors are not part of the stream: {f}"
+    );
 
     ws.send(json!({"type":"shout","text":"hi"})).await.unwrap();
     assert_eq!(ws.next().await.unwrap()["code"], "unknown_type");
@@ -34,7 +37,9 @@ async fn bad_frames_get_errors_and_the_connection_survives() {
     ws.send(json!({"type":"send"})).await.unwrap();
     assert_eq!(ws.next().await.unwrap()["code"], "bad_frame");
 
-    ws.send(json!({"type":"send","text":"   \n "})).await.unwrap();
+    ws.send(json!({"type":"send","text":"   \n "}))
+        .await
+        .unwrap();
     assert_eq!(ws.next().await.unwrap()["code"], "empty_message");
 
     let big = "x".repeat(70 * 1024);
@@ -56,7 +61,15 @@ async fn bad_frames_get_errors_and_the_connection_survives() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn websocket_refuses_missing_forged_expired_and_none_tokens_and_foreign_origins() {
-    let csp = Csp::start(Mode::Dev, Options { prewarm: 0, ..Options::default() }).await.unwrap();
+    let csp = Csp::start(
+        Mode::Dev,
+        Options {
+            prewarm: 0,
+            ..Options::default()
+        },
+    )
+    .await
+    .unwrap();
     let token = csp.login().await.unwrap();
 
     // Missing.
@@ -66,7 +79,9 @@ async fn websocket_refuses_missing_forged_expired_and_none_tokens_and_foreign_or
     // Forged: a valid token's payload with a raised role, same signature.
     let parts: Vec<&str> = token.split('.').collect();
     let mut payload: serde_json::Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(parts[1]).unwrap(),
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(parts[1])
+            .unwrap(),
     )
     .unwrap();
     payload["role"] = json!("admin");
@@ -93,13 +108,23 @@ async fn websocket_refuses_missing_forged_expired_and_none_tokens_and_foreign_or
     // A cookie-authenticated socket from a foreign page is refused...
     let cookie = format!("csp_token={token}");
     let e = csp
-        .ws_with("", &[("cookie", cookie.clone()), ("origin", "https://evil.example".into())])
+        .ws_with(
+            "",
+            &[
+                ("cookie", cookie.clone()),
+                ("origin", "https://evil.example".into()),
+            ],
+        )
         .await
         .err()
         .expect("refused");
     assert_eq!(http_status(&e), Some(403), "{e}");
     // ...and so is one with a cookie but no Origin at all.
-    let e = csp.ws_with("", &[("cookie", cookie.clone())]).await.err().expect("refused");
+    let e = csp
+        .ws_with("", &[("cookie", cookie.clone())])
+        .await
+        .err()
+        .expect("refused");
     assert_eq!(http_status(&e), Some(403), "{e}");
     // The gateway's own origin is fine.
     let own = csp.base.clone();
@@ -124,7 +149,15 @@ async fn websocket_refuses_missing_forged_expired_and_none_tokens_and_foreign_or
 
 #[tokio::test(flavor = "multi_thread")]
 async fn login_errors_are_clear_and_cookies_are_httponly() {
-    let csp = Csp::start(Mode::Dev, Options { prewarm: 0, ..Options::default() }).await.unwrap();
+    let csp = Csp::start(
+        Mode::Dev,
+        Options {
+            prewarm: 0,
+            ..Options::default()
+        },
+    )
+    .await
+    .unwrap();
     let http = csp.http();
     let url = format!("{}/api/v1/auth/login", csp.base);
     let resp = http
@@ -148,6 +181,9 @@ async fn login_errors_are_clear_and_cookies_are_httponly() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     csp.stop().await;
 }

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit and integration tests against
+# real PostgreSQL/Redis/NATS, end-to-end tests with the real Claude Code CLI,
+# the web app's unit tests and the browser test in real Chromium.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+scripts/setup.sh cli web browser services
+
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+# The end-to-end tests drive this binary.
+cargo build --locked -p csp-cli
+if command -v cargo-nextest >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
+(cd web && npm test --silent)
+(cd tests/browser && npm test --silent)

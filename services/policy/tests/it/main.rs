@@ -1,0 +1,155 @@
+//! The policy service over real gRPC, on the embedded store.
+
+use csp_auth::Tokens;
+use csp_domain::{ErrorCode, Role};
+use csp_policy::{ADMIN_USERNAME, Config, Server, bootstrap_admin};
+use csp_proto::v1::policy_client::PolicyClient;
+use csp_proto::v1::{GetUserRequest, LoginRequest};
+use csp_store::{NewUser, SqliteStore, UserStore};
+use secrecy::{ExposeSecret, SecretString};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+fn tokens() -> Tokens {
+    Tokens::new(
+        &SecretString::from("policy-test-secret-0123456789-abcdef"),
+        Duration::from_secs(60),
+    )
+    .unwrap()
+}
+
+struct Running {
+    client: PolicyClient<tonic::transport::Channel>,
+    store: Arc<SqliteStore>,
+    stop: CancellationToken,
+}
+
+async fn start() -> Running {
+    let store = Arc::new(SqliteStore::in_memory().await.unwrap());
+    let server = Server::build(
+        Config {
+            grpc_addr: "127.0.0.1:0".parse().unwrap(),
+            tokens: tokens(),
+        },
+        store.clone(),
+    )
+    .await
+    .unwrap();
+    let addr = server.local_addr();
+    let stop = CancellationToken::new();
+    tokio::spawn(server.run(stop.clone()));
+    let client = PolicyClient::new(csp_rpc::channel(&format!("http://{addr}")).unwrap());
+    Running {
+        client,
+        store,
+        stop,
+    }
+}
+
+#[tokio::test]
+async fn bootstrap_generates_once_and_keeps_a_chosen_password() {
+    let store = SqliteStore::in_memory().await.unwrap();
+    let generated = bootstrap_admin(&store, None)
+        .await
+        .unwrap()
+        .expect("generated");
+    assert_eq!(generated.expose_secret().len(), 24);
+    // Second start: the admin exists, nothing is generated or changed.
+    assert!(bootstrap_admin(&store, None).await.unwrap().is_none());
+    let admin = store.user_by_name(ADMIN_USERNAME).await.unwrap().unwrap();
+    assert_eq!(admin.role, Role::Admin);
+    assert!(csp_auth::verify_password(
+        generated.expose_secret(),
+        &admin.password_hash
+    ));
+    assert!(!admin.password_hash.contains(generated.expose_secret()));
+
+    let store = SqliteStore::in_memory().await.unwrap();
+    let chosen = SecretString::from("chosen-password");
+    assert!(
+        bootstrap_admin(&store, Some(&chosen))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let admin = store.user_by_name(ADMIN_USERNAME).await.unwrap().unwrap();
+    assert!(csp_auth::verify_password(
+        "chosen-password",
+        &admin.password_hash
+    ));
+}
+
+#[tokio::test]
+async fn login_issues_a_verifiable_token_and_records_the_time() {
+    let mut r = start().await;
+    bootstrap_admin(r.store.as_ref(), Some(&SecretString::from("pw-123456")))
+        .await
+        .unwrap();
+    // Usernames are case-insensitive.
+    let reply = r
+        .client
+        .login(LoginRequest {
+            username: "Admin".into(),
+            password: "pw-123456".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let claims = tokens().verify(&reply.token).unwrap();
+    let user = reply.user.unwrap();
+    assert_eq!(claims.sub.to_string(), user.user_id);
+    assert_eq!(claims.role, Role::Admin);
+    assert_eq!(reply.expires_in, 60);
+    assert!(!user.last_login_at.is_empty());
+
+    let fetched = r
+        .client
+        .get_user(GetUserRequest {
+            user_id: user.user_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(fetched.username, "admin");
+    assert!(fetched.is_active);
+    r.stop.cancel();
+}
+
+#[tokio::test]
+async fn wrong_password_unknown_user_and_empty_fields_are_the_same_refusal() {
+    let mut r = start().await;
+    r.store
+        .create_user(NewUser {
+            username: "ada".into(),
+            password_hash: csp_auth::hash_password("right").unwrap(),
+            role: Role::User,
+        })
+        .await
+        .unwrap();
+    for (u, p) in [("ada", "wrong"), ("nobody", "right"), ("", ""), ("ada", "")] {
+        let err = r
+            .client
+            .login(LoginRequest {
+                username: u.into(),
+                password: p.into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            csp_rpc::error_code(&err),
+            ErrorCode::BadCredentials,
+            "{u}/{p}"
+        );
+        assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    }
+    let err = r
+        .client
+        .get_user(GetUserRequest {
+            user_id: "not-a-uuid".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    r.stop.cancel();
+}
