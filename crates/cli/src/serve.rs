@@ -103,6 +103,9 @@ pub(crate) enum Service {
         advertise_addr: Option<String>,
         #[arg(long, env = "CSP_DATA_DIR", default_value = "/var/lib/csp")]
         data_dir: PathBuf,
+        /// HTTP address of /metrics and the liveness probe.
+        #[arg(long, env = "CSP_METRICS_ADDR", default_value = "0.0.0.0:9091")]
+        metrics_addr: SocketAddr,
         #[command(flatten)]
         pool: PoolOpts,
         #[command(flatten)]
@@ -117,6 +120,9 @@ pub(crate) enum Service {
         /// Password of the `admin` account created when there is none.
         #[arg(long, env = "CSP_ADMIN_PASSWORD", hide_env_values = true)]
         admin_password: Option<String>,
+        /// HTTP address of /metrics and the liveness probe.
+        #[arg(long, env = "CSP_METRICS_ADDR", default_value = "0.0.0.0:9092")]
+        metrics_addr: SocketAddr,
         #[command(flatten)]
         tokens: TokenOpts,
         #[command(flatten)]
@@ -149,10 +155,12 @@ pub(crate) async fn run(service: Service, shutdown: CancellationToken) -> anyhow
             grpc_addr,
             advertise_addr,
             data_dir,
+            metrics_addr,
             pool,
             model,
             backends,
         } => {
+            serve_metrics("session-pool", metrics_addr, &shutdown).await?;
             if !model.configured() {
                 anyhow::bail!(
                     "no model API configured: set ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN), and ANTHROPIC_BASE_URL for a gateway or the scripted test server"
@@ -181,9 +189,11 @@ pub(crate) async fn run(service: Service, shutdown: CancellationToken) -> anyhow
         Service::Policy {
             grpc_addr,
             admin_password,
+            metrics_addr,
             tokens,
             backends,
         } => {
+            serve_metrics("policy", metrics_addr, &shutdown).await?;
             let t = tokens.tokens(tokens.required_secret()?)?;
             let store = backends.store().await?;
             let password = admin_password.map(SecretString::from);
@@ -206,6 +216,28 @@ pub(crate) async fn run(service: Service, shutdown: CancellationToken) -> anyhow
             server.run(shutdown).await?;
         }
     }
+    Ok(())
+}
+
+/// Starts the `/metrics` listener of a gRPC service in the background.
+async fn serve_metrics(
+    service: &str,
+    addr: SocketAddr,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let server = csp_telemetry::MetricsServer::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for /metrics (CSP_METRICS_ADDR)"))?;
+    println!(
+        "csp {service}: metrics on http://{}/metrics",
+        server.local_addr()?
+    );
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        if let Err(e) = server.run(shutdown).await {
+            tracing::error!(error = %e, "metrics listener failed");
+        }
+    });
     Ok(())
 }
 

@@ -83,6 +83,48 @@ pub fn render_metrics() -> String {
     metrics_handle().render()
 }
 
+/// An HTTP listener for `/metrics` and a liveness probe, for the services
+/// whose API is gRPC (the gateway serves both on its own port).
+pub struct MetricsServer {
+    listener: tokio::net::TcpListener,
+}
+
+impl MetricsServer {
+    pub async fn bind(addr: std::net::SocketAddr) -> std::io::Result<Self> {
+        Ok(Self {
+            listener: tokio::net::TcpListener::bind(addr).await?,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub async fn run(self, shutdown: tokio_util::sync::CancellationToken) -> std::io::Result<()> {
+        use axum::routing::get;
+        let app = axum::Router::new()
+            .route(
+                "/metrics",
+                get(|| async {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        render_metrics(),
+                    )
+                }),
+            )
+            .route(
+                "/api/v1/health/live",
+                get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+            );
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

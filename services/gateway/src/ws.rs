@@ -49,6 +49,10 @@ enum ClientFrame {
 }
 
 fn origin_allowed(state: &AppState, headers: &http::HeaderMap, via: Via) -> bool {
+    origin_matches(&state.allowed_origins, headers, via)
+}
+
+fn origin_matches(allowed: &[String], headers: &http::HeaderMap, via: Via) -> bool {
     let Some(origin) = headers
         .get(http::header::ORIGIN)
         .and_then(|v| v.to_str().ok())
@@ -58,8 +62,8 @@ fn origin_allowed(state: &AppState, headers: &http::HeaderMap, via: Via) -> bool
         // cannot attach) is accepted then.
         return via == Via::Bearer;
     };
-    if !state.allowed_origins.is_empty() {
-        return state.allowed_origins.iter().any(|o| o == origin);
+    if !allowed.is_empty() {
+        return allowed.iter().any(|o| o == origin);
     }
     let Some(host) = headers
         .get(http::header::HOST)
@@ -211,7 +215,7 @@ async fn connection(
     tracing::info!(session.id = %session, user.id = %user, after_seq, "WebSocket attached");
 
     let relay = tokio::spawn(relay(
-        state.clone(),
+        state.bus.clone(),
         session,
         after_seq,
         tx.clone(),
@@ -269,14 +273,14 @@ async fn acquire(state: &AppState, user: UserId) -> Result<SessionId, ErrorCode>
 /// Bus → send queue, in seq order. Never blocks on the browser: a full
 /// queue closes the connection instead.
 async fn relay(
-    state: AppState,
+    bus: std::sync::Arc<dyn csp_bus::EventBus>,
     session: SessionId,
     after_seq: u64,
     tx: mpsc::Sender<Message>,
     done: CancellationToken,
     slow: CancellationToken,
 ) {
-    let mut events = match state.bus.subscribe(session, after_seq).await {
+    let mut events = match bus.subscribe(session, after_seq).await {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(session.id = %session, error = %e, "could not subscribe to session events");
@@ -405,5 +409,112 @@ async fn handle_frame(
                 Err(s) => Some(error_frame(ApiError::from_status(&s).code, None)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use csp_bus::{EventBus, InProcessBus};
+    use csp_domain::{Event, SessionEvent};
+    use std::sync::Arc;
+
+    async fn publish(bus: &InProcessBus, session: SessionId, n: u64) {
+        for seq in 1..=n {
+            let ev = SessionEvent {
+                session_id: session,
+                seq,
+                event: Event::Delta {
+                    text: format!("d{seq}"),
+                },
+            };
+            bus.publish(&ev).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_browser_that_stops_reading_is_cut_off_not_buffered() {
+        let bus = InProcessBus::new(Default::default()).unwrap();
+        let session = SessionId::new();
+        publish(&bus, session, 50).await;
+        let (tx, mut rx) = mpsc::channel(4);
+        let (done, slow) = (CancellationToken::new(), CancellationToken::new());
+        let bus: Arc<dyn EventBus> = Arc::new(bus);
+        // Nobody reads `rx`: the relay must give up instead of waiting or growing.
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            relay(bus, session, 0, tx, done, slow.clone()),
+        )
+        .await
+        .expect("the relay returns");
+        assert!(
+            slow.is_cancelled(),
+            "the writer is told to close with slow_consumer"
+        );
+        let mut queued = 0;
+        while rx.try_recv().is_ok() {
+            queued += 1;
+        }
+        assert_eq!(queued, 4, "never more than the queue bound");
+    }
+
+    #[tokio::test]
+    async fn replays_after_seq_then_follows_live_in_order() {
+        let bus = Arc::new(InProcessBus::new(Default::default()).unwrap());
+        let session = SessionId::new();
+        publish(&bus, session, 5).await;
+        let (tx, mut rx) = mpsc::channel(64);
+        let (done, slow) = (CancellationToken::new(), CancellationToken::new());
+        let task = tokio::spawn(relay(bus.clone(), session, 3, tx, done.clone(), slow));
+        let mut seqs = Vec::new();
+        for _ in 0..2 {
+            if let Some(Message::Text(t)) = rx.recv().await {
+                let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+                seqs.push(v["seq"].as_u64().unwrap());
+            }
+        }
+        assert_eq!(seqs, vec![4, 5]);
+        done.cancel();
+        task.await.unwrap();
+    }
+
+    #[test]
+    fn origin_rules() {
+        use http::HeaderMap;
+        fn headers(origin: Option<&str>, host: &str) -> HeaderMap {
+            let mut h = HeaderMap::new();
+            h.insert(http::header::HOST, host.parse().unwrap());
+            if let Some(o) = origin {
+                h.insert(http::header::ORIGIN, o.parse().unwrap());
+            }
+            h
+        }
+        let same = |origin: Option<&str>, via| {
+            origin_matches(&[], &headers(origin, "csp.example:8080"), via)
+        };
+        assert!(same(Some("https://csp.example:8080"), Via::Cookie));
+        assert!(same(Some("http://CSP.example:8080"), Via::Cookie));
+        assert!(!same(Some("https://evil.example"), Via::Cookie));
+        assert!(!same(
+            Some("https://csp.example:8080.evil.example"),
+            Via::Cookie
+        ));
+        assert!(!same(None, Via::Cookie), "cookie without Origin");
+        assert!(same(None, Via::Bearer), "programmatic bearer client");
+        assert!(
+            !same(Some("https://evil.example"), Via::Bearer),
+            "a bearer socket still obeys a present Origin"
+        );
+        let listed = vec!["https://app.example".to_owned()];
+        assert!(origin_matches(
+            &listed,
+            &headers(Some("https://app.example"), "gw:8080"),
+            Via::Cookie
+        ));
+        assert!(!origin_matches(
+            &listed,
+            &headers(Some("https://gw:8080"), "gw:8080"),
+            Via::Cookie
+        ));
     }
 }

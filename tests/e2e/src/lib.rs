@@ -77,6 +77,8 @@ pub struct Csp {
     dir: tempfile::TempDir,
     db: Option<(String, String)>,
     nats_prefix: Option<String>,
+    /// What each process printed before it was listening (e.g. its metrics URL).
+    banners: Vec<(&'static str, String)>,
 }
 
 fn test_db_url() -> String {
@@ -108,6 +110,7 @@ impl Csp {
             dir,
             db: None,
             nats_prefix: None,
+            banners: Vec::new(),
         };
         let mut env: Vec<(String, String)> = vec![
             ("CSP_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
@@ -168,7 +171,14 @@ impl Csp {
                 let policy = csp
                     .spawn(
                         "policy",
-                        &["serve", "policy", "--grpc-addr", "127.0.0.1:0"],
+                        &[
+                            "serve",
+                            "policy",
+                            "--grpc-addr",
+                            "127.0.0.1:0",
+                            "--metrics-addr",
+                            "127.0.0.1:0",
+                        ],
                         &env,
                     )
                     .await?;
@@ -186,6 +196,8 @@ impl Csp {
                             "127.0.0.1:0",
                             "--data-dir",
                             data.to_str().unwrap(),
+                            "--metrics-addr",
+                            "127.0.0.1:0",
                         ],
                         &pool_env,
                     )
@@ -256,6 +268,7 @@ impl Csp {
             .with_context(|| format!("starting csp {name}"))?;
         let stdout = child.stdout.take().expect("piped");
         let mut lines = BufReader::new(stdout).lines();
+        let mut banner = Vec::new();
         let found = tokio::time::timeout(Duration::from_secs(60), async {
             while let Some(line) = lines.next_line().await? {
                 if let Some((_, rest)) = line.split_once("listening on ") {
@@ -263,10 +276,12 @@ impl Csp {
                         rest.split_whitespace().next().unwrap_or("").to_owned(),
                     ));
                 }
+                banner.push(line);
             }
             Ok(None)
         })
         .await;
+        self.banners.extend(banner.into_iter().map(|l| (name, l)));
         // Keep draining stdout so the process never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         self.procs.push(Proc { name, child });
@@ -287,7 +302,46 @@ impl Csp {
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
-    /// Kills one process (e.g. to simulate a crash).
+    /// The `/metrics` URLs of every process that serves one.
+    pub fn metrics_urls(&self) -> Vec<(&'static str, String)> {
+        let mut urls: Vec<(&'static str, String)> = self
+            .banners
+            .iter()
+            .filter_map(|(name, line)| {
+                let (_, rest) = line.split_once("metrics on ")?;
+                Some((*name, rest.split_whitespace().next()?.to_owned()))
+            })
+            .collect();
+        urls.push((
+            if self.mode == Mode::Dev {
+                "dev"
+            } else {
+                "gateway"
+            },
+            format!("{}/metrics", self.base),
+        ));
+        urls
+    }
+
+    /// Every metric sample of every process, as Prometheus text.
+    pub async fn scrape_all(&self) -> Result<String> {
+        let mut text = String::new();
+        for (_, url) in self.metrics_urls() {
+            text.push_str(
+                &self
+                    .http()
+                    .get(&url)
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .text()
+                    .await?,
+            );
+        }
+        Ok(text)
+    }
+
+    /// The process id of one process (e.g. to read its memory use).
     pub fn pid_of(&self, name: &str) -> Option<u32> {
         self.procs
             .iter()

@@ -197,6 +197,34 @@ async fn chat_flow(mode: Mode) {
             .any(|s| s["session_id"] == session.as_str())
     );
 
+    // This metrics, from whichever process records them.
+    let metrics = csp.scrape_all().await.unwrap();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert!(value("csp_active_sessions") >= 1.0, "{metrics}");
+    assert!(
+        metrics.contains("# TYPE csp_prewarm_pool_depth gauge"),
+        "{metrics}"
+    );
+    assert!(
+        value("csp_session_init_duration_seconds_count") >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("csp_session_init_duration_seconds_bucket{start=\"prewarm\""),
+        "{metrics}"
+    );
+    assert_eq!(
+        value("csp_websocket_connections"),
+        1.0,
+        "one socket open now: {metrics}"
+    );
+
     ws.close().await;
     csp.stop().await;
 }
@@ -296,6 +324,24 @@ async fn agent_crash_dev() {
 #[tokio::test(flavor = "multi_thread")]
 async fn agent_crash_distributed() {
     agent_crash(Mode::Distributed).await;
+}
+
+/// A missing CLI stops the start with instructions, before anything listens.
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_cli_is_a_startup_error_with_install_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(csp_e2e::csp_bin())
+        .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("CLAUDE_CLI", dir.path().join("no-such-claude"))
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Claude Code CLI not found"), "{stderr}");
+    assert!(stderr.contains("scripts/setup.sh"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("listening on"));
 }
 
 /// A model API failure mid-stream keeps the partial answer and says so.
