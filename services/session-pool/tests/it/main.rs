@@ -1,0 +1,282 @@
+//! The session-pool over real gRPC with the real Claude Code CLI, the
+//! scripted model server and the embedded backends.
+
+use csp_bus::{EventBus, InProcessBus};
+use csp_cache::MemoryCache;
+use csp_domain::{ErrorCode, Event, SessionId, SessionStatus, UserId};
+use csp_mock_llm::MockLlm;
+use csp_proto::v1 as pb;
+use csp_proto::v1::session_pool_client::SessionPoolClient;
+use csp_session_pool::{Config, Server};
+use csp_store::{NewUser, SqliteStore, UserStore};
+use futures::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+struct Pool {
+    client: SessionPoolClient<Channel>,
+    bus: Arc<InProcessBus>,
+    store: Arc<SqliteStore>,
+    stop: CancellationToken,
+    _mock: MockLlm,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(prewarm: usize, max_sessions: usize) -> Pool {
+    let mock = MockLlm::start(csp_mock_llm::Options::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let bus = Arc::new(InProcessBus::new(Default::default()).unwrap());
+    let store = Arc::new(SqliteStore::in_memory().await.unwrap());
+    let agent = csp_agent::Config {
+        env: vec![
+            ("ANTHROPIC_BASE_URL".into(), mock.base_url()),
+            ("ANTHROPIC_API_KEY".into(), "test".into()),
+        ],
+        max_retries: 0,
+        ..Default::default()
+    };
+    let server = Server::build(
+        Config {
+            grpc_addr: "127.0.0.1:0".parse().unwrap(),
+            advertise_addr: None,
+            prewarm_pool_size: prewarm,
+            max_sessions,
+            data_dir: dir.path().to_owned(),
+            agent,
+            permission_hook: Arc::new(csp_agent::AllowList::new(["Bash"])),
+            model_label: "test model".into(),
+            shutdown_grace: Duration::from_secs(5),
+        },
+        bus.clone(),
+        store.clone(),
+        Arc::new(MemoryCache::new()),
+    )
+    .await
+    .unwrap();
+    let addr = server.local_addr();
+    let stop = CancellationToken::new();
+    tokio::spawn(server.run(stop.clone()));
+    let client = SessionPoolClient::new(csp_rpc::channel(&format!("http://{addr}")).unwrap());
+    Pool {
+        client,
+        bus,
+        store,
+        stop,
+        _mock: mock,
+        _dir: dir,
+    }
+}
+
+async fn user(store: &SqliteStore, name: &str) -> UserId {
+    store
+        .create_user(NewUser {
+            username: name.into(),
+            password_hash: "x".into(),
+            role: csp_domain::Role::User,
+        })
+        .await
+        .unwrap()
+        .user_id
+}
+
+async fn status(client: &mut SessionPoolClient<Channel>) -> pb::StatusResponse {
+    client
+        .status(pb::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// Polls until `f` holds for the pool status (bounded; the refill is one
+/// CLI spawn of about half a second).
+async fn wait_for(
+    client: &mut SessionPoolClient<Channel>,
+    f: impl Fn(&pb::StatusResponse) -> bool,
+) {
+    for _ in 0..600 {
+        if f(&status(client).await) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "pool never reached the state; last: {:?}",
+        status(client).await
+    );
+}
+
+async fn acquire(
+    client: &mut SessionPoolClient<Channel>,
+    u: UserId,
+) -> Result<pb::AcquireResponse, tonic::Status> {
+    client
+        .acquire(pb::AcquireRequest {
+            user_id: u.to_string(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn warm_slot_is_refilled_after_acquire_and_capacity_is_enforced() {
+    let mut p = start(1, 2).await;
+    let ada = user(&p.store, "ada").await;
+    wait_for(&mut p.client, |s| s.started && s.pool_depth == 1).await;
+
+    let first = acquire(&mut p.client, ada).await.unwrap();
+    assert!(first.warm);
+    assert_eq!(first.status, pb::SessionStatus::Ready as i32);
+    // The slot refills in the background; the active session is untouched.
+    wait_for(&mut p.client, |s| {
+        s.pool_depth == 1 && s.active_sessions == 1
+    })
+    .await;
+
+    // Warm + active never exceed MAX_SESSIONS: the second session takes the
+    // warm slot and nothing refills it.
+    let second = acquire(&mut p.client, ada).await.unwrap();
+    assert!(second.warm);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let s = status(&mut p.client).await;
+    assert_eq!((s.active_sessions, s.pool_depth, s.max_sessions), (2, 0, 2));
+
+    let err = acquire(&mut p.client, ada).await.unwrap_err();
+    assert_eq!(csp_rpc::error_code(&err), ErrorCode::AtCapacity);
+    p.stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cold_start_publishes_preparing_then_ready_and_sessions_are_private() {
+    let mut p = start(0, 2).await;
+    let ada = user(&p.store, "ada").await;
+    let eve = user(&p.store, "eve").await;
+    let got = acquire(&mut p.client, ada).await.unwrap();
+    assert!(!got.warm);
+    let id: SessionId = got.session_id.parse().unwrap();
+    let mut events = p.bus.subscribe(id, 0).await.unwrap();
+    let statuses: Vec<SessionStatus> = (&mut events)
+        .take(2)
+        .map(|e| match e.unwrap().event {
+            Event::Session { status, .. } => status,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect()
+        .await;
+    assert_eq!(
+        statuses,
+        vec![SessionStatus::Preparing, SessionStatus::Ready]
+    );
+
+    // Another user can neither send to it nor read it, and learns nothing.
+    let err = p
+        .client
+        .send(pb::SendRequest {
+            session_id: id.to_string(),
+            user_id: eve.to_string(),
+            text: "hi".into(),
+            client_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(csp_rpc::error_code(&err), ErrorCode::SessionNotFound);
+    let err = p
+        .client
+        .list_messages(pb::ListMessagesRequest {
+            session_id: id.to_string(),
+            user_id: eve.to_string(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(csp_rpc::error_code(&err), ErrorCode::SessionNotFound);
+
+    // The owner's empty message is refused; a real one is answered.
+    let err = p
+        .client
+        .send(pb::SendRequest {
+            session_id: id.to_string(),
+            user_id: ada.to_string(),
+            text: "  ".into(),
+            client_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(csp_rpc::error_code(&err), ErrorCode::EmptyMessage);
+    p.client
+        .send(pb::SendRequest {
+            session_id: id.to_string(),
+            user_id: ada.to_string(),
+            text: "MOCK{\"type\":\"text\",\"text\":\"pong\"}MOCK".into(),
+            client_id: "k".into(),
+        })
+        .await
+        .unwrap();
+    let mut text = String::new();
+    while let Some(ev) = events.next().await {
+        match ev.unwrap().event {
+            Event::Delta { text: t } => text.push_str(&t),
+            Event::Result { is_error, .. } => {
+                assert!(!is_error);
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(text, "pong");
+    let list = p
+        .client
+        .list_sessions(pb::ListSessionsRequest {
+            user_id: ada.to_string(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.sessions.len(), 1);
+    assert_eq!(
+        list.sessions[0].title,
+        "MOCK{\"type\":\"text\",\"text\":\"pong\"}MOCK"
+    );
+    p.stop.cancel();
+}
+
+#[tokio::test]
+async fn invalid_sizes_are_refused_with_the_setting_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = |prewarm, max| Config {
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        advertise_addr: None,
+        prewarm_pool_size: prewarm,
+        max_sessions: max,
+        data_dir: dir.path().to_owned(),
+        agent: csp_agent::Config::default(),
+        permission_hook: Arc::new(csp_agent::AllowList::new(["Bash"])),
+        model_label: String::new(),
+        shutdown_grace: Duration::from_secs(1),
+    };
+    let backends = || {
+        (
+            Arc::new(InProcessBus::new(Default::default()).unwrap()) as Arc<dyn EventBus>,
+            Arc::new(MemoryCache::new()) as Arc<dyn csp_cache::Cache>,
+        )
+    };
+    let store = Arc::new(SqliteStore::in_memory().await.unwrap());
+    let (bus, cache) = backends();
+    let err = Server::build(cfg(3, 2), bus, store.clone(), cache)
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string()
+            .contains("PREWARM_POOL_SIZE (3) cannot exceed MAX_SESSIONS (2)"),
+        "{err}"
+    );
+    let (bus, cache) = backends();
+    let err = Server::build(cfg(0, 0), bus, store, cache)
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("MAX_SESSIONS"), "{err}");
+}
