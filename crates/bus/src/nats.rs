@@ -23,8 +23,8 @@ use bytes::Bytes;
 use csp_domain::{SessionEvent, SessionId};
 use futures::StreamExt;
 
-use crate::error::{redact_url, scrub};
 use crate::{Cursor, Error, EventBus, EventStream, Step};
+use csp_redact::{scrub, url as redact_url};
 
 /// Header with the event's session seq.
 pub const SEQ_HEADER: &str = "Csp-Seq";

@@ -1,9 +1,9 @@
 //! The distributed-mode cache: one Redis shared by every replica.
 
-use crate::error::redact_url;
 use crate::{Cache, Error, ttl_millis};
 use async_trait::async_trait;
 use csp_domain::SessionId;
+use csp_redact::url as redact_url;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 use std::sync::LazyLock;

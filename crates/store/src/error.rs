@@ -1,7 +1,7 @@
 use sqlx::error::ErrorKind;
 
 /// Failures of a store operation. Every variant that names a database names
-/// it without credentials (see [`redact_url`]).
+/// it without credentials (see `csp_redact::url`).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A unique key is taken (a username, a session id).
@@ -66,74 +66,4 @@ impl Error {
 /// The constraint a statement violated, if that is why it failed.
 pub(crate) fn violation(error: &sqlx::Error) -> Option<ErrorKind> {
     error.as_database_error().map(|e| e.kind())
-}
-
-/// `url` with its password (in the user info or a `password` query
-/// parameter) replaced by `***`, for error messages and logs.
-pub(crate) fn redact_url(url: &str) -> String {
-    let Ok(mut parsed) = url::Url::parse(url) else {
-        // Whatever it is, it might hold a secret.
-        return "<unparseable URL>".to_owned();
-    };
-    if parsed.password().is_some() {
-        // Fails only for URLs that cannot have credentials, which then have none.
-        let _ = parsed.set_password(Some("***"));
-    }
-    if parsed.query().is_some() {
-        let pairs: Vec<(String, String)> = parsed
-            .query_pairs()
-            .map(|(key, value)| {
-                let value = if is_secret_param(&key) {
-                    "***".to_owned()
-                } else {
-                    value.into_owned()
-                };
-                (key.into_owned(), value)
-            })
-            .collect();
-        parsed.query_pairs_mut().clear().extend_pairs(pairs);
-    }
-    parsed.to_string()
-}
-
-fn is_secret_param(key: &str) -> bool {
-    matches!(
-        key.to_ascii_lowercase().as_str(),
-        "password" | "pass" | "sslpassword"
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redacts_user_info_password() {
-        assert_eq!(
-            redact_url("postgres://csp:s3cr%40t@db.internal:5432/csp"),
-            "postgres://csp:***@db.internal:5432/csp"
-        );
-    }
-
-    #[test]
-    fn redacts_password_query_parameter() {
-        let redacted = redact_url("postgres://db/csp?user=csp&password=hunter2&sslmode=require");
-        assert_eq!(
-            redacted,
-            "postgres://db/csp?user=csp&password=***&sslmode=require"
-        );
-    }
-
-    #[test]
-    fn keeps_urls_without_secrets() {
-        assert_eq!(
-            redact_url("postgres://postgres@127.0.0.1:5432/postgres"),
-            "postgres://postgres@127.0.0.1:5432/postgres"
-        );
-    }
-
-    #[test]
-    fn never_echoes_what_it_cannot_parse() {
-        assert_eq!(redact_url("host=db password=hunter2"), "<unparseable URL>");
-    }
 }

@@ -1,6 +1,6 @@
 //! The distributed-mode store: one Postgres database shared by every replica.
 
-use crate::error::{redact_url, violation};
+use crate::error::violation;
 use crate::migrations::{self, migrator};
 use crate::{
     Config, Error, MessageRecord, NewMessage, NewSession, NewUser, SessionRecord, SessionStore,
@@ -8,6 +8,7 @@ use crate::{
 };
 use async_trait::async_trait;
 use csp_domain::{SessionId, UserId};
+use csp_redact::url as redact_url;
 use sqlx::error::ErrorKind;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;

@@ -48,8 +48,11 @@ pub enum Mode {
 pub struct Options {
     pub prewarm: usize,
     pub max_sessions: usize,
-    /// Extra environment for every process.
+    /// Extra environment for every process, e.g. `CLAUDE_CLI` to run a
+    /// different agent program. Later entries win.
     pub env: Vec<(String, String)>,
+    /// The `csp` binary to run; `None` means [`csp_bin`].
+    pub bin: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -58,6 +61,7 @@ impl Default for Options {
             prewarm: 1,
             max_sessions: 4,
             env: Vec::new(),
+            bin: None,
         }
     }
 }
@@ -73,6 +77,7 @@ pub struct Csp {
     /// `http://127.0.0.1:PORT`
     pub base: String,
     pub mode: Mode,
+    bin: PathBuf,
     procs: Vec<Proc>,
     dir: tempfile::TempDir,
     db: Option<(String, String)>,
@@ -95,7 +100,7 @@ fn with_db(url: &str, db: &str) -> String {
 
 impl Csp {
     pub async fn start(mode: Mode, opts: Options) -> Result<Csp> {
-        let bin = csp_bin();
+        let bin = opts.bin.clone().unwrap_or_else(csp_bin);
         if !bin.is_file() {
             bail!(
                 "{} does not exist: build it first with `cargo build -p csp-cli` (or set CSP_BIN)",
@@ -106,6 +111,7 @@ impl Csp {
         let mut csp = Csp {
             base: String::new(),
             mode,
+            bin,
             procs: Vec::new(),
             dir,
             db: None,
@@ -256,7 +262,7 @@ impl Csp {
         env: &[(String, String)],
     ) -> Result<String> {
         let log = std::fs::File::create(self.dir.path().join(format!("{name}.log")))?;
-        let mut cmd = Command::new(csp_bin());
+        let mut cmd = Command::new(&self.bin);
         cmd.args(args)
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
@@ -349,6 +355,14 @@ impl Csp {
             .and_then(|p| p.child.id())
     }
 
+    /// The JetStream stream holding this instance's session events
+    /// (distributed mode only).
+    pub fn nats_stream(&self) -> Option<String> {
+        self.nats_prefix
+            .as_ref()
+            .map(|p| format!("{}_SESSION_EVENTS", p.to_ascii_uppercase()))
+    }
+
     pub fn http(&self) -> reqwest::Client {
         reqwest::Client::new()
     }
@@ -435,14 +449,12 @@ impl Csp {
             .execute(&mut conn)
             .await;
         }
-        if let Some(prefix) = self.nats_prefix.take() {
+        if let Some(stream) = self.nats_stream() {
             let url = std::env::var("CSP_TEST_NATS_URL")
                 .unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
             if let Ok(client) = async_nats::connect(url).await {
                 let js = async_nats::jetstream::new(client);
-                let _ = js
-                    .delete_stream(format!("{}_SESSION_EVENTS", prefix.to_ascii_uppercase()))
-                    .await;
+                let _ = js.delete_stream(stream).await;
             }
         }
     }

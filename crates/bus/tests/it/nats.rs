@@ -166,14 +166,12 @@ async fn connect_failure_names_the_server_but_not_the_credentials() {
     config.url = "nats://alice:s3cret@127.0.0.1:1".into();
     let err = NatsBus::connect(config).await.unwrap_err();
     match &err {
-        Error::Connect { url, .. } => assert_eq!(url, "nats://***@127.0.0.1:1"),
+        Error::Connect { url, .. } => assert_eq!(url, "nats://alice:***@127.0.0.1:1"),
         other => panic!("expected a connect error, got {other}"),
     }
     let text = format!("{err} {err:?}");
-    assert!(
-        !text.contains("s3cret") && !text.contains("alice"),
-        "{text}"
-    );
+    // The user name stays (it helps find the account); the password never.
+    assert!(!text.contains("s3cret"), "{text}");
 }
 
 #[tokio::test]

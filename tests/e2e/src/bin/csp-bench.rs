@@ -1,1 +1,924 @@
-fn main() {}
+//! `csp-bench`: measures csp from the outside and prints the figures.
+//!
+//! Owns: starting the real `csp` binary through the e2e harness, driving it
+//! over loopback HTTP and WebSockets like a browser, and reading its
+//! processes' `/proc` entries. It asserts nothing (benchmarks measure, tests
+//! assert) and never tunes or reaches into csp. What each subcommand
+//! measures, how, and the figures of one machine are in
+//! `docs/benchmarks.md`.
+//!
+//! Sessions run `csp-bench-agent`, a stand-in for the Claude Code CLI (see
+//! its source), unless `--real-cli` is given: the real CLI costs ~180 MB
+//! and ~0.4 s per session and would hide csp's own overhead.
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use csp_e2e::{Csp, Mode, Options, Ws};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+#[derive(Parser)]
+#[command(
+    name = "csp-bench",
+    about = "Latency and memory figures of csp (prints figures, asserts nothing)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// WebSocket open → `{"type":"session","status":"ready"}` from the warm pool.
+    Ready(ReadyArgs),
+    /// Agent stdout line → WebSocket frame, per text delta.
+    Relay(RelayArgs),
+    /// Gateway memory per idle WebSocket reattached to one session.
+    IdleWs(IdleArgs),
+    /// Every benchmark with the settings of docs/benchmarks.md, one summary.
+    All(Common),
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Which deployment to measure; `both` runs dev, then distributed.
+    #[arg(long, value_enum, default_value = "both")]
+    mode: ModeArg,
+    /// The csp binary (default: `CSP_BIN`, else `csp` next to this program).
+    #[arg(long)]
+    csp: Option<PathBuf>,
+    /// The stand-in agent (default: `csp-bench-agent` next to this program).
+    #[arg(long)]
+    agent: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Dev,
+    Distributed,
+    Both,
+}
+
+impl ModeArg {
+    fn modes(self) -> Vec<Mode> {
+        match self {
+            ModeArg::Dev => vec![Mode::Dev],
+            ModeArg::Distributed => vec![Mode::Distributed],
+            ModeArg::Both => vec![Mode::Dev, Mode::Distributed],
+        }
+    }
+}
+
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Dev => "dev",
+        Mode::Distributed => "distributed",
+    }
+}
+
+/// The process that serves WebSockets in each mode.
+fn gateway_process(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Dev => "dev",
+        Mode::Distributed => "gateway",
+    }
+}
+
+#[derive(Args, Clone)]
+struct ReadyArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Sessions to open, one at a time.
+    #[arg(long, default_value_t = 200)]
+    sessions: usize,
+    /// `PREWARM_POOL_SIZE` of the instance.
+    #[arg(long, default_value_t = 8)]
+    prewarm: usize,
+    /// `MAX_SESSIONS` of the instance; must exceed sessions + prewarm.
+    #[arg(long, default_value_t = 400)]
+    max_sessions: usize,
+    /// `refill`: before each open, wait until the pool is full again (polling
+    /// `/api/v1/health/ready`); a number: open every that many milliseconds.
+    #[arg(long, default_value = "refill", value_parser = parse_pace)]
+    pace: Pace,
+    /// Run the real Claude Code CLI instead of the stand-in agent.
+    #[arg(long)]
+    real_cli: bool,
+    /// Stop opening sessions after this long.
+    #[arg(long, default_value_t = 150)]
+    time_limit_secs: u64,
+}
+
+#[derive(Clone, Copy)]
+enum Pace {
+    Refill,
+    Every(Duration),
+}
+
+fn parse_pace(s: &str) -> Result<Pace, String> {
+    if s == "refill" {
+        return Ok(Pace::Refill);
+    }
+    s.parse::<u64>()
+        .map(|ms| Pace::Every(Duration::from_millis(ms)))
+        .map_err(|_| format!("expected `refill` or milliseconds, got {s:?}"))
+}
+
+impl Pace {
+    fn describe(self) -> String {
+        match self {
+            Pace::Refill => "refill".to_owned(),
+            Pace::Every(d) => format!("every {} ms", d.as_millis()),
+        }
+    }
+}
+
+#[derive(Args, Clone)]
+struct RelayArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Measured turns per session (after one unmeasured warm-up turn).
+    #[arg(long, default_value_t = 20)]
+    turns: usize,
+    /// Text deltas per turn.
+    #[arg(long, default_value_t = 250)]
+    deltas: usize,
+    /// Pause of the agent between two deltas, microseconds.
+    #[arg(long, default_value_t = 2000)]
+    gap_us: u64,
+    /// Sessions streaming at the same time.
+    #[arg(long, default_value_t = 1)]
+    sessions: usize,
+}
+
+#[derive(Args, Clone)]
+struct IdleArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Idle WebSockets to hold open.
+    #[arg(long, default_value_t = 10_000)]
+    connections: usize,
+    /// Upgrades in flight at once while connecting.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Wait between the last upgrade and the memory reading.
+    #[arg(long, default_value_t = 3)]
+    settle_secs: u64,
+    /// Stop connecting after this long and measure what is open.
+    #[arg(long, default_value_t = 120)]
+    time_limit_secs: u64,
+}
+
+// ---------------------------------------------------------------- output
+
+/// One benchmark's results: a row per mode (or per failure).
+struct Table {
+    title: String,
+    header: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(title: impl Into<String>, header: Vec<&'static str>) -> Self {
+        Self {
+            title: title.into(),
+            header,
+            rows: Vec::new(),
+        }
+    }
+
+    /// A run that could not produce figures keeps its row, with the reason.
+    fn failed(&mut self, mode: Mode, error: &anyhow::Error) {
+        let mut row = vec![mode_name(mode).to_owned(), format!("FAILED: {error:#}")];
+        row.resize(self.header.len(), String::new());
+        self.rows.push(row);
+    }
+
+    fn print(&self) {
+        println!("\n{}", self.title);
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.len()).collect();
+        for row in &self.rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.len());
+            }
+        }
+        let line = |cells: &mut dyn Iterator<Item = String>| {
+            let padded: Vec<String> = cells
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            println!("| {} |", padded.join(" | "));
+        };
+        line(&mut self.header.iter().map(|h| h.to_string()));
+        line(&mut widths.iter().map(|w| "-".repeat(*w)));
+        for row in &self.rows {
+            line(&mut row.iter().cloned());
+        }
+    }
+}
+
+/// Sorted samples; percentiles by nearest rank.
+struct Samples(Vec<f64>);
+
+impl Samples {
+    fn new(mut v: Vec<f64>) -> Self {
+        v.sort_by(f64::total_cmp);
+        Self(v)
+    }
+
+    fn pct(&self, p: f64) -> f64 {
+        if self.0.is_empty() {
+            return f64::NAN;
+        }
+        let rank = ((p / 100.0) * self.0.len() as f64).ceil() as usize;
+        self.0[rank.clamp(1, self.0.len()) - 1]
+    }
+
+    fn max(&self) -> f64 {
+        self.0.last().copied().unwrap_or(f64::NAN)
+    }
+
+    fn mean(&self) -> f64 {
+        self.0.iter().sum::<f64>() / self.0.len() as f64
+    }
+}
+
+fn ms(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn progress(msg: impl std::fmt::Display) {
+    eprintln!("csp-bench: {msg}");
+}
+
+// ------------------------------------------------------------- plumbing
+
+fn sibling(name: &str) -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let path = exe.parent()?.join(name);
+    path.is_file().then_some(path)
+}
+
+fn csp_path(common: &Common) -> PathBuf {
+    common
+        .csp
+        .clone()
+        .or_else(|| std::env::var_os("CSP_BIN").map(PathBuf::from))
+        .or_else(|| sibling("csp"))
+        .unwrap_or_else(csp_e2e::csp_bin)
+}
+
+/// `CLAUDE_CLI` pointing at the stand-in agent, or nothing for the real CLI.
+fn agent_env(common: &Common, real_cli: bool) -> Result<Vec<(String, String)>> {
+    if real_cli {
+        return Ok(Vec::new());
+    }
+    let agent = common
+        .agent
+        .clone()
+        .or_else(|| sibling("csp-bench-agent"))
+        .context("csp-bench-agent not found next to csp-bench: build it with `cargo build --release -p csp-e2e` or pass --agent")?;
+    let agent =
+        std::fs::canonicalize(&agent).with_context(|| format!("resolving {}", agent.display()))?;
+    Ok(vec![(
+        "CLAUDE_CLI".to_owned(),
+        agent.to_string_lossy().into_owned(),
+    )])
+}
+
+async fn start(
+    common: &Common,
+    mode: Mode,
+    prewarm: usize,
+    max_sessions: usize,
+    real_cli: bool,
+) -> Result<Csp> {
+    Csp::start(
+        mode,
+        Options {
+            prewarm,
+            max_sessions,
+            env: agent_env(common, real_cli)?,
+            bin: Some(csp_path(common)),
+        },
+    )
+    .await
+}
+
+fn unix_micros() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros()
+}
+
+/// Reads until the session's `ready` frame; returns its session id and seq.
+async fn until_ready(ws: &mut Ws) -> Result<(String, u64)> {
+    let frames = ws
+        .until(|f| f["type"] == "session" && (f["status"] == "ready" || f["status"] == "failed"))
+        .await?;
+    let last = frames.last().context("no frame")?;
+    if last["status"] != "ready" {
+        bail!("the session failed to start: {last}");
+    }
+    Ok((
+        last["session_id"]
+            .as_str()
+            .context("session_id")?
+            .to_owned(),
+        last["seq"].as_u64().context("seq")?,
+    ))
+}
+
+/// Ready warm slots, from the readiness probe.
+async fn pool_depth(csp: &Csp, client: &reqwest::Client) -> Result<usize> {
+    let body: Value = client
+        .get(format!("{}/api/v1/health/ready", csp.base))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(body["pool_depth"].as_u64().unwrap_or(0) as usize)
+}
+
+async fn wait_pool_full(
+    csp: &Csp,
+    client: &reqwest::Client,
+    want: usize,
+    limit: Duration,
+) -> Result<()> {
+    let deadline = Instant::now() + limit;
+    while pool_depth(csp, client).await? < want {
+        if Instant::now() > deadline {
+            bail!("the pool did not refill to {want} within {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
+/// `VmRSS` of a process, in KiB.
+fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| anyhow!("no VmRSS for pid {pid}"))
+}
+
+/// Clock ticks per second of `/proc/<pid>/stat` times; fixed at 100 in
+/// Linux's user-space ABI on every common architecture.
+const USER_HZ: f64 = 100.0;
+
+/// User + system CPU time of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the `(comm)`, which may hold spaces: state is the 1st,
+    // utime the 12th and stime the 13th.
+    let rest = &stat[stat.rfind(')').context("stat")? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11).context("utime")?.parse()?;
+    let stime: u64 = fields.get(12).context("stime")?.parse()?;
+    Ok(utime + stime)
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// The local NATS server, found by name to read (never signal) its memory.
+fn nats_server_pid() -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+        (comm.trim() == "nats-server").then_some(pid)
+    })
+}
+
+/// Raises this process's soft open-file limit to the hard limit: 10,000
+/// WebSockets need 10,000 descriptors here as well as in the gateway.
+fn raise_nofile_limit() -> Result<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    }
+    Ok(hard)
+}
+
+// ----------------------------------------------------------------- ready
+
+async fn bench_ready(args: &ReadyArgs) -> Table {
+    let agent = if args.real_cli {
+        "real CLI"
+    } else {
+        "stand-in"
+    };
+    let mut table = Table::new(
+        format!(
+            "ready: WebSocket open → session ready frame (ms), {agent} agent, PREWARM_POOL_SIZE={} MAX_SESSIONS={}",
+            args.prewarm, args.max_sessions
+        ),
+        vec![
+            "mode",
+            "opens",
+            "warm",
+            "pacing",
+            "mean gap ms",
+            "p50",
+            "p99",
+            "max",
+            "upgrade p50",
+            "upgrade p99",
+        ],
+    );
+    for mode in args.common.mode.modes() {
+        progress(format!("ready/{}: starting csp", mode_name(mode)));
+        let run = async {
+            let csp = start(
+                &args.common,
+                mode,
+                args.prewarm,
+                args.max_sessions,
+                args.real_cli,
+            )
+            .await?;
+            let result = ready_run(&csp, mode, args).await;
+            csp.stop().await;
+            result
+        };
+        match run.await {
+            Ok(row) => table.rows.push(row),
+            Err(e) => table.failed(mode, &e),
+        }
+    }
+    table
+}
+
+async fn ready_run(csp: &Csp, mode: Mode, args: &ReadyArgs) -> Result<Vec<String>> {
+    let token = csp.login().await?;
+    let client = csp.http();
+    let refill_limit = Duration::from_secs(if args.real_cli { 60 } else { 30 });
+    wait_pool_full(csp, &client, args.prewarm, refill_limit).await?;
+    let deadline = Instant::now() + Duration::from_secs(args.time_limit_secs);
+    let (mut total, mut upgraded) = (Vec::new(), Vec::new());
+    let mut warm = 0;
+    let began = Instant::now();
+    let mut next_open = tokio::time::Instant::now();
+    for i in 0..args.sessions {
+        if Instant::now() > deadline {
+            progress(format!(
+                "ready/{}: time limit reached after {i} opens",
+                mode_name(mode)
+            ));
+            break;
+        }
+        match args.pace {
+            Pace::Refill => wait_pool_full(csp, &client, args.prewarm, refill_limit).await?,
+            Pace::Every(every) => {
+                tokio::time::sleep_until(next_open).await;
+                next_open += every;
+            }
+        }
+        let t0 = Instant::now();
+        let mut ws = csp.ws(&token, "").await?;
+        let t_up = Instant::now();
+        let first = ws.next().await?;
+        if first["type"] == "session" && first["status"] == "ready" {
+            warm += 1;
+        } else {
+            until_ready(&mut ws).await?;
+        }
+        let t_ready = Instant::now();
+        total.push(t_ready.duration_since(t0).as_secs_f64() * 1e3);
+        upgraded.push(t_ready.duration_since(t_up).as_secs_f64() * 1e3);
+        ws.close().await;
+        if (i + 1) % 50 == 0 {
+            progress(format!("ready/{}: {} opens", mode_name(mode), i + 1));
+        }
+    }
+    let n = total.len();
+    let gap = began.elapsed().as_secs_f64() * 1e3 / n.max(1) as f64;
+    let (total, upgraded) = (Samples::new(total), Samples::new(upgraded));
+    Ok(vec![
+        mode_name(mode).to_owned(),
+        n.to_string(),
+        format!("{warm}/{n}"),
+        args.pace.describe(),
+        format!("{gap:.0}"),
+        ms(total.pct(50.0)),
+        ms(total.pct(99.0)),
+        ms(total.max()),
+        ms(upgraded.pct(50.0)),
+        ms(upgraded.pct(99.0)),
+    ])
+}
+
+// ----------------------------------------------------------------- relay
+
+async fn bench_relay(args: &RelayArgs) -> Table {
+    let mut table = Table::new(
+        format!(
+            "relay: agent stdout line → WebSocket frame (ms), {} session(s) × {} turns × {} deltas, {} µs apart",
+            args.sessions, args.turns, args.deltas, args.gap_us
+        ),
+        vec![
+            "mode", "deltas", "p50", "p90", "p99", "p99.9", "max", "mean",
+        ],
+    );
+    for mode in args.common.mode.modes() {
+        progress(format!("relay/{}: starting csp", mode_name(mode)));
+        let run = async {
+            let prewarm = args.sessions.min(8);
+            let csp = start(
+                &args.common,
+                mode,
+                prewarm,
+                args.sessions + prewarm + 1,
+                false,
+            )
+            .await?;
+            let result = relay_run(&csp, mode, args).await;
+            csp.stop().await;
+            result
+        };
+        match run.await {
+            Ok(row) => table.rows.push(row),
+            Err(e) => table.failed(mode, &e),
+        }
+    }
+    table
+}
+
+async fn relay_run(csp: &Csp, mode: Mode, args: &RelayArgs) -> Result<Vec<String>> {
+    let token = csp.login().await?;
+    let mut sockets = Vec::new();
+    for _ in 0..args.sessions {
+        let mut ws = csp.ws(&token, "").await?;
+        until_ready(&mut ws).await?;
+        sockets.push(ws);
+    }
+    progress(format!(
+        "relay/{}: {} session(s) ready, streaming",
+        mode_name(mode),
+        sockets.len()
+    ));
+    let script = format!("bench deltas={} gap_us={}", args.deltas, args.gap_us);
+    let warmup = format!("bench deltas=50 gap_us={}", args.gap_us);
+    let turns = args.turns;
+    let streams = sockets.into_iter().map(|mut ws| {
+        let (script, warmup) = (script.clone(), warmup.clone());
+        tokio::spawn(async move {
+            turn_latencies(&mut ws, &warmup).await?;
+            let mut all = Vec::new();
+            for _ in 0..turns {
+                all.extend(turn_latencies(&mut ws, &script).await?);
+            }
+            ws.close().await;
+            Ok::<_, anyhow::Error>(all)
+        })
+    });
+    let mut latencies = Vec::new();
+    for done in futures::future::join_all(streams).await {
+        latencies.extend(done??);
+    }
+    let expected = args.sessions * args.turns * args.deltas;
+    let s = Samples::new(latencies);
+    Ok(vec![
+        mode_name(mode).to_owned(),
+        format!("{}/{expected}", s.0.len()),
+        ms(s.pct(50.0)),
+        ms(s.pct(90.0)),
+        ms(s.pct(99.0)),
+        ms(s.pct(99.9)),
+        ms(s.max()),
+        ms(s.mean()),
+    ])
+}
+
+/// One turn; the latency of every delta in milliseconds, from the agent's
+/// write (its `t=<µs>;` stamp) to this client's receipt.
+async fn turn_latencies(ws: &mut Ws, script: &str) -> Result<Vec<f64>> {
+    ws.send(json!({"type": "send", "text": script})).await?;
+    let mut out = Vec::new();
+    loop {
+        let frame = ws.next().await?;
+        let now = unix_micros();
+        match frame["type"].as_str() {
+            Some("delta") => {
+                let text = frame["text"].as_str().unwrap_or_default();
+                for stamp in text.split(';').filter_map(|p| p.strip_prefix("t=")) {
+                    let sent: u128 = stamp
+                        .parse()
+                        .with_context(|| format!("bad stamp in {text:?}"))?;
+                    out.push(now.saturating_sub(sent) as f64 / 1e3);
+                }
+            }
+            Some("result") => return Ok(out),
+            Some("error") => bail!("error frame during the turn: {frame}"),
+            _ => {}
+        }
+    }
+}
+
+// --------------------------------------------------------------- idle-ws
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+async fn bench_idle(args: &IdleArgs) -> Table {
+    let mut table = Table::new(
+        format!(
+            "idle-ws: gateway memory per idle WebSocket, {} reattached to one session",
+            args.connections
+        ),
+        vec![
+            "mode",
+            "open",
+            "connect s",
+            "RSS before MiB",
+            "RSS after MiB",
+            "KiB/conn",
+            "+idle 5s KiB/conn",
+            "idle CPU %",
+            "fds",
+            "alive",
+            "notes",
+        ],
+    );
+    for mode in args.common.mode.modes() {
+        progress(format!("idle-ws/{}: starting csp", mode_name(mode)));
+        let run = async {
+            let csp = start(&args.common, mode, 1, 4, false).await?;
+            let result = idle_run(&csp, mode, args).await;
+            csp.stop().await;
+            result
+        };
+        match run.await {
+            Ok(row) => table.rows.push(row),
+            Err(e) => table.failed(mode, &e),
+        }
+    }
+    table
+}
+
+/// A WebSocket client with small buffers: 10,000 of them must fit in this
+/// process too (tungstenite's default read buffer is 128 KiB).
+async fn connect_idle(url: &str, token: &str) -> Result<Socket> {
+    let mut req = url.into_client_request()?;
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse()?);
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0);
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(req, Some(config), true).await?;
+    Ok(socket)
+}
+
+/// Sends `ping` and waits for `pong`: the connection is alive end to end.
+async fn ping(socket: &mut Socket) -> Result<()> {
+    socket
+        .send(Message::Text(json!({"type": "ping"}).to_string().into()))
+        .await?;
+    let wait = async {
+        while let Some(msg) = socket.next().await {
+            match msg? {
+                Message::Text(t) if t.contains("pong") => return Ok(()),
+                Message::Close(f) => bail!("closed: {f:?}"),
+                _ => {}
+            }
+        }
+        bail!("socket ended")
+    };
+    tokio::time::timeout(Duration::from_secs(10), wait)
+        .await
+        .map_err(|_| anyhow!("no pong within 10 s"))?
+}
+
+async fn idle_run(csp: &Csp, mode: Mode, args: &IdleArgs) -> Result<Vec<String>> {
+    let token = csp.login().await?;
+    let mut owner = csp.ws(&token, "").await?;
+    let (session, seq) = until_ready(&mut owner).await?;
+    let pid = csp
+        .pid_of(gateway_process(mode))
+        .context("gateway process id")?;
+    let url = format!(
+        "{}/ws?session={session}&after_seq={seq}",
+        csp.base.replacen("http://", "ws://", 1)
+    );
+
+    // Warm-up: one-off allocations (connection pools, first-use tables)
+    // belong to the baseline, not to the per-connection figure.
+    let mut warm = Vec::new();
+    for _ in 0..64 {
+        let mut s = connect_idle(&url, &token).await?;
+        ping(&mut s).await?;
+        warm.push(s);
+    }
+    for mut s in warm {
+        let _ = s.close(None).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = rss_kib(pid)?;
+    let nats_pid = (mode == Mode::Distributed).then(nats_server_pid).flatten();
+    let nats_before = nats_pid.and_then(|p| rss_kib(p).ok());
+
+    let began = Instant::now();
+    let deadline = began + Duration::from_secs(args.time_limit_secs);
+    let mut failures: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut sockets: Vec<Socket> = Vec::with_capacity(args.connections);
+    let mut attempts = futures::stream::iter(0..args.connections)
+        .map(|_| {
+            let (url, token) = (&url, &token);
+            async move {
+                if Instant::now() > deadline {
+                    return Err(anyhow!("time limit"));
+                }
+                connect_idle(url, token).await
+            }
+        })
+        .buffer_unordered(args.concurrency);
+    while let Some(attempt) = attempts.next().await {
+        match attempt {
+            Ok(s) => {
+                sockets.push(s);
+                if sockets.len() % 2000 == 0 {
+                    progress(format!(
+                        "idle-ws/{}: {} open",
+                        mode_name(mode),
+                        sockets.len()
+                    ));
+                }
+            }
+            Err(e) => {
+                let key = match e.downcast_ref::<tungstenite::Error>() {
+                    Some(tungstenite::Error::Http(r)) => format!("HTTP {}", r.status()),
+                    _ => format!("{e:#}"),
+                };
+                *failures.entry(key).or_default() += 1;
+            }
+        }
+    }
+    drop(attempts);
+    let connect_secs = began.elapsed().as_secs_f64();
+    let open = sockets.len();
+    progress(format!(
+        "idle-ws/{}: {open} open after {connect_secs:.1} s; settling",
+        mode_name(mode)
+    ));
+
+    tokio::time::sleep(Duration::from_secs(args.settle_secs)).await;
+    let after = rss_kib(pid)?;
+    let fds = open_fds(pid);
+    // Idle cost over time: CPU and any growth in a further 5 idle seconds.
+    let ticks0 = cpu_ticks(pid)?;
+    let idle = Instant::now();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let cpu = (cpu_ticks(pid)? - ticks0) as f64 / USER_HZ / idle.elapsed().as_secs_f64() * 100.0;
+    let after_idle = rss_kib(pid)?;
+    let nats_after = nats_pid.and_then(|p| rss_kib(p).ok());
+
+    let mut notes = Vec::new();
+    if mode == Mode::Distributed {
+        if let Some(stream) = csp.nats_stream() {
+            match consumer_count(&stream).await {
+                Ok(n) => notes.push(format!("{n} JetStream consumers")),
+                Err(e) => notes.push(format!("consumer count unavailable: {e:#}")),
+            }
+        }
+        if let (Some(b), Some(a)) = (nats_before, nats_after) {
+            notes.push(format!(
+                "nats-server RSS +{:.0} MiB ({:.1} KiB/conn)",
+                (a as f64 - b as f64) / 1024.0,
+                (a as f64 - b as f64) / open.max(1) as f64
+            ));
+        }
+    }
+    for (reason, n) in &failures {
+        notes.push(format!("{n} failed: {reason}"));
+    }
+
+    progress(format!(
+        "idle-ws/{}: checking every connection with ping",
+        mode_name(mode)
+    ));
+    let alive = futures::stream::iter(sockets.iter_mut())
+        .map(|s| async move { ping(s).await.is_ok() })
+        .buffer_unordered(256)
+        .filter(|ok| futures::future::ready(*ok))
+        .count()
+        .await;
+    for mut s in sockets {
+        let _ = s.close(None).await;
+    }
+    owner.close().await;
+
+    let per = |rss: u64| (rss as f64 - before as f64) / open.max(1) as f64;
+    Ok(vec![
+        mode_name(mode).to_owned(),
+        format!("{open}/{}", args.connections),
+        format!("{connect_secs:.1}"),
+        format!("{:.1}", before as f64 / 1024.0),
+        format!("{:.1}", after as f64 / 1024.0),
+        format!("{:.1}", per(after)),
+        format!("{:.1}", per(after_idle)),
+        format!("{cpu:.1}"),
+        fds.to_string(),
+        format!("{alive}/{open}"),
+        notes.join("; "),
+    ])
+}
+
+async fn consumer_count(stream: &str) -> Result<usize> {
+    let url = std::env::var("CSP_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let js = async_nats::jetstream::new(async_nats::connect(url).await?);
+    let mut stream = js.get_stream(stream).await?;
+    Ok(stream.info().await?.state.consumer_count)
+}
+
+// ------------------------------------------------------------------ main
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let nofile = raise_nofile_limit().context("raising RLIMIT_NOFILE")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let tables = runtime.block_on(async {
+        match cli.bench {
+            Bench::Ready(a) => vec![bench_ready(&a).await],
+            Bench::Relay(a) => vec![bench_relay(&a).await],
+            Bench::IdleWs(a) => {
+                if (nofile as usize) < a.connections + 1024 {
+                    progress(format!(
+                        "warning: RLIMIT_NOFILE hard limit is {nofile}; {} connections may not fit",
+                        a.connections
+                    ));
+                }
+                vec![bench_idle(&a).await]
+            }
+            Bench::All(common) => bench_all(common).await,
+        }
+    });
+    println!(
+        "\n== csp-bench summary ({} cores) ==",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    for t in &tables {
+        t.print();
+    }
+    Ok(())
+}
+
+/// The runs `docs/benchmarks.md` reports, in order.
+async fn bench_all(common: Common) -> Vec<Table> {
+    let ready = ReadyArgs {
+        common: common.clone(),
+        sessions: 200,
+        prewarm: 8,
+        max_sessions: 400,
+        pace: Pace::Refill,
+        real_cli: false,
+        time_limit_secs: 150,
+    };
+    let real = ReadyArgs {
+        sessions: 20,
+        prewarm: 2,
+        max_sessions: 24,
+        real_cli: true,
+        ..ready.clone()
+    };
+    let relay = RelayArgs {
+        common: common.clone(),
+        turns: 20,
+        deltas: 250,
+        gap_us: 2000,
+        sessions: 1,
+    };
+    let idle = IdleArgs {
+        common,
+        connections: 10_000,
+        concurrency: 64,
+        settle_secs: 3,
+        time_limit_secs: 120,
+    };
+    let mut tables = Vec::new();
+    tables.push(bench_ready(&ready).await);
+    tables.push(bench_ready(&real).await);
+    tables.push(bench_relay(&relay).await);
+    tables.push(bench_idle(&idle).await);
+    tables
+}
