@@ -23,6 +23,8 @@ pub enum ErrorCode {
     Forbidden,
     /// The session does not exist or is not the user's.
     SessionNotFound,
+    /// No such API route or resource.
+    NotFound,
     /// Every session slot is taken.
     AtCapacity,
     /// The session is not ready for messages (failed or ended).
@@ -64,6 +66,7 @@ impl ErrorCode {
             ErrorCode::BadCredentials => "bad_credentials",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::SessionNotFound => "session_not_found",
+            ErrorCode::NotFound => "not_found",
             ErrorCode::AtCapacity => "at_capacity",
             ErrorCode::SessionUnavailable => "session_unavailable",
             ErrorCode::QueueFull => "queue_full",
@@ -98,6 +101,7 @@ impl ErrorCode {
             ErrorCode::BadCredentials => "Wrong username or password.",
             ErrorCode::Forbidden => "You do not have access to this.",
             ErrorCode::SessionNotFound => "That session does not exist or is not yours.",
+            ErrorCode::NotFound => "There is nothing at this address.",
             ErrorCode::AtCapacity => {
                 "All agent sessions are in use right now. Please try again in a minute."
             }
@@ -132,6 +136,7 @@ impl ErrorCode {
             ErrorCode::Unauthenticated | ErrorCode::BadCredentials => "Sign in again.",
             ErrorCode::Forbidden => "Contact your administrator.",
             ErrorCode::SessionNotFound | ErrorCode::SessionUnavailable => "Start a new session.",
+            ErrorCode::NotFound => "Check the address.",
             ErrorCode::AgentCrashed => "Start a new session.",
             ErrorCode::QueueFull => "Wait, then send again.",
             ErrorCode::AtCapacity
@@ -153,7 +158,7 @@ impl ErrorCode {
             | ErrorCode::FrameTooLarge => 400,
             ErrorCode::Unauthenticated | ErrorCode::BadCredentials => 401,
             ErrorCode::Forbidden => 403,
-            ErrorCode::SessionNotFound => 404,
+            ErrorCode::SessionNotFound | ErrorCode::NotFound => 404,
             ErrorCode::SessionUnavailable => 409,
             ErrorCode::RateLimited | ErrorCode::QueueFull => 429,
             ErrorCode::AtCapacity | ErrorCode::Unavailable | ErrorCode::SlowConsumer => 503,
@@ -173,7 +178,7 @@ impl ErrorCode {
             | ErrorCode::FrameTooLarge => 3, // InvalidArgument
             ErrorCode::Unauthenticated | ErrorCode::BadCredentials => 16, // Unauthenticated
             ErrorCode::Forbidden => 7,                                    // PermissionDenied
-            ErrorCode::SessionNotFound => 5,                              // NotFound
+            ErrorCode::SessionNotFound | ErrorCode::NotFound => 5,        // NotFound
             ErrorCode::SessionUnavailable => 9,                           // FailedPrecondition
             ErrorCode::AtCapacity | ErrorCode::RateLimited | ErrorCode::QueueFull => 8, // ResourceExhausted
             ErrorCode::Unavailable | ErrorCode::SlowConsumer => 14, // Unavailable
@@ -199,7 +204,7 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
-const ALL: [ErrorCode; 18] = [
+const ALL: [ErrorCode; 19] = [
     ErrorCode::BadFrame,
     ErrorCode::UnknownType,
     ErrorCode::FrameTooLarge,
@@ -208,6 +213,7 @@ const ALL: [ErrorCode; 18] = [
     ErrorCode::BadCredentials,
     ErrorCode::Forbidden,
     ErrorCode::SessionNotFound,
+    ErrorCode::NotFound,
     ErrorCode::AtCapacity,
     ErrorCode::SessionUnavailable,
     ErrorCode::QueueFull,

@@ -199,8 +199,5 @@ pub(crate) async fn metrics() -> impl IntoResponse {
 }
 
 pub(crate) async fn not_found() -> ApiError {
-    ApiError {
-        code: ErrorCode::SessionNotFound,
-        message: Some("No such API route.".into()),
-    }
+    ApiError::new(ErrorCode::NotFound)
 }
