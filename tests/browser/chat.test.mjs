@@ -58,7 +58,12 @@ async function startServer() {
   const log = createWriteStream(join(ARTIFACTS, 'csp.log'));
   // Own process group, so the agents it spawns go down with it.
   server = spawn(CSP_BIN, ['dev', '--listen', '127.0.0.1:0', '--data-dir', dataDir], {
-    env: { ...process.env, CSP_ADMIN_PASSWORD: password },
+    // Real model credentials must never reach a test: without them csp dev
+    // runs the scripted offline model the assertions rely on.
+    env: Object.fromEntries(
+      Object.entries({ ...process.env, CSP_ADMIN_PASSWORD: password })
+        .filter(([k]) => !['ANTHROPIC_API_KEY', 'ANTHROPIC_AUTH_TOKEN', 'ANTHROPIC_BASE_URL', 'CSP_MODEL'].includes(k)),
+    ),
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });

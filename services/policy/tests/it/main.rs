@@ -21,6 +21,7 @@ fn tokens() -> Tokens {
 
 struct Running {
     client: PolicyClient<tonic::transport::Channel>,
+    channel: tonic::transport::Channel,
     store: Arc<SqliteStore>,
     stop: CancellationToken,
 }
@@ -39,9 +40,11 @@ async fn start() -> Running {
     let addr = server.local_addr();
     let stop = CancellationToken::new();
     tokio::spawn(server.run(stop.clone()));
-    let client = PolicyClient::new(csp_rpc::channel(&format!("http://{addr}")).unwrap());
+    let channel = csp_rpc::channel(&format!("http://{addr}")).unwrap();
+    let client = PolicyClient::new(channel.clone());
     Running {
         client,
+        channel,
         store,
         stop,
     }
@@ -151,5 +154,47 @@ async fn wrong_password_unknown_user_and_empty_fields_are_the_same_refusal() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    r.stop.cancel();
+}
+
+#[tokio::test]
+async fn serves_grpc_health_and_reflection() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let r = start().await;
+    let channel = r.channel.clone();
+    let health = HealthClient::new(channel.clone())
+        .check(HealthCheckRequest {
+            service: "csp.v1.Policy".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(health.status, ServingStatus::Serving as i32);
+
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = ServerReflectionClient::new(channel)
+        .server_reflection_info(futures::stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let reply = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else {
+        panic!("unexpected reflection reply");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(names.contains(&"csp.v1.Policy".to_owned()), "{names:?}");
+    assert!(
+        names.contains(&"grpc.health.v1.Health".to_owned()),
+        "{names:?}"
+    );
     r.stop.cancel();
 }
