@@ -365,6 +365,15 @@ impl Actor {
                 }
                 self.append(ev.seq, ev.event.kind(), ev.to_frame()).await;
             }
+            // A reload must not show a dead session as ready: its last
+            // state change is part of the history.
+            Event::Session {
+                status: SessionStatus::Failed | SessionStatus::Ended,
+                ..
+            } => {
+                self.flush_text().await;
+                self.append(ev.seq, ev.event.kind(), ev.to_frame()).await;
+            }
             Event::Session { .. } | Event::Thinking { .. } | Event::Notice { .. } => {}
         }
     }

@@ -299,6 +299,22 @@ async fn agent_crash(mode: Mode) {
         !err["message"].as_str().unwrap().contains("exit"),
         "no technical detail: {err}"
     );
+    // A reload shows the session as failed, not ready.
+    let (_, history) = csp
+        .get(&token, &format!("/api/v1/sessions/{session}/messages"))
+        .await
+        .unwrap();
+    let last = history["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (last["type"].as_str(), last["status"].as_str()),
+        (Some("session"), Some("failed")),
+        "{history}"
+    );
     // Sending to the failed session gets a clear error, not a hang.
     ws.send(json!({"type":"send","text":"still there?"}))
         .await
