@@ -89,11 +89,29 @@ async fn websocket_refuses_missing_forged_expired_and_none_tokens_and_foreign_or
     let forged = format!("{}.{}.{}", parts[0], b64(&payload), parts[2]);
     // alg: none.
     let none = format!("{}.{}.", b64(&json!({"alg":"none","typ":"JWT"})), parts[1]);
-    // Expired, and signed with a guessed secret.
-    let mut expired = payload.clone();
-    expired["exp"] = json!(1_000_000_000);
-    let guessed = format!("{}.{}.{}", parts[0], b64(&expired), parts[2]);
-    for bad in [forged, none, guessed, "garbage".to_owned()] {
+    // Expired but correctly signed with the deployment's own secret.
+    let mut claims = payload.clone();
+    claims["role"] = json!("admin");
+    claims["name"] = json!("admin");
+    claims["iat"] = json!(1_000_000_000);
+    claims["exp"] = json!(1_000_003_600);
+    let expired = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(csp_e2e::JWT_SECRET.as_bytes()),
+    )
+    .unwrap();
+    // Well-formed and unexpired, but signed with another secret.
+    let mut fresh = claims.clone();
+    fresh["iat"] = json!(4_000_000_000u64);
+    fresh["exp"] = json!(4_000_003_600u64);
+    let foreign = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &fresh,
+        &jsonwebtoken::EncodingKey::from_secret(b"some-other-secret-of-enough-length-000"),
+    )
+    .unwrap();
+    for bad in [forged, none, expired, foreign, "garbage".to_owned()] {
         let e = csp
             .ws_with("", &[("authorization", format!("Bearer {bad}"))])
             .await
