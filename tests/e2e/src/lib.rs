@@ -26,7 +26,8 @@ pub const ADMIN_PASSWORD: &str = "e2e-admin-password";
 /// tokens, so the scripted server's 100 in / 50 out cost exactly $0.00105.
 pub const MODEL: &str = "claude-sonnet-4-5";
 pub const COST_PER_CALL: f64 = 0.00105;
-const JWT_SECRET: &str = "e2e-jwt-secret-that-is-long-enough-0123456789";
+/// The HS256 secret of every test instance (tests sign their own tokens with it).
+pub const JWT_SECRET: &str = "e2e-jwt-secret-that-is-long-enough-0123456789";
 
 /// The `csp` binary under test: `CSP_BIN`, else this checkout's debug build.
 pub fn csp_bin() -> PathBuf {
@@ -263,6 +264,16 @@ impl Csp {
     ) -> Result<String> {
         let log = std::fs::File::create(self.dir.path().join(format!("{name}.log")))?;
         let mut cmd = Command::new(&self.bin);
+        // A developer's real credentials must never reach a test: without
+        // them `csp dev` uses the scripted model, as the tests expect.
+        for var in [
+            "ANTHROPIC_API_KEY",
+            "ANTHROPIC_AUTH_TOKEN",
+            "ANTHROPIC_BASE_URL",
+            "CSP_MODEL",
+        ] {
+            cmd.env_remove(var);
+        }
         cmd.args(args)
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
@@ -440,22 +451,67 @@ impl Csp {
                 let _ = p.child.kill().await;
             }
         }
-        if let Some((url, db)) = self.db.take()
-            && let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await
-        {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
-            )))
-            .execute(&mut conn)
-            .await;
+        remove_backends(self.db.take(), self.nats_prefix.take()).await;
+    }
+}
+
+impl Drop for Csp {
+    /// A test that panicked never reached `stop`: its processes die with
+    /// their handles (kill_on_drop), and its database and stream are removed
+    /// here so that no run leaves anything behind.
+    fn drop(&mut self) {
+        let (db, prefix) = (self.db.take(), self.nats_prefix.take());
+        if db.is_none() && prefix.is_none() {
+            return;
         }
-        if let Some(stream) = self.nats_stream() {
-            let url = std::env::var("CSP_TEST_NATS_URL")
-                .unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
-            if let Ok(client) = async_nats::connect(url).await {
-                let js = async_nats::jetstream::new(client);
-                let _ = js.delete_stream(stream).await;
+        for p in &mut self.procs {
+            let _ = p.child.start_kill();
+        }
+        let cleanup = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(remove_backends(db, prefix));
             }
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// Drops an instance's database, NATS stream and Redis keys (all named from
+/// its unique prefix).
+async fn remove_backends(db: Option<(String, String)>, prefix: Option<String>) {
+    if let Some((url, db)) = db
+        && let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await
+    {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await;
+    }
+    let Some(prefix) = prefix else { return };
+    let nats =
+        std::env::var("CSP_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    if let Ok(client) = async_nats::connect(nats).await {
+        let js = async_nats::jetstream::new(client);
+        let _ = js
+            .delete_stream(format!("{}_SESSION_EVENTS", prefix.to_ascii_uppercase()))
+            .await;
+    }
+    let redis =
+        std::env::var("CSP_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    if let Ok(client) = redis::Client::open(redis)
+        && let Ok(mut conn) = client.get_multiplexed_async_connection().await
+    {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}:*"))
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: Result<(), _> = redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
         }
     }
 }

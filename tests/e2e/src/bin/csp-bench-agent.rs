@@ -248,7 +248,9 @@ fn main() {
                         }
                     }
                     Some("user") => {
-                        if turns_tx.send(user_text(&value)).is_err() {
+                        let text = user_text(&value);
+                        // The turn runner is gone only if it panicked.
+                        if turns_tx.send(text).is_err() {
                             break;
                         }
                     }

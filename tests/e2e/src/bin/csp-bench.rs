@@ -156,6 +156,9 @@ struct RelayArgs {
     /// Sessions streaming at the same time.
     #[arg(long, default_value_t = 1)]
     sessions: usize,
+    /// Also write every sample as `mode,session,turn,delta,latency_ms` lines.
+    #[arg(long)]
+    samples_out: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -183,6 +186,7 @@ struct Table {
     title: String,
     header: Vec<&'static str>,
     rows: Vec<Vec<String>>,
+    failures: usize,
 }
 
 impl Table {
@@ -191,22 +195,29 @@ impl Table {
             title: title.into(),
             header,
             rows: Vec::new(),
+            failures: 0,
         }
     }
 
     /// A run that could not produce figures keeps its row, with the reason.
     fn failed(&mut self, mode: Mode, error: &anyhow::Error) {
-        let mut row = vec![mode_name(mode).to_owned(), format!("FAILED: {error:#}")];
+        // The full error (it may carry log tails) goes to stderr; the table
+        // keeps its first line.
+        progress(format!("{} failed: {error:#}", mode_name(mode)));
+        let first = format!("{error:#}");
+        let first = first.lines().next().unwrap_or_default();
+        let mut row = vec![mode_name(mode).to_owned(), format!("FAILED: {first}")];
         row.resize(self.header.len(), String::new());
         self.rows.push(row);
+        self.failures += 1;
     }
 
     fn print(&self) {
         println!("\n{}", self.title);
-        let mut widths: Vec<usize> = self.header.iter().map(|h| h.len()).collect();
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
         for row in &self.rows {
             for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.len());
+                *w = (*w).max(cell.chars().count());
             }
         }
         let line = |cells: &mut dyn Iterator<Item = String>| {
@@ -442,8 +453,8 @@ async fn bench_ready(args: &ReadyArgs) -> Table {
             "p50",
             "p99",
             "max",
-            "upgrade p50",
-            "upgrade p99",
+            "101→ready p50",
+            "101→ready p99",
         ],
     );
     for mode in args.common.mode.modes() {
@@ -507,7 +518,7 @@ async fn ready_run(csp: &Csp, mode: Mode, args: &ReadyArgs) -> Result<Vec<String
         total.push(t_ready.duration_since(t0).as_secs_f64() * 1e3);
         upgraded.push(t_ready.duration_since(t_up).as_secs_f64() * 1e3);
         ws.close().await;
-        if (i + 1) % 50 == 0 {
+        if (i + 1).is_multiple_of(50) {
             progress(format!("ready/{}: {} opens", mode_name(mode), i + 1));
         }
     }
@@ -586,15 +597,37 @@ async fn relay_run(csp: &Csp, mode: Mode, args: &RelayArgs) -> Result<Vec<String
             turn_latencies(&mut ws, &warmup).await?;
             let mut all = Vec::new();
             for _ in 0..turns {
-                all.extend(turn_latencies(&mut ws, &script).await?);
+                all.push(turn_latencies(&mut ws, &script).await?);
             }
             ws.close().await;
             Ok::<_, anyhow::Error>(all)
         })
     });
     let mut latencies = Vec::new();
-    for done in futures::future::join_all(streams).await {
-        latencies.extend(done??);
+    let mut csv = String::new();
+    for (session, done) in futures::future::join_all(streams)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        for (turn, deltas) in done??.into_iter().enumerate() {
+            for (i, l) in deltas.iter().enumerate() {
+                csv.push_str(&format!(
+                    "{},{session},{turn},{i},{l:.3}\n",
+                    mode_name(mode)
+                ));
+            }
+            latencies.extend(deltas);
+        }
+    }
+    if let Some(path) = &args.samples_out {
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(csv.as_bytes()))
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     let expected = args.sessions * args.turns * args.deltas;
     let s = Samples::new(latencies);
@@ -639,6 +672,8 @@ async fn turn_latencies(ws: &mut Ws, script: &str) -> Result<Vec<f64>> {
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+const IDLE_WINDOW: Duration = Duration::from_secs(10);
+
 async fn bench_idle(args: &IdleArgs) -> Table {
     let mut table = Table::new(
         format!(
@@ -652,7 +687,7 @@ async fn bench_idle(args: &IdleArgs) -> Table {
             "RSS before MiB",
             "RSS after MiB",
             "KiB/conn",
-            "+idle 5s KiB/conn",
+            "+10 s idle KiB/conn",
             "idle CPU %",
             "fds",
             "alive",
@@ -755,7 +790,7 @@ async fn idle_run(csp: &Csp, mode: Mode, args: &IdleArgs) -> Result<Vec<String>>
         match attempt {
             Ok(s) => {
                 sockets.push(s);
-                if sockets.len() % 2000 == 0 {
+                if sockets.len().is_multiple_of(2000) {
                     progress(format!(
                         "idle-ws/{}: {} open",
                         mode_name(mode),
@@ -783,11 +818,17 @@ async fn idle_run(csp: &Csp, mode: Mode, args: &IdleArgs) -> Result<Vec<String>>
     tokio::time::sleep(Duration::from_secs(args.settle_secs)).await;
     let after = rss_kib(pid)?;
     let fds = open_fds(pid);
-    // Idle cost over time: CPU and any growth in a further 5 idle seconds.
-    let ticks0 = cpu_ticks(pid)?;
+    // Idle cost over time: CPU and any growth over two NATS heartbeat
+    // periods (5 s each) of doing nothing.
+    let ticks = cpu_ticks(pid)?;
+    let nats_ticks = nats_pid.and_then(|p| cpu_ticks(p).ok());
     let idle = Instant::now();
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let cpu = (cpu_ticks(pid)? - ticks0) as f64 / USER_HZ / idle.elapsed().as_secs_f64() * 100.0;
+    tokio::time::sleep(IDLE_WINDOW).await;
+    let percent = |ticks: u64| ticks as f64 / USER_HZ / idle.elapsed().as_secs_f64() * 100.0;
+    let cpu = percent(cpu_ticks(pid)? - ticks);
+    let nats_cpu = nats_pid
+        .zip(nats_ticks)
+        .and_then(|(p, t)| Some(percent(cpu_ticks(p).ok()? - t)));
     let after_idle = rss_kib(pid)?;
     let nats_after = nats_pid.and_then(|p| rss_kib(p).ok());
 
@@ -805,6 +846,9 @@ async fn idle_run(csp: &Csp, mode: Mode, args: &IdleArgs) -> Result<Vec<String>>
                 (a as f64 - b as f64) / 1024.0,
                 (a as f64 - b as f64) / open.max(1) as f64
             ));
+        }
+        if let Some(cpu) = nats_cpu {
+            notes.push(format!("nats-server idle CPU {cpu:.1}%"));
         }
     }
     for (reason, n) in &failures {
@@ -824,6 +868,9 @@ async fn idle_run(csp: &Csp, mode: Mode, args: &IdleArgs) -> Result<Vec<String>>
     for mut s in sockets {
         let _ = s.close(None).await;
     }
+    if let (Mode::Distributed, Some(stream)) = (mode, csp.nats_stream()) {
+        notes.push(consumers_after_close(&stream).await);
+    }
     owner.close().await;
 
     let per = |rss: u64| (rss as f64 - before as f64) / open.max(1) as f64;
@@ -842,6 +889,31 @@ async fn idle_run(csp: &Csp, mode: Mode, args: &IdleArgs) -> Result<Vec<String>>
     ])
 }
 
+/// How long the closed connections' consumers outlive them on the server.
+async fn consumers_after_close(stream: &str) -> String {
+    let closed = Instant::now();
+    let limit = Duration::from_secs(45);
+    loop {
+        match consumer_count(stream).await {
+            // The owner's own connection keeps one.
+            Ok(n) if n <= 1 => {
+                return format!(
+                    "consumers gone {:.0} s after the sockets closed",
+                    closed.elapsed().as_secs_f64()
+                );
+            }
+            Ok(n) if closed.elapsed() > limit => {
+                return format!(
+                    "{n} consumers still there {} s after the sockets closed",
+                    limit.as_secs()
+                );
+            }
+            Ok(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+            Err(e) => return format!("consumer count unavailable: {e:#}"),
+        }
+    }
+}
+
 async fn consumer_count(stream: &str) -> Result<usize> {
     let url = std::env::var("CSP_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
     let js = async_nats::jetstream::new(async_nats::connect(url).await?);
@@ -851,6 +923,8 @@ async fn consumer_count(stream: &str) -> Result<usize> {
 
 // ------------------------------------------------------------------ main
 
+/// Exits non-zero only when a run could not produce figures; the figures
+/// themselves are never judged here.
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let nofile = raise_nofile_limit().context("raising RLIMIT_NOFILE")?;
@@ -880,6 +954,10 @@ fn main() -> Result<()> {
     for t in &tables {
         t.print();
     }
+    let failed: usize = tables.iter().map(|t| t.failures).sum();
+    if failed > 0 {
+        bail!("{failed} run(s) failed; see the tables and the messages above");
+    }
     Ok(())
 }
 
@@ -907,6 +985,7 @@ async fn bench_all(common: Common) -> Vec<Table> {
         deltas: 250,
         gap_us: 2000,
         sessions: 1,
+        samples_out: None,
     };
     let idle = IdleArgs {
         common,
