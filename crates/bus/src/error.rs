@@ -89,6 +89,63 @@ pub enum Error {
     Unavailable { reason: String },
 }
 
+impl Error {
+    /// An equal error for another subscriber of the same failed
+    /// subscription: same variant and fields, and a source that reads the
+    /// same (sources are not `Clone`, so they are carried as their text).
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::Config(reason) => Error::Config(reason.clone()),
+            Error::Connect { url, reason } => Error::Connect {
+                url: url.clone(),
+                reason: reason.clone(),
+            },
+            Error::Stream { stream, reason } => Error::Stream {
+                stream: stream.clone(),
+                reason: reason.clone(),
+            },
+            Error::Publish {
+                session,
+                seq,
+                source,
+            } => Error::Publish {
+                session: *session,
+                seq: *seq,
+                source: source.to_string().into(),
+            },
+            Error::Subscribe { session, source } => Error::Subscribe {
+                session: *session,
+                source: source.to_string().into(),
+            },
+            Error::Gap {
+                session,
+                after_seq,
+                first_available,
+            } => Error::Gap {
+                session: *session,
+                after_seq: *after_seq,
+                first_available: *first_available,
+            },
+            Error::Lagged {
+                session,
+                last_delivered,
+                first_available,
+            } => Error::Lagged {
+                session: *session,
+                last_delivered: *last_delivered,
+                first_available: *first_available,
+            },
+            Error::Decode { session, source } => Error::Decode {
+                session: *session,
+                source: serde::de::Error::custom(source),
+            },
+            Error::Unavailable { reason } => Error::Unavailable {
+                reason: reason.clone(),
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +159,37 @@ mod tests {
         let text = err.to_string();
         assert!(!text.contains("s3cret"), "{text}");
         assert!(text.contains("nats://alice:***@h:4222"), "{text}");
+    }
+
+    #[test]
+    fn a_duplicate_reads_the_same() {
+        let session = SessionId::new();
+        let decode = serde_json::from_str::<csp_domain::SessionEvent>("{").unwrap_err();
+        let errors = [
+            Error::Subscribe {
+                session,
+                source: "connection reset".into(),
+            },
+            Error::Decode {
+                session,
+                source: decode,
+            },
+            Error::Lagged {
+                session,
+                last_delivered: 4,
+                first_available: 9,
+            },
+            Error::Unavailable {
+                reason: "stream gone".into(),
+            },
+        ];
+        for error in errors {
+            let copy = error.duplicate();
+            assert_eq!(copy.to_string(), error.to_string());
+            assert_eq!(
+                std::mem::discriminant(&copy),
+                std::mem::discriminant(&error)
+            );
+        }
     }
 }

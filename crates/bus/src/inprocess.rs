@@ -1,21 +1,19 @@
 //! The embedded event bus for `csp dev`: everything lives in this process.
 //!
-//! Each session has one bounded ring of its latest events, and the ring is
-//! both the replay window and the live feed: a subscriber is a cursor into
-//! it plus a wake-up signal. Because there is no second channel to join,
-//! replay and live cannot overlap or leave a hole between them, and a slow
-//! subscriber catches up from the ring for as long as the ring still holds
-//! what it missed.
+//! Each session has one bounded [`Ring`] of its latest events, which is both
+//! the replay window and the live feed (see `ring.rs` for why that makes
+//! replay and live join without overlap or hole). This module adds the
+//! bookkeeping around the rings: which sessions retain events, and evicting
+//! the least recently published one beyond `max_sessions`.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use csp_domain::{SessionEvent, SessionId};
-use futures::StreamExt;
-use tokio::sync::watch;
 
-use crate::{Cursor, Error, EventBus, EventStream, Step};
+use crate::ring::Ring;
+use crate::{Cursor, Error, EventBus, EventStream};
 
 /// Limits of the in-process bus.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,10 +51,6 @@ impl Config {
     }
 }
 
-/// At most this many events are copied out of a ring per lock, so that a
-/// subscriber replaying a long window does not hold up publishers.
-const BATCH: usize = 64;
-
 /// The in-process [`EventBus`]. Cloning it shares the same bus.
 #[derive(Clone)]
 pub struct InProcessBus {
@@ -78,26 +72,12 @@ struct Registry {
 
 /// A session the bus knows: it retains events, has subscribers, or both.
 /// An entry with subscribers is never removed, so every subscriber and every
-/// publisher of a session always share one `Session`.
+/// publisher of a session always share one ring.
 struct Entry {
-    session: Arc<Session>,
+    ring: Arc<Ring>,
     /// Key in `by_last_publish` while the session retains events.
     last_publish: Option<u64>,
     subscribers: usize,
-}
-
-struct Session {
-    ring: Mutex<Ring>,
-    /// Bumped after every append, so that waiting subscribers look again.
-    appended: watch::Sender<u64>,
-}
-
-#[derive(Default)]
-struct Ring {
-    events: VecDeque<Arc<SessionEvent>>,
-    /// Highest seq ever appended, kept when the events are evicted, so that a
-    /// retried publish is still recognised.
-    last_seq: u64,
 }
 
 impl std::fmt::Debug for InProcessBus {
@@ -134,24 +114,19 @@ impl Shared {
         let id = event.session_id;
         let mut guard = self.registry();
         let registry = &mut *guard;
-        let entry = registry.sessions.entry(id).or_insert_with(Entry::new);
+        let capacity = self.config.replay_per_session;
+        let entry = registry
+            .sessions
+            .entry(id)
+            .or_insert_with(|| Entry::new(capacity));
 
         // Appending under the registry lock keeps eviction (which also runs
         // under it) from clearing a ring between the bookkeeping and the
         // append.
-        {
-            let mut ring = entry.session.ring();
-            if event.seq <= ring.last_seq {
-                // A retry of something already published.
-                return;
-            }
-            ring.events.push_back(Arc::new(event.clone()));
-            if ring.events.len() > self.config.replay_per_session {
-                ring.events.pop_front();
-            }
-            ring.last_seq = event.seq;
+        if !entry.ring.append_ref(event) {
+            // A retry of something already published.
+            return;
         }
-        entry.session.appended.send_replace(event.seq);
 
         registry.tick += 1;
         let tick = registry.tick;
@@ -168,7 +143,7 @@ impl Shared {
                 continue;
             };
             entry.last_publish = None;
-            entry.session.ring().events.clear();
+            entry.ring.clear();
             if entry.subscribers == 0 {
                 registry.sessions.remove(&evicted);
             }
@@ -176,16 +151,20 @@ impl Shared {
         }
     }
 
-    /// Registers a subscriber; the returned guard unregisters it.
-    fn attach(self: &Arc<Self>, id: SessionId) -> Subscription {
+    /// Registers a subscriber; dropping the returned stream unregisters it.
+    fn attach(self: &Arc<Self>, id: SessionId, after_seq: u64) -> EventStream {
+        let capacity = self.config.replay_per_session;
         let mut registry = self.registry();
-        let entry = registry.sessions.entry(id).or_insert_with(Entry::new);
+        let entry = registry
+            .sessions
+            .entry(id)
+            .or_insert_with(|| Entry::new(capacity));
         entry.subscribers += 1;
-        Subscription {
+        let subscription = Subscription {
             shared: Arc::clone(self),
             id,
-            session: Arc::clone(&entry.session),
-        }
+        };
+        entry.ring.stream(Cursor::new(id, after_seq), subscription)
     }
 
     fn detach(&self, id: SessionId) {
@@ -201,23 +180,12 @@ impl Shared {
 }
 
 impl Entry {
-    fn new() -> Self {
+    fn new(capacity: usize) -> Self {
         Self {
-            session: Arc::new(Session {
-                ring: Mutex::new(Ring::default()),
-                appended: watch::Sender::new(0),
-            }),
+            ring: Arc::new(Ring::new(capacity, 0)),
             last_publish: None,
             subscribers: 0,
         }
-    }
-}
-
-impl Session {
-    fn ring(&self) -> MutexGuard<'_, Ring> {
-        self.ring
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -225,64 +193,11 @@ impl Session {
 struct Subscription {
     shared: Arc<Shared>,
     id: SessionId,
-    session: Arc<Session>,
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
         self.shared.detach(self.id);
-    }
-}
-
-struct Reader {
-    subscription: Subscription,
-    appended: watch::Receiver<u64>,
-    cursor: Cursor,
-    /// Events copied out of the ring, not yet yielded.
-    pending: VecDeque<Arc<SessionEvent>>,
-    done: bool,
-}
-
-impl Reader {
-    async fn next(&mut self) -> Option<Result<SessionEvent, Error>> {
-        loop {
-            if let Some(event) = self.pending.pop_front() {
-                return Some(Ok(SessionEvent::clone(&event)));
-            }
-            if self.done {
-                return None;
-            }
-            // Marking the signal seen before reading the ring means an append
-            // that lands after the read wakes `changed()` below.
-            self.appended.borrow_and_update();
-            if let Err(hole) = self.fill() {
-                self.done = true;
-                return Some(Err(hole));
-            }
-            if self.pending.is_empty() && self.appended.changed().await.is_err() {
-                // Unreachable while `subscription` holds the session, which
-                // owns the sender; end rather than spin if it ever happens.
-                return None;
-            }
-        }
-    }
-
-    /// Copies the next run of events after the cursor out of the ring.
-    fn fill(&mut self) -> Result<(), Error> {
-        let ring = self.subscription.session.ring();
-        let start = ring
-            .events
-            .partition_point(|event| event.seq <= self.cursor.last);
-        for event in ring.events.range(start..).take(BATCH) {
-            match self.cursor.step(event.seq) {
-                Ok(Step::Deliver) => self.pending.push_back(Arc::clone(event)),
-                Ok(Step::Skip) => {}
-                // Deliver what came before the hole first, then report it.
-                Err(hole) if self.pending.is_empty() => return Err(hole),
-                Err(_) => break,
-            }
-        }
-        Ok(())
     }
 }
 
@@ -294,19 +209,7 @@ impl EventBus for InProcessBus {
     }
 
     async fn subscribe(&self, session: SessionId, after_seq: u64) -> Result<EventStream, Error> {
-        let subscription = self.shared.attach(session);
-        let reader = Reader {
-            appended: subscription.session.appended.subscribe(),
-            subscription,
-            cursor: Cursor::new(session, after_seq),
-            pending: VecDeque::new(),
-            done: false,
-        };
-        let stream = futures::stream::unfold(reader, |mut reader| async move {
-            let item = reader.next().await?;
-            Some((item, reader))
-        });
-        Ok(stream.boxed())
+        Ok(self.shared.attach(session, after_seq))
     }
 
     async fn ping(&self) -> Result<(), Error> {

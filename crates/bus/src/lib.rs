@@ -3,7 +3,9 @@
 //!
 //! Owns: the [`EventBus`] trait and its two adapters, [`InProcessBus`] (for
 //! `csp dev`, one process) and [`NatsBus`] (JetStream, for distributed
-//! mode), plus the replay contract a reconnecting browser relies on:
+//! mode); [`FanoutBus`], which shares one upstream subscription per session
+//! among a process's subscribers (a gateway's sockets); and the replay
+//! contract a reconnecting browser relies on:
 //! `subscribe(session, after_seq)` yields every retained event with
 //! `seq > after_seq` exactly once, in order, then the live ones, and says so
 //! with [`Error::Gap`] or [`Error::Lagged`] when it cannot.
@@ -13,13 +15,16 @@
 //! numbers (the session-pool does), or end a subscription with a silent gap.
 
 mod error;
+pub mod fanout;
 pub mod inprocess;
 pub mod nats;
+mod ring;
 
 use async_trait::async_trait;
 use csp_domain::{SessionEvent, SessionId};
 
 pub use error::Error;
+pub use fanout::FanoutBus;
 pub use inprocess::InProcessBus;
 pub use nats::NatsBus;
 
@@ -52,7 +57,7 @@ pub trait EventBus: Send + Sync + 'static {
 }
 
 /// Tracks what a subscription has delivered, so that replay overlap is
-/// dropped and a hole is reported instead of skipped. Both adapters use it,
+/// dropped and a hole is reported instead of skipped. Every adapter uses it,
 /// so they agree on which error a hole becomes.
 #[derive(Debug, Clone, Copy)]
 struct Cursor {

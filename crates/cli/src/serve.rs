@@ -142,9 +142,13 @@ pub(crate) async fn run(service: Service, shutdown: CancellationToken) -> anyhow
             backends,
         } => {
             let t = tokens.tokens(tokens.required_secret()?)?;
+            // Every browser socket subscribes to its session's events: fan
+            // them out in-process so the gateway holds one JetStream
+            // consumer per session, not one per socket.
+            let bus = csp_bus::FanoutBus::new(backends.bus().await?, Default::default())?;
             let server = csp_gateway::Server::build(
                 gateway.config(http_addr, session_pool_addr, policy_addr, t, model.label()),
-                backends.bus().await?,
+                Arc::new(bus),
                 backends.cache().await?,
             )
             .await?;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use csp_bus::nats::{Config, SEQ_HEADER};
-use csp_bus::{Error, EventBus, NatsBus};
+use csp_bus::{Error, EventBus, FanoutBus, NatsBus};
 use csp_domain::{SessionEvent, SessionId};
 
 use crate::helpers::{event, expect_events, publish_range};
@@ -186,4 +186,22 @@ async fn ping_fails_once_the_stream_is_gone() {
     std::mem::forget(guard);
     let err = bus.ping().await.unwrap_err();
     assert!(matches!(err, Error::Unavailable { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn fanout_holds_one_consumer_per_session() {
+    let (bus, _guard) = connect(&unique_prefix(), 100).await;
+    let name = bus.stream_name().to_owned();
+    let fanout = FanoutBus::new(Arc::new(bus), Default::default()).unwrap();
+    let session = SessionId::new();
+    let mut streams = Vec::new();
+    for _ in 0..20 {
+        streams.push(fanout.subscribe(session, 0).await.unwrap());
+    }
+    publish_range(&fanout, session, 1..=3).await;
+    for stream in &mut streams {
+        expect_events(stream, session, 1..=3).await;
+    }
+    let mut stream = jetstream().await.get_stream(&name).await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.consumer_count, 1);
 }

@@ -1,11 +1,12 @@
 //! The behaviour every `EventBus` adapter must have. Each adapter module
 //! instantiates it with `event_bus_suite!(make)`, where
 //! `make(retained_per_session).await` returns `(Arc<dyn EventBus>, guard)`;
-//! the guard cleans up whatever the bus created when the test ends.
+//! the guard cleans up whatever the bus created when the test ends. The
+//! macro also runs the suite through a `FanoutBus` over the adapter.
 
 use std::sync::Arc;
 
-use csp_bus::{Error, EventBus};
+use csp_bus::{Error, EventBus, FanoutBus};
 use csp_domain::SessionId;
 use rand::Rng;
 use tokio::sync::watch;
@@ -17,6 +18,24 @@ pub(crate) const ROOMY: usize = 2048;
 
 macro_rules! event_bus_suite {
     ($make:ident) => {
+        $crate::suite::event_bus_suite!(@adapter $make);
+
+        /// The same suite through a `FanoutBus` over this adapter.
+        mod through_fanout {
+            async fn make(
+                retained_per_session: usize,
+            ) -> (std::sync::Arc<dyn csp_bus::EventBus>, impl Sized) {
+                let (upstream, guard) = super::$make(retained_per_session).await;
+                (
+                    $crate::suite::fanout(upstream, retained_per_session),
+                    guard,
+                )
+            }
+
+            $crate::suite::event_bus_suite!(@adapter make);
+        }
+    };
+    (@adapter $make:ident) => {
         $crate::suite::event_bus_suite!(@tests $make,
             replays_everything_after_zero_then_continues_live,
             replays_from_the_middle,
@@ -47,6 +66,19 @@ macro_rules! event_bus_suite {
     };
 }
 pub(crate) use event_bus_suite;
+
+/// `upstream` behind a `FanoutBus` whose feeds keep as many events as the
+/// upstream retains, so the suite's windows hold through both.
+pub(crate) fn fanout(
+    upstream: Arc<dyn EventBus>,
+    retained_per_session: usize,
+) -> Arc<dyn EventBus> {
+    let config = csp_bus::fanout::Config {
+        ring_per_session: retained_per_session,
+        ..Default::default()
+    };
+    Arc::new(FanoutBus::new(upstream, config).unwrap())
+}
 
 pub(crate) async fn replays_everything_after_zero_then_continues_live(bus: Arc<dyn EventBus>) {
     let session = SessionId::new();
