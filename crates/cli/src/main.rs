@@ -5,26 +5,31 @@
 //! `csp mock-llm` runs the scripted model server. This crate only parses
 //! configuration and composes the service crates; it holds no service logic.
 
+mod config_file;
 mod dev;
 mod opts;
 mod serve;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use csp_telemetry::LogFormat;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(name = "csp", version, about = "Claude Session Platform")]
-struct Cli {
+pub(crate) struct Cli {
+    /// Settings file (TOML, environment variable names as keys); its values
+    /// replace the defaults, the environment and flags still win.
+    #[arg(long, env = "CSP_CONFIG", global = true)]
+    config: Option<std::path::PathBuf>,
     /// Log format: text or json.
     #[arg(long, env = "CSP_LOG_FORMAT", default_value = "text", global = true)]
     log_format: LogFormat,
     #[command(subcommand)]
-    command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Subcommand)]
-enum Command {
+pub(crate) enum Command {
     /// Run every service in one process on embedded backends (SQLite,
     /// in-process bus, in-memory cache). Without ANTHROPIC_API_KEY or
     /// ANTHROPIC_BASE_URL it also runs the scripted offline demo model.
@@ -71,9 +76,26 @@ fn shutdown_signal() -> CancellationToken {
     token
 }
 
+/// Parses flags and environment over the config file's values over defaults.
+fn parse_cli() -> Cli {
+    let args: Vec<String> = std::env::args().collect();
+    let mut cmd = Cli::command();
+    if let Some(path) = config_file::path_from(&args) {
+        match config_file::load(&path).and_then(|values| config_file::apply(cmd, &values)) {
+            Ok(c) => cmd = c,
+            Err(e) => {
+                eprintln!("csp: error: {e:#}");
+                std::process::exit(2);
+            }
+        }
+    }
+    let matches = cmd.get_matches_from(args);
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_cli();
     csp_telemetry::init_tracing(cli.log_format);
     raise_nofile_limit();
     // Install the recorder before any service records a metric.
