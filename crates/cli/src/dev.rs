@@ -25,8 +25,8 @@ pub(crate) struct Options {
     data_dir: PathBuf,
     /// Password of the `admin` account created at first start (generated and
     /// printed once when unset).
-    #[arg(long, env = "CSP_ADMIN_PASSWORD", hide_env_values = true)]
-    admin_password: Option<String>,
+    #[arg(long, env = "CSP_ADMIN_PASSWORD", hide_env_values = true, value_parser = crate::opts::secret)]
+    admin_password: Option<SecretString>,
     /// Rules file for the offline demo model.
     #[arg(long, env = "CSP_MOCK_RULES")]
     mock_rules: Option<PathBuf>,
@@ -44,7 +44,7 @@ pub(crate) struct Options {
 /// directory (mode 0600) so logins survive a restart.
 fn dev_secret(opts: &TokenOpts, data_dir: &Path) -> anyhow::Result<SecretString> {
     if let Some(s) = &opts.jwt_secret {
-        return Ok(SecretString::from(s.clone()));
+        return Ok(s.clone());
     }
     use secrecy::ExposeSecret;
     use std::os::unix::fs::OpenOptionsExt;
@@ -81,8 +81,7 @@ pub(crate) async fn run(o: Options, shutdown: CancellationToken) -> anyhow::Resu
     )?);
     let cache: Arc<dyn csp_cache::Cache> = Arc::new(csp_cache::MemoryCache::new());
 
-    let admin_password = o.admin_password.clone().map(SecretString::from);
-    let generated = csp_policy::bootstrap_admin(store.as_ref(), admin_password.as_ref()).await?;
+    let generated = csp_policy::bootstrap_admin(store.as_ref(), o.admin_password.as_ref()).await?;
 
     // The scripted model only when no real one is configured: production
     // must never use it silently, so `csp serve` never starts it.

@@ -2,7 +2,7 @@
 //! then environment (clap reads both; a flag wins over its variable).
 
 use clap::Args;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,11 +12,17 @@ use std::time::Duration;
 const DEFAULT_ALLOWED_TOOLS: &str =
     "Bash,Read,Write,Edit,MultiEdit,Glob,Grep,LS,NotebookEdit,TodoWrite";
 
+/// Secrets are wrapped as soon as they are parsed, so no `Debug` or log line
+/// can print them by accident.
+pub(crate) fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(s.to_owned()))
+}
+
 #[derive(Args, Clone)]
 pub(crate) struct TokenOpts {
     /// HS256 secret shared by gateway and policy, at least 32 bytes.
-    #[arg(long, env = "CSP_JWT_SECRET", hide_env_values = true)]
-    pub(crate) jwt_secret: Option<String>,
+    #[arg(long, env = "CSP_JWT_SECRET", hide_env_values = true, value_parser = secret)]
+    pub(crate) jwt_secret: Option<SecretString>,
     /// Lifetime of a login, seconds.
     #[arg(long, env = "CSP_TOKEN_TTL_SECONDS", default_value_t = 43_200)]
     pub(crate) token_ttl_seconds: u64,
@@ -33,7 +39,6 @@ impl TokenOpts {
     pub(crate) fn required_secret(&self) -> anyhow::Result<SecretString> {
         self.jwt_secret
             .clone()
-            .map(SecretString::from)
             .ok_or_else(|| anyhow::anyhow!("CSP_JWT_SECRET is required (at least 32 random bytes, shared by gateway and policy)"))
     }
 }
@@ -41,11 +46,11 @@ impl TokenOpts {
 #[derive(Args, Clone)]
 pub(crate) struct ModelOpts {
     /// Anthropic API key given to the agents.
-    #[arg(long, env = "ANTHROPIC_API_KEY", hide_env_values = true)]
-    pub(crate) anthropic_api_key: Option<String>,
+    #[arg(long, env = "ANTHROPIC_API_KEY", hide_env_values = true, value_parser = secret)]
+    pub(crate) anthropic_api_key: Option<SecretString>,
     /// Bearer token alternative to the API key.
-    #[arg(long, env = "ANTHROPIC_AUTH_TOKEN", hide_env_values = true)]
-    pub(crate) anthropic_auth_token: Option<String>,
+    #[arg(long, env = "ANTHROPIC_AUTH_TOKEN", hide_env_values = true, value_parser = secret)]
+    pub(crate) anthropic_auth_token: Option<SecretString>,
     /// Model API endpoint (default: Anthropic's).
     #[arg(long, env = "ANTHROPIC_BASE_URL")]
     pub(crate) anthropic_base_url: Option<String>,
@@ -66,11 +71,12 @@ impl ModelOpts {
         if let Some(v) = &self.anthropic_base_url {
             env.push(("ANTHROPIC_BASE_URL".into(), v.clone()));
         }
+        // Exposed only here, into the agent's environment, which the CLI needs.
         if let Some(v) = &self.anthropic_api_key {
-            env.push(("ANTHROPIC_API_KEY".into(), v.clone()));
+            env.push(("ANTHROPIC_API_KEY".into(), v.expose_secret().to_owned()));
         }
         if let Some(v) = &self.anthropic_auth_token {
-            env.push(("ANTHROPIC_AUTH_TOKEN".into(), v.clone()));
+            env.push(("ANTHROPIC_AUTH_TOKEN".into(), v.expose_secret().to_owned()));
         }
         env
     }

@@ -14,8 +14,8 @@ use tokio_util::sync::CancellationToken;
 #[derive(Args, Clone)]
 pub(crate) struct Backends {
     /// Postgres URL.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    database_url: Option<String>,
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_parser = crate::opts::secret)]
+    database_url: Option<SecretString>,
     /// Redis URL.
     #[arg(
         long,
@@ -42,9 +42,11 @@ pub(crate) struct Backends {
 
 impl Backends {
     async fn store(&self) -> anyhow::Result<Arc<csp_store::PgStore>> {
+        use secrecy::ExposeSecret;
         let url = self
             .database_url
-            .as_deref()
+            .as_ref()
+            .map(|u| u.expose_secret())
             .context("DATABASE_URL is required (postgres://user:password@host:5432/db)")?;
         Ok(Arc::new(csp_store::PgStore::connect(url).await?))
     }
@@ -118,8 +120,8 @@ pub(crate) enum Service {
         #[arg(long, env = "CSP_GRPC_ADDR", default_value = "0.0.0.0:50052")]
         grpc_addr: SocketAddr,
         /// Password of the `admin` account created when there is none.
-        #[arg(long, env = "CSP_ADMIN_PASSWORD", hide_env_values = true)]
-        admin_password: Option<String>,
+        #[arg(long, env = "CSP_ADMIN_PASSWORD", hide_env_values = true, value_parser = crate::opts::secret)]
+        admin_password: Option<SecretString>,
         /// HTTP address of /metrics and the liveness probe.
         #[arg(long, env = "CSP_METRICS_ADDR", default_value = "0.0.0.0:9092")]
         metrics_addr: SocketAddr,
@@ -200,8 +202,9 @@ pub(crate) async fn run(service: Service, shutdown: CancellationToken) -> anyhow
             serve_metrics("policy", metrics_addr, &shutdown).await?;
             let t = tokens.tokens(tokens.required_secret()?)?;
             let store = backends.store().await?;
-            let password = admin_password.map(SecretString::from);
-            if let Some(p) = csp_policy::bootstrap_admin(store.as_ref(), password.as_ref()).await? {
+            if let Some(p) =
+                csp_policy::bootstrap_admin(store.as_ref(), admin_password.as_ref()).await?
+            {
                 use secrecy::ExposeSecret;
                 println!(
                     "csp policy: created 'admin' with password {} (shown once; set CSP_ADMIN_PASSWORD to choose it)",
