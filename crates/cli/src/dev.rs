@@ -9,7 +9,6 @@ use secrecy::SecretString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// The label the UI shows when the scripted model answers.
@@ -117,17 +116,14 @@ pub(crate) async fn run(o: Options, shutdown: CancellationToken) -> anyhow::Resu
     )
     .await?;
     let pool = csp_session_pool::Server::build(
-        csp_session_pool::Config {
-            grpc_addr: loopback,
-            advertise_addr: None,
-            prewarm_pool_size: o.pool.prewarm_pool_size,
-            max_sessions: o.pool.max_sessions,
-            data_dir: o.data_dir.join("agents"),
-            agent: o.pool.agent_config(&o.model, model_env),
-            permission_hook: o.pool.hook(),
-            model_label: model_label.clone(),
-            shutdown_grace: Duration::from_secs(o.pool.shutdown_grace_seconds),
-        },
+        o.pool.config(
+            loopback,
+            None,
+            o.data_dir.join("agents"),
+            &o.model,
+            model_env,
+            model_label.clone(),
+        ),
         bus.clone(),
         store.clone(),
         cache.clone(),

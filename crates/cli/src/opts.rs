@@ -123,28 +123,44 @@ pub(crate) struct PoolOpts {
 }
 
 impl PoolOpts {
-    pub(crate) fn agent_config(
+    /// The session-pool's config; `model_env` is what the agent is given to
+    /// reach its model (the real API, or `csp dev`'s scripted one).
+    pub(crate) fn config(
         &self,
+        grpc_addr: std::net::SocketAddr,
+        advertise_addr: Option<String>,
+        data_dir: PathBuf,
         model: &ModelOpts,
-        extra_env: Vec<(String, String)>,
-    ) -> csp_agent::Config {
-        let mut cfg = csp_agent::Config {
+        model_env: Vec<(String, String)>,
+        model_label: String,
+    ) -> csp_session_pool::Config {
+        let mut agent = csp_agent::Config {
             model: model.model.clone(),
             system_prompt: self.system_prompt.clone(),
             api_timeout: Duration::from_millis(self.api_timeout_ms),
             byte_stream_idle_timeout: Duration::from_millis(self.stream_idle_timeout_ms),
             max_retries: self.max_retries,
             permission_timeout: Duration::from_millis(self.permission_timeout_ms),
-            env: extra_env,
+            env: model_env,
             ..csp_agent::Config::default()
         };
         if let Some(p) = &self.claude_cli {
-            cfg.cli_path = p.clone();
+            agent.cli_path = p.clone();
         }
-        cfg
+        csp_session_pool::Config {
+            grpc_addr,
+            advertise_addr,
+            prewarm_pool_size: self.prewarm_pool_size,
+            max_sessions: self.max_sessions,
+            data_dir,
+            agent,
+            permission_hook: self.hook(),
+            model_label,
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
+        }
     }
 
-    pub(crate) fn hook(&self) -> Arc<dyn csp_agent::PermissionHook> {
+    fn hook(&self) -> Arc<dyn csp_agent::PermissionHook> {
         let tools = self
             .allowed_tools
             .split(',')

@@ -8,7 +8,6 @@ use secrecy::SecretString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Args, Clone)]
@@ -173,17 +172,14 @@ pub(crate) async fn run(service: Service, shutdown: CancellationToken) -> anyhow
                 );
             }
             let server = csp_session_pool::Server::build(
-                csp_session_pool::Config {
+                pool.config(
                     grpc_addr,
                     advertise_addr,
-                    prewarm_pool_size: pool.prewarm_pool_size,
-                    max_sessions: pool.max_sessions,
                     data_dir,
-                    agent: pool.agent_config(&model, model.env()),
-                    permission_hook: pool.hook(),
-                    model_label: model.label(),
-                    shutdown_grace: Duration::from_secs(pool.shutdown_grace_seconds),
-                },
+                    &model,
+                    model.env(),
+                    model.label(),
+                ),
                 backends.bus().await?,
                 backends.store().await?,
                 backends.cache().await?,

@@ -39,20 +39,10 @@ pub enum ErrorCode {
     ResponseInterrupted,
     /// The model API is rate limiting; the CLI retries by itself.
     RateLimited,
-    /// The browser could not keep up and was disconnected; it reconnects
-    /// and replays what it missed.
-    SlowConsumer,
     /// A backend (database, bus, another service) is unreachable.
     Unavailable,
     /// Anything else.
     Internal,
-}
-
-/// A catalogued failure: safe to show a user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserError {
-    pub code: ErrorCode,
-    pub message: String,
 }
 
 impl ErrorCode {
@@ -74,7 +64,6 @@ impl ErrorCode {
             ErrorCode::AgentStartFailed => "agent_start_failed",
             ErrorCode::ResponseInterrupted => "response_interrupted",
             ErrorCode::RateLimited => "rate_limited",
-            ErrorCode::SlowConsumer => "slow_consumer",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }
@@ -119,7 +108,6 @@ impl ErrorCode {
             ErrorCode::RateLimited => {
                 "The AI service is temporarily busy. Your message will be retried automatically in a few seconds."
             }
-            ErrorCode::SlowConsumer => "Connection too slow; reconnecting.",
             ErrorCode::Unavailable => {
                 "The service is temporarily unavailable. Please try again shortly."
             }
@@ -145,7 +133,6 @@ impl ErrorCode {
             | ErrorCode::Internal => "Try again in a minute.",
             ErrorCode::ResponseInterrupted => "Send your message again.",
             ErrorCode::RateLimited => "Wait; no action needed.",
-            ErrorCode::SlowConsumer => "No action needed.",
         }
     }
 
@@ -161,7 +148,7 @@ impl ErrorCode {
             ErrorCode::SessionNotFound | ErrorCode::NotFound => 404,
             ErrorCode::SessionUnavailable => 409,
             ErrorCode::RateLimited | ErrorCode::QueueFull => 429,
-            ErrorCode::AtCapacity | ErrorCode::Unavailable | ErrorCode::SlowConsumer => 503,
+            ErrorCode::AtCapacity | ErrorCode::Unavailable => 503,
             ErrorCode::AgentCrashed
             | ErrorCode::AgentStartFailed
             | ErrorCode::ResponseInterrupted
@@ -181,19 +168,11 @@ impl ErrorCode {
             ErrorCode::SessionNotFound | ErrorCode::NotFound => 5,        // NotFound
             ErrorCode::SessionUnavailable => 9,                           // FailedPrecondition
             ErrorCode::AtCapacity | ErrorCode::RateLimited | ErrorCode::QueueFull => 8, // ResourceExhausted
-            ErrorCode::Unavailable | ErrorCode::SlowConsumer => 14, // Unavailable
+            ErrorCode::Unavailable => 14, // Unavailable
             ErrorCode::AgentCrashed
             | ErrorCode::AgentStartFailed
             | ErrorCode::ResponseInterrupted
             | ErrorCode::Internal => 13, // Internal
-        }
-    }
-
-    /// The user-facing error for this code.
-    pub fn to_user_error(self) -> UserError {
-        UserError {
-            code: self,
-            message: self.user_message().to_owned(),
         }
     }
 }
@@ -204,7 +183,7 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
-const ALL: [ErrorCode; 19] = [
+const ALL: [ErrorCode; 18] = [
     ErrorCode::BadFrame,
     ErrorCode::UnknownType,
     ErrorCode::FrameTooLarge,
@@ -221,7 +200,6 @@ const ALL: [ErrorCode; 19] = [
     ErrorCode::AgentStartFailed,
     ErrorCode::ResponseInterrupted,
     ErrorCode::RateLimited,
-    ErrorCode::SlowConsumer,
     ErrorCode::Unavailable,
     ErrorCode::Internal,
 ];

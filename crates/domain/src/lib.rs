@@ -10,7 +10,7 @@ mod error;
 mod event;
 mod ids;
 
-pub use error::{ErrorCode, UserError};
+pub use error::ErrorCode;
 pub use event::{Event, SessionEvent, SessionStatus, ToolStatus};
 pub use ids::{ParseIdError, SessionId, UserId};
 

@@ -70,9 +70,11 @@ pub fn metrics_handle() -> PrometheusHandle {
                 .expect("bucket list is non-empty");
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
-            // Another recorder may already be installed (a test harness); then
-            // this handle still renders what is recorded through it.
-            let _ = metrics::set_global_recorder(recorder);
+            // Fails only if something else installed a recorder first (a test
+            // harness); metrics then go there and this handle renders none.
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("another metrics recorder is installed; /metrics will be empty");
+            }
             handle
         })
         .clone()

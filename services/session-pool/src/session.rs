@@ -156,7 +156,7 @@ impl Actor {
             tokio::select! {
                 cmd = rx.recv() => match cmd {
                     Some(Command::Send { text, client_id, reply }) => {
-                        let queued = self.accept(&text);
+                        let queued = self.accept(&text, self.in_flight);
                         match queued {
                             Err(code) => { let _ = reply.send(Err(code)); }
                             Ok(true) => {
@@ -232,13 +232,9 @@ impl Actor {
                 cmd = rx.recv() => match cmd {
                     // Nothing can be said to the agent yet: every message queues.
                     Some(Command::Send { text, client_id, reply }) => {
-                        let r = self.accept(&text).and_then(|_| {
-                            if self.queue.len() >= MAX_QUEUED {
-                                return Err(ErrorCode::QueueFull);
-                            }
-                            self.queue.push_back((text, client_id));
-                            Ok(true)
-                        });
+                        let r = self
+                            .accept(&text, true)
+                            .inspect(|_| self.queue.push_back((text, client_id)));
                         let _ = reply.send(r);
                     }
                     Some(Command::Interrupt { reply }) => {
@@ -251,18 +247,16 @@ impl Actor {
         }
     }
 
-    /// Checks a message; `Ok(true)` when it has to wait behind a turn.
-    fn accept(&self, text: &str) -> Result<bool, ErrorCode> {
+    /// Checks a message; `Ok(true)` when it has to wait (`must_wait`: a turn
+    /// is in flight or the agent is still starting).
+    fn accept(&self, text: &str, must_wait: bool) -> Result<bool, ErrorCode> {
         if text.trim().is_empty() {
             return Err(ErrorCode::EmptyMessage);
         }
-        if self.in_flight {
-            if self.queue.len() >= MAX_QUEUED {
-                return Err(ErrorCode::QueueFull);
-            }
-            return Ok(true);
+        if must_wait && self.queue.len() >= MAX_QUEUED {
+            return Err(ErrorCode::QueueFull);
         }
-        Ok(false)
+        Ok(must_wait)
     }
 
     /// Starts the next queued message, if any; false when the agent is gone.
