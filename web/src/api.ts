@@ -1,7 +1,7 @@
 // The gateway's REST API (docs/websocket-protocol.md). The session token lives
 // in an HttpOnly cookie the gateway sets; this code never sees or stores it.
 
-import type { AppConfig, History, User } from './protocol';
+import type { AppConfig, History, SessionList, User } from './protocol';
 
 /** A failed API call, carrying the gateway's catalogued message. */
 export class ApiError extends Error {
@@ -61,4 +61,9 @@ export function config(): Promise<AppConfig> {
 
 export function history(sessionId: string): Promise<History> {
   return call('GET', `/api/v1/sessions/${encodeURIComponent(sessionId)}/messages`);
+}
+
+/** The caller's sessions, most recently active first. */
+export function sessions(): Promise<SessionList> {
+  return call('GET', '/api/v1/sessions');
 }

@@ -2,16 +2,27 @@
 // outside the message list. Frames go into the reducer at once; the DOM is
 // brought up to date at most once per animation frame.
 
+import { isPlainClick, sessionFromHref } from './action';
 import * as api from './api';
 import { ApiError } from './api';
 import { keyAction } from './keys';
 import { createMarkdownRenderer } from './markdown';
-import { MessageList } from './render';
-import { addLocalMessage, applyFrame, applyHistory, createState, isSendable, resetConversation, unwritten } from './state';
+import { MessageList, renderBanner } from './render';
+import { Sidebar, type SidebarElements } from './sessions';
+import {
+  addLocalMessage,
+  applyFrame,
+  applyHistory,
+  connectionOpened,
+  createState,
+  isSendable,
+  resetConversation,
+  unwritten,
+} from './state';
 import type { ChatState } from './state';
-import { type Connection, statusView } from './status';
+import { composerView, type Connection, statusView } from './status';
 import type { ServerFrame } from './protocol';
-import { CLOSE_REPLAY_GAP, reconnectDelay, SessionSocket, wsUrl } from './ws';
+import { closeAction, reconnectDelay, SessionSocket, wsUrl } from './ws';
 
 export interface ChatOptions {
   /** The user's credentials are gone: show the login page. */
@@ -29,7 +40,12 @@ interface Elements {
   form: HTMLFormElement;
   interrupt: HTMLButtonElement;
   inputError: HTMLElement;
-  newSession: HTMLButtonElement;
+  send: HTMLButtonElement;
+  /** Offered in the composer once the session has ended. */
+  startNew: HTMLButtonElement;
+  /** The `server_shutting_down` banner. */
+  banner: HTMLElement;
+  sidebar: SidebarElements;
 }
 
 const TOO_LONG = 'That message is too long. Please shorten it and try again.';
@@ -52,12 +68,18 @@ export class Chat {
   /** Bumped by every (re)start so stale async work from an old session does nothing. */
   private generation = 0;
   private readonly list: MessageList;
+  private readonly sidebar: Sidebar;
 
   constructor(
     private readonly el: Elements,
     private readonly opts: ChatOptions,
   ) {
     this.list = new MessageList(el.messages, createMarkdownRenderer(window));
+    this.sidebar = new Sidebar(el.sidebar, {
+      load: api.sessions,
+      open: (id) => this.open(id),
+      create: () => void this.start(null),
+    });
     el.form.addEventListener('submit', (ev) => {
       ev.preventDefault();
       this.submit();
@@ -76,17 +98,33 @@ export class Chat {
       this.interrupt();
     });
     el.interrupt.addEventListener('click', () => this.interrupt());
-    el.newSession.addEventListener('click', () => void this.start(null));
+    el.startNew.addEventListener('click', () => void this.start(null));
+    // A notice's "[Continue in new session]" opens that session in place.
+    el.messages.addEventListener('click', (ev) => {
+      const link = (ev.target as Element | null)?.closest?.<HTMLAnchorElement>('a.notice-action');
+      if (!link || !isPlainClick(ev)) return;
+      const id = sessionFromHref(link.getAttribute('href') ?? '', location);
+      if (id === null) return;
+      ev.preventDefault();
+      void this.start(id);
+    });
+    // Another tab may have started, paused or ended sessions meanwhile.
+    window.addEventListener('focus', () => this.refreshSessions());
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'visible') this.refreshSessions();
+    });
   }
 
   /** Opens `sessionId` (history first, then the live stream) or a new session. */
   async start(sessionId: string | null): Promise<void> {
-    this.stop();
+    this.teardown();
     const generation = this.generation;
     this.state = createState(sessionId);
     this.connection = 'connecting';
     this.connectionMessage = null;
     this.setUrl(sessionId);
+    this.sidebar.setCurrent(sessionId);
+    void this.sidebar.refresh();
     this.render();
     this.el.input.focus();
 
@@ -97,11 +135,33 @@ export class Chat {
       this.maxFrameBytes = cfg.max_frame_bytes;
     }
     if (sessionId !== null && !(await this.loadHistory(generation))) return;
+    if (this.state.sessionStatus === 'ended') {
+      // Over for good: there is nothing to attach to.
+      this.connection = 'closed';
+      this.scheduleRender();
+      return;
+    }
     this.connect();
   }
 
-  /** Closes the socket and cancels timers, e.g. on sign-out. */
+  /** Closes the socket, cancels timers and forgets the session list: on sign-out. */
   stop(): void {
+    this.teardown();
+    this.sidebar.clear();
+  }
+
+  /** Opens a listed session; the one already live is left as it is. */
+  private open(sessionId: string): void {
+    if (sessionId === this.state.sessionId && this.socket?.isOpen) return;
+    void this.start(sessionId);
+  }
+
+  private refreshSessions(): void {
+    if (this.isActive()) void this.sidebar.refresh();
+  }
+
+  /** Closes the socket and cancels timers of the session shown. */
+  private teardown(): void {
     this.generation++;
     this.socket?.close();
     this.socket = null;
@@ -139,6 +199,7 @@ export class Chat {
         // A stale or foreign link: say so and start over with a new session.
         this.state = createState(null);
         this.setUrl(null);
+        this.sidebar.setCurrent(null);
         this.connectionMessage = null;
         applyFrame(this.state, { type: 'error', code: err.code, message: err.message });
         this.scheduleRender();
@@ -158,6 +219,8 @@ export class Chat {
         opened = true;
         this.attempt = 0;
         this.connection = 'open';
+        this.connectionMessage = null;
+        connectionOpened(this.state);
         // A reattach replays only frames after `after_seq`, so the history may
         // hold no `session` frame; the gateway accepting it means the session is live.
         if (this.state.sessionId !== null && this.state.sessionStatus === null) this.state.sessionStatus = 'ready';
@@ -175,6 +238,7 @@ export class Chat {
 
   private onFrame(frame: ServerFrame): void {
     const hadSession = this.state.sessionId !== null;
+    const before = `${this.state.sessionId}/${this.state.sessionStatus}`;
     let outcome = applyFrame(this.state, frame);
     if (outcome === 'gap') {
       if (this.gapRetriedAt === this.state.lastSeq) {
@@ -191,19 +255,26 @@ export class Chat {
       }
     }
     if (!hadSession && this.state.sessionId !== null) this.setUrl(this.state.sessionId);
-    if (outcome === 'applied') this.scheduleRender();
+    if (outcome !== 'applied') return;
+    this.scheduleRender();
+    // The list shows status and message count: refresh when either moved.
+    if (`${this.state.sessionId}/${this.state.sessionStatus}` !== before || frame.type === 'result') {
+      this.sidebar.setCurrent(this.state.sessionId);
+      void this.sidebar.refresh();
+    }
   }
 
   private async onClose(code: number, opened: boolean, generation: number): Promise<void> {
-    const status = this.state.sessionStatus;
-    if (status === 'ended' || status === 'failed') {
+    const action = closeAction(code, this.state);
+    if (action === 'stop' || action === 'park') {
+      // A paused session reconnects when the user sends (see `submit`).
       this.connection = 'closed';
       this.scheduleRender();
       return;
     }
     this.connection = 'reconnecting';
     this.scheduleRender();
-    if (code === CLOSE_REPLAY_GAP && this.state.sessionId !== null) {
+    if (action === 'reload') {
       resetConversation(this.state);
       this.list.clear();
       if (!(await this.loadHistory(generation))) return;
@@ -239,8 +310,7 @@ export class Chat {
   private submit(): void {
     const text = this.el.input.value;
     if (!isSendable(text)) return;
-    const status = this.state.sessionStatus;
-    if (status === 'ended' || status === 'failed') {
+    if (!composerView(this.state.sessionStatus).enabled) {
       this.showInputError('This session has ended. You can start a new session.');
       return;
     }
@@ -253,7 +323,20 @@ export class Chat {
     addLocalMessage(this.state, trimmed, newClientId(), this.socket?.isOpen === true);
     this.el.input.value = '';
     this.flushPending();
+    this.resumeIfParked();
     this.scheduleRender();
+  }
+
+  /**
+   * A paused session's socket is not reopened by itself; the user's next
+   * message reattaches, the server resumes the agent, and the open socket
+   * then delivers the message.
+   */
+  private resumeIfParked(): void {
+    if (this.socket !== null || this.retryTimer !== null || this.connection !== 'closed') return;
+    this.connection = 'connecting';
+    this.connectionMessage = null;
+    this.connect();
   }
 
   /** Hands every unsent local message to the socket, oldest first. */
@@ -295,13 +378,25 @@ export class Chat {
     this.list.render(this.state);
     if (atBottom) box.scrollTop = box.scrollHeight;
     this.renderStatus();
+    renderBanner(this.el.banner, this.state.shutdown);
     this.el.model.textContent = this.state.model ?? this.modelLabel;
     this.el.interrupt.hidden = !this.state.turnActive;
+    const composer = composerView(this.state.sessionStatus);
+    this.el.input.disabled = !composer.enabled;
+    this.el.send.disabled = !composer.enabled;
+    this.el.input.placeholder = composer.enabled ? 'Message csp' : 'This session has ended';
+    this.el.startNew.hidden = !composer.startNew;
   }
 
   private renderStatus(): void {
-    const message = this.connection === 'closed' ? this.connectionMessage : this.state.statusMessage;
-    const view = statusView(this.connection, this.state.sessionStatus, message);
+    const view = statusView({
+      connection: this.connection,
+      session: this.state.sessionStatus,
+      reason: this.state.sessionReason,
+      message: this.state.statusMessage,
+      connectionMessage: this.connection === 'closed' ? this.connectionMessage : null,
+      expiring: this.state.expiring,
+    });
     this.el.statusText.textContent = view.text;
     this.el.status.dataset.tone = view.tone;
     this.el.progress.hidden = !view.progress;
@@ -341,6 +436,15 @@ export function chatElements(root: HTMLElement): Elements {
     form: get<HTMLFormElement>('composer'),
     interrupt: get<HTMLButtonElement>('interrupt-button'),
     inputError: get('input-error'),
-    newSession: get<HTMLButtonElement>('new-session'),
+    send: get<HTMLButtonElement>('send-button'),
+    startNew: get<HTMLButtonElement>('start-new-session'),
+    banner: get('banner'),
+    sidebar: {
+      panel: get('session-panel'),
+      list: get('session-list'),
+      error: get('session-list-error'),
+      toggle: get<HTMLButtonElement>('sessions-toggle'),
+      newSession: get<HTMLButtonElement>('new-session'),
+    },
   };
 }

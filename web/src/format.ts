@@ -39,3 +39,21 @@ export function formatInput(input: unknown): string {
 function trimZeros(fixed: string): string {
   return fixed.includes('.') ? fixed.replace(/0+$/, '').replace(/\.$/, '') : fixed;
 }
+
+/**
+ * How long ago `then` was, for the session list: "just now", "5 min ago",
+ * "3 h ago", "yesterday", "4 days ago", then the date. A time in the future
+ * (clock skew between browser and server) reads as "just now".
+ */
+export function formatRelativeTime(then: number, now: number): string {
+  if (!Number.isFinite(then)) return '';
+  const minutes = Math.floor((now - then) / 60_000);
+  if (minutes < 1) return 'just now';
+  if (minutes < 60) return `${minutes} min ago`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 24) return `${hours} h ago`;
+  const days = Math.floor(hours / 24);
+  if (days < 2) return 'yesterday';
+  if (days < 7) return `${days} days ago`;
+  return new Date(then).toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
+}

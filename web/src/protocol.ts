@@ -1,11 +1,29 @@
 // Wire shapes of docs/websocket-protocol.md (mirrors crates/domain/src/event.rs).
 
-export type SessionStatus = 'preparing' | 'ready' | 'failed' | 'ended';
+/**
+ * `idle` and `failed` sessions are resumable (sending a message or reopening
+ * starts a new process); `ended` ones are over for good.
+ */
+export type SessionStatus = 'preparing' | 'ready' | 'idle' | 'failed' | 'ended';
 export type ToolStatus = 'complete' | 'error';
+
+/**
+ * Why a `session` frame changed state. Known values: `resume`, `restart`
+ * (preparing); `idle_timeout`, `shutdown` (idle); `crashed`, `start_failed`
+ * (failed); `duration_limit`, `shutdown` (ended). Open-ended on the wire.
+ */
+export type SessionReason = string;
+
+/** A link offered with a notice or error, e.g. "Continue in new session". */
+export interface FrameAction {
+  label: string;
+  /** Meant to be a same-origin relative URL; the client checks before linking it. */
+  href: string;
+}
 
 /** A frame of the session stream: always carries `seq`. */
 export type StreamFrame = { seq: number } & (
-  | { type: 'session'; status: SessionStatus; session_id: string; model?: string }
+  | { type: 'session'; status: SessionStatus; session_id: string; model?: string; reason?: SessionReason }
   | { type: 'user_message'; text: string; client_id?: string }
   | { type: 'delta'; text: string }
   | { type: 'thinking'; text: string }
@@ -25,14 +43,16 @@ export type StreamFrame = { seq: number } & (
       interrupted?: boolean;
       duration_ms?: number;
     }
-  | { type: 'error'; code: string; message: string }
-  | { type: 'notice'; code: string; message: string }
+  | { type: 'error'; code: string; message: string; action?: FrameAction }
+  | { type: 'notice'; code: string; message: string; action?: FrameAction; minutes_left?: number }
 );
 
 /** A frame about the connection itself: never carries `seq`. */
 export type ConnectionFrame =
-  | { type: 'error'; code: string; message: string }
-  | { type: 'pong' };
+  | { type: 'error'; code: string; message: string; action?: FrameAction }
+  | { type: 'pong' }
+  /** The gateway got SIGTERM: the socket stays until it closes (1012), then reattach. */
+  | { type: 'server_shutting_down'; message: string; grace_seconds?: number };
 
 export type ServerFrame = StreamFrame | ConnectionFrame;
 
@@ -50,6 +70,25 @@ export interface User {
 export interface AppConfig {
   model_label: string;
   max_frame_bytes: number;
+}
+
+/** One row of `GET /api/v1/sessions`. */
+export interface SessionSummary {
+  session_id: string;
+  status: SessionStatus;
+  /** RFC 3339. */
+  created_at: string;
+  /** RFC 3339. */
+  last_active_at: string;
+  message_count: number;
+  total_cost_usd: number;
+  title: string | null;
+  resume_count: number;
+  is_resumable: boolean;
+}
+
+export interface SessionList {
+  sessions: SessionSummary[];
 }
 
 export interface History {

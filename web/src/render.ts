@@ -2,8 +2,10 @@
 // patched when the item's `rev` changes, so a streaming bubble is the only
 // thing that moves while tokens arrive. Only model text goes through the
 // markdown renderer; everything else (user text, tool input and output,
-// notices) is set as text and can never become markup.
+// notices) is set as text and can never become markup; the one link a notice
+// may carry is built as an element with a checked same-origin href.
 
+import { fillWithAction } from './action';
 import { formatCost, formatDuration, formatInput, summarize } from './format';
 import type { AssistantItem, ChatState, Item, NoticeItem, ThinkingItem, ToolItem, UserItem } from './state';
 
@@ -102,7 +104,9 @@ export class MessageList {
     }
     body.hidden = item.text.length === 0 && !item.streaming;
     setOptional(el, '.interrupted', item.interrupted ? '[Response interrupted]' : null);
-    setOptional(el, '.turn-error', item.error);
+    const turnError = part(el, '.turn-error');
+    turnError.hidden = item.error === null;
+    fillWithAction(turnError, item.error ?? '', item.errorAction);
     setOptional(el, '.cost', item.costUsd === null ? null : formatCost(item.costUsd));
   }
 }
@@ -119,7 +123,7 @@ function create(doc: Document, item: Item): HTMLElement {
         html(doc, 'div', { class: 'bubble' }, [
           html(doc, 'div', { class: 'md', 'data-testid': 'assistant-text' }),
           html(doc, 'p', { class: 'interrupted', 'data-testid': 'interrupted-marker', hidden: '' }),
-          html(doc, 'p', { class: 'turn-error', 'data-testid': 'turn-error', role: 'alert', hidden: '' }),
+          html(doc, 'p', { class: 'turn-error error', 'data-testid': 'turn-error', role: 'alert', hidden: '' }),
           html(doc, 'div', { class: 'cost', 'data-testid': 'cost-footer', title: 'Cost of this turn', hidden: '' }),
         ]),
       ]);
@@ -131,7 +135,10 @@ function create(doc: Document, item: Item): HTMLElement {
     case 'tool':
       return createTool(doc, item);
     case 'notice':
-      return html(doc, 'div', { class: 'notice', 'data-testid': 'notice' });
+      // The tone never changes, so it picks the element's class once: `.notice` or `.error`.
+      return item.tone === 'error'
+        ? html(doc, 'div', { class: 'error', 'data-testid': 'error', role: 'alert' })
+        : html(doc, 'div', { class: 'notice', 'data-testid': 'notice', role: 'status' });
   }
 }
 
@@ -150,10 +157,8 @@ function createTool(doc: Document, item: ToolItem): HTMLElement {
     html(doc, 'pre', { class: 'tool-result', 'data-testid': 'tool-result', hidden: '' }),
   ]);
   toggle.addEventListener('click', () => {
-    const open = toggle.getAttribute('aria-expanded') !== 'true';
-    toggle.setAttribute('aria-expanded', String(open));
-    toggle.textContent = open ? 'Hide details' : 'Show details';
-    body.hidden = !open;
+    const card = toggle.closest<HTMLElement>('.tool-card');
+    if (card) setExpanded(card, toggle.getAttribute('aria-expanded') !== 'true');
   });
   return html(doc, 'div', { class: 'tool-card', 'data-testid': 'tool-card' }, [
     html(doc, 'div', { class: 'tool-head' }, [
@@ -186,31 +191,50 @@ function updateThinking(el: HTMLElement, item: ThinkingItem): void {
   part(el, '.thinking-text').textContent = item.text;
 }
 
+function setExpanded(card: HTMLElement, open: boolean): void {
+  const toggle = part(card, '.tool-toggle');
+  toggle.setAttribute('aria-expanded', String(open));
+  toggle.textContent = open ? 'Hide details' : 'Show details';
+  part(card, '.tool-body').hidden = !open;
+}
+
 function updateTool(el: HTMLElement, item: ToolItem): void {
-  el.dataset.status = item.status;
   el.dataset.toolUseId = item.toolUseId;
   part(el, '.tool-name').textContent = item.name;
+  const summary = item.content === null ? '' : summarize(item.content);
   const status = part(el, '.tool-status');
   status.textContent =
     item.status === 'executing'
       ? 'Executing...'
       : item.status === 'complete'
         ? `Complete (${formatDuration(item.durationMs ?? 0)})`
-        : 'Error';
+        : `Error: ${summary || 'The tool failed without a reason.'}`;
   part(el, '.tool-input').textContent = formatInput(item.input);
   const hasResult = item.content !== null;
   part(el, '.tool-result-label').hidden = !hasResult;
   const result = part(el, '.tool-result');
   result.hidden = !hasResult;
   result.textContent = item.content ?? '';
-  const summary = item.content === null ? '' : summarize(item.content);
-  setOptional(el, '.tool-summary', summary || (item.status === 'error' ? 'The tool failed without a reason.' : null));
+  // A failure's first line is already in the status; its full text is in the details, open.
+  setOptional(el, '.tool-summary', item.status === 'complete' && summary ? summary : null);
+  if (item.status === 'error') setExpanded(el, true);
+  el.dataset.status = item.status;
 }
 
 function updateNotice(el: HTMLElement, item: NoticeItem): void {
-  el.textContent = item.text;
+  fillWithAction(el, item.text, item.action);
   el.dataset.tone = item.tone;
-  el.setAttribute('role', item.tone === 'error' ? 'alert' : 'status');
+  if (item.code !== null) el.dataset.code = item.code;
+}
+
+/**
+ * The shutdown banner: a live region that stays in the page (so screen
+ * readers announce the text when it appears) and is empty when there is none.
+ */
+export function renderBanner(el: HTMLElement, message: string | null): void {
+  if ((el.textContent || null) === message) return;
+  el.textContent = message ?? '';
+  el.dataset.active = String(message !== null);
 }
 
 /** The innermost last element, so the cursor sits at the end of the text, not on a new line. */

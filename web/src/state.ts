@@ -5,7 +5,7 @@
 // renderer compares revs to touch only the elements that changed, which is
 // what keeps a streaming bubble from flickering.
 
-import type { ServerFrame, SessionStatus, StreamFrame } from './protocol';
+import type { FrameAction, ServerFrame, SessionStatus, StreamFrame } from './protocol';
 import { isStreamFrame } from './protocol';
 
 /**
@@ -38,6 +38,8 @@ export interface AssistantItem extends ItemBase {
   costUsd: number | null;
   interrupted: boolean;
   error: string | null;
+  /** The link offered with `error`, shown only if it is same-origin. */
+  errorAction: FrameAction | null;
 }
 
 export interface ThinkingItem extends ItemBase {
@@ -60,8 +62,11 @@ export interface ToolItem extends ItemBase {
 
 export interface NoticeItem extends ItemBase {
   kind: 'notice';
+  /** The frame's `code`; null for client-side notices. */
+  code: string | null;
   text: string;
   tone: 'info' | 'error';
+  action: FrameAction | null;
 }
 
 export type Item = UserItem | AssistantItem | ThinkingItem | ToolItem | NoticeItem;
@@ -69,6 +74,8 @@ export type Item = UserItem | AssistantItem | ThinkingItem | ToolItem | NoticeIt
 export interface ChatState {
   sessionId: string | null;
   sessionStatus: SessionStatus | null;
+  /** `reason` of the latest `session` frame (e.g. `resume`, `restart`, `idle_timeout`). */
+  sessionReason: string | null;
   model: string | null;
   /** Highest `seq` applied: the `after_seq` of the next reattach. */
   lastSeq: number;
@@ -83,6 +90,15 @@ export interface ChatState {
    * session fails or ends (the `session` frame itself carries no reason).
    */
   statusMessage: string | null;
+  /** The `session_expiring` warning, until the process is replaced or the session ends. */
+  expiring: string | null;
+  /**
+   * The server's `server_shutting_down` message, shown as a banner until the
+   * session is `ready` again on a later connection (or is over for good).
+   */
+  shutdown: string | null;
+  /** A connection opened after `shutdown` was set: the next `ready` clears it. */
+  shutdownReconnected: boolean;
   /** Bumped whenever a field outside `items`/`pending` changes. */
   rev: number;
   nextLocal: number;
@@ -94,12 +110,16 @@ export function createState(sessionId: string | null = null): ChatState {
   return {
     sessionId,
     sessionStatus: null,
+    sessionReason: null,
     model: null,
     lastSeq: 0,
     items: [],
     pending: [],
     turnActive: false,
     statusMessage: null,
+    expiring: null,
+    shutdown: null,
+    shutdownReconnected: false,
     rev: 0,
     nextLocal: 0,
   };
@@ -122,11 +142,18 @@ export function applyFrame(
   opts: { allowGap?: boolean } = {},
 ): Outcome {
   if (!isStreamFrame(frame)) {
-    if (frame.type === 'error') {
-      applyConnectionError(state, frame.code, frame.message);
-      return 'applied';
+    switch (frame.type) {
+      case 'error':
+        applyConnectionError(state, frame.code, frame.message, frame.action);
+        return 'applied';
+      case 'server_shutting_down':
+        state.shutdown = typeof frame.message === 'string' && frame.message ? frame.message : SHUTDOWN_TEXT;
+        state.shutdownReconnected = false;
+        state.rev++;
+        return 'applied';
+      default:
+        return 'ignored';
     }
-    return 'ignored';
   }
   if (frame.seq <= state.lastSeq) return 'duplicate';
   if (!opts.allowGap && state.lastSeq > 0 && frame.seq > state.lastSeq + 1) return 'gap';
@@ -139,17 +166,8 @@ export function applyFrame(
 function applyStreamFrame(state: ChatState, frame: StreamFrame): void {
   switch (frame.type) {
     case 'session':
-      state.sessionId = frame.session_id;
-      state.sessionStatus = frame.status;
+      applySession(state, frame.session_id, frame.status, frame.reason ?? null);
       if (frame.model) state.model = frame.model;
-      if (frame.status === 'preparing' || frame.status === 'ready') state.statusMessage = null;
-      if (frame.status === 'failed' || frame.status === 'ended') {
-        closeStreaming(state);
-        state.turnActive = false;
-        for (const item of state.pending) {
-          if (item.delivery !== 'failed') fail(item, 'Not sent: this session is no longer available.');
-        }
-      }
       return;
     case 'user_message': {
       closeStreaming(state);
@@ -239,22 +257,90 @@ function applyStreamFrame(state: ChatState, frame: StreamFrame): void {
       state.statusMessage = null;
       return;
     }
-    case 'error':
+    case 'error': {
       state.statusMessage = frame.message;
+      const action = frame.action ?? null;
       if (state.turnActive) {
         closeStreaming(state);
         const target = turnTail(state, frame.seq);
         target.error = frame.message;
+        target.errorAction = action;
         target.rev++;
         state.turnActive = false;
       } else {
-        pushNotice(state, `s${frame.seq}`, frame.message, 'error');
+        if (NOT_SENT_CODES.has(frame.code)) {
+          // The message that met the open circuit never became a turn: say so on it.
+          const refused = state.pending.find((p) => p.written && p.delivery !== 'failed');
+          if (refused) fail(refused, null);
+        }
+        pushNotice(state, `s${frame.seq}`, frame.message, 'error', frame.code, action);
       }
       return;
+    }
     case 'notice':
       state.statusMessage = frame.message;
-      pushNotice(state, `s${frame.seq}`, frame.message, 'info');
+      if (frame.code === 'session_expiring') state.expiring = frame.message;
+      pushNotice(state, `s${frame.seq}`, frame.message, 'info', frame.code, frame.action ?? null);
       return;
+  }
+}
+
+/** Shown when `server_shutting_down` comes without a message. */
+export const SHUTDOWN_TEXT = 'The server is restarting. This page reconnects by itself.';
+
+/** Error codes that mean the user's message was refused before it became a turn. */
+const NOT_SENT_CODES = new Set(['model_unavailable']);
+
+function applySession(state: ChatState, id: string, status: SessionStatus, reason: string | null): void {
+  state.sessionId = id;
+  state.sessionStatus = status;
+  state.sessionReason = reason;
+  switch (status) {
+    case 'preparing':
+      // A new process: the old one's duration warning no longer applies.
+      state.expiring = null;
+      state.statusMessage = null;
+      return;
+    case 'ready':
+      state.statusMessage = null;
+      if (state.shutdown !== null && state.shutdownReconnected) state.shutdown = null;
+      return;
+    case 'idle':
+    case 'failed':
+      // Resumable: the next message starts a new process. What was written but
+      // not echoed died with the old one; what is still unwritten goes then.
+      stopTurn(state);
+      for (const item of state.pending) {
+        if (item.written && item.delivery !== 'failed') {
+          fail(item, 'The session stopped before it arrived. Send it again to continue.');
+        }
+      }
+      return;
+    case 'ended':
+      stopTurn(state);
+      state.expiring = null;
+      // Nothing will come back to reconnect to.
+      state.shutdown = null;
+      for (const item of state.pending) {
+        if (item.delivery !== 'failed') fail(item, 'This session is no longer available.');
+      }
+      return;
+  }
+}
+
+function stopTurn(state: ChatState): void {
+  closeStreaming(state);
+  state.turnActive = false;
+}
+
+/**
+ * A socket to the session opened. Called before any of its frames are
+ * applied, so a `ready` replayed from history cannot clear the shutdown banner.
+ */
+export function connectionOpened(state: ChatState): void {
+  if (state.shutdown !== null && !state.shutdownReconnected) {
+    state.shutdownReconnected = true;
+    state.rev++;
   }
 }
 
@@ -262,7 +348,7 @@ function applyStreamFrame(state: ChatState, frame: StreamFrame): void {
  * A rejected frame (no `seq`). Only `send` frames can be too large or empty,
  * so those codes mark the newest message still waiting as not sent.
  */
-function applyConnectionError(state: ChatState, code: string, message: string): void {
+function applyConnectionError(state: ChatState, code: string, message: string, action: FrameAction | undefined): void {
   if (code === 'frame_too_large' || code === 'empty_message') {
     const waiting = [...state.pending].reverse().find((p) => p.written && p.delivery !== 'failed');
     if (waiting) {
@@ -271,7 +357,7 @@ function applyConnectionError(state: ChatState, code: string, message: string): 
     }
   }
   state.nextLocal++;
-  pushNotice(state, `e${state.nextLocal}`, message, 'error');
+  pushNotice(state, `e${state.nextLocal}`, message, 'error', code, action ?? null);
 }
 
 /** Adds the local echo of a message the user just sent. */
@@ -363,6 +449,7 @@ function newAssistant(id: string, text: string, streaming: boolean): AssistantIt
     costUsd: null,
     interrupted: false,
     error: null,
+    errorAction: null,
   };
 }
 
@@ -386,11 +473,19 @@ function findTool(state: ChatState, toolUseId: string): ToolItem | undefined {
   return undefined;
 }
 
-function pushNotice(state: ChatState, id: string, text: string, tone: 'info' | 'error'): void {
-  state.items.push({ kind: 'notice', id, rev: 0, text, tone });
+function pushNotice(
+  state: ChatState,
+  id: string,
+  text: string,
+  tone: 'info' | 'error',
+  code: string | null,
+  action: FrameAction | null,
+): void {
+  state.items.push({ kind: 'notice', id, rev: 0, code, text, tone, action });
 }
 
-function fail(item: UserItem, reason: string): void {
+/** `reason` null: the bubble says only "Not sent" (an error notice next to it says why). */
+function fail(item: UserItem, reason: string | null): void {
   item.delivery = 'failed';
   item.failure = reason;
   item.rev++;

@@ -1,11 +1,13 @@
 // One WebSocket to the gateway. Reconnect policy lives in the chat controller;
 // this module only speaks frames and keeps the connection alive.
 
-import type { ClientFrame, ServerFrame } from './protocol';
+import type { ClientFrame, ServerFrame, SessionStatus } from './protocol';
 import { parseServerFrame } from './protocol';
 
 /** Close code the gateway uses when the replay window no longer holds `after_seq + 1`. */
 export const CLOSE_REPLAY_GAP = 4409;
+/** "Service restart": the gateway is going down and the session resumes on reattach. */
+export const CLOSE_SERVICE_RESTART = 1012;
 
 const PING_EVERY_MS = 25_000;
 
@@ -29,6 +31,28 @@ export function wsUrl(
 export function reconnectDelay(attempt: number, random: () => number = Math.random): number {
   const base = Math.min(10_000, 500 * 2 ** Math.max(0, Math.min(attempt, 10)));
   return Math.round(base * (0.75 + 0.5 * random()));
+}
+
+/**
+ * What to do when the socket closed without us closing it:
+ * - `stop`: the session is over for good;
+ * - `reload`: the replay window lost frames, load the history and reattach;
+ * - `reconnect`: reattach after a back-off (network drop, slow consumer,
+ *   server restart — the new server resumes the session on reattach);
+ * - `park`: the session is paused (`idle`/`failed`); reattaching would start
+ *   a process nobody asked for, so wait until the user sends a message.
+ */
+export type CloseAction = 'stop' | 'reload' | 'reconnect' | 'park';
+
+export function closeAction(
+  code: number,
+  session: { sessionId: string | null; sessionStatus: SessionStatus | null; shutdown: string | null },
+): CloseAction {
+  if (session.sessionStatus === 'ended') return 'stop';
+  if (code === CLOSE_REPLAY_GAP && session.sessionId !== null) return 'reload';
+  if (code === CLOSE_SERVICE_RESTART || session.shutdown !== null) return 'reconnect';
+  if (session.sessionStatus === 'idle' || session.sessionStatus === 'failed') return 'park';
+  return 'reconnect';
 }
 
 export interface SocketHandlers {

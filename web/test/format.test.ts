@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatCost, formatDuration, formatInput, summarize } from '../src/format';
+import { formatCost, formatDuration, formatInput, formatRelativeTime, summarize } from '../src/format';
 
 describe('formatCost', () => {
   it('shows cents for a cent or more', () => {
@@ -49,5 +49,27 @@ describe('formatInput', () => {
   it('pretty-prints JSON', () => {
     assert.equal(formatInput({ command: 'ls' }), '{\n  "command": "ls"\n}');
     assert.equal(formatInput(null), '');
+  });
+});
+
+describe('formatRelativeTime', () => {
+  const now = Date.parse('2025-06-10T12:00:00Z');
+  const ago = (ms: number) => formatRelativeTime(now - ms, now);
+  const MIN = 60_000;
+  it('reads as a recent time', () => {
+    assert.equal(ago(10_000), 'just now');
+    assert.equal(ago(-5 * MIN), 'just now', 'clock skew');
+    assert.equal(ago(MIN), '1 min ago');
+    assert.equal(ago(59 * MIN), '59 min ago');
+    assert.equal(ago(60 * MIN), '1 h ago');
+    assert.equal(ago(23 * 60 * MIN), '23 h ago');
+    assert.equal(ago(30 * 60 * MIN), 'yesterday');
+    assert.equal(ago(3 * 24 * 60 * MIN), '3 days ago');
+  });
+  it('falls back to the date after a week, and to nothing for garbage', () => {
+    const old = ago(30 * 24 * 60 * MIN);
+    assert.doesNotMatch(old, /ago|yesterday|just now/);
+    assert.match(old, /2025/);
+    assert.equal(formatRelativeTime(Number.NaN, now), '');
   });
 });

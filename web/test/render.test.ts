@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { JSDOM } from 'jsdom';
 import { createMarkdownRenderer } from '../src/markdown';
 import type { StreamFrame } from '../src/protocol';
-import { MessageList } from '../src/render';
+import { MessageList, renderBanner } from '../src/render';
 import { addLocalMessage, applyFrame, createState } from '../src/state';
 
 function setup() {
@@ -73,15 +73,90 @@ describe('MessageList', () => {
     assert.match(q('[data-testid="tool-input"]')?.textContent ?? '', /"command": "echo <b>hi<\/b>"/);
   });
 
-  it('shows a failed tool in error state with its reason', () => {
+  it('shows a failed tool as "Error: <first line>" with the details open below', () => {
+    const { feed, q } = setup();
+    feed(
+      { type: 'tool_use', tool_use_id: 't', name: 'Bash', input: { command: 'psql' } },
+      { type: 'tool_result', tool_use_id: 't', status: 'error', duration_ms: 3, content: '\nConnection refused\n  at <b>db</b>:5432' },
+      { type: 'delta', text: 'The database is not reachable.' },
+    );
+    const card = q('[data-testid="tool-card"]')!;
+    assert.equal(card.dataset.status, 'error');
+    assert.equal(q('[data-testid="tool-name"]')?.textContent, 'Bash');
+    assert.equal(q('[data-testid="tool-status"]')?.textContent, 'Error: Connection refused');
+    assert.equal(q('[data-testid="tool-summary"]')?.hidden, true, 'the first line is not repeated');
+    assert.equal(card.querySelector<HTMLElement>('.tool-body')?.hidden, false);
+    assert.equal(q('[data-testid="tool-toggle"]')?.getAttribute('aria-expanded'), 'true');
+    assert.equal(q('[data-testid="tool-result"]')?.textContent, '\nConnection refused\n  at <b>db</b>:5432');
+    assert.equal(card.querySelector('b'), null);
+    assert.equal(q('[data-testid="assistant-text"]')?.textContent?.trim(), 'The database is not reachable.');
+  });
+
+  it('says so when a tool fails without a reason', () => {
     const { feed, q } = setup();
     feed(
       { type: 'tool_use', tool_use_id: 't', name: 'Read', input: {} },
-      { type: 'tool_result', tool_use_id: 't', status: 'error', duration_ms: 3, content: 'File does not exist.' },
+      { type: 'tool_result', tool_use_id: 't', status: 'error', duration_ms: 3, content: '' },
     );
-    assert.equal(q('[data-testid="tool-card"]')?.dataset.status, 'error');
-    assert.equal(q('[data-testid="tool-status"]')?.textContent, 'Error');
-    assert.equal(q('[data-testid="tool-summary"]')?.textContent, 'File does not exist.');
+    assert.equal(q('[data-testid="tool-status"]')?.textContent, 'Error: The tool failed without a reason.');
+  });
+
+  it('renders notices as .notice and errors as .error, as text', () => {
+    const { feed, q, root } = setup();
+    feed(
+      { type: 'notice', code: 'rate_limited', message: 'The AI service is temporarily busy. <img src=x onerror=alert(1)>' },
+      { type: 'error', code: 'model_unavailable', message: 'The AI service is temporarily unavailable. <script>x()</script>' },
+    );
+    const notice = q('.notice')!;
+    assert.equal(notice.dataset.code, 'rate_limited');
+    assert.equal(notice.getAttribute('role'), 'status');
+    assert.equal(notice.textContent, 'The AI service is temporarily busy. <img src=x onerror=alert(1)>');
+    const error = q('.error')!;
+    assert.equal(error.classList.contains('notice'), false);
+    assert.equal(error.getAttribute('role'), 'alert');
+    assert.equal(error.dataset.code, 'model_unavailable');
+    assert.equal(error.textContent, 'The AI service is temporarily unavailable. <script>x()</script>');
+    assert.equal(root.querySelector('img, script'), null);
+  });
+
+  it('turns a notice action into a same-origin link in place of its [label]', () => {
+    const { feed, q, qa } = setup();
+    const message =
+      'Your session has been restarted to maintain performance. Your conversation history is preserved. [Continue in new session]';
+    feed({ type: 'notice', code: 'session_restarted', message, action: { label: 'Continue in new session', href: '/?session=new-1' } });
+    const link = q('.notice a.notice-action')!;
+    assert.equal(link.getAttribute('href'), '/?session=new-1');
+    assert.equal(link.textContent, 'Continue in new session');
+    assert.equal(q('.notice')!.textContent, message.replace('[Continue in new session]', 'Continue in new session'));
+
+    feed(
+      { type: 'notice', code: 'session_restarted', message, action: { label: 'Continue in new session', href: 'javascript:alert(1)' } },
+      { type: 'notice', code: 'session_restarted', message, action: { label: 'Continue in new session', href: '//evil.com/?session=x' } },
+      { type: 'notice', code: 'session_restarted', message },
+    );
+    assert.equal(qa('a.notice-action').length, 1, 'unsafe or missing hrefs are never linked');
+    const plain = qa('.notice').slice(1);
+    assert.equal(plain.length, 3);
+    for (const el of plain) assert.equal(el.textContent, message, 'the text stays as sent');
+  });
+
+  it('links an action on an error that ends a turn', () => {
+    const { feed, q } = setup();
+    feed(
+      { type: 'user_message', text: 'q' },
+      { type: 'delta', text: 'part' },
+      {
+        type: 'error',
+        code: 'duration_limit',
+        message: 'Session ended (duration limit). [Start over]',
+        action: { label: 'Start over', href: '/' },
+      },
+    );
+    const err = q('[data-testid="turn-error"]')!;
+    assert.ok(err.classList.contains('error'));
+    assert.equal(err.hidden, false);
+    assert.equal(err.querySelector('a.notice-action')?.getAttribute('href'), '/');
+    assert.equal(err.textContent, 'Session ended (duration limit). Start over');
   });
 
   it('marks interruptions and errors under the partial answer', () => {
@@ -130,5 +205,20 @@ describe('MessageList', () => {
     assert.equal(after[1], echoEl);
     assert.equal(echoEl.dataset.delivery, 'delivered');
     assert.equal(echoEl.querySelector<HTMLElement>('[data-testid="delivery"]')?.hidden, true);
+  });
+});
+
+describe('renderBanner', () => {
+  it('shows the shutdown message as text and empties when it clears', () => {
+    const dom = new JSDOM('<!doctype html><body><div id="banner" role="status" aria-live="polite"></div></body>');
+    const el = dom.window.document.getElementById('banner') as unknown as HTMLElement;
+    renderBanner(el, 'The server is restarting. <b>x</b>');
+    assert.equal(el.textContent, 'The server is restarting. <b>x</b>');
+    assert.equal(el.querySelector('b'), null);
+    assert.equal(el.dataset.active, 'true');
+    renderBanner(el, null);
+    assert.equal(el.textContent, '');
+    assert.equal(el.dataset.active, 'false');
+    assert.equal(el.getAttribute('role'), 'status', 'the live region stays in the page');
   });
 });

@@ -1,8 +1,18 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { StreamFrame } from '../src/protocol';
-import type { AssistantItem, ThinkingItem, ToolItem, UserItem } from '../src/state';
-import { addLocalMessage, applyFrame, applyHistory, createState, isSendable, resetConversation, unwritten } from '../src/state';
+import type { AssistantItem, NoticeItem, ThinkingItem, ToolItem, UserItem } from '../src/state';
+import {
+  addLocalMessage,
+  applyFrame,
+  applyHistory,
+  connectionOpened,
+  createState,
+  isSendable,
+  resetConversation,
+  SHUTDOWN_TEXT,
+  unwritten,
+} from '../src/state';
 
 const SID = '6f1c2d4e-0000-4000-8000-000000000001';
 
@@ -261,6 +271,172 @@ describe('reducer', () => {
     const thinking = s.items[1] as ThinkingItem;
     assert.equal(thinking.text, 'Let me think.');
     assert.equal(thinking.streaming, false);
+  });
+});
+
+describe('session lifecycle', () => {
+  const SHUTDOWN =
+    'The server is restarting. Your current reply will finish and your conversation is saved; this page reconnects by itself.';
+
+  it('keeps the reason of the latest session frame', () => {
+    const s = ready();
+    feed(s, [{ type: 'session', status: 'preparing', session_id: SID, reason: 'resume' }]);
+    assert.deepEqual([s.sessionStatus, s.sessionReason], ['preparing', 'resume']);
+    feed(s, [{ type: 'session', status: 'ready', session_id: SID }]);
+    assert.deepEqual([s.sessionStatus, s.sessionReason], ['ready', null]);
+  });
+
+  it('idle ends the turn and fails only what was already written', () => {
+    const s = ready();
+    feed(s, [{ type: 'user_message', text: 'q' }, { type: 'delta', text: 'a' }]);
+    const written = addLocalMessage(s, 'sent', 'c-1', true);
+    written.written = true;
+    const unsent = addLocalMessage(s, 'typed offline', 'c-2', false);
+    feed(s, [{ type: 'session', status: 'idle', session_id: SID, reason: 'shutdown' }]);
+    assert.equal(s.sessionStatus, 'idle');
+    assert.equal(s.sessionReason, 'shutdown');
+    assert.equal(s.turnActive, false);
+    assert.equal((s.items[1] as AssistantItem).streaming, false);
+    assert.equal(written.delivery, 'failed');
+    assert.match(written.failure ?? '', /Send it again/);
+    // The next connection resumes the session and delivers it.
+    assert.equal(unsent.delivery, 'queued');
+    assert.deepEqual(unwritten(s), [unsent]);
+  });
+
+  it('failed is resumable like idle, and a late echo still confirms a failed message', () => {
+    const s = ready();
+    const written = addLocalMessage(s, 'hello', 'c-1', true);
+    written.written = true;
+    feed(s, [
+      { type: 'error', code: 'agent_crashed', message: 'The agent stopped unexpectedly.' },
+      { type: 'session', status: 'failed', session_id: SID, reason: 'crashed' },
+    ]);
+    assert.equal(s.sessionStatus, 'failed');
+    assert.equal(written.delivery, 'failed');
+    const later = addLocalMessage(s, 'again', 'c-2', false);
+    assert.equal(later.delivery, 'queued');
+    feed(s, [
+      { type: 'session', status: 'preparing', session_id: SID, reason: 'resume' },
+      { type: 'session', status: 'ready', session_id: SID },
+      { type: 'user_message', text: 'hello', client_id: 'c-1' },
+    ]);
+    assert.equal(written.delivery, 'delivered');
+    assert.equal(s.items.at(-1), written);
+  });
+
+  it('ended fails every pending message without repeating "Not sent"', () => {
+    const s = ready();
+    const unsent = addLocalMessage(s, 'x', 'c-1', false);
+    feed(s, [{ type: 'session', status: 'ended', session_id: SID, reason: 'duration_limit' }]);
+    assert.equal(unsent.delivery, 'failed');
+    assert.doesNotMatch(unsent.failure ?? '', /Not sent/i);
+  });
+
+  it('keeps a notice’s code and action', () => {
+    const s = ready();
+    const action = { label: 'Continue in new session', href: '/?session=new-1' };
+    feed(s, [
+      {
+        type: 'notice',
+        code: 'session_restarted',
+        message: 'Your session has been restarted to maintain performance. Your conversation history is preserved. [Continue in new session]',
+        action,
+      },
+    ]);
+    const notice = s.items[0] as NoticeItem;
+    assert.equal(notice.kind, 'notice');
+    assert.equal(notice.tone, 'info');
+    assert.equal(notice.code, 'session_restarted');
+    assert.deepEqual(notice.action, action);
+  });
+
+  it('an error with an action keeps it, inside or outside a turn', () => {
+    const s = ready();
+    const action = { label: 'New', href: '/' };
+    feed(s, [{ type: 'error', code: 'duration_limit', message: 'Session ended (duration limit). You can start a new session.', action }]);
+    assert.deepEqual((s.items[0] as NoticeItem).action, action);
+    assert.equal((s.items[0] as NoticeItem).tone, 'error');
+    feed(s, [
+      { type: 'user_message', text: 'q' },
+      { type: 'delta', text: 'part' },
+      { type: 'error', code: 'model_stalled', message: 'The model stopped responding.', action },
+    ]);
+    const bubble = s.items.at(-1) as AssistantItem;
+    assert.equal(bubble.error, 'The model stopped responding.');
+    assert.deepEqual(bubble.errorAction, action);
+  });
+
+  it('model_unavailable marks the refused message not sent and explains why', () => {
+    const s = ready();
+    const msg = addLocalMessage(s, 'hi', 'c-1', true);
+    msg.written = true;
+    const text = 'The AI service is temporarily unavailable. We are monitoring the situation.';
+    feed(s, [{ type: 'error', code: 'model_unavailable', message: text }]);
+    assert.equal(msg.delivery, 'failed');
+    assert.equal(msg.failure, null, 'the error notice next to it says why');
+    assert.equal((s.items[0] as NoticeItem).text, text);
+    assert.equal(s.turnActive, false);
+  });
+
+  it('other errors outside a turn leave pending messages alone', () => {
+    const s = ready();
+    const msg = addLocalMessage(s, 'hi', 'c-1', true);
+    msg.written = true;
+    feed(s, [{ type: 'error', code: 'budget_exceeded', message: 'Budget exceeded.' }]);
+    assert.equal(msg.delivery, 'sending');
+  });
+
+  it('session_expiring is kept for the status bar until the process is replaced or ends', () => {
+    const s = ready();
+    const text = 'Session will end in 24 minutes. Save your work.';
+    feed(s, [{ type: 'notice', code: 'session_expiring', message: text, minutes_left: 24 }]);
+    assert.equal(s.expiring, text);
+    assert.equal(s.items[0]?.kind, 'notice');
+    feed(s, [{ type: 'notice', code: 'rate_limited', message: 'The AI service is temporarily busy.' }]);
+    assert.equal(s.expiring, text, 'other notices do not clear it');
+    feed(s, [{ type: 'session', status: 'preparing', session_id: SID, reason: 'restart' }]);
+    assert.equal(s.expiring, null);
+    feed(s, [
+      { type: 'session', status: 'ready', session_id: SID },
+      { type: 'notice', code: 'session_expiring', message: text, minutes_left: 24 },
+      { type: 'session', status: 'ended', session_id: SID, reason: 'duration_limit' },
+    ]);
+    assert.equal(s.expiring, null);
+  });
+
+  it('server_shutting_down sets the banner until ready arrives on a later connection', () => {
+    const s = ready();
+    assert.equal(applyFrame(s, { type: 'server_shutting_down', message: SHUTDOWN, grace_seconds: 30 }), 'applied');
+    assert.equal(s.shutdown, SHUTDOWN);
+    assert.equal(s.lastSeq, 1, 'a connection frame has no seq');
+    // The reply in flight finishes on the old socket; a ready there is not the restart.
+    feed(s, [{ type: 'session', status: 'ready', session_id: SID }]);
+    assert.equal(s.shutdown, SHUTDOWN);
+    feed(s, [{ type: 'session', status: 'idle', session_id: SID, reason: 'shutdown' }]);
+    assert.equal(s.shutdown, SHUTDOWN);
+
+    connectionOpened(s);
+    feed(s, [{ type: 'session', status: 'preparing', session_id: SID, reason: 'resume' }]);
+    assert.equal(s.shutdown, SHUTDOWN);
+    feed(s, [{ type: 'session', status: 'ready', session_id: SID }]);
+    assert.equal(s.shutdown, null);
+  });
+
+  it('a shutdown banner without text says something, and an ended session clears it', () => {
+    const s = ready();
+    applyFrame(s, { type: 'server_shutting_down', message: '' });
+    assert.equal(s.shutdown, SHUTDOWN_TEXT);
+    feed(s, [{ type: 'session', status: 'ended', session_id: SID, reason: 'shutdown' }]);
+    assert.equal(s.shutdown, null);
+  });
+
+  it('connectionOpened without a banner changes nothing', () => {
+    const s = ready();
+    const rev = s.rev;
+    connectionOpened(s);
+    assert.equal(s.rev, rev);
+    assert.equal(s.shutdownReconnected, false);
   });
 });
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseServerFrame } from '../src/protocol';
-import { reconnectDelay, wsUrl } from '../src/ws';
+import { CLOSE_REPLAY_GAP, CLOSE_SERVICE_RESTART, closeAction, reconnectDelay, wsUrl } from '../src/ws';
 
 describe('wsUrl', () => {
   it('opens a new session without a query', () => {
@@ -38,5 +38,35 @@ describe('parseServerFrame', () => {
     assert.equal(parseServerFrame('[1,2]'), null);
     assert.equal(parseServerFrame('{"seq":1}'), null);
     assert.equal(parseServerFrame('null'), null);
+  });
+});
+
+describe('closeAction', () => {
+  const at = (sessionStatus: 'preparing' | 'ready' | 'idle' | 'failed' | 'ended' | null, shutdown: string | null = null) => ({
+    sessionId: 's-1',
+    sessionStatus,
+    shutdown,
+  });
+
+  it('reattaches after drops and server restarts', () => {
+    for (const code of [1001, 1006, 1013, CLOSE_SERVICE_RESTART]) assert.equal(closeAction(code, at('ready')), 'reconnect', String(code));
+    assert.equal(CLOSE_SERVICE_RESTART, 1012);
+  });
+
+  it('reloads the history on a replay gap', () => {
+    assert.equal(closeAction(CLOSE_REPLAY_GAP, at('ready')), 'reload');
+    assert.equal(closeAction(CLOSE_REPLAY_GAP, { sessionId: null, sessionStatus: null, shutdown: null }), 'reconnect');
+  });
+
+  it('waits for the next message on a paused session, unless the server is restarting', () => {
+    assert.equal(closeAction(1006, at('idle')), 'park');
+    assert.equal(closeAction(1000, at('failed')), 'park');
+    assert.equal(closeAction(CLOSE_SERVICE_RESTART, at('idle')), 'reconnect');
+    assert.equal(closeAction(1006, at('idle', 'The server is restarting.')), 'reconnect');
+  });
+
+  it('stops for an ended session', () => {
+    assert.equal(closeAction(CLOSE_SERVICE_RESTART, at('ended', 'x')), 'stop');
+    assert.equal(closeAction(1006, at('ended')), 'stop');
   });
 });

@@ -19,7 +19,8 @@ use tracing::{debug, info, instrument, warn};
 use uuid::Uuid;
 
 use crate::lines::{Line, LineReader};
-use crate::process::{kill_tree, signal_group};
+use crate::process::{kill_tree, signal_group, tree_rss_bytes};
+use crate::reaper::{ManagedPid, spawn_managed};
 use crate::{Config, Decision, Error, Message, PermissionHook, PermissionRequest, SpawnSpec};
 
 /// The `initialize` reply alone is about 17 KB; tool results can be large.
@@ -109,17 +110,18 @@ impl Agent {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
-        let mut child = command.spawn().map_err(|source| match source.kind() {
-            std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
-                Error::CliNotFound {
-                    path: cfg.cli_path.clone(),
+        let (mut child, managed) =
+            spawn_managed(&mut command).map_err(|source| match source.kind() {
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
+                    Error::CliNotFound {
+                        path: cfg.cli_path.clone(),
+                    }
                 }
-            }
-            _ => Error::Spawn {
-                path: cfg.cli_path.clone(),
-                source,
-            },
-        })?;
+                _ => Error::Spawn {
+                    path: cfg.cli_path.clone(),
+                    source,
+                },
+            })?;
         let (Some(pid), Some(stdin), Some(stdout), Some(stderr)) = (
             child.id(),
             child.stdin.take(),
@@ -156,6 +158,7 @@ impl Agent {
         let stderr_done = tokio::spawn(read_stderr(stderr));
         tokio::spawn(supervise(
             child,
+            managed,
             pid,
             stdout_done,
             stderr_done,
@@ -229,6 +232,12 @@ impl Agent {
 
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// Resident memory of the CLI and everything it runs, in bytes; see
+    /// [`tree_rss_bytes`](crate::tree_rss_bytes). 0 once it has exited.
+    pub fn rss_bytes(&self) -> u64 {
+        tree_rss_bytes(self.pid)
     }
 
     pub fn session_id(&self) -> Uuid {
@@ -772,6 +781,7 @@ async fn read_stderr(mut stderr: impl AsyncRead + Unpin) -> String {
 
 async fn supervise(
     mut child: Child,
+    managed: ManagedPid,
     pid: u32,
     stdout_done: JoinHandle<()>,
     stderr_done: JoinHandle<String>,
@@ -785,6 +795,8 @@ async fn supervise(
             None
         }
     };
+    // Reaped by tokio: the pid is free, the zombie reaper may have it.
+    drop(managed);
     // Whatever the CLI left running (background shells) would be orphaned.
     signal_group(pid, Signal::SIGKILL);
     exit.send_replace(Some(Exit { code }));

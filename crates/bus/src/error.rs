@@ -48,6 +48,17 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// What the bus retains of a session could not be read.
+    #[error(
+        "cannot read the events the event bus retains for session {session}: {source}; the \
+         event bus may be unavailable, try again once it is back"
+    )]
+    Read {
+        session: SessionId,
+        #[source]
+        source: BoxError,
+    },
+
     /// The retained window no longer holds `after_seq + 1`.
     #[error(
         "events of session {session} after seq {after_seq} are no longer retained by the event \
@@ -114,6 +125,10 @@ impl Error {
                 source: source.to_string().into(),
             },
             Error::Subscribe { session, source } => Error::Subscribe {
+                session: *session,
+                source: source.to_string().into(),
+            },
+            Error::Read { session, source } => Error::Read {
                 session: *session,
                 source: source.to_string().into(),
             },

@@ -64,8 +64,8 @@ impl Config {
 }
 
 /// An [`EventBus`] that shares one subscription of `upstream` per session
-/// among this process's subscribers. Publishing and pinging go straight to
-/// `upstream`. Cloning it shares the feeds.
+/// among this process's subscribers. Publishing, pinging and `last_seq` go
+/// straight to `upstream`. Cloning it shares the feeds.
 #[derive(Clone)]
 pub struct FanoutBus {
     shared: Arc<Shared>,
@@ -348,6 +348,12 @@ impl EventBus for FanoutBus {
 
     async fn ping(&self) -> Result<(), Error> {
         self.shared.upstream.ping().await
+    }
+
+    /// Asked upstream, where publishing happens: a feed's ring only holds
+    /// what this process subscribed to, and may lag behind.
+    async fn last_seq(&self, session: SessionId) -> Result<u64, Error> {
+        self.shared.upstream.last_seq(session).await
     }
 }
 

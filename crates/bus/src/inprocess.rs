@@ -151,6 +151,17 @@ impl Shared {
         }
     }
 
+    /// The session's dedup watermark. It outlives the ring's events while
+    /// the session has subscribers (eviction only clears the ring), and is
+    /// gone with the entry otherwise; either way it is the seq below which a
+    /// publish would be dropped as a retry.
+    fn last_seq(&self, id: SessionId) -> u64 {
+        self.registry()
+            .sessions
+            .get(&id)
+            .map_or(0, |entry| entry.ring.last_seq())
+    }
+
     /// Registers a subscriber; dropping the returned stream unregisters it.
     fn attach(self: &Arc<Self>, id: SessionId, after_seq: u64) -> EventStream {
         let capacity = self.config.replay_per_session;
@@ -214,6 +225,10 @@ impl EventBus for InProcessBus {
 
     async fn ping(&self) -> Result<(), Error> {
         Ok(())
+    }
+
+    async fn last_seq(&self, session: SessionId) -> Result<u64, Error> {
+        Ok(self.shared.last_seq(session))
     }
 }
 

@@ -54,6 +54,12 @@ pub trait EventBus: Send + Sync + 'static {
 
     /// Checks that the bus can take events; readiness probes call this.
     async fn ping(&self) -> Result<(), Error>;
+
+    /// The highest seq published for the session that the bus still
+    /// retains, 0 when none. A session whose process restarts (resume)
+    /// continues numbering after this, so its new events are never mistaken
+    /// for retries (publishing dedups on (session, seq)).
+    async fn last_seq(&self, session: SessionId) -> Result<u64, Error>;
 }
 
 /// Tracks what a subscription has delivered, so that replay overlap is

@@ -534,6 +534,27 @@ impl EventBus for NatsBus {
         Ok(stream.boxed())
     }
 
+    #[tracing::instrument(name = "bus.last_seq", skip_all, fields(session.id = %session), err)]
+    async fn last_seq(&self, session: SessionId) -> Result<u64, Error> {
+        // The session's latest message holds its highest seq, as each
+        // session is published in seq order. Asked of the stream leader,
+        // not with a direct get (which any replica may answer, possibly
+        // behind): numbering restarted from a stale answer would be
+        // deduplicated away as retries.
+        let last = self
+            .stream
+            .get_last_raw_message_by_subject(&self.subject(session))
+            .await;
+        match last {
+            Ok(message) => session_seq(session, message.headers.get(SEQ_HEADER), &message.payload),
+            Err(err) if err.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(0),
+            Err(err) => Err(Error::Read {
+                session,
+                source: Box::new(err),
+            }),
+        }
+    }
+
     async fn ping(&self) -> Result<(), Error> {
         self.stream
             .get_info()

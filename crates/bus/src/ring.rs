@@ -89,6 +89,13 @@ impl Ring {
         self.append(event.clone())
     }
 
+    /// The highest seq appended (or that the ring started after): what
+    /// [`Ring::append`] takes a lower or equal seq to be a retry of, even
+    /// once the event itself was dropped.
+    pub(crate) fn last_seq(&self) -> u64 {
+        self.state().last_seq
+    }
+
     /// Drops the retained events; `last_seq` stays, so readers see the hole.
     pub(crate) fn clear(&self) {
         self.state().events.clear();

@@ -1,5 +1,7 @@
-//! Short-lived shared state: which replica serves a session (routing) and how
-//! many connections are attached to it (presence).
+//! Short-lived shared state: which replica serves a session (routing), how
+//! many connections are attached to it (presence), and generic primitives
+//! for state shared between replicas (sliding-window event logs, values and
+//! leases) used by the circuit breaker and rate limits.
 //!
 //! Owns: the [`Cache`] trait, its Redis adapter ([`RedisCache`], distributed
 //! mode) and its in-process adapter ([`MemoryCache`], `csp dev`).
@@ -49,6 +51,26 @@ pub trait Cache: Send + Sync {
     async fn presence(&self, session: SessionId) -> Result<usize, Error>;
     /// Succeeds when the backend answers.
     async fn ping(&self) -> Result<(), Error>;
+
+    /// Appends one event at `now_ms` (ms since the Unix epoch, by the
+    /// caller's clock) to the sliding-window log `key`, drops the events
+    /// older than `now_ms - window` (an event exactly `window` old still
+    /// counts), and returns how many remain, this one included. The log
+    /// expires `window` after its last event, by the cache's clock.
+    /// Window logs and values (below) are separate namespaces.
+    async fn window_add(&self, key: &str, now_ms: u64, window: Duration) -> Result<u64, Error>;
+    /// Forgets the window log; a no-op when there is none.
+    async fn window_clear(&self, key: &str) -> Result<(), Error>;
+    /// Stores `value` under `key` until `ttl` passes, replacing any value.
+    async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<(), Error>;
+    /// Stores `value` under `key` until `ttl` passes, only if no live value
+    /// is there; true when this call stored it (a lease or lock: of
+    /// concurrent callers, exactly one gets true).
+    async fn put_if_absent(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, Error>;
+    /// The value under `key`, unless it expired or was deleted.
+    async fn get(&self, key: &str) -> Result<Option<String>, Error>;
+    /// Forgets the value; a no-op when there is none.
+    async fn delete(&self, key: &str) -> Result<(), Error>;
 }
 
 /// Redis keeps milliseconds; a TTL below one millisecond would mean "already

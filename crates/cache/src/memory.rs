@@ -1,10 +1,10 @@
-//! The in-process cache of `csp dev`: one replica, so routing and presence
-//! need not be shared.
+//! The in-process cache of `csp dev`: one replica, so routing, presence,
+//! windows and values need not be shared.
 
 use crate::{Cache, Error, ttl_millis};
 use async_trait::async_trait;
 use csp_domain::SessionId;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 // tokio's clock, not std's, so tests can pause and advance time.
@@ -31,6 +31,9 @@ struct Inner {
     /// Connection id -> expiry, per session; a session with no connection
     /// left has no entry.
     presence: HashMap<SessionId, HashMap<String, Instant>>,
+    windows: HashMap<String, Window>,
+    /// Value -> expiry.
+    values: HashMap<String, (String, Instant)>,
     /// A full sweep runs when the key count reaches this, then the threshold
     /// becomes twice the live count: a sweep either frees half of what it
     /// visits or doubles the threshold, so it costs O(1) per write amortised.
@@ -46,6 +49,8 @@ impl MemoryCache {
             inner: Mutex::new(Inner {
                 routes: HashMap::new(),
                 presence: HashMap::new(),
+                windows: HashMap::new(),
+                values: HashMap::new(),
                 sweep_at: MIN_SWEEP_KEYS,
                 swept_at: Instant::now(),
             }),
@@ -71,9 +76,30 @@ impl Default for MemoryCache {
     }
 }
 
+/// A sliding-window log.
+#[derive(Debug)]
+struct Window {
+    /// Event ms -> how many events at that ms; ordered, so dropping the old
+    /// ones costs what they are, not what the log is.
+    events: BTreeMap<u64, u64>,
+    /// The sum of `events`' counts.
+    len: u64,
+    /// The whole log goes `window` after its last event, like the Redis
+    /// key, whatever the events' own timestamps say.
+    expires: Instant,
+}
+
 impl Inner {
     fn keys(&self) -> usize {
-        self.routes.len() + self.presence.len()
+        self.routes.len() + self.presence.len() + self.windows.len() + self.values.len()
+    }
+
+    /// The live value under `key`.
+    fn value(&self, key: &str, now: Instant) -> Option<&str> {
+        self.values
+            .get(key)
+            .filter(|(_, expires)| *expires > now)
+            .map(|(value, _)| value.as_str())
     }
 
     fn after_write(&mut self, now: Instant) {
@@ -85,6 +111,8 @@ impl Inner {
             conns.retain(|_, expires| *expires > now);
             !conns.is_empty()
         });
+        self.windows.retain(|_, window| window.expires > now);
+        self.values.retain(|_, (_, expires)| *expires > now);
         self.sweep_at = MIN_SWEEP_KEYS.max(2 * self.keys());
         self.swept_at = now;
     }
@@ -174,6 +202,78 @@ impl Cache for MemoryCache {
     async fn ping(&self) -> Result<(), Error> {
         Ok(())
     }
+
+    async fn window_add(&self, key: &str, now_ms: u64, window: Duration) -> Result<u64, Error> {
+        let now = Instant::now();
+        let expires = expiry(now, window)?;
+        let cutoff = now_ms.saturating_sub(ttl_millis(window)?);
+        let mut inner = self.lock();
+        let log = inner.windows.entry(key.to_owned()).or_insert(Window {
+            events: BTreeMap::new(),
+            len: 0,
+            expires,
+        });
+        if log.expires <= now {
+            log.events.clear();
+            log.len = 0;
+        }
+        let kept = log.events.split_off(&cutoff);
+        let dropped = std::mem::replace(&mut log.events, kept);
+        log.len -= dropped.values().sum::<u64>();
+        *log.events.entry(now_ms).or_default() += 1;
+        log.len += 1;
+        log.expires = expires;
+        let count = log.len;
+        inner.after_write(now);
+        Ok(count)
+    }
+
+    async fn window_clear(&self, key: &str) -> Result<(), Error> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        inner.windows.remove(key);
+        inner.after_write(now);
+        Ok(())
+    }
+
+    async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<(), Error> {
+        let now = Instant::now();
+        let expires = expiry(now, ttl)?;
+        let mut inner = self.lock();
+        inner
+            .values
+            .insert(key.to_owned(), (value.to_owned(), expires));
+        inner.after_write(now);
+        Ok(())
+    }
+
+    async fn put_if_absent(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, Error> {
+        let now = Instant::now();
+        let expires = expiry(now, ttl)?;
+        let mut inner = self.lock();
+        // One lock for the check and the store: that is what makes it a lease.
+        if inner.value(key, now).is_some() {
+            return Ok(false);
+        }
+        inner
+            .values
+            .insert(key.to_owned(), (value.to_owned(), expires));
+        inner.after_write(now);
+        Ok(true)
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<String>, Error> {
+        let now = Instant::now();
+        Ok(self.lock().value(key, now).map(str::to_owned))
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), Error> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        inner.values.remove(key);
+        inner.after_write(now);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -210,6 +310,24 @@ mod tests {
             cache.route(kept).await.unwrap().as_deref(),
             Some("replica-b")
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dead_windows_and_values_are_purged_too() {
+        let cache = MemoryCache::new();
+        for i in 0..1000 {
+            let key = format!("k-{i}");
+            cache.window_add(&key, 1_000, SHORT).await.unwrap();
+            cache.put(&key, "v", SHORT).await.unwrap();
+        }
+        assert_eq!(cache.keys(), 2000);
+
+        tokio::time::advance(SHORT * 2).await;
+        // Only new keys: the dead ones must go anyway.
+        for i in 0..100 {
+            cache.put(&format!("new-{i}"), "v", LONG).await.unwrap();
+        }
+        assert!(cache.keys() <= 100, "{} keys left", cache.keys());
     }
 
     #[tokio::test(start_paused = true)]

@@ -120,6 +120,14 @@ impl RedisCache {
         format!("{}presence:{session}", self.prefix)
     }
 
+    fn window_key(&self, key: &str) -> String {
+        format!("{}win:{key}", self.prefix)
+    }
+
+    fn value_key(&self, key: &str) -> String {
+        format!("{}kv:{key}", self.prefix)
+    }
+
     fn error(&self, error: redis::RedisError) -> Error {
         Error::from_redis(&self.target, error)
     }
@@ -193,6 +201,79 @@ impl Cache for RedisCache {
         let mut conn = self.conn.clone();
         redis::cmd("PING")
             .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| self.error(e))
+    }
+
+    /// A window log is a sorted set: score = the event's ms, member = that
+    /// ms plus a random suffix, so events in the same millisecond (on any
+    /// replica) are counted apart. MULTI keeps trim, add, count and expiry
+    /// one step, so concurrent callers each see a count that includes
+    /// exactly the events before theirs.
+    async fn window_add(&self, key: &str, now_ms: u64, window: Duration) -> Result<u64, Error> {
+        let window_ms = ttl_millis(window)?;
+        let key = self.window_key(key);
+        let member = format!("{now_ms}:{}", uuid::Uuid::new_v4().simple());
+        // '(' excludes the bound: only events strictly older than the
+        // cutoff go.
+        let older = format!("({}", now_ms.saturating_sub(window_ms));
+        let mut conn = self.conn.clone();
+        let (count,): (u64,) = redis::pipe()
+            .atomic()
+            .zrembyscore(&key, "-inf", older)
+            .ignore()
+            .zadd(&key, member, now_ms)
+            .ignore()
+            .zcard(&key)
+            .pexpire(&key, i64::try_from(window_ms).unwrap_or(i64::MAX))
+            .ignore()
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(count)
+    }
+
+    async fn window_clear(&self, key: &str) -> Result<(), Error> {
+        let mut conn = self.conn.clone();
+        conn.del::<_, ()>(self.window_key(key))
+            .await
+            .map_err(|e| self.error(e))
+    }
+
+    async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<(), Error> {
+        let millis = ttl_millis(ttl)?;
+        let mut conn = self.conn.clone();
+        conn.pset_ex::<_, _, ()>(self.value_key(key), value, millis)
+            .await
+            .map_err(|e| self.error(e))
+    }
+
+    async fn put_if_absent(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, Error> {
+        let millis = ttl_millis(ttl)?;
+        let mut conn = self.conn.clone();
+        // SET NX answers OK when it stored the value and nil when a value
+        // was there; both map onto the bool.
+        redis::cmd("SET")
+            .arg(self.value_key(key))
+            .arg(value)
+            .arg("NX")
+            .arg("PX")
+            .arg(millis)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.error(e))
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<String>, Error> {
+        let mut conn = self.conn.clone();
+        conn.get(self.value_key(key))
+            .await
+            .map_err(|e| self.error(e))
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), Error> {
+        let mut conn = self.conn.clone();
+        conn.del::<_, ()>(self.value_key(key))
             .await
             .map_err(|e| self.error(e))
     }

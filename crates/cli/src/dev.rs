@@ -13,6 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 /// The label the UI shows when the scripted model answers.
 pub(crate) const OFFLINE_MODEL_LABEL: &str = "offline demo model";
+/// The scripted model checks its key like the real API does, so the key
+/// check and its failure path run in `csp dev` too.
+const OFFLINE_API_KEY: &str = "offline-demo";
 
 #[derive(Args)]
 pub(crate) struct Options {
@@ -94,6 +97,7 @@ pub(crate) async fn run(o: Options, shutdown: CancellationToken) -> anyhow::Resu
         let mock = csp_mock_llm::MockLlm::start(csp_mock_llm::Options {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             rules,
+            api_key: Some(OFFLINE_API_KEY.to_owned()),
         })
         .await
         .context("starting the offline demo model")?;
@@ -101,7 +105,7 @@ pub(crate) async fn run(o: Options, shutdown: CancellationToken) -> anyhow::Resu
             ("ANTHROPIC_BASE_URL".to_owned(), mock.base_url()),
             // The CLI refuses to start without a credential; the scripted
             // server ignores it.
-            ("ANTHROPIC_API_KEY".to_owned(), "offline-demo".to_owned()),
+            ("ANTHROPIC_API_KEY".to_owned(), OFFLINE_API_KEY.to_owned()),
         ];
         (Some(mock), env, OFFLINE_MODEL_LABEL.to_owned())
     };
@@ -136,6 +140,7 @@ pub(crate) async fn run(o: Options, shutdown: CancellationToken) -> anyhow::Resu
             format!("http://{}", policy.local_addr()),
             o.tokens.tokens(secret)?,
             model_label.clone(),
+            o.pool.shutdown_grace_seconds,
         ),
         bus,
         cache,
@@ -156,13 +161,16 @@ pub(crate) async fn run(o: Options, shutdown: CancellationToken) -> anyhow::Resu
         None => println!("csp dev: sign in as 'admin'"),
     }
 
+    // On shutdown the session-pool drains first (turns in flight finish);
+    // the gateway keeps relaying them and policy keeps answering until then.
+    let drained = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
-    let s = shutdown.clone();
-    tasks.spawn(async move { policy.run(s).await.map_err(anyhow::Error::from) });
-    let s = shutdown.clone();
-    tasks.spawn(async move { pool.run(s).await.map_err(anyhow::Error::from) });
-    let s = shutdown.clone();
-    tasks.spawn(async move { gateway.run(s).await.map_err(anyhow::Error::from) });
+    let d = drained.clone();
+    tasks.spawn(async move { policy.run(d).await.map_err(anyhow::Error::from) });
+    let (s, d) = (shutdown.clone(), drained.clone());
+    tasks.spawn(async move { pool.run(s, d).await.map_err(anyhow::Error::from) });
+    let (s, d) = (shutdown.clone(), drained.clone());
+    tasks.spawn(async move { gateway.run(s, Some(d)).await.map_err(anyhow::Error::from) });
 
     let mut first_error = None;
     while let Some(done) = tasks.join_next().await {

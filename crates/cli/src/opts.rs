@@ -117,9 +117,38 @@ pub(crate) struct PoolOpts {
     /// A permission decision not made by then denies the tool call (ms).
     #[arg(long, env = "CSP_PERMISSION_TIMEOUT_MS", default_value_t = 30_000)]
     pub(crate) permission_timeout_ms: u64,
-    /// How long shutdown waits for sessions to end (s).
-    #[arg(long, env = "CSP_SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
+    /// On SIGTERM, how long turns in flight may run on before their
+    /// processes are stopped (s).
+    #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
     pub(crate) shutdown_grace_seconds: u64,
+    /// A session's process ends after this long (s); a warning comes at 90 %.
+    #[arg(long, env = "SESSION_MAX_DURATION_SECONDS", default_value_t = 4 * 3600)]
+    pub(crate) session_max_duration_seconds: u64,
+    /// Memory of a session's whole process tree before it is restarted (bytes).
+    #[arg(long, env = "SESSION_MAX_RSS_BYTES", default_value_t = 4 << 30)]
+    pub(crate) session_max_rss_bytes: u64,
+    /// With no browser attached this long, a session's process stops; the
+    /// session resumes when reopened (s).
+    #[arg(long, env = "SESSION_IDLE_TIMEOUT_SECONDS", default_value_t = 30 * 60)]
+    pub(crate) session_idle_timeout_seconds: u64,
+    /// A turn with no model output (and no tool running) this long is stopped (s).
+    #[arg(long, env = "CSP_TURN_STALL_SECONDS", default_value_t = 180)]
+    pub(crate) turn_stall_seconds: u64,
+    /// How often each session's limits are checked (ms).
+    #[arg(long, env = "CSP_LIMIT_CHECK_MS", default_value_t = 5_000)]
+    pub(crate) limit_check_ms: u64,
+    /// How often zombie processes are looked for (s).
+    #[arg(long, env = "CSP_REAPER_INTERVAL_SECONDS", default_value_t = 60)]
+    pub(crate) reaper_interval_seconds: u64,
+    /// Model API failures within the window that open the circuit.
+    #[arg(long, env = "CSP_BREAKER_FAILURES", default_value_t = 5)]
+    pub(crate) breaker_failures: u32,
+    /// The failure-counting window (s).
+    #[arg(long, env = "CSP_BREAKER_WINDOW_SECONDS", default_value_t = 60)]
+    pub(crate) breaker_window_seconds: u64,
+    /// How long the circuit stays open before one probe is let through (s).
+    #[arg(long, env = "CSP_BREAKER_OPEN_SECONDS", default_value_t = 60)]
+    pub(crate) breaker_open_seconds: u64,
 }
 
 impl PoolOpts {
@@ -157,6 +186,21 @@ impl PoolOpts {
             permission_hook: self.hook(),
             model_label,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
+            limits: csp_session_pool::Limits {
+                max_duration: Duration::from_secs(self.session_max_duration_seconds),
+                max_rss_bytes: self.session_max_rss_bytes,
+                idle_timeout: Duration::from_secs(self.session_idle_timeout_seconds),
+                stall_timeout: Duration::from_secs(self.turn_stall_seconds),
+                check_every: Duration::from_millis(self.limit_check_ms.max(10)),
+                ..csp_session_pool::Limits::default()
+            },
+            breaker: csp_breaker::Config {
+                failure_threshold: self.breaker_failures.max(1),
+                window: Duration::from_secs(self.breaker_window_seconds.max(1)),
+                open_for: Duration::from_secs(self.breaker_open_seconds.max(1)),
+                ..csp_breaker::Config::default()
+            },
+            reaper_interval: Duration::from_secs(self.reaper_interval_seconds.max(1)),
         }
     }
 
@@ -227,6 +271,7 @@ impl GatewayOpts {
         policy_addr: String,
         tokens: csp_auth::Tokens,
         model_label: String,
+        shutdown_grace_seconds: u64,
     ) -> csp_gateway::Config {
         csp_gateway::Config {
             http_addr,
@@ -239,6 +284,7 @@ impl GatewayOpts {
             cookie_secure: self.cookie_secure,
             max_frame_bytes: self.max_frame_bytes,
             send_queue: self.ws_send_queue,
+            shutdown_grace_seconds,
         }
     }
 }

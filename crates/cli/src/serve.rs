@@ -148,13 +148,20 @@ pub(crate) async fn run(service: Service, shutdown: CancellationToken) -> anyhow
             // consumer per session, not one per socket.
             let bus = csp_bus::FanoutBus::new(backends.bus().await?, Default::default())?;
             let server = csp_gateway::Server::build(
-                gateway.config(http_addr, session_pool_addr, policy_addr, t, model.label()),
+                gateway.config(
+                    http_addr,
+                    session_pool_addr,
+                    policy_addr,
+                    t,
+                    model.label(),
+                    DEFAULT_SHUTDOWN_NOTICE_SECONDS,
+                ),
                 Arc::new(bus),
                 backends.cache().await?,
             )
             .await?;
             println!("csp gateway: listening on http://{}", server.local_addr());
-            server.run(shutdown).await?;
+            server.run(shutdown, None).await?;
         }
         Service::SessionPool {
             grpc_addr,
@@ -165,7 +172,6 @@ pub(crate) async fn run(service: Service, shutdown: CancellationToken) -> anyhow
             model,
             backends,
         } => {
-            serve_metrics("session-pool", metrics_addr, &shutdown).await?;
             if !model.configured() {
                 anyhow::bail!(
                     "no model API configured: set ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN), and ANTHROPIC_BASE_URL for a gateway or the scripted test server"
@@ -185,8 +191,17 @@ pub(crate) async fn run(service: Service, shutdown: CancellationToken) -> anyhow
                 backends.cache().await?,
             )
             .await?;
+            // Probes and metrics stay up while sessions drain.
+            let drained = CancellationToken::new();
+            serve_metrics(
+                "session-pool",
+                metrics_addr,
+                &drained,
+                Arc::new(server.monitor()),
+            )
+            .await?;
             println!("csp session-pool: listening on {}", server.local_addr());
-            server.run(shutdown).await?;
+            server.run(shutdown, drained).await?;
         }
         Service::Policy {
             grpc_addr,
@@ -195,7 +210,6 @@ pub(crate) async fn run(service: Service, shutdown: CancellationToken) -> anyhow
             tokens,
             backends,
         } => {
-            serve_metrics("policy", metrics_addr, &shutdown).await?;
             let t = tokens.tokens(tokens.required_secret()?)?;
             let store = backends.store().await?;
             if let Some(p) =
@@ -215,6 +229,7 @@ pub(crate) async fn run(service: Service, shutdown: CancellationToken) -> anyhow
                 store,
             )
             .await?;
+            serve_metrics("policy", metrics_addr, &shutdown, server.probes()).await?;
             println!("csp policy: listening on {}", server.local_addr());
             server.run(shutdown).await?;
         }
@@ -222,11 +237,16 @@ pub(crate) async fn run(service: Service, shutdown: CancellationToken) -> anyhow
     Ok(())
 }
 
+/// What a standalone gateway tells browsers to expect; the session-pool's
+/// own `SHUTDOWN_GRACE_SECONDS` default.
+const DEFAULT_SHUTDOWN_NOTICE_SECONDS: u64 = 30;
+
 /// Starts the `/metrics` listener of a gRPC service in the background.
 async fn serve_metrics(
     service: &str,
     addr: SocketAddr,
     shutdown: &CancellationToken,
+    probes: Arc<dyn csp_telemetry::Probes>,
 ) -> anyhow::Result<()> {
     let server = csp_telemetry::MetricsServer::bind(addr)
         .await
@@ -237,7 +257,7 @@ async fn serve_metrics(
     );
     let shutdown = shutdown.clone();
     tokio::spawn(async move {
-        if let Err(e) = server.run(shutdown).await {
+        if let Err(e) = server.run(shutdown, probes).await {
             tracing::error!(error = %e, "metrics listener failed");
         }
     });
@@ -251,6 +271,9 @@ pub(crate) struct MockLlmOptions {
     /// Rules file (JSON, see docs/mock-llm.md).
     #[arg(long, env = "CSP_MOCK_RULES")]
     rules: Option<PathBuf>,
+    /// Answer 401 to requests without this key, like the real API.
+    #[arg(long, env = "CSP_MOCK_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
 }
 
 pub(crate) async fn mock_llm(o: MockLlmOptions, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -261,6 +284,7 @@ pub(crate) async fn mock_llm(o: MockLlmOptions, shutdown: CancellationToken) -> 
     let mock = csp_mock_llm::MockLlm::start(csp_mock_llm::Options {
         addr: o.listen,
         rules,
+        api_key: o.api_key,
     })
     .await?;
     println!("csp mock-llm: listening on {}", mock.base_url());

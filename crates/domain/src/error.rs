@@ -41,6 +41,28 @@ pub enum ErrorCode {
     RateLimited,
     /// A backend (database, bus, another service) is unreachable.
     Unavailable,
+    /// Notice: the session nears `SESSION_MAX_DURATION_SECONDS`.
+    SessionExpiring,
+    /// The session reached its duration limit and ended.
+    DurationLimit,
+    /// Notice: the agent is being replaced after exceeding its memory limit.
+    SessionRestarting,
+    /// Notice: the replacement agent continues the conversation.
+    SessionRestarted,
+    /// Notice: the earlier conversation could not be restored; a fresh agent starts.
+    ResumeFailed,
+    /// The model API circuit breaker is open: nothing was sent.
+    ModelUnavailable,
+    /// The model API kept failing after the CLI's retries.
+    ModelApiFailed,
+    /// The model API stopped responding mid-turn; the turn was stopped.
+    ModelStalled,
+    /// The server is shutting down (sent to every connection).
+    ServerShuttingDown,
+    /// The user's monthly budget is used up (policy; the text carries the figures).
+    BudgetExceeded,
+    /// The user's role does not allow this action (policy; the text names the role).
+    PermissionDenied,
     /// Anything else.
     Internal,
 }
@@ -65,6 +87,17 @@ impl ErrorCode {
             ErrorCode::ResponseInterrupted => "response_interrupted",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::SessionExpiring => "session_expiring",
+            ErrorCode::DurationLimit => "duration_limit",
+            ErrorCode::SessionRestarting => "session_restarting",
+            ErrorCode::SessionRestarted => "session_restarted",
+            ErrorCode::ResumeFailed => "resume_failed",
+            ErrorCode::ModelUnavailable => "model_unavailable",
+            ErrorCode::ModelApiFailed => "model_api_failed",
+            ErrorCode::ModelStalled => "model_stalled",
+            ErrorCode::ServerShuttingDown => "server_shutting_down",
+            ErrorCode::BudgetExceeded => "budget_exceeded",
+            ErrorCode::PermissionDenied => "permission_denied",
             ErrorCode::Internal => "internal",
         }
     }
@@ -99,7 +132,7 @@ impl ErrorCode {
                 "Too many messages are waiting. Wait for the current reply to finish."
             }
             ErrorCode::AgentCrashed => {
-                "The agent stopped unexpectedly. Your conversation is saved; start a new session to continue."
+                "The agent stopped unexpectedly. Your conversation is saved; send a message to continue it."
             }
             ErrorCode::AgentStartFailed => {
                 "The agent could not be started. Please try again in a minute."
@@ -110,6 +143,35 @@ impl ErrorCode {
             }
             ErrorCode::Unavailable => {
                 "The service is temporarily unavailable. Please try again shortly."
+            }
+            ErrorCode::SessionExpiring => "Session will end soon. Save your work.",
+            ErrorCode::DurationLimit => {
+                "Session ended (duration limit). You can start a new session."
+            }
+            ErrorCode::SessionRestarting => "Session restarting due to resource limits",
+            ErrorCode::SessionRestarted => {
+                "Your session has been restarted to maintain performance. Your conversation history is preserved. [Continue in new session]"
+            }
+            ErrorCode::ResumeFailed => {
+                "Previous session could not be restored. Starting a new session."
+            }
+            ErrorCode::ModelUnavailable => {
+                "The AI service is temporarily unavailable. We are monitoring the situation."
+            }
+            ErrorCode::ModelApiFailed => {
+                "The AI service could not answer, even after several retries. Please try again in a minute."
+            }
+            ErrorCode::ModelStalled => {
+                "The AI service stopped responding, so this reply was stopped. You can retry."
+            }
+            ErrorCode::ServerShuttingDown => {
+                "The server is restarting. Your current reply will finish and your conversation is saved; this page reconnects by itself."
+            }
+            ErrorCode::BudgetExceeded => {
+                "Monthly budget exceeded. Contact your administrator to increase your limit."
+            }
+            ErrorCode::PermissionDenied => {
+                "This action requires more access. Contact your administrator."
             }
             ErrorCode::Internal => "Something went wrong on our side. Please try again.",
         }
@@ -125,7 +187,21 @@ impl ErrorCode {
             ErrorCode::Forbidden => "Contact your administrator.",
             ErrorCode::SessionNotFound | ErrorCode::SessionUnavailable => "Start a new session.",
             ErrorCode::NotFound => "Check the address.",
-            ErrorCode::AgentCrashed => "Start a new session.",
+            ErrorCode::AgentCrashed => "Send a message to continue.",
+            ErrorCode::DurationLimit => "Start a new session.",
+            ErrorCode::SessionExpiring => "Save your work.",
+            ErrorCode::SessionRestarting | ErrorCode::ServerShuttingDown => {
+                "Wait; no action needed."
+            }
+            ErrorCode::SessionRestarted => "Continue in the new session.",
+            ErrorCode::ResumeFailed => "Repeat what the agent needs to know.",
+            ErrorCode::ModelUnavailable | ErrorCode::ModelApiFailed => {
+                "Try again in a few minutes."
+            }
+            ErrorCode::ModelStalled => "Send your message again.",
+            ErrorCode::BudgetExceeded | ErrorCode::PermissionDenied => {
+                "Contact your administrator."
+            }
             ErrorCode::QueueFull => "Wait, then send again.",
             ErrorCode::AtCapacity
             | ErrorCode::AgentStartFailed
@@ -144,7 +220,16 @@ impl ErrorCode {
             | ErrorCode::EmptyMessage
             | ErrorCode::FrameTooLarge => 400,
             ErrorCode::Unauthenticated | ErrorCode::BadCredentials => 401,
-            ErrorCode::Forbidden => 403,
+            ErrorCode::Forbidden | ErrorCode::PermissionDenied => 403,
+            ErrorCode::BudgetExceeded => 402,
+            ErrorCode::DurationLimit => 409,
+            ErrorCode::ModelUnavailable
+            | ErrorCode::ServerShuttingDown
+            | ErrorCode::SessionRestarting => 503,
+            ErrorCode::ModelApiFailed | ErrorCode::ModelStalled => 502,
+            ErrorCode::SessionExpiring | ErrorCode::SessionRestarted | ErrorCode::ResumeFailed => {
+                200
+            }
             ErrorCode::SessionNotFound | ErrorCode::NotFound => 404,
             ErrorCode::SessionUnavailable => 409,
             ErrorCode::RateLimited | ErrorCode::QueueFull => 429,
@@ -164,9 +249,16 @@ impl ErrorCode {
             | ErrorCode::EmptyMessage
             | ErrorCode::FrameTooLarge => 3, // InvalidArgument
             ErrorCode::Unauthenticated | ErrorCode::BadCredentials => 16, // Unauthenticated
-            ErrorCode::Forbidden => 7,                                    // PermissionDenied
-            ErrorCode::SessionNotFound | ErrorCode::NotFound => 5,        // NotFound
-            ErrorCode::SessionUnavailable => 9,                           // FailedPrecondition
+            ErrorCode::Forbidden | ErrorCode::PermissionDenied => 7,      // PermissionDenied
+            ErrorCode::BudgetExceeded => 8,                               // ResourceExhausted
+            ErrorCode::DurationLimit => 9,                                // FailedPrecondition
+            ErrorCode::ModelUnavailable
+            | ErrorCode::ServerShuttingDown
+            | ErrorCode::SessionRestarting => 14, // Unavailable
+            ErrorCode::ModelApiFailed | ErrorCode::ModelStalled => 13,    // Internal
+            ErrorCode::SessionExpiring | ErrorCode::SessionRestarted | ErrorCode::ResumeFailed => 0, // OK: notices
+            ErrorCode::SessionNotFound | ErrorCode::NotFound => 5, // NotFound
+            ErrorCode::SessionUnavailable => 9,                    // FailedPrecondition
             ErrorCode::AtCapacity | ErrorCode::RateLimited | ErrorCode::QueueFull => 8, // ResourceExhausted
             ErrorCode::Unavailable => 14, // Unavailable
             ErrorCode::AgentCrashed
@@ -183,7 +275,7 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
-const ALL: [ErrorCode; 18] = [
+const ALL: [ErrorCode; 29] = [
     ErrorCode::BadFrame,
     ErrorCode::UnknownType,
     ErrorCode::FrameTooLarge,
@@ -201,6 +293,17 @@ const ALL: [ErrorCode; 18] = [
     ErrorCode::ResponseInterrupted,
     ErrorCode::RateLimited,
     ErrorCode::Unavailable,
+    ErrorCode::SessionExpiring,
+    ErrorCode::DurationLimit,
+    ErrorCode::SessionRestarting,
+    ErrorCode::SessionRestarted,
+    ErrorCode::ResumeFailed,
+    ErrorCode::ModelUnavailable,
+    ErrorCode::ModelApiFailed,
+    ErrorCode::ModelStalled,
+    ErrorCode::ServerShuttingDown,
+    ErrorCode::BudgetExceeded,
+    ErrorCode::PermissionDenied,
     ErrorCode::Internal,
 ];
 
@@ -227,6 +330,30 @@ mod tests {
             ErrorCode::ResponseInterrupted.user_message(),
             "Response interrupted. You can retry."
         );
+        for (code, text) in [
+            (
+                ErrorCode::DurationLimit,
+                "Session ended (duration limit). You can start a new session.",
+            ),
+            (
+                ErrorCode::SessionRestarting,
+                "Session restarting due to resource limits",
+            ),
+            (
+                ErrorCode::SessionRestarted,
+                "Your session has been restarted to maintain performance. Your conversation history is preserved. [Continue in new session]",
+            ),
+            (
+                ErrorCode::ResumeFailed,
+                "Previous session could not be restored. Starting a new session.",
+            ),
+            (
+                ErrorCode::ModelUnavailable,
+                "The AI service is temporarily unavailable. We are monitoring the situation.",
+            ),
+        ] {
+            assert_eq!(code.user_message(), text);
+        }
         assert_eq!(
             ErrorCode::RateLimited.user_message(),
             "The AI service is temporarily busy. Your message will be retried automatically in a few seconds."

@@ -11,8 +11,54 @@ pub enum SessionStatus {
     Ready,
     /// The agent could not be started or died; the conversation is kept.
     Failed,
-    /// The session was ended on purpose (limits, shutdown, user).
+    /// The agent process was stopped but the conversation is kept and
+    /// resumable: reopening the session or sending a message continues it
+    /// in a new process (`--resume`).
+    Idle,
+    /// Over for good (duration limit): a new session is needed.
     Ended,
+}
+
+/// Why a session changed state, when that is worth telling the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusReason {
+    /// Preparing: an earlier conversation is being restored (`--resume`).
+    Resume,
+    /// Preparing: the process is replaced after a resource limit.
+    Restart,
+    /// Idle: nobody was attached for `SESSION_IDLE_TIMEOUT_SECONDS`.
+    IdleTimeout,
+    /// Idle: the server is shutting down.
+    Shutdown,
+    /// Failed: the agent process ended unexpectedly.
+    Crashed,
+    /// Failed: the agent could not be started.
+    StartFailed,
+    /// Ended: `SESSION_MAX_DURATION_SECONDS` reached.
+    DurationLimit,
+}
+
+impl StatusReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusReason::Resume => "resume",
+            StatusReason::Restart => "restart",
+            StatusReason::IdleTimeout => "idle_timeout",
+            StatusReason::Shutdown => "shutdown",
+            StatusReason::Crashed => "crashed",
+            StatusReason::StartFailed => "start_failed",
+            StatusReason::DurationLimit => "duration_limit",
+        }
+    }
+}
+
+/// A link offered with a notice or error, e.g. "Continue in new session".
+/// `href` is always a same-origin path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Action {
+    pub label: String,
+    pub href: String,
 }
 
 /// Outcome of one tool call.
@@ -35,6 +81,8 @@ pub enum Event {
         /// Label of the model in use, e.g. "offline demo model".
         #[serde(default, skip_serializing_if = "Option::is_none")]
         model: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<StatusReason>,
     },
     /// A user message was handed to the agent (it starts a turn).
     UserMessage {
@@ -72,9 +120,22 @@ pub enum Event {
         duration_ms: u64,
     },
     /// Something went wrong; `message` is the catalogue's user-facing text.
-    Error { code: ErrorCode, message: String },
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        action: Option<Action>,
+    },
     /// Informational: not an error, e.g. an automatic retry.
-    Notice { code: ErrorCode, message: String },
+    Notice {
+        code: ErrorCode,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        action: Option<Action>,
+        /// `session_expiring` only: whole minutes left, rounded up.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        minutes_left: Option<u64>,
+    },
 }
 
 impl Event {
@@ -83,6 +144,60 @@ impl Event {
         Event::Error {
             code,
             message: code.user_message().to_owned(),
+            action: None,
+        }
+    }
+
+    /// Builds the catalogued notice for `code`.
+    pub fn notice(code: ErrorCode) -> Self {
+        Event::Notice {
+            code,
+            message: code.user_message().to_owned(),
+            action: None,
+            minutes_left: None,
+        }
+    }
+
+    /// "Session will end in N minutes. Save your work."
+    pub fn session_expiring(minutes_left: u64) -> Self {
+        let unit = if minutes_left == 1 {
+            "minute"
+        } else {
+            "minutes"
+        };
+        Event::Notice {
+            code: ErrorCode::SessionExpiring,
+            message: format!("Session will end in {minutes_left} {unit}. Save your work."),
+            action: None,
+            minutes_left: Some(minutes_left),
+        }
+    }
+
+    /// The memory-restart notice with its working "Continue in new session" link.
+    pub fn session_restarted(session: SessionId) -> Self {
+        Event::Notice {
+            code: ErrorCode::SessionRestarted,
+            message: ErrorCode::SessionRestarted.user_message().to_owned(),
+            action: Some(Action {
+                label: "Continue in new session".into(),
+                href: format!("/?session={session}"),
+            }),
+            minutes_left: None,
+        }
+    }
+
+    /// A `session` state change.
+    pub fn status(
+        status: SessionStatus,
+        session_id: SessionId,
+        model: Option<String>,
+        reason: Option<StatusReason>,
+    ) -> Self {
+        Event::Session {
+            status,
+            session_id,
+            model,
+            reason,
         }
     }
 
@@ -133,11 +248,7 @@ mod tests {
         let sid: SessionId = "6f1c2d4e-0000-4000-8000-000000000001".parse().unwrap();
         let cases = [
             (
-                Event::Session {
-                    status: SessionStatus::Ready,
-                    session_id: sid,
-                    model: None,
-                },
+                Event::status(SessionStatus::Ready, sid, None, None),
                 json!({"type":"session","status":"ready","session_id":sid.to_string(),"seq":1}),
             ),
             (
@@ -170,6 +281,23 @@ mod tests {
                     duration_ms: 3,
                 },
                 json!({"type":"result","cost_usd":0.5,"total_cost_usd":1.0,"is_error":false,"interrupted":false,"duration_ms":3,"seq":1}),
+            ),
+            (
+                Event::status(
+                    SessionStatus::Idle,
+                    sid,
+                    None,
+                    Some(StatusReason::IdleTimeout),
+                ),
+                json!({"type":"session","status":"idle","session_id":sid.to_string(),"reason":"idle_timeout","seq":1}),
+            ),
+            (
+                Event::session_expiring(24),
+                json!({"type":"notice","code":"session_expiring","message":"Session will end in 24 minutes. Save your work.","minutes_left":24,"seq":1}),
+            ),
+            (
+                Event::session_restarted(sid),
+                json!({"type":"notice","code":"session_restarted","message":"Your session has been restarted to maintain performance. Your conversation history is preserved. [Continue in new session]","action":{"label":"Continue in new session","href":format!("/?session={sid}")},"seq":1}),
             ),
             (
                 Event::error(ErrorCode::BadFrame),

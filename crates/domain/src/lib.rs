@@ -11,7 +11,7 @@ mod event;
 mod ids;
 
 pub use error::ErrorCode;
-pub use event::{Event, SessionEvent, SessionStatus, ToolStatus};
+pub use event::{Action, Event, SessionEvent, SessionStatus, StatusReason, ToolStatus};
 pub use ids::{ParseIdError, SessionId, UserId};
 
 /// Roles, from most to least privileged. RBAC arrives with the policy issue;

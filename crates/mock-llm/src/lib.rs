@@ -11,6 +11,10 @@
 //! is configured (where the UI says "offline demo model") and into `csp mock-llm`. It never
 //! calls a real model, and never logs credential header values.
 //!
+//! `GET /v1/models` lists a fixed catalogue, so that a client can check a key without spending
+//! tokens; with [`Options::api_key`] set, `/v1/*` answers a missing or wrong key with the API's
+//! `401 authentication_error`.
+//!
 //! Each `POST /v1/messages` call gets the first of: the fixed answer to a session-title
 //! request; the next queued behaviour; the default behaviour; a `MOCK{...}MOCK` directive in
 //! the last text block of the last user message; the first matching rule of the rules file;
@@ -45,20 +49,36 @@ pub use rules::{Rule, Rules};
 pub use server::{LogEntry, MockLlm, Source, serve};
 
 /// How to run the server.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Options {
     /// Port 0 picks a free port; [`MockLlm::addr`] reports it.
     pub addr: SocketAddr,
     pub rules: Rules,
+    /// When set, every `/v1/*` request must carry `x-api-key: <key>` or
+    /// `authorization: Bearer <key>`, else it gets the API's `401`. `None`
+    /// accepts any credential, or none.
+    pub api_key: Option<String>,
 }
 
 impl Default for Options {
-    /// A free port on 127.0.0.1 and the built-in rules only.
+    /// A free port on 127.0.0.1, the built-in rules only, any key accepted.
     fn default() -> Self {
         Options {
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             rules: Rules::default(),
+            api_key: None,
         }
+    }
+}
+
+// By hand: the key must not end up in a log line that prints the options.
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("addr", &self.addr)
+            .field("rules", &self.rules)
+            .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
+            .finish()
     }
 }
 

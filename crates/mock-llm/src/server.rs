@@ -8,8 +8,9 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, Request as HttpRequest, State as AxumState};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, post};
+use axum::routing::{any, get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -60,7 +61,8 @@ pub struct LogEntry {
     pub body: Value,
     pub source: Option<Source>,
     pub behaviour: Option<Behaviour>,
-    /// The `request-id` header sent back, for `/v1/messages` calls.
+    /// The `request-id` header sent back, for `/v1/messages` and `/v1/models` calls and for
+    /// calls turned away for their key.
     pub request_id: Option<String>,
     pub status: Option<u16>,
     /// The client went away before the answer was complete.
@@ -85,11 +87,12 @@ struct Inner {
 pub(crate) struct State {
     inner: Mutex<Inner>,
     rules: Rules,
+    api_key: Option<String>,
     shutdown: CancellationToken,
 }
 
 impl State {
-    fn new(rules: Rules, shutdown: CancellationToken) -> State {
+    fn new(opts: Options, shutdown: CancellationToken) -> State {
         State {
             inner: Mutex::new(Inner {
                 queue: VecDeque::new(),
@@ -97,9 +100,24 @@ impl State {
                 log: Vec::new(),
                 epoch: 0,
             }),
-            rules,
+            rules: opts.rules,
+            api_key: opts.api_key,
             shutdown,
         }
+    }
+
+    /// The two ways the CLI sends a credential: `ANTHROPIC_API_KEY` becomes `x-api-key`,
+    /// `ANTHROPIC_AUTH_TOKEN` becomes a bearer token.
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        let Some(key) = &self.api_key else {
+            return true;
+        };
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let bearer = header("authorization")
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim());
+        header("x-api-key") == Some(key.as_str()) || bearer == Some(key.as_str())
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -277,13 +295,48 @@ fn router(state: Arc<State>) -> Router {
     Router::new()
         .route("/v1/messages", post(messages))
         .route("/v1/messages/count_tokens", post(count_tokens))
+        .route("/v1/models", get(models))
         .route("/api/hello", any(hello))
         .route("/_mock/queue", post(queue))
         .route("/_mock/default", post(set_default))
-        .route("/_mock/log", axum::routing::get(log))
+        .route("/_mock/log", get(log))
         .route("/_mock/reset", post(reset))
         .fallback(not_found)
+        // A layer rather than a route layer, so that unknown `/v1/` paths need the key too,
+        // as on the real API.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authenticate,
+        ))
         .with_state(state)
+}
+
+/// The real API's answer to a missing or wrong key. Logged like any other `/v1/` call, so a
+/// test can see that the request arrived and was turned away.
+async fn authenticate(
+    AxumState(state): AxumState<Arc<State>>,
+    request: HttpRequest,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    let guarded = path == "/v1" || path.starts_with("/v1/");
+    if !guarded || state.authorized(request.headers()) {
+        return next.run(request).await;
+    }
+    let (entry, _) = read_body(request).await;
+    let request_id = new_id("req_mock_", 12);
+    state.record(LogEntry {
+        request_id: Some(request_id.clone()),
+        status: Some(401),
+        ..entry
+    });
+    let body = error_body("authentication_error", "invalid x-api-key", &request_id);
+    (
+        StatusCode::UNAUTHORIZED,
+        [("request-id", request_id)],
+        axum::Json(body),
+    )
+        .into_response()
 }
 
 fn new_id(prefix: &str, hex_len: usize) -> String {
@@ -510,6 +563,115 @@ async fn not_found(AxumState(state): AxumState<Arc<State>>, request: HttpRequest
         .into_response()
 }
 
+/// The catalogue `GET /v1/models` lists, newest first as the API orders it: the models the CLI
+/// resolves its aliases to, and the ones the tests request by name. Only the ids matter to
+/// clients; the dates of the 5.x models are made up.
+const MODELS: &[(&str, &str, &str)] = &[
+    ("claude-opus-5-5", "Claude Opus 5.5", "2026-09-01T00:00:00Z"),
+    (
+        "claude-sonnet-5-5",
+        "Claude Sonnet 5.5",
+        "2026-09-01T00:00:00Z",
+    ),
+    (
+        "claude-haiku-5-5",
+        "Claude Haiku 5.5",
+        "2026-09-01T00:00:00Z",
+    ),
+    (
+        "claude-fable-5-2",
+        "Claude Fable 5.2",
+        "2026-05-01T00:00:00Z",
+    ),
+    (
+        "claude-haiku-4-5",
+        "Claude Haiku 4.5",
+        "2025-10-15T00:00:00Z",
+    ),
+    (
+        "claude-sonnet-4-5",
+        "Claude Sonnet 4.5",
+        "2025-09-29T00:00:00Z",
+    ),
+    ("claude-opus-4-1", "Claude Opus 4.1", "2025-08-05T00:00:00Z"),
+    (
+        "claude-3-5-haiku-20241022",
+        "Claude Haiku 3.5",
+        "2024-10-22T00:00:00Z",
+    ),
+];
+
+#[derive(Deserialize)]
+struct ModelsQuery {
+    limit: Option<usize>,
+    after_id: Option<String>,
+    before_id: Option<String>,
+}
+
+/// "List Models": one page of [`MODELS`], paged like every list endpoint of the API.
+async fn models(AxumState(state): AxumState<Arc<State>>, request: HttpRequest) -> Response {
+    let query = Query::<ModelsQuery>::try_from_uri(request.uri());
+    let (entry, _) = read_body(request).await;
+    let request_id = new_id("req_mock_", 12);
+    let page = query
+        .map_err(|e| e.body_text())
+        .and_then(|Query(q)| models_page(&q));
+    let (status, body) = match page {
+        Ok(page) => (StatusCode::OK, page),
+        Err(message) => (
+            StatusCode::BAD_REQUEST,
+            error_body("invalid_request_error", &message, &request_id),
+        ),
+    };
+    state.record(LogEntry {
+        request_id: Some(request_id.clone()),
+        status: Some(status.as_u16()),
+        ..entry
+    });
+    (status, [("request-id", request_id)], axum::Json(body)).into_response()
+}
+
+fn models_page(q: &ModelsQuery) -> Result<Value, String> {
+    let limit = q.limit.unwrap_or(20);
+    if !(1..=1000).contains(&limit) {
+        return Err(format!("limit: must be between 1 and 1000, got {limit}"));
+    }
+    let position = |id: &str| {
+        MODELS
+            .iter()
+            .position(|(model, _, _)| *model == id)
+            .ok_or_else(|| format!("no model with id {id}"))
+    };
+    let (start, end, has_more) = match (&q.before_id, &q.after_id) {
+        (Some(_), Some(_)) => return Err("give before_id or after_id, not both".to_owned()),
+        (Some(before), None) => {
+            let end = position(before)?;
+            let start = end.saturating_sub(limit);
+            (start, end, start > 0)
+        }
+        (None, after) => {
+            let start = match after {
+                Some(after) => position(after)? + 1,
+                None => 0,
+            };
+            let end = (start + limit).min(MODELS.len());
+            (start, end, end < MODELS.len())
+        }
+    };
+    let data: Vec<Value> = MODELS[start..end]
+        .iter()
+        .map(|(id, display_name, created_at)| {
+            json!({"type": "model", "id": id, "display_name": display_name, "created_at": created_at})
+        })
+        .collect();
+    Ok(json!({
+        "data": data,
+        "has_more": has_more,
+        "first_id": data.first().map(|m| m["id"].clone()),
+        "last_id": data.last().map(|m| m["id"].clone()),
+    }))
+}
+
 fn bad_control_request(message: String) -> Response {
     (
         StatusCode::BAD_REQUEST,
@@ -581,7 +743,7 @@ pub async fn serve(opts: Options, shutdown: CancellationToken) -> Result<(), Err
     let listener = bind(opts.addr).await?;
     let addr = listener.local_addr().map_err(Error::Serve)?;
     tracing::info!(%addr, "mock model server listening");
-    run(listener, Arc::new(State::new(opts.rules, shutdown))).await
+    run(listener, Arc::new(State::new(opts, shutdown))).await
 }
 
 /// A running mock server, for tests and `csp dev`. Dropping it stops the server.
@@ -596,7 +758,7 @@ impl MockLlm {
     pub async fn start(opts: Options) -> Result<MockLlm, Error> {
         let listener = bind(opts.addr).await?;
         let addr = listener.local_addr().map_err(Error::Serve)?;
-        let state = Arc::new(State::new(opts.rules, CancellationToken::new()));
+        let state = Arc::new(State::new(opts, CancellationToken::new()));
         let task = tokio::spawn(run(listener, state.clone()));
         tracing::debug!(%addr, "mock model server started");
         Ok(MockLlm {

@@ -43,7 +43,8 @@ pub struct UserRecord {
     pub last_login_at: Option<OffsetDateTime>,
 }
 
-/// A session to create; its counters start at zero.
+/// A session to create; its counters start at zero, it is resumable, and
+/// its CLI session id is its own.
 #[derive(Debug, Clone)]
 pub struct NewSession {
     pub session_id: SessionId,
@@ -64,6 +65,16 @@ pub struct SessionRecord {
     pub title: Option<String>,
     /// Highest `seq` appended so far; 0 before the first message.
     pub last_seq: u64,
+    /// The Claude Code CLI's own session id when it differs from
+    /// `session_id` (a failed resume started a fresh CLI session under this
+    /// one); `None` means it is `session_id`.
+    pub agent_session_id: Option<uuid::Uuid>,
+    /// Resumes started so far; 0 for a new session.
+    pub resume_count: u64,
+    /// Whether a later resume is allowed; true for a new session.
+    pub is_resumable: bool,
+    /// Why the session last ended; `None` while it runs.
+    pub ended_reason: Option<String>,
 }
 
 /// A message to append to a session's log. `seq` is chosen by the writer and
@@ -102,8 +113,32 @@ pub trait UserStore: Send + Sync {
 pub trait SessionStore: Send + Sync {
     /// [`Error::Conflict`] if the id exists, [`Error::NotFound`] if the user does not.
     async fn create_session(&self, new: NewSession) -> Result<SessionRecord, Error>;
+    /// Succeeds when the database answers (readiness probes).
+    async fn ping(&self) -> Result<(), Error>;
     /// [`Error::NotFound`] if the session does not exist.
     async fn set_session_status(&self, id: SessionId, status: &str) -> Result<(), Error>;
+    /// Sets status, whether a later resume is allowed, and why it ended
+    /// (`None` clears it), in one write, so a reader never sees a session
+    /// that ended without its reason. Not activity: `last_active_at` stays.
+    /// [`Error::NotFound`] if the session does not exist.
+    async fn set_session_state(
+        &self,
+        id: SessionId,
+        status: &str,
+        is_resumable: bool,
+        ended_reason: Option<&str>,
+    ) -> Result<(), Error>;
+    /// A resume started: `resume_count += 1`, `last_active_at = now`,
+    /// `status = "preparing"`, `ended_reason = NULL`; `is_resumable` stays.
+    /// [`Error::NotFound`] if the session does not exist.
+    async fn record_resume(&self, id: SessionId) -> Result<(), Error>;
+    /// The CLI session id to resume from now on (after a fresh restart).
+    /// [`Error::NotFound`] if the session does not exist.
+    async fn set_agent_session(
+        &self,
+        id: SessionId,
+        agent_session_id: uuid::Uuid,
+    ) -> Result<(), Error>;
     async fn session(&self, id: SessionId) -> Result<Option<SessionRecord>, Error>;
     /// The user's sessions, most recently active first.
     async fn sessions_of(&self, user: UserId) -> Result<Vec<SessionRecord>, Error>;
@@ -154,12 +189,35 @@ fn username_key(username: &str) -> String {
     username.to_lowercase()
 }
 
+/// The status [`SessionStore::record_resume`] sets: the session's process is
+/// being started again.
+const RESUMING_STATUS: &str = "preparing";
+
 fn seq_to_db(seq: u64) -> Result<i64, Error> {
     i64::try_from(seq).map_err(|_| Error::InvalidInput(format!("seq {seq} exceeds i64::MAX")))
 }
 
 fn count_from_db(column: &str, value: i64) -> Result<u64, Error> {
     u64::try_from(value).map_err(|_| Error::Corrupt(format!("{column} is negative: {value}")))
+}
+
+/// A new session's record: nothing appended, never resumed, resumable.
+fn new_session_record(new: NewSession, now: OffsetDateTime) -> SessionRecord {
+    SessionRecord {
+        session_id: new.session_id,
+        user_id: new.user_id,
+        status: new.status,
+        created_at: now,
+        last_active_at: now,
+        message_count: 0,
+        total_cost_usd: 0.0,
+        title: None,
+        last_seq: 0,
+        agent_session_id: None,
+        resume_count: 0,
+        is_resumable: true,
+        ended_reason: None,
+    }
 }
 
 fn role_from_db(value: &str) -> Result<Role, Error> {

@@ -24,8 +24,9 @@ macro_rules! embed {
     };
 }
 
-pub(crate) const POSTGRES: Embedded = embed!("postgres": "0001_init.sql");
-pub(crate) const SQLITE: Embedded = embed!("sqlite": "0001_init.sql");
+pub(crate) const POSTGRES: Embedded =
+    embed!("postgres": "0001_init.sql", "0002_session_resume.sql");
+pub(crate) const SQLITE: Embedded = embed!("sqlite": "0001_init.sql", "0002_session_resume.sql");
 
 pub(crate) fn migrator(files: Embedded) -> Migrator {
     let migrations = files
@@ -88,5 +89,83 @@ mod tests {
         let first = migrator.iter().next().unwrap();
         assert_eq!((first.version, first.description.as_ref()), (1, "init"));
         assert!(migrator.iter().map(|m| m.version).is_sorted());
+    }
+
+    // Sessions written before migration 0002 must read as never resumed,
+    // resumable, and resuming their own id: the defaults of the new columns.
+    // (New sessions get the same from the stores; the shared suite checks
+    // that.)
+
+    /// `(agent_session_id, resume_count, is_resumable, ended_reason)`.
+    type ResumeColumns = (Option<String>, i64, bool, Option<String>);
+
+    #[tokio::test]
+    async fn sqlite_sessions_from_before_0002_get_the_resume_defaults() {
+        use sqlx::{Connection, SqliteConnection};
+        let mut conn = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        let sqlite_migrator = migrator(SQLITE);
+        sqlite_migrator.run_to(1, &mut conn).await.unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO users (user_id, username, username_key, password_hash, role, created_at) \
+             VALUES ('00000000-0000-4000-8000-000000000001', 'a', 'a', 'h', 'user', 0); \
+             INSERT INTO sessions (session_id, user_id, status, created_at, last_active_at) \
+             VALUES ('00000000-0000-4000-8000-000000000002', \
+                     '00000000-0000-4000-8000-000000000001', 'idle', 0, 0);",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        sqlite_migrator.run(&mut conn).await.unwrap();
+        let columns: ResumeColumns = sqlx::query_as(
+            "SELECT agent_session_id, resume_count, is_resumable, ended_reason FROM sessions",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(columns, (None, 0, true, None));
+    }
+
+    #[tokio::test]
+    async fn postgres_sessions_from_before_0002_get_the_resume_defaults() {
+        use sqlx::{AssertSqlSafe, Connection, PgConnection};
+        let server = std::env::var("CSP_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let mut conn = PgConnection::connect(&server).await.unwrap_or_else(|e| {
+            panic!("cannot reach the test Postgres (CSP_TEST_DATABASE_URL): {e}")
+        });
+        // Everything happens in a schema of its own inside one transaction
+        // that is never committed, so nothing is left behind, even on panic.
+        let mut tx = conn.begin().await.unwrap();
+        let schema = format!("csp_upgrade_{}", uuid::Uuid::new_v4().simple());
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "CREATE SCHEMA {schema}; SET LOCAL search_path TO {schema}"
+        )))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        let mut schema_migrator = migrator(POSTGRES);
+        // The advisory lock is per database and outlives the transaction;
+        // this migration is private to the schema anyway.
+        schema_migrator.set_locking(false);
+        schema_migrator.run_to(1, &mut *tx).await.unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO users (user_id, username, username_key, password_hash, role, created_at) \
+             VALUES ('00000000-0000-4000-8000-000000000001', 'a', 'a', 'h', 'user', now()); \
+             INSERT INTO sessions (session_id, user_id, status, created_at, last_active_at) \
+             VALUES ('00000000-0000-4000-8000-000000000002', \
+                     '00000000-0000-4000-8000-000000000001', 'idle', now(), now());",
+        )
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        schema_migrator.run(&mut *tx).await.unwrap();
+        let columns: ResumeColumns = sqlx::query_as(
+            "SELECT agent_session_id::text, resume_count, is_resumable, ended_reason FROM sessions",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        assert_eq!(columns, (None, 0, true, None));
+        tx.rollback().await.unwrap();
     }
 }

@@ -3,8 +3,9 @@
 use crate::error::violation;
 use crate::migrations::{self, migrator};
 use crate::{
-    Config, Error, MessageRecord, NewMessage, NewSession, NewUser, SessionRecord, SessionStore,
-    UserRecord, UserStore, count_from_db, role_from_db, seq_to_db, timestamp, username_key,
+    Config, Error, MessageRecord, NewMessage, NewSession, NewUser, RESUMING_STATUS, SessionRecord,
+    SessionStore, UserRecord, UserStore, count_from_db, new_session_record, role_from_db,
+    seq_to_db, timestamp, username_key,
 };
 use async_trait::async_trait;
 use csp_domain::{SessionId, UserId};
@@ -28,7 +29,8 @@ macro_rules! user_columns {
 macro_rules! session_columns {
     () => {
         "session_id, user_id, status, created_at, last_active_at, \
-         message_count, total_cost_usd, title, last_seq"
+         message_count, total_cost_usd, title, last_seq, \
+         agent_session_id, resume_count, is_resumable, ended_reason"
     };
 }
 
@@ -77,15 +79,6 @@ impl PgStore {
                 source,
             })?;
         Ok(Self { pool, target })
-    }
-
-    /// Succeeds when the database answers a query.
-    pub async fn ping(&self) -> Result<(), Error> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.error(e))?;
-        Ok(())
     }
 
     /// Closes the pool, waiting for checked-out connections to return.
@@ -212,17 +205,7 @@ impl SessionStore for PgStore {
     #[instrument(name = "store.create_session", skip_all, fields(session.id = %new.session_id))]
     async fn create_session(&self, new: NewSession) -> Result<SessionRecord, Error> {
         let now = timestamp::now();
-        let session = SessionRecord {
-            session_id: new.session_id,
-            user_id: new.user_id,
-            status: new.status,
-            created_at: now,
-            last_active_at: now,
-            message_count: 0,
-            total_cost_usd: 0.0,
-            title: None,
-            last_seq: 0,
-        };
+        let session = new_session_record(new, now);
         sqlx::query(
             "INSERT INTO sessions (session_id, user_id, status, created_at, last_active_at) \
              VALUES ($1, $2, $3, $4, $4)",
@@ -245,11 +228,60 @@ impl SessionStore for PgStore {
         Ok(session)
     }
 
+    async fn ping(&self) -> Result<(), Error> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
     #[instrument(name = "store.set_session_status", skip_all, fields(session.id = %id, status))]
     async fn set_session_status(&self, id: SessionId, status: &str) -> Result<(), Error> {
         let query = sqlx::query("UPDATE sessions SET status = $2 WHERE session_id = $1")
             .bind(id.0)
             .bind(status);
+        self.execute_on_session(id, query).await
+    }
+
+    #[instrument(name = "store.set_session_state", skip_all, fields(session.id = %id, status, is_resumable))]
+    async fn set_session_state(
+        &self,
+        id: SessionId,
+        status: &str,
+        is_resumable: bool,
+        ended_reason: Option<&str>,
+    ) -> Result<(), Error> {
+        let query = sqlx::query(
+            "UPDATE sessions SET status = $2, is_resumable = $3, ended_reason = $4 \
+             WHERE session_id = $1",
+        )
+        .bind(id.0)
+        .bind(status)
+        .bind(is_resumable)
+        .bind(ended_reason);
+        self.execute_on_session(id, query).await
+    }
+
+    #[instrument(name = "store.record_resume", skip_all, fields(session.id = %id))]
+    async fn record_resume(&self, id: SessionId) -> Result<(), Error> {
+        // GREATEST as in append_message: activity never moves backwards.
+        let query = sqlx::query(
+            "UPDATE sessions SET resume_count = resume_count + 1, \
+             last_active_at = GREATEST(last_active_at, $2), status = $3, ended_reason = NULL \
+             WHERE session_id = $1",
+        )
+        .bind(id.0)
+        .bind(timestamp::now())
+        .bind(RESUMING_STATUS);
+        self.execute_on_session(id, query).await
+    }
+
+    #[instrument(name = "store.set_agent_session", skip_all, fields(session.id = %id, agent_session.id = %agent_session_id))]
+    async fn set_agent_session(&self, id: SessionId, agent_session_id: Uuid) -> Result<(), Error> {
+        let query = sqlx::query("UPDATE sessions SET agent_session_id = $2 WHERE session_id = $1")
+            .bind(id.0)
+            .bind(agent_session_id);
         self.execute_on_session(id, query).await
     }
 
@@ -405,6 +437,10 @@ impl PgStore {
             total_cost_usd: row.try_get("total_cost_usd").map_err(get)?,
             title: row.try_get("title").map_err(get)?,
             last_seq: count_from_db("last_seq", row.try_get("last_seq").map_err(get)?)?,
+            agent_session_id: row.try_get("agent_session_id").map_err(get)?,
+            resume_count: count_from_db("resume_count", row.try_get("resume_count").map_err(get)?)?,
+            is_resumable: row.try_get("is_resumable").map_err(get)?,
+            ended_reason: row.try_get("ended_reason").map_err(get)?,
         })
     }
 }

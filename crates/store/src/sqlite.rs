@@ -4,8 +4,9 @@ use crate::error::violation;
 use crate::migrations::{self, migrator};
 use crate::timestamp::{self, from_unix_ms, to_unix_ms};
 use crate::{
-    Config, Error, MessageRecord, NewMessage, NewSession, NewUser, SessionRecord, SessionStore,
-    UserRecord, UserStore, count_from_db, role_from_db, seq_to_db, username_key,
+    Config, Error, MessageRecord, NewMessage, NewSession, NewUser, RESUMING_STATUS, SessionRecord,
+    SessionStore, UserRecord, UserStore, count_from_db, new_session_record, role_from_db,
+    seq_to_db, username_key,
 };
 use async_trait::async_trait;
 use csp_domain::{SessionId, UserId};
@@ -20,6 +21,7 @@ use std::str::FromStr;
 use std::time::Duration;
 use time::OffsetDateTime;
 use tracing::instrument;
+use uuid::Uuid;
 
 // Macros rather than consts so that `concat!` builds each statement as a
 // `&'static str`, which sqlx accepts as SQL-safe and caches as prepared.
@@ -31,7 +33,8 @@ macro_rules! user_columns {
 macro_rules! session_columns {
     () => {
         "session_id, user_id, status, created_at, last_active_at, \
-         message_count, total_cost_usd, title, last_seq"
+         message_count, total_cost_usd, title, last_seq, \
+         agent_session_id, resume_count, is_resumable, ended_reason"
     };
 }
 
@@ -108,15 +111,6 @@ impl SqliteStore {
         Ok(Self { pool, target })
     }
 
-    /// Succeeds when the database answers a query.
-    pub async fn ping(&self) -> Result<(), Error> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.error(e))?;
-        Ok(())
-    }
-
     /// Closes the pool, waiting for checked-out connections to return.
     pub async fn close(&self) {
         self.pool.close().await;
@@ -155,6 +149,7 @@ impl SqliteStore {
 
     fn session_from_row(&self, row: &SqliteRow) -> Result<SessionRecord, Error> {
         let get = |e| self.error(e);
+        let agent_session_id: Option<String> = row.try_get("agent_session_id").map_err(get)?;
         Ok(SessionRecord {
             session_id: parse_id(row.try_get("session_id").map_err(get)?)?,
             user_id: parse_id(row.try_get("user_id").map_err(get)?)?,
@@ -168,6 +163,16 @@ impl SqliteStore {
             total_cost_usd: row.try_get("total_cost_usd").map_err(get)?,
             title: row.try_get("title").map_err(get)?,
             last_seq: count_from_db("last_seq", row.try_get("last_seq").map_err(get)?)?,
+            agent_session_id: agent_session_id
+                .map(|text| {
+                    Uuid::parse_str(&text).map_err(|e| {
+                        Error::Corrupt(format!("agent_session_id {text:?} is not a UUID: {e}"))
+                    })
+                })
+                .transpose()?,
+            resume_count: count_from_db("resume_count", row.try_get("resume_count").map_err(get)?)?,
+            is_resumable: row.try_get("is_resumable").map_err(get)?,
+            ended_reason: row.try_get("ended_reason").map_err(get)?,
         })
     }
 }
@@ -261,17 +266,7 @@ impl SessionStore for SqliteStore {
     #[instrument(name = "store.create_session", skip_all, fields(session.id = %new.session_id))]
     async fn create_session(&self, new: NewSession) -> Result<SessionRecord, Error> {
         let now = timestamp::now();
-        let session = SessionRecord {
-            session_id: new.session_id,
-            user_id: new.user_id,
-            status: new.status,
-            created_at: now,
-            last_active_at: now,
-            message_count: 0,
-            total_cost_usd: 0.0,
-            title: None,
-            last_seq: 0,
-        };
+        let session = new_session_record(new, now);
         sqlx::query(
             "INSERT INTO sessions (session_id, user_id, status, created_at, last_active_at) \
              VALUES ($1, $2, $3, $4, $4)",
@@ -294,11 +289,59 @@ impl SessionStore for SqliteStore {
         Ok(session)
     }
 
+    async fn ping(&self) -> Result<(), Error> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
     #[instrument(name = "store.set_session_status", skip_all, fields(session.id = %id, status))]
     async fn set_session_status(&self, id: SessionId, status: &str) -> Result<(), Error> {
         let query = sqlx::query("UPDATE sessions SET status = $2 WHERE session_id = $1")
             .bind(id.to_string())
             .bind(status.to_owned());
+        self.execute_on_session(id, query).await
+    }
+
+    #[instrument(name = "store.set_session_state", skip_all, fields(session.id = %id, status, is_resumable))]
+    async fn set_session_state(
+        &self,
+        id: SessionId,
+        status: &str,
+        is_resumable: bool,
+        ended_reason: Option<&str>,
+    ) -> Result<(), Error> {
+        let query = sqlx::query(
+            "UPDATE sessions SET status = $2, is_resumable = $3, ended_reason = $4 \
+             WHERE session_id = $1",
+        )
+        .bind(id.to_string())
+        .bind(status.to_owned())
+        .bind(is_resumable)
+        .bind(ended_reason.map(str::to_owned));
+        self.execute_on_session(id, query).await
+    }
+
+    #[instrument(name = "store.record_resume", skip_all, fields(session.id = %id))]
+    async fn record_resume(&self, id: SessionId) -> Result<(), Error> {
+        let query = sqlx::query(
+            "UPDATE sessions SET resume_count = resume_count + 1, \
+             last_active_at = MAX(last_active_at, $2), status = $3, ended_reason = NULL \
+             WHERE session_id = $1",
+        )
+        .bind(id.to_string())
+        .bind(to_unix_ms(timestamp::now()))
+        .bind(RESUMING_STATUS);
+        self.execute_on_session(id, query).await
+    }
+
+    #[instrument(name = "store.set_agent_session", skip_all, fields(session.id = %id, agent_session.id = %agent_session_id))]
+    async fn set_agent_session(&self, id: SessionId, agent_session_id: Uuid) -> Result<(), Error> {
+        let query = sqlx::query("UPDATE sessions SET agent_session_id = $2 WHERE session_id = $1")
+            .bind(id.to_string())
+            .bind(agent_session_id.hyphenated().to_string());
         self.execute_on_session(id, query).await
     }
 

@@ -80,13 +80,65 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// Renders the Prometheus text exposition of every metric in the process.
-pub fn render_metrics() -> String {
-    metrics_handle().render()
+type Collector = Box<dyn Fn(&mut String) + Send + Sync>;
+
+static COLLECTORS: std::sync::Mutex<Vec<Collector>> = std::sync::Mutex::new(Vec::new());
+
+/// Adds series rendered at scrape time: for per-entity gauges (one per
+/// live session) whose series must vanish with the entity, which the
+/// recorder cannot forget.
+pub fn add_collector(f: impl Fn(&mut String) + Send + Sync + 'static) {
+    COLLECTORS
+        .lock()
+        .expect("collectors lock")
+        .push(Box::new(f));
 }
 
-/// An HTTP listener for `/metrics` and a liveness probe, for the services
-/// whose API is gRPC (the gateway serves both on its own port).
+/// Renders the Prometheus text exposition of every metric in the process.
+pub fn render_metrics() -> String {
+    let mut out = metrics_handle().render();
+    for c in COLLECTORS.lock().expect("collectors lock").iter() {
+        c(&mut out);
+    }
+    out
+}
+
+/// One probe answer: 200 or 503 with a JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probe {
+    pub ok: bool,
+    pub body: serde_json::Value,
+}
+
+impl Probe {
+    pub fn ok(body: serde_json::Value) -> Self {
+        Self { ok: true, body }
+    }
+
+    pub fn unavailable(body: serde_json::Value) -> Self {
+        Self { ok: false, body }
+    }
+}
+
+/// Readiness and startup of a service, for `/api/v1/health/{ready,startup}`.
+#[async_trait::async_trait]
+pub trait Probes: Send + Sync {
+    async fn ready(&self) -> Probe;
+    async fn startup(&self) -> Probe;
+}
+
+fn probe_response(p: Probe) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let status = if p.ok {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(p.body)).into_response()
+}
+
+/// An HTTP listener for `/metrics` and the probes (live, ready, startup),
+/// for the services whose API is gRPC (the gateway serves them on its own port).
 pub struct MetricsServer {
     listener: tokio::net::TcpListener,
 }
@@ -102,9 +154,22 @@ impl MetricsServer {
         self.listener.local_addr()
     }
 
-    pub async fn run(self, shutdown: tokio_util::sync::CancellationToken) -> std::io::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: tokio_util::sync::CancellationToken,
+        probes: std::sync::Arc<dyn Probes>,
+    ) -> std::io::Result<()> {
         use axum::routing::get;
+        let ready = probes.clone();
         let app = axum::Router::new()
+            .route(
+                "/api/v1/health/ready",
+                get(move || async move { probe_response(ready.ready().await) }),
+            )
+            .route(
+                "/api/v1/health/startup",
+                get(move || async move { probe_response(probes.startup().await) }),
+            )
             .route(
                 "/metrics",
                 get(|| async {

@@ -68,6 +68,7 @@ fn status_name(s: i32) -> &'static str {
         pb::SessionStatus::Ready => "ready",
         pb::SessionStatus::Failed => "failed",
         pb::SessionStatus::Terminated => "ended",
+        pb::SessionStatus::Idle => "idle",
         pb::SessionStatus::Unspecified => "unknown",
     }
 }
@@ -97,6 +98,9 @@ pub(crate) async fn sessions(
                 "message_count": s.message_count,
                 "total_cost_usd": s.total_cost_usd,
                 "title": s.title,
+                "resume_count": s.resume_count,
+                "is_resumable": s.is_resumable,
+                "ended_reason": s.ended_reason,
             })
         })
         .collect();
@@ -165,26 +169,61 @@ pub(crate) async fn startup(State(state): State<AppState>) -> Response {
 }
 
 /// 200 while a new user can get a session (a warm slot or room for a cold
-/// start); 503 with the reason otherwise.
+/// start, database, bus and cache reachable, model key not rejected, not
+/// shutting down); 503 with the first reason otherwise.
 pub(crate) async fn ready(State(state): State<AppState>) -> Response {
-    match pool_status(&state).await {
-        Ok(s) if s.pool_depth > 0 || s.active_sessions < s.max_sessions => Json(json!({
+    let not_ready = |reason: &str, active: u32, max: u32| {
+        unavailable(json!({
+            "status": "not_ready",
+            "reason": reason,
+            "active_sessions": active,
+            "max_sessions": max,
+        }))
+    };
+    if state.shutting_down.is_cancelled() {
+        return not_ready("shutting_down", 0, 0);
+    }
+    let s = match pool_status(&state).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness probe: session-pool unreachable");
+            return not_ready("session_pool_unreachable", 0, 0);
+        }
+    };
+    let timeout = std::time::Duration::from_secs(2);
+    let bus_ok = matches!(
+        tokio::time::timeout(timeout, state.bus.ping()).await,
+        Ok(Ok(()))
+    );
+    let cache_ok = matches!(
+        tokio::time::timeout(timeout, state.cache.ping()).await,
+        Ok(Ok(()))
+    );
+    let reason = if state.shutting_down.is_cancelled() {
+        Some("shutting_down")
+    } else if !s.ready {
+        Some(s.reason.as_str())
+    } else if !bus_ok {
+        Some("bus_unavailable")
+    } else if !cache_ok {
+        Some("cache_unavailable")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => not_ready(reason, s.active_sessions, s.max_sessions),
+        None => Json(json!({
             "status": "ready",
             "active_sessions": s.active_sessions,
             "max_sessions": s.max_sessions,
             "pool_depth": s.pool_depth,
+            "circuit_breaker_state": match s.circuit_breaker_state {
+                2 => "open",
+                1 => "half_open",
+                _ => "closed",
+            },
         }))
         .into_response(),
-        Ok(s) => unavailable(json!({
-            "status": "not_ready",
-            "reason": "pool_empty",
-            "active_sessions": s.active_sessions,
-            "max_sessions": s.max_sessions,
-        })),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness probe: session-pool unreachable");
-            unavailable(json!({"status": "not_ready", "reason": "session_pool_unreachable"}))
-        }
     }
 }
 

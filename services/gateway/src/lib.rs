@@ -67,6 +67,8 @@ pub struct Config {
     pub cookie_secure: bool,
     pub max_frame_bytes: usize,
     pub send_queue: usize,
+    /// Told to browsers in `server_shutting_down` (the session-pool's grace).
+    pub shutdown_grace_seconds: u64,
 }
 
 /// A bound gateway, ready to run.
@@ -74,6 +76,7 @@ pub struct Server {
     listener: TcpListener,
     addr: SocketAddr,
     router: Router,
+    state: AppState,
 }
 
 impl Server {
@@ -96,8 +99,9 @@ impl Server {
                 max_frame_bytes: config.max_frame_bytes,
                 send_queue: config.send_queue,
             },
+            shutdown_grace_seconds: config.shutdown_grace_seconds,
         });
-        let router = router(state, config.web_dir);
+        let router = router(state.clone(), config.web_dir);
         let listener = TcpListener::bind(config.http_addr)
             .await
             .map_err(|source| Error::Bind {
@@ -112,6 +116,7 @@ impl Server {
             listener,
             addr,
             router,
+            state,
         })
     }
 
@@ -119,8 +124,28 @@ impl Server {
         self.addr
     }
 
-    /// Serves until `shutdown`; open WebSockets are closed with it.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
+    /// Serves until `shutdown`. Then readiness fails at once, every open
+    /// WebSocket is told `server_shutting_down` and keeps relaying until
+    /// `hold` is cancelled (`csp dev`: the in-process session-pool drained;
+    /// `None`: one second, for the frames to reach the browsers); then the
+    /// sockets close with 1012 and the server stops.
+    pub async fn run(
+        self,
+        shutdown: CancellationToken,
+        hold: Option<CancellationToken>,
+    ) -> Result<(), Error> {
+        let state = self.state.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            tracing::info!("shutting down: telling every WebSocket");
+            state.shutting_down.cancel();
+            match hold {
+                Some(hold) => hold.cancelled().await,
+                None => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
+            }
+            state.closing.cancel();
+        });
+        let closing = self.state.closing.clone();
         tracing::info!(addr = %self.addr, "gateway listening");
         use axum::serve::ListenerExt;
         // Without TCP_NODELAY, Nagle's algorithm holds each small frame until
@@ -132,7 +157,7 @@ impl Server {
             }
         });
         axum::serve(listener, self.router)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .with_graceful_shutdown(closing.cancelled_owned())
             .await
             .map_err(Error::Serve)
     }

@@ -9,6 +9,7 @@ use csp_proto::v1::session_pool_client::SessionPoolClient;
 use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 #[derive(Clone)]
@@ -37,6 +38,14 @@ pub(crate) struct Inner {
     pub(crate) limits: Limits,
     /// Names this gateway in presence records.
     pub(crate) instance: String,
+    /// Cancelled on SIGTERM: readiness fails, every socket is told
+    /// `server_shutting_down`, relaying goes on.
+    pub(crate) shutting_down: CancellationToken,
+    /// Cancelled when the sockets must close (1012): after the in-process
+    /// session-pool drained (`csp dev`), or shortly after shutdown began.
+    pub(crate) closing: CancellationToken,
+    /// Told to browsers with `server_shutting_down`.
+    pub(crate) shutdown_grace_seconds: u64,
 }
 
 impl Deref for AppState {
@@ -56,6 +65,7 @@ pub(crate) struct Parts {
     pub(crate) model_label: String,
     pub(crate) cookie_secure: bool,
     pub(crate) limits: Limits,
+    pub(crate) shutdown_grace_seconds: u64,
 }
 
 impl AppState {
@@ -72,7 +82,57 @@ impl AppState {
             cookie_secure: p.cookie_secure,
             limits: p.limits,
             instance: uuid::Uuid::new_v4().simple().to_string(),
+            shutting_down: CancellationToken::new(),
+            closing: CancellationToken::new(),
+            shutdown_grace_seconds: p.shutdown_grace_seconds,
         }))
+    }
+
+    fn client(&self, addr: String) -> Result<SessionPoolClient<Channel>, ErrorCode> {
+        let mut replicas = self.replicas.lock().expect("replica map lock");
+        if let Some(c) = replicas.get(&addr) {
+            return Ok(c.clone());
+        }
+        let channel = csp_rpc::channel(&addr).map_err(|e| {
+            tracing::error!(error = %e, "bad route address");
+            ErrorCode::Internal
+        })?;
+        let client = SessionPoolClient::new(channel);
+        replicas.insert(addr, client.clone());
+        Ok(client)
+    }
+
+    /// Makes sure the session runs somewhere and returns that replica: the
+    /// routed one if it has it, else any replica resumes it (`--resume`).
+    /// Errors are the user-facing reason it cannot run (ended for good,
+    /// shutting down, at capacity).
+    pub(crate) async fn ensure_running(
+        &self,
+        session: SessionId,
+        user: csp_domain::UserId,
+    ) -> Result<SessionPoolClient<Channel>, ErrorCode> {
+        let req = csp_proto::v1::ResumeRequest {
+            session_id: session.to_string(),
+            user_id: user.to_string(),
+        };
+        if let Ok(mut routed) = self.pool_for(session).await {
+            match routed.resume(req.clone()).await {
+                Ok(_) => return Ok(routed),
+                Err(s) => {
+                    let code = csp_rpc::error_code(&s);
+                    // A replica that is gone or going: resume elsewhere.
+                    if !matches!(code, ErrorCode::Unavailable | ErrorCode::ServerShuttingDown) {
+                        return Err(code);
+                    }
+                    tracing::info!(session.id = %session, %code, "routed replica cannot run the session; resuming elsewhere");
+                }
+            }
+        }
+        let mut any = self.default_pool.clone();
+        any.resume(req)
+            .await
+            .map_err(|s| crate::error::ApiError::from_status(&s).code)?;
+        self.pool_for(session).await
     }
 
     /// The client for the replica that runs `session`, found through the
@@ -89,16 +149,6 @@ impl AppState {
                 return Err(ErrorCode::Unavailable);
             }
         };
-        let mut replicas = self.replicas.lock().expect("replica map lock");
-        if let Some(c) = replicas.get(&addr) {
-            return Ok(c.clone());
-        }
-        let channel = csp_rpc::channel(&addr).map_err(|e| {
-            tracing::error!(error = %e, "bad route address");
-            ErrorCode::Internal
-        })?;
-        let client = SessionPoolClient::new(channel);
-        replicas.insert(addr, client.clone());
-        Ok(client)
+        self.client(addr)
     }
 }

@@ -29,6 +29,8 @@ const PRESENCE_REFRESH: Duration = Duration::from_secs(30);
 /// Close code for "your after_seq is older than the replay window".
 const CLOSE_REPLAY_GAP: u16 = 4409;
 const CLOSE_TRY_AGAIN: u16 = 1013;
+/// "Service restart": the server is going away; reconnect with backoff.
+const CLOSE_SERVICE_RESTART: u16 = 1012;
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct WsQuery {
@@ -107,7 +109,11 @@ pub(crate) async fn upgrade(
                 })
                 .await
                 .map_err(|s| ApiError::from_status(&s))?;
-            Some((id, q.after_seq.unwrap_or(0)))
+            // Reopening a session whose process stopped (idle, crash,
+            // restart of the server) continues it. When it cannot run, the
+            // socket still opens: the history replays and the error says why.
+            let not_running = state.ensure_running(id, user.id).await.err();
+            Some((id, q.after_seq.unwrap_or(0), not_running))
         }
         None => None,
     };
@@ -154,10 +160,18 @@ fn close(code: u16, reason: &'static str) -> Message {
     }))
 }
 
+fn shutting_down_frame(grace: u64) -> Message {
+    text(&serde_json::json!({
+        "type": "server_shutting_down",
+        "message": ErrorCode::ServerShuttingDown.user_message(),
+        "grace_seconds": grace,
+    }))
+}
+
 async fn connection(
     state: AppState,
     user: UserId,
-    attach: Option<(SessionId, u64)>,
+    attach: Option<(SessionId, u64, Option<ErrorCode>)>,
     socket: WebSocket,
 ) {
     let _gauge = Gauge::open();
@@ -198,10 +212,10 @@ async fn connection(
         })
     };
 
-    let (session, after_seq) = match attach {
+    let (session, after_seq, not_running) = match attach {
         Some(a) => a,
         None => match acquire(&state, user).await {
-            Ok(id) => (id, 0),
+            Ok(id) => (id, 0, None),
             Err(code) => {
                 let _ = tx.send(error_frame(code, None)).await;
                 let _ = tx.send(close(CLOSE_TRY_AGAIN, "acquire_failed")).await;
@@ -228,11 +242,30 @@ async fn connection(
         conn_id.clone(),
         done.clone(),
     ));
+    if let Some(code) = not_running {
+        let _ = tx.try_send(error_frame(code, None));
+    }
 
+    let mut told_shutdown = false;
     loop {
         let msg = tokio::select! {
             m = stream.next() => m,
             _ = done.cancelled() => break,
+            _ = state.shutting_down.cancelled(), if !told_shutdown => {
+                told_shutdown = true;
+                let _ = tx.try_send(shutting_down_frame(state.shutdown_grace_seconds));
+                continue;
+            }
+            _ = state.closing.cancelled() => {
+                if !told_shutdown {
+                    let _ = tx.try_send(shutting_down_frame(0));
+                }
+                let closing = tx.send(close(CLOSE_SERVICE_RESTART, "server_restarting"));
+                let _ = tokio::time::timeout(Duration::from_secs(1), closing).await;
+                // The writer ends after sending the close frame.
+                let _ = tokio::time::timeout(Duration::from_secs(2), done.cancelled()).await;
+                break;
+            }
         };
         let Some(Ok(msg)) = msg else { break };
         let reply = match msg {
@@ -376,22 +409,36 @@ async fn handle_frame(
                 return Some(error_frame(ErrorCode::EmptyMessage, None));
             }
             let client_id = client_id.filter(|c| c.len() <= 128).unwrap_or_default();
-            let mut pool = match state.pool_for(session).await {
-                Ok(p) => p,
-                Err(code) => return Some(error_frame(code, None)),
+            let req = pb::SendRequest {
+                session_id: session.to_string(),
+                user_id: user.to_string(),
+                text,
+                client_id,
             };
-            match pool
-                .send(pb::SendRequest {
-                    session_id: session.to_string(),
-                    user_id: user.to_string(),
-                    text,
-                    client_id,
-                })
-                .await
-            {
-                Ok(_) => None,
-                Err(s) => Some(error_frame(ApiError::from_status(&s).code, None)),
-            }
+            let first = match state.pool_for(session).await {
+                Ok(mut pool) => pool
+                    .send(req.clone())
+                    .await
+                    .map(drop)
+                    .map_err(|s| ApiError::from_status(&s).code),
+                Err(code) => Err(code),
+            };
+            // The session's process stopped (idle, crash, server restart):
+            // resume it; the message waits in its queue while it starts.
+            let sent = match first {
+                Err(ErrorCode::SessionUnavailable) => {
+                    match state.ensure_running(session, user).await {
+                        Ok(mut pool) => pool
+                            .send(req)
+                            .await
+                            .map(drop)
+                            .map_err(|s| ApiError::from_status(&s).code),
+                        Err(code) => Err(code),
+                    }
+                }
+                other => other,
+            };
+            sent.err().map(|code| error_frame(code, None))
         }
         ClientFrame::Interrupt => {
             let mut pool = match state.pool_for(session).await {

@@ -194,14 +194,77 @@ impl Policy for Service {
 pub struct Server {
     listener: csp_rpc::Listener,
     service: Service,
+    probes: Arc<Probes>,
+}
+
+/// Readiness of the policy service: its user store answers a query, and
+/// it is not shutting down.
+pub struct Probes {
+    store: Arc<dyn UserStore>,
+    startup_ms: u64,
+    shutting_down: CancellationToken,
+}
+
+impl Probes {
+    async fn store_ok(&self) -> bool {
+        let probe = self.store.count_users();
+        matches!(
+            tokio::time::timeout(std::time::Duration::from_secs(2), probe).await,
+            Ok(Ok(_))
+        )
+    }
+
+    fn reason(&self, store_ok: bool) -> Option<&'static str> {
+        if self.shutting_down.is_cancelled() {
+            Some("shutting_down")
+        } else if !store_ok {
+            Some("database_unavailable")
+        } else {
+            None
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl csp_telemetry::Probes for Probes {
+    async fn ready(&self) -> csp_telemetry::Probe {
+        match self.reason(self.store_ok().await) {
+            None => csp_telemetry::Probe::ok(serde_json::json!({"status": "ready"})),
+            Some(reason) => csp_telemetry::Probe::unavailable(
+                serde_json::json!({"status": "not_ready", "reason": reason}),
+            ),
+        }
+    }
+
+    async fn startup(&self) -> csp_telemetry::Probe {
+        csp_telemetry::Probe::ok(serde_json::json!({
+            "status": "started",
+            "startup_duration_ms": self.startup_ms,
+        }))
+    }
 }
 
 impl Server {
     /// Binds the gRPC port (0 picks one; see `local_addr`).
     pub async fn build(config: Config, store: Arc<dyn UserStore>) -> Result<Self, Error> {
+        let built = std::time::Instant::now();
         let listener = csp_rpc::Listener::bind(config.grpc_addr).await?;
-        let service = Service::new(store, config.tokens)?;
-        Ok(Self { listener, service })
+        let service = Service::new(store.clone(), config.tokens)?;
+        let probes = Arc::new(Probes {
+            store,
+            startup_ms: built.elapsed().as_millis() as u64,
+            shutting_down: CancellationToken::new(),
+        });
+        Ok(Self {
+            listener,
+            service,
+            probes,
+        })
+    }
+
+    /// The HTTP probes (`csp serve policy` serves them beside `/metrics`).
+    pub fn probes(&self) -> Arc<dyn csp_telemetry::Probes> {
+        self.probes.clone()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -211,10 +274,34 @@ impl Server {
     /// Serves until `shutdown` is cancelled.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
         let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_serving::<PolicyServer<Service>>().await;
+        // gRPC health follows the readiness probe.
+        let probes = self.probes.clone();
+        let reporter = tokio::spawn(async move {
+            let mut last = None;
+            loop {
+                let ready = probes.reason(probes.store_ok().await).is_none();
+                if last != Some(ready) {
+                    if ready {
+                        health.set_serving::<PolicyServer<Service>>().await;
+                    } else {
+                        health.set_not_serving::<PolicyServer<Service>>().await;
+                    }
+                    last = Some(ready);
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
+        });
         let routes = tonic::service::Routes::new(health_service)
             .add_service(PolicyServer::new(self.service));
-        self.listener.serve(routes, shutdown).await?;
+        let probes = self.probes.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            probes.shutting_down.cancel();
+        });
+        let served = self.listener.serve(routes, shutdown).await;
+        reporter.abort();
+        served?;
         Ok(())
     }
 }

@@ -7,11 +7,15 @@
 //! process outlive its session: each runs in its own process group and is
 //! ended with it.
 
+mod lifecycle;
 mod metrics;
+mod model_check;
 mod pool;
 mod service;
 mod session;
 mod translate;
+
+pub use lifecycle::Limits;
 
 use csp_agent::PermissionHook;
 use csp_bus::EventBus;
@@ -55,8 +59,14 @@ pub struct Config {
     pub permission_hook: Arc<dyn PermissionHook>,
     /// Shown to users, e.g. "offline demo model".
     pub model_label: String,
-    /// How long shutdown waits for sessions to end.
+    /// `SHUTDOWN_GRACE_SECONDS`: how long shutdown lets turns in flight finish.
     pub shutdown_grace: Duration,
+    /// Per-session duration, memory, idle and stall limits.
+    pub limits: Limits,
+    /// The model API circuit breaker, shared through the cache.
+    pub breaker: csp_breaker::Config,
+    /// How often zombie processes are looked for (US-004: 60 s).
+    pub reaper_interval: Duration,
 }
 
 impl Config {
@@ -82,6 +92,49 @@ pub struct PoolStatus {
     pub max_sessions: usize,
     /// Milliseconds until the first warm slot was filled; `None` while starting.
     pub started_after_ms: Option<u64>,
+    /// Why a new user cannot be served now; `None` when ready.
+    pub not_ready: Option<&'static str>,
+    pub circuit_breaker: csp_breaker::State,
+}
+
+/// How long one dependency check of the readiness probe may take.
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+async fn reachable<E>(f: impl std::future::Future<Output = Result<(), E>>) -> bool {
+    matches!(tokio::time::timeout(PING_TIMEOUT, f).await, Ok(Ok(())))
+}
+
+impl pool::Pool {
+    /// The readiness verdict: the first thing that stops a new user from
+    /// being served, in the order an operator should fix them.
+    pub(crate) async fn status(&self) -> PoolStatus {
+        let active_sessions = self.active().await;
+        let pool_depth = self.depth().await;
+        let max_sessions = self.max_sessions();
+        let not_ready = if self.draining() {
+            Some("shutting_down")
+        } else if !reachable(self.store.ping()).await {
+            Some("database_unavailable")
+        } else if !reachable(self.bus.ping()).await {
+            Some("bus_unavailable")
+        } else if !reachable(self.cache.ping()).await {
+            Some("cache_unavailable")
+        } else if self.key_rejected() {
+            Some("model_api_key_rejected")
+        } else if pool_depth == 0 && active_sessions >= max_sessions {
+            Some("pool_empty")
+        } else {
+            None
+        };
+        PoolStatus {
+            active_sessions,
+            pool_depth,
+            max_sessions,
+            started_after_ms: self.started_after_ms(),
+            not_ready,
+            circuit_breaker: self.breaker.state().await,
+        }
+    }
 }
 
 /// A bound session-pool, ready to run.
@@ -89,23 +142,53 @@ pub struct Server {
     listener: csp_rpc::Listener,
     pool: Arc<Pool>,
     grace: Duration,
-    max_sessions: usize,
+    reaper_interval: Duration,
 }
 
 /// A cheap handle to observe a running pool.
 #[derive(Clone)]
 pub struct Monitor {
     pool: Arc<Pool>,
-    max_sessions: usize,
 }
 
 impl Monitor {
     pub async fn status(&self) -> PoolStatus {
-        PoolStatus {
-            active_sessions: self.pool.active().await,
-            pool_depth: self.pool.depth().await,
-            max_sessions: self.max_sessions,
-            started_after_ms: self.pool.started_after_ms(),
+        self.pool.status().await
+    }
+}
+
+/// The HTTP probes of `csp serve session-pool` (same bodies as the gateway's).
+#[async_trait::async_trait]
+impl csp_telemetry::Probes for Monitor {
+    async fn ready(&self) -> csp_telemetry::Probe {
+        let s = self.status().await;
+        match s.not_ready {
+            None => csp_telemetry::Probe::ok(serde_json::json!({
+                "status": "ready",
+                "active_sessions": s.active_sessions,
+                "max_sessions": s.max_sessions,
+                "pool_depth": s.pool_depth,
+                "circuit_breaker_state": s.circuit_breaker.as_str(),
+            })),
+            Some(reason) => csp_telemetry::Probe::unavailable(serde_json::json!({
+                "status": "not_ready",
+                "reason": reason,
+                "active_sessions": s.active_sessions,
+                "max_sessions": s.max_sessions,
+            })),
+        }
+    }
+
+    async fn startup(&self) -> csp_telemetry::Probe {
+        match self.pool.started_after_ms() {
+            Some(ms) => csp_telemetry::Probe::ok(serde_json::json!({
+                "status": "started",
+                "startup_duration_ms": ms,
+            })),
+            None => csp_telemetry::Probe::unavailable(serde_json::json!({
+                "status": "starting",
+                "reason": "pool_filling",
+            })),
         }
     }
 }
@@ -151,13 +234,28 @@ impl Server {
             hook: config.permission_hook,
             model_label: config.model_label,
             advertise_addr,
+            limits: config.limits,
         };
-        let pool = Pool::new(settings, bus, store, cache, CancellationToken::new());
+        let breaker = Arc::new(csp_breaker::Breaker::new(config.breaker, cache.clone()));
+        let pool = Pool::new(
+            settings,
+            bus,
+            store,
+            cache,
+            breaker,
+            CancellationToken::new(),
+        );
+        let weak = Arc::downgrade(&pool);
+        csp_telemetry::add_collector(move |out| {
+            if let Some(pool) = weak.upgrade() {
+                pool.render_rss(out);
+            }
+        });
         Ok(Self {
             listener,
             pool,
             grace: config.shutdown_grace,
-            max_sessions: config.max_sessions,
+            reaper_interval: config.reaper_interval,
         })
     }
 
@@ -168,28 +266,91 @@ impl Server {
     pub fn monitor(&self) -> Monitor {
         Monitor {
             pool: self.pool.clone(),
-            max_sessions: self.max_sessions,
         }
     }
 
-    /// Fills the pool and serves until `shutdown`; then ends every session.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
+    /// Fills the pool and serves until `shutdown`. Then: readiness fails at
+    /// once, no new session is taken, idle sessions stop, turns in flight
+    /// get the shutdown grace, and the gRPC API keeps answering meanwhile
+    /// (the gateway still relays those turns). Cancels `drained` when every
+    /// agent process is gone, then stops serving.
+    pub async fn run(
+        self,
+        shutdown: CancellationToken,
+        drained: CancellationToken,
+    ) -> Result<(), Error> {
+        // Orphans of agent trees (tools the CLI started in their own
+        // sessions) are re-parented to csp instead of PID 1, which may not
+        // reap them; the reaper loop collects them.
+        if let Err(e) = csp_agent::become_subreaper() {
+            tracing::warn!(error = %e, "cannot become a child subreaper; orphaned tool processes go to PID 1");
+        }
         let refill = tokio::spawn(self.pool.clone().refill_loop());
+        let reaper = tokio::spawn(self.pool.clone().reaper_loop(self.reaper_interval));
         let (health, health_service) = tonic_health::server::health_reporter();
-        health
-            .set_serving::<SessionPoolServer<service::Service>>()
-            .await;
+        let health_task = tokio::spawn(report_health(self.pool.clone(), health.clone()));
         let routes = tonic::service::Routes::new(health_service).add_service(
             SessionPoolServer::new(service::Service {
                 pool: self.pool.clone(),
             }),
         );
-        let served = self.listener.serve(routes, shutdown.clone()).await;
+        let stop_serving = CancellationToken::new();
+        let mut serving = tokio::spawn(self.listener.serve(routes, stop_serving.clone()));
+        let failed = tokio::select! {
+            _ = shutdown.cancelled() => None,
+            // The server failed on its own: still end every session.
+            r = &mut serving => Some(r),
+        };
         health
             .set_not_serving::<SessionPoolServer<service::Service>>()
             .await;
         self.pool.drain(self.grace).await;
+        stop_serving.cancel();
+        let served = match failed {
+            Some(r) => r,
+            None => serving.await,
+        };
+        let served = match served {
+            Ok(r) => r.map_err(Error::from),
+            Err(e) => Err(Error::Config(format!("gRPC server task failed: {e}"))),
+        };
+        drained.cancel();
         refill.abort();
-        served.map_err(Error::from)
+        health_task.abort();
+        self.pool.stopped();
+        let _ = reaper.await;
+        // A last sweep: anything the agents left behind is reaped now.
+        let reaped = csp_agent::reap_zombies();
+        if reaped > 0 {
+            ::metrics::counter!(metrics::ZOMBIES_REAPED).increment(reaped as u64);
+        }
+        served
+    }
+}
+
+/// Keeps the gRPC health status in line with the readiness probe.
+async fn report_health(pool: Arc<Pool>, health: tonic_health::server::HealthReporter) {
+    let mut last = None;
+    loop {
+        let ready = pool.status().await.not_ready.is_none();
+        if last != Some(ready) {
+            if ready {
+                health
+                    .set_serving::<SessionPoolServer<service::Service>>()
+                    .await;
+                health
+                    .set_service_status("", tonic_health::ServingStatus::Serving)
+                    .await;
+            } else {
+                health
+                    .set_not_serving::<SessionPoolServer<service::Service>>()
+                    .await;
+                health
+                    .set_service_status("", tonic_health::ServingStatus::NotServing)
+                    .await;
+            }
+            last = Some(ready);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }

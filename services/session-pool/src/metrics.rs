@@ -10,6 +10,23 @@ pub(crate) const SESSION_INIT_DURATION: &str = "csp_session_init_duration_second
 /// Agent processes that failed to start (counter; label `start`).
 pub(crate) const AGENT_START_FAILURES: &str = "csp_agent_start_failures_total";
 
+/// Resident memory of a session's agent process tree, bytes (gauge; label
+/// `session_id`, rendered at scrape time for live sessions only, so the
+/// series count is bounded by MAX_SESSIONS).
+pub(crate) const SUBPROCESS_RSS: &str = "csp_subprocess_rss_bytes";
+/// Failed model API requests and stopped turns (counter; label `type` =
+/// rate_limited | overloaded | server_error | connection | authentication |
+/// client_error | stalled | circuit_open | agent_crashed).
+pub(crate) const QUERY_ERRORS: &str = "csp_query_error_total";
+/// Sessions whose process stopped (counter; label `reason` = idle_timeout |
+/// shutdown | crashed | start_failed | duration_limit | rss_restart |
+/// resume_failed).
+pub(crate) const SESSION_TERMINATIONS: &str = "csp_session_terminations_total";
+/// Zombie processes reaped by the periodic scan (counter; alert on > 0).
+pub(crate) const ZOMBIES_REAPED: &str = "csp_zombies_reaped_total";
+/// Sessions resumed in a new process (counter).
+pub(crate) const SESSION_RESUMES: &str = "csp_session_resumes_total";
+
 pub(crate) fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_gauge!(
@@ -32,4 +49,25 @@ pub(crate) fn describe() {
         Unit::Count,
         "Agent processes that failed to start"
     );
+    describe_counter!(
+        QUERY_ERRORS,
+        Unit::Count,
+        "Failed model API requests and stopped turns, by type"
+    );
+    describe_counter!(
+        SESSION_TERMINATIONS,
+        Unit::Count,
+        "Agent processes of sessions stopped, by reason"
+    );
+    describe_counter!(
+        ZOMBIES_REAPED,
+        Unit::Count,
+        "Zombie processes reaped by the periodic scan"
+    );
+    describe_counter!(
+        SESSION_RESUMES,
+        Unit::Count,
+        "Sessions continued in a new agent process"
+    );
+    csp_breaker::Breaker::describe_metrics();
 }

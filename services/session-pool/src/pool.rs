@@ -6,22 +6,27 @@
 //! (two cores: a burst of spawns would slow the sessions already running),
 //! and never lets warm + active exceed `max_sessions`.
 
+use crate::lifecycle::Limits;
 use crate::metrics as m;
-use crate::session::{Actor, Handle, Outcome, Start};
+use crate::model_check::{ModelCheck, Verdict};
+use crate::session::{Actor, Continue, Handle, Outcome, Start, Stop};
 use csp_agent::{Agent, AgentEvent, AgentEvents, PermissionHook, SpawnSpec};
+use csp_breaker::Breaker;
 use csp_bus::EventBus;
 use csp_cache::Cache;
 use csp_domain::{ErrorCode, SessionId, UserId};
 use csp_store::{NewSession, SessionStore};
 use futures::FutureExt;
+use futures::future::BoxFuture;
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, Notify};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 /// How long a route to this replica lives without being renewed. Sessions
 /// end well before (duration limit); ended sessions delete their route.
@@ -35,7 +40,13 @@ pub(crate) struct Settings {
     pub(crate) hook: Arc<dyn PermissionHook>,
     pub(crate) model_label: String,
     pub(crate) advertise_addr: String,
+    pub(crate) limits: Limits,
 }
+
+/// What is known of the model API key (see `model_check`).
+const KEY_UNCHECKED: u8 = 0;
+const KEY_ACCEPTED: u8 = 1;
+const KEY_REJECTED: u8 = 2;
 
 struct Warm {
     id: SessionId,
@@ -47,7 +58,7 @@ pub(crate) struct Pool {
     settings: Settings,
     pub(crate) bus: Arc<dyn EventBus>,
     pub(crate) store: Arc<dyn SessionStore>,
-    cache: Arc<dyn Cache>,
+    pub(crate) cache: Arc<dyn Cache>,
     warm: Mutex<VecDeque<Warm>>,
     sessions: Mutex<HashMap<SessionId, Handle>>,
     refill: Notify,
@@ -55,8 +66,17 @@ pub(crate) struct Pool {
     /// Milliseconds from `created` to the first filled warm slot; 0 = not yet.
     started_ms: std::sync::atomic::AtomicU64,
     draining: AtomicBool,
+    /// Cancelled when shutdown begins: no refill, actors finish their turn.
     shutdown: CancellationToken,
+    /// Cancelled when the shutdown grace is over: actors stop at once.
+    kill: CancellationToken,
     tasks: Mutex<JoinSet<()>>,
+    pub(crate) breaker: Arc<Breaker>,
+    model_check: Option<ModelCheck>,
+    key: AtomicU8,
+    /// Resident memory of each live session's process tree, for
+    /// `csp_subprocess_rss_bytes` (bounded by MAX_SESSIONS).
+    rss: std::sync::Mutex<HashMap<SessionId, u64>>,
 }
 
 impl Pool {
@@ -65,8 +85,10 @@ impl Pool {
         bus: Arc<dyn EventBus>,
         store: Arc<dyn SessionStore>,
         cache: Arc<dyn Cache>,
+        breaker: Arc<Breaker>,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
+        let model_check = ModelCheck::from_agent_env(&settings.agent.env);
         Arc::new(Self {
             settings,
             bus,
@@ -79,8 +101,97 @@ impl Pool {
             started_ms: std::sync::atomic::AtomicU64::new(0),
             draining: AtomicBool::new(false),
             shutdown,
+            kill: CancellationToken::new(),
             tasks: Mutex::new(JoinSet::new()),
+            breaker,
+            model_check,
+            key: AtomicU8::new(KEY_UNCHECKED),
+            rss: std::sync::Mutex::new(HashMap::new()),
         })
+    }
+
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.settings.limits
+    }
+
+    pub(crate) fn model_label(&self) -> &str {
+        &self.settings.model_label
+    }
+
+    pub(crate) fn draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// True when the model API rejected the configured key.
+    pub(crate) fn key_rejected(&self) -> bool {
+        self.key.load(Ordering::Acquire) == KEY_REJECTED
+    }
+
+    /// An agent saw an authentication failure: verify the key again before
+    /// the next pre-warm.
+    pub(crate) fn model_key_suspect(&self) {
+        self.key.store(KEY_UNCHECKED, Ordering::Release);
+        self.refill.notify_one();
+    }
+
+    pub(crate) fn record_rss(&self, id: SessionId, bytes: u64) {
+        self.rss.lock().expect("rss lock").insert(id, bytes);
+    }
+
+    pub(crate) fn forget_rss(&self, id: SessionId) {
+        self.rss.lock().expect("rss lock").remove(&id);
+    }
+
+    /// `csp_subprocess_rss_bytes{session_id}` lines, rendered at scrape
+    /// time so an ended session's series disappears with it.
+    pub(crate) fn render_rss(&self, out: &mut String) {
+        use std::fmt::Write;
+        let rss = self.rss.lock().expect("rss lock");
+        if rss.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "# HELP {} Resident memory of a session's agent process tree\n# TYPE {} gauge",
+            m::SUBPROCESS_RSS,
+            m::SUBPROCESS_RSS
+        );
+        for (id, bytes) in rss.iter() {
+            let _ = writeln!(out, "{}{{session_id=\"{id}\"}} {bytes}", m::SUBPROCESS_RSS);
+        }
+    }
+
+    /// Asks the model API whether the key is accepted, unless already known.
+    /// False only when the key was rejected.
+    async fn key_ok(&self) -> bool {
+        let Some(check) = &self.model_check else {
+            return true;
+        };
+        match self.key.load(Ordering::Acquire) {
+            KEY_ACCEPTED => return true,
+            KEY_REJECTED | KEY_UNCHECKED => {}
+            _ => {}
+        }
+        match check.check().await {
+            Verdict::Accepted => {
+                self.key.store(KEY_ACCEPTED, Ordering::Release);
+                true
+            }
+            Verdict::Rejected { status } => {
+                tracing::error!(
+                    status,
+                    "the model API rejected the configured key (ANTHROPIC_API_KEY / ANTHROPIC_AUTH_TOKEN); not pre-warming"
+                );
+                self.key.store(KEY_REJECTED, Ordering::Release);
+                false
+            }
+            Verdict::Unknown(why) => {
+                // Not a verdict on the key: do not block on an outage.
+                tracing::warn!(%why, "could not verify the model API key; going ahead");
+                self.key.store(KEY_UNCHECKED, Ordering::Release);
+                true
+            }
+        }
     }
 
     /// Ready warm slots right now.
@@ -100,25 +211,39 @@ impl Pool {
         self.sessions.lock().await.get(&id).cloned()
     }
 
-    fn dirs(&self, id: SessionId) -> SpawnSpec {
+    /// A session's directories are keyed by the csp session id, so a
+    /// resumed or restarted process finds the transcript of the last one.
+    fn dirs(&self, id: SessionId, agent_session: Uuid, resume: bool) -> SpawnSpec {
         let root = self.settings.data_dir.join("sessions").join(id.to_string());
         let home = root.join("home");
         SpawnSpec {
-            session_id: id.0,
+            session_id: agent_session,
             workdir: root.join("work"),
             config_dir: home.join(".claude"),
             home,
-            resume: false,
+            resume,
         }
+    }
+
+    pub(crate) fn spawn_boxed(
+        self: Arc<Self>,
+        id: SessionId,
+        agent_session: Uuid,
+        resume: bool,
+        start: &'static str,
+    ) -> BoxFuture<'static, Result<(Agent, AgentEvents), csp_agent::Error>> {
+        async move { self.spawn_agent(id, agent_session, resume, start).await }.boxed()
     }
 
     /// Spawns one agent and waits for its `initialize` reply.
     async fn spawn_agent(
-        self: &Arc<Self>,
+        &self,
         id: SessionId,
+        agent_session: Uuid,
+        resume: bool,
         start: &'static str,
     ) -> Result<(Agent, AgentEvents), csp_agent::Error> {
-        let spec = self.dirs(id);
+        let spec = self.dirs(id, agent_session, resume);
         for dir in [&spec.workdir, &spec.home] {
             std::fs::create_dir_all(dir).map_err(|source| csp_agent::Error::Prepare {
                 path: dir.clone(),
@@ -148,10 +273,21 @@ impl Pool {
                 let active = self.sessions.lock().await.len();
                 warm < self.settings.prewarm_pool_size && warm + active < self.settings.max_sessions
             };
+            if want && !self.key_ok().await {
+                // A warm slot with a rejected key would serve nothing but
+                // errors: the attempt fails like a failed spawn.
+                metrics::counter!(m::AGENT_START_FAILURES, "start" => "prewarm").increment(1);
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = self.shutdown.cancelled() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                continue;
+            }
             if want {
                 let id = SessionId::new();
                 let spawned = tokio::select! {
-                    r = self.spawn_agent(id, "prewarm") => r,
+                    r = self.spawn_agent(id, id.0, false, "prewarm") => r,
                     _ = self.shutdown.cancelled() => return,
                 };
                 match spawned {
@@ -226,8 +362,8 @@ impl Pool {
         self: &Arc<Self>,
         user: UserId,
     ) -> Result<(SessionId, bool), ErrorCode> {
-        if self.draining.load(Ordering::Acquire) {
-            return Err(ErrorCode::Unavailable);
+        if self.draining() {
+            return Err(ErrorCode::ServerShuttingDown);
         }
         let mut sessions = self.sessions.lock().await;
         if sessions.len() >= self.settings.max_sessions {
@@ -278,31 +414,119 @@ impl Pool {
 
         let start = match warm {
             Some(w) => Start::Warm(w.agent, w.events),
-            None => {
-                let pool = self.clone();
-                Start::Cold(async move { pool.spawn_agent(id, "cold").await }.boxed())
-            }
+            None => Start::Cold,
         };
-        let (actor, handle, rx) = Actor::new(
-            id,
-            user,
-            self.bus.clone(),
-            self.store.clone(),
-            self.settings.model_label.clone(),
-            self.shutdown.child_token(),
-        );
+        self.launch(&mut sessions, id, user, start, None).await;
+        drop(sessions);
+        self.refill.notify_one();
+        tracing::info!(session.id = %id, user.id = %user, warm = is_warm, "session acquired");
+        Ok((id, is_warm))
+    }
+
+    /// Starts the actor of a session; `sessions` is the locked table, so
+    /// a session is never started twice.
+    async fn launch(
+        self: &Arc<Self>,
+        sessions: &mut HashMap<SessionId, Handle>,
+        id: SessionId,
+        user: UserId,
+        start: Start,
+        from: Option<Continue>,
+    ) {
+        let stop = Stop {
+            drain: self.shutdown.child_token(),
+            kill: self.kill.child_token(),
+        };
+        let (actor, handle, rx) = Actor::new(self.clone(), id, user, stop, from);
         sessions.insert(id, handle);
         metrics::gauge!(m::ACTIVE_SESSIONS).set(sessions.len() as f64);
-        drop(sessions);
-
         let pool = self.clone();
         self.tasks.lock().await.spawn(async move {
             let outcome = actor.run(start, rx).await;
             pool.retire(id, outcome).await;
         });
-        self.refill.notify_one();
-        tracing::info!(session.id = %id, user.id = %user, warm = is_warm, "session acquired");
-        Ok((id, is_warm))
+    }
+
+    /// Makes sure the user's session runs here: `Ok(false)` when it already
+    /// does, `Ok(true)` when a new process now continues it. Readiness is
+    /// reported on the bus.
+    pub(crate) async fn resume(
+        self: &Arc<Self>,
+        id: SessionId,
+        user: UserId,
+    ) -> Result<bool, ErrorCode> {
+        if self.draining() {
+            return Err(ErrorCode::ServerShuttingDown);
+        }
+        let mut sessions = self.sessions.lock().await;
+        if let Some(h) = sessions.get(&id) {
+            return if h.user == user {
+                Ok(false)
+            } else {
+                Err(ErrorCode::SessionNotFound)
+            };
+        }
+        let record = match self.store.session(id).await {
+            Ok(Some(r)) if r.user_id == user => r,
+            Ok(_) => return Err(ErrorCode::SessionNotFound),
+            Err(e) => {
+                tracing::error!(error = %e, "could not read the session to resume");
+                return Err(ErrorCode::Unavailable);
+            }
+        };
+        if !record.is_resumable {
+            return Err(match record.ended_reason.as_deref() {
+                Some("duration_limit") => ErrorCode::DurationLimit,
+                _ => ErrorCode::SessionUnavailable,
+            });
+        }
+        if sessions.len() >= self.settings.max_sessions {
+            return Err(ErrorCode::AtCapacity);
+        }
+        {
+            // Warm processes count toward MAX_SESSIONS: make room if needed.
+            let mut warm = self.warm.lock().await;
+            if sessions.len() + warm.len() >= self.settings.max_sessions
+                && let Some(w) = warm.pop_back()
+            {
+                metrics::gauge!(m::PREWARM_POOL_DEPTH).set(warm.len() as f64);
+                tokio::spawn(async move { w.agent.shutdown(Duration::from_millis(500)).await });
+            }
+        }
+        // Events published by an earlier process may not all be in the
+        // store (deltas are buffered, a crash loses the tail): numbering
+        // continues after whichever is higher, so no new event reuses a seq.
+        let bus_seq = match self.bus.last_seq(id).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "could not read the session's last event");
+                return Err(ErrorCode::Unavailable);
+            }
+        };
+        if let Err(e) = self.store.record_resume(id).await {
+            tracing::error!(error = %e, "could not record the resume");
+            return Err(ErrorCode::Unavailable);
+        }
+        if let Err(e) = self
+            .cache
+            .set_route(id, &self.settings.advertise_addr, ROUTE_TTL)
+            .await
+        {
+            tracing::error!(error = %e, "could not record the session's route");
+            return Err(ErrorCode::Unavailable);
+        }
+        let from = Continue {
+            last_seq: record.last_seq.max(bus_seq),
+            total_cost_usd: record.total_cost_usd,
+            titled: record.title.is_some(),
+            agent_session: record.agent_session_id.unwrap_or(id.0),
+        };
+        self.launch(&mut sessions, id, user, Start::Resume, Some(from))
+            .await;
+        drop(sessions);
+        metrics::counter!(m::SESSION_RESUMES).increment(1);
+        tracing::info!(session.id = %id, user.id = %user, resume_count = record.resume_count + 1, "session resuming");
+        Ok(true)
     }
 
     async fn retire(&self, id: SessionId, outcome: Outcome) {
@@ -313,13 +537,25 @@ impl Pool {
         if let Err(e) = self.cache.remove_route(id).await {
             tracing::warn!(session.id = %id, error = %e, "could not remove the session's route");
         }
-        tracing::info!(session.id = %id, ?outcome, "session ended");
+        self.forget_rss(id);
+        metrics::counter!(m::SESSION_TERMINATIONS, "reason" => outcome.reason().as_str())
+            .increment(1);
+        tracing::info!(session.id = %id, ?outcome, "session stopped");
         self.refill.notify_one();
     }
 
-    /// Stops taking sessions, ends every agent and waits for the actors.
+    /// Stops taking sessions at once; idle sessions stop now, turns in
+    /// flight get `grace` to finish; then everything left is ended. Every
+    /// session stays resumable.
     pub(crate) async fn drain(&self, grace: Duration) {
         self.draining.store(true, Ordering::Release);
+        let t0 = Instant::now();
+        let active = self.active().await;
+        tracing::info!(
+            active_sessions = active,
+            grace_s = grace.as_secs(),
+            "shutting down: draining sessions"
+        );
         self.shutdown.cancel();
         let warm: Vec<Warm> = self.warm.lock().await.drain(..).collect();
         metrics::gauge!(m::PREWARM_POOL_DEPTH).set(0.0);
@@ -327,8 +563,46 @@ impl Pool {
             w.agent.shutdown(Duration::from_millis(500)).await;
         }
         let mut tasks = std::mem::take(&mut *self.tasks.lock().await);
-        let _ =
+        let drained =
             tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!("shutdown grace over; stopping the remaining turns");
+            self.kill.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(15), async {
+                while tasks.join_next().await.is_some() {}
+            })
+            .await;
+        }
+        tracing::info!(
+            active_sessions = active,
+            drain_ms = t0.elapsed().as_millis() as u64,
+            "sessions drained"
+        );
+    }
+
+    /// Reaps zombie processes every `every` (orphans of agent trees that
+    /// csp adopted as their subreaper).
+    pub(crate) async fn reaper_loop(self: Arc<Self>, every: Duration) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = self.kill.cancelled() => return,
+            }
+            let reaped = tokio::task::spawn_blocking(csp_agent::reap_zombies)
+                .await
+                .unwrap_or(0);
+            if reaped > 0 {
+                tracing::warn!(reaped, "reaped zombie processes");
+                metrics::counter!(m::ZOMBIES_REAPED).increment(reaped as u64);
+            }
+        }
+    }
+
+    /// Ends the reaper and anything else waiting for the final stop.
+    pub(crate) fn stopped(&self) {
+        self.kill.cancel();
     }
 }
 

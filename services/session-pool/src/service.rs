@@ -40,6 +40,7 @@ fn status_of(s: &str) -> pb::SessionStatus {
         "active" => pb::SessionStatus::Ready,
         "failed" => pb::SessionStatus::Failed,
         "ended" => pb::SessionStatus::Terminated,
+        "idle" => pb::SessionStatus::Idle,
         _ => pb::SessionStatus::Unspecified,
     }
 }
@@ -54,6 +55,9 @@ fn info(r: &SessionRecord) -> pb::SessionInfo {
         message_count: r.message_count,
         total_cost_usd: r.total_cost_usd,
         title: r.title.clone().unwrap_or_default(),
+        resume_count: r.resume_count,
+        is_resumable: r.is_resumable,
+        ended_reason: r.ended_reason.clone().unwrap_or_default(),
     }
 }
 
@@ -214,13 +218,39 @@ impl SessionPool for Service {
         &self,
         _req: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
-        let started = self.pool.started_after_ms();
+        let s = self.pool.status().await;
         Ok(Response::new(pb::StatusResponse {
-            active_sessions: self.pool.active().await as u32,
-            pool_depth: self.pool.depth().await as u32,
-            max_sessions: self.pool.max_sessions() as u32,
-            started: started.is_some(),
-            startup_duration_ms: started.unwrap_or(0),
+            active_sessions: s.active_sessions as u32,
+            pool_depth: s.pool_depth as u32,
+            max_sessions: s.max_sessions as u32,
+            started: s.started_after_ms.is_some(),
+            startup_duration_ms: s.started_after_ms.unwrap_or(0),
+            ready: s.not_ready.is_none(),
+            reason: s.not_ready.unwrap_or_default().to_owned(),
+            circuit_breaker_state: s.circuit_breaker.gauge_value() as u32,
+        }))
+    }
+
+    #[tracing::instrument(name = "session_pool.Resume", skip_all, fields(session.id = %req.get_ref().session_id))]
+    async fn resume(
+        &self,
+        req: Request<pb::ResumeRequest>,
+    ) -> Result<Response<pb::ResumeResponse>, Status> {
+        let r = req.into_inner();
+        let user = parse_user(&r.user_id)?;
+        let session = parse_session(&r.session_id)?;
+        let resumed = self
+            .pool
+            .resume(session, user)
+            .await
+            .map_err(|code| status(code, "resume failed"))?;
+        Ok(Response::new(pb::ResumeResponse {
+            resumed,
+            status: if resumed {
+                pb::SessionStatus::Preparing
+            } else {
+                pb::SessionStatus::Ready
+            } as i32,
         }))
     }
 }

@@ -2,22 +2,35 @@
 //! (send, interrupt) arrive on a channel; agent output is translated into
 //! session events, numbered, published and persisted — all in this one task,
 //! which is what makes the per-session sequence gap-free and ordered.
+//!
+//! The actor also enforces the session's limits (see `lifecycle`): it may
+//! replace its process (memory, `--resume`), stop it while keeping the
+//! session resumable (idle, shutdown) or end the session (duration). A
+//! session outlives its processes: one actor can run several in turn.
 
-use crate::translate::Translator;
+use crate::lifecycle::{Action, Lifecycle, Observation};
+use crate::metrics as m;
+use crate::pool::Pool;
+use crate::translate::{Failure, Translator};
 use csp_agent::{Agent, AgentEvent, AgentEvents};
-use csp_bus::EventBus;
-use csp_domain::{ErrorCode, Event, SessionEvent, SessionId, SessionStatus, UserId};
-use csp_store::{NewMessage, SessionStore};
+use csp_breaker::Permit;
+use csp_domain::{ErrorCode, Event, SessionEvent, SessionId, SessionStatus, StatusReason, UserId};
+use csp_store::NewMessage;
+use futures::future::BoxFuture;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 /// Messages a user may stack behind the turn in flight.
 const MAX_QUEUED: usize = 32;
 /// How long an ending agent gets to exit after its stdin closes.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// A process being started when shutdown begins gets this long to come up
+/// (so it can be ended cleanly rather than abandoned mid-spawn).
+const SPAWN_DRAIN_WAIT: Duration = Duration::from_secs(10);
 
 pub(crate) enum Command {
     Send {
@@ -65,111 +78,260 @@ impl Handle {
     }
 }
 
-/// A started agent, or the future that starts one (cold start).
+/// How the actor gets its first process.
 pub(crate) enum Start {
+    /// A pre-warmed process.
     Warm(Agent, AgentEvents),
-    Cold(futures::future::BoxFuture<'static, Result<(Agent, AgentEvents), csp_agent::Error>>),
+    /// A new process for a new conversation.
+    Cold,
+    /// A new process continuing the stored conversation (`--resume`).
+    Resume,
+}
+
+/// How the next process is obtained inside the actor's loop.
+enum Next {
+    Warm(Agent, AgentEvents),
+    Cold,
+    Resume,
+    /// After the memory limit: resume, then say so.
+    Restart,
+}
+
+/// How a session's run ended: its stored status and the reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Process stopped, conversation resumable.
+    Idle(StatusReason),
+    /// Process died; conversation resumable.
+    Failed(StatusReason),
+    /// Over for good.
+    Ended(StatusReason),
+}
+
+impl Outcome {
+    pub(crate) fn reason(self) -> StatusReason {
+        match self {
+            Outcome::Idle(r) | Outcome::Failed(r) | Outcome::Ended(r) => r,
+        }
+    }
+
+    fn status(self) -> (SessionStatus, &'static str, bool) {
+        match self {
+            Outcome::Idle(_) => (SessionStatus::Idle, "idle", true),
+            Outcome::Failed(_) => (SessionStatus::Failed, "failed", true),
+            Outcome::Ended(_) => (SessionStatus::Ended, "ended", false),
+        }
+    }
+}
+
+/// What serving one process led to.
+enum Served {
+    Restart,
+    Done(Outcome),
+}
+
+/// Signals from the pool: `drain` lets the turn in flight finish, `kill`
+/// ends everything now.
+#[derive(Clone)]
+pub(crate) struct Stop {
+    pub(crate) drain: CancellationToken,
+    pub(crate) kill: CancellationToken,
 }
 
 pub(crate) struct Actor {
-    pub(crate) id: SessionId,
-    pub(crate) bus: Arc<dyn EventBus>,
-    pub(crate) store: Arc<dyn SessionStore>,
-    pub(crate) model_label: String,
-    pub(crate) shutdown: CancellationToken,
+    id: SessionId,
+    pool: Arc<Pool>,
+    stop: Stop,
     seq: u64,
     translator: Translator,
     queue: VecDeque<(String, Option<String>)>,
     in_flight: bool,
+    /// Breaker permit of the turn in flight.
+    permit: Option<Permit>,
     /// Assistant text streamed since the last persisted message, and the seq
     /// of its last delta: deltas are persisted as one message per block.
     pending_text: Option<(String, u64)>,
     titled: bool,
+    /// The CLI's session id (differs from `id` after a fresh restart).
+    agent_session: Uuid,
 }
 
-/// How an actor's run ended, for the pool's bookkeeping.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    Ended,
-    Failed,
+/// Where an existing session's actor continues from.
+pub(crate) struct Continue {
+    pub(crate) last_seq: u64,
+    pub(crate) total_cost_usd: f64,
+    pub(crate) titled: bool,
+    pub(crate) agent_session: Uuid,
 }
 
 impl Actor {
     pub(crate) fn new(
+        pool: Arc<Pool>,
         id: SessionId,
         user: UserId,
-        bus: Arc<dyn EventBus>,
-        store: Arc<dyn SessionStore>,
-        model_label: String,
-        shutdown: CancellationToken,
+        stop: Stop,
+        from: Option<Continue>,
     ) -> (Self, Handle, mpsc::Receiver<Command>) {
         let (tx, rx) = mpsc::channel(64);
+        let from = from.unwrap_or(Continue {
+            last_seq: 0,
+            total_cost_usd: 0.0,
+            titled: false,
+            agent_session: id.0,
+        });
         let actor = Self {
             id,
-            bus,
-            store,
-            model_label,
-            shutdown,
-            seq: 0,
-            translator: Translator::default(),
+            pool,
+            stop,
+            seq: from.last_seq,
+            translator: Translator::resumed(from.total_cost_usd),
             queue: VecDeque::new(),
             in_flight: false,
+            permit: None,
             pending_text: None,
-            titled: false,
+            titled: from.titled,
+            agent_session: from.agent_session,
         };
         (actor, Handle { user, tx }, rx)
     }
 
     pub(crate) async fn run(mut self, start: Start, mut rx: mpsc::Receiver<Command>) -> Outcome {
-        let (agent, mut events) = match start {
-            Start::Warm(agent, events) => (agent, events),
-            Start::Cold(spawn) => {
-                self.emit(Event::Session {
-                    status: SessionStatus::Preparing,
-                    session_id: self.id,
-                    model: Some(self.model_label.clone()),
-                })
-                .await;
-                match self.while_preparing(spawn, &mut rx).await {
-                    Some(Ok(started)) => started,
-                    Some(Err(e)) => {
-                        tracing::warn!(session.id = %self.id, error = %e, "agent failed to start");
-                        self.emit(Event::error(ErrorCode::AgentStartFailed)).await;
-                        return self.finish(Outcome::Failed).await;
-                    }
-                    None => return self.finish(Outcome::Ended).await,
-                }
-            }
+        let mut next = match start {
+            Start::Warm(agent, events) => Next::Warm(agent, events),
+            Start::Cold => Next::Cold,
+            // Nothing was ever said: there is no conversation to restore.
+            Start::Resume if !self.titled => Next::Cold,
+            Start::Resume => Next::Resume,
         };
-        self.set_status("active").await;
-        self.emit(Event::Session {
-            status: SessionStatus::Ready,
-            session_id: self.id,
-            model: Some(self.model_label.clone()),
-        })
-        .await;
+        loop {
+            let restarted = matches!(next, Next::Restart);
+            let started = match next {
+                Next::Warm(agent, events) => Some(Ok((agent, events))),
+                Next::Cold => {
+                    self.emit_status(SessionStatus::Preparing, None).await;
+                    let spawn =
+                        self.pool
+                            .clone()
+                            .spawn_boxed(self.id, self.agent_session, false, "cold");
+                    self.while_preparing(spawn, &mut rx).await
+                }
+                Next::Resume | Next::Restart => {
+                    let reason = if restarted {
+                        StatusReason::Restart
+                    } else {
+                        StatusReason::Resume
+                    };
+                    self.emit_status(SessionStatus::Preparing, Some(reason))
+                        .await;
+                    self.restore(&mut rx).await
+                }
+            };
+            let (agent, events) = match started {
+                Some(Ok(started)) => started,
+                Some(Err(e)) => {
+                    tracing::warn!(session.id = %self.id, error = %e, "agent failed to start");
+                    self.emit(Event::error(ErrorCode::AgentStartFailed)).await;
+                    return self
+                        .finish(Outcome::Failed(StatusReason::StartFailed))
+                        .await;
+                }
+                None => return self.finish(Outcome::Idle(StatusReason::Shutdown)).await,
+            };
+            self.set_state("active", true, None).await;
+            self.emit_status(SessionStatus::Ready, None).await;
+            if restarted {
+                self.emit(Event::session_restarted(self.id)).await;
+            }
+            match self.serve(agent, events, &mut rx).await {
+                Served::Restart => next = Next::Restart,
+                Served::Done(outcome) => return self.finish(outcome).await,
+            }
+        }
+    }
+
+    /// Starts a process that continues the conversation; if the CLI cannot
+    /// restore it (transcript missing or corrupt), says so and starts a
+    /// fresh CLI session under the same csp session.
+    async fn restore(
+        &mut self,
+        rx: &mut mpsc::Receiver<Command>,
+    ) -> Option<Result<(Agent, AgentEvents), csp_agent::Error>> {
+        let spawn = self
+            .pool
+            .clone()
+            .spawn_boxed(self.id, self.agent_session, true, "resume");
+        match self.while_preparing(spawn, rx).await? {
+            Ok(started) => return Some(Ok(started)),
+            Err(e) => {
+                tracing::warn!(session.id = %self.id, agent_session = %self.agent_session, error = %e, "resume failed; starting a fresh agent session");
+                metrics::counter!(m::SESSION_TERMINATIONS, "reason" => "resume_failed")
+                    .increment(1);
+            }
+        }
+        self.emit(Event::notice(ErrorCode::ResumeFailed)).await;
+        self.agent_session = Uuid::new_v4();
+        self.translator.fresh_process();
+        if let Err(e) = self
+            .pool
+            .store
+            .set_agent_session(self.id, self.agent_session)
+            .await
+        {
+            tracing::warn!(session.id = %self.id, error = %e, "could not store the new agent session id");
+        }
+        let spawn = self
+            .pool
+            .clone()
+            .spawn_boxed(self.id, self.agent_session, false, "cold");
+        self.while_preparing(spawn, rx).await
+    }
+
+    /// Serves one process until it must be replaced or the session stops.
+    async fn serve(
+        &mut self,
+        agent: Agent,
+        mut events: AgentEvents,
+        rx: &mut mpsc::Receiver<Command>,
+    ) -> Served {
+        let limits = self.pool.limits().clone();
+        let mut life = Lifecycle::new(limits.clone(), Instant::now());
+        let mut tick = tokio::time::interval(limits.check_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_output = Instant::now();
+        let mut draining = self.stop.drain.is_cancelled();
         if !self.start_queued(&agent).await {
             return self.crashed(agent, None).await;
         }
-
         loop {
             tokio::select! {
                 cmd = rx.recv() => match cmd {
                     Some(Command::Send { text, client_id, reply }) => {
-                        let queued = self.accept(&text, self.in_flight);
-                        match queued {
+                        if draining {
+                            let _ = reply.send(Err(ErrorCode::ServerShuttingDown));
+                            continue;
+                        }
+                        if Instant::now() >= life.deadline() {
+                            let _ = reply.send(Err(ErrorCode::DurationLimit));
+                            continue;
+                        }
+                        match self.accept(&text, self.in_flight) {
                             Err(code) => { let _ = reply.send(Err(code)); }
                             Ok(true) => {
                                 self.queue.push_back((text, client_id));
                                 let _ = reply.send(Ok(true));
                             }
-                            Ok(false) => {
-                                let sent = self.start_turn(&agent, text, client_id).await.is_ok();
-                                let _ = reply.send(if sent { Ok(false) } else { Err(ErrorCode::AgentCrashed) });
-                                if !sent {
+                            Ok(false) => match self.start_turn(&agent, text, client_id, false).await {
+                                Ok(()) => {
+                                    last_output = Instant::now();
+                                    life.turn_started();
+                                    let _ = reply.send(Ok(false));
+                                }
+                                Err(Some(code)) => { let _ = reply.send(Err(code)); }
+                                Err(None) => {
+                                    let _ = reply.send(Err(ErrorCode::AgentCrashed));
                                     return self.crashed(agent, None).await;
                                 }
-                            }
+                            },
                         }
                     }
                     Some(Command::Interrupt { reply }) => {
@@ -183,19 +345,44 @@ impl Actor {
                         let _ = reply.send(interrupted);
                     }
                     // Every handle is gone: the pool is shutting down.
-                    None => break,
+                    None => {
+                        agent.shutdown(SHUTDOWN_GRACE).await;
+                        return Served::Done(Outcome::Idle(StatusReason::Shutdown));
+                    }
                 },
                 ev = events.recv() => match ev {
                     Some(AgentEvent::Message(msg)) => {
-                        let turn_ended = matches!(msg, csp_agent::Message::Result(_));
+                        last_output = Instant::now();
+                        if let Some(failure) = Failure::of(&msg) {
+                            self.model_failure(&agent, failure).await;
+                        }
+                        let turn_ended = match &msg {
+                            csp_agent::Message::Result(r) => Some(r.is_error),
+                            _ => None,
+                        };
                         for event in self.translator.translate(&msg, Instant::now()) {
                             self.emit(event).await;
                         }
-                        if turn_ended {
-                            self.in_flight = false;
-                            if !self.start_queued(&agent).await {
-                                return self.crashed(agent, None).await;
-                            }
+                        let Some(is_error) = turn_ended else { continue };
+                        self.in_flight = false;
+                        if let Some(permit) = self.permit.take()
+                            && !is_error
+                        {
+                            self.pool.breaker.on_success(permit).await;
+                        }
+                        if draining {
+                            agent.shutdown(SHUTDOWN_GRACE).await;
+                            return Served::Done(Outcome::Idle(StatusReason::Shutdown));
+                        }
+                        if let Some(done) = self.act(&agent, &mut life, last_output).await {
+                            return self.stop_process(agent, done).await;
+                        }
+                        if !self.start_queued(&agent).await {
+                            return self.crashed(agent, None).await;
+                        }
+                        if self.in_flight {
+                            last_output = Instant::now();
+                            life.turn_started();
                         }
                     }
                     Some(AgentEvent::Exited { code, stderr_tail }) => {
@@ -204,26 +391,119 @@ impl Actor {
                     }
                     None => return self.crashed(agent, None).await,
                 },
-                _ = self.shutdown.cancelled() => break,
+                _ = tick.tick() => {
+                    if let Some(done) = self.act(&agent, &mut life, last_output).await {
+                        return self.stop_process(agent, done).await;
+                    }
+                }
+                _ = self.stop.drain.cancelled(), if !draining => {
+                    draining = true;
+                    if !self.in_flight {
+                        agent.shutdown(SHUTDOWN_GRACE).await;
+                        return Served::Done(Outcome::Idle(StatusReason::Shutdown));
+                    }
+                    tracing::info!(session.id = %self.id, "shutting down: letting the turn in flight finish");
+                }
+                _ = self.stop.kill.cancelled() => {
+                    agent.shutdown(Duration::from_millis(500)).await;
+                    return Served::Done(Outcome::Idle(StatusReason::Shutdown));
+                }
             }
         }
-        agent.shutdown(SHUTDOWN_GRACE).await;
-        self.emit(Event::Session {
-            status: SessionStatus::Ended,
-            session_id: self.id,
-            model: None,
-        })
-        .await;
-        self.finish(Outcome::Ended).await
     }
 
-    /// Waits for a cold start while still taking messages (they queue).
+    /// Checks the limits and carries out what needs no process change;
+    /// returns what ends this process.
+    async fn act(
+        &mut self,
+        agent: &Agent,
+        life: &mut Lifecycle,
+        last_output: Instant,
+    ) -> Option<Served> {
+        let rss_bytes = agent.rss_bytes();
+        self.pool.record_rss(self.id, rss_bytes);
+        let attended = match self.pool.cache.presence(self.id).await {
+            Ok(n) => n > 0,
+            // Unknown is not "away": never stop a session on a cache error.
+            Err(e) => {
+                tracing::debug!(session.id = %self.id, error = %e, "presence lookup failed");
+                true
+            }
+        };
+        let action = life.check(Observation {
+            now: Instant::now(),
+            in_flight: self.in_flight,
+            tool_running: self.translator.tool_running(),
+            last_output,
+            rss_bytes,
+            attended,
+            queued: !self.queue.is_empty(),
+        })?;
+        match action {
+            Action::WarnDuration { minutes_left } => {
+                self.emit(Event::session_expiring(minutes_left)).await;
+                None
+            }
+            Action::InterruptStalled => {
+                tracing::warn!(session.id = %self.id, stall_s = life.limits().stall_timeout.as_secs(), "model API silent; stopping the turn");
+                metrics::counter!(m::QUERY_ERRORS, "type" => "stalled").increment(1);
+                self.translator.stopped(ErrorCode::ModelStalled);
+                if let Err(e) = agent.interrupt().await {
+                    tracing::warn!(session.id = %self.id, error = %e, "interrupt failed");
+                }
+                None
+            }
+            Action::EndDuration => {
+                self.emit(Event::error(ErrorCode::DurationLimit)).await;
+                Some(Served::Done(Outcome::Ended(StatusReason::DurationLimit)))
+            }
+            Action::Suspend => Some(Served::Done(Outcome::Idle(StatusReason::IdleTimeout))),
+            Action::Restart => {
+                tracing::info!(session.id = %self.id, rss_bytes, limit = life.limits().max_rss_bytes, "memory limit exceeded; restarting the agent");
+                self.emit(Event::notice(ErrorCode::SessionRestarting)).await;
+                Some(Served::Restart)
+            }
+        }
+    }
+
+    async fn stop_process(&mut self, agent: Agent, served: Served) -> Served {
+        if self.in_flight {
+            // Only the duration limit ends a process mid-turn, after its grace.
+            let _ = agent.interrupt().await;
+        }
+        agent.shutdown(SHUTDOWN_GRACE).await;
+        self.pool.forget_rss(self.id);
+        if matches!(served, Served::Restart) {
+            metrics::counter!(m::SESSION_TERMINATIONS, "reason" => "rss_restart").increment(1);
+        }
+        served
+    }
+
+    /// One failed model API request: metrics, the shared breaker, and when
+    /// the breaker is now open, the turn stops instead of retrying on.
+    async fn model_failure(&mut self, agent: &Agent, failure: Failure) {
+        metrics::counter!(m::QUERY_ERRORS, "type" => failure.as_str()).increment(1);
+        if failure == Failure::Authentication {
+            self.pool.model_key_suspect();
+        }
+        if !failure.is_outage() {
+            return;
+        }
+        self.pool.breaker.on_failure().await;
+        if self.in_flight && self.pool.breaker.state().await == csp_breaker::State::Open {
+            tracing::warn!(session.id = %self.id, "model API circuit open; stopping the retrying turn");
+            self.translator.stopped(ErrorCode::ModelUnavailable);
+            self.permit = None;
+            if let Err(e) = agent.interrupt().await {
+                tracing::warn!(session.id = %self.id, error = %e, "interrupt failed");
+            }
+        }
+    }
+
+    /// Waits for a process start while still taking messages (they queue).
     async fn while_preparing(
         &mut self,
-        mut spawn: futures::future::BoxFuture<
-            'static,
-            Result<(Agent, AgentEvents), csp_agent::Error>,
-        >,
+        mut spawn: BoxFuture<'static, Result<(Agent, AgentEvents), csp_agent::Error>>,
         rx: &mut mpsc::Receiver<Command>,
     ) -> Option<Result<(Agent, AgentEvents), csp_agent::Error>> {
         loop {
@@ -240,11 +520,17 @@ impl Actor {
                     Some(Command::Interrupt { reply }) => {
                         let _ = reply.send(false);
                     }
-                    None => return None,
+                    None => break,
                 },
-                _ = self.shutdown.cancelled() => return None,
+                _ = self.stop.drain.cancelled() => break,
             }
         }
+        // Shutting down mid-start: let the start finish so the process can
+        // be ended cleanly instead of abandoned half-spawned.
+        if let Ok(Ok((agent, _))) = tokio::time::timeout(SPAWN_DRAIN_WAIT, spawn).await {
+            agent.shutdown(SHUTDOWN_GRACE).await;
+        }
+        None
     }
 
     /// Checks a message; `Ok(true)` when it has to wait (`must_wait`: a turn
@@ -260,23 +546,40 @@ impl Actor {
     }
 
     /// Starts the next queued message, if any; false when the agent is gone.
+    /// A queued message the open circuit refuses is shown with the refusal
+    /// (the user must not think it was answered or lost).
     async fn start_queued(&mut self, agent: &Agent) -> bool {
-        match self.queue.pop_front() {
-            Some((text, client_id)) => self.start_turn(agent, text, client_id).await.is_ok(),
-            None => true,
+        while let Some((text, client_id)) = self.queue.pop_front() {
+            match self.start_turn(agent, text, client_id, true).await {
+                Ok(()) => return true,
+                Err(Some(_)) => continue,
+                Err(None) => return false,
+            }
         }
+        true
     }
 
+    /// `Err(Some(code))`: refused, nothing sent; `Err(None)`: the agent is gone.
     async fn start_turn(
         &mut self,
         agent: &Agent,
         text: String,
         client_id: Option<String>,
-    ) -> Result<(), csp_agent::Error> {
+        queued: bool,
+    ) -> Result<(), Option<ErrorCode>> {
+        let permit = self.pool.breaker.permit().await;
+        if permit == Permit::Rejected {
+            metrics::counter!(m::QUERY_ERRORS, "type" => "circuit_open").increment(1);
+            if queued {
+                self.emit(Event::UserMessage { text, client_id }).await;
+                self.emit(Event::error(ErrorCode::ModelUnavailable)).await;
+            }
+            return Err(Some(ErrorCode::ModelUnavailable));
+        }
         if !self.titled {
             self.titled = true;
             let title: String = text.trim().chars().take(80).collect();
-            if let Err(e) = self.store.set_title(self.id, &title).await {
+            if let Err(e) = self.pool.store.set_title(self.id, &title).await {
                 tracing::warn!(session.id = %self.id, error = %e, "could not store the title");
             }
         }
@@ -286,38 +589,44 @@ impl Actor {
         })
         .await;
         self.in_flight = true;
-        agent.send_user(&text).await
+        self.permit = Some(permit);
+        agent.send_user(&text).await.map_err(|_| None)
     }
 
-    async fn crashed(mut self, agent: Agent, code: Option<i32>) -> Outcome {
+    async fn crashed(&mut self, agent: Agent, code: Option<i32>) -> Served {
         tracing::warn!(session.id = %self.id, exit_code = ?code, in_flight = self.in_flight, "agent process ended unexpectedly");
         agent.shutdown(Duration::from_millis(100)).await;
+        metrics::counter!(m::QUERY_ERRORS, "type" => "agent_crashed").increment(1);
         self.emit(Event::error(ErrorCode::AgentCrashed)).await;
-        self.finish(Outcome::Failed).await
+        Served::Done(Outcome::Failed(StatusReason::Crashed))
     }
 
     async fn finish(mut self, outcome: Outcome) -> Outcome {
-        if outcome == Outcome::Failed {
-            self.emit(Event::Session {
-                status: SessionStatus::Failed,
-                session_id: self.id,
-                model: None,
-            })
-            .await;
-        }
+        self.pool.forget_rss(self.id);
+        let (status, stored, resumable) = outcome.status();
+        self.emit_status(status, Some(outcome.reason())).await;
         self.flush_text().await;
-        self.set_status(match outcome {
-            Outcome::Ended => "ended",
-            Outcome::Failed => "failed",
-        })
-        .await;
+        self.set_state(stored, resumable, Some(outcome.reason().as_str()))
+            .await;
         outcome
     }
 
-    async fn set_status(&self, status: &str) {
-        if let Err(e) = self.store.set_session_status(self.id, status).await {
+    async fn set_state(&self, status: &str, resumable: bool, reason: Option<&str>) {
+        if let Err(e) = self
+            .pool
+            .store
+            .set_session_state(self.id, status, resumable, reason)
+            .await
+        {
             tracing::warn!(session.id = %self.id, error = %e, "could not store the session status");
         }
+    }
+
+    async fn emit_status(&mut self, status: SessionStatus, reason: Option<StatusReason>) {
+        let model = matches!(status, SessionStatus::Preparing | SessionStatus::Ready)
+            .then(|| self.pool.model_label().to_owned());
+        self.emit(Event::status(status, self.id, model, reason))
+            .await;
     }
 
     /// Numbers, persists, then publishes one event. Persisting first means a
@@ -331,7 +640,7 @@ impl Actor {
             event,
         };
         self.persist(&ev).await;
-        if let Err(e) = self.bus.publish(&ev).await {
+        if let Err(e) = self.pool.bus.publish(&ev).await {
             // Live viewers miss this frame; the store still has it for a
             // reload. Logged, not fatal: the turn goes on.
             tracing::error!(session.id = %self.id, seq = ev.seq, error = %e, "could not publish a session event");
@@ -349,20 +658,30 @@ impl Actor {
             | Event::ToolUse { .. }
             | Event::ToolResult { .. }
             | Event::Result { .. }
-            | Event::Error { .. } => {
+            | Event::Error { .. }
+            | Event::Notice {
+                code:
+                    ErrorCode::SessionRestarted | ErrorCode::ResumeFailed | ErrorCode::SessionExpiring,
+                ..
+            } => {
                 self.flush_text().await;
                 if let Event::Result { total_cost_usd, .. } = &ev.event {
                     let total_cost_usd = *total_cost_usd;
-                    if let Err(e) = self.store.set_total_cost(self.id, total_cost_usd).await {
+                    if let Err(e) = self
+                        .pool
+                        .store
+                        .set_total_cost(self.id, total_cost_usd)
+                        .await
+                    {
                         tracing::warn!(session.id = %self.id, error = %e, "could not store the session cost");
                     }
                 }
                 self.append(ev.seq, ev.event.kind(), ev.to_frame()).await;
             }
-            // A reload must not show a dead session as ready: its last
+            // A reload must not show a stopped session as ready: its last
             // state change is part of the history.
             Event::Session {
-                status: SessionStatus::Failed | SessionStatus::Ended,
+                status: SessionStatus::Failed | SessionStatus::Ended | SessionStatus::Idle,
                 ..
             } => {
                 self.flush_text().await;
@@ -393,7 +712,7 @@ impl Actor {
             kind: kind.to_owned(),
             body,
         };
-        if let Err(e) = self.store.append_message(msg).await {
+        if let Err(e) = self.pool.store.append_message(msg).await {
             tracing::warn!(session.id = %self.id, seq, error = %e, "could not persist a message");
         }
     }

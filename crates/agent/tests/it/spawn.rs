@@ -74,9 +74,15 @@ async fn ready_after_initialize_with_a_scrubbed_environment_then_clean_shutdown(
         .mode();
     assert_eq!(mode & 0o777, 0o700);
 
+    // node alone holds tens of megabytes.
+    assert_eq!(csp_agent::tree_pids(pid).first(), Some(&pid));
+    assert!(agent.rss_bytes() > 10 << 20, "{} bytes", agent.rss_bytes());
+
     // An idle CLI exits 0 on stdin EOF, and takes its whole group with it.
     assert_eq!(agent.shutdown(Duration::from_secs(20)).await, Some(0));
     assert!(!group_alive(pid), "processes left in the agent's group");
+    assert_eq!(csp_agent::tree_pids(pid), Vec::<u32>::new(), "reaped");
+    assert_eq!(csp_agent::tree_rss_bytes(pid), 0);
 }
 
 #[tokio::test]

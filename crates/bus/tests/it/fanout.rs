@@ -82,6 +82,10 @@ impl EventBus for Counting {
     async fn ping(&self) -> Result<(), Error> {
         self.upstream.ping().await
     }
+
+    async fn last_seq(&self, session: SessionId) -> Result<u64, Error> {
+        self.upstream.last_seq(session).await
+    }
 }
 
 /// An upstream whose subscriptions the test feeds by hand.
@@ -136,6 +140,13 @@ impl EventBus for Scripted {
     async fn ping(&self) -> Result<(), Error> {
         Err(Error::Unavailable {
             reason: "scripted ping".into(),
+        })
+    }
+
+    async fn last_seq(&self, session: SessionId) -> Result<u64, Error> {
+        Err(Error::Read {
+            session,
+            source: "scripted last_seq".into(),
         })
     }
 }
@@ -415,7 +426,7 @@ async fn a_failed_upstream_subscribe_is_returned_and_the_next_one_retries() {
 }
 
 #[tokio::test]
-async fn publish_and_ping_go_to_the_upstream() {
+async fn publish_ping_and_last_seq_go_to_the_upstream() {
     let inner = InProcessBus::new(Default::default()).unwrap();
     let bus = fanout(Arc::new(inner.clone()), 100);
     let session = SessionId::new();
@@ -423,8 +434,13 @@ async fn publish_and_ping_go_to_the_upstream() {
     let mut direct = inner.subscribe(session, 0).await.unwrap();
     expect_events(&mut direct, session, 1..=2).await;
     bus.ping().await.unwrap();
+    // Published elsewhere, and no feed of this session runs here.
+    publish_range(&inner, session, 3..=3).await;
+    assert_eq!(bus.last_seq(session).await.unwrap(), 3);
 
     let failing = fanout(Arc::new(Scripted::default()), 100);
     let err = failing.ping().await.unwrap_err();
     assert!(err.to_string().contains("scripted ping"), "{err}");
+    let err = failing.last_seq(session).await.unwrap_err();
+    assert!(err.to_string().contains("scripted last_seq"), "{err}");
 }

@@ -17,6 +17,7 @@ pub(crate) fn event(session: SessionId, seq: u64) -> SessionEvent {
             status: SessionStatus::Ready,
             session_id: session,
             model: Some("offline demo model".into()),
+            reason: None,
         },
         1 => Event::Delta {
             text: format!("token {seq} — ünïcode \"quoted\"\n"),

@@ -130,3 +130,20 @@ fn unusable_limits_are_rejected() {
         assert!(matches!(InProcessBus::new(config), Err(Error::Config(_))));
     }
 }
+
+#[tokio::test]
+async fn last_seq_is_the_retry_watermark_while_the_bus_knows_the_session() {
+    let bus = bus(4, 1);
+    let (watched, unwatched, other) = (SessionId::new(), SessionId::new(), SessionId::new());
+    let _subscriber = bus.subscribe(watched, 0).await.unwrap();
+    publish_range(&bus, watched, 1..=6).await;
+    // The ring holds 3..=6, but 1 and 2 would still be dropped as retries.
+    assert_eq!(bus.last_seq(watched).await.unwrap(), 6);
+    publish_range(&bus, unwatched, 1..=2).await;
+    // Evicted by that: the watched session keeps its watermark (its
+    // subscriber holds the entry), so a publish of 6 is still a retry...
+    assert_eq!(bus.last_seq(watched).await.unwrap(), 6);
+    publish_range(&bus, other, 1..=1).await;
+    // ...while the unwatched one is forgotten entirely, retries included.
+    assert_eq!(bus.last_seq(unwatched).await.unwrap(), 0);
+}

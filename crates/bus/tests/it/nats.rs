@@ -175,9 +175,12 @@ async fn connect_failure_names_the_server_but_not_the_credentials() {
 }
 
 #[tokio::test]
-async fn ping_fails_once_the_stream_is_gone() {
+async fn ping_and_last_seq_fail_once_the_stream_is_gone() {
     let (bus, guard) = connect(&unique_prefix(), 10).await;
     bus.ping().await.unwrap();
+    let session = SessionId::new();
+    publish_range(&bus, session, 1..=2).await;
+    assert_eq!(bus.last_seq(session).await.unwrap(), 2);
     jetstream()
         .await
         .delete_stream(bus.stream_name())
@@ -186,6 +189,9 @@ async fn ping_fails_once_the_stream_is_gone() {
     std::mem::forget(guard);
     let err = bus.ping().await.unwrap_err();
     assert!(matches!(err, Error::Unavailable { .. }), "{err}");
+    // Not 0: a resumed session would renumber from 1.
+    let err = bus.last_seq(session).await.unwrap_err();
+    assert!(matches!(err, Error::Read { .. }), "{err}");
 }
 
 #[tokio::test]

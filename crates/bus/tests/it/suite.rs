@@ -47,6 +47,7 @@ macro_rules! event_bus_suite {
             subscribers_attaching_while_publishing_see_contiguous_runs,
             retried_publish_is_delivered_once,
             ping_succeeds,
+            last_seq_is_the_highest_published,
         );
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -249,6 +250,27 @@ pub(crate) async fn ping_succeeds(bus: Arc<dyn EventBus>) {
     bus.ping().await.unwrap();
 }
 
+pub(crate) async fn last_seq_is_the_highest_published(bus: Arc<dyn EventBus>) {
+    let (a, b) = (SessionId::new(), SessionId::new());
+    assert_eq!(bus.last_seq(a).await.unwrap(), 0);
+    publish_range(&*bus, a, 1..=7).await;
+    assert_eq!(bus.last_seq(a).await.unwrap(), 7);
+    // Retries of the latest and of an earlier event change nothing.
+    publish_range(&*bus, a, 7..=7).await;
+    publish_range(&*bus, a, 3..=3).await;
+    assert_eq!(bus.last_seq(a).await.unwrap(), 7);
+
+    assert_eq!(bus.last_seq(b).await.unwrap(), 0);
+    publish_range(&*bus, b, 1..=2).await;
+    assert_eq!(bus.last_seq(b).await.unwrap(), 2);
+    assert_eq!(bus.last_seq(a).await.unwrap(), 7);
+    // Numbering continues after it, as a resumed session's does.
+    let mut stream = bus.subscribe(a, 7).await.unwrap();
+    publish_range(&*bus, a, 8..=8).await;
+    expect_events(&mut stream, a, 8..=8).await;
+    assert_eq!(bus.last_seq(a).await.unwrap(), 8);
+}
+
 /// With `retained` events kept per session and more published, subscribing
 /// after a seq the window no longer holds yields `Gap` and ends; subscribing
 /// right before the window replays it.
@@ -260,6 +282,8 @@ pub(crate) async fn gap_when_the_retained_window_was_exceeded(
     let last = retained * 2 + 5;
     let first_available = last - retained + 1;
     publish_range(&*bus, session, 1..=last).await;
+    // Events dropped from the window still count.
+    assert_eq!(bus.last_seq(session).await.unwrap(), last);
 
     for after_seq in [0, 3, first_available - 2] {
         let mut stream = bus.subscribe(session, after_seq).await.unwrap();

@@ -102,6 +102,41 @@ async fn keys_follow_the_documented_layout() {
 }
 
 #[tokio::test]
+async fn windows_and_values_follow_the_documented_layout() {
+    let redis = TestRedis::create().await;
+    let now_ms = 1_700_000_000_000;
+    for _ in 0..2 {
+        redis
+            .cache
+            .window_add("failures", now_ms, Duration::from_secs(60))
+            .await
+            .unwrap();
+    }
+    redis
+        .cache
+        .put("open_until", "42", Duration::from_secs(60))
+        .await
+        .unwrap();
+
+    let mut raw = redis.raw();
+    let window_key = format!("{}win:failures", redis.prefix);
+    let events: Vec<(String, f64)> = raw.zrange_withscores(&window_key, 0, -1).unwrap();
+    assert_eq!(events.len(), 2, "{events:?}");
+    for (member, score) in &events {
+        assert_eq!(*score, now_ms as f64, "{member}");
+        assert!(member.starts_with(&format!("{now_ms}:")), "{member}");
+    }
+    let ttl: i64 = raw.pttl(&window_key).unwrap();
+    assert!(0 < ttl && ttl <= 60_000, "window PTTL {ttl}");
+
+    let value_key = format!("{}kv:open_until", redis.prefix);
+    let value: String = raw.get(&value_key).unwrap();
+    assert_eq!(value, "42");
+    let ttl: i64 = raw.pttl(&value_key).unwrap();
+    assert!(0 < ttl && ttl <= 60_000, "value PTTL {ttl}");
+}
+
+#[tokio::test]
 async fn abandoned_presence_leaves_no_key() {
     let redis = TestRedis::create().await;
     let session = SessionId::new();

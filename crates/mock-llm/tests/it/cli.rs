@@ -174,3 +174,23 @@ async fn cli_retries_a_cut_stream_and_takes_the_next_answer() {
         .collect();
     assert_eq!(streams, [json!(true), json!(true)]);
 }
+
+#[tokio::test]
+async fn cli_is_served_with_the_right_key_and_turned_away_with_a_wrong_one() {
+    // run_cli gives the CLI ANTHROPIC_API_KEY=test-key.
+    let mock = start_with_key("test-key").await;
+    let run = run_cli(&mock, "hello", &[], &[]).await;
+    assert_eq!(run.result()["is_error"], false, "{}", run.result());
+
+    let mock = start_with_key("another-key").await;
+    let run = run_cli(&mock, "hello", &[], &[("CLAUDE_CODE_MAX_RETRIES", "0")]).await;
+    let result = run.result();
+    assert_eq!(result["is_error"], true, "{result}");
+    assert_eq!(result["api_error_status"], 401, "{result}");
+    assert!(
+        message_calls(&mock)
+            .iter()
+            .all(|call| call.status == Some(401)),
+        "no call got past the key check"
+    );
+}

@@ -9,6 +9,16 @@ pub(crate) async fn start() -> MockLlm {
     start_with(Rules::default()).await
 }
 
+/// A mock that demands `key` on every `/v1/` request.
+pub(crate) async fn start_with_key(key: &str) -> MockLlm {
+    MockLlm::start(Options {
+        api_key: Some(key.to_owned()),
+        ..Options::default()
+    })
+    .await
+    .expect("the mock starts on a free port")
+}
+
 pub(crate) async fn start_with(rules: Rules) -> MockLlm {
     MockLlm::start(Options {
         rules,

@@ -1,6 +1,6 @@
 //! The Messages API wire format: SSE framing, block order, JSON messages, side endpoints.
 
-use csp_mock_llm::{Behaviour, Reply, ToolUse, Usage};
+use csp_mock_llm::{Behaviour, MockLlm, Reply, ToolUse, Usage};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -234,7 +234,7 @@ async fn count_tokens_and_hello() {
         .unwrap();
     assert_eq!(get.status(), 200);
     let missing = client()
-        .get(format!("{}/v1/models", mock.base_url()))
+        .get(format!("{}/v1/files", mock.base_url()))
         .send()
         .await
         .unwrap();
@@ -246,7 +246,7 @@ async fn count_tokens_and_hello() {
             ("POST".into(), "/v1/messages/count_tokens".into()),
             ("HEAD".into(), "/api/hello".into()),
             ("GET".into(), "/api/hello".into()),
-            ("GET".into(), "/v1/models".into()),
+            ("GET".into(), "/v1/files".into()),
         ]
     );
 }
@@ -312,4 +312,94 @@ async fn the_log_records_requests_without_credentials() {
     assert_eq!(since_one[0]["index"], 1);
     assert_eq!(since_one[0]["source"], "demo");
     assert_eq!(since_one[0]["behaviour"]["type"], "text");
+}
+
+async fn list_models(mock: &MockLlm, query: &str) -> (u16, Value) {
+    let response = client()
+        .get(format!("{}/v1/models{query}", mock.base_url()))
+        .header("anthropic-version", "2023-06-01")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let request_id = response.headers()["request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: Value = response.json().await.unwrap();
+    let logged = mock.log().pop().expect("logged");
+    assert_eq!(logged.request_id.as_deref(), Some(request_id.as_str()));
+    assert_eq!(logged.status, Some(status));
+    (status, body)
+}
+
+fn ids(page: &Value) -> Vec<&str> {
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn models_are_listed_in_pages_like_the_api() {
+    let mock = start().await;
+    let (status, all) = list_models(&mock, "").await;
+    assert_eq!(status, 200);
+    assert_eq!(all["has_more"], false);
+    let all_ids = ids(&all);
+    assert!(all_ids.contains(&"claude-sonnet-4-5"), "{all}");
+    assert!(all_ids.contains(&"claude-opus-5-5"), "the CLI's default");
+    let first = &all["data"][0];
+    assert_eq!(first["type"], "model");
+    assert!(
+        first["display_name"]
+            .as_str()
+            .unwrap()
+            .starts_with("Claude ")
+    );
+    assert!(
+        time::OffsetDateTime::parse(
+            first["created_at"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339
+        )
+        .is_ok(),
+        "{first}"
+    );
+    assert_eq!(all["first_id"], all_ids[0]);
+    assert_eq!(all["last_id"], *all_ids.last().unwrap());
+
+    let (_, one) = list_models(&mock, "?limit=1").await;
+    assert_eq!(ids(&one), all_ids[..1]);
+    assert_eq!(one["has_more"], true);
+    assert_eq!(one["first_id"], all_ids[0]);
+    assert_eq!(one["last_id"], all_ids[0]);
+
+    let (_, next) = list_models(&mock, &format!("?limit=2&after_id={}", all_ids[0])).await;
+    assert_eq!(ids(&next), all_ids[1..3]);
+    let last = all_ids.len() - 1;
+    let (_, tail) = list_models(&mock, &format!("?after_id={}", all_ids[last - 1])).await;
+    assert_eq!(ids(&tail), all_ids[last..]);
+    assert_eq!(tail["has_more"], false);
+    let (_, before) = list_models(&mock, &format!("?limit=2&before_id={}", all_ids[3])).await;
+    assert_eq!(ids(&before), all_ids[1..3]);
+    assert_eq!(before["has_more"], true);
+    let (_, empty) = list_models(&mock, &format!("?before_id={}", all_ids[0])).await;
+    assert_eq!(
+        empty,
+        json!({"data": [], "has_more": false, "first_id": null, "last_id": null})
+    );
+
+    for bad in ["?limit=0", "?limit=1001", "?limit=x", "?after_id=gpt-4"] {
+        let (status, error) = list_models(&mock, bad).await;
+        assert_eq!(status, 400, "{bad}");
+        assert_eq!(error["error"]["type"], "invalid_request_error", "{bad}");
+    }
+    let log = mock.log();
+    assert!(
+        log.iter()
+            .all(|e| e.method == "GET" && e.path == "/v1/models")
+    );
+    assert_eq!(log[1].query.as_deref(), Some("limit=1"));
 }

@@ -1,7 +1,7 @@
 //! The suite against Postgres, one fresh database per test, plus connecting.
 
 use crate::helpers::{Fixture, user};
-use csp_store::{Config, Error, PgStore, Store, UserStore};
+use csp_store::{Config, Error, PgStore, SessionStore, Store, UserStore};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use std::time::Duration;
 
@@ -79,12 +79,6 @@ impl Drop for TestDb {
 }
 
 store_suite!(TestDb::create());
-
-#[tokio::test]
-async fn ping_answers() {
-    let db = TestDb::create().await;
-    db.store.ping().await.unwrap();
-}
 
 #[tokio::test]
 async fn reconnecting_keeps_data_and_does_not_remigrate() {

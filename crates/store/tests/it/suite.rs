@@ -4,7 +4,7 @@
 
 use crate::helpers::{message, next_millisecond, session, user};
 use csp_domain::{Role, SessionId, UserId};
-use csp_store::{Error, NewMessage, NewSession, NewUser, Store};
+use csp_store::{Error, NewMessage, NewSession, NewUser, SessionRecord, Store};
 use serde_json::json;
 use time::UtcOffset;
 use time::macros::datetime;
@@ -31,6 +31,11 @@ macro_rules! store_suite {
             seq_beyond_i64_is_invalid,
             cost_and_title,
             updates_of_unknown_session_are_not_found,
+            ping_answers,
+            new_session_is_resumable_and_never_resumed,
+            set_session_state_writes_status_resumability_and_reason,
+            record_resume_counts_and_reopens,
+            set_agent_session_replaces_the_cli_session,
         );
     };
     (@cases $fixture:expr; $($case:ident),+ $(,)?) => {$(
@@ -405,8 +410,162 @@ pub(crate) async fn updates_of_unknown_session_are_not_found(store: &dyn Store) 
         store.set_session_status(missing, "ended").await,
         store.set_total_cost(missing, 1.0).await,
         store.set_title(missing, "t").await,
+        store
+            .set_session_state(missing, "ended", false, Some("idle_timeout"))
+            .await,
+        store.record_resume(missing).await,
+        store.set_agent_session(missing, uuid::Uuid::new_v4()).await,
     ];
     for result in results {
         assert!(matches!(result, Err(Error::NotFound(_))), "{result:?}");
     }
+}
+
+pub(crate) async fn ping_answers(store: &dyn Store) {
+    store.ping().await.unwrap();
+}
+
+pub(crate) async fn new_session_is_resumable_and_never_resumed(store: &dyn Store) {
+    let alice = user(store, "alice").await;
+    let created = session(store, alice.user_id).await;
+    assert_eq!(created.agent_session_id, None);
+    assert_eq!(created.resume_count, 0);
+    assert!(created.is_resumable);
+    assert_eq!(created.ended_reason, None);
+    assert_eq!(
+        store.session(created.session_id).await.unwrap(),
+        Some(created.clone())
+    );
+    assert_eq!(
+        store.sessions_of(alice.user_id).await.unwrap(),
+        vec![created]
+    );
+}
+
+pub(crate) async fn set_session_state_writes_status_resumability_and_reason(store: &dyn Store) {
+    let alice = user(store, "alice").await;
+    let s = session(store, alice.user_id).await;
+    let other = session(store, alice.user_id).await;
+
+    store
+        .set_session_state(
+            s.session_id,
+            "ended",
+            false,
+            Some("resume failed: no transcript"),
+        )
+        .await
+        .unwrap();
+    let ended = store.session(s.session_id).await.unwrap().unwrap();
+    assert_eq!(ended.status, "ended");
+    assert!(!ended.is_resumable);
+    assert_eq!(
+        ended.ended_reason.as_deref(),
+        Some("resume failed: no transcript")
+    );
+    // Ending is not activity, and touches nothing else.
+    assert_eq!(
+        SessionRecord {
+            status: s.status.clone(),
+            is_resumable: s.is_resumable,
+            ended_reason: None,
+            ..ended
+        },
+        s
+    );
+
+    store
+        .set_session_state(s.session_id, "idle", true, None)
+        .await
+        .unwrap();
+    let idle = store.session(s.session_id).await.unwrap().unwrap();
+    assert_eq!(
+        (idle.status.as_str(), idle.is_resumable, idle.ended_reason),
+        ("idle", true, None)
+    );
+    assert_eq!(store.session(other.session_id).await.unwrap(), Some(other));
+}
+
+pub(crate) async fn record_resume_counts_and_reopens(store: &dyn Store) {
+    let alice = user(store, "alice").await;
+    let s = session(store, alice.user_id).await;
+    let other = session(store, alice.user_id).await;
+    store
+        .append_message(message(s.session_id, 1, "before the break"))
+        .await
+        .unwrap();
+    store
+        .set_session_state(s.session_id, "ended", true, Some("idle_timeout"))
+        .await
+        .unwrap();
+    let before = store.session(s.session_id).await.unwrap().unwrap();
+
+    next_millisecond().await;
+    store.record_resume(s.session_id).await.unwrap();
+    let resumed = store.session(s.session_id).await.unwrap().unwrap();
+    assert_eq!(resumed.resume_count, 1);
+    assert_eq!(resumed.status, "preparing");
+    assert_eq!(resumed.ended_reason, None);
+    assert!(resumed.is_resumable);
+    assert!(resumed.last_active_at > before.last_active_at);
+    // The conversation itself is untouched.
+    assert_eq!(
+        (resumed.message_count, resumed.last_seq, resumed.created_at),
+        (1, 1, before.created_at)
+    );
+    // A resumed session is the most recently active.
+    let listed: Vec<SessionId> = store
+        .sessions_of(alice.user_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.session_id)
+        .collect();
+    assert_eq!(listed, [s.session_id, other.session_id]);
+
+    store
+        .set_session_state(s.session_id, "ended", false, Some("process exited"))
+        .await
+        .unwrap();
+    store.record_resume(s.session_id).await.unwrap();
+    let again = store.session(s.session_id).await.unwrap().unwrap();
+    assert_eq!(again.resume_count, 2);
+    assert_eq!(
+        (again.status.as_str(), again.ended_reason),
+        ("preparing", None)
+    );
+    // Whether a resume is allowed is the caller's decision, not the count's.
+    assert!(!again.is_resumable);
+    assert_eq!(
+        store
+            .session(other.session_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .resume_count,
+        0
+    );
+}
+
+pub(crate) async fn set_agent_session_replaces_the_cli_session(store: &dyn Store) {
+    let alice = user(store, "alice").await;
+    let s = session(store, alice.user_id).await;
+    let other = session(store, alice.user_id).await;
+    let (first, second) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+
+    store.set_agent_session(s.session_id, first).await.unwrap();
+    let stored = store.session(s.session_id).await.unwrap().unwrap();
+    assert_eq!(stored.agent_session_id, Some(first));
+    assert_eq!(
+        SessionRecord {
+            agent_session_id: None,
+            ..stored
+        },
+        s
+    );
+
+    store.set_agent_session(s.session_id, second).await.unwrap();
+    let stored = store.session(s.session_id).await.unwrap().unwrap();
+    assert_eq!(stored.agent_session_id, Some(second));
+    assert_eq!(store.session(other.session_id).await.unwrap(), Some(other));
 }

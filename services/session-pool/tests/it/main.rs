@@ -50,6 +50,9 @@ async fn start(prewarm: usize, max_sessions: usize) -> Pool {
             permission_hook: Arc::new(csp_agent::AllowList::new(["Bash"])),
             model_label: "test model".into(),
             shutdown_grace: Duration::from_secs(5),
+            limits: Default::default(),
+            breaker: Default::default(),
+            reaper_interval: Duration::from_secs(60),
         },
         bus.clone(),
         store.clone(),
@@ -59,7 +62,7 @@ async fn start(prewarm: usize, max_sessions: usize) -> Pool {
     .unwrap();
     let addr = server.local_addr();
     let stop = CancellationToken::new();
-    tokio::spawn(server.run(stop.clone()));
+    tokio::spawn(server.run(stop.clone(), CancellationToken::new()));
     let client = SessionPoolClient::new(csp_rpc::channel(&format!("http://{addr}")).unwrap());
     Pool {
         client,
@@ -255,6 +258,9 @@ async fn invalid_sizes_are_refused_with_the_setting_named() {
         permission_hook: Arc::new(csp_agent::AllowList::new(["Bash"])),
         model_label: String::new(),
         shutdown_grace: Duration::from_secs(1),
+        limits: Default::default(),
+        breaker: Default::default(),
+        reaper_interval: Duration::from_secs(60),
     };
     let backends = || {
         (

@@ -315,12 +315,19 @@ async fn agent_crash(mode: Mode) {
         (Some("session"), Some("failed")),
         "{history}"
     );
-    // Sending to the failed session gets a clear error, not a hang.
-    ws.send(json!({"type":"send","text":"still there?"}))
+    // Sending to the failed session resumes it in a new process (the
+    // conversation is on disk) and answers.
+    ws.send(json!({"type":"send","text": scripted(json!({"type":"text","text":"back"}))}))
         .await
         .unwrap();
-    let reply = ws.next().await.unwrap();
-    assert_eq!(reply["code"], "session_unavailable", "{reply}");
+    let frames = ws.turn().await.unwrap();
+    assert!(
+        frames.iter().any(|f| f["type"] == "session"
+            && f["status"] == "preparing"
+            && f["reason"] == "resume"),
+        "{frames:?}"
+    );
+    assert_eq!(text_of(&frames), "back");
     // A new session works.
     let mut ws2 = csp.ws(&token, "").await.unwrap();
     let (other, _) = ready(&mut ws2).await;
