@@ -285,6 +285,41 @@ describe('chat in a real browser', { timeout: 10 * 60_000 }, () => {
     assert.equal(await page.evaluate(() => window.__xss), undefined);
   });
 
+  step('a model API failure shows the catalogued message and the session stays usable', async () => {
+    const turns = await finishedTurns();
+    await send('MOCK{"type":"http_error","status":500,"headers":{"x-should-retry":"false"}}MOCK');
+    // The catalogue's text for `model_api_failed`, in the reply it ended.
+    const error = page.locator('[data-testid="turn-error"]:visible', { hasText: 'The AI service could not answer' }).last();
+    await error.waitFor({ timeout: STEP_TIMEOUT_MS });
+    const text = await page.locator('[data-testid="message-list"]').innerText();
+    assert.doesNotMatch(text, /API Error|HTTP 500|Internal server error/);
+    await send('MOCK{"type":"text","text":"still here"}MOCK');
+    await page.locator('[data-testid="assistant-text"]', { hasText: 'still here' }).waitFor({ timeout: STEP_TIMEOUT_MS });
+    await waitForFinishedTurns(turns + 1);
+    await screenshot('model-api-failure');
+  });
+
+  step('the session list reopens an earlier session', async () => {
+    const current = page.locator('#session-list a.session-item[aria-current="page"]');
+    await current.waitFor();
+    const firstId = await current.getAttribute('data-session-id');
+    const newSession = page.locator('#new-session');
+    if (!(await newSession.isVisible())) await page.locator('#sessions-toggle').click();
+    await newSession.click();
+    await page.locator(sel.status, { hasText: /^Ready$/ }).waitFor({ timeout: 90_000 });
+    await page.waitForFunction(() => document.querySelectorAll('#session-list a.session-item').length >= 2, null, {
+      timeout: STEP_TIMEOUT_MS,
+    });
+    assert.equal(await page.locator(sel.user, { hasText: 'hello-from-browser' }).count(), 0);
+    const earlier = page.locator(`#session-list a.session-item[data-session-id="${firstId}"]`);
+    if (!(await earlier.isVisible())) await page.locator('#sessions-toggle').click();
+    await earlier.click();
+    await page.locator(sel.user, { hasText: 'hello-from-browser' }).first().waitFor({ timeout: STEP_TIMEOUT_MS });
+    await page.locator(sel.status, { hasText: /^Ready$/ }).waitFor({ timeout: 90_000 });
+    assert.match(page.url(), new RegExp(`session=${firstId}`));
+    await screenshot('session-list');
+  });
+
   step('the page ran without errors or CSP violations', async () => {
     assert.deepEqual(browserProblems, []);
   });
