@@ -326,10 +326,26 @@ async fn ensure_stream(
                 // Another process may create it at the same moment; create
                 // with an identical config succeeds, and update covers a
                 // config that differs only in limits.
-                jetstream
-                    .create_or_update_stream(config.stream_config())
-                    .await
-                    .map_err(|err| stream_error(format!("create failed: {err}")))?;
+                // nats-server 2.9 can fail a create with 10077 ("mkdir
+                // .../jetstream/$G/streams: no such file or directory") while
+                // another stream of the account is being deleted: it removes
+                // and recreates that directory. Creating is idempotent, so a
+                // few retries ride it out.
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    match jetstream
+                        .create_or_update_stream(config.stream_config())
+                        .await
+                    {
+                        Ok(_) => break,
+                        Err(err) if attempt < 5 => {
+                            tracing::warn!(stream = %name, attempt, error = %err, "stream create failed; retrying");
+                            tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+                        }
+                        Err(err) => return Err(stream_error(format!("create failed: {err}"))),
+                    }
+                }
             }
             _ => return Err(stream_error(err.to_string())),
         },
