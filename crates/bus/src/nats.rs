@@ -341,7 +341,8 @@ async fn ensure_stream(
                         Ok(_) => break,
                         Err(err) if attempt < 5 => {
                             tracing::warn!(stream = %name, attempt, error = %err, "stream create failed; retrying");
-                            tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+                            tokio::time::sleep(std::time::Duration::from_millis(100 * attempt))
+                                .await;
                         }
                         Err(err) => return Err(stream_error(format!("create failed: {err}"))),
                     }

@@ -274,10 +274,16 @@ impl Server {
     /// Serves until `shutdown` is cancelled.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
         let (health, health_service) = tonic_health::server::health_reporter();
-        // gRPC health follows the readiness probe.
+        // gRPC health follows the readiness probe; known before serving.
         let probes = self.probes.clone();
+        let first = probes.reason(probes.store_ok().await).is_none();
+        if first {
+            health.set_serving::<PolicyServer<Service>>().await;
+        } else {
+            health.set_not_serving::<PolicyServer<Service>>().await;
+        }
         let reporter = tokio::spawn(async move {
-            let mut last = None;
+            let mut last = Some(first);
             loop {
                 let ready = probes.reason(probes.store_ok().await).is_none();
                 if last != Some(ready) {

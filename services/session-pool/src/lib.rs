@@ -97,8 +97,11 @@ pub struct PoolStatus {
     pub circuit_breaker: csp_breaker::State,
 }
 
-/// How long one dependency check of the readiness probe may take.
-const PING_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the dependency checks of the readiness probe may take. They run
+/// together and stay well under the gateway's 2 s deadline for the whole
+/// status call, so that a hanging database is reported as
+/// `database_unavailable` rather than as an unreachable session-pool.
+const PING_TIMEOUT: Duration = Duration::from_millis(1200);
 
 async fn reachable<E>(f: impl std::future::Future<Output = Result<(), E>>) -> bool {
     matches!(tokio::time::timeout(PING_TIMEOUT, f).await, Ok(Ok(())))
@@ -111,13 +114,18 @@ impl pool::Pool {
         let active_sessions = self.active().await;
         let pool_depth = self.depth().await;
         let max_sessions = self.max_sessions();
+        let (store_ok, bus_ok, cache_ok) = tokio::join!(
+            reachable(self.store.ping()),
+            reachable(self.bus.ping()),
+            reachable(self.cache.ping()),
+        );
         let not_ready = if self.draining() {
             Some("shutting_down")
-        } else if !reachable(self.store.ping()).await {
+        } else if !store_ok {
             Some("database_unavailable")
-        } else if !reachable(self.bus.ping()).await {
+        } else if !bus_ok {
             Some("bus_unavailable")
-        } else if !reachable(self.cache.ping()).await {
+        } else if !cache_ok {
             Some("cache_unavailable")
         } else if self.key_rejected() {
             Some("model_api_key_rejected")
@@ -288,7 +296,9 @@ impl Server {
         let refill = tokio::spawn(self.pool.clone().refill_loop());
         let reaper = tokio::spawn(self.pool.clone().reaper_loop(self.reaper_interval));
         let (health, health_service) = tonic_health::server::health_reporter();
-        let health_task = tokio::spawn(report_health(self.pool.clone(), health.clone()));
+        let first = self.pool.status().await.not_ready.is_none();
+        set_health(&health, first).await;
+        let health_task = tokio::spawn(report_health(self.pool.clone(), health.clone(), first));
         let routes = tonic::service::Routes::new(health_service).add_service(
             SessionPoolServer::new(service::Service {
                 pool: self.pool.clone(),
@@ -301,9 +311,7 @@ impl Server {
             // The server failed on its own: still end every session.
             r = &mut serving => Some(r),
         };
-        health
-            .set_not_serving::<SessionPoolServer<service::Service>>()
-            .await;
+        set_health(&health, false).await;
         self.pool.drain(self.grace).await;
         stop_serving.cancel();
         let served = match failed {
@@ -328,29 +336,30 @@ impl Server {
     }
 }
 
+async fn set_health(health: &tonic_health::server::HealthReporter, ready: bool) {
+    let status = if ready {
+        tonic_health::ServingStatus::Serving
+    } else {
+        tonic_health::ServingStatus::NotServing
+    };
+    health
+        .set_service_status(
+            <SessionPoolServer<service::Service> as tonic::server::NamedService>::NAME,
+            status,
+        )
+        .await;
+    health.set_service_status("", status).await;
+}
+
 /// Keeps the gRPC health status in line with the readiness probe.
-async fn report_health(pool: Arc<Pool>, health: tonic_health::server::HealthReporter) {
-    let mut last = None;
+async fn report_health(pool: Arc<Pool>, health: tonic_health::server::HealthReporter, first: bool) {
+    let mut last = first;
     loop {
-        let ready = pool.status().await.not_ready.is_none();
-        if last != Some(ready) {
-            if ready {
-                health
-                    .set_serving::<SessionPoolServer<service::Service>>()
-                    .await;
-                health
-                    .set_service_status("", tonic_health::ServingStatus::Serving)
-                    .await;
-            } else {
-                health
-                    .set_not_serving::<SessionPoolServer<service::Service>>()
-                    .await;
-                health
-                    .set_service_status("", tonic_health::ServingStatus::NotServing)
-                    .await;
-            }
-            last = Some(ready);
-        }
         tokio::time::sleep(Duration::from_secs(2)).await;
+        let ready = pool.status().await.not_ready.is_none();
+        if last != ready {
+            set_health(&health, ready).await;
+            last = ready;
+        }
     }
 }

@@ -80,6 +80,10 @@ pub(crate) struct Lifecycle {
     unattended_since: Option<Instant>,
     restart_flagged: bool,
     stall_reported: bool,
+    /// Turns started by this process. Memory grows with use: a process
+    /// that has served nothing is never restarted (with a limit below the
+    /// CLI's idle footprint it would otherwise restart in a loop).
+    turns: u64,
 }
 
 impl Lifecycle {
@@ -91,6 +95,7 @@ impl Lifecycle {
             unattended_since: None,
             restart_flagged: false,
             stall_reported: false,
+            turns: 0,
         }
     }
 
@@ -106,6 +111,7 @@ impl Lifecycle {
     /// A new turn started: a stall may be reported again.
     pub(crate) fn turn_started(&mut self) {
         self.stall_reported = false;
+        self.turns += 1;
     }
 
     /// Whether the process waits for its turn to end to be replaced.
@@ -143,7 +149,7 @@ impl Lifecycle {
         if o.rss_bytes > self.limits.max_rss_bytes {
             self.restart_flagged = true;
         }
-        if self.restart_flagged && !o.in_flight {
+        if self.restart_flagged && !o.in_flight && self.turns > 0 {
             return Some(Action::Restart);
         }
         if o.attended {
@@ -244,6 +250,7 @@ mod tests {
     fn memory_over_the_limit_restarts_after_the_turn() {
         let t0 = Instant::now();
         let mut l = Lifecycle::new(limits(), t0);
+        l.turn_started();
         let fat = |at, in_flight| Observation {
             in_flight,
             tool_running: in_flight,
@@ -260,8 +267,13 @@ mod tests {
             }),
             Some(Action::Restart)
         );
-        let mut idle = Lifecycle::new(limits(), t0);
-        assert_eq!(idle.check(fat(t0 + MIN, false)), Some(Action::Restart));
+        // A process that has served nothing is left alone, then restarted
+        // after its first turn.
+        let mut fresh = Lifecycle::new(limits(), t0);
+        assert_eq!(fresh.check(fat(t0 + MIN, false)), None);
+        fresh.turn_started();
+        assert_eq!(fresh.check(fat(t0 + 2 * MIN, true)), None);
+        assert_eq!(fresh.check(fat(t0 + 3 * MIN, false)), Some(Action::Restart));
     }
 
     #[test]

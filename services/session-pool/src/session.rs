@@ -302,6 +302,9 @@ impl Actor {
         if !self.start_queued(&agent).await {
             return self.crashed(agent, None).await;
         }
+        if self.in_flight {
+            life.turn_started();
+        }
         loop {
             tokio::select! {
                 cmd = rx.recv() => match cmd {
@@ -354,7 +357,10 @@ impl Actor {
                     Some(AgentEvent::Message(msg)) => {
                         last_output = Instant::now();
                         if let Some(failure) = Failure::of(&msg) {
-                            self.model_failure(&agent, failure).await;
+                            // Only a turn still retrying is stopped; a final
+                            // `result` already ended its turn.
+                            let retrying = !matches!(msg, csp_agent::Message::Result(_));
+                            self.model_failure(&agent, failure, retrying).await;
                         }
                         let turn_ended = match &msg {
                             csp_agent::Message::Result(r) => Some(r.is_error),
@@ -481,7 +487,7 @@ impl Actor {
 
     /// One failed model API request: metrics, the shared breaker, and when
     /// the breaker is now open, the turn stops instead of retrying on.
-    async fn model_failure(&mut self, agent: &Agent, failure: Failure) {
+    async fn model_failure(&mut self, agent: &Agent, failure: Failure, retrying: bool) {
         metrics::counter!(m::QUERY_ERRORS, "type" => failure.as_str()).increment(1);
         if failure == Failure::Authentication {
             self.pool.model_key_suspect();
@@ -490,7 +496,8 @@ impl Actor {
             return;
         }
         self.pool.breaker.on_failure().await;
-        if self.in_flight && self.pool.breaker.state().await == csp_breaker::State::Open {
+        if retrying && self.in_flight && self.pool.breaker.state().await == csp_breaker::State::Open
+        {
             tracing::warn!(session.id = %self.id, "model API circuit open; stopping the retrying turn");
             self.translator.stopped(ErrorCode::ModelUnavailable);
             self.permit = None;

@@ -54,6 +54,12 @@ pub struct Options {
     pub env: Vec<(String, String)>,
     /// The `csp` binary to run; `None` means [`csp_bin`].
     pub bin: Option<PathBuf>,
+    /// Wait for the startup probe before [`Csp::start`] returns; `false`
+    /// for tests of an instance that must never report started.
+    pub await_startup: bool,
+    /// Distributed mode: the `host:port` the session-pool reaches Postgres
+    /// at instead of the real one (e.g. a proxy a test can cut).
+    pub session_pool_db_addr: Option<String>,
 }
 
 impl Default for Options {
@@ -63,6 +69,8 @@ impl Default for Options {
             max_sessions: 4,
             env: Vec::new(),
             bin: None,
+            await_startup: true,
+            session_pool_db_addr: None,
         }
     }
 }
@@ -85,7 +93,13 @@ pub struct Csp {
     nats_prefix: Option<String>,
     /// What each process printed before it was listening (e.g. its metrics URL).
     banners: Vec<(&'static str, String)>,
+    /// How each process was started, to restart it.
+    started: Vec<Launch>,
+    mock: Option<String>,
 }
+
+/// One process start: its name, arguments and environment.
+type Launch = (&'static str, Vec<String>, Vec<(String, String)>);
 
 fn test_db_url() -> String {
     std::env::var("CSP_TEST_DATABASE_URL")
@@ -97,6 +111,17 @@ fn with_db(url: &str, db: &str) -> String {
         Some((head, _)) => format!("{head}/{db}"),
         None => format!("{url}/{db}"),
     }
+}
+
+/// `url` with its `host:port` replaced by `addr` (credentials kept).
+fn with_host(url: &str, addr: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let userinfo = authority
+        .rsplit_once('@')
+        .map(|(u, _)| format!("{u}@"))
+        .unwrap_or_default();
+    format!("{scheme}://{userinfo}{addr}/{path}")
 }
 
 impl Csp {
@@ -118,6 +143,8 @@ impl Csp {
             db: None,
             nats_prefix: None,
             banners: Vec::new(),
+            started: Vec::new(),
+            mock: None,
         };
         let mut env: Vec<(String, String)> = vec![
             ("CSP_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
@@ -174,6 +201,7 @@ impl Csp {
                 let mock = csp
                     .spawn("mock-llm", &["mock-llm", "--listen", "127.0.0.1:0"], &env)
                     .await?;
+                csp.mock = Some(mock.clone());
                 // Policy first: it runs the migrations the session-pool relies on.
                 let policy = csp
                     .spawn(
@@ -192,6 +220,12 @@ impl Csp {
                 let mut pool_env = env.clone();
                 pool_env.push(("ANTHROPIC_BASE_URL".into(), mock));
                 pool_env.push(("ANTHROPIC_API_KEY".into(), "e2e-test-key".into()));
+                if let Some(addr) = &opts.session_pool_db_addr {
+                    pool_env.push((
+                        "DATABASE_URL".into(),
+                        with_host(&with_db(&admin_url, &db), addr),
+                    ));
+                }
                 let data = csp.dir.path().join("agents");
                 let pool = csp
                     .spawn(
@@ -230,7 +264,9 @@ impl Csp {
                 csp.base = gw.trim_end_matches('/').to_owned();
             }
         }
-        csp.wait_started().await?;
+        if opts.await_startup {
+            csp.wait_started().await?;
+        }
         Ok(csp)
     }
 
@@ -262,7 +298,15 @@ impl Csp {
         args: &[&str],
         env: &[(String, String)],
     ) -> Result<String> {
-        let log = std::fs::File::create(self.dir.path().join(format!("{name}.log")))?;
+        self.started.push((
+            name,
+            args.iter().map(|a| a.to_string()).collect(),
+            env.to_vec(),
+        ));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{name}.log")))?;
         let mut cmd = Command::new(&self.bin);
         // A developer's real credentials must never reach a test: without
         // them `csp dev` uses the scripted model, as the tests expect.
@@ -356,6 +400,84 @@ impl Csp {
             );
         }
         Ok(text)
+    }
+
+    /// Where the session-pool keeps each session's directories
+    /// (`sessions/<id>/home/.claude/projects/.../<agent session>.jsonl`).
+    pub fn agents_dir(&self) -> PathBuf {
+        match self.mode {
+            Mode::Dev => self.dir.path().join("data").join("agents"),
+            Mode::Distributed => self.dir.path().join("agents"),
+        }
+    }
+
+    /// The CLI transcripts (`*.jsonl`) of one session.
+    pub fn transcripts(&self, session: &str) -> Vec<PathBuf> {
+        fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.extension().is_some_and(|x| x == "jsonl") {
+                    out.push(p);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        let projects = self
+            .agents_dir()
+            .join("sessions")
+            .join(session)
+            .join("home")
+            .join(".claude")
+            .join("projects");
+        walk(&projects, &mut out);
+        out
+    }
+
+    /// Sends SIGTERM to one process and waits (up to `within`) for it to
+    /// exit; `None` if it did not.
+    pub async fn sigterm(
+        &mut self,
+        name: &str,
+        within: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let p = self.procs.iter_mut().find(|p| p.name == name)?;
+        let pid = p.child.id()?;
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        tokio::time::timeout(within, p.child.wait())
+            .await
+            .ok()?
+            .ok()
+    }
+
+    /// Starts `csp dev` again on the same data directory (after
+    /// [`Csp::sigterm`]); `base` changes to the new address.
+    pub async fn restart_dev(&mut self) -> Result<()> {
+        let (_, args, env) = self
+            .started
+            .iter()
+            .find(|(n, _, _)| *n == "dev")
+            .cloned()
+            .context("not a dev instance")?;
+        self.procs.retain(|p| p.name != "dev");
+        self.started.retain(|(n, _, _)| *n != "dev");
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let url = self.spawn("dev", &args, &env).await?;
+        self.base = url.trim_end_matches('/').to_owned();
+        self.wait_started().await
+    }
+
+    /// The address the scripted model listens on (distributed mode), for
+    /// `/_mock/log` and `/_mock/queue`.
+    pub fn mock_url(&self) -> Option<String> {
+        self.mock.clone()
     }
 
     /// The process id of one process (e.g. to read its memory use).

@@ -322,6 +322,7 @@ async fn start(
             max_sessions,
             env: agent_env(common, real_cli)?,
             bin: Some(csp_path(common)),
+            ..Options::default()
         },
     )
     .await

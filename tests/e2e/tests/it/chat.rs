@@ -374,7 +374,7 @@ async fn mid_stream_api_error_keeps_partial_text() {
     let token = csp.login().await.unwrap();
     let mut ws = csp.ws(&token, "").await.unwrap();
     ready(&mut ws).await;
-    let behaviour = json!({"type":"cut","after_deltas":2,"text":"partial answer that never ends","chunks":6,
+    let behaviour = json!({"type":"cut","after_deltas":2,"text":"partial answer that never ends","chunks":6,"chunk_delay_ms":300,
                            "nonstream":{"type":"http_error","status":529,"headers":{"x-should-retry":"false"}}});
     ws.send(json!({"type":"send","text": scripted(behaviour)}))
         .await

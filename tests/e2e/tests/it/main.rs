@@ -3,4 +3,6 @@
 //! in multi-service mode against Postgres, Redis and NATS JetStream.
 
 mod chat;
+mod lifecycle;
+mod resilience;
 mod security;
