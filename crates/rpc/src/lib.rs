@@ -108,6 +108,44 @@ impl Listener {
     }
 }
 
+/// Sets the gRPC health of `service` (and of the server as a whole, `""`)
+/// to match readiness.
+pub async fn set_health(health: &tonic_health::server::HealthReporter, service: &str, ready: bool) {
+    let status = if ready {
+        tonic_health::ServingStatus::Serving
+    } else {
+        tonic_health::ServingStatus::NotServing
+    };
+    health.set_service_status(service, status).await;
+    health.set_service_status("", status).await;
+}
+
+/// Keeps gRPC health equal to the readiness probe: sets it from `ready()`
+/// now (so it is known before the server answers anything), then
+/// re-checks every 2 s in a background task, which the caller aborts.
+pub async fn follow_readiness<F, Fut>(
+    health: tonic_health::server::HealthReporter,
+    service: &'static str,
+    ready: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let mut last = ready().await;
+    set_health(&health, service, last).await;
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            let now = ready().await;
+            if now != last {
+                set_health(&health, service, now).await;
+                last = now;
+            }
+        }
+    })
+}
+
 /// A lazily connecting channel to `addr` (`http://host:port`): the service
 /// may start after its callers, and a restart of the peer is survived.
 pub fn channel(addr: &str) -> Result<Channel, Error> {

@@ -190,18 +190,15 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Response {
             return not_ready("session_pool_unreachable", 0, 0);
         }
     };
-    let timeout = std::time::Duration::from_secs(2);
-    let bus_ok = matches!(
-        tokio::time::timeout(timeout, state.bus.ping()).await,
-        Ok(Ok(()))
+    // The session-pool already checked the database, its bus and cache;
+    // these are the gateway's own connections.
+    let timeout = std::time::Duration::from_secs(1);
+    let (bus, cache) = tokio::join!(
+        tokio::time::timeout(timeout, state.bus.ping()),
+        tokio::time::timeout(timeout, state.cache.ping()),
     );
-    let cache_ok = matches!(
-        tokio::time::timeout(timeout, state.cache.ping()).await,
-        Ok(Ok(()))
-    );
-    let reason = if state.shutting_down.is_cancelled() {
-        Some("shutting_down")
-    } else if !s.ready {
+    let (bus_ok, cache_ok) = (matches!(bus, Ok(Ok(()))), matches!(cache, Ok(Ok(()))));
+    let reason = if !s.ready {
         Some(s.reason.as_str())
     } else if !bus_ok {
         Some("bus_unavailable")

@@ -276,27 +276,15 @@ impl Server {
         let (health, health_service) = tonic_health::server::health_reporter();
         // gRPC health follows the readiness probe; known before serving.
         let probes = self.probes.clone();
-        let first = probes.reason(probes.store_ok().await).is_none();
-        if first {
-            health.set_serving::<PolicyServer<Service>>().await;
-        } else {
-            health.set_not_serving::<PolicyServer<Service>>().await;
-        }
-        let reporter = tokio::spawn(async move {
-            let mut last = Some(first);
-            loop {
-                let ready = probes.reason(probes.store_ok().await).is_none();
-                if last != Some(ready) {
-                    if ready {
-                        health.set_serving::<PolicyServer<Service>>().await;
-                    } else {
-                        health.set_not_serving::<PolicyServer<Service>>().await;
-                    }
-                    last = Some(ready);
-                }
-                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-            }
-        });
+        let reporter = csp_rpc::follow_readiness(
+            health,
+            <PolicyServer<Service> as tonic::server::NamedService>::NAME,
+            move || {
+                let probes = probes.clone();
+                async move { probes.reason(probes.store_ok().await).is_none() }
+            },
+        )
+        .await;
         let routes = tonic::service::Routes::new(health_service)
             .add_service(PolicyServer::new(self.service));
         let probes = self.probes.clone();

@@ -97,6 +97,9 @@ pub struct PoolStatus {
     pub circuit_breaker: csp_breaker::State,
 }
 
+const SERVICE_NAME: &str =
+    <SessionPoolServer<service::Service> as tonic::server::NamedService>::NAME;
+
 /// How long the dependency checks of the readiness probe may take. They run
 /// together and stay well under the gateway's 2 s deadline for the whole
 /// status call, so that a hanging database is reported as
@@ -296,9 +299,12 @@ impl Server {
         let refill = tokio::spawn(self.pool.clone().refill_loop());
         let reaper = tokio::spawn(self.pool.clone().reaper_loop(self.reaper_interval));
         let (health, health_service) = tonic_health::server::health_reporter();
-        let first = self.pool.status().await.not_ready.is_none();
-        set_health(&health, first).await;
-        let health_task = tokio::spawn(report_health(self.pool.clone(), health.clone(), first));
+        let pool = self.pool.clone();
+        let health_task = csp_rpc::follow_readiness(health.clone(), SERVICE_NAME, move || {
+            let pool = pool.clone();
+            async move { pool.status().await.not_ready.is_none() }
+        })
+        .await;
         let routes = tonic::service::Routes::new(health_service).add_service(
             SessionPoolServer::new(service::Service {
                 pool: self.pool.clone(),
@@ -311,7 +317,8 @@ impl Server {
             // The server failed on its own: still end every session.
             r = &mut serving => Some(r),
         };
-        set_health(&health, false).await;
+        health_task.abort();
+        csp_rpc::set_health(&health, SERVICE_NAME, false).await;
         self.pool.drain(self.grace).await;
         stop_serving.cancel();
         let served = match failed {
@@ -324,7 +331,6 @@ impl Server {
         };
         drained.cancel();
         refill.abort();
-        health_task.abort();
         self.pool.stopped();
         let _ = reaper.await;
         // A last sweep: anything the agents left behind is reaped now.
@@ -333,33 +339,5 @@ impl Server {
             ::metrics::counter!(metrics::ZOMBIES_REAPED).increment(reaped as u64);
         }
         served
-    }
-}
-
-async fn set_health(health: &tonic_health::server::HealthReporter, ready: bool) {
-    let status = if ready {
-        tonic_health::ServingStatus::Serving
-    } else {
-        tonic_health::ServingStatus::NotServing
-    };
-    health
-        .set_service_status(
-            <SessionPoolServer<service::Service> as tonic::server::NamedService>::NAME,
-            status,
-        )
-        .await;
-    health.set_service_status("", status).await;
-}
-
-/// Keeps the gRPC health status in line with the readiness probe.
-async fn report_health(pool: Arc<Pool>, health: tonic_health::server::HealthReporter, first: bool) {
-    let mut last = first;
-    loop {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let ready = pool.status().await.not_ready.is_none();
-        if last != ready {
-            set_health(&health, ready).await;
-            last = ready;
-        }
     }
 }

@@ -167,10 +167,8 @@ impl Pool {
         let Some(check) = &self.model_check else {
             return true;
         };
-        match self.key.load(Ordering::Acquire) {
-            KEY_ACCEPTED => return true,
-            KEY_REJECTED | KEY_UNCHECKED => {}
-            _ => {}
+        if self.key.load(Ordering::Acquire) == KEY_ACCEPTED {
+            return true;
         }
         match check.check().await {
             Verdict::Accepted => {

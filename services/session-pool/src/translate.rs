@@ -162,9 +162,10 @@ impl Translator {
                 })
                 .collect(),
             Message::System(System::ApiRetry(r)) => {
-                let rate_limited = r.error_status == Some(429)
-                    || r.error_status == Some(529)
-                    || matches!(r.error.as_deref(), Some("rate_limit" | "overloaded"));
+                let rate_limited = matches!(
+                    Failure::classify(r.error_status, r.error.as_deref()),
+                    Failure::RateLimited | Failure::Overloaded
+                );
                 if rate_limited && !self.retry_notice_sent {
                     self.retry_notice_sent = true;
                     vec![Event::notice(ErrorCode::RateLimited)]
