@@ -1,7 +1,7 @@
 // The gateway's REST API (docs/websocket-protocol.md). The session token lives
 // in an HttpOnly cookie the gateway sets; this code never sees or stores it.
 
-import type { AppConfig, History, SessionList, User } from './protocol';
+import type { AdminUser, AppConfig, AuditPage, Budget, History, NewUser, SessionList, User, UserList, UserPatch } from './protocol';
 
 /** A failed API call, carrying the gateway's catalogued message. */
 export class ApiError extends Error {
@@ -66,4 +66,51 @@ export function history(sessionId: string): Promise<History> {
 /** The caller's sessions, most recently active first. */
 export function sessions(): Promise<SessionList> {
   return call('GET', '/api/v1/sessions');
+}
+
+/** The caller's spend this month against their cap. */
+export function budget(): Promise<Budget> {
+  return call('GET', '/api/v1/me/budget');
+}
+
+/** Every user with this month's spend (admin). */
+export function users(): Promise<UserList> {
+  return call('GET', '/api/v1/users');
+}
+
+export function createUser(user: NewUser): Promise<AdminUser> {
+  return call('POST', '/api/v1/users', user);
+}
+
+export function updateUser(userId: string, patch: UserPatch): Promise<AdminUser> {
+  return call('PATCH', `/api/v1/users/${encodeURIComponent(userId)}`, patch);
+}
+
+/** The audit log's filters as the page holds them: "" means "not filtered". */
+export interface AuditFilters {
+  userId: string;
+  /** `YYYY-MM-DD`. */
+  start: string;
+  /** `YYYY-MM-DD`, inclusive (the server counts a date `end` to the end of that day). */
+  end: string;
+}
+
+/**
+ * The audit log URL for `filters`: one page (`before` the cursor, or the
+ * newest), or with `format: 'csv'` the export of every matching entry.
+ * Empty filters are left out rather than sent empty.
+ */
+export function auditLogUrl(filters: AuditFilters, opts: { before?: number | null; format?: 'csv' } = {}): string {
+  const q = new URLSearchParams();
+  if (filters.userId) q.set('user_id', filters.userId);
+  if (filters.start) q.set('start', filters.start);
+  if (filters.end) q.set('end', filters.end);
+  if (opts.before !== undefined && opts.before !== null) q.set('before', String(opts.before));
+  if (opts.format) q.set('format', opts.format);
+  const query = q.toString();
+  return query ? `/api/v1/admin/audit-log?${query}` : '/api/v1/admin/audit-log';
+}
+
+export function auditLog(filters: AuditFilters, before: number | null): Promise<AuditPage> {
+  return call('GET', auditLogUrl(filters, { before }));
 }

@@ -5,6 +5,7 @@
 import { isPlainClick, sessionFromHref } from './action';
 import * as api from './api';
 import { ApiError } from './api';
+import { accountEffect } from './budget';
 import { keyAction } from './keys';
 import { createMarkdownRenderer } from './markdown';
 import { MessageList, renderBanner } from './render';
@@ -27,6 +28,8 @@ import { closeAction, reconnectDelay, SessionSocket, wsUrl } from './ws';
 export interface ChatOptions {
   /** The user's credentials are gone: show the login page. */
   onSignedOut(): void;
+  /** A live frame moved the user's spend (`budget`) or changed their role (`permissions`). */
+  onAccountChange?(what: 'budget' | 'permissions'): void;
 }
 
 interface Elements {
@@ -257,6 +260,8 @@ export class Chat {
     if (!hadSession && this.state.sessionId !== null) this.setUrl(this.state.sessionId);
     if (outcome !== 'applied') return;
     this.scheduleRender();
+    const effect = accountEffect(frame);
+    if (effect !== null) this.opts.onAccountChange?.(effect);
     // The list shows status and message count: refresh when either moved.
     if (`${this.state.sessionId}/${this.state.sessionStatus}` !== before || frame.type === 'result') {
       this.sidebar.setCurrent(this.state.sessionId);

@@ -57,3 +57,25 @@ export function formatRelativeTime(then: number, now: number): string {
   if (days < 7) return `${days} days ago`;
   return new Date(then).toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
 }
+
+const DOLLARS = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD' });
+const WHOLE_DOLLARS = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD', minimumFractionDigits: 0, maximumFractionDigits: 0 });
+
+/** Money spent, always in cents: "$81.00", "$1,234.50". Nonsense reads as "$0.00". */
+export function formatMoney(usd: number): string {
+  return DOLLARS.format(Number.isFinite(usd) && usd > 0 ? usd : 0);
+}
+
+/** A limit as an admin set it: "$100" for whole dollars, "$12.50" otherwise. */
+export function formatLimit(usd: number): string {
+  const safe = Number.isFinite(usd) && usd > 0 ? usd : 0;
+  return Number.isInteger(safe) ? WHOLE_DOLLARS.format(safe) : DOLLARS.format(safe);
+}
+
+/** An RFC 3339 time in the reader's locale, or "" when there is none (e.g. never logged in). */
+export function formatTimestamp(iso: string | null | undefined): string {
+  if (typeof iso !== 'string' || !iso) return '';
+  const t = Date.parse(iso);
+  if (!Number.isFinite(t)) return '';
+  return new Date(t).toLocaleString(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+}

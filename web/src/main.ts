@@ -1,11 +1,19 @@
-// Entry point: decides between the sign-in form and the chat, and switches
-// between them when the cookie is set or goes stale.
+// Entry point: decides between the sign-in form, the chat and the admin pages
+// (`/admin/users`, `/admin/audit`; the gateway serves this page for any path),
+// and switches between them when the cookie is set or goes stale, or the user
+// follows a link in the header.
 
 import './app.css';
+import { isPlainClick } from './action';
 import * as api from './api';
+import { ApiError } from './api';
+import { AuditLogPage, auditElements } from './audit';
+import { BudgetIndicator } from './budget';
 import { Chat, chatElements } from './chat';
 import { loginElements, setupLogin } from './login';
+import { type Route, ROUTE_PATHS, routeFor, showsAdminNav } from './nav';
 import type { User } from './protocol';
+import { UsersPage, usersElements } from './users';
 
 function byId(id: string): HTMLElement {
   const el = document.getElementById(id);
@@ -15,36 +23,162 @@ function byId(id: string): HTMLElement {
 
 const loginView = byId('login-view');
 const chatView = byId('chat-view');
-const userName = byId('user-name');
+const adminView = byId('admin-view');
+const usersSection = byId('users-page');
+const auditSection = byId('audit-page');
+const adminNav = byId('admin-nav');
 
-const chat = new Chat(chatElements(chatView), { onSignedOut: showLogin });
-setupLogin(loginElements(loginView), showChat);
+const TITLES: Record<Route, string> = { chat: 'csp', users: 'Users · csp', audit: 'Audit log · csp' };
 
-byId('logout').addEventListener('click', () => {
-  chat.stop();
-  void api.logout().catch(() => undefined).then(showLogin);
+/** The signed-in user; null while the sign-in form shows. */
+let me: User | null = null;
+/** The chat holds a socket; it is stopped while an admin page shows. */
+let chatRunning = false;
+/** The chat's query (`?session=…`) when it was left for an admin page, to come back to the same session. */
+let chatSearch = '';
+
+const budget = new BudgetIndicator(byId('budget'), api.budget);
+const chat = new Chat(chatElements(chatView), {
+  onSignedOut: signedOut,
+  onAccountChange: (what) => {
+    if (what === 'budget') void budget.refresh();
+    else void refreshMe();
+  },
 });
+const usersPage = new UsersPage(usersElements(document), {
+  list: api.users,
+  create: api.createUser,
+  update: api.updateUser,
+  onSignedOut: signedOut,
+  onSelfChanged: () => void refreshMe(),
+  currentUserId: () => me?.user_id ?? null,
+});
+const auditPage = new AuditLogPage(auditElements(document), {
+  loadPage: api.auditLog,
+  loadUsers: api.users,
+  onSignedOut: signedOut,
+});
+setupLogin(loginElements(loginView), showSignedIn);
+
+for (const id of ['logout', 'admin-logout']) {
+  byId(id).addEventListener('click', () => {
+    forget();
+    void api.logout().catch(() => undefined).then(showLogin);
+  });
+}
+
+// Header links switch pages in place; modified clicks are left to the browser (new tab).
+document.addEventListener('click', (ev) => {
+  const link = (ev.target as Element | null)?.closest?.<HTMLAnchorElement>('a[data-route]');
+  const route = link?.dataset.route;
+  if (!route || !(route in ROUTE_PATHS) || !isPlainClick(ev)) return;
+  ev.preventDefault();
+  navigate(route as Route);
+});
+window.addEventListener('popstate', () => showRoute());
+
+/** Drops everything of the signed-in user: on sign-out, or when the cookie went stale. */
+function forget(): void {
+  me = null;
+  chat.stop();
+  chatRunning = false;
+  chatSearch = '';
+  budget.clear();
+  usersPage.clear();
+  auditPage.clear();
+}
+
+function signedOut(): void {
+  forget();
+  showLogin();
+}
 
 function showLogin(): void {
   chatView.hidden = true;
+  adminView.hidden = true;
   loginView.hidden = false;
+  document.title = TITLES.chat;
   byId('login-username').focus();
 }
 
-function showChat(user: User): void {
+function showSignedIn(user: User): void {
+  setUser(user);
+  showRoute();
+}
+
+function setUser(user: User): void {
+  me = user;
+  byId('user-name').textContent = user.username;
+  byId('admin-user-name').textContent = user.username;
+  adminNav.hidden = !showsAdminNav(user.role);
+}
+
+/** Shows the page for the current URL, as the signed-in user may see it. */
+function showRoute(): void {
+  if (me === null) return;
+  const route = routeFor(location.pathname, me.role);
   loginView.hidden = true;
-  chatView.hidden = false;
-  userName.textContent = user.username;
-  void chat.start(new URLSearchParams(location.search).get('session'));
+  document.title = TITLES[route];
+  if (route === 'chat') {
+    // The chat keeps its session in the query of the app's root path.
+    if (location.pathname !== ROUTE_PATHS.chat) history.replaceState(null, '', `${ROUTE_PATHS.chat}${location.search}`);
+    adminView.hidden = true;
+    chatView.hidden = false;
+    void budget.refresh();
+    if (!chatRunning) {
+      chatRunning = true;
+      void chat.start(new URLSearchParams(location.search).get('session'));
+    }
+    return;
+  }
+  if (chatRunning) {
+    // A hidden chat would keep a socket open and rewrite this page's URL; the session
+    // goes on without it, and reopening the chat reattaches from its history.
+    chat.stop();
+    chatRunning = false;
+  }
+  chatView.hidden = true;
+  adminView.hidden = false;
+  usersSection.hidden = route !== 'users';
+  auditSection.hidden = route !== 'audit';
+  for (const link of adminView.querySelectorAll<HTMLAnchorElement>('a[data-route]')) {
+    if (link.dataset.route === route) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
+  void (route === 'users' ? usersPage.show() : auditPage.show());
+}
+
+function navigate(route: Route): void {
+  if (chatRunning) chatSearch = location.search;
+  history.pushState(null, '', route === 'chat' ? `${ROUTE_PATHS.chat}${chatSearch}` : ROUTE_PATHS[route]);
+  showRoute();
+}
+
+/** Asks who the user is again after their role may have changed, and drops pages they lost. */
+async function refreshMe(): Promise<void> {
+  let user: User;
+  try {
+    user = await api.me();
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) signedOut();
+    return;
+  }
+  if (me === null) return;
+  const before = routeFor(location.pathname, me.role);
+  setUser(user);
+  if (routeFor(location.pathname, user.role) !== before) showRoute();
 }
 
 async function boot(): Promise<void> {
+  let user: User;
   try {
-    showChat(await api.me());
+    user = await api.me();
   } catch {
     // Not signed in (401), or the gateway is unreachable: the form reports that on submit.
     showLogin();
+    return;
   }
+  showSignedIn(user);
 }
 
 void boot();

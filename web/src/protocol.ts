@@ -5,7 +5,8 @@
  * starts a new process); `ended` ones are over for good.
  */
 export type SessionStatus = 'preparing' | 'ready' | 'idle' | 'failed' | 'ended';
-export type ToolStatus = 'complete' | 'error';
+/** `denied`: csp refused the call (role or policy); `content` is the reason. */
+export type ToolStatus = 'complete' | 'error' | 'denied';
 
 /**
  * Why a `session` frame changed state. Known values: `resume`, `restart`
@@ -61,10 +62,82 @@ export type ClientFrame =
   | { type: 'interrupt' }
   | { type: 'ping' };
 
+/** `admin` ⊃ `operator` ⊃ `user`; kept open (`string`) so an unknown role is data, not a crash. */
+export type Role = 'admin' | 'operator' | 'user';
+
 export interface User {
   user_id: string;
   username: string;
   role: string;
+}
+
+/** `GET /api/v1/me/budget`: this month's spend against the caller's cap. */
+export interface Budget {
+  /** `YYYY-MM`. */
+  month: string;
+  spent_usd: number;
+  /** null: no cap. */
+  cap_usd: number | null;
+  /** Whole percent of the cap spent; null without a cap. */
+  percent: number | null;
+}
+
+/** One row of `GET /api/v1/users` (admin), and the answer to creating or changing a user. */
+export interface AdminUser {
+  user_id: string;
+  username: string;
+  role: string;
+  /** RFC 3339. */
+  created_at: string;
+  /** RFC 3339, or "" for never. */
+  last_login_at: string;
+  is_active: boolean;
+  monthly_cost_cap_usd: number | null;
+  current_month_spend_usd: number;
+}
+
+export interface UserList {
+  users: AdminUser[];
+}
+
+/** Body of `POST /api/v1/users`. */
+export interface NewUser {
+  username: string;
+  password: string;
+  role: string;
+  monthly_cost_cap_usd: number | null;
+}
+
+/** Body of `PATCH /api/v1/users/{id}`: only the fields to change. */
+export interface UserPatch {
+  role?: string;
+  monthly_cost_cap_usd?: number | null;
+  is_active?: boolean;
+}
+
+export type AuditStatus = 'success' | 'error' | 'denied';
+
+/** One row of `GET /api/v1/admin/audit-log`. */
+export interface AuditEntry {
+  audit_id: string;
+  seq: number;
+  /** RFC 3339. */
+  timestamp: string;
+  user_id: string;
+  /** null when the user no longer exists. */
+  username: string | null;
+  session_id: string;
+  tool_name: string;
+  sanitized_input: string;
+  result_status: AuditStatus;
+  execution_duration_ms: number | null;
+  cost_usd: number | null;
+}
+
+/** A page of the audit log, newest first; `next_before` fetches the next older page. */
+export interface AuditPage {
+  entries: AuditEntry[];
+  next_before: number | null;
 }
 
 export interface AppConfig {

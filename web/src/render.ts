@@ -202,23 +202,43 @@ function updateTool(el: HTMLElement, item: ToolItem): void {
   el.dataset.toolUseId = item.toolUseId;
   part(el, '.tool-name').textContent = item.name;
   const summary = item.content === null ? '' : summarize(item.content);
-  const status = part(el, '.tool-status');
-  status.textContent =
-    item.status === 'executing'
-      ? 'Executing...'
-      : item.status === 'complete'
-        ? `Complete (${formatDuration(item.durationMs ?? 0)})`
-        : `Error: ${summary || 'The tool failed without a reason.'}`;
+  part(el, '.tool-status').textContent = toolStatusText(item.status, item.durationMs, summary);
   part(el, '.tool-input').textContent = formatInput(item.input);
   const hasResult = item.content !== null;
-  part(el, '.tool-result-label').hidden = !hasResult;
+  const label = part(el, '.tool-result-label');
+  label.hidden = !hasResult;
+  label.textContent = item.status === 'denied' ? 'Reason' : 'Result';
   const result = part(el, '.tool-result');
   result.hidden = !hasResult;
   result.textContent = item.content ?? '';
   // A failure's first line is already in the status; its full text is in the details, open.
-  setOptional(el, '.tool-summary', item.status === 'complete' && summary ? summary : null);
+  // A denial's reason is the point of the card, so it stays in view under "Denied".
+  setOptional(el, '.tool-summary', toolSummary(item.status, summary));
   if (item.status === 'error') setExpanded(el, true);
   el.dataset.status = item.status;
+}
+
+/** The card's status line: the outcome, and for a failure its first line. */
+function toolStatusText(status: ToolItem['status'], durationMs: number | null, summary: string): string {
+  switch (status) {
+    case 'executing':
+      return 'Executing...';
+    case 'complete':
+      return `Complete (${formatDuration(durationMs ?? 0)})`;
+    case 'denied':
+      return 'Denied';
+    case 'error':
+      return `Error: ${summary || 'The tool failed without a reason.'}`;
+  }
+}
+
+/** Shown when csp denies a call without saying why. */
+export const DENIED_WITHOUT_REASON = 'This tool call was not allowed.';
+
+/** The line under the card's head: a result's first line, or why the call was denied. */
+function toolSummary(status: ToolItem['status'], summary: string): string | null {
+  if (status === 'denied') return summary || DENIED_WITHOUT_REASON;
+  return status === 'complete' && summary ? summary : null;
 }
 
 function updateNotice(el: HTMLElement, item: NoticeItem): void {

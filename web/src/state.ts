@@ -48,7 +48,8 @@ export interface ThinkingItem extends ItemBase {
   streaming: boolean;
 }
 
-export type ToolState = 'executing' | 'complete' | 'error';
+/** `denied`: csp refused the call; `content` holds the reason. */
+export type ToolState = 'executing' | 'complete' | 'error' | 'denied';
 
 export interface ToolItem extends ItemBase {
   kind: 'tool';
@@ -288,8 +289,11 @@ function applyStreamFrame(state: ChatState, frame: StreamFrame): void {
 /** Shown when `server_shutting_down` comes without a message. */
 export const SHUTDOWN_TEXT = 'The server is restarting. This page reconnects by itself.';
 
-/** Error codes that mean the user's message was refused before it became a turn. */
-const NOT_SENT_CODES = new Set(['model_unavailable']);
+/**
+ * Error codes that mean the user's message was refused before it became a
+ * turn: the circuit is open, or the monthly budget is used up.
+ */
+const NOT_SENT_CODES = new Set(['model_unavailable', 'budget_exceeded']);
 
 function applySession(state: ChatState, id: string, status: SessionStatus, reason: string | null): void {
   state.sessionId = id;
@@ -346,10 +350,16 @@ export function connectionOpened(state: ChatState): void {
 
 /**
  * A rejected frame (no `seq`). Only `send` frames can be too large or empty,
- * so those codes mark the newest message still waiting as not sent.
+ * so those codes mark the newest message still waiting as not sent. The
+ * gateway refuses a `send` over the monthly budget the same way: that marks
+ * the newest message too (an older one may be admitted and only waiting for
+ * its turn), and the error notice says why.
  */
 function applyConnectionError(state: ChatState, code: string, message: string, action: FrameAction | undefined): void {
-  if (code === 'frame_too_large' || code === 'empty_message') {
+  if (code === 'budget_exceeded') {
+    const refused = [...state.pending].reverse().find((p) => p.written && p.delivery !== 'failed');
+    if (refused) fail(refused, null);
+  } else if (code === 'frame_too_large' || code === 'empty_message') {
     const waiting = [...state.pending].reverse().find((p) => p.written && p.delivery !== 'failed');
     if (waiting) {
       fail(waiting, message);

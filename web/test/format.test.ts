@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatCost, formatDuration, formatInput, formatRelativeTime, summarize } from '../src/format';
+import { formatCost, formatDuration, formatInput, formatLimit, formatMoney, formatRelativeTime, formatTimestamp, summarize } from '../src/format';
 
 describe('formatCost', () => {
   it('shows cents for a cent or more', () => {
@@ -71,5 +71,40 @@ describe('formatRelativeTime', () => {
     assert.doesNotMatch(old, /ago|yesterday|just now/);
     assert.match(old, /2025/);
     assert.equal(formatRelativeTime(Number.NaN, now), '');
+  });
+});
+
+describe('formatMoney', () => {
+  it('always shows cents, with thousands separators', () => {
+    assert.equal(formatMoney(81), '$81.00');
+    assert.equal(formatMoney(3.2), '$3.20');
+    assert.equal(formatMoney(0.004), '$0.00');
+    assert.equal(formatMoney(0.005), '$0.01');
+    assert.equal(formatMoney(1234.5), '$1,234.50');
+  });
+
+  it('shows nonsense and negatives as $0.00', () => {
+    assert.equal(formatMoney(Number.NaN), '$0.00');
+    assert.equal(formatMoney(-3), '$0.00');
+    assert.equal(formatMoney(Number.POSITIVE_INFINITY), '$0.00');
+  });
+});
+
+describe('formatLimit', () => {
+  it('drops cents from whole dollars only', () => {
+    assert.equal(formatLimit(100), '$100');
+    assert.equal(formatLimit(2500), '$2,500');
+    assert.equal(formatLimit(12.5), '$12.50');
+    assert.equal(formatLimit(0), '$0');
+    assert.equal(formatLimit(Number.NaN), '$0');
+  });
+});
+
+describe('formatTimestamp', () => {
+  it('shows a time in the reader locale, and nothing for none or garbage', () => {
+    assert.match(formatTimestamp('2026-11-03T09:15:00Z'), /2026/);
+    assert.equal(formatTimestamp(''), '');
+    assert.equal(formatTimestamp(null), '');
+    assert.equal(formatTimestamp('yesterday'), '');
   });
 });

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { JSDOM } from 'jsdom';
 import { createMarkdownRenderer } from '../src/markdown';
 import type { StreamFrame } from '../src/protocol';
-import { MessageList, renderBanner } from '../src/render';
+import { DENIED_WITHOUT_REASON, MessageList, renderBanner } from '../src/render';
 import { addLocalMessage, applyFrame, createState } from '../src/state';
 
 function setup() {
@@ -99,6 +99,58 @@ describe('MessageList', () => {
       { type: 'tool_result', tool_use_id: 't', status: 'error', duration_ms: 3, content: '' },
     );
     assert.equal(q('[data-testid="tool-status"]')?.textContent, 'Error: The tool failed without a reason.');
+  });
+
+  it('shows a denied tool as "Denied" with the reason in view, apart from errors', () => {
+    const { feed, q } = setup();
+    feed(
+      { type: 'tool_use', tool_use_id: 't', name: 'Bash', input: { command: 'curl evil' } },
+      {
+        type: 'tool_result',
+        tool_use_id: 't',
+        status: 'denied',
+        duration_ms: 0,
+        content: 'Bash is not allowed for the <b>user</b> role.\nAsk an administrator.',
+      },
+    );
+    const card = q('[data-testid="tool-card"]')!;
+    assert.equal(card.dataset.status, 'denied');
+    assert.equal(q('[data-testid="tool-status"]')?.textContent, 'Denied');
+    const reason = q('[data-testid="tool-summary"]')!;
+    assert.equal(reason.hidden, false);
+    assert.equal(reason.textContent, 'Bash is not allowed for the <b>user</b> role.');
+    assert.equal(card.querySelector('b'), null, 'the reason is text');
+    assert.equal(card.querySelector<HTMLElement>('.tool-body')?.hidden, true, 'not opened like a failure');
+    assert.equal(card.querySelector('.tool-result-label')?.textContent, 'Reason');
+    assert.equal(q('[data-testid="tool-result"]')?.textContent, 'Bash is not allowed for the <b>user</b> role.\nAsk an administrator.');
+  });
+
+  it('says so when a call is denied without a reason', () => {
+    const { feed, q } = setup();
+    feed({ type: 'tool_result', tool_use_id: 't', status: 'denied', duration_ms: 0, content: '' });
+    assert.equal(q('[data-testid="tool-status"]')?.textContent, 'Denied');
+    assert.equal(q('[data-testid="tool-summary"]')?.textContent, DENIED_WITHOUT_REASON);
+  });
+
+  it('renders budget and permission notices like other notices, and budget_exceeded as a turn error', () => {
+    const { feed, q, qa } = setup();
+    feed(
+      { type: 'notice', code: 'budget_warning', message: 'You have used 81% of your $100 monthly budget.' },
+      { type: 'notice', code: 'permissions_changed', message: 'Your permissions have changed. Some tools are no longer available.' },
+      { type: 'user_message', text: 'q' },
+      { type: 'error', code: 'budget_exceeded', message: 'Monthly budget exceeded ($100.00/$100.00). Contact your administrator to increase your limit.' },
+    );
+    const notices = qa('[data-testid="notice"]');
+    assert.deepEqual(
+      notices.map((n) => [n.dataset.code, n.textContent]),
+      [
+        ['budget_warning', 'You have used 81% of your $100 monthly budget.'],
+        ['permissions_changed', 'Your permissions have changed. Some tools are no longer available.'],
+      ],
+    );
+    const err = q('[data-testid="turn-error"]')!;
+    assert.equal(err.hidden, false);
+    assert.equal(err.textContent, 'Monthly budget exceeded ($100.00/$100.00). Contact your administrator to increase your limit.');
   });
 
   it('renders notices as .notice and errors as .error, as text', () => {

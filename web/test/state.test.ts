@@ -379,12 +379,62 @@ describe('session lifecycle', () => {
     assert.equal(s.turnActive, false);
   });
 
+  it('budget_exceeded outside a turn marks the refused message not sent, as a stream or a connection error', () => {
+    const text = 'Monthly budget exceeded ($100.00/$100.00). Contact your administrator to increase your limit.';
+    const s = ready();
+    const msg = addLocalMessage(s, 'hi', 'c-1', true);
+    msg.written = true;
+    feed(s, [{ type: 'error', code: 'budget_exceeded', message: text }]);
+    assert.equal(msg.delivery, 'failed');
+    assert.equal(msg.failure, null, 'the error notice next to it says why');
+    const notice = s.items.at(-1) as NoticeItem;
+    assert.equal(notice.text, text);
+    assert.equal(notice.tone, 'error');
+    assert.equal(notice.code, 'budget_exceeded');
+
+    const c = ready();
+    const first = addLocalMessage(c, 'one', 'c-1', true);
+    first.written = true;
+    const second = addLocalMessage(c, 'two', 'c-2', true);
+    second.written = true;
+    assert.equal(applyFrame(c, { type: 'error', code: 'budget_exceeded', message: text }), 'applied');
+    assert.equal(second.delivery, 'failed', 'the newest send is the one refused');
+    assert.equal(second.failure, null, 'the error notice next to it says why');
+    assert.equal(first.delivery, 'sending', 'an older message may be admitted and waiting for its turn');
+    assert.equal((c.items.at(-1) as NoticeItem).text, text);
+  });
+
+  it('budget_exceeded inside a turn ends it with the message under the answer', () => {
+    const text = 'Monthly budget exceeded ($100.00/$100.00). Contact your administrator to increase your limit.';
+    const s = ready();
+    feed(s, [
+      { type: 'user_message', text: 'q' },
+      { type: 'delta', text: 'part' },
+      { type: 'error', code: 'budget_exceeded', message: text },
+    ]);
+    const bubble = s.items.at(-1) as AssistantItem;
+    assert.equal(bubble.text, 'part');
+    assert.equal(bubble.error, text);
+    assert.equal(s.turnActive, false);
+  });
+
   it('other errors outside a turn leave pending messages alone', () => {
     const s = ready();
     const msg = addLocalMessage(s, 'hi', 'c-1', true);
     msg.written = true;
-    feed(s, [{ type: 'error', code: 'budget_exceeded', message: 'Budget exceeded.' }]);
+    feed(s, [{ type: 'error', code: 'model_api_failed', message: 'The AI service could not answer.' }]);
     assert.equal(msg.delivery, 'sending');
+  });
+
+  it('a denied tool call keeps the reason as its content', () => {
+    const s = ready();
+    feed(s, [
+      { type: 'tool_use', tool_use_id: 't', name: 'Bash', input: { command: 'rm -rf /' } },
+      { type: 'tool_result', tool_use_id: 't', status: 'denied', duration_ms: 0, content: 'Bash is not allowed for your role.' },
+    ]);
+    const card = s.items.at(-1) as ToolItem;
+    assert.equal(card.status, 'denied');
+    assert.equal(card.content, 'Bash is not allowed for your role.');
   });
 
   it('session_expiring is kept for the status bar until the process is replaced or ends', () => {

@@ -37,6 +37,107 @@ pub struct Claims {
     pub role: Role,
     pub iat: i64,
     pub exp: i64,
+    /// Set only in service tokens: the calling service's name. Such a token
+    /// speaks for a service, never for a user (`sub` is the nil id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub svc: Option<String>,
+}
+
+impl Claims {
+    /// Who the token speaks for.
+    pub fn caller(&self) -> Caller {
+        match &self.svc {
+            Some(name) => Caller::Service { name: name.clone() },
+            None => Caller::User {
+                id: self.sub,
+                name: self.name.clone(),
+                role: self.role,
+            },
+        }
+    }
+}
+
+/// Who is calling a route or an RPC, once its token checked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// A user, with the role their token (or the current user record) gives.
+    User {
+        id: UserId,
+        name: String,
+        role: Role,
+    },
+    /// Another csp service (the gateway asking for a user's state, the
+    /// session-pool asking for a tool decision).
+    Service { name: String },
+}
+
+/// What a route or RPC requires. Every route and every RPC has one, in a
+/// table next to the service; anything missing from the table is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No token needed: login, probes, gRPC health and reflection.
+    Public,
+    /// Only csp services (service tokens).
+    Service,
+    /// A user with at least this role, or a service acting for one.
+    Role(Role),
+}
+
+/// Why a caller may not proceed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// A user whose role is below `required`.
+    Role { required: Role },
+    /// A user calling a service-only method.
+    ServiceOnly,
+}
+
+impl Denied {
+    /// The text shown to the caller ("Insufficient permissions. Required role: operator.").
+    pub fn message(self) -> String {
+        match self {
+            Denied::Role { required } => {
+                format!("Insufficient permissions. Required role: {required}.")
+            }
+            Denied::ServiceOnly => {
+                "Insufficient permissions. This method is for csp services only.".into()
+            }
+        }
+    }
+}
+
+impl Caller {
+    /// Whether this caller meets `access`. Services pass every `Role`
+    /// check: they act for users the gateway already authorised.
+    pub fn check(&self, access: Access) -> Result<(), Denied> {
+        match (access, self) {
+            (Access::Public, _) | (_, Caller::Service { .. }) => Ok(()),
+            (Access::Service, Caller::User { .. }) => Err(Denied::ServiceOnly),
+            (Access::Role(required), Caller::User { role, .. }) => {
+                if role.includes(required) {
+                    Ok(())
+                } else {
+                    Err(Denied::Role { required })
+                }
+            }
+        }
+    }
+
+    pub fn user_id(&self) -> Option<UserId> {
+        match self {
+            Caller::User { id, .. } => Some(*id),
+            Caller::Service { .. } => None,
+        }
+    }
+
+    /// True when the caller may act on `owner`'s resources: the owner
+    /// themself, an operator or admin, or a service.
+    pub fn may_act_for(&self, owner: UserId) -> bool {
+        match self {
+            Caller::Service { .. } => true,
+            Caller::User { id, role, .. } => *id == owner || role.includes(Role::Operator),
+        }
+    }
 }
 
 /// Issues and verifies HS256 tokens with one shared secret.
@@ -80,13 +181,49 @@ impl Tokens {
 
     /// Signs a token for the user, valid for the configured ttl.
     pub fn issue(&self, user: UserId, name: &str, role: Role) -> Result<(String, Claims), Error> {
+        self.issue_for(user, name, role, self.ttl)
+    }
+
+    /// Signs a token for the user valid for `ttl`: the gateway forwards a
+    /// short-lived one carrying the user's current role with each gRPC call.
+    pub fn issue_for(
+        &self,
+        user: UserId,
+        name: &str,
+        role: Role,
+        ttl: Duration,
+    ) -> Result<(String, Claims), Error> {
+        self.sign(user, name, role, None, ttl)
+    }
+
+    /// Signs a token that speaks for the service `name`, valid for `ttl`.
+    pub fn issue_service(&self, name: &str, ttl: Duration) -> Result<String, Error> {
+        self.sign(
+            UserId(uuid::Uuid::nil()),
+            name,
+            Role::User,
+            Some(name.to_owned()),
+            ttl,
+        )
+        .map(|(token, _)| token)
+    }
+
+    fn sign(
+        &self,
+        user: UserId,
+        name: &str,
+        role: Role,
+        svc: Option<String>,
+        ttl: Duration,
+    ) -> Result<(String, Claims), Error> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let claims = Claims {
             sub: user,
             name: name.to_owned(),
             role,
             iat: now,
-            exp: now + self.ttl.as_secs() as i64,
+            exp: now + ttl.as_secs() as i64,
+            svc,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| Error::Encode(e.to_string()))?;
@@ -178,6 +315,74 @@ mod tests {
         let (tok, claims) = t.issue(id, "ada", Role::Admin).unwrap();
         assert_eq!(t.verify(&tok).unwrap(), claims);
         assert_eq!(claims.sub, id);
+    }
+
+    #[test]
+    fn access_rules() {
+        let user = |role| Caller::User {
+            id: UserId::new(),
+            name: "u".into(),
+            role,
+        };
+        let svc = Caller::Service { name: "gw".into() };
+        assert_eq!(user(Role::User).check(Access::Public), Ok(()));
+        assert_eq!(
+            user(Role::User).check(Access::Role(Role::Operator)),
+            Err(Denied::Role {
+                required: Role::Operator
+            })
+        );
+        assert_eq!(
+            user(Role::Operator).check(Access::Role(Role::Operator)),
+            Ok(())
+        );
+        assert_eq!(
+            user(Role::Admin).check(Access::Role(Role::Operator)),
+            Ok(())
+        );
+        assert!(
+            user(Role::Operator)
+                .check(Access::Role(Role::Admin))
+                .is_err()
+        );
+        assert_eq!(
+            user(Role::Admin).check(Access::Service),
+            Err(Denied::ServiceOnly)
+        );
+        assert_eq!(svc.check(Access::Service), Ok(()));
+        assert_eq!(svc.check(Access::Role(Role::Admin)), Ok(()));
+        assert_eq!(
+            Denied::Role {
+                required: Role::Operator
+            }
+            .message(),
+            "Insufficient permissions. Required role: operator."
+        );
+        let owner = UserId::new();
+        assert!(!user(Role::User).may_act_for(owner));
+        assert!(user(Role::Operator).may_act_for(owner));
+    }
+
+    #[test]
+    fn service_tokens_speak_for_services() {
+        let t = tokens();
+        let tok = t
+            .issue_service("session-pool", Duration::from_secs(30))
+            .unwrap();
+        assert_eq!(
+            t.verify(&tok).unwrap().caller(),
+            Caller::Service {
+                name: "session-pool".into()
+            }
+        );
+        let (user_tok, _) = t.issue(UserId::new(), "ada", Role::Admin).unwrap();
+        assert!(matches!(
+            t.verify(&user_tok).unwrap().caller(),
+            Caller::User {
+                role: Role::Admin,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -98,6 +98,43 @@ pub enum Error {
     /// The readiness check failed.
     #[error("event bus is not ready: {reason}; check the NATS server and its JetStream status")]
     Unavailable { reason: String },
+
+    /// A work-queue message was not stored. Pushing it again with the same
+    /// id is safe: it is stored once.
+    #[error(
+        "cannot push message '{id}' to queue topic '{topic}': {source}; push it again with the \
+         same id once the queue is back (a retry is stored once)"
+    )]
+    Push {
+        topic: String,
+        id: String,
+        #[source]
+        source: BoxError,
+    },
+
+    /// A work-queue consumer could not be started, or its deliveries broke.
+    #[error(
+        "cannot pull from queue topic '{topic}' as group '{group}': {source}; pull again once \
+         the queue is back (messages not acked are delivered again)"
+    )]
+    Pull {
+        topic: String,
+        group: String,
+        #[source]
+        source: BoxError,
+    },
+
+    /// An ack or nack of a work-queue message was not recorded.
+    #[error(
+        "cannot acknowledge message '{id}' of queue topic '{topic}': {source}; it will be \
+         delivered again after its ack deadline, so handling it must be idempotent"
+    )]
+    Ack {
+        topic: String,
+        id: String,
+        #[source]
+        source: BoxError,
+    },
 }
 
 impl Error {
@@ -156,6 +193,25 @@ impl Error {
             },
             Error::Unavailable { reason } => Error::Unavailable {
                 reason: reason.clone(),
+            },
+            Error::Push { topic, id, source } => Error::Push {
+                topic: topic.clone(),
+                id: id.clone(),
+                source: source.to_string().into(),
+            },
+            Error::Pull {
+                topic,
+                group,
+                source,
+            } => Error::Pull {
+                topic: topic.clone(),
+                group: group.clone(),
+                source: source.to_string().into(),
+            },
+            Error::Ack { topic, id, source } => Error::Ack {
+                topic: topic.clone(),
+                id: id.clone(),
+                source: source.to_string().into(),
             },
         }
     }

@@ -10,6 +10,11 @@
 //! `seq > after_seq` exactly once, in order, then the live ones, and says so
 //! with [`Error::Gap`] or [`Error::Lagged`] when it cannot.
 //!
+//! Beside it, the [`Queue`] trait (module [`queue`]): a durable,
+//! at-least-once work queue with consumer groups, for jobs that must
+//! survive their consumer's restart (audit events to the policy service),
+//! with [`NatsQueue`] and [`InProcessQueue`].
+//!
 //! Must never: be the record of a conversation (the store is; the bus only
 //! retains a bounded window to bridge reconnects), assign or rewrite sequence
 //! numbers (the session-pool does), or end a subscription with a silent gap.
@@ -18,6 +23,7 @@ mod error;
 pub mod fanout;
 pub mod inprocess;
 pub mod nats;
+pub mod queue;
 mod ring;
 
 use async_trait::async_trait;
@@ -27,6 +33,7 @@ pub use error::Error;
 pub use fanout::FanoutBus;
 pub use inprocess::InProcessBus;
 pub use nats::NatsBus;
+pub use queue::{Deliveries, Delivery, InProcessQueue, NatsQueue, Queue};
 
 /// One session's events, replayed then live. It ends only after an error
 /// (a gap, a lag, a broken connection) has been yielded.

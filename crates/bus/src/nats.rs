@@ -137,7 +137,7 @@ impl Config {
 
 /// A prefix becomes a subject token and part of a stream name, so it is
 /// held to the characters valid in both.
-fn validate_prefix(prefix: &str) -> Result<(), Error> {
+pub(crate) fn validate_prefix(prefix: &str) -> Result<(), Error> {
     if prefix.is_empty() || prefix.len() > 32 {
         return Err(Error::Config(format!(
             "prefix must be 1 to 32 characters, got {} (e.g. \"csp\" or \"csp-staging\")",
@@ -190,7 +190,7 @@ impl NatsBus {
                 reason: scrub(&err.to_string(), &config.url),
             })?;
         let jetstream = jetstream::new(client.clone());
-        let stream = ensure_stream(&jetstream, &config).await?;
+        let stream = ensure_stream(&jetstream, config.stream_config(), &config.prefix).await?;
         tracing::info!(stream = %config.stream_name(), "event bus stream ready");
         Ok(Self {
             client,
@@ -288,11 +288,14 @@ impl NatsBus {
     }
 }
 
-async fn ensure_stream(
+/// Creates the stream `desired` describes, or updates the limits of the one
+/// that exists. `prefix` (from which `desired` was named) only words errors.
+pub(crate) async fn ensure_stream(
     jetstream: &jetstream::Context,
-    config: &Config,
+    desired: stream::Config,
+    prefix: &str,
 ) -> Result<stream::Stream, Error> {
-    let name = config.stream_name();
+    let name = desired.name.clone();
     let stream_error = |reason: String| Error::Stream {
         stream: name.clone(),
         reason,
@@ -305,17 +308,15 @@ async fn ensure_stream(
                 .map_err(|err| stream_error(err.to_string()))?;
             // Two prefixes that differ only in case map to one stream name;
             // never take over a stream that carries other subjects.
-            if info.config.subjects != [config.subjects()] {
+            if info.config.subjects != desired.subjects {
                 return Err(stream_error(format!(
-                    "it exists with subjects {:?}, not [{:?}]; another deployment uses a prefix \
-                     that differs from {:?} only in case, choose a different prefix",
-                    info.config.subjects,
-                    config.subjects(),
-                    config.prefix
+                    "it exists with subjects {:?}, not {:?}; another deployment uses a prefix \
+                     that differs from {prefix:?} only in case, choose a different prefix",
+                    info.config.subjects, desired.subjects,
                 )));
             }
             jetstream
-                .update_stream(config.stream_config())
+                .update_stream(desired)
                 .await
                 .map_err(|err| stream_error(format!("update failed: {err}")))?;
         }
@@ -334,10 +335,7 @@ async fn ensure_stream(
                 let mut attempt = 0;
                 loop {
                     attempt += 1;
-                    match jetstream
-                        .create_or_update_stream(config.stream_config())
-                        .await
-                    {
+                    match jetstream.create_or_update_stream(desired.clone()).await {
                         Ok(_) => break,
                         Err(err) if attempt < 5 => {
                             tracing::warn!(stream = %name, attempt, error = %err, "stream create failed; retrying");

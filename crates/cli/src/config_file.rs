@@ -3,7 +3,7 @@
 //!
 //! ```toml
 //! PREWARM_POOL_SIZE = 4
-//! CSP_ALLOWED_TOOLS = "Bash,Read"
+//! CSP_TOOL_ROLES = "Bash=user"
 //! ```
 //!
 //! A value from the file replaces the built-in default of its setting, so the
@@ -128,7 +128,7 @@ mod tests {
 
     #[test]
     fn file_values_replace_defaults_and_flags_still_win() {
-        let file = "PREWARM_POOL_SIZE = 5\nCSP_ALLOWED_TOOLS = \"Bash\"\n";
+        let file = "PREWARM_POOL_SIZE = 5\nCSP_TOOL_ROLES = \"Bash\"\n";
         let cli = parse_cli(file, &["csp", "serve", "session-pool"]).unwrap();
         assert_eq!(pool_size(&cli), 5);
         let cli = parse_cli(

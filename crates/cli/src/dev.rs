@@ -2,7 +2,7 @@
 //! services still talk gRPC to each other over loopback, so this mode runs
 //! the same code paths as a deployment, minus Postgres, Redis and NATS.
 
-use crate::opts::{GatewayOpts, ModelOpts, PoolOpts, TokenOpts};
+use crate::opts::{GatewayOpts, ModelOpts, PolicyOpts, PoolOpts, PoolWiring, TokenOpts};
 use anyhow::Context;
 use clap::Args;
 use secrecy::SecretString;
@@ -40,6 +40,8 @@ pub(crate) struct Options {
     pool: PoolOpts,
     #[command(flatten)]
     gateway: GatewayOpts,
+    #[command(flatten)]
+    policy: PolicyOpts,
 }
 
 /// The dev JWT secret: from the environment, else kept in the data
@@ -82,6 +84,8 @@ pub(crate) async fn run(o: Options, shutdown: CancellationToken) -> anyhow::Resu
         csp_bus::inprocess::Config::default(),
     )?);
     let cache: Arc<dyn csp_cache::Cache> = Arc::new(csp_cache::MemoryCache::new());
+    // Audit events go from the session-pool to the policy service in memory.
+    let queue: Arc<dyn csp_bus::Queue> = Arc::new(csp_bus::InProcessQueue::new());
 
     let generated = csp_policy::bootstrap_admin(store.as_ref(), o.admin_password.as_ref()).await?;
 
@@ -111,22 +115,27 @@ pub(crate) async fn run(o: Options, shutdown: CancellationToken) -> anyhow::Resu
     };
 
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let tokens = o.tokens.tokens(secret.clone())?;
     let policy = csp_policy::Server::build(
-        csp_policy::Config {
-            grpc_addr: loopback,
-            tokens: o.tokens.tokens(secret.clone())?,
-        },
+        o.policy.config(loopback, tokens.clone())?,
         store.clone(),
+        queue.clone(),
     )
     .await?;
+    let policy_addr = format!("http://{}", policy.local_addr());
     let pool = csp_session_pool::Server::build(
         o.pool.config(
             loopback,
             None,
             o.data_dir.join("agents"),
             &o.model,
-            model_env,
-            model_label.clone(),
+            PoolWiring {
+                model_env,
+                model_label: model_label.clone(),
+                governor: o.pool.governor(&policy_addr, &tokens)?,
+                audit: queue,
+                tokens: tokens.clone(),
+            },
         ),
         bus.clone(),
         store.clone(),
@@ -137,8 +146,8 @@ pub(crate) async fn run(o: Options, shutdown: CancellationToken) -> anyhow::Resu
         o.gateway.config(
             o.listen,
             format!("http://{}", pool.local_addr()),
-            format!("http://{}", policy.local_addr()),
-            o.tokens.tokens(secret)?,
+            policy_addr,
+            tokens,
             model_label.clone(),
             o.pool.shutdown_grace_seconds,
         ),

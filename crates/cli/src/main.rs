@@ -2,9 +2,11 @@
 //!
 //! `csp dev` runs every service in one process on embedded backends;
 //! `csp serve <service>` runs one service against Postgres, Redis and NATS;
-//! `csp mock-llm` runs the scripted model server. This crate only parses
+//! `csp mock-llm` runs the scripted model server; `csp audit verify` checks
+//! the audit log's hash chain. This crate only parses
 //! configuration and composes the service crates; it holds no service logic.
 
+mod audit;
 mod config_file;
 mod dev;
 mod opts;
@@ -41,6 +43,11 @@ pub(crate) enum Command {
     },
     /// Run the scripted Anthropic Messages API server (tests and demos only).
     MockLlm(serve::MockLlmOptions),
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: audit::Command,
+    },
 }
 
 /// Raises the soft limit on open files to the hard limit. Every browser
@@ -105,6 +112,11 @@ async fn main() -> std::process::ExitCode {
         Command::Dev(o) => dev::run(o, shutdown).await,
         Command::Serve { service } => serve::run(service, shutdown).await,
         Command::MockLlm(o) => serve::mock_llm(o, shutdown).await,
+        Command::Audit { command } => match audit::run(command).await {
+            Ok(true) => Ok(()),
+            Ok(false) => return std::process::ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

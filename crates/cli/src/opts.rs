@@ -7,11 +7,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Tools the agent may use unless `CSP_ALLOWED_TOOLS` says otherwise:
-/// local file and shell work; nothing that reaches the network by itself.
-const DEFAULT_ALLOWED_TOOLS: &str =
-    "Bash,Read,Write,Edit,MultiEdit,Glob,Grep,LS,NotebookEdit,TodoWrite";
-
 /// Secrets are wrapped as soon as they are parsed, so no `Debug` or log line
 /// can print them by accident.
 pub(crate) fn secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
@@ -102,9 +97,10 @@ pub(crate) struct PoolOpts {
     /// System prompt of every session.
     #[arg(long, env = "CSP_SYSTEM_PROMPT", default_value = "")]
     pub(crate) system_prompt: String,
-    /// Comma-separated tools the permission hook allows; others are denied.
-    #[arg(long, env = "CSP_ALLOWED_TOOLS", default_value = DEFAULT_ALLOWED_TOOLS)]
-    pub(crate) allowed_tools: String,
+    /// Deadline of each call to the policy service (tool permission, turn
+    /// admission); past it a tool call is denied, a message refused (ms).
+    #[arg(long, env = "CSP_POLICY_TIMEOUT_MS", default_value_t = 5_000)]
+    pub(crate) policy_timeout_ms: u64,
     /// Per model API request, including waiting for headers (ms).
     #[arg(long, env = "CSP_API_TIMEOUT_MS", default_value_t = 120_000)]
     pub(crate) api_timeout_ms: u64,
@@ -160,9 +156,15 @@ impl PoolOpts {
         advertise_addr: Option<String>,
         data_dir: PathBuf,
         model: &ModelOpts,
-        model_env: Vec<(String, String)>,
-        model_label: String,
+        wiring: PoolWiring,
     ) -> csp_session_pool::Config {
+        let PoolWiring {
+            governor,
+            audit,
+            tokens,
+            model_env,
+            model_label,
+        } = wiring;
         let mut agent = csp_agent::Config {
             model: model.model.clone(),
             system_prompt: self.system_prompt.clone(),
@@ -183,7 +185,9 @@ impl PoolOpts {
             max_sessions: self.max_sessions,
             data_dir,
             agent,
-            permission_hook: self.hook(),
+            governor,
+            audit,
+            tokens,
             model_label,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
             limits: csp_session_pool::Limits {
@@ -204,14 +208,80 @@ impl PoolOpts {
         }
     }
 
-    fn hook(&self) -> Arc<dyn csp_agent::PermissionHook> {
-        let tools = self
-            .allowed_tools
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(String::from);
-        Arc::new(csp_agent::AllowList::new(tools))
+    /// The permission gate and cost caps of the pool: the policy service at
+    /// `policy_addr`, called as the service `session-pool`.
+    pub(crate) fn governor(
+        &self,
+        policy_addr: &str,
+        tokens: &csp_auth::Tokens,
+    ) -> anyhow::Result<Arc<dyn csp_session_pool::Governor>> {
+        Ok(Arc::new(csp_session_pool::PolicyGovernor::new(
+            csp_rpc::channel(policy_addr)?,
+            csp_rpc::ServiceToken::new(tokens.clone(), "session-pool"),
+            Duration::from_millis(self.policy_timeout_ms.max(100)),
+        )))
+    }
+}
+
+/// What a session-pool is connected to besides its backends.
+pub(crate) struct PoolWiring {
+    pub(crate) governor: Arc<dyn csp_session_pool::Governor>,
+    pub(crate) audit: Arc<dyn csp_bus::Queue>,
+    pub(crate) tokens: csp_auth::Tokens,
+    /// Environment of the agents that points them at the model.
+    pub(crate) model_env: Vec<(String, String)>,
+    pub(crate) model_label: String,
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct PolicyOpts {
+    /// `Tool=role` overrides of the permission gate's defaults, comma
+    /// separated; role is admin, operator, user or disabled; `*` and
+    /// `mcp__*` set the default of unlisted built-in and MCP tools.
+    #[arg(long, env = "CSP_TOOL_ROLES", default_value = "")]
+    pub(crate) tool_roles: String,
+    /// Budget set aside per turn until its cost is known (USD); bounds how
+    /// far concurrent turns can overshoot a cap.
+    #[arg(long, env = "CSP_TURN_RESERVE_USD", default_value_t = 0.25)]
+    pub(crate) turn_reserve_usd: f64,
+    /// Budget months start at midnight at this UTC offset (`+00:00`, `-05:00`).
+    #[arg(long, env = "CSP_BUDGET_UTC_OFFSET", default_value = "+00:00")]
+    pub(crate) budget_utc_offset: String,
+}
+
+impl PolicyOpts {
+    pub(crate) fn config(
+        &self,
+        grpc_addr: std::net::SocketAddr,
+        tokens: csp_auth::Tokens,
+    ) -> anyhow::Result<csp_policy::Config> {
+        let tools = csp_policy::ToolRoles::parse(&self.tool_roles).map_err(anyhow::Error::msg)?;
+        if !(self.turn_reserve_usd.is_finite() && self.turn_reserve_usd > 0.0) {
+            anyhow::bail!(
+                "CSP_TURN_RESERVE_USD must be a positive number of dollars, got {}",
+                self.turn_reserve_usd
+            );
+        }
+        let format =
+            time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]");
+        let month_offset =
+            time::UtcOffset::parse(&self.budget_utc_offset, &format).map_err(|_| {
+                anyhow::anyhow!(
+                    "CSP_BUDGET_UTC_OFFSET must look like +00:00 or -05:30, got '{}'",
+                    self.budget_utc_offset
+                )
+            })?;
+        Ok(csp_policy::Config {
+            grpc_addr,
+            tokens,
+            tools,
+            budget: csp_policy::BudgetConfig {
+                turn_reserve_usd: self.turn_reserve_usd,
+                month_offset,
+                ..Default::default()
+            },
+            clock: Arc::new(csp_policy::SystemClock),
+        })
     }
 }
 
@@ -232,6 +302,10 @@ pub(crate) struct GatewayOpts {
     /// Frames queued per browser before it is disconnected as too slow.
     #[arg(long, env = "CSP_WS_SEND_QUEUE", default_value_t = 1024)]
     pub(crate) ws_send_queue: usize,
+    /// Bearer token a Prometheus scraper may use on `/metrics` (otherwise
+    /// an operator's login is needed).
+    #[arg(long, env = "CSP_METRICS_TOKEN", hide_env_values = true, value_parser = secret)]
+    pub(crate) metrics_token: Option<SecretString>,
 }
 
 impl GatewayOpts {
@@ -278,6 +352,7 @@ impl GatewayOpts {
             session_pool_addr,
             policy_addr,
             tokens,
+            metrics_token: self.metrics_token.clone(),
             allowed_origins: self.origins(),
             web_dir: self.web_dir(),
             model_label,

@@ -1,7 +1,7 @@
 //! `csp serve <service>`: one service against Postgres, Redis and NATS, as
 //! a deployment runs it; and `csp mock-llm`.
 
-use crate::opts::{GatewayOpts, ModelOpts, PoolOpts, TokenOpts};
+use crate::opts::{GatewayOpts, ModelOpts, PolicyOpts, PoolOpts, PoolWiring, TokenOpts};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use secrecy::SecretString;
@@ -40,7 +40,7 @@ pub(crate) struct Backends {
 }
 
 impl Backends {
-    async fn store(&self) -> anyhow::Result<Arc<csp_store::PgStore>> {
+    pub(crate) async fn store(&self) -> anyhow::Result<Arc<csp_store::PgStore>> {
         use secrecy::ExposeSecret;
         let url = self
             .database_url
@@ -53,6 +53,17 @@ impl Backends {
     async fn bus(&self) -> anyhow::Result<Arc<dyn csp_bus::EventBus>> {
         Ok(Arc::new(
             csp_bus::NatsBus::connect(csp_bus::nats::Config {
+                url: self.nats_url.clone(),
+                prefix: self.nats_prefix.clone(),
+                ..Default::default()
+            })
+            .await?,
+        ))
+    }
+
+    async fn queue(&self) -> anyhow::Result<Arc<dyn csp_bus::Queue>> {
+        Ok(Arc::new(
+            csp_bus::NatsQueue::connect(csp_bus::queue::nats::Config {
                 url: self.nats_url.clone(),
                 prefix: self.nats_prefix.clone(),
                 ..Default::default()
@@ -107,6 +118,15 @@ pub(crate) enum Service {
         /// HTTP address of /metrics and the liveness probe.
         #[arg(long, env = "CSP_METRICS_ADDR", default_value = "0.0.0.0:9091")]
         metrics_addr: SocketAddr,
+        /// The policy service: tool permissions and cost caps.
+        #[arg(
+            long,
+            env = "CSP_POLICY_ADDR",
+            default_value = "http://127.0.0.1:50052"
+        )]
+        policy_addr: String,
+        #[command(flatten)]
+        tokens: TokenOpts,
         #[command(flatten)]
         pool: PoolOpts,
         #[command(flatten)]
@@ -114,7 +134,7 @@ pub(crate) enum Service {
         #[command(flatten)]
         backends: Backends,
     },
-    /// Users and login.
+    /// Users, login, roles, tool permissions, cost caps, audit log.
     Policy {
         #[arg(long, env = "CSP_GRPC_ADDR", default_value = "0.0.0.0:50052")]
         grpc_addr: SocketAddr,
@@ -126,6 +146,8 @@ pub(crate) enum Service {
         metrics_addr: SocketAddr,
         #[command(flatten)]
         tokens: TokenOpts,
+        #[command(flatten)]
+        policy: PolicyOpts,
         #[command(flatten)]
         backends: Backends,
     },
@@ -168,10 +190,13 @@ pub(crate) async fn run(service: Service, shutdown: CancellationToken) -> anyhow
             advertise_addr,
             data_dir,
             metrics_addr,
+            policy_addr,
+            tokens,
             pool,
             model,
             backends,
         } => {
+            let t = tokens.tokens(tokens.required_secret()?)?;
             if !model.configured() {
                 anyhow::bail!(
                     "no model API configured: set ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN), and ANTHROPIC_BASE_URL for a gateway or the scripted test server"
@@ -183,8 +208,13 @@ pub(crate) async fn run(service: Service, shutdown: CancellationToken) -> anyhow
                     advertise_addr,
                     data_dir,
                     &model,
-                    model.env(),
-                    model.label(),
+                    PoolWiring {
+                        model_env: model.env(),
+                        model_label: model.label(),
+                        governor: pool.governor(&policy_addr, &t)?,
+                        audit: backends.queue().await?,
+                        tokens: t.clone(),
+                    },
                 ),
                 backends.bus().await?,
                 backends.store().await?,
@@ -208,6 +238,7 @@ pub(crate) async fn run(service: Service, shutdown: CancellationToken) -> anyhow
             admin_password,
             metrics_addr,
             tokens,
+            policy,
             backends,
         } => {
             let t = tokens.tokens(tokens.required_secret()?)?;
@@ -222,11 +253,9 @@ pub(crate) async fn run(service: Service, shutdown: CancellationToken) -> anyhow
                 );
             }
             let server = csp_policy::Server::build(
-                csp_policy::Config {
-                    grpc_addr,
-                    tokens: t,
-                },
+                policy.config(grpc_addr, t)?,
                 store,
+                backends.queue().await?,
             )
             .await?;
             serve_metrics("policy", metrics_addr, &shutdown, server.probes()).await?;

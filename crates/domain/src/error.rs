@@ -63,6 +63,11 @@ pub enum ErrorCode {
     BudgetExceeded,
     /// The user's role does not allow this action (policy; the text names the role).
     PermissionDenied,
+    AccountDeactivated,
+    BudgetWarning,
+    PermissionsChanged,
+    InvalidRequest,
+    UsernameTaken,
     /// Anything else.
     Internal,
 }
@@ -98,6 +103,11 @@ impl ErrorCode {
             ErrorCode::ServerShuttingDown => "server_shutting_down",
             ErrorCode::BudgetExceeded => "budget_exceeded",
             ErrorCode::PermissionDenied => "permission_denied",
+            ErrorCode::AccountDeactivated => "account_deactivated",
+            ErrorCode::BudgetWarning => "budget_warning",
+            ErrorCode::PermissionsChanged => "permissions_changed",
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::UsernameTaken => "username_taken",
             ErrorCode::Internal => "internal",
         }
     }
@@ -170,9 +180,16 @@ impl ErrorCode {
             ErrorCode::BudgetExceeded => {
                 "Monthly budget exceeded. Contact your administrator to increase your limit."
             }
-            ErrorCode::PermissionDenied => {
-                "This action requires more access. Contact your administrator."
+            ErrorCode::PermissionDenied => "Insufficient permissions.",
+            ErrorCode::AccountDeactivated => {
+                "This account has been deactivated. Contact your administrator."
             }
+            ErrorCode::BudgetWarning => "You have used most of your monthly budget.",
+            ErrorCode::PermissionsChanged => {
+                "Your permissions have changed. Some tools are no longer available."
+            }
+            ErrorCode::InvalidRequest => "The request is not valid.",
+            ErrorCode::UsernameTaken => "That username is already taken.",
             ErrorCode::Internal => "Something went wrong on our side. Please try again.",
         }
     }
@@ -202,6 +219,11 @@ impl ErrorCode {
             ErrorCode::BudgetExceeded | ErrorCode::PermissionDenied => {
                 "Contact your administrator."
             }
+            ErrorCode::AccountDeactivated => "Contact your administrator.",
+            ErrorCode::BudgetWarning => "Contact your administrator if you need more.",
+            ErrorCode::PermissionsChanged => "Contact your administrator.",
+            ErrorCode::InvalidRequest => "Correct the request and try again.",
+            ErrorCode::UsernameTaken => "Choose another username.",
             ErrorCode::QueueFull => "Wait, then send again.",
             ErrorCode::AtCapacity
             | ErrorCode::AgentStartFailed
@@ -222,6 +244,11 @@ impl ErrorCode {
             ErrorCode::Unauthenticated | ErrorCode::BadCredentials => 401,
             ErrorCode::Forbidden | ErrorCode::PermissionDenied => 403,
             ErrorCode::BudgetExceeded => 402,
+            ErrorCode::AccountDeactivated => 401,
+            ErrorCode::BudgetWarning => 200,
+            ErrorCode::PermissionsChanged => 200,
+            ErrorCode::InvalidRequest => 400,
+            ErrorCode::UsernameTaken => 409,
             ErrorCode::DurationLimit => 409,
             ErrorCode::ModelUnavailable
             | ErrorCode::ServerShuttingDown
@@ -251,6 +278,11 @@ impl ErrorCode {
             ErrorCode::Unauthenticated | ErrorCode::BadCredentials => 16, // Unauthenticated
             ErrorCode::Forbidden | ErrorCode::PermissionDenied => 7,      // PermissionDenied
             ErrorCode::BudgetExceeded => 8,                               // ResourceExhausted
+            ErrorCode::AccountDeactivated => 16,                          // Unauthenticated
+            ErrorCode::BudgetWarning => 0,                                // OK: notices
+            ErrorCode::PermissionsChanged => 0,                           // OK: notices
+            ErrorCode::InvalidRequest => 3,                               // InvalidArgument
+            ErrorCode::UsernameTaken => 6,                                // AlreadyExists
             ErrorCode::DurationLimit => 9,                                // FailedPrecondition
             ErrorCode::ModelUnavailable
             | ErrorCode::ServerShuttingDown
@@ -275,7 +307,7 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
-const ALL: [ErrorCode; 29] = [
+const ALL: [ErrorCode; 34] = [
     ErrorCode::BadFrame,
     ErrorCode::UnknownType,
     ErrorCode::FrameTooLarge,
@@ -304,6 +336,11 @@ const ALL: [ErrorCode; 29] = [
     ErrorCode::ServerShuttingDown,
     ErrorCode::BudgetExceeded,
     ErrorCode::PermissionDenied,
+    ErrorCode::AccountDeactivated,
+    ErrorCode::BudgetWarning,
+    ErrorCode::PermissionsChanged,
+    ErrorCode::InvalidRequest,
+    ErrorCode::UsernameTaken,
     ErrorCode::Internal,
 ];
 

@@ -67,6 +67,8 @@ pub struct Action {
 pub enum ToolStatus {
     Complete,
     Error,
+    /// The permission gate refused the call; `content` says why.
+    Denied,
 }
 
 /// What happened in a session. Serialised with a `type` tag: this is exactly

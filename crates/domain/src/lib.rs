@@ -6,16 +6,17 @@
 //! gateway and rendered by the web app, so its JSON shape is defined once,
 //! here). Must never do I/O or depend on another csp crate.
 
+mod audit;
 mod error;
 mod event;
 mod ids;
 
+pub use audit::{AUDIT_TOPIC, AuditEvent, AuditStatus};
 pub use error::ErrorCode;
 pub use event::{Action, Event, SessionEvent, SessionStatus, StatusReason, ToolStatus};
 pub use ids::{ParseIdError, SessionId, UserId};
 
-/// Roles, from most to least privileged. RBAC arrives with the policy issue;
-/// the role is already part of every user and every token.
+/// Roles, from most to least privileged: admin ⊃ operator ⊃ user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -25,6 +26,19 @@ pub enum Role {
 }
 
 impl Role {
+    fn rank(self) -> u8 {
+        match self {
+            Role::Admin => 2,
+            Role::Operator => 1,
+            Role::User => 0,
+        }
+    }
+
+    /// True when this role has every right of `other` (admin includes operator includes user).
+    pub fn includes(self, other: Role) -> bool {
+        self.rank() >= other.rank()
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",

@@ -1,9 +1,15 @@
-//! Keeping secrets out of what csp prints: connection URLs in errors and
-//! logs, and the error texts of libraries that echo them.
+//! Keeping secrets out of what csp prints and stores: connection URLs in
+//! errors and logs, the error texts of libraries that echo them, and the
+//! secrets users and agents write into a conversation (for the audit log).
 //!
 //! Owns: the one definition of "the secret part of a URL" used by every
-//! backend adapter. Must never return its input unchanged when it cannot
-//! tell where a secret is: it says `<unparseable URL>` instead.
+//! backend adapter, and of what counts as a secret in free text and JSON
+//! ([`redact_text`], [`redact_json`]). Must never return a URL unchanged when
+//! it cannot tell where a secret is: it says `<unparseable URL>` instead.
+
+mod secrets;
+
+pub use secrets::{REDACTED, redact_json, redact_text};
 
 /// Query parameters that carry passwords (libpq's `password`, redis' `pass`).
 fn is_secret_param(key: &str) -> bool {

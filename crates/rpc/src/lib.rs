@@ -6,6 +6,9 @@
 //! show the catalogue's text, never a raw error). Must never contain service
 //! logic.
 
+pub mod auth;
+
+pub use auth::{Guard, ServiceToken, bearer, caller};
 use csp_domain::ErrorCode;
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
@@ -14,6 +17,9 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
 
 const CODE_KEY: &str = "csp-error-code";
+/// A user-facing text that replaces the catalogue's (budget figures, the
+/// role a denial requires). Binary metadata, so any UTF-8 survives.
+const MESSAGE_KEY: &str = "csp-error-message-bin";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -36,6 +42,25 @@ pub fn status(code: ErrorCode, detail: impl Into<String>) -> tonic::Status {
         s.metadata_mut().insert(CODE_KEY, v);
     }
     s
+}
+
+/// Like [`status`], with a text for users that says more than the
+/// catalogue can ("Monthly budget exceeded ($100.00/$100.00). ...").
+pub fn status_with_message(code: ErrorCode, message: impl Into<String>) -> tonic::Status {
+    let message = message.into();
+    let mut s = status(code, message.clone());
+    s.metadata_mut().insert_bin(
+        MESSAGE_KEY,
+        tonic::metadata::MetadataValue::from_bytes(message.as_bytes()),
+    );
+    s
+}
+
+/// The user-facing text a status carries, if its sender set one.
+pub fn user_message(status: &tonic::Status) -> Option<String> {
+    let v = status.metadata().get_bin(MESSAGE_KEY)?;
+    let bytes = v.to_bytes().ok()?;
+    String::from_utf8(bytes.to_vec()).ok()
 }
 
 /// The catalogued code a status carries; statuses from elsewhere map by
@@ -89,6 +114,7 @@ impl Listener {
     pub async fn serve(
         self,
         routes: tonic::service::Routes,
+        guard: Guard,
         shutdown: CancellationToken,
     ) -> Result<(), Error> {
         let reflection = tonic_reflection::server::Builder::configure()
@@ -98,6 +124,7 @@ impl Listener {
             .expect("csp descriptor set is valid");
         tracing::info!(addr = %self.addr, "gRPC server listening");
         tonic::transport::Server::builder()
+            .layer(guard)
             .add_routes(routes.add_service(reflection))
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(self.listener),

@@ -1,13 +1,20 @@
-//! Durable records of csp: users, chat sessions and each session's message log.
+//! Durable records of csp: users, chat sessions and each session's message log,
+//! each user's monthly spend, and the audit log.
 //!
-//! Owns: the [`UserStore`] and [`SessionStore`] traits, their Postgres adapter
-//! ([`PgStore`], distributed mode) and SQLite adapter ([`SqliteStore`], `csp dev`),
-//! and the schema in `migrations/` (applied when a store connects).
+//! Owns: the [`UserStore`], [`SessionStore`], [`BudgetStore`] and [`AuditStore`]
+//! traits, their Postgres adapter ([`PgStore`], distributed mode) and SQLite
+//! adapter ([`SqliteStore`], `csp dev`), the audit hash chain ([`audit_hash`],
+//! [`verify_audit_chain`]), and the schema in `migrations/` (applied when a store
+//! connects).
 //!
 //! Must never: hash or check passwords (it stores the hash it is given), decide
 //! who may see a session (callers authorise, the store only filters by owner),
-//! or print a database URL with its password.
+//! decide what a turn may cost (callers pass the cap; the store only makes the
+//! check-and-reserve atomic), redact audit input (callers do), or print a
+//! database URL with its password.
 
+mod audit;
+mod budget;
 mod error;
 mod migrations;
 mod postgres;
@@ -19,6 +26,7 @@ use csp_domain::{Role, SessionId, UserId};
 use std::time::Duration;
 use time::OffsetDateTime;
 
+pub use audit::{audit_hash, verify_audit_chain};
 pub use error::Error;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -29,6 +37,8 @@ pub struct NewUser {
     pub username: String,
     pub password_hash: String,
     pub role: Role,
+    /// Micro-dollars the user may spend per budget month; `None` is no cap.
+    pub monthly_cost_cap_micros: Option<i64>,
 }
 
 /// A stored user. Timestamps are UTC, truncated to the millisecond.
@@ -41,6 +51,17 @@ pub struct UserRecord {
     pub is_active: bool,
     pub created_at: OffsetDateTime,
     pub last_login_at: Option<OffsetDateTime>,
+    /// Micro-dollars the user may spend per budget month; `None` is no cap.
+    pub monthly_cost_cap_micros: Option<i64>,
+}
+
+/// What an admin may change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UserUpdate {
+    pub role: Option<Role>,
+    /// `Some(None)` removes the cap.
+    pub monthly_cost_cap_micros: Option<Option<i64>>,
+    pub is_active: Option<bool>,
 }
 
 /// A session to create; its counters start at zero, it is resumable, and
@@ -107,6 +128,12 @@ pub trait UserStore: Send + Sync {
     /// [`Error::NotFound`] if the user does not exist.
     async fn record_login(&self, id: UserId, at: OffsetDateTime) -> Result<(), Error>;
     async fn count_users(&self) -> Result<u64, Error>;
+    /// Every user, oldest first.
+    async fn list_users(&self) -> Result<Vec<UserRecord>, Error>;
+    /// Applies the update in one write and returns the new record.
+    /// [`Error::NotFound`] if no such user, [`Error::InvalidInput`] for a
+    /// negative cap.
+    async fn update_user(&self, id: UserId, update: UserUpdate) -> Result<UserRecord, Error>;
 }
 
 #[async_trait]
@@ -142,6 +169,9 @@ pub trait SessionStore: Send + Sync {
     async fn session(&self, id: SessionId) -> Result<Option<SessionRecord>, Error>;
     /// The user's sessions, most recently active first.
     async fn sessions_of(&self, user: UserId) -> Result<Vec<SessionRecord>, Error>;
+    /// Every user's sessions, most recently active first, at most `limit`
+    /// (operators' overview).
+    async fn all_sessions(&self, limit: u32) -> Result<Vec<SessionRecord>, Error>;
     /// Appends one message and, in the same transaction, advances the session's
     /// watermark: `last_seq = max(last_seq, seq)`, `message_count += 1`,
     /// `last_active_at = now`. Idempotent: a second append of the same
@@ -158,10 +188,181 @@ pub trait SessionStore: Send + Sync {
     async fn messages(&self, id: SessionId) -> Result<(Vec<MessageRecord>, u64), Error>;
 }
 
-/// Everything csp keeps durably; implemented by every adapter.
-pub trait Store: UserStore + SessionStore {}
+/// One user's spend in one budget month ("2026-11").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Spend {
+    /// Cost of the settled turns.
+    pub spent_micros: i64,
+    /// Set aside for turns in flight (unexpired reservations).
+    pub reserved_micros: i64,
+    /// The month's warning went out.
+    pub warned: bool,
+}
 
-impl<T: UserStore + SessionStore + ?Sized> Store for T {}
+/// Money set aside for one turn before it runs.
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    /// The caller's id, which [`BudgetStore::settle`] names later.
+    pub id: uuid::Uuid,
+    pub user_id: UserId,
+    /// The budget month, "2026-11".
+    pub month: String,
+    pub amount_micros: i64,
+    /// The user's cap now; not stored, only checked against.
+    pub cap_micros: i64,
+    /// When the reservation stops counting if it was never settled (the
+    /// turn's process died). Compared with the clock of the process that
+    /// calls the store, as `expires_at` was presumably computed with it.
+    pub expires_at: OffsetDateTime,
+}
+
+/// Whether [`BudgetStore::reserve`] set the money aside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Recorded; the spend includes the new reservation.
+    Admitted(Spend),
+    /// The cap is reached; nothing was recorded.
+    Exceeded(Spend),
+}
+
+/// What [`BudgetStore::settle`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    pub before: Spend,
+    pub after: Spend,
+    /// False when the reservation was gone already; then nothing changed.
+    pub applied: bool,
+}
+
+#[async_trait]
+pub trait BudgetStore: Send + Sync {
+    /// Admits the reservation iff spent + (unexpired reservations of that
+    /// user and month) < `cap_micros`, and then records it, atomically:
+    /// concurrent calls for one user never admit more than that rule allows.
+    /// Expired reservations (`expires_at <= now`) do not count and are
+    /// deleted here. Reserving an id that is stored already admits it again
+    /// without a second row (a retried call). [`Error::InvalidInput`] for a
+    /// negative amount or a month that is not "YYYY-MM", [`Error::NotFound`]
+    /// if the user does not exist.
+    async fn reserve(&self, r: Reservation) -> Result<Admission, Error>;
+    /// Removes reservation `id` and adds `cost_micros` to `month`'s spend of
+    /// `user`, in one transaction. Idempotent on `id`: when the reservation
+    /// is gone already (settled before, or expired and cleaned), `applied` is
+    /// false and nothing changes. `before`/`after` are the month's spend
+    /// around the call (equal when not applied). [`Error::InvalidInput`] for
+    /// a negative cost, a malformed month, or a reservation `id` of another
+    /// user or month (then nothing changes either).
+    async fn settle(
+        &self,
+        id: uuid::Uuid,
+        user: UserId,
+        month: &str,
+        cost_micros: i64,
+    ) -> Result<Settled, Error>;
+    /// Sets the month's `warned` flag; true only for the call that set it
+    /// (once per user and month, even under concurrency).
+    /// [`Error::NotFound`] if the user does not exist.
+    async fn mark_warned(&self, user: UserId, month: &str) -> Result<bool, Error>;
+    /// The month's spend; zeros when nothing was recorded (a new month
+    /// starts at $0.00).
+    async fn spend(&self, user: UserId, month: &str) -> Result<Spend, Error>;
+}
+
+/// One audit entry to append (tool invocation or admin action).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAuditEntry {
+    /// The producer's id: appending it twice stores it once.
+    pub audit_id: uuid::Uuid,
+    /// Stored (and hashed) to the millisecond.
+    pub timestamp: OffsetDateTime,
+    /// The acting user.
+    pub user_id: Option<UserId>,
+    /// `None` for admin actions.
+    pub session_id: Option<SessionId>,
+    /// For instance "Bash", "mcp__postgres-query__execute_sql",
+    /// "admin.user.create".
+    pub tool_name: String,
+    /// Already redacted by the caller.
+    pub sanitized_input: String,
+    /// One of [`AUDIT_RESULT_STATUSES`].
+    pub result_status: String,
+    pub execution_duration_ms: Option<i64>,
+    pub cost_micros: Option<i64>,
+}
+
+/// The values of [`NewAuditEntry::result_status`] the schema accepts.
+pub const AUDIT_RESULT_STATUSES: [&str; 3] = ["success", "error", "denied"];
+
+/// A stored entry with its place in the hash chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    /// Position in the chain; increases with every append (not necessarily
+    /// by one).
+    pub seq: i64,
+    /// As appended, with the timestamp in UTC to the millisecond.
+    pub entry: NewAuditEntry,
+    /// The previous row's hash, [`AUDIT_GENESIS_HASH`] for the first row.
+    pub prev_hash: String,
+    /// `audit_hash(prev_hash, entry)`.
+    pub hash: String,
+}
+
+/// The `prev_hash` of the first row of the chain.
+pub const AUDIT_GENESIS_HASH: &str =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Which audit rows [`AuditStore::audit_page`] returns; `None` filters are off.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub user_id: Option<UserId>,
+    /// Inclusive, on `timestamp`.
+    pub start: Option<OffsetDateTime>,
+    /// Exclusive, on `timestamp`.
+    pub end: Option<OffsetDateTime>,
+    /// Keyset paging: only rows with `seq < before_seq` (pass the last seq
+    /// of the previous page).
+    pub before_seq: Option<i64>,
+    /// Page size.
+    pub limit: u32,
+}
+
+/// The first link of the chain that does not hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokenLink {
+    pub seq: i64,
+    pub audit_id: uuid::Uuid,
+    pub reason: String,
+}
+
+/// The outcome of [`verify_audit_chain`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verification {
+    /// Rows examined: the whole chain when it holds, otherwise the rows up
+    /// to and including the first broken one.
+    pub checked: u64,
+    pub first_broken: Option<BrokenLink>,
+}
+
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends at the end of the chain; false (and nothing written) when
+    /// `audit_id` is stored already. `prev_hash` is the hash of the previous
+    /// row ([`AUDIT_GENESIS_HASH`] for the first), `hash` is
+    /// `audit_hash(prev_hash, &entry)`. Appends from every replica are
+    /// serialised, so the chain stays linear. [`Error::InvalidInput`] for a
+    /// `result_status` outside [`AUDIT_RESULT_STATUSES`].
+    async fn append_audit(&self, entry: NewAuditEntry) -> Result<bool, Error>;
+    /// Matching rows, newest (highest seq) first, at most `limit`.
+    async fn audit_page(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, Error>;
+    /// Rows with `seq > after_seq` in seq order, at most `limit` (for
+    /// verification and export).
+    async fn audit_chain(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditRecord>, Error>;
+}
+
+/// Everything csp keeps durably; implemented by every adapter.
+pub trait Store: UserStore + SessionStore + BudgetStore + AuditStore {}
+
+impl<T: UserStore + SessionStore + BudgetStore + AuditStore + ?Sized> Store for T {}
 
 /// Connection-pool settings shared by the adapters.
 #[derive(Debug, Clone)]

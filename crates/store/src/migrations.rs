@@ -24,9 +24,16 @@ macro_rules! embed {
     };
 }
 
-pub(crate) const POSTGRES: Embedded =
-    embed!("postgres": "0001_init.sql", "0002_session_resume.sql");
-pub(crate) const SQLITE: Embedded = embed!("sqlite": "0001_init.sql", "0002_session_resume.sql");
+pub(crate) const POSTGRES: Embedded = embed!(
+    "postgres": "0001_init.sql",
+    "0002_session_resume.sql",
+    "0003_policy.sql",
+);
+pub(crate) const SQLITE: Embedded = embed!(
+    "sqlite": "0001_init.sql",
+    "0002_session_resume.sql",
+    "0003_policy.sql",
+);
 
 pub(crate) fn migrator(files: Embedded) -> Migrator {
     let migrations = files

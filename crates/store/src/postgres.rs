@@ -1,11 +1,14 @@
 //! The distributed-mode store: one Postgres database shared by every replica.
 
+use crate::audit::{PG_AUDIT_LOCK, audit_hash, check_result_status};
+use crate::budget::{admits, check_micros, check_month};
 use crate::error::violation;
 use crate::migrations::{self, migrator};
 use crate::{
-    Config, Error, MessageRecord, NewMessage, NewSession, NewUser, RESUMING_STATUS, SessionRecord,
-    SessionStore, UserRecord, UserStore, count_from_db, new_session_record, role_from_db,
-    seq_to_db, timestamp, username_key,
+    AUDIT_GENESIS_HASH, Admission, AuditQuery, AuditRecord, AuditStore, BudgetStore, Config, Error,
+    MessageRecord, NewAuditEntry, NewMessage, NewSession, NewUser, RESUMING_STATUS, Reservation,
+    SessionRecord, SessionStore, Settled, Spend, UserRecord, UserStore, UserUpdate, count_from_db,
+    new_session_record, role_from_db, seq_to_db, timestamp, username_key,
 };
 use async_trait::async_trait;
 use csp_domain::{SessionId, UserId};
@@ -13,7 +16,7 @@ use csp_redact::url as redact_url;
 use sqlx::error::ErrorKind;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
-use sqlx::{Connection, PgConnection, Row};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres, QueryBuilder, Row};
 use std::time::Duration;
 use time::OffsetDateTime;
 use tracing::instrument;
@@ -23,7 +26,14 @@ use uuid::Uuid;
 // `&'static str`, which sqlx accepts as SQL-safe and caches as prepared.
 macro_rules! user_columns {
     () => {
-        "user_id, username, password_hash, role, is_active, created_at, last_login_at"
+        "user_id, username, password_hash, role, is_active, created_at, last_login_at, \
+         monthly_cost_cap_micros"
+    };
+}
+macro_rules! audit_columns {
+    () => {
+        "seq, audit_id, timestamp, user_id, session_id, tool_name, sanitized_input, \
+         result_status, execution_duration_ms, cost_micros, prev_hash, hash"
     };
 }
 macro_rules! session_columns {
@@ -90,6 +100,17 @@ impl PgStore {
         Error::from_sqlx(&self.target, error)
     }
 
+    /// Runs `sql` as is, for tests that simulate what csp itself never does
+    /// (tampering with the audit log). Not part of any store trait.
+    #[doc(hidden)]
+    pub async fn execute_raw(&self, sql: &str) -> Result<(), Error> {
+        sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
     async fn execute_on_session(
         &self,
         id: SessionId,
@@ -132,10 +153,15 @@ impl UserStore for PgStore {
             is_active: true,
             created_at: timestamp::now(),
             last_login_at: None,
+            monthly_cost_cap_micros: new.monthly_cost_cap_micros,
         };
+        if let Some(cap) = user.monthly_cost_cap_micros {
+            check_micros("monthly cost cap", cap)?;
+        }
         sqlx::query(
-            "INSERT INTO users (user_id, username, username_key, password_hash, role, is_active, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO users (user_id, username, username_key, password_hash, role, is_active, \
+             created_at, monthly_cost_cap_micros) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(user.user_id.0)
         .bind(&user.username)
@@ -144,10 +170,13 @@ impl UserStore for PgStore {
         .bind(user.role.as_str())
         .bind(user.is_active)
         .bind(user.created_at)
+        .bind(user.monthly_cost_cap_micros)
         .execute(&self.pool)
         .await
         .map_err(|e| match violation(&e) {
-            Some(ErrorKind::UniqueViolation) => Error::Conflict(format!("user '{}'", user.username)),
+            Some(ErrorKind::UniqueViolation) => {
+                Error::Conflict(format!("user '{}'", user.username))
+            }
             _ => self.error(e),
         })?;
         Ok(user)
@@ -197,6 +226,45 @@ impl UserStore for PgStore {
             .await
             .map_err(|e| self.error(e))?;
         count_from_db("count(*)", count)
+    }
+
+    async fn list_users(&self) -> Result<Vec<UserRecord>, Error> {
+        let sql = concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users ORDER BY created_at, username_key"
+        );
+        let rows = sqlx::query(sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.error(e))?;
+        rows.iter().map(|row| self.user_from_row(row)).collect()
+    }
+
+    #[instrument(name = "store.update_user", skip_all, fields(user.id = %id))]
+    async fn update_user(&self, id: UserId, update: UserUpdate) -> Result<UserRecord, Error> {
+        if let Some(Some(cap)) = update.monthly_cost_cap_micros {
+            check_micros("monthly cost cap", cap)?;
+        }
+        let sql = concat!(
+            "UPDATE users SET role = COALESCE($2, role), is_active = COALESCE($3, is_active), \
+             monthly_cost_cap_micros = CASE WHEN $4 THEN $5 ELSE monthly_cost_cap_micros END \
+             WHERE user_id = $1 RETURNING ",
+            user_columns!()
+        );
+        let row = sqlx::query(sql)
+            .bind(id.0)
+            .bind(update.role.map(|role| role.as_str()))
+            .bind(update.is_active)
+            .bind(update.monthly_cost_cap_micros.is_some())
+            .bind(update.monthly_cost_cap_micros.flatten())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.error(e))?;
+        match row {
+            Some(row) => self.user_from_row(&row),
+            None => Err(Error::NotFound(format!("user {id}"))),
+        }
     }
 }
 
@@ -314,6 +382,20 @@ impl SessionStore for PgStore {
         rows.iter().map(|row| self.session_from_row(row)).collect()
     }
 
+    async fn all_sessions(&self, limit: u32) -> Result<Vec<SessionRecord>, Error> {
+        let sql = concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions ORDER BY last_active_at DESC, created_at DESC, session_id LIMIT $1"
+        );
+        let rows = sqlx::query(sql)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.error(e))?;
+        rows.iter().map(|row| self.session_from_row(row)).collect()
+    }
+
     #[instrument(name = "store.append_message", skip_all, fields(session.id = %msg.session_id, seq = msg.seq))]
     async fn append_message(&self, msg: NewMessage) -> Result<(), Error> {
         let seq = seq_to_db(msg.seq)?;
@@ -419,6 +501,34 @@ impl PgStore {
             is_active: row.try_get("is_active").map_err(get)?,
             created_at: row.try_get("created_at").map_err(get)?,
             last_login_at: row.try_get("last_login_at").map_err(get)?,
+            monthly_cost_cap_micros: row.try_get("monthly_cost_cap_micros").map_err(get)?,
+        })
+    }
+
+    fn audit_from_row(&self, row: &PgRow) -> Result<AuditRecord, Error> {
+        let get = |e| self.error(e);
+        let timestamp: OffsetDateTime = row.try_get("timestamp").map_err(get)?;
+        Ok(AuditRecord {
+            seq: row.try_get("seq").map_err(get)?,
+            entry: NewAuditEntry {
+                audit_id: row.try_get("audit_id").map_err(get)?,
+                timestamp,
+                user_id: row
+                    .try_get::<Option<Uuid>, _>("user_id")
+                    .map_err(get)?
+                    .map(UserId),
+                session_id: row
+                    .try_get::<Option<Uuid>, _>("session_id")
+                    .map_err(get)?
+                    .map(SessionId),
+                tool_name: row.try_get("tool_name").map_err(get)?,
+                sanitized_input: row.try_get("sanitized_input").map_err(get)?,
+                result_status: row.try_get("result_status").map_err(get)?,
+                execution_duration_ms: row.try_get("execution_duration_ms").map_err(get)?,
+                cost_micros: row.try_get("cost_micros").map_err(get)?,
+            },
+            prev_hash: row.try_get("prev_hash").map_err(get)?,
+            hash: row.try_get("hash").map_err(get)?,
         })
     }
 
@@ -442,5 +552,355 @@ impl PgStore {
             is_resumable: row.try_get("is_resumable").map_err(get)?,
             ended_reason: row.try_get("ended_reason").map_err(get)?,
         })
+    }
+}
+
+/// The user's row of `month`, locked until the transaction ends; `None` if
+/// there is none. Its own statement: under READ COMMITTED a statement that
+/// waited for the lock still reads other tables as of its start, so whatever
+/// is read under the lock must be read by the statements after this one.
+async fn lock_spend_row(
+    conn: &mut PgConnection,
+    user: UserId,
+    month: &str,
+) -> Result<Option<(i64, bool)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT spent_micros, warned FROM user_spend WHERE user_id = $1 AND month = $2 FOR UPDATE",
+    )
+    .bind(user.0)
+    .bind(month)
+    .fetch_optional(conn)
+    .await
+}
+
+/// What unexpired reservations of the user's `month` set aside.
+async fn reserved_micros(
+    conn: &mut PgConnection,
+    user: UserId,
+    month: &str,
+    now: OffsetDateTime,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COALESCE(SUM(amount_micros), 0)::BIGINT FROM budget_reservations \
+         WHERE user_id = $1 AND month = $2 AND expires_at > $3",
+    )
+    .bind(user.0)
+    .bind(month)
+    .bind(now)
+    .fetch_one(conn)
+    .await
+}
+
+#[async_trait]
+impl BudgetStore for PgStore {
+    #[instrument(name = "store.reserve", skip_all, fields(user.id = %r.user_id, month = %r.month, reservation.id = %r.id))]
+    async fn reserve(&self, r: Reservation) -> Result<Admission, Error> {
+        check_month(&r.month)?;
+        check_micros("reservation amount", r.amount_micros)?;
+        let now = timestamp::now();
+        let expires_at = timestamp::truncate(r.expires_at);
+        let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
+        // The month's row exists from now on, so that there is a row to lock
+        // even for the first reservation of the month.
+        sqlx::query(
+            "INSERT INTO user_spend (user_id, month, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id, month) DO NOTHING",
+        )
+        .bind(r.user_id.0)
+        .bind(&r.month)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match violation(&e) {
+            Some(ErrorKind::ForeignKeyViolation) => Error::NotFound(format!("user {}", r.user_id)),
+            _ => self.error(e),
+        })?;
+        let (spent_micros, warned) = lock_spend_row(&mut tx, r.user_id, &r.month)
+            .await
+            .map_err(|e| self.error(e))?
+            .ok_or_else(|| Error::Corrupt(format!("user_spend row of {} vanished", r.month)))?;
+        sqlx::query(
+            "DELETE FROM budget_reservations WHERE user_id = $1 AND month = $2 AND expires_at <= $3",
+        )
+        .bind(r.user_id.0)
+        .bind(&r.month)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.error(e))?;
+        let existing: Option<(Uuid, String)> =
+            sqlx::query_as("SELECT user_id, month FROM budget_reservations WHERE id = $1")
+                .bind(r.id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| self.error(e))?;
+        let mut spend = Spend {
+            spent_micros,
+            reserved_micros: reserved_micros(&mut tx, r.user_id, &r.month, now)
+                .await
+                .map_err(|e| self.error(e))?,
+            warned,
+        };
+        let admission = match existing {
+            Some((user, month)) if user == r.user_id.0 && month == r.month => {
+                Admission::Admitted(spend)
+            }
+            Some(_) => {
+                return Err(Error::InvalidInput(format!(
+                    "reservation {} belongs to another user or month",
+                    r.id
+                )));
+            }
+            None if admits(&spend, r.cap_micros) => {
+                sqlx::query(
+                    "INSERT INTO budget_reservations (id, user_id, month, amount_micros, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(r.id)
+                .bind(r.user_id.0)
+                .bind(&r.month)
+                .bind(r.amount_micros)
+                .bind(expires_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.error(e))?;
+                if expires_at > now {
+                    spend.reserved_micros += r.amount_micros;
+                }
+                Admission::Admitted(spend)
+            }
+            None => Admission::Exceeded(spend),
+        };
+        tx.commit().await.map_err(|e| self.error(e))?;
+        Ok(admission)
+    }
+
+    #[instrument(name = "store.settle", skip_all, fields(user.id = %user, month, reservation.id = %id))]
+    async fn settle(
+        &self,
+        id: Uuid,
+        user: UserId,
+        month: &str,
+        cost_micros: i64,
+    ) -> Result<Settled, Error> {
+        check_month(month)?;
+        check_micros("cost", cost_micros)?;
+        let now = timestamp::now();
+        let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
+        let row = lock_spend_row(&mut tx, user, month)
+            .await
+            .map_err(|e| self.error(e))?;
+        let before = match row {
+            Some((spent_micros, warned)) => Spend {
+                spent_micros,
+                reserved_micros: reserved_micros(&mut tx, user, month, now)
+                    .await
+                    .map_err(|e| self.error(e))?,
+                warned,
+            },
+            None => Spend::default(),
+        };
+        let removed: Option<(Uuid, String, i64, OffsetDateTime)> = sqlx::query_as(
+            "DELETE FROM budget_reservations WHERE id = $1 \
+             RETURNING user_id, month, amount_micros, expires_at",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(|e| self.error(e))?;
+        let Some((owner, reserved_month, amount_micros, expires_at)) = removed else {
+            tx.rollback().await.map_err(|e| self.error(e))?;
+            return Ok(Settled {
+                before,
+                after: before,
+                applied: false,
+            });
+        };
+        if owner != user.0 || reserved_month != month {
+            // Dropping the transaction rolls the delete back.
+            return Err(Error::InvalidInput(format!(
+                "reservation {id} belongs to another user or month"
+            )));
+        }
+        sqlx::query(
+            "UPDATE user_spend SET spent_micros = spent_micros + $3, updated_at = $4 \
+             WHERE user_id = $1 AND month = $2",
+        )
+        .bind(user.0)
+        .bind(month)
+        .bind(cost_micros)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.error(e))?;
+        tx.commit().await.map_err(|e| self.error(e))?;
+        let after = Spend {
+            spent_micros: before.spent_micros + cost_micros,
+            reserved_micros: if expires_at > now {
+                before.reserved_micros - amount_micros
+            } else {
+                before.reserved_micros
+            },
+            warned: before.warned,
+        };
+        Ok(Settled {
+            before,
+            after,
+            applied: true,
+        })
+    }
+
+    #[instrument(name = "store.mark_warned", skip_all, fields(user.id = %user, month))]
+    async fn mark_warned(&self, user: UserId, month: &str) -> Result<bool, Error> {
+        check_month(month)?;
+        // One statement: of concurrent callers, only the one whose insert or
+        // update flipped the flag sees a row affected.
+        let done = sqlx::query(
+            "INSERT INTO user_spend (user_id, month, warned, updated_at) VALUES ($1, $2, TRUE, $3) \
+             ON CONFLICT (user_id, month) DO UPDATE SET warned = TRUE WHERE NOT user_spend.warned",
+        )
+        .bind(user.0)
+        .bind(month)
+        .bind(timestamp::now())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match violation(&e) {
+            Some(ErrorKind::ForeignKeyViolation) => Error::NotFound(format!("user {user}")),
+            _ => self.error(e),
+        })?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn spend(&self, user: UserId, month: &str) -> Result<Spend, Error> {
+        check_month(month)?;
+        // One statement, so spent and reserved come from one snapshot.
+        let row: Option<(i64, bool, i64)> = sqlx::query_as(
+            "SELECT s.spent_micros, s.warned, \
+             COALESCE((SELECT SUM(r.amount_micros) FROM budget_reservations r \
+                       WHERE r.user_id = s.user_id AND r.month = s.month AND r.expires_at > $3), \
+                      0)::BIGINT \
+             FROM user_spend s WHERE s.user_id = $1 AND s.month = $2",
+        )
+        .bind(user.0)
+        .bind(month)
+        .bind(timestamp::now())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| self.error(e))?;
+        Ok(row
+            .map(|(spent_micros, warned, reserved_micros)| Spend {
+                spent_micros,
+                reserved_micros,
+                warned,
+            })
+            .unwrap_or_default())
+    }
+}
+
+#[async_trait]
+impl AuditStore for PgStore {
+    #[instrument(name = "store.append_audit", skip_all, fields(audit.id = %entry.audit_id, tool = %entry.tool_name))]
+    async fn append_audit(&self, entry: NewAuditEntry) -> Result<bool, Error> {
+        check_result_status(&entry.result_status)?;
+        let entry = NewAuditEntry {
+            timestamp: timestamp::truncate(entry.timestamp),
+            ..entry
+        };
+        let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
+        // Held until commit: appends of every replica take turns, so each
+        // reads the true last hash and seq follows commit order.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(PG_AUDIT_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.error(e))?;
+        // Checked rather than ON CONFLICT DO NOTHING, which would use up a
+        // seq for the duplicate.
+        let stored: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM audit_log WHERE audit_id = $1)")
+                .bind(entry.audit_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| self.error(e))?;
+        if stored {
+            tx.rollback().await.map_err(|e| self.error(e))?;
+            return Ok(false);
+        }
+        let last: Option<String> =
+            sqlx::query_scalar("SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| self.error(e))?;
+        let prev_hash = last.unwrap_or_else(|| AUDIT_GENESIS_HASH.to_owned());
+        let hash = audit_hash(&prev_hash, &entry);
+        sqlx::query(
+            "INSERT INTO audit_log (audit_id, timestamp, user_id, session_id, tool_name, \
+             sanitized_input, result_status, execution_duration_ms, cost_micros, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(entry.audit_id)
+        .bind(entry.timestamp)
+        .bind(entry.user_id.map(|id| id.0))
+        .bind(entry.session_id.map(|id| id.0))
+        .bind(&entry.tool_name)
+        .bind(&entry.sanitized_input)
+        .bind(&entry.result_status)
+        .bind(entry.execution_duration_ms)
+        .bind(entry.cost_micros)
+        .bind(&prev_hash)
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.error(e))?;
+        tx.commit().await.map_err(|e| self.error(e))?;
+        Ok(true)
+    }
+
+    async fn audit_page(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, Error> {
+        let mut query = QueryBuilder::<Postgres>::new(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit_log WHERE TRUE"
+        ));
+        if let Some(user) = q.user_id {
+            query.push(" AND user_id = ").push_bind(user.0);
+        }
+        if let Some(start) = q.start {
+            query
+                .push(" AND timestamp >= ")
+                .push_bind(timestamp::truncate(start));
+        }
+        if let Some(end) = q.end {
+            query
+                .push(" AND timestamp < ")
+                .push_bind(timestamp::truncate(end));
+        }
+        if let Some(before) = q.before_seq {
+            query.push(" AND seq < ").push_bind(before);
+        }
+        query
+            .push(" ORDER BY seq DESC LIMIT ")
+            .push_bind(i64::from(q.limit));
+        let rows = query
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.error(e))?;
+        rows.iter().map(|row| self.audit_from_row(row)).collect()
+    }
+
+    async fn audit_chain(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditRecord>, Error> {
+        let sql = concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
+        );
+        let rows = sqlx::query(sql)
+            .bind(after_seq)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.error(e))?;
+        rows.iter().map(|row| self.audit_from_row(row)).collect()
     }
 }

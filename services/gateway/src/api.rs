@@ -29,7 +29,7 @@ pub(crate) async fn login(
     let reply = state
         .policy
         .clone()
-        .login(pb::LoginRequest { username, password })
+        .login(tonic::Request::new(pb::LoginRequest { username, password }))
         .await
         .map_err(|s| ApiError::from_status(&s))?
         .into_inner();
@@ -80,18 +80,26 @@ pub(crate) async fn sessions(
     let list = state
         .default_pool
         .clone()
-        .list_sessions(pb::ListSessionsRequest {
-            user_id: user.id.to_string(),
-        })
+        .list_sessions(state.as_user(
+            &user,
+            pb::ListSessionsRequest {
+                user_id: user.id.to_string(),
+            },
+        ))
         .await
         .map_err(|s| ApiError::from_status(&s))?
         .into_inner();
-    let sessions: Vec<Value> = list
-        .sessions
+    Ok(Json(json!({ "sessions": session_list(list.sessions) })))
+}
+
+/// Sessions as the REST API shows them.
+pub(crate) fn session_list(sessions: Vec<pb::SessionInfo>) -> Vec<Value> {
+    sessions
         .into_iter()
         .map(|s| {
             json!({
                 "session_id": s.session_id,
+                "user_id": s.user_id,
                 "status": status_name(s.status),
                 "created_at": s.created_at,
                 "last_active_at": s.last_active_at,
@@ -103,8 +111,7 @@ pub(crate) async fn sessions(
                 "ended_reason": s.ended_reason,
             })
         })
-        .collect();
-    Ok(Json(json!({ "sessions": sessions })))
+        .collect()
 }
 
 pub(crate) async fn messages(
@@ -118,10 +125,13 @@ pub(crate) async fn messages(
     let reply = state
         .default_pool
         .clone()
-        .list_messages(pb::ListMessagesRequest {
-            session_id: session.to_string(),
-            user_id: user.id.to_string(),
-        })
+        .list_messages(state.as_user(
+            &user,
+            pb::ListMessagesRequest {
+                session_id: session.to_string(),
+                user_id: user.id.to_string(),
+            },
+        ))
         .await
         .map_err(|s| ApiError::from_status(&s))?
         .into_inner();
@@ -141,7 +151,7 @@ pub(crate) async fn live() -> Json<Value> {
 
 async fn pool_status(state: &AppState) -> Result<pb::StatusResponse, tonic::Status> {
     let mut pool = state.default_pool.clone();
-    let req = tonic::Request::new(pb::StatusRequest {});
+    let req = state.svc.request(pb::StatusRequest {});
     tokio::time::timeout(std::time::Duration::from_secs(2), pool.status(req))
         .await
         .map_err(|_| tonic::Status::deadline_exceeded("session-pool status"))?

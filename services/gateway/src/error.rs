@@ -25,7 +25,10 @@ impl ApiError {
         if code == ErrorCode::Internal || code == ErrorCode::Unavailable {
             tracing::error!(grpc.code = ?status.code(), detail = status.message(), "backend call failed");
         }
-        Self::new(code)
+        Self {
+            code,
+            message: csp_rpc::user_message(status),
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 //! gRPC calls. Must never run an agent, touch the database directly, or
 //! show a user a raw error.
 
+mod admin;
 mod api;
 mod auth;
 mod error;
@@ -18,7 +19,7 @@ use axum::Router;
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use csp_auth::Tokens;
 use csp_bus::EventBus;
 use csp_cache::Cache;
@@ -57,6 +58,8 @@ pub struct Config {
     pub policy_addr: String,
     /// Verifies tokens; must share its secret with the policy service.
     pub tokens: Tokens,
+    /// `CSP_METRICS_TOKEN`: lets a scraper read `/metrics` without a login.
+    pub metrics_token: Option<secrecy::SecretString>,
     /// `CSP_ALLOWED_ORIGINS`; empty allows only the gateway's own origin.
     pub allowed_origins: Vec<String>,
     /// The built web app (`web/dist`); `None` serves the API only.
@@ -88,6 +91,7 @@ impl Server {
         metrics::describe();
         let state = AppState::new(Parts {
             tokens: config.tokens,
+            metrics_token: config.metrics_token,
             policy: PolicyClient::new(csp_rpc::channel(&config.policy_addr)?),
             default_pool: SessionPoolClient::new(csp_rpc::channel(&config.session_pool_addr)?),
             bus,
@@ -168,9 +172,14 @@ fn router(state: AppState, web_dir: Option<PathBuf>) -> Router {
         .route("/auth/login", post(api::login))
         .route("/auth/logout", post(api::logout))
         .route("/me", get(api::me))
+        .route("/me/budget", get(admin::budget))
         .route("/config", get(api::config))
         .route("/sessions", get(api::sessions))
         .route("/sessions/{id}/messages", get(api::messages))
+        .route("/users", get(admin::list_users).post(admin::create_user))
+        .route("/users/{id}", patch(admin::update_user))
+        .route("/admin/audit-log", get(admin::audit_log))
+        .route("/admin/sessions", get(admin::all_sessions))
         .route("/health/live", get(api::live))
         .route("/health/ready", get(api::ready))
         .route("/health/startup", get(api::startup))
@@ -178,7 +187,12 @@ fn router(state: AppState, web_dir: Option<PathBuf>) -> Router {
     let mut app = Router::new()
         .nest("/api/v1", api)
         .route("/ws", get(ws::upgrade))
-        .route("/metrics", get(api::metrics));
+        .route("/metrics", get(api::metrics))
+        // After routing, so the rule is looked up by the matched route.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authorize,
+        ));
     if let Some(dir) = web_dir {
         let index = dir.join("index.html");
         app = app.fallback_service(ServeDir::new(dir).fallback(ServeFile::new(index)));

@@ -24,6 +24,11 @@ pub(crate) struct Limits {
 
 pub(crate) struct Inner {
     pub(crate) tokens: Tokens,
+    /// The gateway's own identity towards other services (user lookups, probes).
+    pub(crate) svc: csp_rpc::ServiceToken,
+    /// `CSP_METRICS_TOKEN`: a bearer token a Prometheus scraper may use on
+    /// `/metrics` instead of an operator's login.
+    pub(crate) metrics_token: Option<secrecy::SecretString>,
     pub(crate) policy: PolicyClient<Channel>,
     /// Any session-pool replica: takes new sessions and answers reads.
     pub(crate) default_pool: SessionPoolClient<Channel>,
@@ -57,6 +62,7 @@ impl Deref for AppState {
 
 pub(crate) struct Parts {
     pub(crate) tokens: Tokens,
+    pub(crate) metrics_token: Option<secrecy::SecretString>,
     pub(crate) policy: PolicyClient<Channel>,
     pub(crate) default_pool: SessionPoolClient<Channel>,
     pub(crate) bus: Arc<dyn EventBus>,
@@ -71,6 +77,8 @@ pub(crate) struct Parts {
 impl AppState {
     pub(crate) fn new(p: Parts) -> Self {
         Self(Arc::new(Inner {
+            svc: csp_rpc::ServiceToken::new(p.tokens.clone(), "gateway"),
+            metrics_token: p.metrics_token,
             tokens: p.tokens,
             policy: p.policy,
             default_pool: p.default_pool,
@@ -86,6 +94,36 @@ impl AppState {
             closing: CancellationToken::new(),
             shutdown_grace_seconds: p.shutdown_grace_seconds,
         }))
+    }
+
+    /// `msg` as a request on behalf of `user`: a token of a minute's life
+    /// carrying the role the policy service reported for this request.
+    pub(crate) fn as_user<T>(&self, user: &crate::auth::AuthUser, msg: T) -> tonic::Request<T> {
+        match self.tokens.issue_for(
+            user.id,
+            &user.name,
+            user.role,
+            std::time::Duration::from_secs(60),
+        ) {
+            Ok((token, _)) => csp_rpc::bearer(msg, &token),
+            // Signing fixed claims with a valid key does not fail; if it
+            // did, the call goes without a token and is refused.
+            Err(e) => {
+                tracing::error!(error = %e, "could not sign a user token");
+                tonic::Request::new(msg)
+            }
+        }
+    }
+
+    /// Whether `presented` is the configured metrics scrape token (compared
+    /// in constant time).
+    pub(crate) fn metrics_token_matches(&self, presented: Option<&str>) -> bool {
+        use secrecy::ExposeSecret;
+        let (Some(want), Some(got)) = (&self.metrics_token, presented) else {
+            return false;
+        };
+        let (a, b) = (want.expose_secret().as_bytes(), got.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
     }
 
     fn client(&self, addr: String) -> Result<SessionPoolClient<Channel>, ErrorCode> {
@@ -109,14 +147,14 @@ impl AppState {
     pub(crate) async fn ensure_running(
         &self,
         session: SessionId,
-        user: csp_domain::UserId,
+        user: &crate::auth::AuthUser,
     ) -> Result<SessionPoolClient<Channel>, ErrorCode> {
         let req = csp_proto::v1::ResumeRequest {
             session_id: session.to_string(),
-            user_id: user.to_string(),
+            user_id: user.id.to_string(),
         };
         if let Ok(mut routed) = self.pool_for(session).await {
-            match routed.resume(req.clone()).await {
+            match routed.resume(self.as_user(user, req.clone())).await {
                 Ok(_) => return Ok(routed),
                 Err(s) => {
                     let code = csp_rpc::error_code(&s);
@@ -129,7 +167,7 @@ impl AppState {
             }
         }
         let mut any = self.default_pool.clone();
-        any.resume(req)
+        any.resume(self.as_user(user, req))
             .await
             .map_err(|s| crate::error::ApiError::from_status(&s).code)?;
         self.pool_for(session).await

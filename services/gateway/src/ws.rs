@@ -13,7 +13,7 @@ use crate::state::AppState;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::Response;
-use csp_domain::{ErrorCode, SessionId, UserId};
+use csp_domain::{ErrorCode, SessionId};
 use csp_proto::v1 as pb;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -103,16 +103,19 @@ pub(crate) async fn upgrade(
             state
                 .default_pool
                 .clone()
-                .get_session(pb::GetSessionRequest {
-                    session_id: id.to_string(),
-                    user_id: user.id.to_string(),
-                })
+                .get_session(state.as_user(
+                    &user,
+                    pb::GetSessionRequest {
+                        session_id: id.to_string(),
+                        user_id: user.id.to_string(),
+                    },
+                ))
                 .await
                 .map_err(|s| ApiError::from_status(&s))?;
             // Reopening a session whose process stopped (idle, crash,
             // restart of the server) continues it. When it cannot run, the
             // socket still opens: the history replays and the error says why.
-            let not_running = state.ensure_running(id, user.id).await.err();
+            let not_running = state.ensure_running(id, &user).await.err();
             Some((id, q.after_seq.unwrap_or(0), not_running))
         }
         None => None,
@@ -125,7 +128,7 @@ pub(crate) async fn upgrade(
         .read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024)
         .max_write_buffer_size(HARD_FRAME_LIMIT * 2);
-    Ok(ws.on_upgrade(move |socket| connection(state, user.id, attach, socket)))
+    Ok(ws.on_upgrade(move |socket| connection(state, user, attach, socket)))
 }
 
 struct Gauge;
@@ -170,7 +173,7 @@ fn shutting_down_frame(grace: u64) -> Message {
 
 async fn connection(
     state: AppState,
-    user: UserId,
+    user: AuthUser,
     attach: Option<(SessionId, u64, Option<ErrorCode>)>,
     socket: WebSocket,
 ) {
@@ -214,10 +217,10 @@ async fn connection(
 
     let (session, after_seq, not_running) = match attach {
         Some(a) => a,
-        None => match acquire(&state, user).await {
+        None => match acquire(&state, &user).await {
             Ok(id) => (id, 0, None),
-            Err(code) => {
-                let _ = tx.send(error_frame(code, None)).await;
+            Err(e) => {
+                let _ = tx.send(error_frame(e.code, e.message)).await;
                 let _ = tx.send(close(CLOSE_TRY_AGAIN, "acquire_failed")).await;
                 drop(tx);
                 let _ = writer.await;
@@ -226,7 +229,7 @@ async fn connection(
         },
     };
     let conn_id = format!("{}:{}", state.instance, uuid::Uuid::new_v4().simple());
-    tracing::info!(session.id = %session, user.id = %user, after_seq, "WebSocket attached");
+    tracing::info!(session.id = %session, user.id = %user.id, after_seq, "WebSocket attached");
 
     let relay = tokio::spawn(relay(
         state.bus.clone(),
@@ -269,7 +272,7 @@ async fn connection(
         };
         let Some(Ok(msg)) = msg else { break };
         let reply = match msg {
-            Message::Text(t) => handle_frame(&state, user, session, t.as_str()).await,
+            Message::Text(t) => handle_frame(&state, &user, session, t.as_str()).await,
             Message::Binary(_) => Some(error_frame(ErrorCode::BadFrame, None)),
             Message::Close(_) => break,
             Message::Ping(_) | Message::Pong(_) => None,
@@ -290,17 +293,23 @@ async fn connection(
     tracing::info!(session.id = %session, "WebSocket closed");
 }
 
-async fn acquire(state: &AppState, user: UserId) -> Result<SessionId, ErrorCode> {
+async fn acquire(state: &AppState, user: &AuthUser) -> Result<SessionId, ApiError> {
     let reply = state
         .default_pool
         .clone()
-        .acquire(pb::AcquireRequest {
-            user_id: user.to_string(),
-        })
+        .acquire(state.as_user(
+            user,
+            pb::AcquireRequest {
+                user_id: user.id.to_string(),
+            },
+        ))
         .await
-        .map_err(|s| ApiError::from_status(&s).code)?
+        .map_err(|s| ApiError::from_status(&s))?
         .into_inner();
-    reply.session_id.parse().map_err(|_| ErrorCode::Internal)
+    reply
+        .session_id
+        .parse()
+        .map_err(|_| ApiError::new(ErrorCode::Internal))
 }
 
 /// Bus → send queue, in seq order. Never blocks on the browser: a full
@@ -370,7 +379,7 @@ async fn presence(state: AppState, session: SessionId, conn: String, done: Cance
 /// One client frame; returns the connection-level reply, if any.
 async fn handle_frame(
     state: &AppState,
-    user: UserId,
+    user: &AuthUser,
     session: SessionId,
     raw: &str,
 ) -> Option<Message> {
@@ -411,34 +420,34 @@ async fn handle_frame(
             let client_id = client_id.filter(|c| c.len() <= 128).unwrap_or_default();
             let req = pb::SendRequest {
                 session_id: session.to_string(),
-                user_id: user.to_string(),
+                user_id: user.id.to_string(),
                 text,
                 client_id,
             };
             let first = match state.pool_for(session).await {
                 Ok(mut pool) => pool
-                    .send(req.clone())
+                    .send(state.as_user(user, req.clone()))
                     .await
                     .map(drop)
-                    .map_err(|s| ApiError::from_status(&s).code),
-                Err(code) => Err(code),
+                    .map_err(|s| ApiError::from_status(&s)),
+                Err(code) => Err(ApiError::new(code)),
             };
             // The session's process stopped (idle, crash, server restart):
             // resume it; the message waits in its queue while it starts.
             let sent = match first {
-                Err(ErrorCode::SessionUnavailable) => {
+                Err(e) if e.code == ErrorCode::SessionUnavailable => {
                     match state.ensure_running(session, user).await {
                         Ok(mut pool) => pool
-                            .send(req)
+                            .send(state.as_user(user, req))
                             .await
                             .map(drop)
-                            .map_err(|s| ApiError::from_status(&s).code),
-                        Err(code) => Err(code),
+                            .map_err(|s| ApiError::from_status(&s)),
+                        Err(code) => Err(ApiError::new(code)),
                     }
                 }
                 other => other,
             };
-            sent.err().map(|code| error_frame(code, None))
+            sent.err().map(|e| error_frame(e.code, e.message))
         }
         ClientFrame::Interrupt => {
             let mut pool = match state.pool_for(session).await {
@@ -446,10 +455,13 @@ async fn handle_frame(
                 Err(code) => return Some(error_frame(code, None)),
             };
             match pool
-                .interrupt(pb::InterruptRequest {
-                    session_id: session.to_string(),
-                    user_id: user.to_string(),
-                })
+                .interrupt(state.as_user(
+                    user,
+                    pb::InterruptRequest {
+                        session_id: session.to_string(),
+                        user_id: user.id.to_string(),
+                    },
+                ))
                 .await
             {
                 Ok(_) => None,

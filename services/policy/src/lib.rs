@@ -1,22 +1,31 @@
-//! The policy service: users and authentication.
+//! The policy service: who may do what, and what it costs.
 //!
-//! Owns: the user table (through `csp-store`), password checks and token
-//! issue, and the bootstrap admin. RBAC, per-tool permission checks, cost
-//! caps and the audit log belong here too and arrive in later versions.
-//! Must never return or log a password, a hash or a token it did not issue
-//! to the caller.
+//! Owns: users (through `csp-store`), password checks and token issue, the
+//! bootstrap admin, roles (admin ⊃ operator ⊃ user), the permission gate's
+//! per-tool rule, monthly cost caps (reserve before a turn, settle after),
+//! and the audit log (tamper-evident hash chain, fed by a durable queue).
+//! Must never return or log a password, a hash, a token it did not issue to
+//! the caller, or an unredacted tool input.
+
+mod audit;
+pub mod budget;
+mod metrics;
+mod service;
+pub mod tools;
+
+pub use budget::{Clock, SystemClock};
+pub use service::{BudgetConfig, Service, access};
+pub use tools::ToolRoles;
 
 use csp_auth::Tokens;
-use csp_domain::{ErrorCode, Role, UserId};
-use csp_proto::v1::policy_server::{Policy, PolicyServer};
-use csp_proto::v1::{GetUserRequest, LoginRequest, LoginResponse, User};
-use csp_rpc::status;
-use csp_store::{NewUser, UserRecord, UserStore};
+use csp_bus::Queue;
+use csp_domain::Role;
+use csp_proto::v1::policy_server::PolicyServer;
+use csp_store::{NewUser, Store, UserStore};
 use secrecy::{ExposeSecret, SecretString};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
-use tonic::{Request, Response, Status};
 
 /// The username of the account created at first start.
 pub const ADMIN_USERNAME: &str = "admin";
@@ -35,6 +44,10 @@ pub enum Error {
 pub struct Config {
     pub grpc_addr: SocketAddr,
     pub tokens: Tokens,
+    /// `CSP_TOOL_ROLES` applied to the defaults.
+    pub tools: ToolRoles,
+    pub budget: BudgetConfig,
+    pub clock: Arc<dyn Clock>,
 }
 
 /// Creates the `admin` account if there is none. Returns the password when it
@@ -56,6 +69,7 @@ pub async fn bootstrap_admin(
             username: ADMIN_USERNAME.into(),
             password_hash: hash,
             role: Role::Admin,
+            monthly_cost_cap_micros: None,
         })
         .await
     {
@@ -75,132 +89,20 @@ async fn hash_blocking(password: String) -> Result<String, csp_auth::Error> {
         .expect("hashing does not panic")
 }
 
-/// The gRPC `csp.v1.Policy` implementation.
-pub struct Service {
-    store: Arc<dyn UserStore>,
-    tokens: Tokens,
-    /// Verified against when the username is unknown, so that a login for a
-    /// missing user costs as much time as one with a wrong password.
-    dummy_hash: String,
-}
-
-impl Service {
-    pub fn new(store: Arc<dyn UserStore>, tokens: Tokens) -> Result<Self, Error> {
-        let dummy_hash = csp_auth::hash_password(&csp_auth::generate_password())?;
-        Ok(Self {
-            store,
-            tokens,
-            dummy_hash,
-        })
-    }
-}
-
-fn to_proto(u: &UserRecord) -> User {
-    User {
-        user_id: u.user_id.to_string(),
-        username: u.username.clone(),
-        role: u.role.as_str().into(),
-        is_active: u.is_active,
-        created_at: rfc3339(u.created_at),
-        last_login_at: u.last_login_at.map(rfc3339).unwrap_or_default(),
-    }
-}
-
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
-fn store_error(e: csp_store::Error) -> Status {
-    tracing::error!(error = %e, "user store failed");
-    status(ErrorCode::Unavailable, "user store unavailable")
-}
-
-#[tonic::async_trait]
-impl Policy for Service {
-    #[tracing::instrument(name = "policy.Login", skip_all, fields(username = %req.get_ref().username))]
-    async fn login(&self, req: Request<LoginRequest>) -> Result<Response<LoginResponse>, Status> {
-        let LoginRequest { username, password } = req.into_inner();
-        if username.is_empty()
-            || password.is_empty()
-            || username.len() > 256
-            || password.len() > 1024
-        {
-            return Err(status(
-                ErrorCode::BadCredentials,
-                "missing or oversize credentials",
-            ));
-        }
-        let user = self
-            .store
-            .user_by_name(&username)
-            .await
-            .map_err(store_error)?;
-        let hash = user
-            .as_ref()
-            .map(|u| u.password_hash.clone())
-            .unwrap_or_else(|| self.dummy_hash.clone());
-        let ok = tokio::task::spawn_blocking(move || csp_auth::verify_password(&password, &hash))
-            .await
-            .unwrap_or(false);
-        let user = match user {
-            Some(u) if ok && u.is_active => u,
-            Some(u) if ok => {
-                tracing::info!(user.id = %u.user_id, "login refused: user is deactivated");
-                return Err(status(ErrorCode::BadCredentials, "user deactivated"));
-            }
-            _ => {
-                tracing::info!("login refused: wrong username or password");
-                return Err(status(
-                    ErrorCode::BadCredentials,
-                    "wrong username or password",
-                ));
-            }
-        };
-        let now = time::OffsetDateTime::now_utc();
-        self.store
-            .record_login(user.user_id, now)
-            .await
-            .map_err(store_error)?;
-        let (token, _) = self
-            .tokens
-            .issue(user.user_id, &user.username, user.role)
-            .map_err(|e| status(ErrorCode::Internal, e.to_string()))?;
-        let mut proto = to_proto(&user);
-        proto.last_login_at = rfc3339(now);
-        tracing::info!(user.id = %user.user_id, "login");
-        Ok(Response::new(LoginResponse {
-            token,
-            user: Some(proto),
-            expires_in: self.tokens.ttl().as_secs(),
-        }))
-    }
-
-    #[tracing::instrument(name = "policy.GetUser", skip_all)]
-    async fn get_user(&self, req: Request<GetUserRequest>) -> Result<Response<User>, Status> {
-        let id: UserId = req
-            .get_ref()
-            .user_id
-            .parse()
-            .map_err(|e: csp_domain::ParseIdError| status(ErrorCode::BadFrame, e.to_string()))?;
-        match self.store.user_by_id(id).await.map_err(store_error)? {
-            Some(u) => Ok(Response::new(to_proto(&u))),
-            None => Err(status(ErrorCode::Unauthenticated, "no such user")),
-        }
-    }
-}
-
 /// A bound policy server, ready to run.
 pub struct Server {
     listener: csp_rpc::Listener,
     service: Service,
     probes: Arc<Probes>,
+    tokens: Tokens,
+    queue: Arc<dyn Queue>,
+    store: Arc<dyn Store>,
 }
 
 /// Readiness of the policy service: its user store answers a query, and
 /// it is not shutting down.
 pub struct Probes {
-    store: Arc<dyn UserStore>,
+    store: Arc<dyn Store>,
     startup_ms: u64,
     shutting_down: CancellationToken,
 }
@@ -246,12 +148,25 @@ impl csp_telemetry::Probes for Probes {
 
 impl Server {
     /// Binds the gRPC port (0 picks one; see `local_addr`).
-    pub async fn build(config: Config, store: Arc<dyn UserStore>) -> Result<Self, Error> {
+    /// Audit events are consumed from `queue` while the server runs.
+    pub async fn build(
+        config: Config,
+        store: Arc<dyn Store>,
+        queue: Arc<dyn Queue>,
+    ) -> Result<Self, Error> {
         let built = std::time::Instant::now();
+        metrics::describe();
         let listener = csp_rpc::Listener::bind(config.grpc_addr).await?;
-        let service = Service::new(store.clone(), config.tokens)?;
+        let tokens = config.tokens.clone();
+        let service = Service::new(
+            store.clone(),
+            config.tokens,
+            config.tools,
+            config.budget,
+            config.clock,
+        )?;
         let probes = Arc::new(Probes {
-            store,
+            store: store.clone(),
             startup_ms: built.elapsed().as_millis() as u64,
             shutting_down: CancellationToken::new(),
         });
@@ -259,6 +174,9 @@ impl Server {
             listener,
             service,
             probes,
+            tokens,
+            queue,
+            store,
         })
     }
 
@@ -293,8 +211,15 @@ impl Server {
             stop.cancelled().await;
             probes.shutting_down.cancel();
         });
-        let served = self.listener.serve(routes, shutdown).await;
+        let consumer = tokio::spawn(audit::consume(
+            self.queue.clone(),
+            self.store.clone(),
+            shutdown.clone(),
+        ));
+        let guard = csp_rpc::Guard::new(self.tokens.clone(), access);
+        let served = self.listener.serve(routes, guard, shutdown).await;
         reporter.abort();
+        let _ = consumer.await;
         served?;
         Ok(())
     }

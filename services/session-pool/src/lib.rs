@@ -7,6 +7,8 @@
 //! process outlive its session: each runs in its own process group and is
 //! ended with it.
 
+mod gate;
+pub mod governor;
 mod lifecycle;
 mod metrics;
 mod model_check;
@@ -15,10 +17,11 @@ mod service;
 mod session;
 mod translate;
 
+pub use governor::{Governor, PolicyGovernor, Unlimited};
 pub use lifecycle::Limits;
+pub use service::access;
 
-use csp_agent::PermissionHook;
-use csp_bus::EventBus;
+use csp_bus::{EventBus, Queue};
 use csp_cache::Cache;
 use csp_proto::v1::session_pool_server::SessionPoolServer;
 use csp_store::SessionStore;
@@ -55,8 +58,12 @@ pub struct Config {
     /// Working and config directories of every session live below this.
     pub data_dir: PathBuf,
     pub agent: csp_agent::Config,
-    /// Decides every tool call.
-    pub permission_hook: Arc<dyn PermissionHook>,
+    /// Decides every tool call and admits every turn (the policy service).
+    pub governor: Arc<dyn Governor>,
+    /// Where audit events of tool invocations go (the policy service reads them).
+    pub audit: Arc<dyn Queue>,
+    /// Verifies the callers of the gRPC API.
+    pub tokens: csp_auth::Tokens,
     /// Shown to users, e.g. "offline demo model".
     pub model_label: String,
     /// `SHUTDOWN_GRACE_SECONDS`: how long shutdown lets turns in flight finish.
@@ -152,6 +159,7 @@ impl pool::Pool {
 pub struct Server {
     listener: csp_rpc::Listener,
     pool: Arc<Pool>,
+    tokens: csp_auth::Tokens,
     grace: Duration,
     reaper_interval: Duration,
 }
@@ -242,7 +250,8 @@ impl Server {
             max_sessions: config.max_sessions,
             data_dir,
             agent: config.agent,
-            hook: config.permission_hook,
+            governor: config.governor,
+            audit: config.audit,
             model_label: config.model_label,
             advertise_addr,
             limits: config.limits,
@@ -260,11 +269,13 @@ impl Server {
         csp_telemetry::add_collector(move |out| {
             if let Some(pool) = weak.upgrade() {
                 pool.render_rss(out);
+                pool.render_cost(out);
             }
         });
         Ok(Self {
             listener,
             pool,
+            tokens: config.tokens,
             grace: config.shutdown_grace,
             reaper_interval: config.reaper_interval,
         })
@@ -311,7 +322,8 @@ impl Server {
             }),
         );
         let stop_serving = CancellationToken::new();
-        let mut serving = tokio::spawn(self.listener.serve(routes, stop_serving.clone()));
+        let guard = csp_rpc::Guard::new(self.tokens.clone(), service::access);
+        let mut serving = tokio::spawn(self.listener.serve(routes, guard, stop_serving.clone()));
         let failed = tokio::select! {
             _ = shutdown.cancelled() => None,
             // The server failed on its own: still end every session.

@@ -27,8 +27,37 @@ pub(crate) const ZOMBIES_REAPED: &str = "csp_zombies_reaped_total";
 /// Sessions resumed in a new process (counter).
 pub(crate) const SESSION_RESUMES: &str = "csp_session_resumes_total";
 
+/// Tool permission decisions of the gate (counter; label `outcome` =
+/// allowed | denied).
+pub(crate) const PERMISSION_CHECKS: &str = "csp_permission_checks_total";
+/// Tool invocations (counter; labels `tool`, `status` = complete | error | denied).
+pub(crate) const TOOL_EXECUTIONS: &str = "csp_tool_execution_total";
+/// Tool run time, seconds (histogram; label `tool`).
+pub(crate) const TOOL_DURATION: &str = "csp_tool_execution_duration_seconds";
+/// Model API spend reported by the CLI, USD (counter, rendered at scrape
+/// time from exact micro-dollars).
+pub(crate) const API_COST: &str = "csp_api_cost_usd_total";
+/// Audit events that could not be queued after retries (counter; alert on > 0).
+pub(crate) const AUDIT_LOST: &str = "csp_audit_events_lost_total";
+
 pub(crate) fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        PERMISSION_CHECKS,
+        Unit::Count,
+        "Tool permission decisions of the gate, by outcome"
+    );
+    describe_counter!(
+        TOOL_EXECUTIONS,
+        Unit::Count,
+        "Tool invocations by tool and status"
+    );
+    describe_histogram!(TOOL_DURATION, Unit::Seconds, "Tool run time by tool");
+    describe_counter!(
+        AUDIT_LOST,
+        Unit::Count,
+        "Audit events that could not be queued"
+    );
     describe_gauge!(
         ACTIVE_SESSIONS,
         Unit::Count,

@@ -6,15 +6,17 @@
 //! (two cores: a burst of spawns would slow the sessions already running),
 //! and never lets warm + active exceed `max_sessions`.
 
+use crate::gate::{Bindings, SessionGate};
+use crate::governor::Governor;
 use crate::lifecycle::Limits;
 use crate::metrics as m;
 use crate::model_check::{ModelCheck, Verdict};
 use crate::session::{Actor, Continue, Handle, Outcome, Start, Stop};
-use csp_agent::{Agent, AgentEvent, AgentEvents, PermissionHook, SpawnSpec};
+use csp_agent::{Agent, AgentEvent, AgentEvents, SpawnSpec};
 use csp_breaker::Breaker;
 use csp_bus::EventBus;
 use csp_cache::Cache;
-use csp_domain::{ErrorCode, SessionId, UserId};
+use csp_domain::{AUDIT_TOPIC, AuditEvent, ErrorCode, Role, SessionId, UserId};
 use csp_store::{NewSession, SessionStore};
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -37,7 +39,8 @@ pub(crate) struct Settings {
     pub(crate) max_sessions: usize,
     pub(crate) data_dir: PathBuf,
     pub(crate) agent: csp_agent::Config,
-    pub(crate) hook: Arc<dyn PermissionHook>,
+    pub(crate) governor: Arc<dyn Governor>,
+    pub(crate) audit: Arc<dyn csp_bus::Queue>,
     pub(crate) model_label: String,
     pub(crate) advertise_addr: String,
     pub(crate) limits: Limits,
@@ -77,6 +80,10 @@ pub(crate) struct Pool {
     /// Resident memory of each live session's process tree, for
     /// `csp_subprocess_rss_bytes` (bounded by MAX_SESSIONS).
     rss: std::sync::Mutex<HashMap<SessionId, u64>>,
+    /// Who each running session belongs to, for the permission gate.
+    pub(crate) bindings: Bindings,
+    /// Model API spend reported by the CLI, micro-dollars (`csp_api_cost_usd_total`).
+    cost_micros: std::sync::atomic::AtomicU64,
 }
 
 impl Pool {
@@ -107,7 +114,53 @@ impl Pool {
             model_check,
             key: AtomicU8::new(KEY_UNCHECKED),
             rss: std::sync::Mutex::new(HashMap::new()),
+            bindings: Bindings::default(),
+            cost_micros: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    pub(crate) fn governor(&self) -> &Arc<dyn Governor> {
+        &self.settings.governor
+    }
+
+    pub(crate) fn add_cost(&self, cost_usd: f64) {
+        if cost_usd.is_finite() && cost_usd > 0.0 {
+            self.cost_micros
+                .fetch_add((cost_usd * 1e6).round() as u64, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn render_cost(&self, out: &mut String) {
+        use std::fmt::Write;
+        let micros = self.cost_micros.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP {0} Model API spend reported by the agent CLI, USD\n# TYPE {0} counter\n{0} {1}",
+            m::API_COST,
+            micros as f64 / 1e6
+        );
+    }
+
+    /// Queues an audit event for the policy service, retrying briefly; the
+    /// caller does not wait (a tool card must not stall on the queue).
+    pub(crate) fn audit(&self, event: AuditEvent) {
+        let queue = self.settings.audit.clone();
+        tokio::spawn(async move {
+            let Ok(payload) = serde_json::to_vec(&event) else {
+                return;
+            };
+            let id = event.audit_id.to_string();
+            let payload = bytes::Bytes::from(payload);
+            for attempt in 0..5u32 {
+                match queue.push(AUDIT_TOPIC, &id, payload.clone()).await {
+                    Ok(()) => return,
+                    Err(e) => tracing::warn!(error = %e, attempt, "could not queue an audit event"),
+                }
+                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            }
+            tracing::error!(audit_id = %id, tool = %event.tool_name, "audit event lost: the queue is unavailable");
+            metrics::counter!(m::AUDIT_LOST).increment(1);
+        });
     }
 
     pub(crate) fn limits(&self) -> &Limits {
@@ -249,7 +302,12 @@ impl Pool {
             })?;
         }
         let t0 = Instant::now();
-        let result = Agent::spawn(&self.settings.agent, spec, self.settings.hook.clone()).await;
+        let gate = Arc::new(SessionGate {
+            governor: self.settings.governor.clone(),
+            bindings: self.bindings.clone(),
+            session: id,
+        });
+        let result = Agent::spawn(&self.settings.agent, spec, gate).await;
         match &result {
             Ok(_) => metrics::histogram!(m::SESSION_INIT_DURATION, "start" => start)
                 .record(t0.elapsed().as_secs_f64()),
@@ -359,6 +417,7 @@ impl Pool {
     pub(crate) async fn acquire(
         self: &Arc<Self>,
         user: UserId,
+        role: Option<Role>,
     ) -> Result<(SessionId, bool), ErrorCode> {
         if self.draining() {
             return Err(ErrorCode::ServerShuttingDown);
@@ -414,7 +473,8 @@ impl Pool {
             Some(w) => Start::Warm(w.agent, w.events),
             None => Start::Cold,
         };
-        self.launch(&mut sessions, id, user, start, None).await;
+        self.launch(&mut sessions, id, user, role, start, None)
+            .await;
         drop(sessions);
         self.refill.notify_one();
         tracing::info!(session.id = %id, user.id = %user, warm = is_warm, "session acquired");
@@ -428,9 +488,11 @@ impl Pool {
         sessions: &mut HashMap<SessionId, Handle>,
         id: SessionId,
         user: UserId,
+        role: Option<Role>,
         start: Start,
         from: Option<Continue>,
     ) {
+        self.bindings.bind(id, user, role);
         let stop = Stop {
             drain: self.shutdown.child_token(),
             kill: self.kill.child_token(),
@@ -452,6 +514,7 @@ impl Pool {
         self: &Arc<Self>,
         id: SessionId,
         user: UserId,
+        role: Option<Role>,
     ) -> Result<bool, ErrorCode> {
         if self.draining() {
             return Err(ErrorCode::ServerShuttingDown);
@@ -519,7 +582,7 @@ impl Pool {
             titled: record.title.is_some(),
             agent_session: record.agent_session_id.unwrap_or(id.0),
         };
-        self.launch(&mut sessions, id, user, Start::Resume, Some(from))
+        self.launch(&mut sessions, id, user, role, Start::Resume, Some(from))
             .await;
         drop(sessions);
         metrics::counter!(m::SESSION_RESUMES).increment(1);
@@ -530,6 +593,7 @@ impl Pool {
     async fn retire(&self, id: SessionId, outcome: Outcome) {
         let mut sessions = self.sessions.lock().await;
         sessions.remove(&id);
+        self.bindings.unbind(id);
         metrics::gauge!(m::ACTIVE_SESSIONS).set(sessions.len() as f64);
         drop(sessions);
         if let Err(e) = self.cache.remove_route(id).await {

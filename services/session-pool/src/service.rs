@@ -2,16 +2,59 @@
 //! ownership, then the pool does the work.
 
 use crate::pool::Pool;
-use csp_domain::{ErrorCode, SessionId, UserId};
+use csp_auth::{Access, Caller};
+use csp_domain::{ErrorCode, Role, SessionId, UserId};
 use csp_proto::v1 as pb;
 use csp_proto::v1::session_pool_server::SessionPool;
-use csp_rpc::status;
+use csp_rpc::{status, status_with_message};
 use csp_store::SessionRecord;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 pub(crate) struct Service {
     pub(crate) pool: Arc<Pool>,
+}
+
+/// What each method requires (see `proto/csp/v1/session_pool.proto`). A
+/// method missing here is refused by the guard.
+pub fn access(path: &str) -> Option<Access> {
+    let method = path.strip_prefix("/csp.v1.SessionPool/")?;
+    Some(match method {
+        "Acquire" | "Send" | "Interrupt" | "GetSession" | "ListSessions" | "ListMessages"
+        | "Resume" => Access::Role(Role::User),
+        "ListAllSessions" => Access::Role(Role::Operator),
+        "Status" => Access::Service,
+        _ => return None,
+    })
+}
+
+/// `user_id` of a request, if the caller may act for that user (the user,
+/// an operator or admin, or a service); otherwise the same "not found" an
+/// unknown id gets, so other users' ids cannot be probed.
+fn acting_for<T>(req: &Request<T>, user_id: &str) -> Result<(UserId, Caller), Status> {
+    let caller = csp_rpc::caller(req)?;
+    let user = parse_user(user_id)?;
+    if !caller.may_act_for(user) {
+        return Err(status(ErrorCode::SessionNotFound, "not the caller's user"));
+    }
+    Ok((user, caller))
+}
+
+/// Operators and admins manage every user's sessions; services act for users.
+fn oversees(caller: &Caller) -> bool {
+    match caller {
+        Caller::Service { .. } => true,
+        Caller::User { role, .. } => role.includes(Role::Operator),
+    }
+}
+
+/// The role a session records for the permission gate: the user's own,
+/// as the (gateway-minted, current) token says.
+fn role_of(caller: &Caller, user: UserId) -> Option<Role> {
+    match caller {
+        Caller::User { id, role, .. } if *id == user => Some(*role),
+        _ => None,
+    }
 }
 
 fn parse_user(s: &str) -> Result<UserId, Status> {
@@ -65,6 +108,16 @@ impl Service {
     /// The session's record, if it is the user's. Someone else's session is
     /// reported as missing, so ids cannot be probed.
     async fn owned(&self, session: SessionId, user: UserId) -> Result<SessionRecord, Status> {
+        self.owned_or_overseen(session, user, false).await
+    }
+
+    /// Like `owned`; `oversees` (operators, services) skips the owner check.
+    async fn owned_or_overseen(
+        &self,
+        session: SessionId,
+        user: UserId,
+        oversees: bool,
+    ) -> Result<SessionRecord, Status> {
         match self
             .pool
             .store
@@ -72,7 +125,7 @@ impl Service {
             .await
             .map_err(store_error)?
         {
-            Some(r) if r.user_id == user => Ok(r),
+            Some(r) if oversees || r.user_id == user => Ok(r),
             _ => Err(status(
                 ErrorCode::SessionNotFound,
                 "no such session for this user",
@@ -110,10 +163,10 @@ impl SessionPool for Service {
         &self,
         req: Request<pb::AcquireRequest>,
     ) -> Result<Response<pb::AcquireResponse>, Status> {
-        let user = parse_user(&req.get_ref().user_id)?;
+        let (user, caller) = acting_for(&req, &req.get_ref().user_id)?;
         let (id, warm) = self
             .pool
-            .acquire(user)
+            .acquire(user, role_of(&caller, user))
             .await
             .map_err(|code| status(code, "acquire failed"))?;
         Ok(Response::new(pb::AcquireResponse {
@@ -132,16 +185,36 @@ impl SessionPool for Service {
         &self,
         req: Request<pb::SendRequest>,
     ) -> Result<Response<pb::SendResponse>, Status> {
+        let (user, _) = acting_for(&req, &req.get_ref().user_id)?;
         let r = req.into_inner();
-        let user = parse_user(&r.user_id)?;
         let session = parse_session(&r.session_id)?;
         let handle = self.live(session, user).await?;
-        let client_id = (!r.client_id.is_empty()).then_some(r.client_id);
-        let queued = handle
-            .send(r.text, client_id)
+        if r.text.trim().is_empty() {
+            return Err(status(ErrorCode::EmptyMessage, "empty message"));
+        }
+        // Budget before the turn: the cap holds however many turns run.
+        let reservation = self
+            .pool
+            .governor()
+            .admit_turn(handle.user, session)
             .await
-            .map_err(|code| status(code, "send failed"))?;
-        Ok(Response::new(pb::SendResponse { queued }))
+            .map_err(|refusal| match refusal.message {
+                Some(message) => status_with_message(refusal.code, message),
+                None => status(refusal.code, "turn not admitted"),
+            })?;
+        let client_id = (!r.client_id.is_empty()).then_some(r.client_id);
+        match handle.send(r.text, client_id, reservation.clone()).await {
+            Ok(queued) => Ok(Response::new(pb::SendResponse { queued })),
+            Err(code) => {
+                if let Some(r) = reservation {
+                    self.pool
+                        .governor()
+                        .settle_turn(&r, handle.user, session, 0.0)
+                        .await;
+                }
+                Err(status(code, "send failed"))
+            }
+        }
     }
 
     #[tracing::instrument(name = "session_pool.Interrupt", skip_all, fields(session.id = %req.get_ref().session_id))]
@@ -149,8 +222,8 @@ impl SessionPool for Service {
         &self,
         req: Request<pb::InterruptRequest>,
     ) -> Result<Response<pb::InterruptResponse>, Status> {
+        let (user, _) = acting_for(&req, &req.get_ref().user_id)?;
         let r = req.into_inner();
-        let user = parse_user(&r.user_id)?;
         let session = parse_session(&r.session_id)?;
         let handle = self.live(session, user).await?;
         let interrupted = handle
@@ -164,9 +237,10 @@ impl SessionPool for Service {
         &self,
         req: Request<pb::GetSessionRequest>,
     ) -> Result<Response<pb::SessionInfo>, Status> {
+        let (user, caller) = acting_for(&req, &req.get_ref().user_id)?;
         let r = req.into_inner();
         let record = self
-            .owned(parse_session(&r.session_id)?, parse_user(&r.user_id)?)
+            .owned_or_overseen(parse_session(&r.session_id)?, user, oversees(&caller))
             .await?;
         Ok(Response::new(info(&record)))
     }
@@ -175,7 +249,7 @@ impl SessionPool for Service {
         &self,
         req: Request<pb::ListSessionsRequest>,
     ) -> Result<Response<pb::ListSessionsResponse>, Status> {
-        let user = parse_user(&req.get_ref().user_id)?;
+        let (user, _) = acting_for(&req, &req.get_ref().user_id)?;
         let sessions = self
             .pool
             .store
@@ -191,9 +265,11 @@ impl SessionPool for Service {
         &self,
         req: Request<pb::ListMessagesRequest>,
     ) -> Result<Response<pb::ListMessagesResponse>, Status> {
+        let (user, caller) = acting_for(&req, &req.get_ref().user_id)?;
         let r = req.into_inner();
         let session = parse_session(&r.session_id)?;
-        self.owned(session, parse_user(&r.user_id)?).await?;
+        self.owned_or_overseen(session, user, oversees(&caller))
+            .await?;
         let (messages, last_seq) = self
             .pool
             .store
@@ -236,12 +312,12 @@ impl SessionPool for Service {
         &self,
         req: Request<pb::ResumeRequest>,
     ) -> Result<Response<pb::ResumeResponse>, Status> {
+        let (user, caller) = acting_for(&req, &req.get_ref().user_id)?;
         let r = req.into_inner();
-        let user = parse_user(&r.user_id)?;
         let session = parse_session(&r.session_id)?;
         let resumed = self
             .pool
-            .resume(session, user)
+            .resume(session, user, role_of(&caller, user))
             .await
             .map_err(|code| status(code, "resume failed"))?;
         Ok(Response::new(pb::ResumeResponse {
@@ -251,6 +327,26 @@ impl SessionPool for Service {
             } else {
                 pb::SessionStatus::Ready
             } as i32,
+        }))
+    }
+
+    #[tracing::instrument(name = "session_pool.ListAllSessions", skip_all)]
+    async fn list_all_sessions(
+        &self,
+        req: Request<pb::ListAllSessionsRequest>,
+    ) -> Result<Response<pb::ListSessionsResponse>, Status> {
+        let limit = match req.get_ref().limit {
+            0 => 500,
+            n => n.min(5000),
+        };
+        let sessions = self
+            .pool
+            .store
+            .all_sessions(limit)
+            .await
+            .map_err(store_error)?;
+        Ok(Response::new(pb::ListSessionsResponse {
+            sessions: sessions.iter().map(info).collect(),
         }))
     }
 }

@@ -8,16 +8,20 @@
 //! session resumable (idle, shutdown) or end the session (duration). A
 //! session outlives its processes: one actor can run several in turn.
 
+use crate::governor::Reservation;
 use crate::lifecycle::{Action, Lifecycle, Observation};
 use crate::metrics as m;
 use crate::pool::Pool;
 use crate::translate::{Failure, Translator};
 use csp_agent::{Agent, AgentEvent, AgentEvents};
 use csp_breaker::Permit;
-use csp_domain::{ErrorCode, Event, SessionEvent, SessionId, SessionStatus, StatusReason, UserId};
+use csp_domain::{
+    AuditEvent, AuditStatus, ErrorCode, Event, SessionEvent, SessionId, SessionStatus,
+    StatusReason, ToolStatus, UserId,
+};
 use csp_store::NewMessage;
 use futures::future::BoxFuture;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -32,10 +36,16 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// (so it can be ended cleanly rather than abandoned mid-spawn).
 const SPAWN_DRAIN_WAIT: Duration = Duration::from_secs(10);
 
+/// A message waiting for its turn, with the budget set aside for it.
+pub(crate) struct Turn {
+    text: String,
+    client_id: Option<String>,
+    reservation: Option<Reservation>,
+}
+
 pub(crate) enum Command {
     Send {
-        text: String,
-        client_id: Option<String>,
+        turn: Turn,
         reply: oneshot::Sender<Result<bool, ErrorCode>>,
     },
     Interrupt {
@@ -51,18 +61,22 @@ pub(crate) struct Handle {
 }
 
 impl Handle {
+    /// Hands a message to the actor. On an error the reservation was not
+    /// used and the caller releases it.
     pub(crate) async fn send(
         &self,
         text: String,
         client_id: Option<String>,
+        reservation: Option<Reservation>,
     ) -> Result<bool, ErrorCode> {
         let (reply, rx) = oneshot::channel();
+        let turn = Turn {
+            text,
+            client_id,
+            reservation,
+        };
         self.tx
-            .send(Command::Send {
-                text,
-                client_id,
-                reply,
-            })
+            .send(Command::Send { turn, reply })
             .await
             .map_err(|_| ErrorCode::SessionUnavailable)?;
         rx.await.map_err(|_| ErrorCode::SessionUnavailable)?
@@ -144,7 +158,14 @@ pub(crate) struct Actor {
     stop: Stop,
     seq: u64,
     translator: Translator,
-    queue: VecDeque<(String, Option<String>)>,
+    queue: VecDeque<Turn>,
+    user: UserId,
+    /// Budget reservation of the turn in flight, settled by its `result`.
+    reservation: Option<Reservation>,
+    /// Tool calls seen and not yet finished: name, input, start (unix ms).
+    tools: HashMap<String, (String, serde_json::Value, i64)>,
+    /// "Your permissions have changed" is said once per process run.
+    told_permissions_changed: bool,
     in_flight: bool,
     /// Breaker permit of the turn in flight.
     permit: Option<Permit>,
@@ -186,6 +207,10 @@ impl Actor {
             seq: from.last_seq,
             translator: Translator::resumed(from.total_cost_usd),
             queue: VecDeque::new(),
+            user,
+            reservation: None,
+            tools: HashMap::new(),
+            told_permissions_changed: false,
             in_flight: false,
             permit: None,
             pending_text: None,
@@ -308,7 +333,7 @@ impl Actor {
         loop {
             tokio::select! {
                 cmd = rx.recv() => match cmd {
-                    Some(Command::Send { text, client_id, reply }) => {
+                    Some(Command::Send { turn, reply }) => {
                         if draining {
                             let _ = reply.send(Err(ErrorCode::ServerShuttingDown));
                             continue;
@@ -317,13 +342,13 @@ impl Actor {
                             let _ = reply.send(Err(ErrorCode::DurationLimit));
                             continue;
                         }
-                        match self.accept(&text, self.in_flight) {
+                        match self.accept(&turn.text, self.in_flight) {
                             Err(code) => { let _ = reply.send(Err(code)); }
                             Ok(true) => {
-                                self.queue.push_back((text, client_id));
+                                self.queue.push_back(turn);
                                 let _ = reply.send(Ok(true));
                             }
-                            Ok(false) => match self.start_turn(&agent, text, client_id, false).await {
+                            Ok(false) => match self.start_turn(&agent, turn, false).await {
                                 Ok(()) => {
                                     last_output = Instant::now();
                                     life.turn_started();
@@ -367,10 +392,13 @@ impl Actor {
                             _ => None,
                         };
                         for event in self.translator.translate(&msg, Instant::now()) {
-                            self.emit(event).await;
+                            for event in self.review(event) {
+                                self.emit(event).await;
+                            }
                         }
                         let Some(is_error) = turn_ended else { continue };
                         self.in_flight = false;
+                        self.settle().await;
                         if let Some(permit) = self.permit.take()
                             && !is_error
                         {
@@ -518,10 +546,10 @@ impl Actor {
                 started = &mut spawn => return Some(started),
                 cmd = rx.recv() => match cmd {
                     // Nothing can be said to the agent yet: every message queues.
-                    Some(Command::Send { text, client_id, reply }) => {
+                    Some(Command::Send { turn, reply }) => {
                         let r = self
-                            .accept(&text, true)
-                            .inspect(|_| self.queue.push_back((text, client_id)));
+                            .accept(&turn.text, true)
+                            .inspect(|_| self.queue.push_back(turn));
                         let _ = reply.send(r);
                     }
                     Some(Command::Interrupt { reply }) => {
@@ -556,8 +584,8 @@ impl Actor {
     /// A queued message the open circuit refuses is shown with the refusal
     /// (the user must not think it was answered or lost).
     async fn start_queued(&mut self, agent: &Agent) -> bool {
-        while let Some((text, client_id)) = self.queue.pop_front() {
-            match self.start_turn(agent, text, client_id, true).await {
+        while let Some(turn) = self.queue.pop_front() {
+            match self.start_turn(agent, turn, true).await {
                 Ok(()) => return true,
                 Err(Some(_)) => continue,
                 Err(None) => return false,
@@ -570,12 +598,17 @@ impl Actor {
     async fn start_turn(
         &mut self,
         agent: &Agent,
-        text: String,
-        client_id: Option<String>,
+        turn: Turn,
         queued: bool,
     ) -> Result<(), Option<ErrorCode>> {
+        let Turn {
+            text,
+            client_id,
+            reservation,
+        } = turn;
         let permit = self.pool.breaker.permit().await;
         if permit == Permit::Rejected {
+            self.release(reservation);
             metrics::counter!(m::QUERY_ERRORS, "type" => "circuit_open").increment(1);
             if queued {
                 self.emit(Event::UserMessage { text, client_id }).await;
@@ -597,19 +630,134 @@ impl Actor {
         .await;
         self.in_flight = true;
         self.permit = Some(permit);
+        self.reservation = reservation;
         agent.send_user(&text).await.map_err(|_| None)
+    }
+
+    /// Gives back budget set aside for a turn that did not run.
+    fn release(&self, reservation: Option<Reservation>) {
+        if let Some(r) = reservation {
+            let pool = self.pool.clone();
+            let (user, id) = (self.user, self.id);
+            tokio::spawn(async move { pool.governor().settle_turn(&r, user, id, 0.0).await });
+        }
+    }
+
+    /// The turn in flight ended: its cost (from its `result`, already
+    /// translated) settles its reservation; the 80 % warning may follow.
+    async fn settle(&mut self) {
+        let cost = self.translator.last_turn_cost();
+        self.pool.add_cost(cost);
+        let Some(r) = self.reservation.take() else {
+            return;
+        };
+        if let Some(notice) = self
+            .pool
+            .governor()
+            .settle_turn(&r, self.user, self.id, cost)
+            .await
+        {
+            self.emit(Event::Notice {
+                code: ErrorCode::BudgetWarning,
+                message: notice,
+                action: None,
+                minutes_left: None,
+            })
+            .await;
+        }
+    }
+
+    /// Applies the permission gate's verdicts to tool events, audits every
+    /// tool invocation, and adds the notice a downgrade calls for.
+    fn review(&mut self, mut event: Event) -> Vec<Event> {
+        let mut extra = None;
+        match &mut event {
+            Event::ToolUse {
+                tool_use_id,
+                name,
+                input,
+            } => {
+                let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+                self.tools.insert(
+                    tool_use_id.clone(),
+                    (name.clone(), input.clone(), now_ms as i64),
+                );
+            }
+            Event::ToolResult {
+                tool_use_id,
+                status,
+                duration_ms,
+                content,
+            } => {
+                let denial = self.pool.bindings.take_denial(self.id, tool_use_id);
+                if let Some(verdict) = &denial {
+                    *status = ToolStatus::Denied;
+                    *content = verdict.message.clone();
+                    if verdict.reason == "permissions_changed" && !self.told_permissions_changed {
+                        self.told_permissions_changed = true;
+                        extra = Some(Event::notice(ErrorCode::PermissionsChanged));
+                    }
+                }
+                let (name, input, at_ms) = self
+                    .tools
+                    .remove(tool_use_id.as_str())
+                    .unwrap_or_else(|| ("unknown".into(), serde_json::Value::Null, 0));
+                let (label, audit_status) = match status {
+                    ToolStatus::Complete => ("complete", AuditStatus::Success),
+                    ToolStatus::Error => ("error", AuditStatus::Error),
+                    ToolStatus::Denied => ("denied", AuditStatus::Denied),
+                };
+                metrics::counter!(m::TOOL_EXECUTIONS, "tool" => name.clone(), "status" => label)
+                    .increment(1);
+                if *status != ToolStatus::Denied {
+                    metrics::histogram!(m::TOOL_DURATION, "tool" => name.clone())
+                        .record(*duration_ms as f64 / 1000.0);
+                }
+                let at_ms = if at_ms == 0 {
+                    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+                } else {
+                    at_ms
+                };
+                self.pool.audit(AuditEvent {
+                    audit_id: Uuid::new_v4(),
+                    timestamp_ms: at_ms,
+                    user_id: Some(self.user),
+                    session_id: Some(self.id),
+                    tool_name: name,
+                    sanitized_input: csp_redact::redact_json(&input).to_string(),
+                    result_status: audit_status,
+                    execution_duration_ms: (audit_status != AuditStatus::Denied)
+                        .then_some(*duration_ms as i64),
+                    // A tool call itself costs nothing; model spend is per
+                    // turn (the session's result and the budget).
+                    cost_usd: Some(0.0),
+                });
+            }
+            _ => {}
+        }
+        let mut out = vec![event];
+        out.extend(extra);
+        out
     }
 
     async fn crashed(&mut self, agent: Agent, code: Option<i32>) -> Served {
         tracing::warn!(session.id = %self.id, exit_code = ?code, in_flight = self.in_flight, "agent process ended unexpectedly");
         agent.shutdown(Duration::from_millis(100)).await;
         metrics::counter!(m::QUERY_ERRORS, "type" => "agent_crashed").increment(1);
+        // The CLI reported no cost for the turn it died in: nothing to charge.
+        let reservation = self.reservation.take();
+        self.release(reservation);
         self.emit(Event::error(ErrorCode::AgentCrashed)).await;
         Served::Done(Outcome::Failed(StatusReason::Crashed))
     }
 
     async fn finish(mut self, outcome: Outcome) -> Outcome {
         self.pool.forget_rss(self.id);
+        let reservation = self.reservation.take();
+        self.release(reservation);
+        while let Some(turn) = self.queue.pop_front() {
+            self.release(turn.reservation);
+        }
         let (status, stored, resumable) = outcome.status();
         self.emit_status(status, Some(outcome.reason())).await;
         self.flush_text().await;
@@ -668,7 +816,11 @@ impl Actor {
             | Event::Error { .. }
             | Event::Notice {
                 code:
-                    ErrorCode::SessionRestarted | ErrorCode::ResumeFailed | ErrorCode::SessionExpiring,
+                    ErrorCode::SessionRestarted
+                    | ErrorCode::ResumeFailed
+                    | ErrorCode::SessionExpiring
+                    | ErrorCode::BudgetWarning
+                    | ErrorCode::PermissionsChanged,
                 ..
             } => {
                 self.flush_text().await;

@@ -83,6 +83,8 @@ pub(crate) struct Translator {
     stopped_with: Option<ErrorCode>,
     retry_notice_sent: bool,
     text_this_turn: bool,
+    /// The last result's per-turn cost, until taken for the budget.
+    last_turn_cost: f64,
 }
 
 impl Translator {
@@ -98,6 +100,11 @@ impl Translator {
     pub(crate) fn fresh_process(&mut self) {
         self.base_cost += self.last_total_cost;
         self.last_total_cost = 0.0;
+    }
+
+    /// The per-turn cost of the last `result`, once (0 after).
+    pub(crate) fn last_turn_cost(&mut self) -> f64 {
+        std::mem::take(&mut self.last_turn_cost)
     }
 
     /// The user asked to stop the turn in flight.
@@ -185,6 +192,7 @@ impl Translator {
                 let total = r.total_cost_usd.max(0.0);
                 let cost = (total - self.last_total_cost).max(0.0);
                 self.last_total_cost = total;
+                self.last_turn_cost = cost;
                 self.interrupt_requested = false;
                 self.retry_notice_sent = false;
                 self.tool_started.clear();

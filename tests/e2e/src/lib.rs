@@ -28,6 +28,8 @@ pub const MODEL: &str = "claude-sonnet-4-5";
 pub const COST_PER_CALL: f64 = 0.00105;
 /// The HS256 secret of every test instance (tests sign their own tokens with it).
 pub const JWT_SECRET: &str = "e2e-jwt-secret-that-is-long-enough-0123456789";
+/// What the harness scrapes the gateway's `/metrics` with (`CSP_METRICS_TOKEN`).
+pub const METRICS_TOKEN: &str = "e2e-metrics-scrape-token";
 
 /// The `csp` binary under test: `CSP_BIN`, else this checkout's debug build.
 pub fn csp_bin() -> PathBuf {
@@ -149,6 +151,7 @@ impl Csp {
         let mut env: Vec<(String, String)> = vec![
             ("CSP_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
             ("CSP_JWT_SECRET".into(), JWT_SECRET.into()),
+            ("CSP_METRICS_TOKEN".into(), METRICS_TOKEN.into()),
             ("CSP_MODEL".into(), MODEL.into()),
             ("PREWARM_POOL_SIZE".into(), opts.prewarm.to_string()),
             ("MAX_SESSIONS".into(), opts.max_sessions.to_string()),
@@ -239,6 +242,8 @@ impl Csp {
                             data.to_str().unwrap(),
                             "--metrics-addr",
                             "127.0.0.1:0",
+                            "--policy-addr",
+                            &format!("http://{policy}"),
                         ],
                         &pool_env,
                     )
@@ -392,6 +397,7 @@ impl Csp {
                 &self
                     .http()
                     .get(&url)
+                    .bearer_auth(METRICS_TOKEN)
                     .send()
                     .await?
                     .error_for_status()?

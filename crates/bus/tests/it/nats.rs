@@ -29,7 +29,7 @@ fn config(prefix: &str, max_msgs_per_subject: i64) -> Config {
 }
 
 /// Deletes a test's stream when the test ends, passed or not.
-pub(crate) struct DeleteStream(String);
+pub(crate) struct DeleteStream(pub(crate) String);
 
 impl Drop for DeleteStream {
     fn drop(&mut self) {

@@ -1,11 +1,22 @@
 use csp_domain::{Role, SessionId, UserId};
-use csp_store::{NewMessage, NewSession, NewUser, SessionRecord, Store, UserRecord};
+use csp_store::{Error, NewMessage, NewSession, NewUser, SessionRecord, Store, UserRecord};
 use std::time::Duration;
+
+/// Which SQL a raw statement must be written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Postgres,
+    Sqlite,
+}
 
 /// A store under test and whatever keeps it alive (a database, a directory)
 /// until the test ends.
 pub(crate) trait Fixture {
     fn store(&self) -> &dyn Store;
+    fn dialect(&self) -> Dialect;
+    /// SQL straight to the database, past the store's API (the adapters'
+    /// `execute_raw`), for simulating what csp never does.
+    async fn execute_raw(&self, sql: &str) -> Result<(), Error>;
 }
 
 pub(crate) async fn user(store: &dyn Store, username: &str) -> UserRecord {
@@ -14,6 +25,7 @@ pub(crate) async fn user(store: &dyn Store, username: &str) -> UserRecord {
             username: username.to_owned(),
             password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$hash-of-{username}"),
             role: Role::User,
+            monthly_cost_cap_micros: None,
         })
         .await
         .expect("create user")

@@ -1,6 +1,6 @@
 //! The suite against Postgres, one fresh database per test, plus connecting.
 
-use crate::helpers::{Fixture, user};
+use crate::helpers::{Dialect, Fixture, user};
 use csp_store::{Config, Error, PgStore, SessionStore, Store, UserStore};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use std::time::Duration;
@@ -47,6 +47,14 @@ fn database_url(server: &str, database: &str) -> String {
 impl Fixture for TestDb {
     fn store(&self) -> &dyn Store {
         &self.store
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    async fn execute_raw(&self, sql: &str) -> Result<(), Error> {
+        self.store.execute_raw(sql).await
     }
 }
 

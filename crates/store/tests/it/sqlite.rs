@@ -1,6 +1,6 @@
 //! The suite against SQLite, on a temporary file and in memory, plus files.
 
-use crate::helpers::{Fixture, session, user};
+use crate::helpers::{Dialect, Fixture, session, user};
 use csp_store::{Error, SessionStore, SqliteStore, Store, UserStore};
 
 pub(crate) struct File {
@@ -22,6 +22,14 @@ impl Fixture for File {
     fn store(&self) -> &dyn Store {
         &self.store
     }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    async fn execute_raw(&self, sql: &str) -> Result<(), Error> {
+        self.store.execute_raw(sql).await
+    }
 }
 
 pub(crate) struct Memory(SqliteStore);
@@ -35,6 +43,14 @@ impl Memory {
 impl Fixture for Memory {
     fn store(&self) -> &dyn Store {
         &self.0
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    async fn execute_raw(&self, sql: &str) -> Result<(), Error> {
+        self.0.execute_raw(sql).await
     }
 }
 

@@ -2,12 +2,19 @@
 //! empty store; `store_suite!` turns the list below into one test per case
 //! for an adapter, so an adapter cannot skip a case.
 
-use crate::helpers::{message, next_millisecond, session, user};
+use crate::helpers::{Dialect, Fixture, message, next_millisecond, session, user};
 use csp_domain::{Role, SessionId, UserId};
-use csp_store::{Error, NewMessage, NewSession, NewUser, SessionRecord, Store};
+use csp_store::{
+    AUDIT_GENESIS_HASH, Admission, AuditQuery, AuditRecord, BrokenLink, Error, NewAuditEntry,
+    NewMessage, NewSession, NewUser, Reservation, SessionRecord, Settled, Spend, Store, UserRecord,
+    UserUpdate, Verification, audit_hash, verify_audit_chain,
+};
+use futures::future::join_all;
 use serde_json::json;
-use time::UtcOffset;
+use std::collections::BTreeSet;
+use std::time::Duration;
 use time::macros::datetime;
+use time::{OffsetDateTime, UtcOffset};
 
 /// Expands to one `#[tokio::test]` per case, each on the store of a fresh
 /// `$fixture` (an expression yielding a future of a `helpers::Fixture`).
@@ -23,6 +30,7 @@ macro_rules! store_suite {
             duplicate_session_id_conflicts,
             set_session_status,
             sessions_of_lists_most_recently_active_first,
+            all_sessions_spans_users_newest_first_up_to_the_limit,
             append_is_idempotent,
             messages_come_in_seq_order_with_watermark,
             concurrent_appends_are_counted_once_each,
@@ -36,6 +44,24 @@ macro_rules! store_suite {
             set_session_state_writes_status_resumability_and_reason,
             record_resume_counts_and_reopens,
             set_agent_session_replaces_the_cli_session,
+            create_user_with_cap_and_list_oldest_first,
+            update_user_changes_each_field,
+            reserve_admits_below_the_cap_and_refuses_at_it,
+            concurrent_reserves_never_overrun_the_cap,
+            expired_reservations_do_not_count,
+            settle_moves_reserved_to_spent_once,
+            mark_warned_is_true_once,
+            mark_warned_is_true_once_under_concurrency,
+            a_new_month_starts_at_zero,
+            budget_input_is_checked,
+            append_audit_is_idempotent_and_round_trips,
+            audit_page_filters_and_pages_without_gaps,
+            audit_chain_links_and_verifies,
+            concurrent_audit_appends_keep_one_chain,
+        );
+        store_suite!(@fixture_cases $fixture;
+            tampered_audit_row_is_found,
+            audit_log_rejects_update_and_delete,
         );
     };
     (@cases $fixture:expr; $($case:ident),+ $(,)?) => {$(
@@ -44,6 +70,14 @@ macro_rules! store_suite {
             use $crate::helpers::Fixture as _;
             let fixture = $fixture.await;
             $crate::suite::$case(fixture.store()).await;
+        }
+    )+};
+    // Cases that also need the database itself, past the store's API.
+    (@fixture_cases $fixture:expr; $($case:ident),+ $(,)?) => {$(
+        #[tokio::test]
+        async fn $case() {
+            let fixture = $fixture.await;
+            $crate::suite::$case(&fixture).await;
         }
     )+};
 }
@@ -55,6 +89,7 @@ pub(crate) async fn create_user_and_look_up(store: &dyn Store) {
             username: "Alice".to_owned(),
             password_hash: "$argon2id$hash".to_owned(),
             role: Role::Admin,
+            monthly_cost_cap_micros: None,
         })
         .await
         .unwrap();
@@ -90,6 +125,7 @@ pub(crate) async fn username_is_unique_ignoring_case(store: &dyn Store) {
                 username: taken.to_owned(),
                 password_hash: "h".to_owned(),
                 role: Role::User,
+                monthly_cost_cap_micros: None,
             })
             .await
             .unwrap_err();
@@ -195,6 +231,25 @@ pub(crate) async fn set_session_status(store: &dyn Store) {
     assert_eq!(stored.status, "ended");
     // Changing the status is not activity.
     assert_eq!(stored.last_active_at, s.last_active_at);
+}
+
+pub(crate) async fn all_sessions_spans_users_newest_first_up_to_the_limit(store: &dyn Store) {
+    let alice = user(store, "alice").await;
+    let bob = user(store, "bob").await;
+    let a = session(store, alice.user_id).await;
+    next_millisecond().await;
+    let b = session(store, bob.user_id).await;
+    next_millisecond().await;
+    let c = session(store, alice.user_id).await;
+    let ids: Vec<_> = store
+        .all_sessions(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.session_id)
+        .collect();
+    assert_eq!(ids, [c.session_id, b.session_id, a.session_id]);
+    assert_eq!(store.all_sessions(2).await.unwrap().len(), 2);
 }
 
 pub(crate) async fn sessions_of_lists_most_recently_active_first(store: &dyn Store) {
@@ -568,4 +623,931 @@ pub(crate) async fn set_agent_session_replaces_the_cli_session(store: &dyn Store
     let stored = store.session(s.session_id).await.unwrap().unwrap();
     assert_eq!(stored.agent_session_id, Some(second));
     assert_eq!(store.session(other.session_id).await.unwrap(), Some(other));
+}
+
+// Users: caps and administration.
+
+const USD: i64 = 1_000_000;
+
+pub(crate) async fn create_user_with_cap_and_list_oldest_first(store: &dyn Store) {
+    assert_eq!(store.list_users().await.unwrap(), vec![]);
+    let capped = store
+        .create_user(NewUser {
+            username: "Carol".to_owned(),
+            password_hash: "h".to_owned(),
+            role: Role::Operator,
+            monthly_cost_cap_micros: Some(25 * USD),
+        })
+        .await
+        .unwrap();
+    assert_eq!(capped.monthly_cost_cap_micros, Some(25 * USD));
+    assert_eq!(
+        store.user_by_id(capped.user_id).await.unwrap(),
+        Some(capped.clone())
+    );
+    next_millisecond().await;
+    let uncapped = user(store, "alice").await;
+    assert_eq!(uncapped.monthly_cost_cap_micros, None);
+    next_millisecond().await;
+    let third = user(store, "bob").await;
+    assert_eq!(
+        store.user_by_name("carol").await.unwrap(),
+        Some(capped.clone())
+    );
+    // Oldest first, not by name.
+    assert_eq!(
+        store.list_users().await.unwrap(),
+        vec![capped, uncapped, third]
+    );
+
+    let err = store
+        .create_user(NewUser {
+            username: "dave".to_owned(),
+            password_hash: "h".to_owned(),
+            role: Role::User,
+            monthly_cost_cap_micros: Some(-1),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+    assert_eq!(store.count_users().await.unwrap(), 3);
+}
+
+pub(crate) async fn update_user_changes_each_field(store: &dyn Store) {
+    let alice = user(store, "alice").await;
+    let bob = user(store, "bob").await;
+
+    let unchanged = store
+        .update_user(alice.user_id, UserUpdate::default())
+        .await
+        .unwrap();
+    assert_eq!(unchanged, alice);
+
+    let admin = store
+        .update_user(
+            alice.user_id,
+            UserUpdate {
+                role: Some(Role::Admin),
+                ..UserUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        admin,
+        UserRecord {
+            role: Role::Admin,
+            ..alice.clone()
+        }
+    );
+
+    let capped = store
+        .update_user(
+            alice.user_id,
+            UserUpdate {
+                monthly_cost_cap_micros: Some(Some(7 * USD)),
+                ..UserUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (capped.role, capped.monthly_cost_cap_micros),
+        (Role::Admin, Some(7 * USD))
+    );
+
+    let deactivated = store
+        .update_user(
+            alice.user_id,
+            UserUpdate {
+                is_active: Some(false),
+                ..UserUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!deactivated.is_active);
+    assert_eq!(deactivated.monthly_cost_cap_micros, Some(7 * USD));
+
+    // All at once, and `Some(None)` removes the cap.
+    let all = store
+        .update_user(
+            alice.user_id,
+            UserUpdate {
+                role: Some(Role::User),
+                monthly_cost_cap_micros: Some(None),
+                is_active: Some(true),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(all, alice);
+    assert_eq!(store.user_by_id(alice.user_id).await.unwrap(), Some(all));
+    assert_eq!(store.user_by_id(bob.user_id).await.unwrap(), Some(bob));
+
+    let err = store
+        .update_user(
+            UserId::new(),
+            UserUpdate {
+                is_active: Some(false),
+                ..UserUpdate::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+    let err = store
+        .update_user(
+            alice.user_id,
+            UserUpdate {
+                monthly_cost_cap_micros: Some(Some(-5)),
+                ..UserUpdate::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+    assert_eq!(
+        store
+            .user_by_id(alice.user_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .monthly_cost_cap_micros,
+        None
+    );
+}
+
+// Budgets.
+
+const MONTH: &str = "2026-11";
+
+fn in_a_minute() -> OffsetDateTime {
+    OffsetDateTime::now_utc() + Duration::from_secs(60)
+}
+
+fn reservation(user: UserId, amount_micros: i64, cap_micros: i64) -> Reservation {
+    Reservation {
+        id: uuid::Uuid::new_v4(),
+        user_id: user,
+        month: MONTH.to_owned(),
+        amount_micros,
+        cap_micros,
+        expires_at: in_a_minute(),
+    }
+}
+
+fn spend(spent_micros: i64, reserved_micros: i64) -> Spend {
+    Spend {
+        spent_micros,
+        reserved_micros,
+        warned: false,
+    }
+}
+
+pub(crate) async fn reserve_admits_below_the_cap_and_refuses_at_it(store: &dyn Store) {
+    let alice = user(store, "alice").await;
+    let bob = user(store, "bob").await;
+    let cap = 3 * USD;
+    assert_eq!(
+        store.spend(alice.user_id, MONTH).await.unwrap(),
+        spend(0, 0)
+    );
+
+    let first = reservation(alice.user_id, 2 * USD, cap);
+    assert_eq!(
+        store.reserve(first.clone()).await.unwrap(),
+        Admission::Admitted(spend(0, 2 * USD))
+    );
+    // Below the cap, so admitted even though it ends above it: the rule
+    // bounds what is set aside before a turn starts, not what it costs.
+    assert_eq!(
+        store
+            .reserve(reservation(alice.user_id, 2 * USD, cap))
+            .await
+            .unwrap(),
+        Admission::Admitted(spend(0, 4 * USD))
+    );
+    // Over the cap: refused, nothing recorded.
+    assert_eq!(
+        store
+            .reserve(reservation(alice.user_id, 1, cap))
+            .await
+            .unwrap(),
+        Admission::Exceeded(spend(0, 4 * USD))
+    );
+    // Exactly at the cap is refused too.
+    assert_eq!(
+        store
+            .reserve(reservation(alice.user_id, 1, 4 * USD))
+            .await
+            .unwrap(),
+        Admission::Exceeded(spend(0, 4 * USD))
+    );
+    assert_eq!(
+        store
+            .reserve(reservation(alice.user_id, 1, 4 * USD + 1))
+            .await
+            .unwrap(),
+        Admission::Admitted(spend(0, 4 * USD + 1))
+    );
+    // A retried reservation is admitted again without counting twice, even
+    // when the cap is reached by now.
+    assert_eq!(
+        store.reserve(first).await.unwrap(),
+        Admission::Admitted(spend(0, 4 * USD + 1))
+    );
+    assert_eq!(
+        store.spend(alice.user_id, MONTH).await.unwrap(),
+        spend(0, 4 * USD + 1)
+    );
+    // Another user's month is their own.
+    assert_eq!(
+        store
+            .reserve(reservation(bob.user_id, USD, cap))
+            .await
+            .unwrap(),
+        Admission::Admitted(spend(0, USD))
+    );
+    // A zero cap admits nothing.
+    let carol = user(store, "carol").await;
+    assert_eq!(
+        store
+            .reserve(reservation(carol.user_id, 1, 0))
+            .await
+            .unwrap(),
+        Admission::Exceeded(spend(0, 0))
+    );
+}
+
+pub(crate) async fn concurrent_reserves_never_overrun_the_cap(store: &dyn Store) {
+    let alice = user(store, "alice").await;
+    let outcomes =
+        join_all((0..64).map(|_| store.reserve(reservation(alice.user_id, USD, 10 * USD)))).await;
+    let mut admitted = 0;
+    for outcome in outcomes {
+        match outcome.unwrap() {
+            Admission::Admitted(after) => {
+                admitted += 1;
+                assert!(after.reserved_micros <= 10 * USD, "{after:?}");
+            }
+            Admission::Exceeded(now) => assert_eq!(now, spend(0, 10 * USD)),
+        }
+    }
+    assert_eq!(admitted, 10);
+    assert_eq!(
+        store.spend(alice.user_id, MONTH).await.unwrap(),
+        spend(0, 10 * USD)
+    );
+}
+
+pub(crate) async fn expired_reservations_do_not_count(store: &dyn Store) {
+    let alice = user(store, "alice").await;
+    let cap = 2 * USD;
+    // Expired already: admitted (nothing counts yet) but it sets nothing aside.
+    let stale = Reservation {
+        expires_at: OffsetDateTime::now_utc() - Duration::from_secs(1),
+        ..reservation(alice.user_id, 5 * USD, cap)
+    };
+    assert_eq!(
+        store.reserve(stale).await.unwrap(),
+        Admission::Admitted(spend(0, 0))
+    );
+
+    let short = Reservation {
+        // Long enough to still count on a busy machine for the next two calls.
+        expires_at: OffsetDateTime::now_utc() + Duration::from_millis(1500),
+        ..reservation(alice.user_id, 3 * USD, cap)
+    };
+    assert_eq!(
+        store.reserve(short.clone()).await.unwrap(),
+        Admission::Admitted(spend(0, 3 * USD))
+    );
+    assert_eq!(
+        store
+            .reserve(reservation(alice.user_id, USD, cap))
+            .await
+            .unwrap(),
+        Admission::Exceeded(spend(0, 3 * USD))
+    );
+
+    let left = short.expires_at - OffsetDateTime::now_utc();
+    tokio::time::sleep(left.try_into().unwrap_or_default()).await;
+    next_millisecond().await;
+    assert_eq!(
+        store.spend(alice.user_id, MONTH).await.unwrap(),
+        spend(0, 0)
+    );
+    assert_eq!(
+        store
+            .reserve(reservation(alice.user_id, USD, cap))
+            .await
+            .unwrap(),
+        Admission::Admitted(spend(0, USD))
+    );
+    // That reserve cleaned the expired one away, so its turn's cost can no
+    // longer be settled: nothing changes.
+    let late = store
+        .settle(short.id, alice.user_id, MONTH, 3 * USD)
+        .await
+        .unwrap();
+    assert_eq!(
+        late,
+        Settled {
+            before: spend(0, USD),
+            after: spend(0, USD),
+            applied: false
+        }
+    );
+}
+
+pub(crate) async fn settle_moves_reserved_to_spent_once(store: &dyn Store) {
+    let alice = user(store, "alice").await;
+    let cap = 10 * USD;
+    let a = reservation(alice.user_id, 2 * USD, cap);
+    let b = reservation(alice.user_id, USD, cap);
+    store.reserve(a.clone()).await.unwrap();
+    store.reserve(b.clone()).await.unwrap();
+
+    let settled = store
+        .settle(a.id, alice.user_id, MONTH, 1_234_567)
+        .await
+        .unwrap();
+    assert_eq!(
+        settled,
+        Settled {
+            before: spend(0, 3 * USD),
+            after: spend(1_234_567, USD),
+            applied: true
+        }
+    );
+    assert_eq!(
+        store.spend(alice.user_id, MONTH).await.unwrap(),
+        settled.after
+    );
+
+    // Settling again (a retry) changes nothing, whatever the cost.
+    let again = store
+        .settle(a.id, alice.user_id, MONTH, 9 * USD)
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        Settled {
+            before: spend(1_234_567, USD),
+            after: spend(1_234_567, USD),
+            applied: false
+        }
+    );
+
+    // A reservation id of another user is refused and stays reserved.
+    let bob = user(store, "bob").await;
+    let err = store.settle(b.id, bob.user_id, MONTH, 1).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+    let err = store
+        .settle(b.id, alice.user_id, "2026-12", 1)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+    assert_eq!(
+        store.spend(alice.user_id, MONTH).await.unwrap(),
+        spend(1_234_567, USD)
+    );
+
+    // A turn that cost nothing still releases its reservation.
+    let free = store.settle(b.id, alice.user_id, MONTH, 0).await.unwrap();
+    assert_eq!(free.after, spend(1_234_567, 0));
+    assert!(free.applied);
+
+    // Nothing ever recorded for this user: zeros, not applied.
+    let unknown = store
+        .settle(uuid::Uuid::new_v4(), bob.user_id, MONTH, USD)
+        .await
+        .unwrap();
+    assert_eq!(
+        unknown,
+        Settled {
+            before: Spend::default(),
+            after: Spend::default(),
+            applied: false
+        }
+    );
+    assert_eq!(
+        store.spend(bob.user_id, MONTH).await.unwrap(),
+        Spend::default()
+    );
+}
+
+pub(crate) async fn mark_warned_is_true_once(store: &dyn Store) {
+    let alice = user(store, "alice").await;
+    let bob = user(store, "bob").await;
+    assert!(store.mark_warned(alice.user_id, MONTH).await.unwrap());
+    assert!(!store.mark_warned(alice.user_id, MONTH).await.unwrap());
+    assert_eq!(
+        store.spend(alice.user_id, MONTH).await.unwrap(),
+        Spend {
+            warned: true,
+            ..Spend::default()
+        }
+    );
+    // Warning keeps the money as it is, and reserving keeps the flag.
+    store
+        .reserve(reservation(alice.user_id, USD, 10 * USD))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.spend(alice.user_id, MONTH).await.unwrap(),
+        Spend {
+            spent_micros: 0,
+            reserved_micros: USD,
+            warned: true
+        }
+    );
+    assert!(!store.spend(bob.user_id, MONTH).await.unwrap().warned);
+    assert!(!store.spend(alice.user_id, "2026-12").await.unwrap().warned);
+    assert!(store.mark_warned(bob.user_id, MONTH).await.unwrap());
+
+    let err = store.mark_warned(UserId::new(), MONTH).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+}
+
+pub(crate) async fn mark_warned_is_true_once_under_concurrency(store: &dyn Store) {
+    let alice = user(store, "alice").await;
+    // A month without a row yet (the callers race to create it) and one
+    // whose row exists (they race to flip the flag).
+    store
+        .reserve(Reservation {
+            month: "2026-12".to_owned(),
+            ..reservation(alice.user_id, USD, 10 * USD)
+        })
+        .await
+        .unwrap();
+    for month in [MONTH, "2026-12"] {
+        let results = join_all((0..16).map(|_| store.mark_warned(alice.user_id, month))).await;
+        let firsts = results
+            .into_iter()
+            .map(Result::unwrap)
+            .filter(|set| *set)
+            .count();
+        assert_eq!(firsts, 1, "{month}");
+        assert!(store.spend(alice.user_id, month).await.unwrap().warned);
+    }
+}
+
+pub(crate) async fn a_new_month_starts_at_zero(store: &dyn Store) {
+    let alice = user(store, "alice").await;
+    let cap = 5 * USD;
+    let turn = reservation(alice.user_id, USD, cap);
+    store.reserve(turn.clone()).await.unwrap();
+    store
+        .settle(turn.id, alice.user_id, MONTH, 6 * USD)
+        .await
+        .unwrap();
+    store.mark_warned(alice.user_id, MONTH).await.unwrap();
+    assert_eq!(
+        store
+            .reserve(reservation(alice.user_id, USD, cap))
+            .await
+            .unwrap(),
+        Admission::Exceeded(Spend {
+            spent_micros: 6 * USD,
+            reserved_micros: 0,
+            warned: true
+        })
+    );
+
+    assert_eq!(
+        store.spend(alice.user_id, "2026-12").await.unwrap(),
+        Spend::default()
+    );
+    let december = Reservation {
+        month: "2026-12".to_owned(),
+        ..reservation(alice.user_id, USD, cap)
+    };
+    assert_eq!(
+        store.reserve(december).await.unwrap(),
+        Admission::Admitted(spend(0, USD))
+    );
+    assert_eq!(
+        store
+            .spend(alice.user_id, MONTH)
+            .await
+            .unwrap()
+            .spent_micros,
+        6 * USD
+    );
+}
+
+pub(crate) async fn budget_input_is_checked(store: &dyn Store) {
+    let alice = user(store, "alice").await;
+    let results = [
+        store
+            .reserve(Reservation {
+                month: "2026-13".to_owned(),
+                ..reservation(alice.user_id, USD, 10 * USD)
+            })
+            .await
+            .map(drop),
+        store
+            .reserve(reservation(alice.user_id, -1, 10 * USD))
+            .await
+            .map(drop),
+        store
+            .settle(uuid::Uuid::new_v4(), alice.user_id, MONTH, -1)
+            .await
+            .map(drop),
+        store
+            .settle(uuid::Uuid::new_v4(), alice.user_id, "Nov 2026", 1)
+            .await
+            .map(drop),
+        store.mark_warned(alice.user_id, "2026-1").await.map(drop),
+        store.spend(alice.user_id, "").await.map(drop),
+    ];
+    for result in results {
+        assert!(matches!(result, Err(Error::InvalidInput(_))), "{result:?}");
+    }
+    let err = store
+        .reserve(reservation(UserId::new(), USD, 10 * USD))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+    assert_eq!(
+        store.spend(alice.user_id, MONTH).await.unwrap(),
+        Spend::default()
+    );
+}
+
+// Audit log.
+
+fn audit_entry(user: Option<UserId>, at: OffsetDateTime, input: &str) -> NewAuditEntry {
+    NewAuditEntry {
+        audit_id: uuid::Uuid::new_v4(),
+        timestamp: at,
+        user_id: user,
+        session_id: Some(SessionId::new()),
+        tool_name: "Bash".to_owned(),
+        sanitized_input: input.to_owned(),
+        result_status: "success".to_owned(),
+        execution_duration_ms: Some(42),
+        cost_micros: Some(1_500),
+    }
+}
+
+async fn whole_chain(store: &dyn Store) -> Vec<AuditRecord> {
+    store.audit_chain(0, u32::MAX).await.unwrap()
+}
+
+pub(crate) async fn append_audit_is_idempotent_and_round_trips(store: &dyn Store) {
+    let alice = UserId::new();
+    let entry = audit_entry(
+        Some(alice),
+        datetime!(2026-11-05 12:00:00.123_456 +02:00),
+        r#"{"command":"ls -la","env":"[REDACTED]"}"#,
+    );
+    assert!(store.append_audit(entry.clone()).await.unwrap());
+    // The same id again, even with other contents, is stored once.
+    let retry = NewAuditEntry {
+        sanitized_input: "changed".to_owned(),
+        ..entry.clone()
+    };
+    assert!(!store.append_audit(retry).await.unwrap());
+
+    // An admin action: no session, no duration, no cost, a non-ASCII input.
+    let admin = NewAuditEntry {
+        session_id: None,
+        tool_name: "admin.user.create".to_owned(),
+        sanitized_input: "{\"username\":\"émile\",\"note\":\"tab\\there\"}".to_owned(),
+        result_status: "denied".to_owned(),
+        execution_duration_ms: None,
+        cost_micros: None,
+        ..audit_entry(Some(alice), datetime!(2026-11-05 10:00:01 UTC), "")
+    };
+    assert!(store.append_audit(admin.clone()).await.unwrap());
+
+    let chain = whole_chain(store).await;
+    let [first, second] = chain.as_slice() else {
+        panic!("expected two rows, got {chain:?}");
+    };
+    // Stored to the millisecond, in UTC.
+    let stored = NewAuditEntry {
+        timestamp: datetime!(2026-11-05 10:00:00.123 UTC),
+        ..entry
+    };
+    assert_eq!(first.entry, stored);
+    assert_eq!(first.entry.timestamp.offset(), UtcOffset::UTC);
+    assert_eq!(first.prev_hash, AUDIT_GENESIS_HASH);
+    assert_eq!(first.hash, audit_hash(AUDIT_GENESIS_HASH, &stored));
+    assert_eq!(second.entry, admin);
+    assert!(second.seq > first.seq);
+    assert_eq!(second.prev_hash, first.hash);
+    assert_eq!(second.hash, audit_hash(&first.hash, &admin));
+
+    let err = store
+        .append_audit(NewAuditEntry {
+            result_status: "ok".to_owned(),
+            ..audit_entry(None, datetime!(2026-11-05 10:00 UTC), "")
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+    assert_eq!(whole_chain(store).await.len(), 2);
+}
+
+pub(crate) async fn audit_page_filters_and_pages_without_gaps(store: &dyn Store) {
+    let (alice, bob) = (UserId::new(), UserId::new());
+    let base = datetime!(2026-11-01 00:00 UTC);
+    // Row i: second i of the month; every third row is Alice's, the rest
+    // Bob's or (every seventh) nobody's.
+    for i in 0..250_i64 {
+        let who = if i % 3 == 0 {
+            Some(alice)
+        } else if i % 7 == 0 {
+            None
+        } else {
+            Some(bob)
+        };
+        let at = base + Duration::from_secs(i as u64);
+        assert!(
+            store
+                .append_audit(audit_entry(who, at, &format!("row {i}")))
+                .await
+                .unwrap()
+        );
+    }
+    let row_number = |record: &AuditRecord| -> i64 {
+        record.entry.sanitized_input["row ".len()..]
+            .parse()
+            .unwrap()
+    };
+    let all_seqs: Vec<i64> = whole_chain(store).await.iter().map(|r| r.seq).collect();
+    assert_eq!(all_seqs.len(), 250);
+
+    // Pages of 100 by keyset: newest first, no gaps, no duplicates.
+    let mut paged = Vec::new();
+    let mut pages = Vec::new();
+    let mut before_seq = None;
+    loop {
+        let page = store
+            .audit_page(&AuditQuery {
+                before_seq,
+                limit: 100,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        pages.push(page.len());
+        let Some(last) = page.last() else { break };
+        before_seq = Some(last.seq);
+        paged.extend(page);
+    }
+    assert_eq!(pages, [100, 100, 50, 0]);
+    let paged_seqs: Vec<i64> = paged.iter().map(|r| r.seq).collect();
+    let mut expected = all_seqs.clone();
+    expected.reverse();
+    assert_eq!(paged_seqs, expected);
+    assert_eq!(row_number(&paged[0]), 249);
+
+    // One user's rows, paged.
+    let mut alices = Vec::new();
+    let mut before_seq = None;
+    loop {
+        let page = store
+            .audit_page(&AuditQuery {
+                user_id: Some(alice),
+                before_seq,
+                limit: 30,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        assert!(page.len() <= 30);
+        let Some(last) = page.last() else { break };
+        before_seq = Some(last.seq);
+        alices.extend(page);
+    }
+    assert!(alices.iter().all(|r| r.entry.user_id == Some(alice)));
+    let numbers: Vec<i64> = alices.iter().map(row_number).collect();
+    let expected: Vec<i64> = (0..250).rev().filter(|i| i % 3 == 0).collect();
+    assert_eq!(numbers, expected);
+
+    // A time range: start inclusive, end exclusive.
+    let in_range = store
+        .audit_page(&AuditQuery {
+            start: Some(base + Duration::from_secs(50)),
+            end: Some(base + Duration::from_secs(100)),
+            limit: 100,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    let numbers: Vec<i64> = in_range.iter().map(row_number).collect();
+    assert_eq!(numbers, (50..100).rev().collect::<Vec<_>>());
+
+    // Everything together, one small page.
+    let combined = store
+        .audit_page(&AuditQuery {
+            user_id: Some(bob),
+            start: Some(base + Duration::from_secs(10)),
+            end: Some(base + Duration::from_secs(200)),
+            before_seq: Some(paged_seqs[150]),
+            limit: 4,
+        })
+        .await
+        .unwrap();
+    let numbers: Vec<i64> = combined.iter().map(row_number).collect();
+    // paged_seqs[150] is row 99; Bob's rows below it, newest first.
+    assert_eq!(numbers, [97, 95, 94, 92]);
+
+    assert_eq!(
+        store
+            .audit_page(&AuditQuery {
+                user_id: Some(UserId::new()),
+                limit: 100,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap(),
+        vec![]
+    );
+    assert_eq!(
+        store.audit_page(&AuditQuery::default()).await.unwrap(),
+        vec![]
+    );
+}
+
+pub(crate) async fn audit_chain_links_and_verifies(store: &dyn Store) {
+    assert_eq!(
+        verify_audit_chain(store).await.unwrap(),
+        Verification {
+            checked: 0,
+            first_broken: None
+        }
+    );
+    let base = datetime!(2026-11-01 00:00 UTC);
+    for i in 0..5_u64 {
+        let entry = audit_entry(None, base + Duration::from_secs(i), &format!("{i}"));
+        store.append_audit(entry).await.unwrap();
+    }
+    let chain = whole_chain(store).await;
+    assert_eq!(chain.len(), 5);
+    assert_eq!(chain[0].prev_hash, AUDIT_GENESIS_HASH);
+    for pair in chain.windows(2) {
+        assert!(pair[1].seq > pair[0].seq);
+        assert_eq!(pair[1].prev_hash, pair[0].hash);
+    }
+    for record in &chain {
+        assert_eq!(record.hash, audit_hash(&record.prev_hash, &record.entry));
+    }
+
+    // In pages after a seq.
+    assert_eq!(store.audit_chain(0, 2).await.unwrap(), chain[..2]);
+    assert_eq!(
+        store.audit_chain(chain[1].seq, 100).await.unwrap(),
+        chain[2..]
+    );
+    assert_eq!(store.audit_chain(chain[4].seq, 100).await.unwrap(), vec![]);
+    assert_eq!(store.audit_chain(0, 0).await.unwrap(), vec![]);
+
+    assert_eq!(
+        verify_audit_chain(store).await.unwrap(),
+        Verification {
+            checked: 5,
+            first_broken: None
+        }
+    );
+}
+
+pub(crate) async fn concurrent_audit_appends_keep_one_chain(store: &dyn Store) {
+    let entries: Vec<NewAuditEntry> = (0..24)
+        .map(|i| audit_entry(None, OffsetDateTime::now_utc(), &format!("{i}")))
+        .collect();
+    // Each entry twice, all at once: every entry once, in one linear chain.
+    let appends = entries
+        .iter()
+        .chain(&entries)
+        .map(|e| store.append_audit(e.clone()));
+    let inserted = join_all(appends)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .filter(|inserted| *inserted)
+        .count();
+    assert_eq!(inserted, 24);
+    let chain = whole_chain(store).await;
+    let ids: BTreeSet<uuid::Uuid> = chain.iter().map(|r| r.entry.audit_id).collect();
+    assert_eq!(ids, entries.iter().map(|e| e.audit_id).collect());
+    assert_eq!(
+        verify_audit_chain(store).await.unwrap(),
+        Verification {
+            checked: 24,
+            first_broken: None
+        }
+    );
+}
+
+// Cases on the database itself: the append-only trigger, and what
+// verification finds when something got past it.
+
+/// Statements that switch the append-only trigger off for an UPDATE, as
+/// someone with the table owner's rights could.
+fn without_append_only_trigger(dialect: Dialect, statement: &str) -> String {
+    match dialect {
+        Dialect::Postgres => format!(
+            "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only; {statement}; \
+             ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only;"
+        ),
+        Dialect::Sqlite => format!("DROP TRIGGER audit_log_no_update; {statement};"),
+    }
+}
+
+pub(crate) async fn tampered_audit_row_is_found(fixture: &impl Fixture) {
+    let store = fixture.store();
+    let base = datetime!(2026-11-01 00:00 UTC);
+    for i in 0..5_u64 {
+        let entry = audit_entry(None, base + Duration::from_secs(i), "rm -rf build");
+        store.append_audit(entry).await.unwrap();
+    }
+    let chain = whole_chain(store).await;
+    let target = &chain[2];
+
+    let tamper = format!(
+        "UPDATE audit_log SET sanitized_input = 'ls' WHERE seq = {}",
+        target.seq
+    );
+    fixture
+        .execute_raw(&without_append_only_trigger(fixture.dialect(), &tamper))
+        .await
+        .unwrap();
+    assert_eq!(whole_chain(store).await[2].entry.sanitized_input, "ls");
+
+    let verification = verify_audit_chain(store).await.unwrap();
+    assert_eq!(verification.checked, 3);
+    let Some(BrokenLink {
+        seq,
+        audit_id,
+        reason,
+    }) = verification.first_broken
+    else {
+        panic!("tampering went unnoticed");
+    };
+    assert_eq!((seq, audit_id), (target.seq, target.entry.audit_id));
+    assert!(reason.contains("hash does not match"), "{reason}");
+
+    // Rewriting the row's hash to match hides it from that row, not from the
+    // next one, which still names the old hash.
+    let forged = audit_hash(
+        &target.prev_hash,
+        &NewAuditEntry {
+            sanitized_input: "ls".to_owned(),
+            ..target.entry.clone()
+        },
+    );
+    let rehash = format!(
+        "UPDATE audit_log SET hash = '{forged}' WHERE seq = {}",
+        target.seq
+    );
+    let rehash = match fixture.dialect() {
+        // The SQLite trigger is gone already.
+        Dialect::Sqlite => rehash,
+        Dialect::Postgres => without_append_only_trigger(Dialect::Postgres, &rehash),
+    };
+    fixture.execute_raw(&rehash).await.unwrap();
+    let verification = verify_audit_chain(store).await.unwrap();
+    let broken = verification.first_broken.expect("still broken");
+    assert_eq!(broken.seq, chain[3].seq);
+    assert!(broken.reason.contains("prev_hash"), "{}", broken.reason);
+    assert_eq!(verification.checked, 4);
+}
+
+pub(crate) async fn audit_log_rejects_update_and_delete(fixture: &impl Fixture) {
+    let store = fixture.store();
+    let entry = audit_entry(Some(UserId::new()), datetime!(2026-11-01 00:00 UTC), "ls");
+    store.append_audit(entry).await.unwrap();
+    let before = whole_chain(store).await;
+
+    for statement in [
+        "UPDATE audit_log SET sanitized_input = 'nothing to see'",
+        "UPDATE audit_log SET hash = hash",
+        "DELETE FROM audit_log",
+    ] {
+        let err = fixture.execute_raw(statement).await.unwrap_err();
+        assert!(
+            err.to_string().contains("audit_log is append-only"),
+            "{statement}: {err}"
+        );
+    }
+    if fixture.dialect() == Dialect::Postgres {
+        let err = fixture.execute_raw("TRUNCATE audit_log").await.unwrap_err();
+        assert!(
+            err.to_string().contains("audit_log is append-only"),
+            "{err}"
+        );
+    }
+    assert_eq!(whole_chain(store).await, before);
+    // Appending still works.
+    store
+        .append_audit(audit_entry(None, datetime!(2026-11-01 00:01 UTC), "pwd"))
+        .await
+        .unwrap();
+    assert_eq!(verify_audit_chain(store).await.unwrap().checked, 2);
 }

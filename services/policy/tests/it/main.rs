@@ -19,21 +19,44 @@ fn tokens() -> Tokens {
     .unwrap()
 }
 
+mod governance;
+
+type SvcClient = PolicyClient<
+    tonic::service::interceptor::InterceptedService<
+        tonic::transport::Channel,
+        csp_rpc::ServiceToken,
+    >,
+>;
+
 struct Running {
-    client: PolicyClient<tonic::transport::Channel>,
+    /// Calls as the service `gateway` unless a request carries its own token.
+    client: SvcClient,
     channel: tonic::transport::Channel,
     store: Arc<SqliteStore>,
     stop: CancellationToken,
+    queue: Arc<csp_bus::InProcessQueue>,
 }
 
 async fn start() -> Running {
-    let store = Arc::new(SqliteStore::in_memory().await.unwrap());
+    start_with(
+        Arc::new(SqliteStore::in_memory().await.unwrap()),
+        Arc::new(csp_policy::SystemClock),
+    )
+    .await
+}
+
+async fn start_with(store: Arc<SqliteStore>, clock: Arc<dyn csp_policy::Clock>) -> Running {
+    let queue = Arc::new(csp_bus::InProcessQueue::new());
     let server = Server::build(
         Config {
             grpc_addr: "127.0.0.1:0".parse().unwrap(),
             tokens: tokens(),
+            tools: Default::default(),
+            budget: Default::default(),
+            clock,
         },
         store.clone(),
+        queue.clone(),
     )
     .await
     .unwrap();
@@ -41,12 +64,16 @@ async fn start() -> Running {
     let stop = CancellationToken::new();
     tokio::spawn(server.run(stop.clone()));
     let channel = csp_rpc::channel(&format!("http://{addr}")).unwrap();
-    let client = PolicyClient::new(channel.clone());
+    let client = PolicyClient::with_interceptor(
+        channel.clone(),
+        csp_rpc::ServiceToken::new(tokens(), "gateway"),
+    );
     Running {
         client,
         channel,
         store,
         stop,
+        queue,
     }
 }
 
@@ -127,6 +154,7 @@ async fn wrong_password_unknown_user_and_empty_fields_are_the_same_refusal() {
             username: "ada".into(),
             password_hash: csp_auth::hash_password("right").unwrap(),
             role: Role::User,
+            monthly_cost_cap_micros: None,
         })
         .await
         .unwrap();

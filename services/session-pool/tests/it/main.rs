@@ -15,6 +15,23 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
+/// The JWT secret of the test servers; requests carry user tokens signed with it.
+static TOKENS: std::sync::LazyLock<csp_auth::Tokens> = std::sync::LazyLock::new(|| {
+    csp_auth::Tokens::new(
+        &secrecy::SecretString::from("session-pool-test-secret-0123456789abcdef".to_owned()),
+        Duration::from_secs(600),
+    )
+    .unwrap()
+});
+static SERVICE: std::sync::LazyLock<csp_rpc::ServiceToken> =
+    std::sync::LazyLock::new(|| csp_rpc::ServiceToken::new(TOKENS.clone(), "gateway"));
+
+/// `msg` as a call by user `u` (role user).
+fn req<T>(u: UserId, msg: T) -> tonic::Request<T> {
+    let (token, _) = TOKENS.issue(u, "u", csp_domain::Role::User).unwrap();
+    csp_rpc::bearer(msg, &token)
+}
+
 struct Pool {
     client: SessionPoolClient<Channel>,
     bus: Arc<InProcessBus>,
@@ -47,7 +64,11 @@ async fn start(prewarm: usize, max_sessions: usize) -> Pool {
             max_sessions,
             data_dir: dir.path().to_owned(),
             agent,
-            permission_hook: Arc::new(csp_agent::AllowList::new(["Bash"])),
+            governor: Arc::new(csp_session_pool::Unlimited(csp_agent::AllowList::new([
+                "Bash",
+            ]))),
+            audit: Arc::new(csp_bus::InProcessQueue::new()),
+            tokens: TOKENS.clone(),
             model_label: "test model".into(),
             shutdown_grace: Duration::from_secs(5),
             limits: Default::default(),
@@ -80,6 +101,7 @@ async fn user(store: &SqliteStore, name: &str) -> UserId {
             username: name.into(),
             password_hash: "x".into(),
             role: csp_domain::Role::User,
+            monthly_cost_cap_micros: None,
         })
         .await
         .unwrap()
@@ -88,7 +110,7 @@ async fn user(store: &SqliteStore, name: &str) -> UserId {
 
 async fn status(client: &mut SessionPoolClient<Channel>) -> pb::StatusResponse {
     client
-        .status(pb::StatusRequest {})
+        .status(SERVICE.request(pb::StatusRequest {}))
         .await
         .unwrap()
         .into_inner()
@@ -117,9 +139,12 @@ async fn acquire(
     u: UserId,
 ) -> Result<pb::AcquireResponse, tonic::Status> {
     client
-        .acquire(pb::AcquireRequest {
-            user_id: u.to_string(),
-        })
+        .acquire(req(
+            u,
+            pb::AcquireRequest {
+                user_id: u.to_string(),
+            },
+        ))
         .await
         .map(|r| r.into_inner())
 }
@@ -177,21 +202,42 @@ async fn cold_start_publishes_preparing_then_ready_and_sessions_are_private() {
     // Another user can neither send to it nor read it, and learns nothing.
     let err = p
         .client
-        .send(pb::SendRequest {
-            session_id: id.to_string(),
-            user_id: eve.to_string(),
-            text: "hi".into(),
-            client_id: String::new(),
-        })
+        .send(req(
+            eve,
+            pb::SendRequest {
+                session_id: id.to_string(),
+                user_id: eve.to_string(),
+                text: "hi".into(),
+                client_id: String::new(),
+            },
+        ))
         .await
         .unwrap_err();
     assert_eq!(csp_rpc::error_code(&err), ErrorCode::SessionNotFound);
+    // Naming the owner's id with her own token gets her nowhere either.
+    let mut as_ada = pb::ListMessagesRequest {
+        session_id: id.to_string(),
+        user_id: ada.to_string(),
+    };
     let err = p
         .client
-        .list_messages(pb::ListMessagesRequest {
-            session_id: id.to_string(),
-            user_id: eve.to_string(),
-        })
+        .list_messages(req(eve, as_ada.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(csp_rpc::error_code(&err), ErrorCode::SessionNotFound);
+    // And without a token nobody gets anything.
+    as_ada.user_id = ada.to_string();
+    let err = p.client.list_messages(as_ada).await.unwrap_err();
+    assert_eq!(csp_rpc::error_code(&err), ErrorCode::Unauthenticated);
+    let err = p
+        .client
+        .list_messages(req(
+            eve,
+            pb::ListMessagesRequest {
+                session_id: id.to_string(),
+                user_id: eve.to_string(),
+            },
+        ))
         .await
         .unwrap_err();
     assert_eq!(csp_rpc::error_code(&err), ErrorCode::SessionNotFound);
@@ -199,22 +245,28 @@ async fn cold_start_publishes_preparing_then_ready_and_sessions_are_private() {
     // The owner's empty message is refused; a real one is answered.
     let err = p
         .client
-        .send(pb::SendRequest {
-            session_id: id.to_string(),
-            user_id: ada.to_string(),
-            text: "  ".into(),
-            client_id: String::new(),
-        })
+        .send(req(
+            ada,
+            pb::SendRequest {
+                session_id: id.to_string(),
+                user_id: ada.to_string(),
+                text: "  ".into(),
+                client_id: String::new(),
+            },
+        ))
         .await
         .unwrap_err();
     assert_eq!(csp_rpc::error_code(&err), ErrorCode::EmptyMessage);
     p.client
-        .send(pb::SendRequest {
-            session_id: id.to_string(),
-            user_id: ada.to_string(),
-            text: "MOCK{\"type\":\"text\",\"text\":\"pong\"}MOCK".into(),
-            client_id: "k".into(),
-        })
+        .send(req(
+            ada,
+            pb::SendRequest {
+                session_id: id.to_string(),
+                user_id: ada.to_string(),
+                text: "MOCK{\"type\":\"text\",\"text\":\"pong\"}MOCK".into(),
+                client_id: "k".into(),
+            },
+        ))
         .await
         .unwrap();
     let mut text = String::new();
@@ -231,9 +283,12 @@ async fn cold_start_publishes_preparing_then_ready_and_sessions_are_private() {
     assert_eq!(text, "pong");
     let list = p
         .client
-        .list_sessions(pb::ListSessionsRequest {
-            user_id: ada.to_string(),
-        })
+        .list_sessions(req(
+            ada,
+            pb::ListSessionsRequest {
+                user_id: ada.to_string(),
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -255,7 +310,11 @@ async fn invalid_sizes_are_refused_with_the_setting_named() {
         max_sessions: max,
         data_dir: dir.path().to_owned(),
         agent: csp_agent::Config::default(),
-        permission_hook: Arc::new(csp_agent::AllowList::new(["Bash"])),
+        governor: Arc::new(csp_session_pool::Unlimited(csp_agent::AllowList::new([
+            "Bash",
+        ]))),
+        audit: Arc::new(csp_bus::InProcessQueue::new()),
+        tokens: TOKENS.clone(),
         model_label: String::new(),
         shutdown_grace: Duration::from_secs(1),
         limits: Default::default(),

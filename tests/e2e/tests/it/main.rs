@@ -3,6 +3,7 @@
 //! in multi-service mode against Postgres, Redis and NATS JetStream.
 
 mod chat;
+mod governance;
 mod lifecycle;
 mod resilience;
 mod security;

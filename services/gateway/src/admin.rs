@@ -1,0 +1,393 @@
+//! REST handlers for budgets, user administration, the audit log and the
+//! operators' view of every session. Authorisation happened in
+//! `auth::authorize` (route rule) and happens again in the policy service
+//! (current state of the acting user); these handlers translate.
+
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use csp_domain::ErrorCode;
+use csp_proto::v1 as pb;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+/// Rows a CSV export holds at most; past it the file says it was cut.
+const CSV_MAX_ROWS: usize = 100_000;
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError {
+        code: ErrorCode::InvalidRequest,
+        message: Some(message.into()),
+    }
+}
+
+fn user_json(u: &pb::User) -> Value {
+    json!({
+        "user_id": u.user_id,
+        "username": u.username,
+        "role": u.role,
+        "created_at": u.created_at,
+        "last_login_at": u.last_login_at,
+        "is_active": u.is_active,
+        "monthly_cost_cap_usd": u.monthly_cost_cap_usd,
+        "current_month_spend_usd": u.current_month_spend_usd,
+    })
+}
+
+pub(crate) async fn budget(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<Json<Value>, ApiError> {
+    let b = state
+        .policy
+        .clone()
+        .get_budget(state.as_user(
+            &user,
+            pb::GetBudgetRequest {
+                user_id: user.id.to_string(),
+            },
+        ))
+        .await
+        .map_err(|s| ApiError::from_status(&s))?
+        .into_inner();
+    Ok(Json(json!({
+        "month": b.month,
+        "spent_usd": b.spent_usd,
+        "cap_usd": b.cap_usd,
+        "percent": b.percent,
+    })))
+}
+
+pub(crate) async fn list_users(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<Json<Value>, ApiError> {
+    let list = state
+        .policy
+        .clone()
+        .list_users(state.as_user(&user, pb::ListUsersRequest {}))
+        .await
+        .map_err(|s| ApiError::from_status(&s))?
+        .into_inner();
+    Ok(Json(
+        json!({"users": list.users.iter().map(user_json).collect::<Vec<_>>()}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUserBody {
+    username: String,
+    password: String,
+    role: String,
+    #[serde(default)]
+    monthly_cost_cap_usd: Option<f64>,
+}
+
+pub(crate) async fn create_user(
+    State(state): State<AppState>,
+    user: AuthUser,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let b: NewUserBody = serde_json::from_slice(&body).map_err(|e| {
+        invalid(format!(
+            "Send a JSON body with username, password, role and optionally monthly_cost_cap_usd ({e})."
+        ))
+    })?;
+    let created = state
+        .policy
+        .clone()
+        .create_user(state.as_user(
+            &user,
+            pb::CreateUserRequest {
+                username: b.username,
+                password: b.password,
+                role: b.role,
+                monthly_cost_cap_usd: b.monthly_cost_cap_usd,
+            },
+        ))
+        .await
+        .map_err(|s| ApiError::from_status(&s))?
+        .into_inner();
+    Ok((http::StatusCode::CREATED, Json(user_json(&created))).into_response())
+}
+
+/// A JSON field that may be absent, null, or a value.
+fn field<'a>(body: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a Value> {
+    body.get(key)
+}
+
+pub(crate) async fn update_user(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let body: serde_json::Map<String, Value> = serde_json::from_slice(&body)
+        .map_err(|_| invalid("Send a JSON object with role, monthly_cost_cap_usd or is_active."))?;
+    if let Some(k) = body
+        .keys()
+        .find(|k| !matches!(k.as_str(), "role" | "monthly_cost_cap_usd" | "is_active"))
+    {
+        return Err(invalid(format!(
+            "Unknown field '{k}': only role, monthly_cost_cap_usd and is_active can be changed."
+        )));
+    }
+    let role = match field(&body, "role") {
+        None => None,
+        Some(Value::String(r)) => Some(r.clone()),
+        Some(_) => return Err(invalid("role must be admin, operator or user.")),
+    };
+    let (cap, clear_cap) = match field(&body, "monthly_cost_cap_usd") {
+        None => (None, false),
+        Some(Value::Null) => (None, true),
+        Some(Value::Number(n)) => (n.as_f64(), false),
+        Some(_) => return Err(invalid("monthly_cost_cap_usd must be a number or null.")),
+    };
+    let is_active = match field(&body, "is_active") {
+        None => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => return Err(invalid("is_active must be true or false.")),
+    };
+    let updated = state
+        .policy
+        .clone()
+        .update_user(state.as_user(
+            &user,
+            pb::UpdateUserRequest {
+                user_id: id,
+                role,
+                monthly_cost_cap_usd: cap,
+                clear_cap,
+                is_active,
+            },
+        ))
+        .await
+        .map_err(|s| ApiError::from_status(&s))?
+        .into_inner();
+    Ok(Json(user_json(&updated)))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AuditParams {
+    #[serde(default)]
+    user_id: String,
+    #[serde(default)]
+    start: String,
+    #[serde(default)]
+    end: String,
+    #[serde(default)]
+    before: Option<i64>,
+    #[serde(default)]
+    format: String,
+}
+
+/// `YYYY-MM-DD` or RFC 3339 as RFC 3339; a bare `end` date includes its
+/// whole day.
+fn bound(field: &str, value: &str, is_end: bool) -> Result<String, ApiError> {
+    use time::format_description::well_known::Rfc3339;
+    if value.is_empty() {
+        return Ok(String::new());
+    }
+    if time::OffsetDateTime::parse(value, &Rfc3339).is_ok() {
+        return Ok(value.to_owned());
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(value, &format).map_err(|_| {
+        invalid(format!(
+            "{field} must be a date (YYYY-MM-DD) or an RFC 3339 time."
+        ))
+    })?;
+    let date = if is_end {
+        date.next_day()
+            .ok_or_else(|| invalid(format!("{field} is out of range.")))?
+    } else {
+        date
+    };
+    date.midnight()
+        .assume_utc()
+        .format(&Rfc3339)
+        .map_err(|_| invalid(format!("{field} is out of range.")))
+}
+
+pub(crate) async fn audit_log(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<AuditParams>,
+) -> Result<Response, ApiError> {
+    let start = bound("start", &q.start, false)?;
+    let end = bound("end", &q.end, true)?;
+    // Usernames for display; the log keeps ids (rows outlive renames).
+    let names: HashMap<String, String> = state
+        .policy
+        .clone()
+        .list_users(state.as_user(&user, pb::ListUsersRequest {}))
+        .await
+        .map_err(|s| ApiError::from_status(&s))?
+        .into_inner()
+        .users
+        .into_iter()
+        .map(|u| (u.user_id, u.username))
+        .collect();
+    let page = |before: i64, limit: u32| {
+        let state = state.clone();
+        let user = user.clone();
+        let req = pb::ListAuditRequest {
+            user_id: q.user_id.clone(),
+            start: start.clone(),
+            end: end.clone(),
+            before_seq: before,
+            limit,
+        };
+        async move {
+            state
+                .policy
+                .clone()
+                .list_audit(state.as_user(&user, req))
+                .await
+                .map(|r| r.into_inner())
+                .map_err(|s| ApiError::from_status(&s))
+        }
+    };
+    if q.format == "csv" {
+        let mut out = String::from(
+            "audit_id,timestamp,user_id,username,session_id,tool_name,sanitized_input,result_status,execution_duration_ms,cost_usd\n",
+        );
+        let (mut before, mut rows) = (0, 0usize);
+        loop {
+            let r = page(before, 1000).await?;
+            for e in &r.entries {
+                out.push_str(&csv_row(e, &names));
+                rows += 1;
+            }
+            if r.next_before_seq == 0 || rows >= CSV_MAX_ROWS {
+                if r.next_before_seq != 0 {
+                    out.push_str("# truncated: narrow the date range to export the rest\n");
+                }
+                break;
+            }
+            before = r.next_before_seq;
+        }
+        return Ok((
+            [
+                (http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    http::header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"csp-audit-log.csv\"",
+                ),
+            ],
+            out,
+        )
+            .into_response());
+    }
+    let r = page(q.before.unwrap_or(0), 100).await?;
+    let entries: Vec<Value> = r
+        .entries
+        .iter()
+        .map(|e| {
+            json!({
+                "audit_id": e.audit_id,
+                "seq": e.seq,
+                "timestamp": e.timestamp,
+                "user_id": e.user_id,
+                "username": names.get(&e.user_id),
+                "session_id": e.session_id,
+                "tool_name": e.tool_name,
+                "sanitized_input": e.sanitized_input,
+                "result_status": e.result_status,
+                "execution_duration_ms": e.execution_duration_ms,
+                "cost_usd": e.cost_usd,
+            })
+        })
+        .collect();
+    let next = (r.next_before_seq != 0).then_some(r.next_before_seq);
+    Ok(Json(json!({"entries": entries, "next_before": next})).into_response())
+}
+
+/// One CSV line (RFC 4180 quoting). Cells that a spreadsheet would run as
+/// a formula are prefixed with `'`.
+fn csv_row(e: &pb::AuditEntry, names: &HashMap<String, String>) -> String {
+    let cells = [
+        e.audit_id.clone(),
+        e.timestamp.clone(),
+        e.user_id.clone(),
+        names.get(&e.user_id).cloned().unwrap_or_default(),
+        e.session_id.clone(),
+        e.tool_name.clone(),
+        e.sanitized_input.clone(),
+        e.result_status.clone(),
+        e.execution_duration_ms
+            .map(|d| d.to_string())
+            .unwrap_or_default(),
+        e.cost_usd.map(|c| format!("{c:.6}")).unwrap_or_default(),
+    ];
+    let mut line = cells
+        .iter()
+        .map(|c| csv_cell(c))
+        .collect::<Vec<_>>()
+        .join(",");
+    line.push('\n');
+    line
+}
+
+fn csv_cell(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    };
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value
+    }
+}
+
+pub(crate) async fn all_sessions(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<Json<Value>, ApiError> {
+    let list = state
+        .default_pool
+        .clone()
+        .list_all_sessions(state.as_user(&user, pb::ListAllSessionsRequest { limit: 500 }))
+        .await
+        .map_err(|s| ApiError::from_status(&s))?
+        .into_inner();
+    Ok(Json(
+        json!({ "sessions": crate::api::session_list(list.sessions) }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_are_quoted_and_defused() {
+        assert_eq!(csv_cell("plain"), "plain");
+        assert_eq!(csv_cell("a,b"), "\"a,b\"");
+        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_cell("=SUM(A1)"), "'=SUM(A1)");
+        assert_eq!(csv_cell("line\nbreak"), "\"line\nbreak\"");
+    }
+
+    #[test]
+    fn date_bounds() {
+        assert_eq!(
+            bound("start", "2026-02-01", false).unwrap(),
+            "2026-02-01T00:00:00Z"
+        );
+        assert_eq!(
+            bound("end", "2026-02-07", true).unwrap(),
+            "2026-02-08T00:00:00Z"
+        );
+        assert_eq!(bound("end", "", true).unwrap(), "");
+        assert!(bound("start", "yesterday", false).is_err());
+    }
+}
