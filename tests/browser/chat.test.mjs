@@ -320,6 +320,42 @@ describe('chat in a real browser', { timeout: 10 * 60_000 }, () => {
     await screenshot('session-list');
   });
 
+  step('the budget indicator shows this month\'s spend', async () => {
+    await page.locator('#budget', { hasText: /this month/ }).waitFor({ timeout: STEP_TIMEOUT_MS });
+  });
+
+  step('an admin creates a user and changes their role on the Users page', async () => {
+    await page.locator('#nav-users').click();
+    await page.locator('#users-table').waitFor();
+    await page.locator('#new-user-username').fill('browser-bob');
+    await page.locator('#new-user-password').fill('browser-bob-password');
+    await page.locator('#new-user-role').selectOption('user');
+    await page.locator('#new-user-cap').fill('25');
+    await page.locator('#new-user-submit').click();
+    const row = page.locator('tr[data-username="browser-bob"]');
+    await row.waitFor({ timeout: STEP_TIMEOUT_MS });
+    await row.locator('select.user-role').selectOption('operator');
+    await row.locator('button.user-save').click();
+    await page.waitForFunction(
+      () => document.querySelector('tr[data-username="browser-bob"] select.user-role')?.value === 'operator',
+      null,
+      { timeout: STEP_TIMEOUT_MS },
+    );
+    await screenshot('admin-users');
+  });
+
+  step('the audit log lists tool calls and admin actions', async () => {
+    await page.locator('#admin-nav-audit').click();
+    await page.locator('#audit-table').waitFor();
+    // The Bash call of this run and the user just created are both logged.
+    await page.locator('tr.audit-row', { hasText: 'Bash' }).first().waitFor({ timeout: STEP_TIMEOUT_MS });
+    await page.locator('tr.audit-row', { hasText: 'admin.user.create' }).first().waitFor({ timeout: STEP_TIMEOUT_MS });
+    assert.match((await page.locator('#audit-export').getAttribute('href')) ?? '', /format=csv/);
+    await screenshot('admin-audit');
+    await page.locator('#nav-chat').click();
+    await page.locator(sel.status, { hasText: /^Ready$/ }).waitFor({ timeout: 90_000 });
+  });
+
   step('the page ran without errors or CSP violations', async () => {
     assert.deepEqual(browserProblems, []);
   });

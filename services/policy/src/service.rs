@@ -441,12 +441,9 @@ impl Policy for Service {
             return Err(status(ErrorCode::AccountDeactivated, "deactivated"));
         }
         let month = self.month();
-        let Some(cap) = user.monthly_cost_cap_micros else {
-            return Ok(Response::new(pb::AdmitTurnResponse {
-                reservation_id: String::new(),
-                month,
-            }));
-        };
+        // Without a cap the turn is still reserved and settled, so the
+        // month's spend is known (the admin's overview, a cap set later).
+        let cap = user.monthly_cost_cap_micros.unwrap_or(i64::MAX);
         let id = uuid::Uuid::new_v4();
         let expires_at = self.clock.now() + self.budget.reservation_ttl;
         let admission = self
@@ -466,7 +463,7 @@ impl Policy for Service {
                 reservation_id: id.to_string(),
                 month,
             })),
-            Admission::Exceeded(spend) => {
+            Admission::Exceeded(spend) if cap != i64::MAX => {
                 metrics::counter!(crate::metrics::BUDGET_REJECTIONS).increment(1);
                 tracing::info!(user.id = %user.user_id, "turn refused: monthly budget exceeded");
                 // Turns in flight hold the rest of the cap: count what they
@@ -477,6 +474,7 @@ impl Policy for Service {
                     budget::exceeded(spend.spent_micros.max(committed), cap),
                 ))
             }
+            Admission::Exceeded(_) => Err(status(ErrorCode::Internal, "uncapped turn refused")),
         }
     }
 

@@ -2,7 +2,7 @@
 //! gate on the agent's tool calls, monthly cost caps, and the audit log with
 //! its tamper check (`csp audit verify`).
 
-use csp_e2e::{Csp, Mode, Options, Ws, csp_bin, scripted};
+use csp_e2e::{Csp, METRICS_TOKEN, Mode, Options, Ws, csp_bin, scripted};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -322,6 +322,12 @@ async fn route_rules(mode: Mode) {
         .clone();
     assert_eq!(target["monthly_cost_cap_usd"], 7.5, "{target}");
     assert_eq!(target["role"], "user", "{target}");
+
+    // The scrape token opens /metrics and nothing else.
+    let (status, _) = call(&csp, Method::GET, "/metrics", Some(METRICS_TOKEN), None).await;
+    assert_eq!(status, 200);
+    let (status, body) = csp.get(METRICS_TOKEN, "/api/v1/me").await.unwrap();
+    assert_eq!(status, 401, "{body}");
 
     // The WebSocket upgrade itself: no token, or a deactivated account's.
     let e = csp.ws_with("", &[]).await.err().expect("anonymous refused");
