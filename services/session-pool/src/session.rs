@@ -398,12 +398,12 @@ impl Actor {
                         }
                         let Some(is_error) = turn_ended else { continue };
                         self.in_flight = false;
-                        self.settle().await;
                         if let Some(permit) = self.permit.take()
                             && !is_error
                         {
                             self.pool.breaker.on_success(permit).await;
                         }
+                        self.settle().await;
                         if draining {
                             agent.shutdown(SHUTDOWN_GRACE).await;
                             return Served::Done(Outcome::Idle(StatusReason::Shutdown));
