@@ -80,12 +80,7 @@ const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 impl Config {
     fn validate(&self) -> Result<(), Error> {
-        validate_prefix(&self.prefix)?;
-        if self.url.trim().is_empty() {
-            return Err(Error::Config(
-                "url must name a NATS server, e.g. nats://127.0.0.1:4222".into(),
-            ));
-        }
+        validate_connection(&self.prefix, &self.url, self.replicas)?;
         if self.max_age.is_zero() {
             return Err(Error::Config(
                 "max_age must be greater than zero, or the stream would grow without bound".into(),
@@ -95,12 +90,6 @@ impl Config {
             return Err(Error::Config(format!(
                 "max_msgs_per_subject must be at least 1 (events retained per session), got {}",
                 self.max_msgs_per_subject
-            )));
-        }
-        if !(1..=5).contains(&self.replicas) {
-            return Err(Error::Config(format!(
-                "replicas must be between 1 and 5 (JetStream's limit), got {}",
-                self.replicas
             )));
         }
         Ok(())
@@ -137,7 +126,24 @@ impl Config {
 
 /// A prefix becomes a subject token and part of a stream name, so it is
 /// held to the characters valid in both.
-pub(crate) fn validate_prefix(prefix: &str) -> Result<(), Error> {
+/// The settings every JetStream user of csp shares: prefix, server URL,
+/// stream replicas.
+pub(crate) fn validate_connection(prefix: &str, url: &str, replicas: usize) -> Result<(), Error> {
+    validate_prefix(prefix)?;
+    if url.trim().is_empty() {
+        return Err(Error::Config(
+            "url must name a NATS server, e.g. nats://127.0.0.1:4222".into(),
+        ));
+    }
+    if !(1..=5).contains(&replicas) {
+        return Err(Error::Config(format!(
+            "replicas must be between 1 and 5 (JetStream's limit), got {replicas}"
+        )));
+    }
+    Ok(())
+}
+
+fn validate_prefix(prefix: &str) -> Result<(), Error> {
     if prefix.is_empty() || prefix.len() > 32 {
         return Err(Error::Config(format!(
             "prefix must be 1 to 32 characters, got {} (e.g. \"csp\" or \"csp-staging\")",

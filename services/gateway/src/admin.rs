@@ -117,11 +117,6 @@ pub(crate) async fn create_user(
     Ok((http::StatusCode::CREATED, Json(user_json(&created))).into_response())
 }
 
-/// A JSON field that may be absent, null, or a value.
-fn field<'a>(body: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a Value> {
-    body.get(key)
-}
-
 pub(crate) async fn update_user(
     State(state): State<AppState>,
     user: AuthUser,
@@ -138,18 +133,18 @@ pub(crate) async fn update_user(
             "Unknown field '{k}': only role, monthly_cost_cap_usd and is_active can be changed."
         )));
     }
-    let role = match field(&body, "role") {
+    let role = match body.get("role") {
         None => None,
         Some(Value::String(r)) => Some(r.clone()),
         Some(_) => return Err(invalid("role must be admin, operator or user.")),
     };
-    let (cap, clear_cap) = match field(&body, "monthly_cost_cap_usd") {
+    let (cap, clear_cap) = match body.get("monthly_cost_cap_usd") {
         None => (None, false),
         Some(Value::Null) => (None, true),
         Some(Value::Number(n)) => (n.as_f64(), false),
         Some(_) => return Err(invalid("monthly_cost_cap_usd must be a number or null.")),
     };
-    let is_active = match field(&body, "is_active") {
+    let is_active = match body.get("is_active") {
         None => None,
         Some(Value::Bool(b)) => Some(*b),
         Some(_) => return Err(invalid("is_active must be true or false.")),

@@ -83,7 +83,7 @@ pub async fn bootstrap_admin(
     }
 }
 
-async fn hash_blocking(password: String) -> Result<String, csp_auth::Error> {
+pub(crate) async fn hash_blocking(password: String) -> Result<String, csp_auth::Error> {
     tokio::task::spawn_blocking(move || csp_auth::hash_password(&password))
         .await
         .expect("hashing does not panic")

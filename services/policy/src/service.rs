@@ -308,10 +308,8 @@ impl Policy for Service {
         }
         let role = parse_role(&r.role)?;
         let cap = r.monthly_cost_cap_usd.map(parse_cap).transpose()?;
-        let password = r.password;
-        let hash = tokio::task::spawn_blocking(move || csp_auth::hash_password(&password))
+        let hash = crate::hash_blocking(r.password)
             .await
-            .map_err(|_| status(ErrorCode::Internal, "hashing panicked"))?
             .map_err(|e| status(ErrorCode::Internal, e.to_string()))?;
         let user = match self
             .store

@@ -8,7 +8,7 @@
 //! fixed allow-list and no budget.
 
 use async_trait::async_trait;
-use csp_agent::AllowList;
+use csp_agent::{AllowList, Decision, PermissionHook, PermissionRequest};
 use csp_domain::{ErrorCode, Role, SessionId, UserId};
 use csp_proto::v1 as pb;
 use csp_proto::v1::policy_client::PolicyClient;
@@ -101,16 +101,14 @@ pub struct Unlimited(pub AllowList);
 #[async_trait]
 impl Governor for Unlimited {
     async fn check_tool(&self, call: ToolCall<'_>) -> Verdict {
-        if self.0.allows(call.tool_name) {
-            Verdict::allow()
-        } else {
-            Verdict::deny(
-                "tool_role",
-                format!(
-                    "Tool '{}' is not allowed in this deployment. Ask an administrator to allow it.",
-                    call.tool_name
-                ),
-            )
+        let request = PermissionRequest {
+            tool_name: call.tool_name.to_owned(),
+            input: call.input.clone(),
+            tool_use_id: call.tool_use_id.map(str::to_owned),
+        };
+        match self.0.decide(&request).await {
+            Decision::Allow => Verdict::allow(),
+            Decision::Deny { message } => Verdict::deny("tool_role", message),
         }
     }
 

@@ -31,7 +31,7 @@ use super::{
     validate_topic,
 };
 use crate::Error;
-use crate::nats::{ensure_stream, validate_prefix};
+use crate::nats::{ensure_stream, validate_connection};
 use csp_redact::{scrub, url as redact_url};
 
 /// How to reach NATS, how long to keep messages and when to redeliver.
@@ -89,12 +89,7 @@ impl std::fmt::Debug for Config {
 
 impl Config {
     fn validate(&self) -> Result<(), Error> {
-        validate_prefix(&self.prefix)?;
-        if self.url.trim().is_empty() {
-            return Err(Error::Config(
-                "url must name a NATS server, e.g. nats://127.0.0.1:4222".into(),
-            ));
-        }
+        validate_connection(&self.prefix, &self.url, self.replicas)?;
         if self.max_age.is_zero() {
             return Err(Error::Config(
                 "max_age must be greater than zero, or the queue stream would grow without bound"
@@ -112,12 +107,6 @@ impl Config {
             return Err(Error::Config(
                 "prefetch must be at least 1 (messages a pull fetches ahead)".into(),
             ));
-        }
-        if !(1..=5).contains(&self.replicas) {
-            return Err(Error::Config(format!(
-                "replicas must be between 1 and 5 (JetStream's limit), got {}",
-                self.replicas
-            )));
         }
         Ok(())
     }

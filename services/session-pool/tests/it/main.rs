@@ -215,7 +215,7 @@ async fn cold_start_publishes_preparing_then_ready_and_sessions_are_private() {
         .unwrap_err();
     assert_eq!(csp_rpc::error_code(&err), ErrorCode::SessionNotFound);
     // Naming the owner's id with her own token gets her nowhere either.
-    let mut as_ada = pb::ListMessagesRequest {
+    let as_ada = pb::ListMessagesRequest {
         session_id: id.to_string(),
         user_id: ada.to_string(),
     };
@@ -226,7 +226,6 @@ async fn cold_start_publishes_preparing_then_ready_and_sessions_are_private() {
         .unwrap_err();
     assert_eq!(csp_rpc::error_code(&err), ErrorCode::SessionNotFound);
     // And without a token nobody gets anything.
-    as_ada.user_id = ada.to_string();
     let err = p.client.list_messages(as_ada).await.unwrap_err();
     assert_eq!(csp_rpc::error_code(&err), ErrorCode::Unauthenticated);
     let err = p
