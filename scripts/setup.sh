@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs what csp needs to run and to be tested, idempotently.
 #
-#   scripts/setup.sh [cli] [web] [browser] [services]   (no argument: all of them)
+#   scripts/setup.sh [cli] [web] [browser] [services] [python] [plugins]   (no argument: all)
 #
 #   cli       the pinned Claude Code CLI (npm, tools/claude-cli)
 #   web       the web app's packages, and its build in web/dist
 #   browser   Debian's Chromium and playwright-core, for the browser test
 #   services  PostgreSQL, Redis and NATS JetStream on their standard ports
+#   python    Python's cryptography package (PyPI), for the Fernet interop test
+#   plugins   the example plugin's MCP server (npm, examples/plugins/everything)
 #
-# Everything comes from the package registries (npm, Debian); nothing is
+# Everything comes from the package registries (npm, Debian, PyPI); nothing is
 # downloaded from elsewhere.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -96,14 +98,33 @@ setup_services() {
   say "PostgreSQL, Redis and NATS are up"
 }
 
+# csp-secrets' tokens must open with Python's cryptography.fernet and the
+# other way round; its interop test runs python3 and fails without this.
+setup_plugins() {
+  need npm "install npm (apt-get install npm)"
+  npm_install examples/plugins/everything
+  say "example plugin 'everything' ready (CSP_PLUGINS_DIR=examples/plugins)"
+}
+
+setup_python() {
+  need python3 "install Python 3 (apt-get install python3 python3-pip)"
+  if ! python3 -c 'import cryptography' >/dev/null 2>&1; then
+    say "installing Python's cryptography package"
+    python3 -m pip install --quiet 'cryptography==48.0.0'
+  fi
+  say "Python cryptography $(python3 -c 'import cryptography; print(cryptography.__version__)') ready"
+}
+
 parts=("$@")
-[ ${#parts[@]} -eq 0 ] && parts=(cli web browser services)
+[ ${#parts[@]} -eq 0 ] && parts=(cli web browser services python plugins)
 for p in "${parts[@]}"; do
   case "$p" in
     cli) setup_cli ;;
     web) setup_web ;;
     browser) setup_browser ;;
     services) setup_services ;;
-    *) say "unknown part '$p' (cli, web, browser, services)"; exit 2 ;;
+    python) setup_python ;;
+    plugins) setup_plugins ;;
+    *) say "unknown part '$p' (cli, web, browser, services, python, plugins)"; exit 2 ;;
   esac
 done

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
-    let files = ["csp/v1/session_pool.proto", "csp/v1/policy.proto"];
+    let files = [
+        "csp/v1/session_pool.proto",
+        "csp/v1/policy.proto",
+        "csp/v1/plugins.proto",
+    ];
     for f in &files {
         println!("cargo:rerun-if-changed={}", root.join(f).display());
     }

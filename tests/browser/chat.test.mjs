@@ -3,13 +3,14 @@
 // model ("run <cmd>" becomes a Bash tool call, MOCK{...}MOCK scripts a reply).
 //
 // CSP_BIN overrides the binary (default: target/debug/csp of this repo),
-// CHROMIUM_BIN the browser (default: /usr/bin/chromium).
+// CHROMIUM_BIN the browser (default: /usr/bin/chromium). The plugin steps
+// need the example plugin's MCP server: `scripts/setup.sh plugins`.
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { createWriteStream, existsSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -21,11 +22,15 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const ARTIFACTS = join(HERE, 'artifacts');
 const CSP_BIN = process.env.CSP_BIN ?? resolve(HERE, '../../target/debug/csp');
 const CHROMIUM_BIN = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
+/** The example MCP plugin, installed into the plugins directory while csp runs. */
+const EXAMPLE_PLUGIN = resolve(HERE, '../../examples/plugins/everything');
 const STARTUP_TIMEOUT_MS = 120_000;
 const STEP_TIMEOUT_MS = 60_000;
 
 const SLOW_TEXT = Array.from({ length: 60 }, (_, i) => `word${i + 1}`).join(' ');
 const SLOW_REPLY = `MOCK${JSON.stringify({ type: 'text', text: SLOW_TEXT, chunks: 60, chunk_delay_ms: 150 })}MOCK`;
+const PLUGIN_SECRET = `browser-demo-token-${randomBytes(8).toString('hex')}`;
+const ECHO_CALL = `MOCK${JSON.stringify({ type: 'tool_use', name: 'mcp__everything__echo', input: { message: 'hello from the browser' } })}MOCK`;
 const XSS_REPLY = `MOCK${JSON.stringify({ type: 'text', text: '<img src=x onerror="window.__xss=1"> **bold**' })}MOCK`;
 
 const sel = {
@@ -36,6 +41,7 @@ const sel = {
   toolCard: '[data-testid="tool-card"]',
   cost: '[data-testid="cost-footer"]',
   interrupted: '[data-testid="interrupted-marker"]',
+  pluginCard: 'article.plugin-card[data-plugin-name="everything"]',
 };
 
 /** @type {import('node:child_process').ChildProcess | null} */
@@ -46,6 +52,8 @@ let context = null;
 let page;
 let baseUrl = '';
 let password = '';
+/** The plugins directory `csp dev` watches; empty at start. */
+let pluginsDir = '';
 const scratch = [];
 /** Page errors and CSP violations: the app must produce none. */
 const browserProblems = [];
@@ -55,9 +63,11 @@ async function startServer() {
   const dataDir = await mkdtemp(join(tmpdir(), 'csp-browser-data-'));
   scratch.push(dataDir);
   password = randomBytes(18).toString('base64url');
+  pluginsDir = join(dataDir, 'plugins');
+  await mkdir(pluginsDir);
   const log = createWriteStream(join(ARTIFACTS, 'csp.log'));
   // Own process group, so the agents it spawns go down with it.
-  server = spawn(CSP_BIN, ['dev', '--listen', '127.0.0.1:0', '--data-dir', dataDir], {
+  server = spawn(CSP_BIN, ['dev', '--listen', '127.0.0.1:0', '--data-dir', dataDir, '--plugins-dir', pluginsDir], {
     // Real model credentials must never reach a test: without them csp dev
     // runs the scripted offline model the assertions rely on.
     env: Object.fromEntries(
@@ -154,6 +164,33 @@ async function waitForFinishedTurns(n) {
 
 async function finishedTurns() {
   return page.locator(`${sel.cost}:visible`).count();
+}
+
+/** The sum of every sample of a metric on `/metrics`, read with the signed-in admin's cookie. */
+async function metric(name) {
+  const res = await page.request.get(`${baseUrl}/metrics`);
+  assert.equal(res.status(), 200, `GET /metrics: ${res.status()}`);
+  return (await res.text())
+    .split('\n')
+    .filter((line) => line.startsWith(`${name} `) || line.startsWith(`${name}{`))
+    .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+}
+
+/**
+ * Installs the example plugin the way an operator would: its directory, the
+ * installed server linked rather than copied, and plugin.json written last
+ * so the watcher never sees a plugin without its server.
+ */
+async function installExamplePlugin() {
+  assert.ok(
+    existsSync(join(EXAMPLE_PLUGIN, 'node_modules/.bin/mcp-server-everything')),
+    "the example plugin's MCP server is not installed: run scripts/setup.sh plugins",
+  );
+  const dir = join(pluginsDir, 'everything');
+  await mkdir(dir);
+  await symlink(join(EXAMPLE_PLUGIN, 'node_modules'), join(dir, 'node_modules'));
+  await copyFile(join(EXAMPLE_PLUGIN, 'plugin.json'), join(dir, 'plugin.json'));
+  return dir;
 }
 
 describe('chat in a real browser', { timeout: 10 * 60_000 }, () => {
@@ -354,6 +391,123 @@ describe('chat in a real browser', { timeout: 10 * 60_000 }, () => {
     await screenshot('admin-audit');
     await page.locator('#nav-chat').click();
     await page.locator(sel.status, { hasText: /^Ready$/ }).waitFor({ timeout: 90_000 });
+  });
+
+  /** The example plugin's directory once installed; its plugin.json is broken by a later step. */
+  let pluginDir = '';
+  /** `csp_prewarm_rebuilds_total` just before activation. */
+  let rebuildsBefore = 0;
+
+  step('the Plugins page shows an empty plugins directory', async () => {
+    await page.locator('#nav-plugins').click();
+    await page.locator('#plugins-page').waitFor();
+    await page.waitForURL(/\/admin\/plugins$/);
+    await page.locator('#plugins-empty').waitFor();
+    assert.equal(await page.locator('#plugins-list article.plugin-card').count(), 0);
+    assert.equal(await page.locator('#plugins-error').isVisible(), false);
+  });
+
+  step('a plugin dropped in while csp runs shows up on Rescan and needs configuration', async () => {
+    pluginDir = await installExamplePlugin();
+    await page.locator('#plugins-rescan').click();
+    // "Added: everything", or "No changes" when the file watcher was first.
+    await page.locator('#plugins-rescan-summary', { hasText: /Added: everything|No changes/ }).waitFor();
+    const card = page.locator(sel.pluginCard);
+    await card.waitFor();
+    assert.equal(await card.getAttribute('data-status'), 'needs_config');
+    assert.equal(await card.getAttribute('data-active'), 'false');
+    assert.equal(await card.locator('.plugin-status').getAttribute('data-status'), 'needs_config');
+    assert.equal(await page.locator('#plugins-empty').isVisible(), false);
+    assert.deepEqual(
+      await card.locator('li.plugin-tool').evaluateAll((items) => items.map((li) => li.dataset.toolName)),
+      ['mcp__everything__echo', 'mcp__everything__get-sum', 'mcp__everything__get-tiny-image', 'mcp__everything__get-env'],
+    );
+    const toggle = card.locator('button.plugin-toggle');
+    assert.equal(await toggle.getAttribute('data-action'), 'activate');
+    assert.ok(await toggle.isDisabled(), 'an unconfigured plugin cannot be activated');
+    assert.equal((await card.locator('.plugin-toggle-reason').innerText()).trim(), 'Save its configuration first.');
+  });
+
+  step('saving the configuration stores the secret write-only', async () => {
+    const card = page.locator(sel.pluginCard);
+    const secret = card.locator('.plugin-config-input[name="demo_token"]');
+    assert.equal(await secret.getAttribute('type'), 'password');
+    assert.equal(await secret.inputValue(), '');
+    assert.equal(await card.locator('.plugin-config-input[name="greeting"]').inputValue(), 'hello');
+    await secret.fill(PLUGIN_SECRET);
+    await card.locator('button.plugin-config-save').click();
+    await card.locator('.plugin-notice', { hasText: 'Saved the configuration of everything.' }).waitFor();
+    assert.equal(await card.getAttribute('data-status'), 'configured');
+    assert.equal(await card.locator('.plugin-alert').isVisible(), false);
+
+    await page.reload();
+    await page.locator(`${sel.pluginCard}[data-status="configured"]`).waitFor();
+    const reloaded = page.locator(sel.pluginCard).locator('.plugin-config-input[name="demo_token"]');
+    assert.equal(await reloaded.getAttribute('type'), 'password');
+    assert.equal(await reloaded.inputValue(), '', 'a stored secret is never prefilled');
+    assert.match((await reloaded.getAttribute('placeholder')) ?? '', /Stored/);
+    assert.equal(await page.locator(sel.pluginCard).locator('.plugin-config-clear').count(), 1);
+    assert.ok(await page.locator(sel.pluginCard).locator('button.plugin-toggle').isEnabled());
+    assert.ok(!(await page.content()).includes(PLUGIN_SECRET), 'the page never holds the secret');
+  });
+
+  step('an operator activates the configured plugin', async () => {
+    rebuildsBefore = await metric('csp_prewarm_rebuilds_total');
+    const card = page.locator(sel.pluginCard);
+    await card.locator('button.plugin-toggle[data-action="activate"]').click();
+    await page.locator(`${sel.pluginCard}[data-status="activated"][data-active="true"]`).waitFor();
+    await card.locator('.plugin-notice', { hasText: 'Activated everything.' }).waitFor();
+    assert.equal(await card.locator('button.plugin-toggle').getAttribute('data-action'), 'deactivate');
+    assert.equal(await card.locator('.plugin-pending').isVisible(), false);
+    await screenshot('admin-plugins');
+  });
+
+  step("a new session calls the plugin's MCP tool and shows the server's answer", async () => {
+    await page.locator('#nav-chat').click();
+    await page.locator(sel.status, { hasText: /^Ready$/ }).waitFor({ timeout: 90_000 });
+    // The pool swaps its warm process for one with the plugin; a session
+    // opened before that would start without it.
+    const deadline = Date.now() + STEP_TIMEOUT_MS;
+    while (!((await metric('csp_prewarm_rebuilds_total')) > rebuildsBefore && (await metric('csp_prewarm_pool_depth')) >= 1)) {
+      assert.ok(Date.now() < deadline, 'the warm pool was not rebuilt for the activated plugin');
+      await page.waitForTimeout(200);
+    }
+    const newSession = page.locator('#new-session');
+    if (!(await newSession.isVisible())) await page.locator('#sessions-toggle').click();
+    await newSession.click();
+    await page.locator(sel.status, { hasText: /^Ready$/ }).waitFor({ timeout: 90_000 });
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="tool-card"]').length === 0, null, {
+      timeout: STEP_TIMEOUT_MS,
+    });
+    await send(ECHO_CALL);
+    const card = page.locator(sel.toolCard).last();
+    await card.waitFor();
+    assert.equal((await card.locator('[data-testid="tool-name"]').innerText()).trim(), 'mcp__everything__echo');
+    await page.locator(`${sel.toolCard}[data-status="complete"]`).last().waitFor();
+    await card.locator('[data-testid="tool-toggle"]').click();
+    await card.locator('[data-testid="tool-result"]', { hasText: 'Echo: hello from the browser' }).waitFor();
+    await waitForFinishedTurns(1);
+    await screenshot('plugin-tool-card');
+  });
+
+  step('a broken plugin.json keeps the plugin running and says where it broke', async () => {
+    const file = join(pluginDir, 'plugin.json');
+    const text = await readFile(file, 'utf8');
+    const broken = text.replace(/("version": "[^"]*"),/, '$1');
+    assert.notEqual(broken, text);
+    await writeFile(file, broken);
+    await page.locator('#nav-plugins').click();
+    await page.locator('#plugins-page').waitFor();
+    await page.locator('#plugins-rescan').click();
+    const card = page.locator(sel.pluginCard);
+    await card.locator('.plugin-pending:visible', { hasText: 'Running the last valid version' }).waitFor();
+    assert.equal(await card.getAttribute('data-status'), 'activated');
+    assert.equal(await card.getAttribute('data-active'), 'true');
+    const problem = card.locator('li.plugin-problem').first();
+    assert.match((await problem.locator('.plugin-problem-location').innerText()).trim(), /^Line \d+, column \d+$/);
+    assert.match(await problem.locator('.plugin-problem-message').innerText(), /Expected comma/);
+    assert.notEqual((await problem.locator('.plugin-problem-suggestion').innerText()).trim(), '');
+    await screenshot('admin-plugins-broken');
   });
 
   step('the page ran without errors or CSP violations', async () => {

@@ -1,7 +1,22 @@
 // The gateway's REST API (docs/websocket-protocol.md). The session token lives
 // in an HttpOnly cookie the gateway sets; this code never sees or stores it.
 
-import type { AdminUser, AppConfig, AuditPage, Budget, History, NewUser, SessionList, User, UserList, UserPatch } from './protocol';
+import type {
+  AdminUser,
+  AppConfig,
+  AuditPage,
+  Budget,
+  History,
+  NewUser,
+  Plugin,
+  PluginConfigUpdate,
+  PluginList,
+  PluginRescan,
+  SessionList,
+  User,
+  UserList,
+  UserPatch,
+} from './protocol';
 
 /** A failed API call, carrying the gateway's catalogued message. */
 export class ApiError extends Error {
@@ -113,4 +128,30 @@ export function auditLogUrl(filters: AuditFilters, opts: { before?: number | nul
 
 export function auditLog(filters: AuditFilters, before: number | null): Promise<AuditPage> {
   return call('GET', auditLogUrl(filters, { before }));
+}
+
+/** Every plugin the gateway found, by name (operator). */
+export function plugins(): Promise<PluginList> {
+  return call('GET', '/api/v1/plugins');
+}
+
+function pluginPath(name: string, action: string): string {
+  return `/api/v1/plugins/${encodeURIComponent(name)}/${action}`;
+}
+
+export function activatePlugin(name: string): Promise<Plugin> {
+  return call('POST', pluginPath(name, 'activate'));
+}
+
+export function deactivatePlugin(name: string): Promise<Plugin> {
+  return call('POST', pluginPath(name, 'deactivate'));
+}
+
+export function savePluginConfig(name: string, update: PluginConfigUpdate): Promise<Plugin> {
+  return call('PUT', pluginPath(name, 'config'), update);
+}
+
+/** Reads the plugins directory again and says what was added, changed and removed. */
+export function rescanPlugins(): Promise<PluginRescan> {
+  return call('POST', '/api/v1/plugins/rescan');
 }

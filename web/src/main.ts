@@ -1,7 +1,7 @@
 // Entry point: decides between the sign-in form, the chat and the admin pages
-// (`/admin/users`, `/admin/audit`; the gateway serves this page for any path),
-// and switches between them when the cookie is set or goes stale, or the user
-// follows a link in the header.
+// (`/admin/users`, `/admin/audit`, `/admin/plugins`; the gateway serves this
+// page for any path), and switches between them when the cookie is set or
+// goes stale, or the user follows a link in the header.
 
 import './app.css';
 import { isPlainClick } from './action';
@@ -11,7 +11,8 @@ import { AuditLogPage, auditElements } from './audit';
 import { BudgetIndicator } from './budget';
 import { Chat, chatElements } from './chat';
 import { loginElements, setupLogin } from './login';
-import { type Route, ROUTE_PATHS, routeFor, showsAdminNav } from './nav';
+import { type Route, ROUTE_PATHS, routeFor, showRouteLinks, showsAdminNav } from './nav';
+import { PluginsPage, pluginsElements } from './plugins';
 import type { User } from './protocol';
 import { UsersPage, usersElements } from './users';
 
@@ -26,9 +27,10 @@ const chatView = byId('chat-view');
 const adminView = byId('admin-view');
 const usersSection = byId('users-page');
 const auditSection = byId('audit-page');
+const pluginsSection = byId('plugins-page');
 const adminNav = byId('admin-nav');
 
-const TITLES: Record<Route, string> = { chat: 'csp', users: 'Users · csp', audit: 'Audit log · csp' };
+const TITLES: Record<Route, string> = { chat: 'csp', users: 'Users · csp', audit: 'Audit log · csp', plugins: 'Plugins · csp' };
 
 /** The signed-in user; null while the sign-in form shows. */
 let me: User | null = null;
@@ -56,6 +58,14 @@ const usersPage = new UsersPage(usersElements(document), {
 const auditPage = new AuditLogPage(auditElements(document), {
   loadPage: api.auditLog,
   loadUsers: api.users,
+  onSignedOut: signedOut,
+});
+const pluginsPage = new PluginsPage(pluginsElements(document), {
+  list: api.plugins,
+  activate: api.activatePlugin,
+  deactivate: api.deactivatePlugin,
+  saveConfig: api.savePluginConfig,
+  rescan: api.rescanPlugins,
   onSignedOut: signedOut,
 });
 setupLogin(loginElements(loginView), showSignedIn);
@@ -86,6 +96,7 @@ function forget(): void {
   budget.clear();
   usersPage.clear();
   auditPage.clear();
+  pluginsPage.clear();
 }
 
 function signedOut(): void {
@@ -110,7 +121,10 @@ function setUser(user: User): void {
   me = user;
   byId('user-name').textContent = user.username;
   byId('admin-user-name').textContent = user.username;
+  // Operators see Plugins only; admins every page.
   adminNav.hidden = !showsAdminNav(user.role);
+  showRouteLinks(adminNav, user.role);
+  showRouteLinks(adminView, user.role);
 }
 
 /** Shows the page for the current URL, as the signed-in user may see it. */
@@ -141,11 +155,13 @@ function showRoute(): void {
   adminView.hidden = false;
   usersSection.hidden = route !== 'users';
   auditSection.hidden = route !== 'audit';
+  pluginsSection.hidden = route !== 'plugins';
   for (const link of adminView.querySelectorAll<HTMLAnchorElement>('a[data-route]')) {
     if (link.dataset.route === route) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
   }
-  void (route === 'users' ? usersPage.show() : auditPage.show());
+  const page = { users: usersPage, audit: auditPage, plugins: pluginsPage }[route];
+  void page.show();
 }
 
 function navigate(route: Route): void {

@@ -1,10 +1,13 @@
 // Which page the app shows and to whom. Roles nest (admin ⊃ operator ⊃
-// user); the admin pages are offered to admins only. This is convenience, not
-// security: the gateway answers 403 to everyone else whatever the page does.
+// user); the Users and Audit pages are offered to admins, the Plugins page
+// to operators and admins. This is convenience, not security: the gateway
+// answers 403 to everyone else whatever the page does.
 
 import type { Role } from './protocol';
 
-export type Route = 'chat' | 'users' | 'audit';
+export type Route = 'chat' | 'users' | 'audit' | 'plugins';
+
+export type AdminRoute = Exclude<Route, 'chat'>;
 
 export const ROLES: readonly Role[] = ['user', 'operator', 'admin'];
 
@@ -12,6 +15,14 @@ export const ROUTE_PATHS: Record<Route, string> = {
   chat: '/',
   users: '/admin/users',
   audit: '/admin/audit',
+  plugins: '/admin/plugins',
+};
+
+/** The least role each admin page is for (the gateway's rule for the API behind it). */
+export const ROUTE_ROLES: Record<AdminRoute, Role> = {
+  users: 'admin',
+  audit: 'admin',
+  plugins: 'operator',
 };
 
 /** A role's place in the hierarchy; an unknown role is -1, below `user`, so it is granted nothing. */
@@ -24,9 +35,25 @@ export function hasRole(role: string, required: Role): boolean {
   return rank(role) >= rank(required);
 }
 
-/** The admin links in the header: shown to admins only. */
+/** Whether `role` may open `route`; the chat is everyone's. */
+export function mayOpen(route: Route, role: string): boolean {
+  return route === 'chat' || hasRole(role, ROUTE_ROLES[route]);
+}
+
+/** The admin links in the header: shown to anyone who may open at least one admin page. */
 export function showsAdminNav(role: string): boolean {
-  return hasRole(role, 'admin');
+  return (Object.keys(ROUTE_ROLES) as AdminRoute[]).some((route) => mayOpen(route, role));
+}
+
+/**
+ * Hides every page link (`a[data-route]`) under `root` that `role` may not
+ * open, and shows the others, so an operator sees Plugins but not Users.
+ */
+export function showRouteLinks(root: ParentNode, role: string): void {
+  for (const link of root.querySelectorAll<HTMLAnchorElement>('a[data-route]')) {
+    const route = link.dataset.route;
+    link.hidden = !(route !== undefined && route in ROUTE_PATHS && mayOpen(route as Route, role));
+  }
 }
 
 /**
@@ -36,7 +63,6 @@ export function showsAdminNav(role: string): boolean {
  */
 export function routeFor(pathname: string, role: string): Route {
   const path = pathname.length > 1 ? pathname.replace(/\/+$/, '') : pathname;
-  const route = path === ROUTE_PATHS.users ? 'users' : path === ROUTE_PATHS.audit ? 'audit' : 'chat';
-  if (route !== 'chat' && !hasRole(role, 'admin')) return 'chat';
-  return route;
+  const route = (Object.keys(ROUTE_PATHS) as Route[]).find((r) => ROUTE_PATHS[r] === path) ?? 'chat';
+  return mayOpen(route, role) ? route : 'chat';
 }

@@ -188,3 +188,100 @@ export function parseServerFrame(data: string): ServerFrame | null {
   if (typeof (value as { type?: unknown }).type !== 'string') return null;
   return value as ServerFrame;
 }
+
+/**
+ * How far a plugin got: discovered → validated → registered → needs_config |
+ * ready → configured → activated, or errored. Kept open (`string`) so a new
+ * stage shows as data, not a crash.
+ */
+export type PluginStatus =
+  | 'discovered'
+  | 'validated'
+  | 'registered'
+  | 'needs_config'
+  | 'ready'
+  | 'configured'
+  | 'activated'
+  | 'errored';
+
+/** A problem in a plugin's files, pointing at where to fix it. */
+export interface PluginProblem {
+  file: string;
+  /** 1-based. */
+  line: number;
+  /** 1-based. */
+  column: number;
+  /** e.g. `capabilities.tools[1].name`. */
+  field: string | null;
+  message: string;
+  suggestion: string | null;
+}
+
+export interface PluginTool {
+  name: string;
+  description?: string | null;
+  required_role?: string | null;
+}
+
+/** One property of a plugin's `config_schema` (JSON Schema, the parts the form reads). */
+export interface PluginConfigProperty {
+  type?: string | string[];
+  title?: string;
+  description?: string;
+  enum?: unknown[];
+  default?: unknown;
+  minimum?: number;
+  maximum?: number;
+  /** Write-only: the server never sends it back, only whether it is set. */
+  secret?: boolean;
+}
+
+export interface PluginConfigSchema {
+  type?: string;
+  properties?: Record<string, PluginConfigProperty>;
+  required?: string[];
+}
+
+/** `GET /api/v1/plugins/{name}`, and the answer to every change to a plugin. */
+export interface Plugin {
+  name: string;
+  version: string;
+  /** `tool` | `mcp` | `skill` | `endpoint`; only `mcp` plugins can be activated. */
+  plugin_type: string;
+  description: string;
+  status: PluginStatus | string;
+  active: boolean;
+  required_role: string;
+  dir: string;
+  tools: PluginTool[];
+  /** Hosts (or host:port) the plugin talks to. */
+  network: string[];
+  config_schema: PluginConfigSchema | null;
+  /** Saved values; a set secret shows as "[REDACTED]", an unset one is absent. */
+  config: Record<string, unknown> | null;
+  /** Which secret fields are set. */
+  secrets: Record<string, boolean>;
+  /** Empty unless the manifest is invalid; on an active plugin: it runs its last valid manifest. */
+  errors: PluginProblem[];
+  /** RFC 3339. */
+  updated_at: string;
+}
+
+export interface PluginList {
+  plugins: Plugin[];
+}
+
+/** `POST /api/v1/plugins/rescan`: the list afterwards and the names that moved. */
+export interface PluginRescan extends PluginList {
+  added: string[];
+  changed: string[];
+  removed: string[];
+}
+
+/**
+ * Body of `PUT /api/v1/plugins/{name}/config`. A secret omitted (or sent as
+ * "[REDACTED]") keeps its stored value; null clears it.
+ */
+export interface PluginConfigUpdate {
+  config: Record<string, unknown>;
+}

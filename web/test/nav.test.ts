@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { hasRole, routeFor, showsAdminNav } from '../src/nav';
+import { hasRole, mayOpen, routeFor, showRouteLinks, showsAdminNav } from '../src/nav';
+import { appDocument } from './page';
 
 describe('roles', () => {
   it('nest: admin includes operator includes user', () => {
@@ -20,11 +21,52 @@ describe('roles', () => {
     assert.equal(hasRole('Admin', 'admin'), false, 'roles are exact, lower-case names');
   });
 
-  it('show the admin links to admins only', () => {
+  it('open Users and Audit to admins, Plugins to operators and admins', () => {
+    assert.deepEqual(
+      ['admin', 'operator', 'user', 'root'].map((role) => [role, mayOpen('users', role), mayOpen('audit', role), mayOpen('plugins', role), mayOpen('chat', role)]),
+      [
+        ['admin', true, true, true, true],
+        ['operator', false, false, true, true],
+        ['user', false, false, false, true],
+        ['root', false, false, false, true],
+      ],
+    );
+  });
+
+  it('show the admin links to anyone who may open an admin page', () => {
     assert.equal(showsAdminNav('admin'), true);
-    assert.equal(showsAdminNav('operator'), false);
+    assert.equal(showsAdminNav('operator'), true);
     assert.equal(showsAdminNav('user'), false);
     assert.equal(showsAdminNav('root'), false);
+  });
+});
+
+describe('route links', () => {
+  const visible = (doc: Document, ids: string[]) => ids.filter((id) => doc.getElementById(id)?.hidden === false);
+  const HEADER = ['nav-users', 'nav-audit', 'nav-plugins'];
+  const TABS = ['nav-chat', 'admin-nav-users', 'admin-nav-audit', 'admin-nav-plugins'];
+
+  it('show each role the pages it may open, in the header and the admin tabs', () => {
+    const { doc } = appDocument();
+    for (const [role, header, tabs] of [
+      ['admin', HEADER, TABS],
+      ['operator', ['nav-plugins'], ['nav-chat', 'admin-nav-plugins']],
+      ['user', [], ['nav-chat']],
+      ['admin', HEADER, TABS],
+    ] as const) {
+      showRouteLinks(doc, role);
+      assert.deepEqual(visible(doc, HEADER), header, role);
+      assert.deepEqual(visible(doc, TABS), tabs, role);
+    }
+  });
+
+  it('point at the routes the app knows', () => {
+    const { doc } = appDocument();
+    assert.equal(doc.getElementById('nav-plugins')?.getAttribute('href'), '/admin/plugins');
+    assert.equal(doc.getElementById('admin-nav-plugins')?.getAttribute('href'), '/admin/plugins');
+    for (const link of doc.querySelectorAll<HTMLAnchorElement>('a[data-route]')) {
+      assert.equal(routeFor(link.getAttribute('href') ?? '', 'admin'), link.dataset.route, link.id);
+    }
   });
 });
 
@@ -33,12 +75,19 @@ describe('routeFor', () => {
     assert.equal(routeFor('/admin/users', 'admin'), 'users');
     assert.equal(routeFor('/admin/users/', 'admin'), 'users');
     assert.equal(routeFor('/admin/audit', 'admin'), 'audit');
+    assert.equal(routeFor('/admin/plugins', 'admin'), 'plugins');
     assert.equal(routeFor('/', 'admin'), 'chat');
+  });
+
+  it('maps the plugins page for operators', () => {
+    assert.equal(routeFor('/admin/plugins', 'operator'), 'plugins');
+    assert.equal(routeFor('/admin/plugins/', 'operator'), 'plugins');
   });
 
   it('shows the chat for anything else, and for admin paths to anyone else', () => {
     assert.equal(routeFor('/admin/users', 'operator'), 'chat');
     assert.equal(routeFor('/admin/audit', 'user'), 'chat');
+    assert.equal(routeFor('/admin/plugins', 'user'), 'chat');
     assert.equal(routeFor('/admin', 'admin'), 'chat');
     assert.equal(routeFor('/admin/usersx', 'admin'), 'chat');
     assert.equal(routeFor('/index.html', 'user'), 'chat');

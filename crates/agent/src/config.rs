@@ -22,7 +22,7 @@ pub struct Config {
     /// Passed as `--allowedTools`; the CLI then runs these without asking.
     /// Every call still goes through the [`crate::PermissionHook`].
     pub allowed_tools: Vec<String>,
-    /// Appended verbatim, e.g. `--mcp-config <json> --strict-mcp-config`.
+    /// Appended verbatim, last.
     pub extra_args: Vec<String>,
     /// Applied last, e.g. `ANTHROPIC_BASE_URL`, `ANTHROPIC_API_KEY`.
     pub env: Vec<(String, String)>,
@@ -104,6 +104,14 @@ impl Config {
             args.push("--allowedTools".into());
             args.push(self.allowed_tools.join(","));
         }
+        // Always strict: MCP servers come from `spec.mcp_config` alone, never
+        // from a `.mcp.json` the agent wrote into its workdir or a user-scope
+        // config under its HOME.
+        args.push("--strict-mcp-config".into());
+        if let Some(path) = &spec.mcp_config {
+            args.push("--mcp-config".into());
+            args.push(path.display().to_string());
+        }
         args.extend(self.extra_args.iter().cloned());
         args
     }
@@ -162,6 +170,11 @@ pub struct SpawnSpec {
     /// Continue the stored transcript (`--resume`) instead of starting
     /// a new session (`--session-id`).
     pub resume: bool,
+    /// A `--mcp-config` file naming the MCP servers this process runs. The
+    /// CLI has started them by the time it answers `initialize`, so the
+    /// caller may delete the file (it may hold secrets) once
+    /// [`crate::Agent::spawn`] returns. `None`: no MCP servers at all.
+    pub mcp_config: Option<PathBuf>,
 }
 
 #[cfg(test)]
@@ -175,6 +188,7 @@ mod tests {
             home: "/h".into(),
             config_dir: "/c".into(),
             resume,
+            mcp_config: None,
         }
     }
 
@@ -193,18 +207,25 @@ mod tests {
                 .any(|a| a.starts_with("--allowedTools") || a.starts_with("--model"))
         );
         assert!(!args.iter().any(|a| a.starts_with("--resume")));
+        // Strict even without servers: no config file of the agent's counts.
+        assert!(args.contains(&"--strict-mcp-config".to_owned()));
+        assert!(!args.contains(&"--mcp-config".to_owned()));
     }
 
     #[test]
-    fn args_resume_model_tools_and_extra_args_in_order() {
+    fn args_resume_model_tools_mcp_config_and_extra_args_in_order() {
         let cfg = Config {
             model: Some("claude-sonnet-4-5".into()),
             allowed_tools: vec!["Bash".into(), "mcp__calc".into()],
-            extra_args: vec!["--strict-mcp-config".into()],
+            extra_args: vec!["--debug".into()],
             ..Config::default()
         };
-        let args = cfg.args(&spec(true));
-        let tail = &args[args.len() - 5..];
+        let spec = SpawnSpec {
+            mcp_config: Some("/r/mcp-config.json".into()),
+            ..spec(true)
+        };
+        let args = cfg.args(&spec);
+        let tail = &args[args.len() - 8..];
         assert_eq!(
             tail,
             [
@@ -213,6 +234,9 @@ mod tests {
                 "--allowedTools".into(),
                 "Bash,mcp__calc".into(),
                 "--strict-mcp-config".into(),
+                "--mcp-config".into(),
+                "/r/mcp-config.json".into(),
+                "--debug".into(),
             ]
         );
         assert!(!args.iter().any(|a| a.starts_with("--session-id")));

@@ -2,7 +2,9 @@
 //! services still talk gRPC to each other over loopback, so this mode runs
 //! the same code paths as a deployment, minus Postgres, Redis and NATS.
 
-use crate::opts::{GatewayOpts, ModelOpts, PolicyOpts, PoolOpts, PoolWiring, TokenOpts};
+use crate::opts::{
+    GatewayOpts, ModelOpts, PolicyOpts, PoolOpts, PoolWiring, SecretKeyOpts, TokenOpts, Upstreams,
+};
 use anyhow::Context;
 use clap::Args;
 use secrecy::SecretString;
@@ -32,6 +34,12 @@ pub(crate) struct Options {
     /// Rules file for the offline demo model.
     #[arg(long, env = "CSP_MOCK_RULES")]
     mock_rules: Option<PathBuf>,
+    /// One directory per plugin, each with a plugin.json (default:
+    /// `plugins` in the data directory). Try `examples/plugins`.
+    #[arg(long, env = "CSP_PLUGINS_DIR")]
+    plugins_dir: Option<PathBuf>,
+    #[command(flatten)]
+    keys: SecretKeyOpts,
     #[command(flatten)]
     tokens: TokenOpts,
     #[command(flatten)]
@@ -50,15 +58,56 @@ fn dev_secret(opts: &TokenOpts, data_dir: &Path) -> anyhow::Result<SecretString>
     if let Some(s) = &opts.jwt_secret {
         return Ok(s.clone());
     }
+    kept_secret(
+        &data_dir.join("jwt-secret"),
+        |s| s.len() >= csp_auth::MIN_SECRET_BYTES,
+        csp_auth::generate_secret,
+    )
+}
+
+/// The dev key of plugin secrets: `CSP_SECRET_KEY`, else kept in the data
+/// directory (mode 0600) so stored secrets stay readable after a restart.
+fn dev_keyring(keys: &SecretKeyOpts, data_dir: &Path) -> anyhow::Result<csp_secrets::Keyring> {
+    if let Some(k) = keys.keyring()? {
+        return Ok(k);
+    }
+    let path = data_dir.join("secret-key");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        // Never replace a key that secrets may be stored under.
+        csp_secrets::SecretKey::parse(text.trim()).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: {e}; restore it, or delete it to start with a new key (secrets stored under the old one become unreadable)",
+                path.display()
+            )
+        })?;
+    }
+    let text = kept_secret(
+        &path,
+        |s| csp_secrets::SecretKey::parse(s).is_ok(),
+        || csp_secrets::SecretKey::generate().1,
+    )?;
+    use secrecy::ExposeSecret;
+    let key = csp_secrets::SecretKey::parse(text.expose_secret())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(csp_secrets::Keyring::new(key, Vec::new()))
+}
+
+/// A secret read from `path`, or made by `generate` and written there
+/// (created 0600) when the file is missing or not `valid`.
+fn kept_secret(
+    path: &Path,
+    valid: impl Fn(&str) -> bool,
+    generate: impl Fn() -> SecretString,
+) -> anyhow::Result<SecretString> {
     use secrecy::ExposeSecret;
     use std::os::unix::fs::OpenOptionsExt;
-    let path = data_dir.join("jwt-secret");
-    if let Ok(s) = std::fs::read_to_string(&path)
-        && s.trim().len() >= csp_auth::MIN_SECRET_BYTES
+    if let Ok(s) = std::fs::read_to_string(path)
+        && valid(s.trim())
     {
         return Ok(SecretString::from(s.trim().to_owned()));
     }
-    let secret = csp_auth::generate_secret();
+    let path = path.to_owned();
+    let secret = generate();
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -116,8 +165,23 @@ pub(crate) async fn run(o: Options, shutdown: CancellationToken) -> anyhow::Resu
 
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let tokens = o.tokens.tokens(secret.clone())?;
+    let plugins_dir = o
+        .plugins_dir
+        .clone()
+        .unwrap_or_else(|| o.data_dir.join("plugins"));
+    let plugins = csp_plugins::Server::build(
+        csp_plugins::Config {
+            keyring: Some(dev_keyring(&o.keys, &o.data_dir)?),
+            ..csp_plugins::Config::new(loopback, tokens.clone(), plugins_dir.clone())
+        },
+        store.clone(),
+        queue.clone(),
+    )
+    .await?;
+    let plugins_addr = format!("http://{}", plugins.local_addr());
     let policy = csp_policy::Server::build(
-        o.policy.config(loopback, tokens.clone())?,
+        o.policy
+            .config(loopback, tokens.clone(), plugins_addr.clone())?,
         store.clone(),
         queue.clone(),
     )
@@ -135,6 +199,7 @@ pub(crate) async fn run(o: Options, shutdown: CancellationToken) -> anyhow::Resu
                 governor: o.pool.governor(&policy_addr, &tokens)?,
                 audit: queue,
                 tokens: tokens.clone(),
+                plugins_addr: plugins_addr.clone(),
             },
         ),
         bus.clone(),
@@ -145,8 +210,11 @@ pub(crate) async fn run(o: Options, shutdown: CancellationToken) -> anyhow::Resu
     let gateway = csp_gateway::Server::build(
         o.gateway.config(
             o.listen,
-            format!("http://{}", pool.local_addr()),
-            policy_addr,
+            Upstreams {
+                session_pool: format!("http://{}", pool.local_addr()),
+                policy: policy_addr,
+                plugins: plugins_addr,
+            },
             tokens,
             model_label.clone(),
             o.pool.shutdown_grace_seconds,
@@ -159,6 +227,7 @@ pub(crate) async fn run(o: Options, shutdown: CancellationToken) -> anyhow::Resu
     let url = format!("http://{}/", gateway.local_addr());
     println!("csp dev: gateway listening on {url}");
     println!("csp dev: model: {model_label}");
+    println!("csp dev: plugins from {}", plugins_dir.display());
     match generated {
         Some(p) => {
             use secrecy::ExposeSecret;
@@ -176,6 +245,8 @@ pub(crate) async fn run(o: Options, shutdown: CancellationToken) -> anyhow::Resu
     let mut tasks = tokio::task::JoinSet::new();
     let d = drained.clone();
     tasks.spawn(async move { policy.run(d).await.map_err(anyhow::Error::from) });
+    let d = drained.clone();
+    tasks.spawn(async move { plugins.run(d).await.map_err(anyhow::Error::from) });
     let (s, d) = (shutdown.clone(), drained.clone());
     tasks.spawn(async move { pool.run(s, d).await.map_err(anyhow::Error::from) });
     let (s, d) = (shutdown.clone(), drained.clone());

@@ -10,6 +10,7 @@ mod audit;
 mod config_file;
 mod dev;
 mod opts;
+mod secrets;
 mod serve;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -47,6 +48,11 @@ pub(crate) enum Command {
     Audit {
         #[command(subcommand)]
         command: audit::Command,
+    },
+    /// Plugin secret keys: generate one, rotate to a new one.
+    Secrets {
+        #[command(subcommand)]
+        command: secrets::Command,
     },
 }
 
@@ -112,6 +118,7 @@ async fn main() -> std::process::ExitCode {
         Command::Dev(o) => dev::run(o, shutdown).await,
         Command::Serve { service } => serve::run(service, shutdown).await,
         Command::MockLlm(o) => serve::mock_llm(o, shutdown).await,
+        Command::Secrets { command } => secrets::run(command).await,
         Command::Audit { command } => match audit::run(command).await {
             Ok(true) => Ok(()),
             Ok(false) => return std::process::ExitCode::FAILURE,

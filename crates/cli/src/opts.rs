@@ -164,6 +164,7 @@ impl PoolOpts {
             tokens,
             model_env,
             model_label,
+            plugins_addr,
         } = wiring;
         let mut agent = csp_agent::Config {
             model: model.model.clone(),
@@ -205,6 +206,7 @@ impl PoolOpts {
                 ..csp_breaker::Config::default()
             },
             reaper_interval: Duration::from_secs(self.reaper_interval_seconds.max(1)),
+            plugins_addr: Some(plugins_addr),
         }
     }
 
@@ -231,6 +233,8 @@ pub(crate) struct PoolWiring {
     /// Environment of the agents that points them at the model.
     pub(crate) model_env: Vec<(String, String)>,
     pub(crate) model_label: String,
+    /// The plugins service: the MCP servers sessions start with.
+    pub(crate) plugins_addr: String,
 }
 
 #[derive(Args, Clone)]
@@ -254,6 +258,7 @@ impl PolicyOpts {
         &self,
         grpc_addr: std::net::SocketAddr,
         tokens: csp_auth::Tokens,
+        plugins_addr: String,
     ) -> anyhow::Result<csp_policy::Config> {
         let tools = csp_policy::ToolRoles::parse(&self.tool_roles).map_err(anyhow::Error::msg)?;
         if !(self.turn_reserve_usd.is_finite() && self.turn_reserve_usd > 0.0) {
@@ -281,6 +286,7 @@ impl PolicyOpts {
                 ..Default::default()
             },
             clock: Arc::new(csp_policy::SystemClock),
+            plugins_addr: Some(plugins_addr),
         })
     }
 }
@@ -341,16 +347,16 @@ impl GatewayOpts {
     pub(crate) fn config(
         &self,
         http_addr: std::net::SocketAddr,
-        session_pool_addr: String,
-        policy_addr: String,
+        upstreams: Upstreams,
         tokens: csp_auth::Tokens,
         model_label: String,
         shutdown_grace_seconds: u64,
     ) -> csp_gateway::Config {
         csp_gateway::Config {
             http_addr,
-            session_pool_addr,
-            policy_addr,
+            session_pool_addr: upstreams.session_pool,
+            policy_addr: upstreams.policy,
+            plugins_addr: upstreams.plugins,
             tokens,
             metrics_token: self.metrics_token.clone(),
             allowed_origins: self.origins(),
@@ -361,5 +367,47 @@ impl GatewayOpts {
             send_queue: self.ws_send_queue,
             shutdown_grace_seconds,
         }
+    }
+}
+
+/// The services a gateway talks to (`http://host:port` each).
+pub(crate) struct Upstreams {
+    pub(crate) session_pool: String,
+    pub(crate) policy: String,
+    pub(crate) plugins: String,
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct SecretKeyOpts {
+    /// Fernet key that encrypts plugin secrets (url-safe base64 of 32
+    /// bytes; `csp secrets generate-key` makes one).
+    #[arg(long, env = "CSP_SECRET_KEY", hide_env_values = true, value_parser = secret)]
+    pub(crate) secret_key: Option<SecretString>,
+    /// The key before a rotation: still accepted for reading until
+    /// `csp secrets rotate` has re-encrypted everything.
+    #[arg(long, env = "CSP_SECRET_KEY_PREVIOUS", hide_env_values = true, value_parser = secret)]
+    pub(crate) secret_key_previous: Option<SecretString>,
+}
+
+impl SecretKeyOpts {
+    /// The keyring, or `None` without `CSP_SECRET_KEY`.
+    pub(crate) fn keyring(&self) -> anyhow::Result<Option<csp_secrets::Keyring>> {
+        let Some(current) = &self.secret_key else {
+            anyhow::ensure!(
+                self.secret_key_previous.is_none(),
+                "CSP_SECRET_KEY_PREVIOUS is set without CSP_SECRET_KEY"
+            );
+            return Ok(None);
+        };
+        let current = csp_secrets::SecretKey::parse(current.expose_secret())
+            .map_err(|e| anyhow::anyhow!("CSP_SECRET_KEY: {e}"))?;
+        let previous = match &self.secret_key_previous {
+            Some(p) => vec![
+                csp_secrets::SecretKey::parse(p.expose_secret())
+                    .map_err(|e| anyhow::anyhow!("CSP_SECRET_KEY_PREVIOUS: {e}"))?,
+            ],
+            None => Vec::new(),
+        };
+        Ok(Some(csp_secrets::Keyring::new(current, previous)))
     }
 }

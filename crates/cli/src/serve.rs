@@ -1,7 +1,9 @@
 //! `csp serve <service>`: one service against Postgres, Redis and NATS, as
 //! a deployment runs it; and `csp mock-llm`.
 
-use crate::opts::{GatewayOpts, ModelOpts, PolicyOpts, PoolOpts, PoolWiring, TokenOpts};
+use crate::opts::{
+    GatewayOpts, ModelOpts, PolicyOpts, PoolOpts, PoolWiring, SecretKeyOpts, TokenOpts, Upstreams,
+};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use secrecy::SecretString;
@@ -97,6 +99,13 @@ pub(crate) enum Service {
             default_value = "http://127.0.0.1:50052"
         )]
         policy_addr: String,
+        /// The plugins service: plugin registry and MCP servers.
+        #[arg(
+            long,
+            env = "CSP_PLUGINS_ADDR",
+            default_value = "http://127.0.0.1:50053"
+        )]
+        plugins_addr: String,
         #[command(flatten)]
         tokens: TokenOpts,
         #[command(flatten)]
@@ -125,6 +134,13 @@ pub(crate) enum Service {
             default_value = "http://127.0.0.1:50052"
         )]
         policy_addr: String,
+        /// The plugins service: plugin registry and MCP servers.
+        #[arg(
+            long,
+            env = "CSP_PLUGINS_ADDR",
+            default_value = "http://127.0.0.1:50053"
+        )]
+        plugins_addr: String,
         #[command(flatten)]
         tokens: TokenOpts,
         #[command(flatten)]
@@ -144,10 +160,35 @@ pub(crate) enum Service {
         /// HTTP address of /metrics and the liveness probe.
         #[arg(long, env = "CSP_METRICS_ADDR", default_value = "0.0.0.0:9092")]
         metrics_addr: SocketAddr,
+        /// The plugins service: plugin registry and MCP servers.
+        #[arg(
+            long,
+            env = "CSP_PLUGINS_ADDR",
+            default_value = "http://127.0.0.1:50053"
+        )]
+        plugins_addr: String,
         #[command(flatten)]
         tokens: TokenOpts,
         #[command(flatten)]
         policy: PolicyOpts,
+        #[command(flatten)]
+        backends: Backends,
+    },
+    /// Plugin registry (PLUGINS_DIR, hot rescan), activation, configuration
+    /// and encrypted plugin secrets.
+    Plugins {
+        #[arg(long, env = "CSP_GRPC_ADDR", default_value = "0.0.0.0:50053")]
+        grpc_addr: SocketAddr,
+        /// HTTP address of /metrics and the liveness probe.
+        #[arg(long, env = "CSP_METRICS_ADDR", default_value = "0.0.0.0:9093")]
+        metrics_addr: SocketAddr,
+        /// One directory per plugin, each with a plugin.json.
+        #[arg(long, env = "CSP_PLUGINS_DIR", default_value = "/var/lib/csp/plugins")]
+        plugins_dir: PathBuf,
+        #[command(flatten)]
+        keys: SecretKeyOpts,
+        #[command(flatten)]
+        tokens: TokenOpts,
         #[command(flatten)]
         backends: Backends,
     },
@@ -159,6 +200,7 @@ pub(crate) async fn run(service: Service, shutdown: CancellationToken) -> anyhow
             http_addr,
             session_pool_addr,
             policy_addr,
+            plugins_addr,
             tokens,
             gateway,
             model,
@@ -172,8 +214,11 @@ pub(crate) async fn run(service: Service, shutdown: CancellationToken) -> anyhow
             let server = csp_gateway::Server::build(
                 gateway.config(
                     http_addr,
-                    session_pool_addr,
-                    policy_addr,
+                    Upstreams {
+                        session_pool: session_pool_addr,
+                        policy: policy_addr,
+                        plugins: plugins_addr,
+                    },
                     t,
                     model.label(),
                     DEFAULT_SHUTDOWN_NOTICE_SECONDS,
@@ -191,6 +236,7 @@ pub(crate) async fn run(service: Service, shutdown: CancellationToken) -> anyhow
             data_dir,
             metrics_addr,
             policy_addr,
+            plugins_addr,
             tokens,
             pool,
             model,
@@ -214,6 +260,7 @@ pub(crate) async fn run(service: Service, shutdown: CancellationToken) -> anyhow
                         governor: pool.governor(&policy_addr, &t)?,
                         audit: backends.queue().await?,
                         tokens: t.clone(),
+                        plugins_addr,
                     },
                 ),
                 backends.bus().await?,
@@ -237,6 +284,7 @@ pub(crate) async fn run(service: Service, shutdown: CancellationToken) -> anyhow
             grpc_addr,
             admin_password,
             metrics_addr,
+            plugins_addr,
             tokens,
             policy,
             backends,
@@ -253,13 +301,41 @@ pub(crate) async fn run(service: Service, shutdown: CancellationToken) -> anyhow
                 );
             }
             let server = csp_policy::Server::build(
-                policy.config(grpc_addr, t)?,
+                policy.config(grpc_addr, t, plugins_addr)?,
                 store,
                 backends.queue().await?,
             )
             .await?;
             serve_metrics("policy", metrics_addr, &shutdown, server.probes()).await?;
             println!("csp policy: listening on {}", server.local_addr());
+            server.run(shutdown).await?;
+        }
+        Service::Plugins {
+            grpc_addr,
+            metrics_addr,
+            plugins_dir,
+            keys,
+            tokens,
+            backends,
+        } => {
+            let t = tokens.tokens(tokens.required_secret()?)?;
+            let keyring = keys.keyring()?;
+            if keyring.is_none() {
+                tracing::warn!(
+                    "CSP_SECRET_KEY is not set: plugin settings marked secret cannot be saved"
+                );
+            }
+            let server = csp_plugins::Server::build(
+                csp_plugins::Config {
+                    keyring,
+                    ..csp_plugins::Config::new(grpc_addr, t, plugins_dir)
+                },
+                backends.store().await?,
+                backends.queue().await?,
+            )
+            .await?;
+            serve_metrics("plugins", metrics_addr, &shutdown, server.probes()).await?;
+            println!("csp plugins: listening on {}", server.local_addr());
             server.run(shutdown).await?;
         }
     }

@@ -68,6 +68,12 @@ pub enum ErrorCode {
     PermissionsChanged,
     InvalidRequest,
     UsernameTaken,
+    /// No plugin of that name in `PLUGINS_DIR`.
+    PluginNotFound,
+    /// The plugin cannot be activated now (the text says why).
+    PluginNotActivatable,
+    /// A plugin configuration does not fit its `config_schema` (the text names the fields).
+    InvalidPluginConfig,
     /// Anything else.
     Internal,
 }
@@ -108,6 +114,9 @@ impl ErrorCode {
             ErrorCode::PermissionsChanged => "permissions_changed",
             ErrorCode::InvalidRequest => "invalid_request",
             ErrorCode::UsernameTaken => "username_taken",
+            ErrorCode::PluginNotFound => "plugin_not_found",
+            ErrorCode::PluginNotActivatable => "plugin_not_activatable",
+            ErrorCode::InvalidPluginConfig => "invalid_plugin_config",
             ErrorCode::Internal => "internal",
         }
     }
@@ -190,6 +199,9 @@ impl ErrorCode {
             }
             ErrorCode::InvalidRequest => "The request is not valid.",
             ErrorCode::UsernameTaken => "That username is already taken.",
+            ErrorCode::PluginNotFound => "There is no plugin of that name.",
+            ErrorCode::PluginNotActivatable => "This plugin cannot be activated yet.",
+            ErrorCode::InvalidPluginConfig => "The plugin configuration is not valid.",
             ErrorCode::Internal => "Something went wrong on our side. Please try again.",
         }
     }
@@ -224,6 +236,9 @@ impl ErrorCode {
             ErrorCode::PermissionsChanged => "Contact your administrator.",
             ErrorCode::InvalidRequest => "Correct the request and try again.",
             ErrorCode::UsernameTaken => "Choose another username.",
+            ErrorCode::PluginNotFound => "Rescan the plugins directory or check the name.",
+            ErrorCode::PluginNotActivatable => "Fix what the message names, then try again.",
+            ErrorCode::InvalidPluginConfig => "Correct the named fields and save again.",
             ErrorCode::QueueFull => "Wait, then send again.",
             ErrorCode::AtCapacity
             | ErrorCode::AgentStartFailed
@@ -249,6 +264,9 @@ impl ErrorCode {
             ErrorCode::PermissionsChanged => 200,
             ErrorCode::InvalidRequest => 400,
             ErrorCode::UsernameTaken => 409,
+            ErrorCode::PluginNotFound => 404,
+            ErrorCode::PluginNotActivatable => 409,
+            ErrorCode::InvalidPluginConfig => 400,
             ErrorCode::DurationLimit => 409,
             ErrorCode::ModelUnavailable
             | ErrorCode::ServerShuttingDown
@@ -283,6 +301,9 @@ impl ErrorCode {
             ErrorCode::PermissionsChanged => 0,                           // OK: notices
             ErrorCode::InvalidRequest => 3,                               // InvalidArgument
             ErrorCode::UsernameTaken => 6,                                // AlreadyExists
+            ErrorCode::PluginNotFound => 5,                               // NotFound
+            ErrorCode::PluginNotActivatable => 9,                         // FailedPrecondition
+            ErrorCode::InvalidPluginConfig => 3,                          // InvalidArgument
             ErrorCode::DurationLimit => 9,                                // FailedPrecondition
             ErrorCode::ModelUnavailable
             | ErrorCode::ServerShuttingDown
@@ -307,7 +328,7 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
-const ALL: [ErrorCode; 34] = [
+const ALL: [ErrorCode; 37] = [
     ErrorCode::BadFrame,
     ErrorCode::UnknownType,
     ErrorCode::FrameTooLarge,
@@ -341,6 +362,9 @@ const ALL: [ErrorCode; 34] = [
     ErrorCode::PermissionsChanged,
     ErrorCode::InvalidRequest,
     ErrorCode::UsernameTaken,
+    ErrorCode::PluginNotFound,
+    ErrorCode::PluginNotActivatable,
+    ErrorCode::InvalidPluginConfig,
     ErrorCode::Internal,
 ];
 

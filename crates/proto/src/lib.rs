@@ -4,7 +4,7 @@
 //! descriptor set that every server registers for gRPC reflection. Must never
 //! hold logic: conversions live with the services that own the types.
 
-/// `csp.v1`: the session-pool and policy APIs.
+/// `csp.v1`: the session-pool, policy and plugins APIs.
 #[allow(unreachable_pub, clippy::all)]
 pub mod v1 {
     tonic::include_proto!("csp.v1");

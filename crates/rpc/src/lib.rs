@@ -1,5 +1,6 @@
 //! What every csp gRPC server and client shares: binding with health and
-//! reflection, connecting, and carrying catalogued errors across the wire.
+//! reflection, connecting, following a server stream across outages, and
+//! carrying catalogued errors across the wire.
 //!
 //! Owns: the mapping between `csp_domain::ErrorCode` and `tonic::Status` (the
 //! code travels in the `csp-error-code` metadata entry so the far side can
@@ -7,9 +8,11 @@
 //! logic.
 
 pub mod auth;
+mod follow;
 
 pub use auth::{Guard, ServiceToken, bearer, caller};
 use csp_domain::ErrorCode;
+pub use follow::follow_stream;
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;

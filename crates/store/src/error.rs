@@ -36,6 +36,10 @@ pub enum Error {
         #[source]
         source: sqlx::migrate::MigrateError,
     },
+    /// The caller's function refused one row of a multi-row operation
+    /// (re-encrypting secrets); nothing was written.
+    #[error("aborted, nothing was written: {0}")]
+    Aborted(String),
     /// A row that the schema should have prevented, such as an unknown role.
     #[error("stored data is invalid: {0}")]
     Corrupt(String),

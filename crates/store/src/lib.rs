@@ -1,22 +1,24 @@
 //! Durable records of csp: users, chat sessions and each session's message log,
-//! each user's monthly spend, and the audit log.
+//! each user's monthly spend, the audit log, and plugins' state and config.
 //!
-//! Owns: the [`UserStore`], [`SessionStore`], [`BudgetStore`] and [`AuditStore`]
-//! traits, their Postgres adapter ([`PgStore`], distributed mode) and SQLite
-//! adapter ([`SqliteStore`], `csp dev`), the audit hash chain ([`audit_hash`],
-//! [`verify_audit_chain`]), and the schema in `migrations/` (applied when a store
-//! connects).
+//! Owns: the [`UserStore`], [`SessionStore`], [`BudgetStore`], [`AuditStore`]
+//! and [`PluginStore`] traits, their Postgres adapter ([`PgStore`],
+//! distributed mode) and SQLite adapter ([`SqliteStore`], `csp dev`), the
+//! audit hash chain ([`audit_hash`], [`verify_audit_chain`]), and the schema
+//! in `migrations/` (applied when a store connects).
 //!
 //! Must never: hash or check passwords (it stores the hash it is given), decide
 //! who may see a session (callers authorise, the store only filters by owner),
 //! decide what a turn may cost (callers pass the cap; the store only makes the
-//! check-and-reserve atomic), redact audit input (callers do), or print a
-//! database URL with its password.
+//! check-and-reserve atomic), redact audit input (callers do), see a plugin
+//! secret in the clear (callers seal and open them), or print a database URL
+//! with its password.
 
 mod audit;
 mod budget;
 mod error;
 mod migrations;
+mod plugins;
 mod postgres;
 mod sqlite;
 mod timestamp;
@@ -359,10 +361,91 @@ pub trait AuditStore: Send + Sync {
     async fn audit_chain(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditRecord>, Error>;
 }
 
-/// Everything csp keeps durably; implemented by every adapter.
-pub trait Store: UserStore + SessionStore + BudgetStore + AuditStore {}
+/// A plugin as operators left it. Timestamps are UTC, truncated to the
+/// millisecond.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginState {
+    pub plugin_name: String,
+    pub active: bool,
+    /// Non-secret config values only; never names a key of `secrets`.
+    pub config: serde_json::Map<String, serde_json::Value>,
+    /// The secret values that are set, by `config_key`.
+    pub secrets: Vec<StoredSecret>,
+    /// Who last changed the state or config; `None` when csp itself did.
+    pub updated_by: Option<UserId>,
+    pub updated_at: OffsetDateTime,
+}
 
-impl<T: UserStore + SessionStore + BudgetStore + AuditStore + ?Sized> Store for T {}
+/// One secret config value as stored: sealed by the caller (csp-secrets),
+/// never seen in the clear by the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSecret {
+    pub config_key: String,
+    /// The Fernet token.
+    pub encrypted_value: String,
+    /// The version of the key that sealed it.
+    pub encryption_key_version: String,
+}
+
+/// A change to one secret of a plugin, applied by
+/// [`PluginStore::save_plugin_config`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretChange {
+    /// Stores the value, replacing the one under the same `config_key`.
+    Set(StoredSecret),
+    /// Removes the value under this `config_key`; nothing if there is none.
+    Remove(String),
+}
+
+#[async_trait]
+pub trait PluginStore: Send + Sync {
+    /// Every plugin with a stored state, by name (byte order).
+    async fn plugin_states(&self) -> Result<Vec<PluginState>, Error>;
+    async fn plugin_state(&self, name: &str) -> Result<Option<PluginState>, Error>;
+    /// Sets `active`, creating the state (empty config, no secrets) if there
+    /// is none. [`Error::InvalidInput`] for an empty name.
+    async fn set_plugin_active(
+        &self,
+        name: &str,
+        active: bool,
+        by: Option<UserId>,
+    ) -> Result<PluginState, Error>;
+    /// Replaces the non-secret config and applies the secret changes in
+    /// order, in one transaction, creating the state (inactive) if there is
+    /// none; `active` stays. Concurrent saves of one plugin take turns, so
+    /// the result is entirely one of them. [`Error::InvalidInput`], with
+    /// nothing written, for an empty name or config key, or when `config`
+    /// names a key that has a secret stored after the changes (a secret
+    /// must never also sit in the clear).
+    async fn save_plugin_config(
+        &self,
+        name: &str,
+        config: serde_json::Map<String, serde_json::Value>,
+        secrets: Vec<SecretChange>,
+        by: Option<UserId>,
+    ) -> Result<PluginState, Error>;
+    /// Re-encrypts secrets in one transaction that holds them (Postgres: the
+    /// rows `FOR UPDATE`; SQLite: the write lock) so no save interleaves:
+    /// `f` sees every stored secret in (plugin, key) order and returns the
+    /// replacement (same `config_key`) or `None` to keep it. An `Err` from
+    /// `f` ([`Error::Aborted`], naming the plugin and key) or a renamed
+    /// replacement ([`Error::InvalidInput`]) rolls everything back. Returns
+    /// how many secrets were rewritten. Plugin states' `updated_at` stays:
+    /// nothing an operator set has changed. (`for<'s>` spelled out because
+    /// `async_trait` would otherwise name the elided lifetime, tying `f`'s
+    /// argument to the call.)
+    async fn reencrypt_secrets(
+        &self,
+        f: &(
+             dyn for<'s> Fn(&'s StoredSecret) -> Result<Option<StoredSecret>, String> + Send + Sync
+         ),
+    ) -> Result<u64, Error>;
+}
+
+/// Everything csp keeps durably; implemented by every adapter.
+pub trait Store: UserStore + SessionStore + BudgetStore + AuditStore + PluginStore {}
+
+impl<T: UserStore + SessionStore + BudgetStore + AuditStore + PluginStore + ?Sized> Store for T {}
 
 /// Connection-pool settings shared by the adapters.
 #[derive(Debug, Clone)]

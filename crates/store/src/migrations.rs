@@ -28,11 +28,13 @@ pub(crate) const POSTGRES: Embedded = embed!(
     "postgres": "0001_init.sql",
     "0002_session_resume.sql",
     "0003_policy.sql",
+    "0004_plugins.sql",
 );
 pub(crate) const SQLITE: Embedded = embed!(
     "sqlite": "0001_init.sql",
     "0002_session_resume.sql",
     "0003_policy.sql",
+    "0004_plugins.sql",
 );
 
 pub(crate) fn migrator(files: Embedded) -> Migrator {

@@ -4,12 +4,14 @@ use crate::audit::{PG_AUDIT_LOCK, audit_hash, check_result_status};
 use crate::budget::{admits, check_micros, check_month};
 use crate::error::violation;
 use crate::migrations::{self, migrator};
+use crate::plugins;
 use crate::{
     AUDIT_GENESIS_HASH, Admission, AuditQuery, AuditRecord, AuditStore, BudgetStore, Config, Error,
     MessageRecord, NewAuditEntry, NewMessage, NewSession, NewUser, RESUMING_STATUS, Reservation,
     SessionRecord, SessionStore, Settled, Spend, UserRecord, UserStore, UserUpdate, count_from_db,
     new_session_record, role_from_db, seq_to_db, timestamp, username_key,
 };
+use crate::{PluginState, PluginStore, SecretChange, StoredSecret};
 use async_trait::async_trait;
 use csp_domain::{SessionId, UserId};
 use csp_redact::url as redact_url;
@@ -902,5 +904,230 @@ impl AuditStore for PgStore {
             .await
             .map_err(|e| self.error(e))?;
         rows.iter().map(|row| self.audit_from_row(row)).collect()
+    }
+}
+
+/// A plugin's state joined with its secrets; ordered by byte value ("C")
+/// whatever the database's collation, as SQLite orders them.
+macro_rules! plugin_select {
+    () => {
+        "SELECT p.plugin_name, p.active, p.config, p.updated_by, p.updated_at, \
+         s.config_key, s.encrypted_value, s.encryption_key_version \
+         FROM plugin_state p LEFT JOIN plugin_secrets s ON s.plugin_name = p.plugin_name"
+    };
+}
+macro_rules! plugin_order {
+    () => {
+        " ORDER BY p.plugin_name COLLATE \"C\", s.config_key COLLATE \"C\""
+    };
+}
+
+impl PgStore {
+    /// States of every plugin, or of `name` only, from one statement (one
+    /// snapshot).
+    async fn load_plugins<'c>(
+        &self,
+        executor: impl sqlx::PgExecutor<'c>,
+        name: Option<&str>,
+    ) -> Result<Vec<PluginState>, Error> {
+        let rows = match name {
+            Some(name) => {
+                let sql = concat!(
+                    plugin_select!(),
+                    " WHERE p.plugin_name = $1",
+                    plugin_order!()
+                );
+                sqlx::query(sql).bind(name).fetch_all(executor).await
+            }
+            None => {
+                let sql = concat!(plugin_select!(), plugin_order!());
+                sqlx::query(sql).fetch_all(executor).await
+            }
+        }
+        .map_err(|e| self.error(e))?;
+        let rows = rows
+            .iter()
+            .map(|row| self.joined_plugin_row(row))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(plugins::group(rows))
+    }
+
+    fn joined_plugin_row(&self, row: &PgRow) -> Result<plugins::JoinedRow, Error> {
+        let get = |e| self.error(e);
+        let config: Json<serde_json::Map<String, serde_json::Value>> =
+            row.try_get("config").map_err(get)?;
+        let config_key: Option<String> = row.try_get("config_key").map_err(get)?;
+        let secret = match config_key {
+            Some(config_key) => Some(StoredSecret {
+                config_key,
+                encrypted_value: row.try_get("encrypted_value").map_err(get)?,
+                encryption_key_version: row.try_get("encryption_key_version").map_err(get)?,
+            }),
+            None => None,
+        };
+        Ok(plugins::JoinedRow {
+            plugin_name: row.try_get("plugin_name").map_err(get)?,
+            active: row.try_get("active").map_err(get)?,
+            config: config.0,
+            updated_by: row
+                .try_get::<Option<Uuid>, _>("updated_by")
+                .map_err(get)?
+                .map(UserId),
+            updated_at: row.try_get("updated_at").map_err(get)?,
+            secret,
+        })
+    }
+
+    /// The one state of `name`, read inside the transaction that wrote it.
+    async fn written_plugin(
+        &self,
+        conn: &mut PgConnection,
+        name: &str,
+    ) -> Result<PluginState, Error> {
+        self.load_plugins(conn, Some(name))
+            .await?
+            .pop()
+            .ok_or_else(|| Error::Corrupt(format!("plugin_state row of '{name}' vanished")))
+    }
+}
+
+#[async_trait]
+impl PluginStore for PgStore {
+    async fn plugin_states(&self) -> Result<Vec<PluginState>, Error> {
+        self.load_plugins(&self.pool, None).await
+    }
+
+    async fn plugin_state(&self, name: &str) -> Result<Option<PluginState>, Error> {
+        Ok(self.load_plugins(&self.pool, Some(name)).await?.pop())
+    }
+
+    #[instrument(name = "store.set_plugin_active", skip_all, fields(plugin = name, active))]
+    async fn set_plugin_active(
+        &self,
+        name: &str,
+        active: bool,
+        by: Option<UserId>,
+    ) -> Result<PluginState, Error> {
+        plugins::check_key("plugin name", name)?;
+        let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
+        sqlx::query(
+            "INSERT INTO plugin_state (plugin_name, active, updated_by, updated_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (plugin_name) DO UPDATE SET \
+             active = EXCLUDED.active, updated_by = EXCLUDED.updated_by, \
+             updated_at = EXCLUDED.updated_at",
+        )
+        .bind(name)
+        .bind(active)
+        .bind(by.map(|id| id.0))
+        .bind(timestamp::now())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.error(e))?;
+        let state = self.written_plugin(&mut tx, name).await?;
+        tx.commit().await.map_err(|e| self.error(e))?;
+        Ok(state)
+    }
+
+    #[instrument(name = "store.save_plugin_config", skip_all, fields(plugin = name, secret_changes = secrets.len()))]
+    async fn save_plugin_config(
+        &self,
+        name: &str,
+        config: serde_json::Map<String, serde_json::Value>,
+        secrets: Vec<SecretChange>,
+        by: Option<UserId>,
+    ) -> Result<PluginState, Error> {
+        let changes = plugins::prepare(name, secrets)?;
+        let now = timestamp::now();
+        let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
+        // The state row's lock, held until commit, makes concurrent saves of
+        // one plugin take turns.
+        sqlx::query(
+            "INSERT INTO plugin_state (plugin_name, config, updated_by, updated_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (plugin_name) DO UPDATE SET \
+             config = EXCLUDED.config, updated_by = EXCLUDED.updated_by, \
+             updated_at = EXCLUDED.updated_at",
+        )
+        .bind(name)
+        .bind(Json(&config))
+        .bind(by.map(|id| id.0))
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.error(e))?;
+        for change in &changes {
+            let query = match change {
+                SecretChange::Set(secret) => sqlx::query(
+                    "INSERT INTO plugin_secrets (plugin_name, config_key, encrypted_value, \
+                     encryption_key_version, updated_at) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (plugin_name, config_key) DO UPDATE SET \
+                     encrypted_value = EXCLUDED.encrypted_value, \
+                     encryption_key_version = EXCLUDED.encryption_key_version, \
+                     updated_at = EXCLUDED.updated_at",
+                )
+                .bind(name)
+                .bind(&secret.config_key)
+                .bind(&secret.encrypted_value)
+                .bind(&secret.encryption_key_version)
+                .bind(now),
+                SecretChange::Remove(key) => sqlx::query(
+                    "DELETE FROM plugin_secrets WHERE plugin_name = $1 AND config_key = $2",
+                )
+                .bind(name)
+                .bind(key),
+            };
+            query.execute(&mut *tx).await.map_err(|e| self.error(e))?;
+        }
+        let state = self.written_plugin(&mut tx, name).await?;
+        // Dropping the transaction on error rolls every write back.
+        plugins::check_no_secret_in_config(&state)?;
+        tx.commit().await.map_err(|e| self.error(e))?;
+        Ok(state)
+    }
+
+    #[instrument(name = "store.reencrypt_secrets", skip_all, err)]
+    async fn reencrypt_secrets(
+        &self,
+        f: &(
+             dyn for<'s> Fn(&'s StoredSecret) -> Result<Option<StoredSecret>, String> + Send + Sync
+         ),
+    ) -> Result<u64, Error> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
+        // Locked in key order, the order saves lock them in, so a save and a
+        // re-encryption wait for each other instead of deadlocking.
+        let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+            "SELECT plugin_name, config_key, encrypted_value, encryption_key_version \
+             FROM plugin_secrets \
+             ORDER BY plugin_name COLLATE \"C\", config_key COLLATE \"C\" FOR UPDATE",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| self.error(e))?;
+        let now = timestamp::now();
+        let mut rewritten = 0;
+        for (plugin, config_key, encrypted_value, encryption_key_version) in rows {
+            let old = StoredSecret {
+                config_key,
+                encrypted_value,
+                encryption_key_version,
+            };
+            let Some(new) = plugins::rewrite(&plugin, &old, f)? else {
+                continue;
+            };
+            sqlx::query(
+                "UPDATE plugin_secrets SET encrypted_value = $3, encryption_key_version = $4, \
+                 updated_at = $5 WHERE plugin_name = $1 AND config_key = $2",
+            )
+            .bind(&plugin)
+            .bind(&old.config_key)
+            .bind(&new.encrypted_value)
+            .bind(&new.encryption_key_version)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.error(e))?;
+            rewritten += 1;
+        }
+        tx.commit().await.map_err(|e| self.error(e))?;
+        Ok(rewritten)
     }
 }

@@ -4,6 +4,7 @@ use crate::audit::{audit_hash, check_result_status};
 use crate::budget::{admits, check_micros, check_month};
 use crate::error::violation;
 use crate::migrations::{self, migrator};
+use crate::plugins;
 use crate::timestamp::{self, from_unix_ms, to_unix_ms};
 use crate::{
     AUDIT_GENESIS_HASH, Admission, AuditQuery, AuditRecord, AuditStore, BudgetStore, Config, Error,
@@ -11,6 +12,7 @@ use crate::{
     SessionRecord, SessionStore, Settled, Spend, UserRecord, UserStore, UserUpdate, count_from_db,
     new_session_record, role_from_db, seq_to_db, username_key,
 };
+use crate::{PluginState, PluginStore, SecretChange, StoredSecret};
 use async_trait::async_trait;
 use csp_domain::{SessionId, UserId};
 use sqlx::error::ErrorKind;
@@ -921,5 +923,233 @@ impl AuditStore for SqliteStore {
             .await
             .map_err(|e| self.error(e))?;
         rows.iter().map(|row| self.audit_from_row(row)).collect()
+    }
+}
+
+/// A plugin's state joined with its secrets, in byte order (SQLite's
+/// BINARY collation, as Postgres is asked for).
+macro_rules! plugin_select {
+    () => {
+        "SELECT p.plugin_name, p.active, p.config, p.updated_by, p.updated_at, \
+         s.config_key, s.encrypted_value, s.encryption_key_version \
+         FROM plugin_state p LEFT JOIN plugin_secrets s ON s.plugin_name = p.plugin_name"
+    };
+}
+macro_rules! plugin_order {
+    () => {
+        " ORDER BY p.plugin_name, s.config_key"
+    };
+}
+
+impl SqliteStore {
+    /// States of every plugin, or of `name` only, from one statement (one
+    /// snapshot).
+    async fn load_plugins<'c>(
+        &self,
+        executor: impl sqlx::SqliteExecutor<'c>,
+        name: Option<&str>,
+    ) -> Result<Vec<PluginState>, Error> {
+        let rows = match name {
+            Some(name) => {
+                let sql = concat!(
+                    plugin_select!(),
+                    " WHERE p.plugin_name = $1",
+                    plugin_order!()
+                );
+                sqlx::query(sql).bind(name).fetch_all(executor).await
+            }
+            None => {
+                let sql = concat!(plugin_select!(), plugin_order!());
+                sqlx::query(sql).fetch_all(executor).await
+            }
+        }
+        .map_err(|e| self.error(e))?;
+        let rows = rows
+            .iter()
+            .map(|row| self.joined_plugin_row(row))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(plugins::group(rows))
+    }
+
+    fn joined_plugin_row(&self, row: &SqliteRow) -> Result<plugins::JoinedRow, Error> {
+        let get = |e| self.error(e);
+        let plugin_name: String = row.try_get("plugin_name").map_err(get)?;
+        let config: String = row.try_get("config").map_err(get)?;
+        let config = serde_json::from_str(&config).map_err(|e| {
+            Error::Corrupt(format!(
+                "config of plugin '{plugin_name}' is not a JSON object: {e}"
+            ))
+        })?;
+        let updated_by: Option<String> = row.try_get("updated_by").map_err(get)?;
+        let config_key: Option<String> = row.try_get("config_key").map_err(get)?;
+        let secret = match config_key {
+            Some(config_key) => Some(StoredSecret {
+                config_key,
+                encrypted_value: row.try_get("encrypted_value").map_err(get)?,
+                encryption_key_version: row.try_get("encryption_key_version").map_err(get)?,
+            }),
+            None => None,
+        };
+        Ok(plugins::JoinedRow {
+            plugin_name,
+            active: row.try_get("active").map_err(get)?,
+            config,
+            updated_by: updated_by.map(parse_id).transpose()?,
+            updated_at: from_unix_ms(row.try_get("updated_at").map_err(get)?)?,
+            secret,
+        })
+    }
+
+    /// The one state of `name`, read inside the transaction that wrote it.
+    async fn written_plugin(
+        &self,
+        conn: &mut SqliteConnection,
+        name: &str,
+    ) -> Result<PluginState, Error> {
+        self.load_plugins(conn, Some(name))
+            .await?
+            .pop()
+            .ok_or_else(|| Error::Corrupt(format!("plugin_state row of '{name}' vanished")))
+    }
+}
+
+#[async_trait]
+impl PluginStore for SqliteStore {
+    async fn plugin_states(&self) -> Result<Vec<PluginState>, Error> {
+        self.load_plugins(&self.pool, None).await
+    }
+
+    async fn plugin_state(&self, name: &str) -> Result<Option<PluginState>, Error> {
+        Ok(self.load_plugins(&self.pool, Some(name)).await?.pop())
+    }
+
+    #[instrument(name = "store.set_plugin_active", skip_all, fields(plugin = name, active))]
+    async fn set_plugin_active(
+        &self,
+        name: &str,
+        active: bool,
+        by: Option<UserId>,
+    ) -> Result<PluginState, Error> {
+        plugins::check_key("plugin name", name)?;
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO plugin_state (plugin_name, active, updated_by, updated_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (plugin_name) DO UPDATE SET \
+             active = excluded.active, updated_by = excluded.updated_by, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(active)
+        .bind(by.map(|id| id.to_string()))
+        .bind(to_unix_ms(timestamp::now()))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.error(e))?;
+        let state = self.written_plugin(&mut tx, name).await?;
+        tx.commit().await.map_err(|e| self.error(e))?;
+        Ok(state)
+    }
+
+    #[instrument(name = "store.save_plugin_config", skip_all, fields(plugin = name, secret_changes = secrets.len()))]
+    async fn save_plugin_config(
+        &self,
+        name: &str,
+        config: serde_json::Map<String, serde_json::Value>,
+        secrets: Vec<SecretChange>,
+        by: Option<UserId>,
+    ) -> Result<PluginState, Error> {
+        let changes = plugins::prepare(name, secrets)?;
+        let config = serde_json::to_string(&config)
+            .map_err(|e| Error::InvalidInput(format!("config of plugin '{name}': {e}")))?;
+        let now = to_unix_ms(timestamp::now());
+        // The write lock makes concurrent saves take turns.
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO plugin_state (plugin_name, config, updated_by, updated_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (plugin_name) DO UPDATE SET \
+             config = excluded.config, updated_by = excluded.updated_by, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(config)
+        .bind(by.map(|id| id.to_string()))
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.error(e))?;
+        for change in &changes {
+            let query = match change {
+                SecretChange::Set(secret) => sqlx::query(
+                    "INSERT INTO plugin_secrets (plugin_name, config_key, encrypted_value, \
+                     encryption_key_version, updated_at) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (plugin_name, config_key) DO UPDATE SET \
+                     encrypted_value = excluded.encrypted_value, \
+                     encryption_key_version = excluded.encryption_key_version, \
+                     updated_at = excluded.updated_at",
+                )
+                .bind(name)
+                .bind(&secret.config_key)
+                .bind(&secret.encrypted_value)
+                .bind(&secret.encryption_key_version)
+                .bind(now),
+                SecretChange::Remove(key) => sqlx::query(
+                    "DELETE FROM plugin_secrets WHERE plugin_name = $1 AND config_key = $2",
+                )
+                .bind(name)
+                .bind(key),
+            };
+            query.execute(&mut *tx).await.map_err(|e| self.error(e))?;
+        }
+        let state = self.written_plugin(&mut tx, name).await?;
+        // Dropping the transaction on error rolls every write back.
+        plugins::check_no_secret_in_config(&state)?;
+        tx.commit().await.map_err(|e| self.error(e))?;
+        Ok(state)
+    }
+
+    #[instrument(name = "store.reencrypt_secrets", skip_all, err)]
+    async fn reencrypt_secrets(
+        &self,
+        f: &(
+             dyn for<'s> Fn(&'s StoredSecret) -> Result<Option<StoredSecret>, String> + Send + Sync
+         ),
+    ) -> Result<u64, Error> {
+        // The write lock from the first statement: no save changes a secret
+        // between reading it and rewriting it.
+        let mut tx = self.begin_write().await?;
+        let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+            "SELECT plugin_name, config_key, encrypted_value, encryption_key_version \
+             FROM plugin_secrets ORDER BY plugin_name, config_key",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| self.error(e))?;
+        let now = to_unix_ms(timestamp::now());
+        let mut rewritten = 0;
+        for (plugin, config_key, encrypted_value, encryption_key_version) in rows {
+            let old = StoredSecret {
+                config_key,
+                encrypted_value,
+                encryption_key_version,
+            };
+            let Some(new) = plugins::rewrite(&plugin, &old, f)? else {
+                continue;
+            };
+            sqlx::query(
+                "UPDATE plugin_secrets SET encrypted_value = $3, encryption_key_version = $4, \
+                 updated_at = $5 WHERE plugin_name = $1 AND config_key = $2",
+            )
+            .bind(&plugin)
+            .bind(&old.config_key)
+            .bind(&new.encrypted_value)
+            .bind(&new.encryption_key_version)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.error(e))?;
+            rewritten += 1;
+        }
+        tx.commit().await.map_err(|e| self.error(e))?;
+        Ok(rewritten)
     }
 }

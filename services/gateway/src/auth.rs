@@ -22,6 +22,7 @@ pub(crate) fn access(method: &Method, path: &str) -> Option<Access> {
     let get = *method == Method::GET;
     let post = *method == Method::POST;
     let patch = *method == Method::PATCH;
+    let put = *method == Method::PUT;
     Some(match path {
         "/api/v1/auth/login" | "/api/v1/auth/logout" if post => Public,
         "/api/v1/health/live" | "/api/v1/health/ready" | "/api/v1/health/startup" if get => Public,
@@ -32,6 +33,15 @@ pub(crate) fn access(method: &Method, path: &str) -> Option<Access> {
         "/ws" if get => R(Role::User),
         "/metrics" if get => R(Role::Operator),
         "/api/v1/admin/sessions" if get => R(Role::Operator),
+        "/api/v1/plugins" | "/api/v1/plugins/{name}" if get => R(Role::Operator),
+        "/api/v1/plugins/rescan"
+        | "/api/v1/plugins/{name}/activate"
+        | "/api/v1/plugins/{name}/deactivate"
+            if post =>
+        {
+            R(Role::Operator)
+        }
+        "/api/v1/plugins/{name}/config" if put => R(Role::Operator),
         "/api/v1/users" if get || post => R(Role::Admin),
         "/api/v1/users/{id}" if patch => R(Role::Admin),
         "/api/v1/admin/audit-log" if get => R(Role::Admin),

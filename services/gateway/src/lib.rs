@@ -12,6 +12,7 @@ mod api;
 mod auth;
 mod error;
 mod metrics;
+mod plugins;
 mod state;
 mod ws;
 
@@ -19,10 +20,11 @@ use axum::Router;
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, patch, post};
+use axum::routing::{get, patch, post, put};
 use csp_auth::Tokens;
 use csp_bus::EventBus;
 use csp_cache::Cache;
+use csp_proto::v1::plugins_client::PluginsClient;
 use csp_proto::v1::policy_client::PolicyClient;
 use csp_proto::v1::session_pool_client::SessionPoolClient;
 use http::{HeaderValue, header};
@@ -56,6 +58,8 @@ pub struct Config {
     pub session_pool_addr: String,
     /// The policy service (`http://host:port`).
     pub policy_addr: String,
+    /// The plugins service (`http://host:port`).
+    pub plugins_addr: String,
     /// Verifies tokens; must share its secret with the policy service.
     pub tokens: Tokens,
     /// `CSP_METRICS_TOKEN`: lets a scraper read `/metrics` without a login.
@@ -93,6 +97,7 @@ impl Server {
             tokens: config.tokens,
             metrics_token: config.metrics_token,
             policy: PolicyClient::new(csp_rpc::channel(&config.policy_addr)?),
+            plugins: PluginsClient::new(csp_rpc::channel(&config.plugins_addr)?),
             default_pool: SessionPoolClient::new(csp_rpc::channel(&config.session_pool_addr)?),
             bus,
             cache,
@@ -180,6 +185,12 @@ fn router(state: AppState, web_dir: Option<PathBuf>) -> Router {
         .route("/users/{id}", patch(admin::update_user))
         .route("/admin/audit-log", get(admin::audit_log))
         .route("/admin/sessions", get(admin::all_sessions))
+        .route("/plugins", get(plugins::list))
+        .route("/plugins/rescan", post(plugins::rescan))
+        .route("/plugins/{name}", get(plugins::get))
+        .route("/plugins/{name}/activate", post(plugins::activate))
+        .route("/plugins/{name}/deactivate", post(plugins::deactivate))
+        .route("/plugins/{name}/config", put(plugins::configure))
         .route("/health/live", get(api::live))
         .route("/health/ready", get(api::ready))
         .route("/health/startup", get(api::startup))

@@ -4,6 +4,7 @@ use csp_auth::Tokens;
 use csp_bus::EventBus;
 use csp_cache::Cache;
 use csp_domain::{ErrorCode, SessionId};
+use csp_proto::v1::plugins_client::PluginsClient;
 use csp_proto::v1::policy_client::PolicyClient;
 use csp_proto::v1::session_pool_client::SessionPoolClient;
 use std::collections::HashMap;
@@ -30,6 +31,7 @@ pub(crate) struct Inner {
     /// `/metrics` instead of an operator's login.
     pub(crate) metrics_token: Option<secrecy::SecretString>,
     pub(crate) policy: PolicyClient<Channel>,
+    pub(crate) plugins: PluginsClient<Channel>,
     /// Any session-pool replica: takes new sessions and answers reads.
     pub(crate) default_pool: SessionPoolClient<Channel>,
     replicas: Mutex<HashMap<String, SessionPoolClient<Channel>>>,
@@ -64,6 +66,7 @@ pub(crate) struct Parts {
     pub(crate) tokens: Tokens,
     pub(crate) metrics_token: Option<secrecy::SecretString>,
     pub(crate) policy: PolicyClient<Channel>,
+    pub(crate) plugins: PluginsClient<Channel>,
     pub(crate) default_pool: SessionPoolClient<Channel>,
     pub(crate) bus: Arc<dyn EventBus>,
     pub(crate) cache: Arc<dyn Cache>,
@@ -81,6 +84,7 @@ impl AppState {
             metrics_token: p.metrics_token,
             tokens: p.tokens,
             policy: p.policy,
+            plugins: p.plugins,
             default_pool: p.default_pool,
             replicas: Mutex::new(HashMap::new()),
             bus: p.bus,

@@ -2,7 +2,8 @@
 //!
 //! Owns: users (through `csp-store`), password checks and token issue, the
 //! bootstrap admin, roles (admin ⊃ operator ⊃ user), the permission gate's
-//! per-tool rule, monthly cost caps (reserve before a turn, settle after),
+//! per-tool rule (with the roles plugins declare, followed from the plugins
+//! service), monthly cost caps (reserve before a turn, settle after),
 //! and the audit log (tamper-evident hash chain, fed by a durable queue).
 //! Must never return or log a password, a hash, a token it did not issue to
 //! the caller, or an unredacted tool input.
@@ -10,6 +11,7 @@
 mod audit;
 pub mod budget;
 mod metrics;
+mod plugins;
 mod service;
 pub mod tools;
 
@@ -48,6 +50,9 @@ pub struct Config {
     pub tools: ToolRoles,
     pub budget: BudgetConfig,
     pub clock: Arc<dyn Clock>,
+    /// The plugins service (`http://host:port`) whose catalog gives plugin
+    /// tools their roles. `None`: no plugins; MCP tools take the defaults.
+    pub plugins_addr: Option<String>,
 }
 
 /// Creates the `admin` account if there is none. Returns the password when it
@@ -97,6 +102,11 @@ pub struct Server {
     tokens: Tokens,
     queue: Arc<dyn Queue>,
     store: Arc<dyn Store>,
+    /// The plugins service to follow and where its catalog goes.
+    plugins: Option<(
+        tonic::transport::Channel,
+        tokio::sync::watch::Sender<Option<Arc<plugins::Catalog>>>,
+    )>,
 }
 
 /// Readiness of the policy service: its user store answers a query, and
@@ -158,13 +168,21 @@ impl Server {
         metrics::describe();
         let listener = csp_rpc::Listener::bind(config.grpc_addr).await?;
         let tokens = config.tokens.clone();
-        let service = Service::new(
+        let mut service = Service::new(
             store.clone(),
             config.tokens,
             config.tools,
             config.budget,
             config.clock,
         )?;
+        let plugins = match config.plugins_addr.as_deref() {
+            Some(addr) => {
+                let (catalogs, catalog) = tokio::sync::watch::channel(None);
+                service.plugins = plugins::PluginRoles::Following(catalog);
+                Some((csp_rpc::channel(addr)?, catalogs))
+            }
+            None => None,
+        };
         let probes = Arc::new(Probes {
             store: store.clone(),
             startup_ms: built.elapsed().as_millis() as u64,
@@ -177,6 +195,7 @@ impl Server {
             tokens,
             queue,
             store,
+            plugins,
         })
     }
 
@@ -216,10 +235,21 @@ impl Server {
             self.store.clone(),
             shutdown.clone(),
         ));
+        let follower = self.plugins.map(|(channel, catalogs)| {
+            tokio::spawn(plugins::follow(
+                channel,
+                csp_rpc::ServiceToken::new(self.tokens.clone(), "policy"),
+                catalogs,
+                shutdown.clone(),
+            ))
+        });
         let guard = csp_rpc::Guard::new(self.tokens.clone(), access);
         let served = self.listener.serve(routes, guard, shutdown).await;
         reporter.abort();
         let _ = consumer.await;
+        if let Some(follower) = follower {
+            let _ = follower.await;
+        }
         served?;
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! The gRPC `csp.v1.Policy` implementation.
 
 use crate::budget::{self, Clock, micros, usd};
+use crate::plugins::{PluginRoles, Rule};
 use crate::tools::{Requirement, ToolRoles};
 use csp_auth::{Access, Caller, Tokens};
 use csp_domain::{ErrorCode, Role, UserId};
@@ -54,6 +55,8 @@ pub struct Service {
     /// missing user costs as much time as one with a wrong password.
     dummy_hash: String,
     pub(crate) tools: ToolRoles,
+    /// The roles plugins declare for their tools.
+    pub(crate) plugins: PluginRoles,
     pub(crate) budget: BudgetConfig,
     pub(crate) clock: Arc<dyn Clock>,
 }
@@ -72,6 +75,7 @@ impl Service {
             tokens,
             dummy_hash,
             tools,
+            plugins: PluginRoles::Off,
             budget,
             clock,
         })
@@ -405,6 +409,7 @@ impl Policy for Service {
         let user = self.user(parse_user_id(&r.user_id)?).await?;
         let decision = decide(
             &self.tools,
+            &self.plugins,
             &user,
             &r.tool_name,
             r.session_role.parse().ok(),
@@ -610,9 +615,24 @@ impl Policy for Service {
     }
 }
 
+/// What `tool` requires: an explicit `CSP_TOOL_ROLES` entry, else what the
+/// plugin catalog says of an MCP tool, else the defaults.
+fn rule(tools: &ToolRoles, plugins: &PluginRoles, tool: &str) -> Rule {
+    if let Some(req) = tools.explicit(tool) {
+        return Rule::Require(req);
+    }
+    if tool.starts_with("mcp__")
+        && let Some(rule) = plugins.rule(tool)
+    {
+        return rule;
+    }
+    Rule::Require(tools.required(tool))
+}
+
 /// The permission gate's rule: `Ok` to allow, else `(reason, message)`.
 pub(crate) fn decide(
     tools: &ToolRoles,
+    plugins: &PluginRoles,
     user: &UserRecord,
     tool: &str,
     session_role: Option<Role>,
@@ -623,7 +643,11 @@ pub(crate) fn decide(
             ErrorCode::AccountDeactivated.user_message().to_owned(),
         ));
     }
-    match tools.required(tool) {
+    let required = match rule(tools, plugins, tool) {
+        Rule::Require(required) => required,
+        Rule::Deny { reason, message } => return Err((reason, message)),
+    };
+    match required {
         Requirement::Disabled => Err((
             "disabled",
             format!("Tool '{tool}' is disabled in this deployment."),

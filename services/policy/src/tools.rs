@@ -4,7 +4,9 @@
 //! Built-in tools have defaults (reading is for everyone; running commands,
 //! writing files and fetching URLs need an operator) that `CSP_TOOL_ROLES`
 //! overrides per tool. A tool nobody decided on needs an admin, so a tool a
-//! new CLI version adds is closed until someone opens it.
+//! new CLI version adds is closed until someone opens it. MCP tools of
+//! plugins take the role their manifest declares (see `plugins`), unless
+//! `CSP_TOOL_ROLES` names them: the operator's word is last.
 
 use csp_domain::Role;
 use std::collections::HashMap;
@@ -49,7 +51,10 @@ const OPERATOR_TOOLS: &[&str] = &[
 /// The tool → requirement table.
 #[derive(Debug, Clone)]
 pub struct ToolRoles {
-    tools: HashMap<String, Requirement>,
+    /// The built-in tools' defaults.
+    defaults: HashMap<String, Requirement>,
+    /// `CSP_TOOL_ROLES` entries naming a tool or an MCP server.
+    explicit: HashMap<String, Requirement>,
     /// For `mcp__*` tools without an entry of their own (plugins declare
     /// theirs in their manifest).
     mcp_default: Requirement,
@@ -58,15 +63,16 @@ pub struct ToolRoles {
 
 impl Default for ToolRoles {
     fn default() -> Self {
-        let mut tools = HashMap::new();
+        let mut defaults = HashMap::new();
         for t in USER_TOOLS {
-            tools.insert((*t).to_owned(), Requirement::Role(Role::User));
+            defaults.insert((*t).to_owned(), Requirement::Role(Role::User));
         }
         for t in OPERATOR_TOOLS {
-            tools.insert((*t).to_owned(), Requirement::Role(Role::Operator));
+            defaults.insert((*t).to_owned(), Requirement::Role(Role::Operator));
         }
         Self {
-            tools,
+            defaults,
+            explicit: HashMap::new(),
             mcp_default: Requirement::Role(Role::Operator),
             other_default: Requirement::Role(Role::Admin),
         }
@@ -96,31 +102,44 @@ impl ToolRoles {
                 "*" => roles.other_default = req,
                 "mcp__*" => roles.mcp_default = req,
                 tool => {
-                    roles.tools.insert(tool.to_owned(), req);
+                    roles.explicit.insert(tool.to_owned(), req);
                 }
             }
         }
         Ok(roles)
     }
 
-    /// What `tool` requires. An `mcp__server__tool` entry wins over an
-    /// `mcp__server` one, which wins over the MCP default.
+    /// What `CSP_TOOL_ROLES` says of `tool` itself: its own entry or, for an
+    /// MCP tool, its server's (`mcp__server__tool` wins over `mcp__server`).
+    /// The `*` and `mcp__*` defaults are not explicit.
+    pub fn explicit(&self, tool: &str) -> Option<Requirement> {
+        if let Some(req) = self.explicit.get(tool) {
+            return Some(*req);
+        }
+        if !tool.starts_with("mcp__") {
+            return None;
+        }
+        // Server names may contain `__`: try the longest prefix first.
+        let mut cut: Vec<usize> = tool.match_indices("__").skip(1).map(|(i, _)| i).collect();
+        cut.reverse();
+        cut.into_iter()
+            .find_map(|at| self.explicit.get(&tool[..at]).copied())
+    }
+
+    /// What `tool` requires when no plugin declares it: an explicit entry,
+    /// else the built-in default, else the MCP or the general default.
     pub fn required(&self, tool: &str) -> Requirement {
-        if let Some(req) = self.tools.get(tool) {
+        if let Some(req) = self.explicit(tool) {
+            return req;
+        }
+        if let Some(req) = self.defaults.get(tool) {
             return *req;
         }
         if tool.starts_with("mcp__") {
-            // Server names may contain `__`: try the longest prefix first.
-            let mut cut: Vec<usize> = tool.match_indices("__").skip(1).map(|(i, _)| i).collect();
-            cut.reverse();
-            for at in cut {
-                if let Some(req) = self.tools.get(&tool[..at]) {
-                    return *req;
-                }
-            }
-            return self.mcp_default;
+            self.mcp_default
+        } else {
+            self.other_default
         }
-        self.other_default
     }
 }
 
@@ -152,6 +171,19 @@ mod tests {
             Requirement::Role(Role::Operator)
         );
         assert_eq!(r.required("Read"), Requirement::Role(Role::User));
+
+        assert_eq!(
+            r.explicit("mcp__calc__add"),
+            Some(Requirement::Role(Role::User))
+        );
+        assert_eq!(r.explicit("Bash"), Some(Requirement::Role(Role::User)));
+        assert_eq!(r.explicit("mcp__other__x"), None, "mcp__* is a default");
+        assert_eq!(
+            r.explicit("Read"),
+            None,
+            "a built-in default is not explicit"
+        );
+        assert_eq!(d.explicit("mcp__calc__add"), None);
 
         assert!(ToolRoles::parse("Bash").unwrap_err().contains("Tool=role"));
         assert!(

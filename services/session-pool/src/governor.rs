@@ -33,7 +33,8 @@ pub struct ToolCall<'a> {
 }
 
 /// A decision. `reason` is empty when allowed, else one of tool_role,
-/// permissions_changed, inactive, disabled, policy_unavailable, unbound.
+/// permissions_changed, inactive, disabled, plugin_inactive,
+/// plugin_undeclared, plugins_unreachable, policy_unavailable, unbound.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
     pub allowed: bool,

@@ -5,13 +5,16 @@
 //! publishing them to the event bus and persisting the conversation. Must
 //! never talk to a browser (that is the gateway's job) and never let an agent
 //! process outlive its session: each runs in its own process group and is
-//! ended with it.
+//! ended with it. Every agent process starts with the MCP servers of the
+//! active plugins (see `plugins`), and never with the model API key in their
+//! reach.
 
 mod gate;
 pub mod governor;
 mod lifecycle;
 mod metrics;
 mod model_check;
+mod plugins;
 mod pool;
 mod service;
 mod session;
@@ -74,6 +77,9 @@ pub struct Config {
     pub breaker: csp_breaker::Config,
     /// How often zombie processes are looked for (US-004: 60 s).
     pub reaper_interval: Duration,
+    /// The plugins service (`http://host:port`) whose active MCP servers
+    /// every new agent process runs. `None`: no plugins, no waiting for them.
+    pub plugins_addr: Option<String>,
 }
 
 impl Config {
@@ -162,6 +168,8 @@ pub struct Server {
     tokens: csp_auth::Tokens,
     grace: Duration,
     reaper_interval: Duration,
+    /// The plugins service to follow, when there is one.
+    plugins: Option<tonic::transport::Channel>,
 }
 
 /// A cheap handle to observe a running pool.
@@ -239,6 +247,17 @@ impl Server {
                 .to_string(),
             ));
         }
+        let plugins = config
+            .plugins_addr
+            .as_deref()
+            .map(csp_rpc::channel)
+            .transpose()?;
+        // Without a plugins service the set is known at once: empty.
+        let plugin_sets = tokio::sync::watch::Sender::new(
+            plugins
+                .is_none()
+                .then(|| Arc::new(plugins::PluginSet::empty())),
+        );
         metrics::describe();
         let listener = csp_rpc::Listener::bind(config.grpc_addr).await?;
         let advertise_addr = config
@@ -255,6 +274,7 @@ impl Server {
             model_label: config.model_label,
             advertise_addr,
             limits: config.limits,
+            plugins: plugin_sets,
         };
         let breaker = Arc::new(csp_breaker::Breaker::new(config.breaker, cache.clone()));
         let pool = Pool::new(
@@ -278,6 +298,7 @@ impl Server {
             tokens: config.tokens,
             grace: config.shutdown_grace,
             reaper_interval: config.reaper_interval,
+            plugins,
         })
     }
 
@@ -307,6 +328,15 @@ impl Server {
         if let Err(e) = csp_agent::become_subreaper() {
             tracing::warn!(error = %e, "cannot become a child subreaper; orphaned tool processes go to PID 1");
         }
+        let stop_following = CancellationToken::new();
+        let follower = self.plugins.clone().map(|channel| {
+            tokio::spawn(plugins::follow(
+                channel,
+                csp_rpc::ServiceToken::new(self.tokens.clone(), "session-pool"),
+                self.pool.plugin_sets(),
+                stop_following.clone(),
+            ))
+        });
         let refill = tokio::spawn(self.pool.clone().refill_loop());
         let reaper = tokio::spawn(self.pool.clone().reaper_loop(self.reaper_interval));
         let (health, health_service) = tonic_health::server::health_reporter();
@@ -343,6 +373,10 @@ impl Server {
         };
         drained.cancel();
         refill.abort();
+        stop_following.cancel();
+        if let Some(follower) = follower {
+            let _ = follower.await;
+        }
         self.pool.stopped();
         let _ = reaper.await;
         // A last sweep: anything the agents left behind is reaped now.

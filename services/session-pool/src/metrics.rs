@@ -9,6 +9,8 @@ pub(crate) const PREWARM_POOL_DEPTH: &str = "csp_prewarm_pool_depth";
 pub(crate) const SESSION_INIT_DURATION: &str = "csp_session_init_duration_seconds";
 /// Agent processes that failed to start (counter; label `start`).
 pub(crate) const AGENT_START_FAILURES: &str = "csp_agent_start_failures_total";
+/// Warm processes replaced because the plugin set changed (counter).
+pub(crate) const PREWARM_REBUILDS: &str = "csp_prewarm_rebuilds_total";
 
 /// Resident memory of a session's agent process tree, bytes (gauge; label
 /// `session_id`, rendered at scrape time for live sessions only, so the
@@ -77,6 +79,11 @@ pub(crate) fn describe() {
         AGENT_START_FAILURES,
         Unit::Count,
         "Agent processes that failed to start"
+    );
+    describe_counter!(
+        PREWARM_REBUILDS,
+        Unit::Count,
+        "Warm agent processes replaced because the plugin set changed"
     );
     describe_counter!(
         QUERY_ERRORS,

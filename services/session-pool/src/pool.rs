@@ -5,12 +5,20 @@
 //! refill task keeps `prewarm_pool_size` slots filled, one spawn at a time
 //! (two cores: a burst of spawns would slow the sessions already running),
 //! and never lets warm + active exceed `max_sessions`.
+//!
+//! Every process starts with the MCP servers of the plugin set of the
+//! moment, and a warm slot remembers which set that was: when the set
+//! changes, warm slots of the old one are replaced (acquire never hands one
+//! out), while running sessions keep the servers they started with. Until
+//! the first set is known nothing is pre-warmed, since those processes would
+//! lack the plugins.
 
 use crate::gate::{Bindings, SessionGate};
 use crate::governor::Governor;
 use crate::lifecycle::Limits;
 use crate::metrics as m;
 use crate::model_check::{ModelCheck, Verdict};
+use crate::plugins::{self, PluginSet};
 use crate::session::{Actor, Continue, Handle, Outcome, Start, Stop};
 use csp_agent::{Agent, AgentEvent, AgentEvents, SpawnSpec};
 use csp_breaker::Breaker;
@@ -25,7 +33,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::{Mutex, Notify, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -33,6 +41,10 @@ use uuid::Uuid;
 /// How long a route to this replica lives without being renewed. Sessions
 /// end well before (duration limit); ended sessions delete their route.
 const ROUTE_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// How long a session start waits for the first plugin set before it goes
+/// ahead without plugins (the registry may be down at startup).
+const FIRST_SET_WAIT: Duration = Duration::from_secs(10);
 
 pub(crate) struct Settings {
     pub(crate) prewarm_pool_size: usize,
@@ -44,6 +56,9 @@ pub(crate) struct Settings {
     pub(crate) model_label: String,
     pub(crate) advertise_addr: String,
     pub(crate) limits: Limits,
+    /// The plugin set new processes start with; `None` until the plugins
+    /// service has told.
+    pub(crate) plugins: watch::Sender<Option<Arc<PluginSet>>>,
 }
 
 /// What is known of the model API key (see `model_check`).
@@ -55,6 +70,8 @@ struct Warm {
     id: SessionId,
     agent: Agent,
     events: AgentEvents,
+    /// The plugin set it was started with.
+    fingerprint: String,
 }
 
 pub(crate) struct Pool {
@@ -117,6 +134,64 @@ impl Pool {
             bindings: Bindings::default(),
             cost_micros: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// Where the plugins follower publishes new sets.
+    pub(crate) fn plugin_sets(&self) -> watch::Sender<Option<Arc<PluginSet>>> {
+        self.settings.plugins.clone()
+    }
+
+    fn current_fingerprint(&self) -> Option<String> {
+        self.settings
+            .plugins
+            .borrow()
+            .as_ref()
+            .map(|set| set.fingerprint.clone())
+    }
+
+    /// The set a session's process starts with: the current one, or, while
+    /// none is known yet, the first one to arrive within [`FIRST_SET_WAIT`].
+    async fn set_for_session(&self, id: SessionId) -> Arc<PluginSet> {
+        let mut sets = self.settings.plugins.subscribe();
+        let waited = tokio::time::timeout(FIRST_SET_WAIT, sets.wait_for(Option::is_some)).await;
+        match waited {
+            Ok(Ok(set)) => set.clone().unwrap_or_else(|| Arc::new(PluginSet::empty())),
+            _ => {
+                tracing::warn!(session.id = %id, "the plugin registry has not answered yet; starting the session without plugins");
+                Arc::new(PluginSet::empty())
+            }
+        }
+    }
+
+    /// Replaces nothing itself: takes the warm slots built for another set
+    /// out of the pool and ends them in the background.
+    async fn drop_stale_warm(&self, fingerprint: &str) {
+        let stale: VecDeque<Warm> = {
+            let mut warm = self.warm.lock().await;
+            let (keep, stale) = std::mem::take(&mut *warm)
+                .into_iter()
+                .partition(|w| w.fingerprint == fingerprint);
+            *warm = keep;
+            metrics::gauge!(m::PREWARM_POOL_DEPTH).set(warm.len() as f64);
+            stale
+        };
+        for w in stale {
+            self.retire_stale(w);
+        }
+    }
+
+    /// Ends a warm process of an old plugin set; it never had a user, so its
+    /// directories go with it.
+    fn retire_stale(&self, w: Warm) {
+        metrics::counter!(m::PREWARM_REBUILDS).increment(1);
+        tracing::info!(session.id = %w.id, "replacing a warm agent process: the plugin set changed");
+        let root = self.session_root(w.id);
+        tokio::spawn(async move {
+            w.agent.shutdown(Duration::from_millis(500)).await;
+            if let Err(e) = std::fs::remove_dir_all(&root) {
+                tracing::debug!(error = %e, "could not remove a replaced warm process's directory");
+            }
+        });
     }
 
     pub(crate) fn governor(&self) -> &Arc<dyn Governor> {
@@ -265,7 +340,7 @@ impl Pool {
     /// A session's directories are keyed by the csp session id, so a
     /// resumed or restarted process finds the transcript of the last one.
     fn dirs(&self, id: SessionId, agent_session: Uuid, resume: bool) -> SpawnSpec {
-        let root = self.settings.data_dir.join("sessions").join(id.to_string());
+        let root = self.session_root(id);
         let home = root.join("home");
         SpawnSpec {
             session_id: agent_session,
@@ -273,7 +348,12 @@ impl Pool {
             config_dir: home.join(".claude"),
             home,
             resume,
+            mcp_config: None,
         }
+    }
+
+    fn session_root(&self, id: SessionId) -> PathBuf {
+        self.settings.data_dir.join("sessions").join(id.to_string())
     }
 
     pub(crate) fn spawn_boxed(
@@ -283,24 +363,39 @@ impl Pool {
         resume: bool,
         start: &'static str,
     ) -> BoxFuture<'static, Result<(Agent, AgentEvents), csp_agent::Error>> {
-        async move { self.spawn_agent(id, agent_session, resume, start).await }.boxed()
+        async move {
+            let set = self.set_for_session(id).await;
+            self.spawn_agent(id, agent_session, resume, start, &set)
+                .await
+        }
+        .boxed()
     }
 
-    /// Spawns one agent and waits for its `initialize` reply.
+    /// Spawns one agent with the MCP servers of `set` and waits for its
+    /// `initialize` reply.
     async fn spawn_agent(
         &self,
         id: SessionId,
         agent_session: Uuid,
         resume: bool,
         start: &'static str,
+        set: &PluginSet,
     ) -> Result<(Agent, AgentEvents), csp_agent::Error> {
-        let spec = self.dirs(id, agent_session, resume);
+        let mut spec = self.dirs(id, agent_session, resume);
         for dir in [&spec.workdir, &spec.home] {
             std::fs::create_dir_all(dir).map_err(|source| csp_agent::Error::Prepare {
                 path: dir.clone(),
                 source,
             })?;
         }
+        let root = self.session_root(id);
+        // Deleted when dropped: right after the spawn, however it ends.
+        let mcp_config =
+            plugins::write_mcp_config(&root, set).map_err(|source| csp_agent::Error::Prepare {
+                path: root.join(plugins::MCP_CONFIG_FILE),
+                source,
+            })?;
+        spec.mcp_config = mcp_config.as_ref().map(|f| f.path().to_owned());
         let t0 = Instant::now();
         let gate = Arc::new(SessionGate {
             governor: self.settings.governor.clone(),
@@ -308,6 +403,7 @@ impl Pool {
             session: id,
         });
         let result = Agent::spawn(&self.settings.agent, spec, gate).await;
+        drop(mcp_config);
         match &result {
             Ok(_) => metrics::histogram!(m::SESSION_INIT_DURATION, "start" => start)
                 .record(t0.elapsed().as_secs_f64()),
@@ -320,10 +416,19 @@ impl Pool {
     /// to 30 s so a broken CLI or key does not spin the CPU.
     pub(crate) async fn refill_loop(self: Arc<Self>) {
         let mut backoff = Duration::from_secs(1);
+        let mut sets = self.settings.plugins.subscribe();
         loop {
             if self.shutdown.is_cancelled() {
                 return;
             }
+            let Some(set) = sets.borrow_and_update().clone() else {
+                tokio::select! {
+                    _ = sets.changed() => {}
+                    _ = self.shutdown.cancelled() => return,
+                }
+                continue;
+            };
+            self.drop_stale_warm(&set.fingerprint).await;
             let want = {
                 let warm = self.warm.lock().await.len();
                 let active = self.sessions.lock().await.len();
@@ -343,14 +448,19 @@ impl Pool {
             if want {
                 let id = SessionId::new();
                 let spawned = tokio::select! {
-                    r = self.spawn_agent(id, id.0, false, "prewarm") => r,
+                    r = self.spawn_agent(id, id.0, false, "prewarm", &set) => r,
                     _ = self.shutdown.cancelled() => return,
                 };
                 match spawned {
                     Ok((agent, events)) => {
                         backoff = Duration::from_secs(1);
                         let mut warm = self.warm.lock().await;
-                        warm.push_back(Warm { id, agent, events });
+                        warm.push_back(Warm {
+                            id,
+                            agent,
+                            events,
+                            fingerprint: set.fingerprint.clone(),
+                        });
                         metrics::gauge!(m::PREWARM_POOL_DEPTH).set(warm.len() as f64);
                         let ms = self.created.elapsed().as_millis().max(1) as u64;
                         let _ = self.started_ms.compare_exchange(
@@ -378,6 +488,8 @@ impl Pool {
             }
             tokio::select! {
                 _ = self.refill.notified() => {}
+                // A new plugin set: the loop's next round replaces the warm slots.
+                _ = sets.changed() => {}
                 // Also re-check periodically: a warm process may have died.
                 _ = tokio::time::sleep(Duration::from_secs(5)) => self.evict_dead_warm().await,
                 _ = self.shutdown.cancelled() => return,
@@ -426,10 +538,17 @@ impl Pool {
         if sessions.len() >= self.settings.max_sessions {
             return Err(ErrorCode::AtCapacity);
         }
+        let current = self.current_fingerprint();
         let warm = {
             let mut warm = self.warm.lock().await;
             let mut found = None;
             while let Some(mut w) = warm.pop_front() {
+                if current.as_deref() != Some(w.fingerprint.as_str()) {
+                    // Built for an old plugin set: the session would lack
+                    // the new one's servers (or keep a removed one's).
+                    self.retire_stale(w);
+                    continue;
+                }
                 if is_alive(&mut w.events) {
                     found = Some(w);
                     break;

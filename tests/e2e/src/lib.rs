@@ -28,6 +28,9 @@ pub const MODEL: &str = "claude-sonnet-4-5";
 pub const COST_PER_CALL: f64 = 0.00105;
 /// The HS256 secret of every test instance (tests sign their own tokens with it).
 pub const JWT_SECRET: &str = "e2e-jwt-secret-that-is-long-enough-0123456789";
+/// `CSP_SECRET_KEY` of every instance (a Fernet key; tests only).
+pub const SECRET_KEY: &str = "9Ovzd5TFSI0cLzNvDKm1EiBDkbaoY9aQJk4ziRe0J4c=";
+
 /// What the harness scrapes the gateway's `/metrics` with (`CSP_METRICS_TOKEN`).
 pub const METRICS_TOKEN: &str = "e2e-metrics-scrape-token";
 
@@ -62,6 +65,9 @@ pub struct Options {
     /// Distributed mode: the `host:port` the session-pool reaches Postgres
     /// at instead of the real one (e.g. a proxy a test can cut).
     pub session_pool_db_addr: Option<String>,
+    /// `CSP_PLUGINS_DIR`; `None`: an empty directory of the instance's own
+    /// ([`Csp::plugins_dir`]).
+    pub plugins_dir: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -73,6 +79,7 @@ impl Default for Options {
             bin: None,
             await_startup: true,
             session_pool_db_addr: None,
+            plugins_dir: None,
         }
     }
 }
@@ -98,6 +105,8 @@ pub struct Csp {
     /// How each process was started, to restart it.
     started: Vec<Launch>,
     mock: Option<String>,
+    /// `CSP_PLUGINS_DIR` of every process.
+    pub plugins_dir: PathBuf,
 }
 
 /// One process start: its name, arguments and environment.
@@ -136,6 +145,11 @@ impl Csp {
             );
         }
         let dir = tempfile::tempdir()?;
+        let plugins_dir = opts
+            .plugins_dir
+            .clone()
+            .unwrap_or_else(|| dir.path().join("plugins"));
+        std::fs::create_dir_all(&plugins_dir)?;
         let mut csp = Csp {
             base: String::new(),
             mode,
@@ -147,11 +161,14 @@ impl Csp {
             banners: Vec::new(),
             started: Vec::new(),
             mock: None,
+            plugins_dir: plugins_dir.clone(),
         };
         let mut env: Vec<(String, String)> = vec![
             ("CSP_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
             ("CSP_JWT_SECRET".into(), JWT_SECRET.into()),
             ("CSP_METRICS_TOKEN".into(), METRICS_TOKEN.into()),
+            ("CSP_SECRET_KEY".into(), SECRET_KEY.into()),
+            ("CSP_PLUGINS_DIR".into(), plugins_dir.display().to_string()),
             ("CSP_MODEL".into(), MODEL.into()),
             ("PREWARM_POOL_SIZE".into(), opts.prewarm.to_string()),
             ("MAX_SESSIONS".into(), opts.max_sessions.to_string()),
@@ -205,7 +222,24 @@ impl Csp {
                     .spawn("mock-llm", &["mock-llm", "--listen", "127.0.0.1:0"], &env)
                     .await?;
                 csp.mock = Some(mock.clone());
-                // Policy first: it runs the migrations the session-pool relies on.
+                // Plugins first: it runs the migrations the others rely on,
+                // and they follow its active set.
+                let plugins = csp
+                    .spawn(
+                        "plugins",
+                        &[
+                            "serve",
+                            "plugins",
+                            "--grpc-addr",
+                            "127.0.0.1:0",
+                            "--metrics-addr",
+                            "127.0.0.1:0",
+                        ],
+                        &env,
+                    )
+                    .await?;
+                let plugins = format!("http://{plugins}");
+                env.push(("CSP_PLUGINS_ADDR".into(), plugins));
                 let policy = csp
                     .spawn(
                         "policy",
@@ -357,6 +391,25 @@ impl Csp {
                 "csp {name} did not start ({other:?}); its log:\n{}",
                 self.log_tail(name)
             )),
+        }
+    }
+
+    /// Everything every process has logged so far.
+    pub fn all_logs(&self) -> String {
+        let mut text = String::new();
+        for p in &self.procs {
+            let path = self.dir.path().join(format!("{}.log", p.name));
+            text.push_str(&std::fs::read_to_string(path).unwrap_or_default());
+        }
+        text
+    }
+
+    /// The database every service uses: a Postgres URL in distributed
+    /// mode, the `csp dev` SQLite file otherwise.
+    pub fn database_url(&self) -> String {
+        match &self.db {
+            Some((admin, db)) => with_db(admin, db),
+            None => format!("sqlite://{}", self.dir.path().join("data/csp.db").display()),
         }
     }
 

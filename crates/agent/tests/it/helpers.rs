@@ -67,6 +67,7 @@ impl Sandbox {
             home: self.path("home"),
             config_dir: self.path("claude"),
             resume: false,
+            mcp_config: None,
         }
     }
 }

@@ -480,3 +480,82 @@ async fn shutdown_mid_tool_leaves_no_process_behind() {
     assert!(!group_alive(pid));
     wait_until_dead(tools).await;
 }
+
+/// The reference MCP server that `examples/plugins/everything` installs
+/// (`npm install` there, as `scripts/setup.sh` does).
+fn everything_server() -> std::path::PathBuf {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/plugins/everything/node_modules/.bin/mcp-server-everything");
+    assert!(
+        path.is_file(),
+        "{} is missing: run `npm install` in examples/plugins/everything",
+        path.display()
+    );
+    path
+}
+
+fn mcp_servers(name: &str) -> String {
+    json!({"mcpServers": {name: {"type": "stdio", "command": everything_server(), "args": ["stdio"]}}})
+        .to_string()
+}
+
+#[tokio::test]
+async fn only_the_mcp_config_file_counts_and_its_servers_outlive_the_file() {
+    let mock = mock().await;
+    mock.push(behaviour(
+        json!({"type": "tool_use", "name": "mcp__everything__echo", "input": {"message": "over mcp"}}),
+    ));
+    let sandbox = Sandbox::new();
+    // Both would be loaded without --strict-mcp-config: a project config the
+    // agent could write into its workdir, and a user-scope one in its HOME.
+    std::fs::write(sandbox.workdir().join(".mcp.json"), mcp_servers("project")).unwrap();
+    let spec = sandbox.spec();
+    std::fs::create_dir_all(&spec.config_dir).unwrap();
+    std::fs::write(
+        spec.config_dir.join(".claude.json"),
+        mcp_servers("userscope"),
+    )
+    .unwrap();
+    let config_file = sandbox.path("mcp-config.json");
+    std::fs::write(&config_file, mcp_servers("everything")).unwrap();
+    let spec = csp_agent::SpawnSpec {
+        mcp_config: Some(config_file.clone()),
+        ..spec
+    };
+    let hook = Recording::new(AllowList::new(["mcp__everything"]));
+    let (agent, mut events) =
+        csp_agent::Agent::spawn(&config(&mock.base_url()), spec, hook.clone())
+            .await
+            .expect("agent becomes ready");
+    // The servers are running by now: the file is no longer needed.
+    std::fs::remove_file(&config_file).unwrap();
+
+    agent.send_user("echo something").await.expect("written");
+    let (messages, result) = turn(&mut events).await;
+    let init = messages
+        .iter()
+        .find_map(|m| match m {
+            Message::System(System::Init(init)) => Some(init),
+            _ => None,
+        })
+        .expect("an init message");
+    let servers: Vec<(&str, &str)> = init
+        .mcp_servers
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap_or_default(),
+                s["status"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(servers, [("everything", "connected")]);
+    let seen: Vec<String> = hook.seen().into_iter().map(|r| r.tool_name).collect();
+    assert_eq!(seen, ["mcp__everything__echo"]);
+    let results = tool_results(&messages);
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert!(!results[0].2, "{results:?}");
+    assert!(results[0].1.contains("Echo: over mcp"), "{results:?}");
+    assert!(!result.is_error, "{result:?}");
+    agent.shutdown(Duration::from_secs(20)).await;
+}

@@ -9,6 +9,7 @@ use csp_store::{
     NewMessage, NewSession, NewUser, Reservation, SessionRecord, Settled, Spend, Store, UserRecord,
     UserUpdate, Verification, audit_hash, verify_audit_chain,
 };
+use csp_store::{PluginState, SecretChange, StoredSecret};
 use futures::future::join_all;
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -58,6 +59,13 @@ macro_rules! store_suite {
             audit_page_filters_and_pages_without_gaps,
             audit_chain_links_and_verifies,
             concurrent_audit_appends_keep_one_chain,
+            plugin_state_round_trips,
+            set_plugin_active_upserts_and_keeps_config,
+            save_plugin_config_replaces_config_and_applies_secret_changes,
+            a_secret_in_the_plain_config_rolls_the_whole_save_back,
+            reencrypt_counts_rewrites_and_a_second_run_rewrites_nothing,
+            reencrypt_rolls_everything_back_when_f_fails,
+            concurrent_saves_of_one_plugin_do_not_mix,
         );
         store_suite!(@fixture_cases $fixture;
             tampered_audit_row_is_found,
@@ -1550,4 +1558,487 @@ pub(crate) async fn audit_log_rejects_update_and_delete(fixture: &impl Fixture) 
         .await
         .unwrap();
     assert_eq!(verify_audit_chain(store).await.unwrap().checked, 2);
+}
+
+// Plugins.
+
+fn plugin_config(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    match value {
+        serde_json::Value::Object(map) => map,
+        other => panic!("not a JSON object: {other}"),
+    }
+}
+
+fn stored(key: &str, value: &str, version: &str) -> StoredSecret {
+    StoredSecret {
+        config_key: key.to_owned(),
+        encrypted_value: value.to_owned(),
+        encryption_key_version: version.to_owned(),
+    }
+}
+
+/// What a rotation to key version "v2" does with a secret: rewrite it unless
+/// it is under v2 already.
+fn to_v2(secret: &StoredSecret) -> Result<Option<StoredSecret>, String> {
+    if secret.encryption_key_version == "v2" {
+        return Ok(None);
+    }
+    Ok(Some(StoredSecret {
+        encrypted_value: format!("{}@v2", secret.encrypted_value),
+        encryption_key_version: "v2".to_owned(),
+        ..secret.clone()
+    }))
+}
+
+pub(crate) async fn plugin_state_round_trips(store: &dyn Store) {
+    assert_eq!(store.plugin_states().await.unwrap(), vec![]);
+    assert_eq!(store.plugin_state("everything").await.unwrap(), None);
+    let operator = UserId::new();
+    let config = plugin_config(json!({
+        "greeting": "hi",
+        "retries": 3,
+        "nested": { "list": [1, "two", null, 2.5], "flag": true },
+    }));
+    let saved = store
+        .save_plugin_config(
+            "everything",
+            config.clone(),
+            vec![
+                SecretChange::Set(stored("z_token", "token-z", "v1")),
+                SecretChange::Set(stored("api_token", "token-a", "v1")),
+                SecretChange::Remove("never_set".to_owned()),
+            ],
+            Some(operator),
+        )
+        .await
+        .unwrap();
+    assert_eq!(saved.plugin_name, "everything");
+    assert!(!saved.active, "a new plugin starts inactive");
+    assert_eq!(saved.config, config);
+    assert_eq!(
+        saved.secrets,
+        vec![
+            stored("api_token", "token-a", "v1"),
+            stored("z_token", "token-z", "v1"),
+        ]
+    );
+    assert_eq!(saved.updated_by, Some(operator));
+    assert_eq!(saved.updated_at.offset(), UtcOffset::UTC);
+    assert_eq!(saved.updated_at.nanosecond() % 1_000_000, 0);
+    assert!(
+        (OffsetDateTime::now_utc() - saved.updated_at)
+            .whole_seconds()
+            .abs()
+            < 60
+    );
+
+    assert_eq!(
+        store.plugin_state("everything").await.unwrap(),
+        Some(saved.clone())
+    );
+    assert_eq!(store.plugin_states().await.unwrap(), vec![saved]);
+    assert_eq!(store.plugin_state("Everything").await.unwrap(), None);
+}
+
+pub(crate) async fn set_plugin_active_upserts_and_keeps_config(store: &dyn Store) {
+    let operator = UserId::new();
+    let created = store
+        .set_plugin_active("slack", true, Some(operator))
+        .await
+        .unwrap();
+    assert!(created.active);
+    assert!(created.config.is_empty());
+    assert!(created.secrets.is_empty());
+    assert_eq!(created.updated_by, Some(operator));
+    assert_eq!(
+        store.plugin_state("slack").await.unwrap(),
+        Some(created.clone())
+    );
+
+    let saved = store
+        .save_plugin_config(
+            "slack",
+            plugin_config(json!({ "channel": "#ops" })),
+            vec![SecretChange::Set(stored("bot_token", "t", "v1"))],
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(saved.active, "saving config keeps the plugin active");
+    assert_eq!(saved.updated_by, None);
+
+    next_millisecond().await;
+    let deactivated = store
+        .set_plugin_active("slack", false, Some(operator))
+        .await
+        .unwrap();
+    assert!(!deactivated.active);
+    assert_eq!(deactivated.config, saved.config);
+    assert_eq!(deactivated.secrets, saved.secrets);
+    assert_eq!(deactivated.updated_by, Some(operator));
+    assert!(deactivated.updated_at > saved.updated_at);
+    let again = store.set_plugin_active("slack", false, None).await.unwrap();
+    assert!(!again.active);
+    assert_eq!(again.secrets, saved.secrets);
+
+    // Names are ordered by byte value on every backend, whatever the
+    // database's collation.
+    for name in ["ab", "a_b", "a-b", "B"] {
+        store.set_plugin_active(name, false, None).await.unwrap();
+    }
+    let names: Vec<String> = store
+        .plugin_states()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|state| state.plugin_name)
+        .collect();
+    assert_eq!(names, ["B", "a-b", "a_b", "ab", "slack"]);
+
+    let err = store.set_plugin_active("", true, None).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+    assert_eq!(store.plugin_states().await.unwrap().len(), 5);
+}
+
+pub(crate) async fn save_plugin_config_replaces_config_and_applies_secret_changes(
+    store: &dyn Store,
+) {
+    let operator = UserId::new();
+    store
+        .save_plugin_config(
+            "p",
+            plugin_config(json!({ "a": 1, "b": 2 })),
+            vec![
+                SecretChange::Set(stored("keep", "k1", "v1")),
+                SecretChange::Set(stored("replace", "r1", "v1")),
+                SecretChange::Set(stored("drop", "d1", "v1")),
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    let other = store
+        .save_plugin_config(
+            "q",
+            plugin_config(json!({ "a": "q's" })),
+            vec![SecretChange::Set(stored("keep", "q1", "v1"))],
+            None,
+        )
+        .await
+        .unwrap();
+
+    let second = store
+        .save_plugin_config(
+            "p",
+            plugin_config(json!({ "c": 3 })),
+            vec![
+                SecretChange::Set(stored("replace", "r2", "v2")),
+                SecretChange::Remove("drop".to_owned()),
+                SecretChange::Set(stored("new", "n1", "v2")),
+            ],
+            Some(operator),
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.config, plugin_config(json!({ "c": 3 })));
+    assert_eq!(
+        second.secrets,
+        vec![
+            stored("keep", "k1", "v1"),
+            stored("new", "n1", "v2"),
+            stored("replace", "r2", "v2"),
+        ]
+    );
+    assert_eq!(second.updated_by, Some(operator));
+    assert_eq!(store.plugin_state("p").await.unwrap(), Some(second));
+    assert_eq!(store.plugin_state("q").await.unwrap(), Some(other));
+
+    // Changes to one key apply in the order given.
+    let removed_last = store
+        .save_plugin_config(
+            "p",
+            serde_json::Map::new(),
+            vec![
+                SecretChange::Set(stored("keep", "k2", "v2")),
+                SecretChange::Remove("keep".to_owned()),
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    let keys: Vec<&str> = removed_last
+        .secrets
+        .iter()
+        .map(|s| s.config_key.as_str())
+        .collect();
+    assert_eq!(keys, ["new", "replace"]);
+    let set_last = store
+        .save_plugin_config(
+            "p",
+            serde_json::Map::new(),
+            vec![
+                SecretChange::Remove("keep".to_owned()),
+                SecretChange::Set(stored("keep", "k3", "v3")),
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(set_last.secrets[0], stored("keep", "k3", "v3"));
+
+    for (name, change) in [
+        ("", SecretChange::Remove("x".to_owned())),
+        ("p", SecretChange::Set(stored("", "e", "v1"))),
+        ("p", SecretChange::Remove(String::new())),
+    ] {
+        let err = store
+            .save_plugin_config(name, serde_json::Map::new(), vec![change], None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+    }
+    assert_eq!(store.plugin_state("p").await.unwrap(), Some(set_last));
+}
+
+pub(crate) async fn a_secret_in_the_plain_config_rolls_the_whole_save_back(store: &dyn Store) {
+    let before = store
+        .save_plugin_config(
+            "p",
+            plugin_config(json!({ "greeting": "hi" })),
+            vec![SecretChange::Set(stored("api_token", "tok1", "v1"))],
+            None,
+        )
+        .await
+        .unwrap();
+
+    // Refused only after the secret changes were written (the check reads
+    // the state as saved), so this shows that they are rolled back too.
+    let err = store
+        .save_plugin_config(
+            "p",
+            plugin_config(json!({ "greeting": "changed", "api_token": "plain-text-leak" })),
+            vec![
+                SecretChange::Set(stored("other", "o1", "v1")),
+                SecretChange::Set(stored("api_token", "tok2", "v2")),
+            ],
+            Some(UserId::new()),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains("'api_token'"), "{message}");
+    assert!(!message.contains("plain-text-leak"), "{message}");
+    assert_eq!(store.plugin_state("p").await.unwrap(), Some(before.clone()));
+
+    // The first save of a plugin, refused, leaves no state behind.
+    let err = store
+        .save_plugin_config(
+            "fresh",
+            plugin_config(json!({ "token": "plain" })),
+            vec![SecretChange::Set(stored("token", "t1", "v1"))],
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+    assert_eq!(store.plugin_states().await.unwrap(), vec![before]);
+
+    // A field that stops being secret: its secret goes and its plain value
+    // comes in one save.
+    let after = store
+        .save_plugin_config(
+            "p",
+            plugin_config(json!({ "api_token": "no longer secret" })),
+            vec![SecretChange::Remove("api_token".to_owned())],
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(after.secrets.is_empty());
+    assert_eq!(after.config["api_token"], "no longer secret");
+}
+
+pub(crate) async fn reencrypt_counts_rewrites_and_a_second_run_rewrites_nothing(store: &dyn Store) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    assert_eq!(store.reencrypt_secrets(&to_v2).await.unwrap(), 0);
+    let a = store
+        .save_plugin_config(
+            "a",
+            serde_json::Map::new(),
+            vec![
+                SecretChange::Set(stored("x", "ax", "v1")),
+                SecretChange::Set(stored("y", "ay", "v2")),
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    let b = store
+        .save_plugin_config(
+            "b",
+            serde_json::Map::new(),
+            vec![SecretChange::Set(stored("x", "bx", "v1"))],
+            None,
+        )
+        .await
+        .unwrap();
+    let c = store
+        .save_plugin_config("c", plugin_config(json!({ "k": 1 })), vec![], None)
+        .await
+        .unwrap();
+
+    let calls = AtomicUsize::new(0);
+    let counted = |secret: &StoredSecret| -> Result<Option<StoredSecret>, String> {
+        calls.fetch_add(1, Ordering::SeqCst);
+        to_v2(secret)
+    };
+    assert_eq!(store.reencrypt_secrets(&counted).await.unwrap(), 2);
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "f sees every secret");
+    let states = store.plugin_states().await.unwrap();
+    assert_eq!(
+        states,
+        vec![
+            PluginState {
+                secrets: vec![stored("x", "ax@v2", "v2"), stored("y", "ay", "v2")],
+                ..a
+            },
+            PluginState {
+                secrets: vec![stored("x", "bx@v2", "v2")],
+                ..b
+            },
+            c,
+        ],
+        "only the secrets change, not the states' updated_at"
+    );
+
+    assert_eq!(store.reencrypt_secrets(&counted).await.unwrap(), 0);
+    assert_eq!(calls.load(Ordering::SeqCst), 6);
+    assert_eq!(store.plugin_states().await.unwrap(), states);
+}
+
+pub(crate) async fn reencrypt_rolls_everything_back_when_f_fails(store: &dyn Store) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    for (name, keys) in [("a", ["k1", "k2"].as_slice()), ("b", ["k1"].as_slice())] {
+        let secrets = keys
+            .iter()
+            .map(|key| SecretChange::Set(stored(key, &format!("{name}-{key}"), "v1")))
+            .collect();
+        store
+            .save_plugin_config(name, serde_json::Map::new(), secrets, None)
+            .await
+            .unwrap();
+    }
+    let before = store.plugin_states().await.unwrap();
+
+    // The first two rewrites are written inside the transaction before the
+    // third call fails; neither survives.
+    let calls = AtomicUsize::new(0);
+    let fails_third = |secret: &StoredSecret| -> Result<Option<StoredSecret>, String> {
+        if calls.fetch_add(1, Ordering::SeqCst) == 2 {
+            return Err("key version v1 is not configured".to_owned());
+        }
+        to_v2(secret)
+    };
+    let err = store.reencrypt_secrets(&fails_third).await.unwrap_err();
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    match &err {
+        Error::Aborted(message) => {
+            for part in ["plugin 'b'", "'k1'", "key version v1 is not configured"] {
+                assert!(message.contains(part), "{message}");
+            }
+        }
+        other => panic!("expected Aborted, got {other:?}"),
+    }
+    assert_eq!(store.plugin_states().await.unwrap(), before);
+
+    // A replacement under another key is refused the same way.
+    let renames = |secret: &StoredSecret| -> Result<Option<StoredSecret>, String> {
+        Ok(Some(StoredSecret {
+            config_key: format!("{}-renamed", secret.config_key),
+            ..secret.clone()
+        }))
+    };
+    let err = store.reencrypt_secrets(&renames).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+    assert_eq!(store.plugin_states().await.unwrap(), before);
+
+    assert_eq!(store.reencrypt_secrets(&to_v2).await.unwrap(), 3);
+}
+
+/// The `who` of a state saved by `concurrent_saves_...`, after checking that
+/// its secrets come from that same save (possibly re-encrypted since).
+fn one_save(state: &PluginState, keys: &[&str]) -> i64 {
+    let who = state.config["who"].as_i64().expect("who is a number");
+    let found: Vec<&str> = state
+        .secrets
+        .iter()
+        .map(|s| s.config_key.as_str())
+        .collect();
+    assert_eq!(found, keys, "{state:?}");
+    for secret in &state.secrets {
+        let (value, version) = (&secret.encrypted_value, &secret.encryption_key_version);
+        let original = (format!("t{who}"), format!("v{who}"));
+        let rotated = (format!("t{who}@v2"), "v2".to_owned());
+        assert!(
+            (value, version) == (&original.0, &original.1)
+                || (value, version) == (&rotated.0, &rotated.1),
+            "secret of another save mixed in: {state:?}"
+        );
+    }
+    who
+}
+
+pub(crate) async fn concurrent_saves_of_one_plugin_do_not_mix(store: &dyn Store) {
+    store
+        .save_plugin_config(
+            "p",
+            plugin_config(json!({ "who": -1 })),
+            ["a", "b", "c"]
+                .iter()
+                .map(|key| SecretChange::Set(stored(key, "t-1", "v-1")))
+                .collect(),
+            None,
+        )
+        .await
+        .unwrap();
+    // Keys deliberately out of order: rows must still be locked in key
+    // order, or a save and a re-encryption could deadlock on Postgres.
+    let saves = (0..6).map(|i: i64| {
+        let secrets = ["c", "a", "b"]
+            .iter()
+            .map(|key| SecretChange::Set(stored(key, &format!("t{i}"), &format!("v{i}"))))
+            .collect();
+        store.save_plugin_config("p", plugin_config(json!({ "who": i })), secrets, None)
+    });
+    // Concurrent first saves of a plugin that has no state yet.
+    let first_saves = (0..4).map(|i: i64| {
+        let secret = stored("token", &format!("t{i}"), &format!("v{i}"));
+        store.save_plugin_config(
+            "fresh",
+            plugin_config(json!({ "who": i })),
+            vec![SecretChange::Set(secret)],
+            None,
+        )
+    });
+    let rotations = (0..2).map(|_| store.reencrypt_secrets(&to_v2));
+    let (saved, first_saved, rotated) =
+        tokio::join!(join_all(saves), join_all(first_saves), join_all(rotations));
+
+    // Each save returns what it wrote, read inside its own transaction.
+    for (i, state) in saved.into_iter().enumerate() {
+        let state = state.unwrap();
+        assert_eq!(one_save(&state, &["a", "b", "c"]), i as i64);
+    }
+    for (i, state) in first_saved.into_iter().enumerate() {
+        let state = state.unwrap();
+        assert_eq!(one_save(&state, &["token"]), i as i64);
+    }
+    for count in rotated {
+        count.unwrap();
+    }
+    let p = store.plugin_state("p").await.unwrap().unwrap();
+    assert!((0..6).contains(&one_save(&p, &["a", "b", "c"])), "{p:?}");
+    let fresh = store.plugin_state("fresh").await.unwrap().unwrap();
+    assert!((0..4).contains(&one_save(&fresh, &["token"])), "{fresh:?}");
 }

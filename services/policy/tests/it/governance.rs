@@ -706,6 +706,7 @@ async fn audit_events_queued_while_policy_is_down_arrive_after_restart() {
                     tools: Default::default(),
                     budget: Default::default(),
                     clock: Arc::new(csp_policy::SystemClock),
+                    plugins_addr: None,
                 },
                 store.clone(),
                 queue,

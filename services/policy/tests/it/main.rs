@@ -20,6 +20,7 @@ fn tokens() -> Tokens {
 }
 
 mod governance;
+mod plugins;
 
 type SvcClient = PolicyClient<
     tonic::service::interceptor::InterceptedService<
@@ -46,14 +47,26 @@ async fn start() -> Running {
 }
 
 async fn start_with(store: Arc<SqliteStore>, clock: Arc<dyn csp_policy::Clock>) -> Running {
+    start_config(store, clock, Default::default(), None).await
+}
+
+/// A policy service with `tools` (`CSP_TOOL_ROLES`) following the plugins
+/// service at `plugins_addr`.
+async fn start_config(
+    store: Arc<SqliteStore>,
+    clock: Arc<dyn csp_policy::Clock>,
+    tools: csp_policy::ToolRoles,
+    plugins_addr: Option<String>,
+) -> Running {
     let queue = Arc::new(csp_bus::InProcessQueue::new());
     let server = Server::build(
         Config {
             grpc_addr: "127.0.0.1:0".parse().unwrap(),
             tokens: tokens(),
-            tools: Default::default(),
+            tools,
             budget: Default::default(),
             clock,
+            plugins_addr,
         },
         store.clone(),
         queue.clone(),

@@ -15,6 +15,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
+mod plugins;
+
 /// The JWT secret of the test servers; requests carry user tokens signed with it.
 static TOKENS: std::sync::LazyLock<csp_auth::Tokens> = std::sync::LazyLock::new(|| {
     csp_auth::Tokens::new(
@@ -38,13 +40,36 @@ struct Pool {
     store: Arc<SqliteStore>,
     stop: CancellationToken,
     _mock: MockLlm,
-    _dir: tempfile::TempDir,
+    /// The data directory.
+    dir: tempfile::TempDir,
 }
 
 async fn start(prewarm: usize, max_sessions: usize) -> Pool {
-    let mock = MockLlm::start(csp_mock_llm::Options::default())
-        .await
-        .unwrap();
+    start_with(
+        prewarm,
+        max_sessions,
+        csp_mock_llm::Rules::default(),
+        &["Bash"],
+        None,
+    )
+    .await
+}
+
+/// A pool whose model answers by `rules`, whose gate allows `tools`, and
+/// whose agents run the plugins of the plugins service at `plugins_addr`.
+async fn start_with(
+    prewarm: usize,
+    max_sessions: usize,
+    rules: csp_mock_llm::Rules,
+    tools: &[&str],
+    plugins_addr: Option<String>,
+) -> Pool {
+    let mock = MockLlm::start(csp_mock_llm::Options {
+        rules,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let bus = Arc::new(InProcessBus::new(Default::default()).unwrap());
     let store = Arc::new(SqliteStore::in_memory().await.unwrap());
@@ -64,9 +89,9 @@ async fn start(prewarm: usize, max_sessions: usize) -> Pool {
             max_sessions,
             data_dir: dir.path().to_owned(),
             agent,
-            governor: Arc::new(csp_session_pool::Unlimited(csp_agent::AllowList::new([
-                "Bash",
-            ]))),
+            governor: Arc::new(csp_session_pool::Unlimited(csp_agent::AllowList::new(
+                tools.iter().copied(),
+            ))),
             audit: Arc::new(csp_bus::InProcessQueue::new()),
             tokens: TOKENS.clone(),
             model_label: "test model".into(),
@@ -74,6 +99,7 @@ async fn start(prewarm: usize, max_sessions: usize) -> Pool {
             limits: Default::default(),
             breaker: Default::default(),
             reaper_interval: Duration::from_secs(60),
+            plugins_addr,
         },
         bus.clone(),
         store.clone(),
@@ -91,7 +117,7 @@ async fn start(prewarm: usize, max_sessions: usize) -> Pool {
         store,
         stop,
         _mock: mock,
-        _dir: dir,
+        dir,
     }
 }
 
@@ -319,6 +345,7 @@ async fn invalid_sizes_are_refused_with_the_setting_named() {
         limits: Default::default(),
         breaker: Default::default(),
         reaper_interval: Duration::from_secs(60),
+        plugins_addr: None,
     };
     let backends = || {
         (

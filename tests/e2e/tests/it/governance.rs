@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite;
 
-const PASSWORD: &str = "governance-password";
+pub(crate) const PASSWORD: &str = "governance-password";
 const PERMISSIONS_CHANGED: &str =
     "Your permissions have changed. Some tools are no longer available.";
 const BASH_NEEDS_OPERATOR: &str =
@@ -16,7 +16,7 @@ const BASH_NEEDS_OPERATOR: &str =
 
 /// One request with an optional bearer token and JSON body; the status and
 /// the JSON answer (`Null` when the body is not JSON).
-async fn call(
+pub(crate) async fn call(
     csp: &Csp,
     method: Method,
     path: &str,
@@ -35,7 +35,7 @@ async fn call(
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     format!(
         "{prefix}-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..10]
@@ -43,7 +43,7 @@ fn unique(prefix: &str) -> String {
 }
 
 /// A user created by the admin: `(user_id, username, token)`.
-async fn new_user(
+pub(crate) async fn new_user(
     csp: &Csp,
     admin: &str,
     role: &str,
@@ -84,7 +84,7 @@ async fn patch_user(csp: &Csp, admin: &str, id: &str, changes: Value) -> Value {
 }
 
 /// Frames up to the session's `ready`; its id.
-async fn ready(ws: &mut Ws) -> String {
+pub(crate) async fn ready(ws: &mut Ws) -> String {
     let frames = ws
         .until(|f| f["type"] == "session" && f["status"] == "ready")
         .await
@@ -104,7 +104,7 @@ fn upgrade_status(e: &tungstenite::Error) -> Option<u16> {
 
 /// Audit rows of one user, polled until one satisfies `wanted`: rows arrive
 /// through a queue, after the tool call has already been answered.
-async fn audit_row(
+pub(crate) async fn audit_row(
     csp: &Csp,
     admin: &str,
     user_id: &str,
@@ -141,7 +141,7 @@ async fn bash_turn(ws: &mut Ws, command: &str) -> Vec<Value> {
     ws.turn().await.expect("the turn ends with a result")
 }
 
-fn frame<'a>(frames: &'a [Value], kind: &str) -> &'a Value {
+pub(crate) fn frame<'a>(frames: &'a [Value], kind: &str) -> &'a Value {
     frames
         .iter()
         .find(|f| f["type"] == kind)
@@ -250,6 +250,38 @@ async fn route_rules(mode: Mode) {
             Some("admin"),
             Some(200),
         ),
+        route(Method::GET, "/api/v1/plugins", Some("operator"), Some(200)),
+        route(
+            Method::POST,
+            "/api/v1/plugins/rescan",
+            Some("operator"),
+            Some(200),
+        ),
+        // No plugin of that name: admitted, then not found.
+        route(
+            Method::GET,
+            "/api/v1/plugins/absent",
+            Some("operator"),
+            Some(404),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/plugins/absent/activate",
+            Some("operator"),
+            Some(404),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/plugins/absent/deactivate",
+            Some("operator"),
+            Some(404),
+        ),
+        route(
+            Method::PUT,
+            "/api/v1/plugins/absent/config",
+            Some("operator"),
+            Some(404),
+        ),
     ];
     let callers = [
         (Caller::Anonymous, None),
@@ -268,6 +300,7 @@ async fn route_rules(mode: Mode) {
                     json!({"username": unique("made"), "password": PASSWORD, "role": "user", "monthly_cost_cap_usd": null}),
                 ),
                 ("PATCH", _) => Some(json!({"monthly_cost_cap_usd": 7.5})),
+                ("PUT", _) => Some(json!({"config": {}})),
                 _ => None,
             };
             let (status, answer) = call(&csp, r.method.clone(), &r.path, *token, body).await;

@@ -5,5 +5,6 @@
 mod chat;
 mod governance;
 mod lifecycle;
+mod plugins;
 mod resilience;
 mod security;
