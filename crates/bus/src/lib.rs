@@ -33,7 +33,7 @@ pub use error::Error;
 pub use fanout::FanoutBus;
 pub use inprocess::InProcessBus;
 pub use nats::NatsBus;
-pub use queue::{Deliveries, Delivery, InProcessQueue, NatsQueue, Queue};
+pub use queue::{Deliveries, Delivery, InProcessQueue, NatsQueue, Queue, push_retrying};
 
 /// One session's events, replayed then live. It ends only after an error
 /// (a gap, a lag, a broken connection) has been yielded.

@@ -121,6 +121,30 @@ impl std::fmt::Debug for Delivery {
     }
 }
 
+/// Pushes with up to `attempts` tries, waiting 200 ms, 400 ms, 800 ms…
+/// between them: a producer that must not block its caller on a broker
+/// blip (the audit trail) runs this in a task. Retries reuse `id`, so a push
+/// that was stored but not confirmed is stored once. The last error when
+/// every try failed.
+pub async fn push_retrying(
+    queue: &dyn Queue,
+    topic: &str,
+    id: &str,
+    payload: Bytes,
+    attempts: u32,
+) -> Result<(), Error> {
+    let mut attempt = 0u32;
+    loop {
+        match queue.push(topic, id, payload.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt + 1 >= attempts => return Err(e),
+            Err(e) => tracing::warn!(error = %e, topic, attempt, "push failed; retrying"),
+        }
+        tokio::time::sleep(Duration::from_millis(200u64 << attempt.min(10))).await;
+        attempt += 1;
+    }
+}
+
 /// How long a pushed id is remembered: a push retried within it is stored
 /// once. The same as the event bus's, for the same reason (a publisher's
 /// retries end well within it).
@@ -205,6 +229,62 @@ fn dedup_key(topic: &str, id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fails the first `failures` pushes, then stores into an in-process queue.
+    struct Flaky {
+        failures: u32,
+        pushes: std::sync::atomic::AtomicU32,
+        inner: InProcessQueue,
+    }
+
+    #[async_trait]
+    impl Queue for Flaky {
+        async fn push(&self, topic: &str, id: &str, payload: Bytes) -> Result<(), Error> {
+            let n = self
+                .pushes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if n < self.failures {
+                return Err(Error::Unavailable {
+                    reason: format!("down ({n})"),
+                });
+            }
+            self.inner.push(topic, id, payload).await
+        }
+
+        async fn pull(&self, topic: &str, group: &str) -> Result<Deliveries, Error> {
+            self.inner.pull(topic, group).await
+        }
+    }
+
+    fn flaky(failures: u32) -> Flaky {
+        Flaky {
+            failures,
+            pushes: Default::default(),
+            inner: InProcessQueue::new(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn push_retrying_backs_off_until_stored_or_out_of_tries() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let q = flaky(2);
+        let t0 = tokio::time::Instant::now();
+        push_retrying(&q, "audit", "a1", Bytes::from_static(b"x"), 5)
+            .await
+            .unwrap();
+        assert_eq!(q.pushes.load(SeqCst), 3);
+        assert_eq!(t0.elapsed(), Duration::from_millis(200 + 400));
+
+        let q = flaky(u32::MAX);
+        let err = push_retrying(&q, "audit", "a2", Bytes::from_static(b"x"), 3)
+            .await
+            .unwrap_err();
+        assert_eq!(q.pushes.load(SeqCst), 3, "exactly the tries asked for");
+        assert!(
+            err.to_string().contains("down (2)"),
+            "the last error: {err}"
+        );
+    }
 
     #[test]
     fn topics_are_dot_separated_name_segments() {

@@ -411,3 +411,38 @@ impl SecretKeyOpts {
         Ok(Some(csp_secrets::Keyring::new(current, previous)))
     }
 }
+
+/// Where an offline tool (`csp audit verify`, `csp secrets rotate`) finds
+/// the database: a deployment's Postgres, else the `csp dev` SQLite file.
+#[derive(Args)]
+pub(crate) struct StoreLocation {
+    /// Postgres URL of a deployment; without it, the `csp dev` database in
+    /// CSP_DATA_DIR.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_parser = secret)]
+    database_url: Option<SecretString>,
+    /// The `csp dev` data directory.
+    #[arg(long, env = "CSP_DATA_DIR", default_value = ".csp/dev")]
+    data_dir: PathBuf,
+}
+
+impl StoreLocation {
+    pub(crate) async fn open(&self) -> anyhow::Result<Box<dyn csp_store::Store>> {
+        use anyhow::Context;
+        Ok(match &self.database_url {
+            Some(url) => Box::new(csp_store::PgStore::connect(url.expose_secret()).await?),
+            None => {
+                let path = self.data_dir.join("csp.db");
+                anyhow::ensure!(
+                    path.is_file(),
+                    "no database at {} (set DATABASE_URL or CSP_DATA_DIR)",
+                    path.display()
+                );
+                Box::new(
+                    csp_store::SqliteStore::open(&path)
+                        .await
+                        .with_context(|| format!("opening {}", path.display()))?,
+                )
+            }
+        })
+    }
+}

@@ -2,11 +2,10 @@
 //! `rotate` re-encrypts every stored secret under `CSP_SECRET_KEY`, reading
 //! the old ones with `CSP_SECRET_KEY_PREVIOUS`, in one transaction.
 
-use crate::opts::SecretKeyOpts;
+use crate::opts::{SecretKeyOpts, StoreLocation};
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use secrecy::{ExposeSecret, SecretString};
-use std::path::PathBuf;
+use secrecy::ExposeSecret;
 
 #[derive(Subcommand)]
 pub(crate) enum Command {
@@ -20,13 +19,8 @@ pub(crate) enum Command {
 
 #[derive(Args)]
 pub(crate) struct RotateOptions {
-    /// Postgres URL of a deployment; without it, the `csp dev` database in
-    /// CSP_DATA_DIR.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_parser = crate::opts::secret)]
-    database_url: Option<SecretString>,
-    /// The `csp dev` data directory.
-    #[arg(long, env = "CSP_DATA_DIR", default_value = ".csp/dev")]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    store: StoreLocation,
     #[command(flatten)]
     keys: SecretKeyOpts,
 }
@@ -44,22 +38,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
         .keys
         .keyring()?
         .context("set CSP_SECRET_KEY to the new key and CSP_SECRET_KEY_PREVIOUS to the old one")?;
-    let store: Box<dyn csp_store::PluginStore> = match &o.database_url {
-        Some(url) => Box::new(csp_store::PgStore::connect(url.expose_secret()).await?),
-        None => {
-            let path = o.data_dir.join("csp.db");
-            anyhow::ensure!(
-                path.is_file(),
-                "no database at {} (set DATABASE_URL or CSP_DATA_DIR)",
-                path.display()
-            );
-            Box::new(
-                csp_store::SqliteStore::open(&path)
-                    .await
-                    .with_context(|| format!("opening {}", path.display()))?,
-            )
-        }
-    };
+    let store = o.store.open().await?;
     let count = store
         .reencrypt_secrets(&|stored: &csp_store::StoredSecret| {
             let sealed = csp_secrets::Sealed {
@@ -73,7 +52,8 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
                     encrypted_value: new.token,
                     encryption_key_version: new.key_version,
                 })),
-                Err(e) => Err(format!("secret '{}': {e}", stored.config_key)),
+                // The store names the plugin and the key.
+                Err(e) => Err(e.to_string()),
             }
         })
         .await

@@ -90,40 +90,35 @@ pub(crate) async fn get(
 }
 
 pub(crate) async fn activate(
-    State(state): State<AppState>,
+    state: State<AppState>,
     user: AuthUser,
-    Path(name): Path<String>,
+    name: Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let req = pb::PluginRequest {
-        name,
-        user_id: user.id.to_string(),
-    };
-    let p = state
-        .plugins
-        .clone()
-        .activate_plugin(state.as_user(&user, req))
-        .await
-        .map_err(|s| ApiError::from_status(&s))?
-        .into_inner();
-    Ok(Json(plugin_json(&p)))
+    switch(state, user, name, true).await
 }
 
 pub(crate) async fn deactivate(
+    state: State<AppState>,
+    user: AuthUser,
+    name: Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    switch(state, user, name, false).await
+}
+
+async fn switch(
     State(state): State<AppState>,
     user: AuthUser,
     Path(name): Path<String>,
+    on: bool,
 ) -> Result<Json<Value>, ApiError> {
-    let req = pb::PluginRequest {
-        name,
-        user_id: user.id.to_string(),
+    let req = state.as_user(&user, pb::PluginRequest { name });
+    let mut client = state.plugins.clone();
+    let answer = if on {
+        client.activate_plugin(req).await
+    } else {
+        client.deactivate_plugin(req).await
     };
-    let p = state
-        .plugins
-        .clone()
-        .deactivate_plugin(state.as_user(&user, req))
-        .await
-        .map_err(|s| ApiError::from_status(&s))?
-        .into_inner();
+    let p = answer.map_err(|s| ApiError::from_status(&s))?.into_inner();
     Ok(Json(plugin_json(&p)))
 }
 
@@ -145,7 +140,6 @@ pub(crate) async fn configure(
     let req = pb::ConfigurePluginRequest {
         name,
         config_json: config.to_string(),
-        user_id: user.id.to_string(),
     };
     let p = state
         .plugins
@@ -171,12 +165,7 @@ pub(crate) async fn rescan(
     let r = state
         .plugins
         .clone()
-        .rescan(state.as_user(
-            &user,
-            pb::RescanRequest {
-                user_id: user.id.to_string(),
-            },
-        ))
+        .rescan(state.as_user(&user, pb::RescanRequest {}))
         .await
         .map_err(|s| ApiError::from_status(&s))?
         .into_inner();

@@ -179,7 +179,7 @@ impl Catalog {
             if **current == set {
                 return false;
             }
-            tracing::info!(fingerprint = %set.fingerprint, "the active plugin set changed");
+            tracing::info!(fingerprint = %set.fingerprint, "the plugin catalog changed (active servers or tool roles)");
             *current = Arc::new(set);
             true
         });
@@ -558,18 +558,12 @@ impl Catalog {
                 return;
             };
             let id = event.audit_id.to_string();
-            for attempt in 0..5u32 {
-                match queue
-                    .push(AUDIT_TOPIC, &id, bytes::Bytes::from(payload.clone()))
-                    .await
-                {
-                    Ok(()) => return,
-                    Err(e) => tracing::warn!(error = %e, attempt, "could not queue an audit event"),
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+            let pushed =
+                csp_bus::push_retrying(queue.as_ref(), AUDIT_TOPIC, &id, payload.into(), 5).await;
+            if let Err(e) = pushed {
+                tracing::error!(audit_id = %id, action = %event.tool_name, error = %e, "audit event lost: the queue is unavailable");
+                metrics::counter!(crate::metrics::AUDIT_LOST).increment(1);
             }
-            tracing::error!(audit_id = %id, action = %event.tool_name, "audit event lost: the queue is unavailable");
-            metrics::counter!(crate::metrics::AUDIT_LOST).increment(1);
         });
     }
 }
@@ -585,8 +579,9 @@ fn m_as_json(m: &Manifest) -> Value {
     })
 }
 
-/// A plugin's status and, when its saved configuration does not fit the
-/// manifest in force, why.
+/// A plugin's status and, when its configuration (saved, or none) does not
+/// fit the manifest in force, why. `needs_config` means exactly that: a
+/// required setting is missing or a saved one is invalid.
 fn status_of(entry: &Entry, state: Option<&PluginState>) -> (PluginStatus, Vec<String>) {
     let Some(m) = &entry.manifest else {
         return (PluginStatus::Errored, Vec::new());
@@ -599,19 +594,16 @@ fn status_of(entry: &Entry, state: Option<&PluginState>) -> (PluginStatus, Vec<S
     for s in state.iter().flat_map(|s| &s.secrets) {
         effective.insert(s.config_key.clone(), Value::String(REDACTED.into()));
     }
-    let config_errors: Vec<String> = if m.needs_config() {
-        match m.validate_config(&effective) {
-            Ok(()) => Vec::new(),
-            Err(errors) => errors.iter().map(|e| e.to_string()).collect(),
-        }
-    } else {
-        Vec::new()
+    // Settings that are all optional (or have defaults) need nothing: the
+    // plugin is ready as it is, configured once something was saved.
+    let config_errors: Vec<String> = match m.validate_config(&effective) {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors.iter().map(|e| e.to_string()).collect(),
     };
-    let usable = config_errors.is_empty() && (!m.needs_config() || saved);
-    let status = match (state.is_some_and(|s| s.active), usable) {
+    let status = match (state.is_some_and(|s| s.active), config_errors.is_empty()) {
         (true, true) => PluginStatus::Activated,
-        (_, false) if m.needs_config() => PluginStatus::NeedsConfig,
-        (_, _) if m.needs_config() => PluginStatus::Configured,
+        (_, false) => PluginStatus::NeedsConfig,
+        _ if saved => PluginStatus::Configured,
         _ => PluginStatus::Ready,
     };
     (status, config_errors)

@@ -66,6 +66,10 @@ impl Service {
     }
 }
 
+/// The service name (in its service token) of the only caller of
+/// `ActiveServers`.
+pub(crate) const SECRETS_READER: &str = "session-pool";
+
 type ActiveSetStream = Pin<Box<dyn futures::Stream<Item = Result<pb::ActiveSet, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -144,8 +148,19 @@ impl Plugins for Service {
 
     async fn active_servers(
         &self,
-        _req: Request<pb::ActiveServersRequest>,
+        req: Request<pb::ActiveServersRequest>,
     ) -> Result<Response<pb::ActiveServersResponse>, Status> {
+        // The one answer with secret values: only for the service that
+        // starts MCP servers, not for any holder of a service token.
+        match csp_rpc::caller(&req)? {
+            Caller::Service { name } if name == SECRETS_READER => {}
+            _ => {
+                return Err(status(
+                    ErrorCode::PermissionDenied,
+                    "only the session-pool may read plugin secrets",
+                ));
+            }
+        }
         Ok(Response::new(self.catalog.active_servers().await?))
     }
 

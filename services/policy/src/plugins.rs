@@ -28,7 +28,7 @@ pub(crate) enum Rule {
     Require(Requirement),
     Deny {
         /// A bounded metric label: plugin_inactive, plugin_undeclared,
-        /// plugins_unreachable.
+        /// plugin_unregistered, plugins_unreachable.
         reason: &'static str,
         message: String,
     },
@@ -93,7 +93,10 @@ impl Catalog {
         }
     }
 
-    /// `None`: no plugin claims `tool`; the defaults decide.
+    /// `None`: not an MCP tool; the defaults decide. Every MCP server a
+    /// session runs comes from a plugin (`--strict-mcp-config`), so an MCP
+    /// tool no registered plugin accounts for is one of a plugin that was
+    /// removed, or whose broken file was deactivated: refused.
     fn rule(&self, tool: &str) -> Option<Rule> {
         if let Some(t) = self.tools.get(tool) {
             return Some(if t.active {
@@ -108,12 +111,20 @@ impl Catalog {
                 }
             });
         }
+        let rest = tool.strip_prefix("mcp__")?;
         // Plugin server names never contain `__`: the first one ends it.
-        let server = tool.strip_prefix("mcp__")?.split_once("__")?.0;
-        let plugin = self.servers.get(server)?;
-        Some(Rule::Deny {
-            reason: "plugin_undeclared",
-            message: format!("Tool '{tool}' is not declared in the manifest of plugin '{plugin}'."),
+        let server = rest.split_once("__").map_or(rest, |(server, _)| server);
+        Some(match self.servers.get(server) {
+            Some(plugin) => Rule::Deny {
+                reason: "plugin_undeclared",
+                message: format!(
+                    "Tool '{tool}' is not declared in the manifest of plugin '{plugin}'."
+                ),
+            },
+            None => Rule::Deny {
+                reason: "plugin_unregistered",
+                message: format!("Tool '{tool}' does not belong to a registered plugin."),
+            },
         })
     }
 }
@@ -254,8 +265,24 @@ mod tests {
                 message: "Tool 'mcp__slack__delete_all' is not declared in the manifest of plugin 'slack'.".into()
             })
         );
-        assert_eq!(c.rule("mcp__other__x"), None);
-        assert_eq!(c.rule("mcp__slack"), None);
+        for unknown in ["mcp__other__x", "mcp__gone"] {
+            assert_eq!(
+                c.rule(unknown),
+                Some(Rule::Deny {
+                    reason: "plugin_unregistered",
+                    message: format!("Tool '{unknown}' does not belong to a registered plugin."),
+                })
+            );
+        }
+        assert_eq!(
+            c.rule("mcp__slack"),
+            Some(Rule::Deny {
+                reason: "plugin_undeclared",
+                message: "Tool 'mcp__slack' is not declared in the manifest of plugin 'slack'."
+                    .into()
+            })
+        );
+        assert_eq!(c.rule("Bash"), None, "built-ins are not the catalog's");
     }
 
     #[test]

@@ -225,16 +225,12 @@ impl Pool {
                 return;
             };
             let id = event.audit_id.to_string();
-            let payload = bytes::Bytes::from(payload);
-            for attempt in 0..5u32 {
-                match queue.push(AUDIT_TOPIC, &id, payload.clone()).await {
-                    Ok(()) => return,
-                    Err(e) => tracing::warn!(error = %e, attempt, "could not queue an audit event"),
-                }
-                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            let pushed =
+                csp_bus::push_retrying(queue.as_ref(), AUDIT_TOPIC, &id, payload.into(), 5).await;
+            if let Err(e) = pushed {
+                tracing::error!(audit_id = %id, tool = %event.tool_name, error = %e, "audit event lost: the queue is unavailable");
+                metrics::counter!(m::AUDIT_LOST).increment(1);
             }
-            tracing::error!(audit_id = %id, tool = %event.tool_name, "audit event lost: the queue is unavailable");
-            metrics::counter!(m::AUDIT_LOST).increment(1);
         });
     }
 

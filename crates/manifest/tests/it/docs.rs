@@ -79,7 +79,11 @@ fn common_errors_are_real_messages() {
     let table = doc
         .split("### Common errors")
         .nth(1)
-        .expect("a Common errors section");
+        .expect("a Common errors section")
+        // The section ends at the next heading.
+        .split("\n#")
+        .next()
+        .unwrap();
     let mut rows = 0;
     for line in table.lines().filter(|l| l.starts_with("| `")) {
         let message = line.split('`').nth(1).unwrap();

@@ -216,7 +216,6 @@ async fn configure(
             pb::ConfigurePluginRequest {
                 name: name.into(),
                 config_json: config.to_string(),
-                user_id: String::new(),
             },
         ))
         .await
@@ -225,13 +224,7 @@ async fn configure(
 
 async fn activate(r: &Running, token: &str, name: &str) -> Result<pb::Plugin, tonic::Status> {
     r.client()
-        .activate_plugin(as_(
-            token,
-            pb::PluginRequest {
-                name: name.into(),
-                user_id: String::new(),
-            },
-        ))
+        .activate_plugin(as_(token, pb::PluginRequest { name: name.into() }))
         .await
         .map(|r| r.into_inner())
 }
@@ -279,10 +272,7 @@ async fn every_rpc_admits_exactly_the_roles_it_names() {
                 None => tonic::Request::new(m),
             }
         }
-        let named = || pb::PluginRequest {
-            name: "p".into(),
-            user_id: String::new(),
-        };
+        let named = || pb::PluginRequest { name: "p".into() };
         let res = match method {
             "ListPlugins" => c
                 .list_plugins(req(token, pb::ListPluginsRequest {}))
@@ -300,7 +290,6 @@ async fn every_rpc_admits_exactly_the_roles_it_names() {
                     pb::ConfigurePluginRequest {
                         name: "p".into(),
                         config_json: "{}".into(),
-                        user_id: String::new(),
                     },
                 ))
                 .await
@@ -375,6 +364,15 @@ async fn every_rpc_admits_exactly_the_roles_it_names() {
         }
         assert_eq!(call(&r, m, Some(&service)).await, Ok(()), "{m}");
     }
+    // Secret values go to the session-pool alone, not to any service.
+    let gateway = tokens()
+        .issue_service("gateway", Duration::from_secs(60))
+        .unwrap();
+    assert_eq!(
+        call(&r, "ActiveServers", Some(&gateway)).await,
+        Err(ErrorCode::PermissionDenied)
+    );
+    assert_eq!(call(&r, "WatchActiveSet", Some(&gateway)).await, Ok(()));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -633,7 +631,6 @@ async fn activation_publishes_the_active_set_with_roles_and_decrypted_servers() 
             &op,
             pb::PluginRequest {
                 name: "vault".into(),
-                user_id: String::new(),
             },
         ))
         .await
@@ -796,7 +793,6 @@ async fn a_removed_active_plugin_can_be_switched_off_before_it_returns() {
             &op,
             pb::PluginRequest {
                 name: "gone".into(),
-                user_id: String::new(),
             },
         ))
         .await
@@ -816,10 +812,44 @@ async fn a_removed_active_plugin_can_be_switched_off_before_it_returns() {
             &op,
             pb::PluginRequest {
                 name: "never".into(),
-                user_id: String::new(),
             },
         ))
         .await
         .unwrap_err();
     assert_eq!(code(&e), ErrorCode::PluginNotFound);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn optional_settings_leave_a_plugin_ready_and_invalid_saved_ones_need_config() {
+    let r = start(None).await;
+    let (_, op) = user(&r, Role::Operator, true).await;
+    let mut m = plain("easy");
+    m["config_schema"] = json!({
+        "type": "object",
+        "properties": {"level": {"type": "integer", "default": 1}, "label": {"type": "string"}}
+    });
+    write(&r.dir, "easy", &m);
+    rescan(&r, &op).await;
+    assert_eq!(plugin(&r, &op, "easy").await.status, "ready");
+    let p = configure(&r, &op, "easy", json!({"level": 3}))
+        .await
+        .unwrap();
+    assert_eq!(p.status, "configured");
+    assert_eq!(activate(&r, &op, "easy").await.unwrap().status, "activated");
+
+    // The manifest changes under a saved value: the plugin needs config and
+    // says why, and leaves the active set.
+    m["config_schema"]["properties"]["level"]["maximum"] = json!(2);
+    write(&r.dir, "easy", &m);
+    rescan(&r, &op).await;
+    let p = plugin(&r, &op, "easy").await;
+    assert_eq!(p.status, "needs_config");
+    assert!(
+        p.errors
+            .iter()
+            .any(|e| e.field == "config" && e.message.contains("level")),
+        "{:?}",
+        p.errors
+    );
+    assert!(active_servers(&r).await.servers.is_empty());
 }

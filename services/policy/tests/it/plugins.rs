@@ -241,13 +241,16 @@ async fn plugin_tools_take_their_manifest_roles_and_inactive_or_undeclared_ones_
             "Tool 'mcp__everything__get-env' is not declared in the manifest of plugin 'everything'."
         )
     );
-    // An MCP tool no plugin claims keeps the MCP default (operator); built-ins
-    // are untouched.
+    // An MCP tool no registered plugin accounts for (its plugin was
+    // removed): nobody; built-ins are untouched.
     assert_eq!(
-        check(&mut r, ursula, "mcp__other__x").await.reason,
-        "tool_role"
+        check(&mut r, ursula, "mcp__other__x").await,
+        denied(
+            "plugin_unregistered",
+            "Tool 'mcp__other__x' does not belong to a registered plugin."
+        )
     );
-    assert!(check(&mut r, opal, "mcp__other__x").await.allowed);
+    assert!(!check(&mut r, opal, "mcp__other__x").await.allowed);
     assert!(check(&mut r, ursula, "Read").await.allowed);
 
     // Activating the plugin reaches the gate without a restart.
