@@ -391,19 +391,35 @@ impl Actor {
                             csp_agent::Message::Result(r) => Some(r.is_error),
                             _ => None,
                         };
+                        // A turn's `result` goes out only once the turn is
+                        // accounted for (breaker, budget): whoever reacts to
+                        // it, like the budget indicator, sees the new state.
+                        let mut results = Vec::new();
                         for event in self.translator.translate(&msg, Instant::now()) {
                             for event in self.review(event) {
-                                self.emit(event).await;
+                                if matches!(event, Event::Result { .. }) {
+                                    results.push(event);
+                                } else {
+                                    self.emit(event).await;
+                                }
                             }
                         }
-                        let Some(is_error) = turn_ended else { continue };
+                        let Some(is_error) = turn_ended else {
+                            for event in results {
+                                self.emit(event).await;
+                            }
+                            continue;
+                        };
                         self.in_flight = false;
                         if let Some(permit) = self.permit.take()
                             && !is_error
                         {
                             self.pool.breaker.on_success(permit).await;
                         }
-                        self.settle().await;
+                        let notice = self.settle().await;
+                        for event in results.into_iter().chain(notice) {
+                            self.emit(event).await;
+                        }
                         if draining {
                             agent.shutdown(SHUTDOWN_GRACE).await;
                             return Served::Done(Outcome::Idle(StatusReason::Shutdown));
@@ -644,27 +660,23 @@ impl Actor {
     }
 
     /// The turn in flight ended: its cost (from its `result`, already
-    /// translated) settles its reservation; the 80 % warning may follow.
-    async fn settle(&mut self) {
+    /// translated) settles its reservation. The 80 % warning, if this turn
+    /// crossed it, to send after the `result`.
+    async fn settle(&mut self) -> Option<Event> {
         let cost = self.translator.last_turn_cost();
         self.pool.add_cost(cost);
-        let Some(r) = self.reservation.take() else {
-            return;
-        };
-        if let Some(notice) = self
+        let r = self.reservation.take()?;
+        let notice = self
             .pool
             .governor()
             .settle_turn(&r, self.user, self.id, cost)
-            .await
-        {
-            self.emit(Event::Notice {
-                code: ErrorCode::BudgetWarning,
-                message: notice,
-                action: None,
-                minutes_left: None,
-            })
-            .await;
-        }
+            .await?;
+        Some(Event::Notice {
+            code: ErrorCode::BudgetWarning,
+            message: notice,
+            action: None,
+            minutes_left: None,
+        })
     }
 
     /// Applies the permission gate's verdicts to tool events, audits every
