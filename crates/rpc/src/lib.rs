@@ -140,7 +140,7 @@ impl Listener {
 
 /// Sets the gRPC health of `service` (and of the server as a whole, `""`)
 /// to match readiness.
-pub async fn set_health(health: &tonic_health::server::HealthReporter, service: &str, ready: bool) {
+async fn set_health(health: &tonic_health::server::HealthReporter, service: &str, ready: bool) {
     let status = if ready {
         tonic_health::ServingStatus::Serving
     } else {
@@ -150,30 +150,57 @@ pub async fn set_health(health: &tonic_health::server::HealthReporter, service: 
     health.set_service_status("", status).await;
 }
 
-/// Keeps gRPC health equal to the readiness probe: sets it from `ready()`
-/// now (so it is known before the server answers anything), then
-/// re-checks every 2 s in a background task, which the caller aborts.
-pub async fn follow_readiness<F, Fut>(
-    health: tonic_health::server::HealthReporter,
+/// A service's gRPC health, kept equal to its readiness probe.
+pub struct Health {
+    reporter: tonic_health::server::HealthReporter,
     service: &'static str,
-    ready: F,
-) -> tokio::task::JoinHandle<()>
-where
-    F: Fn() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = bool> + Send,
-{
-    let mut last = ready().await;
-    set_health(&health, service, last).await;
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-            let now = ready().await;
-            if now != last {
-                set_health(&health, service, now).await;
-                last = now;
+    follower: tokio::task::JoinHandle<()>,
+}
+
+impl Health {
+    /// Sets health from `ready()` now (so it is known before the server
+    /// answers anything), then re-checks every 2 s until [`Health::stop`]
+    /// or drop. Returns the routes to add the service itself to; they
+    /// already hold the `grpc.health.v1` service.
+    pub async fn follow<F, Fut>(service: &'static str, ready: F) -> (Self, tonic::service::Routes)
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = bool> + Send,
+    {
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        let mut last = ready().await;
+        set_health(&reporter, service, last).await;
+        let r = reporter.clone();
+        let follower = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                let now = ready().await;
+                if now != last {
+                    set_health(&r, service, now).await;
+                    last = now;
+                }
             }
-        }
-    })
+        });
+        let health = Self {
+            reporter,
+            service,
+            follower,
+        };
+        (health, tonic::service::Routes::new(health_service))
+    }
+
+    /// Stops following readiness and reports NOT_SERVING from now on (a
+    /// draining service).
+    pub async fn stop(&self) {
+        self.follower.abort();
+        set_health(&self.reporter, self.service, false).await;
+    }
+}
+
+impl Drop for Health {
+    fn drop(&mut self) {
+        self.follower.abort();
+    }
 }
 
 /// A lazily connecting channel to `addr` (`http://host:port`): the service

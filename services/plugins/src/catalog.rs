@@ -539,7 +539,7 @@ impl Catalog {
 
     /// Queues an operator action for the audit log (the policy service
     /// writes it); values of the configuration never appear, only keys.
-    fn audit(&self, actor: UserId, action: &str, details: Value) {
+    pub(crate) fn audit(&self, actor: UserId, action: &str, details: Value) {
         let event = AuditEvent {
             audit_id: uuid::Uuid::new_v4(),
             timestamp_ms: (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)

@@ -181,10 +181,8 @@ impl Server {
 
     /// Serves (and watches `PLUGINS_DIR`) until `shutdown` is cancelled.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
-        let (health, health_service) = tonic_health::server::health_reporter();
         let probes = self.probes.clone();
-        let reporter = csp_rpc::follow_readiness(
-            health,
+        let (health, routes) = csp_rpc::Health::follow(
             <PluginsServer<Service> as tonic::server::NamedService>::NAME,
             move || {
                 let probes = probes.clone();
@@ -197,8 +195,7 @@ impl Server {
             store: self.store.clone(),
             shutdown: shutdown.clone(),
         };
-        let routes =
-            tonic::service::Routes::new(health_service).add_service(PluginsServer::new(service));
+        let routes = routes.add_service(PluginsServer::new(service));
         let probes = self.probes.clone();
         let stop = shutdown.clone();
         tokio::spawn(async move {
@@ -212,7 +209,7 @@ impl Server {
         ));
         let guard = csp_rpc::Guard::new(self.tokens.clone(), access);
         let served = self.listener.serve(routes, guard, shutdown).await;
-        reporter.abort();
+        drop(health);
         let _ = watching.await;
         served?;
         Ok(())

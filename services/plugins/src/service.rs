@@ -136,8 +136,17 @@ impl Plugins for Service {
         &self,
         req: Request<pb::RescanRequest>,
     ) -> Result<Response<pb::RescanResponse>, Status> {
-        self.acting(&req).await?;
+        let actor = self.acting(&req).await?;
         let changes = self.catalog.rescan().await?;
+        self.catalog.audit(
+            actor,
+            "plugin.rescan",
+            serde_json::json!({
+                "added": changes.added,
+                "changed": changes.changed,
+                "removed": changes.removed,
+            }),
+        );
         Ok(Response::new(pb::RescanResponse {
             plugins: self.catalog.list().await?,
             added: changes.added,

@@ -210,11 +210,8 @@ impl Server {
 
     /// Serves until `shutdown` is cancelled.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
-        let (health, health_service) = tonic_health::server::health_reporter();
-        // gRPC health follows the readiness probe; known before serving.
         let probes = self.probes.clone();
-        let reporter = csp_rpc::follow_readiness(
-            health,
+        let (health, routes) = csp_rpc::Health::follow(
             <PolicyServer<Service> as tonic::server::NamedService>::NAME,
             move || {
                 let probes = probes.clone();
@@ -222,8 +219,7 @@ impl Server {
             },
         )
         .await;
-        let routes = tonic::service::Routes::new(health_service)
-            .add_service(PolicyServer::new(self.service));
+        let routes = routes.add_service(PolicyServer::new(self.service));
         let probes = self.probes.clone();
         let stop = shutdown.clone();
         tokio::spawn(async move {
@@ -245,7 +241,7 @@ impl Server {
         });
         let guard = csp_rpc::Guard::new(self.tokens.clone(), access);
         let served = self.listener.serve(routes, guard, shutdown).await;
-        reporter.abort();
+        drop(health);
         let _ = consumer.await;
         if let Some(follower) = follower {
             let _ = follower.await;

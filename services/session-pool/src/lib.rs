@@ -339,18 +339,15 @@ impl Server {
         });
         let refill = tokio::spawn(self.pool.clone().refill_loop());
         let reaper = tokio::spawn(self.pool.clone().reaper_loop(self.reaper_interval));
-        let (health, health_service) = tonic_health::server::health_reporter();
         let pool = self.pool.clone();
-        let health_task = csp_rpc::follow_readiness(health.clone(), SERVICE_NAME, move || {
+        let (health, routes) = csp_rpc::Health::follow(SERVICE_NAME, move || {
             let pool = pool.clone();
             async move { pool.status().await.not_ready.is_none() }
         })
         .await;
-        let routes = tonic::service::Routes::new(health_service).add_service(
-            SessionPoolServer::new(service::Service {
-                pool: self.pool.clone(),
-            }),
-        );
+        let routes = routes.add_service(SessionPoolServer::new(service::Service {
+            pool: self.pool.clone(),
+        }));
         let stop_serving = CancellationToken::new();
         let guard = csp_rpc::Guard::new(self.tokens.clone(), service::access);
         let mut serving = tokio::spawn(self.listener.serve(routes, guard, stop_serving.clone()));
@@ -359,8 +356,7 @@ impl Server {
             // The server failed on its own: still end every session.
             r = &mut serving => Some(r),
         };
-        health_task.abort();
-        csp_rpc::set_health(&health, SERVICE_NAME, false).await;
+        health.stop().await;
         self.pool.drain(self.grace).await;
         stop_serving.cancel();
         let served = match failed {
