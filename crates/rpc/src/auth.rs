@@ -22,7 +22,7 @@ pub const AUTHORIZATION: &str = "authorization";
 pub type AccessTable = fn(&str) -> Option<Access>;
 
 /// Health and reflection answer anyone: probes and `grpcurl` carry no token.
-fn infrastructure(path: &str) -> bool {
+pub(crate) fn infrastructure(path: &str) -> bool {
     path.starts_with("/grpc.health.v1.Health/")
         || path.starts_with("/grpc.reflection.v1.ServerReflection/")
         || path.starts_with("/grpc.reflection.v1alpha.ServerReflection/")
@@ -38,6 +38,12 @@ pub struct Guard {
 impl Guard {
     pub fn new(tokens: Tokens, table: AccessTable) -> Self {
         Self { tokens, table }
+    }
+
+    /// The service's access table (also what bounds the method label of
+    /// the request metrics).
+    pub fn table(&self) -> AccessTable {
+        self.table
     }
 
     /// The caller of `path`, or the status that refuses the call.

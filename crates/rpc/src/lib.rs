@@ -9,6 +9,7 @@
 
 pub mod auth;
 mod follow;
+pub mod metered;
 
 pub use auth::{Guard, ServiceToken, bearer, caller};
 use csp_domain::ErrorCode;
@@ -126,7 +127,10 @@ impl Listener {
             .build_v1()
             .expect("csp descriptor set is valid");
         tracing::info!(addr = %self.addr, "gRPC server listening");
+        metered::describe();
         tonic::transport::Server::builder()
+            // Outside the guard: refused calls are counted too.
+            .layer(metered::Metered::new(guard.table()))
             .layer(guard)
             .add_routes(routes.add_service(reflection))
             .serve_with_incoming_shutdown(

@@ -20,6 +20,20 @@ pub(crate) const SUBPROCESS_RSS: &str = "csp_subprocess_rss_bytes";
 /// rate_limited | overloaded | server_error | connection | authentication |
 /// client_error | stalled | circuit_open | agent_crashed).
 pub(crate) const QUERY_ERRORS: &str = "csp_query_error_total";
+/// Every `type` of [`QUERY_ERRORS`]: the model API failure classes and the
+/// turns csp stops itself. Each series starts at 0, so a dashboard or an
+/// alert sees the first error as a change, not as a new series.
+pub(crate) const QUERY_ERROR_TYPES: [&str; 9] = [
+    "rate_limited",
+    "overloaded",
+    "server_error",
+    "connection",
+    "authentication",
+    "client_error",
+    "stalled",
+    "circuit_open",
+    "agent_crashed",
+];
 /// Sessions whose process stopped (counter; label `reason` = idle_timeout |
 /// shutdown | crashed | start_failed | duration_limit | rss_restart |
 /// resume_failed).
@@ -106,4 +120,7 @@ pub(crate) fn describe() {
         "Sessions continued in a new agent process"
     );
     csp_breaker::Breaker::describe_metrics();
+    for t in QUERY_ERROR_TYPES {
+        metrics::counter!(QUERY_ERRORS, "type" => t).increment(0);
+    }
 }

@@ -232,6 +232,29 @@ fn round_usd(v: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_failure_class_is_a_query_error_type() {
+        // A match without a wildcard: a new class fails to compile here.
+        let all = |f: Failure| match f {
+            Failure::RateLimited
+            | Failure::Overloaded
+            | Failure::ServerError
+            | Failure::Connection
+            | Failure::Authentication
+            | Failure::ClientError => f.as_str(),
+        };
+        for f in [
+            Failure::RateLimited,
+            Failure::Overloaded,
+            Failure::ServerError,
+            Failure::Connection,
+            Failure::Authentication,
+            Failure::ClientError,
+        ] {
+            assert!(crate::metrics::QUERY_ERROR_TYPES.contains(&all(f)), "{f:?}");
+        }
+    }
     use std::time::Duration;
 
     fn msg(line: &str) -> Message {

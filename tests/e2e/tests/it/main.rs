@@ -5,6 +5,7 @@
 mod chat;
 mod governance;
 mod lifecycle;
+mod observability;
 mod plugins;
 mod resilience;
 mod security;
