@@ -9,6 +9,11 @@ scripts/setup.sh cli web browser services python plugins
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Deployment artifacts, checked offline: Prometheus/Alertmanager configs,
+# alert unit tests and the dashboard; docker-compose; the Kubernetes manifests.
+scripts/check-monitoring.sh
+scripts/check-compose.sh
+scripts/check-k8s.sh
 # The end-to-end tests drive this binary.
 cargo build --locked -p csp-cli
 if command -v cargo-nextest >/dev/null 2>&1; then

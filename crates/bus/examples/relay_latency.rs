@@ -94,6 +94,7 @@ async fn measure(
             event: Event::Delta {
                 text: "a token of typical length".into(),
             },
+            trace: None,
         };
         sent_at.lock().unwrap()[seq as usize] = Some(Instant::now());
         bus.publish(&event).await?;

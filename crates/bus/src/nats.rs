@@ -26,6 +26,9 @@ use futures::StreamExt;
 use crate::{Cursor, Error, EventBus, EventStream, Step};
 use csp_redact::{scrub, url as redact_url};
 
+/// W3C trace context of the turn that produced an event (see
+/// [`SessionEvent::trace`]).
+const TRACE_HEADER: &str = "traceparent";
 /// Header with the event's session seq.
 pub const SEQ_HEADER: &str = "Csp-Seq";
 
@@ -469,7 +472,14 @@ impl Reader {
             match self.cursor.step(seq) {
                 Ok(Step::Skip) => continue,
                 Ok(Step::Deliver) => {
-                    let event = decode(session, &message.payload);
+                    let event = decode(session, &message.payload).map(|mut event| {
+                        event.trace = message
+                            .headers
+                            .as_ref()
+                            .and_then(|h| h.get(TRACE_HEADER))
+                            .map(|v| v.as_str().to_owned());
+                        event
+                    });
                     if event.is_err() {
                         self.done = true;
                     }
@@ -500,6 +510,9 @@ impl EventBus for NatsBus {
             async_nats::header::NATS_MESSAGE_ID,
             format!("{}:{}", event.session_id, event.seq).as_str(),
         );
+        if let Some(trace) = &event.trace {
+            headers.insert(TRACE_HEADER, trace.as_str());
+        }
         let ack = self
             .jetstream
             .publish_with_headers(

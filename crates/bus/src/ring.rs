@@ -240,6 +240,7 @@ mod tests {
             event: Event::Delta {
                 text: seq.to_string(),
             },
+            trace: None,
         }
     }
 

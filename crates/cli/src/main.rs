@@ -56,6 +56,18 @@ pub(crate) enum Command {
     },
 }
 
+impl Command {
+    /// `service.name` of the spans this process exports.
+    fn service_name(&self) -> &'static str {
+        match self {
+            Command::Dev(_) => "csp-dev",
+            Command::Serve { service } => service.name(),
+            Command::MockLlm(_) => "csp-mock-llm",
+            Command::Secrets { .. } | Command::Audit { .. } => "csp-tools",
+        }
+    }
+}
+
 /// Raises the soft limit on open files to the hard limit. Every browser
 /// WebSocket, gRPC stream and agent pipe is a file descriptor, and the
 /// usual soft default of 1024 would refuse connections long before memory
@@ -109,7 +121,7 @@ fn parse_cli() -> Cli {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = parse_cli();
-    csp_telemetry::init_tracing(cli.log_format);
+    let _spans = csp_telemetry::init_tracing(cli.log_format, cli.command.service_name());
     raise_nofile_limit();
     // Install the recorder before any service records a metric.
     let _ = csp_telemetry::metrics_handle();

@@ -194,6 +194,18 @@ pub(crate) enum Service {
     },
 }
 
+impl Service {
+    /// `service.name` of its spans.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Service::Gateway { .. } => "csp-gateway",
+            Service::SessionPool { .. } => "csp-session-pool",
+            Service::Policy { .. } => "csp-policy",
+            Service::Plugins { .. } => "csp-plugins",
+        }
+    }
+}
+
 pub(crate) async fn run(service: Service, shutdown: CancellationToken) -> anyhow::Result<()> {
     match service {
         Service::Gateway {

@@ -227,6 +227,11 @@ pub struct SessionEvent {
     pub session_id: SessionId,
     pub seq: u64,
     pub event: Event,
+    /// W3C `traceparent` of the turn that produced the event: carried in the
+    /// bus message's headers, not its body, so the gateway's spans for
+    /// relaying it join the turn's trace.
+    #[serde(skip)]
+    pub trace: Option<String>,
 }
 
 impl SessionEvent {
@@ -311,6 +316,7 @@ mod tests {
                 session_id: sid,
                 seq: 1,
                 event,
+                trace: None,
             };
             assert_eq!(ev.to_frame(), want);
             let back: SessionEvent =

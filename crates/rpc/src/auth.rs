@@ -151,7 +151,18 @@ pub fn bearer<T>(msg: T, token: &str) -> tonic::Request<T> {
     if let Ok(v) = format!("Bearer {token}").parse() {
         req.metadata_mut().insert(AUTHORIZATION, v);
     }
+    with_trace(req.metadata_mut());
     req
+}
+
+/// Adds the current span's trace context, so the server's spans join the
+/// caller's trace.
+fn with_trace(md: &mut tonic::metadata::MetadataMap) {
+    for (key, value) in csp_telemetry::current_context() {
+        if let Ok(v) = value.parse() {
+            md.insert(key, v);
+        }
+    }
 }
 
 /// Service tokens, re-signed before they expire; also a client interceptor
@@ -202,6 +213,9 @@ impl tonic::service::Interceptor for ServiceToken {
             && let Ok(v) = format!("Bearer {}", self.token()).parse()
         {
             req.metadata_mut().insert(AUTHORIZATION, v);
+        }
+        if !req.metadata().contains_key("traceparent") {
+            with_trace(req.metadata_mut());
         }
         Ok(req)
     }

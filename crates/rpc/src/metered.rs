@@ -1,5 +1,7 @@
 //! gRPC request metrics of every csp server: `csp_grpc_requests_total`
-//! (`method`, `code`) and `csp_grpc_request_duration_seconds` (`method`).
+//! (`method`, `code`) and `csp_grpc_request_duration_seconds` (`method`);
+//! and the server span of every call (`grpc.server`), which continues the
+//! caller's trace from the `traceparent` metadata.
 //!
 //! The status of a gRPC call is in its trailers, which arrive after the last
 //! message (a stream may run for hours), so a call is recorded when its
@@ -140,22 +142,37 @@ where
             started: Instant::now(),
             done: false,
         };
-        let future = self.inner.call(req);
-        Box::pin(async move {
-            let response = match future.await {
-                Ok(r) => r,
-                Err(e) => {
-                    call.finish("INTERNAL");
-                    return Err(e);
+        let span = tracing::info_span!(
+            "grpc.server",
+            otel.kind = "server",
+            rpc.method = %call.method,
+            otel.status_code = tracing::field::Empty,
+        );
+        csp_telemetry::set_parent(&span, |k| {
+            req.headers().get(k)?.to_str().ok().map(str::to_owned)
+        });
+        let future = {
+            let _entered = span.enter();
+            self.inner.call(req)
+        };
+        Box::pin(tracing::Instrument::instrument(
+            async move {
+                let response = match future.await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        call.finish("INTERNAL");
+                        return Err(e);
+                    }
+                };
+                // Trailers-only: the status is in the headers already.
+                if let Some(code) = response.headers().get("grpc-status") {
+                    call.finish(code_name(code.to_str().unwrap_or("")));
+                    return Ok(response);
                 }
-            };
-            // Trailers-only: the status is in the headers already.
-            if let Some(code) = response.headers().get("grpc-status") {
-                call.finish(code_name(code.to_str().unwrap_or("")));
-                return Ok(response);
-            }
-            Ok(response.map(|body| tonic::body::Body::new(MeteredBody { body, call })))
-        })
+                Ok(response.map(|body| tonic::body::Body::new(MeteredBody { body, call })))
+            },
+            span,
+        ))
     }
 }
 

@@ -29,13 +29,26 @@ impl std::str::FromStr for LogFormat {
     }
 }
 
+mod trace;
+
+pub use trace::{
+    ENDPOINT_VAR, TRACE_HEADERS, TraceExport, context_of, current_context, set_parent,
+};
+
 /// Installs the global tracing subscriber. The filter comes from `RUST_LOG`
-/// (default `info`). Safe to call twice: the second call does nothing, so
-/// tests and `csp dev` (several services in one process) can all call it.
-pub fn init_tracing(format: LogFormat) {
+/// (default `info`). With `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans are also
+/// exported over OTLP as `service` (`service.name`); keep the returned guard
+/// until exit, it flushes the last spans. Safe to call twice: the second
+/// call does nothing, so tests can all call it.
+pub fn init_tracing(format: LogFormat, service: &str) -> TraceExport {
     use tracing_subscriber::{EnvFilter, fmt, prelude::*};
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let registry = tracing_subscriber::registry().with(filter);
+    let (provider, failed) = match trace::provider(service) {
+        Ok(p) => (p, None),
+        Err(e) => (None, Some(e)),
+    };
+    let otel = provider.as_ref().map(trace::layer);
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
     let _ = match format {
         LogFormat::Text => registry
             .with(fmt::layer().with_writer(std::io::stderr))
@@ -50,6 +63,10 @@ pub fn init_tracing(format: LogFormat) {
             )
             .try_init(),
     };
+    if let Some(e) = failed {
+        tracing::error!(error = %e, "span export is off");
+    }
+    trace::export(provider)
 }
 
 /// Bucket boundaries (seconds) for latency histograms: from 5 ms to 2 min,

@@ -293,6 +293,7 @@ async fn connection(
     tracing::info!(session.id = %session, "WebSocket closed");
 }
 
+#[tracing::instrument(name = "acquire", skip_all, fields(user.id = %user.id))]
 async fn acquire(state: &AppState, user: &AuthUser) -> Result<SessionId, ApiError> {
     let reply = state
         .default_pool
@@ -337,7 +338,27 @@ async fn relay(
             _ = done.cancelled() => return,
         };
         let msg = match next {
-            Some(Ok(ev)) => text(&ev.to_frame()),
+            Some(Ok(ev)) => {
+                // A turn's events (deltas aside: too many to be useful) get
+                // a span in the turn's trace, whose context came with them.
+                let _relay = ev
+                    .trace
+                    .as_deref()
+                    .filter(|_| !matches!(ev.event, csp_domain::Event::Delta { .. }))
+                    .map(|traceparent| {
+                        let span = tracing::info_span!(
+                            "ws.relay",
+                            session.id = %session,
+                            seq = ev.seq,
+                            event = ev.event.kind(),
+                        );
+                        csp_telemetry::set_parent(&span, |k| {
+                            (k == "traceparent").then(|| traceparent.to_owned())
+                        });
+                        span.entered()
+                    });
+                text(&ev.to_frame())
+            }
             Some(Err(csp_bus::Error::Gap { .. } | csp_bus::Error::Lagged { .. })) => {
                 let _ = tx.try_send(close(CLOSE_REPLAY_GAP, "replay_gap"));
                 return;
@@ -374,6 +395,48 @@ async fn presence(state: AppState, session: SessionId, conn: String, done: Cance
             _ = done.cancelled() => return,
         }
     }
+}
+
+/// Hands a message to the session's replica, resuming the session first
+/// when its process had stopped; the error frame for the browser, if any.
+async fn send(
+    state: &AppState,
+    user: &AuthUser,
+    session: SessionId,
+    text: String,
+    client_id: Option<String>,
+) -> Option<Message> {
+    let client_id = client_id.filter(|c| c.len() <= 128).unwrap_or_default();
+    let req = pb::SendRequest {
+        session_id: session.to_string(),
+        user_id: user.id.to_string(),
+        text,
+        client_id,
+    };
+    let first = match state.pool_for(session).await {
+        Ok(mut pool) => pool
+            .send(state.as_user(user, req.clone()))
+            .await
+            .map(drop)
+            .map_err(|s| ApiError::from_status(&s)),
+        Err(code) => Err(ApiError::new(code)),
+    };
+    // The session's process stopped (idle, crash, server restart):
+    // resume it; the message waits in its queue while it starts.
+    let sent = match first {
+        Err(e) if e.code == ErrorCode::SessionUnavailable => {
+            match state.ensure_running(session, user).await {
+                Ok(mut pool) => pool
+                    .send(state.as_user(user, req))
+                    .await
+                    .map(drop)
+                    .map_err(|s| ApiError::from_status(&s)),
+                Err(code) => Err(ApiError::new(code)),
+            }
+        }
+        other => other,
+    };
+    sent.err().map(|e| error_frame(e.code, e.message))
 }
 
 /// One client frame; returns the connection-level reply, if any.
@@ -417,37 +480,10 @@ async fn handle_frame(
             if text.trim().is_empty() {
                 return Some(error_frame(ErrorCode::EmptyMessage, None));
             }
-            let client_id = client_id.filter(|c| c.len() <= 128).unwrap_or_default();
-            let req = pb::SendRequest {
-                session_id: session.to_string(),
-                user_id: user.id.to_string(),
-                text,
-                client_id,
-            };
-            let first = match state.pool_for(session).await {
-                Ok(mut pool) => pool
-                    .send(state.as_user(user, req.clone()))
-                    .await
-                    .map(drop)
-                    .map_err(|s| ApiError::from_status(&s)),
-                Err(code) => Err(ApiError::new(code)),
-            };
-            // The session's process stopped (idle, crash, server restart):
-            // resume it; the message waits in its queue while it starts.
-            let sent = match first {
-                Err(e) if e.code == ErrorCode::SessionUnavailable => {
-                    match state.ensure_running(session, user).await {
-                        Ok(mut pool) => pool
-                            .send(state.as_user(user, req))
-                            .await
-                            .map(drop)
-                            .map_err(|s| ApiError::from_status(&s)),
-                        Err(code) => Err(ApiError::new(code)),
-                    }
-                }
-                other => other,
-            };
-            sent.err().map(|e| error_frame(e.code, e.message))
+            // The root of the turn's trace: the session-pool, the policy
+            // service and the relay of the answer continue it.
+            let span = tracing::info_span!("ws.send", session.id = %session, user.id = %user.id);
+            tracing::Instrument::instrument(send(state, user, session, text, client_id), span).await
         }
         ClientFrame::Interrupt => {
             let mut pool = match state.pool_for(session).await {
@@ -486,6 +522,7 @@ mod tests {
                 event: Event::Delta {
                     text: format!("d{seq}"),
                 },
+                trace: None,
             };
             bus.publish(&ev).await.unwrap();
         }

@@ -24,6 +24,9 @@ pub(crate) struct Binding {
     /// The user's role when the session (re)started.
     pub(crate) role: Option<Role>,
     denials: HashMap<String, Verdict>,
+    /// The span of the turn in flight: the gate's policy decisions are
+    /// its children (the hook runs in the driver's task, not the turn's).
+    turn: Option<tracing::Span>,
 }
 
 /// Which user each running session belongs to.
@@ -38,6 +41,7 @@ impl Bindings {
                 user,
                 role,
                 denials: HashMap::new(),
+                turn: None,
             },
         );
     }
@@ -46,12 +50,19 @@ impl Bindings {
         self.0.lock().expect("bindings lock").remove(&session);
     }
 
-    fn lookup(&self, session: SessionId) -> Option<(UserId, Option<Role>)> {
+    fn lookup(&self, session: SessionId) -> Option<(UserId, Option<Role>, Option<tracing::Span>)> {
         self.0
             .lock()
             .expect("bindings lock")
             .get(&session)
-            .map(|b| (b.user, b.role))
+            .map(|b| (b.user, b.role, b.turn.clone()))
+    }
+
+    /// The span of the session's turn in flight (`None` when it ends).
+    pub(crate) fn set_turn(&self, session: SessionId, turn: Option<tracing::Span>) {
+        if let Some(b) = self.0.lock().expect("bindings lock").get_mut(&session) {
+            b.turn = turn;
+        }
     }
 
     fn record_denial(&self, session: SessionId, tool_use_id: &str, verdict: Verdict) {
@@ -85,17 +96,27 @@ impl PermissionHook for SessionGate {
     async fn decide(&self, request: &PermissionRequest) -> Decision {
         let verdict = match self.bindings.lookup(self.session) {
             None => Verdict::deny("unbound", "This session has no user; no tool may run."),
-            Some((user, role)) => {
-                self.governor
-                    .check_tool(ToolCall {
+            Some((user, role, turn)) => {
+                let span = tracing::info_span!(
+                    parent: turn.as_ref().and_then(|t| t.id()),
+                    "policy.check_tool",
+                    tool.name = %request.tool_name,
+                    allowed = tracing::field::Empty,
+                );
+                let verdict = tracing::Instrument::instrument(
+                    self.governor.check_tool(ToolCall {
                         session: self.session,
                         user,
                         session_role: role,
                         tool_name: &request.tool_name,
                         input: &request.input,
                         tool_use_id: request.tool_use_id.as_deref(),
-                    })
-                    .await
+                    }),
+                    span.clone(),
+                )
+                .await;
+                span.record("allowed", verdict.allowed);
+                verdict
             }
         };
         metrics::counter!(crate::metrics::PERMISSION_CHECKS,

@@ -41,7 +41,13 @@ pub(crate) struct Turn {
     text: String,
     client_id: Option<String>,
     reservation: Option<Reservation>,
+    /// From the `Send` that brought the message until its `result`; a child
+    /// of the gRPC call's span, so the turn continues the gateway's trace.
+    span: tracing::Span,
 }
+
+/// A turn that takes longer is marked `slow` on its span and logged.
+const SLOW_TURN: Duration = Duration::from_secs(60);
 
 pub(crate) enum Command {
     Send {
@@ -56,6 +62,7 @@ pub(crate) enum Command {
 /// The pool's reference to a live session.
 #[derive(Clone)]
 pub(crate) struct Handle {
+    id: SessionId,
     pub(crate) user: UserId,
     tx: mpsc::Sender<Command>,
 }
@@ -70,10 +77,17 @@ impl Handle {
         reservation: Option<Reservation>,
     ) -> Result<bool, ErrorCode> {
         let (reply, rx) = oneshot::channel();
+        let span = tracing::info_span!(
+            "turn",
+            session.id = %self.id,
+            slow = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
         let turn = Turn {
             text,
             client_id,
             reservation,
+            span,
         };
         self.tx
             .send(Command::Send { turn, reply })
@@ -175,6 +189,10 @@ pub(crate) struct Actor {
     titled: bool,
     /// The CLI's session id (differs from `id` after a fresh restart).
     agent_session: Uuid,
+    /// The span of the turn in flight and when it started.
+    turn_span: Option<(tracing::Span, Instant)>,
+    /// Spans of the tool calls in flight, by `tool_use_id`.
+    tool_spans: HashMap<String, tracing::Span>,
 }
 
 /// Where an existing session's actor continues from.
@@ -216,8 +234,10 @@ impl Actor {
             pending_text: None,
             titled: from.titled,
             agent_session: from.agent_session,
+            turn_span: None,
+            tool_spans: HashMap::new(),
         };
-        (actor, Handle { user, tx }, rx)
+        (actor, Handle { id, user, tx }, rx)
     }
 
     pub(crate) async fn run(mut self, start: Start, mut rx: mpsc::Receiver<Command>) -> Outcome {
@@ -420,6 +440,7 @@ impl Actor {
                         for event in results.into_iter().chain(notice) {
                             self.emit(event).await;
                         }
+                        self.end_turn_span(is_error);
                         if draining {
                             agent.shutdown(SHUTDOWN_GRACE).await;
                             return Served::Done(Outcome::Idle(StatusReason::Shutdown));
@@ -621,7 +642,10 @@ impl Actor {
             text,
             client_id,
             reservation,
+            span,
         } = turn;
+        self.pool.bindings.set_turn(self.id, Some(span.clone()));
+        self.turn_span = Some((span, Instant::now()));
         let permit = self.pool.breaker.permit().await;
         if permit == Permit::Rejected {
             self.release(reservation);
@@ -690,6 +714,13 @@ impl Actor {
                 input,
             } => {
                 let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+                let span = tracing::info_span!(
+                    parent: self.turn_span.as_ref().and_then(|(s, _)| s.id()),
+                    "tool",
+                    tool.name = %name,
+                    tool.status = tracing::field::Empty,
+                );
+                self.tool_spans.insert(tool_use_id.clone(), span);
                 self.tools.insert(
                     tool_use_id.clone(),
                     (name.clone(), input.clone(), now_ms as i64),
@@ -719,6 +750,9 @@ impl Actor {
                     ToolStatus::Error => ("error", AuditStatus::Error),
                     ToolStatus::Denied => ("denied", AuditStatus::Denied),
                 };
+                if let Some(span) = self.tool_spans.remove(tool_use_id.as_str()) {
+                    span.record("tool.status", label);
+                }
                 metrics::counter!(m::TOOL_EXECUTIONS, "tool" => name.clone(), "status" => label)
                     .increment(1);
                 if *status != ToolStatus::Denied {
@@ -750,6 +784,23 @@ impl Actor {
         let mut out = vec![event];
         out.extend(extra);
         out
+    }
+
+    /// Closes the span of the turn that just ended, marking a slow one.
+    fn end_turn_span(&mut self, is_error: bool) {
+        self.pool.bindings.set_turn(self.id, None);
+        self.tool_spans.clear();
+        let Some((span, started)) = self.turn_span.take() else {
+            return;
+        };
+        let took = started.elapsed();
+        if took > SLOW_TURN {
+            span.record("slow", true);
+            tracing::warn!(session.id = %self.id, took_s = took.as_secs(), "slow turn");
+        }
+        if is_error {
+            span.record("otel.status_code", "ERROR");
+        }
     }
 
     async fn crashed(&mut self, agent: Agent, code: Option<i32>) -> Served {
@@ -805,6 +856,12 @@ impl Actor {
             session_id: self.id,
             seq: self.seq,
             event,
+            trace: self.turn_span.as_ref().and_then(|(span, _)| {
+                csp_telemetry::context_of(span)
+                    .into_iter()
+                    .find(|(k, _)| *k == "traceparent")
+                    .map(|(_, v)| v)
+            }),
         };
         self.persist(&ev).await;
         if let Err(e) = self.pool.bus.publish(&ev).await {
@@ -870,6 +927,7 @@ impl Actor {
                 session_id: self.id,
                 seq,
                 event: Event::Delta { text },
+                trace: None,
             }
             .to_frame();
             self.append(seq, "assistant", frame).await;

@@ -46,6 +46,7 @@ pub(crate) fn event(session: SessionId, seq: u64) -> SessionEvent {
         session_id: session,
         seq,
         event,
+        trace: None,
     }
 }
 

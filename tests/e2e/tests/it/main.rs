@@ -9,3 +9,4 @@ mod observability;
 mod plugins;
 mod resilience;
 mod security;
+mod tracing;

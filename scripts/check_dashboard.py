@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""Checks the Grafana dashboard against the metrics the code records.
+
+Fails when a panel query names a metric no csp service records (a typo or a
+renamed metric: the panel would stay empty without anyone noticing), and
+when a metric the code records has no panel (a new metric nobody can see).
+
+Metric names come from the Rust sources (test modules skipped): every
+`const NAME: &str = "csp_..."` in a `metrics.rs` (where the crates keep their
+metric names), every such const elsewhere that a `counter!` / `gauge!` /
+`histogram!` / `describe_*!` call records, and literal names in those calls. A name is a histogram when a `histogram!` or
+`describe_histogram!` call records it; only histograms may be queried with
+the `_bucket`, `_sum` and `_count` suffixes.
+
+Usage: scripts/check_dashboard.py [--emit-rules RULES] [dashboard.json]
+
+With --emit-rules it also writes every query as a recording rule (Grafana's
+$__rate_interval and $__range replaced by durations) so that
+`promtool check rules RULES` can parse them: the PromQL syntax check this
+script does not do itself.
+"""
+
+import json
+import pathlib
+import re
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+DEFAULT_DASHBOARD = ROOT / "deploy/monitoring/grafana/dashboards/csp.json"
+SOURCE_DIRS = ("crates", "services")
+
+# Series Prometheus itself records for every target.
+PROMETHEUS_SERIES = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
+
+CONST_RE = re.compile(r'const\s+([A-Z][A-Z0-9_]*)\s*:\s*&str\s*=\s*"(csp_[a-z0-9_]+)"')
+LITERAL_RE = re.compile(
+    r'\b(?:describe_)?(counter|gauge|histogram)!\s*\(\s*"(csp_[a-z0-9_]+)"'
+)
+MACRO_CALL_RE = re.compile(
+    r"\b(?:describe_)?(counter|gauge|histogram)!\s*\(\s*(?:[A-Za-z_][A-Za-z0-9_]*::)*([A-Z][A-Z0-9_]*)\b"
+)
+
+PROMQL_KEYWORDS = {
+    "by", "without", "on", "ignoring", "group_left", "group_right",
+    "and", "or", "unless", "bool", "offset", "inf", "nan",
+}
+GROUPING_RE = re.compile(
+    r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)"
+)
+IDENT_RE = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
+
+
+def strip_tests(text: str) -> str:
+    """Drops `#[cfg(test)]` modules, which record throwaway names."""
+    cut = text.find("#[cfg(test)]")
+    return text if cut < 0 else text[:cut]
+
+
+def recorded_metrics() -> tuple[set[str], set[str]]:
+    """(all metric names, histogram names) recorded by the Rust sources."""
+    names: set[str] = set()
+    histograms: set[str] = set()
+    consts: dict[str, set[str]] = {}
+    sources: list[str] = []
+    for top in SOURCE_DIRS:
+        for path in sorted((ROOT / top).rglob("*.rs")):
+            parts = path.relative_to(ROOT).parts
+            if "tests" in parts or "target" in parts or "benches" in parts:
+                continue
+            text = strip_tests(path.read_text(encoding="utf-8"))
+            sources.append(text)
+            for ident, value in CONST_RE.findall(text):
+                consts.setdefault(ident, set()).add(value)
+                if path.name == "metrics.rs":
+                    names.add(value)
+            for kind, value in LITERAL_RE.findall(text):
+                names.add(value)
+                if kind == "histogram":
+                    histograms.add(value)
+    # A const is matched by its identifier; two crates giving one identifier
+    # different names both count, which can only make the check stricter.
+    for text in sources:
+        for kind, ident in MACRO_CALL_RE.findall(text):
+            values = consts.get(ident, set())
+            names.update(values)
+            if kind == "histogram":
+                histograms.update(values)
+    return names, histograms
+
+
+def query_metrics(expr: str) -> set[str]:
+    """Metric names a PromQL expression selects (functions, keywords,
+    label matchers, grouping labels, ranges and strings left out)."""
+    expr = re.sub(r'"(?:\\.|[^"\\])*"', '""', expr)
+    expr = re.sub(r"'(?:\\.|[^'\\])*'", "''", expr)
+    expr = re.sub(r"\{[^{}]*\}", "", expr)
+    expr = re.sub(r"\[[^\[\]]*\]", "", expr)
+    expr = GROUPING_RE.sub("", expr)
+    expr = re.sub(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?", "", expr)
+    # Numbers such as 1e6 or 0x10 are not names.
+    expr = re.sub(r"\b\d[\w.]*", "", expr)
+    found = set()
+    for m in IDENT_RE.finditer(expr):
+        name = m.group(0)
+        rest = expr[m.end():].lstrip()
+        if rest.startswith("("):
+            continue  # a function call
+        if name.lower() in PROMQL_KEYWORDS:
+            continue
+        found.add(name)
+    return found
+
+
+def panels(dashboard: dict):
+    for p in dashboard.get("panels", []):
+        yield p
+        yield from p.get("panels", [])  # panels inside collapsed rows
+
+
+def base_metric(name: str, recorded: set[str], histograms: set[str]) -> str | None:
+    if name in recorded or name in PROMETHEUS_SERIES:
+        return name
+    for suffix in ("_bucket", "_sum", "_count"):
+        if name.endswith(suffix) and name[: -len(suffix)] in histograms:
+            return name[: -len(suffix)]
+    return None
+
+
+def emit_rules(dashboard: dict, out: pathlib.Path) -> None:
+    """Writes the queries as a Prometheus rule file (JSON is YAML)."""
+    rules = []
+    for p in panels(dashboard):
+        for t in p.get("targets", []):
+            expr = t.get("expr", "")
+            if expr.strip():
+                expr = expr.replace("$__rate_interval", "1m").replace("$__range", "6h")
+                rules.append({"record": f"dashboard:panel_{p.get('id')}_{t.get('refId')}", "expr": expr})
+    out.write_text(json.dumps({"groups": [{"name": "dashboard", "rules": rules}]}, indent=1))
+
+
+def main() -> int:
+    args = sys.argv[1:]
+    rules_out = None
+    if args[:1] == ["--emit-rules"] and len(args) >= 2:
+        rules_out = pathlib.Path(args[1])
+        args = args[2:]
+    path = pathlib.Path(args[0]) if args else DEFAULT_DASHBOARD
+    dashboard = json.loads(path.read_text(encoding="utf-8"))
+    if rules_out is not None:
+        emit_rules(dashboard, rules_out)
+    recorded, histograms = recorded_metrics()
+    if not recorded:
+        print(f"no csp_ metric found in {', '.join(SOURCE_DIRS)}: wrong checkout?")
+        return 1
+
+    errors = []
+    covered: set[str] = set()
+    queries = 0
+    for p in panels(dashboard):
+        for t in p.get("targets", []):
+            expr = t.get("expr", "")
+            if not expr.strip():
+                continue
+            queries += 1
+            names = query_metrics(expr)
+            if not names:
+                errors.append(f"panel {p.get('title')!r}: query names no metric: {expr}")
+            for name in sorted(names):
+                base = base_metric(name, recorded, histograms)
+                if base is None:
+                    errors.append(
+                        f"panel {p.get('title')!r}: {name} is not recorded by any csp service: {expr}"
+                    )
+                else:
+                    covered.add(base)
+    for name in sorted(recorded - covered):
+        kind = "histogram" if name in histograms else "metric"
+        errors.append(f"{kind} {name} is recorded by the code but has no dashboard panel")
+
+    for e in errors:
+        print(f"error: {e}")
+    print(
+        f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: "
+        f"{queries} queries, {len(recorded)} csp metrics recorded "
+        f"({len(histograms)} histograms), {len(covered & recorded)} on the dashboard"
+    )
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
