@@ -17,6 +17,8 @@ use csp_domain::{ErrorCode, SessionId};
 use csp_proto::v1 as pb;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -231,6 +233,7 @@ async fn connection(
     let conn_id = format!("{}:{}", state.instance, uuid::Uuid::new_v4().simple());
     tracing::info!(session.id = %session, user.id = %user.id, after_seq, "WebSocket attached");
 
+    let in_turn = Arc::new(AtomicBool::new(false));
     let relay = tokio::spawn(relay(
         state.bus.clone(),
         session,
@@ -238,6 +241,15 @@ async fn connection(
         tx.clone(),
         done.clone(),
         slow,
+        in_turn.clone(),
+    ));
+    let watchdog = tokio::spawn(watchdog(
+        state.clone(),
+        user.clone(),
+        session,
+        in_turn,
+        tx.clone(),
+        done.clone(),
     ));
     let presence = tokio::spawn(presence(
         state.clone(),
@@ -285,6 +297,7 @@ async fn connection(
     done.cancel();
     drop(tx);
     relay.abort();
+    watchdog.abort();
     let _ = presence.await;
     let _ = writer.await;
     if let Err(e) = state.cache.remove_presence(session, &conn_id).await {
@@ -322,6 +335,7 @@ async fn relay(
     tx: mpsc::Sender<Message>,
     done: CancellationToken,
     slow: CancellationToken,
+    in_turn: Arc<AtomicBool>,
 ) {
     let mut events = match bus.subscribe(session, after_seq).await {
         Ok(s) => s,
@@ -339,6 +353,13 @@ async fn relay(
         };
         let msg = match next {
             Some(Ok(ev)) => {
+                match ev.event {
+                    csp_domain::Event::UserMessage { .. } => in_turn.store(true, Ordering::Release),
+                    csp_domain::Event::Result { .. } | csp_domain::Event::Error { .. } => {
+                        in_turn.store(false, Ordering::Release)
+                    }
+                    _ => {}
+                }
                 // A turn's events (deltas aside: too many to be useful) get
                 // a span in the turn's trace, whose context came with them.
                 let _relay = ev
@@ -385,6 +406,51 @@ async fn relay(
     }
 }
 
+/// How often the watchdog looks at the replica of a turn in flight.
+const WATCHDOG_EVERY: Duration = Duration::from_secs(2);
+
+/// While a turn is in flight, checks that the replica running the session
+/// is still there: a replica that died (killed, OOM, lost machine) sends no
+/// more events, and without this the browser would wait forever. Two missed
+/// checks in a row tell the browser the turn is lost (`agent_crashed`: the
+/// conversation is saved, the next message resumes it elsewhere).
+async fn watchdog(
+    state: AppState,
+    user: AuthUser,
+    session: SessionId,
+    in_turn: Arc<AtomicBool>,
+    tx: mpsc::Sender<Message>,
+    done: CancellationToken,
+) {
+    let mut missed = 0;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(WATCHDOG_EVERY) => {}
+            _ = done.cancelled() => return,
+        }
+        if !in_turn.load(Ordering::Acquire) {
+            missed = 0;
+            continue;
+        }
+        let req = pb::GetSessionRequest {
+            session_id: session.to_string(),
+            user_id: user.id.to_string(),
+        };
+        let reachable = match state.pool_for(session).await {
+            Ok(mut pool) => match pool.get_session(state.as_user(&user, req)).await {
+                Ok(_) => true,
+                Err(s) => csp_rpc::error_code(&s) != ErrorCode::Unavailable,
+            },
+            Err(code) => code != ErrorCode::Unavailable,
+        };
+        missed = if reachable { 0 } else { missed + 1 };
+        if missed >= 2 && in_turn.swap(false, Ordering::AcqRel) {
+            tracing::warn!(session.id = %session, "the session's replica is gone mid-turn");
+            let _ = tx.try_send(error_frame(ErrorCode::AgentCrashed, None));
+        }
+    }
+}
+
 async fn presence(state: AppState, session: SessionId, conn: String, done: CancellationToken) {
     loop {
         if let Err(e) = state.cache.add_presence(session, &conn, PRESENCE_TTL).await {
@@ -423,8 +489,14 @@ async fn send(
     };
     // The session's process stopped (idle, crash, server restart):
     // resume it; the message waits in its queue while it starts.
+    // A replica that is gone (Unavailable) too: resume elsewhere.
     let sent = match first {
-        Err(e) if e.code == ErrorCode::SessionUnavailable => {
+        Err(e)
+            if matches!(
+                e.code,
+                ErrorCode::SessionUnavailable | ErrorCode::Unavailable
+            ) =>
+        {
             match state.ensure_running(session, user).await {
                 Ok(mut pool) => pool
                     .send(state.as_user(user, req))
@@ -539,7 +611,7 @@ mod tests {
         // Nobody reads `rx`: the relay must give up instead of waiting or growing.
         tokio::time::timeout(
             Duration::from_secs(5),
-            relay(bus, session, 0, tx, done, slow.clone()),
+            relay(bus, session, 0, tx, done, slow.clone(), Default::default()),
         )
         .await
         .expect("the relay returns");
@@ -561,7 +633,15 @@ mod tests {
         publish(&bus, session, 5).await;
         let (tx, mut rx) = mpsc::channel(64);
         let (done, slow) = (CancellationToken::new(), CancellationToken::new());
-        let task = tokio::spawn(relay(bus.clone(), session, 3, tx, done.clone(), slow));
+        let task = tokio::spawn(relay(
+            bus.clone(),
+            session,
+            3,
+            tx,
+            done.clone(),
+            slow,
+            Default::default(),
+        ));
         let mut seqs = Vec::new();
         for _ in 0..2 {
             if let Some(Message::Text(t)) = rx.recv().await {

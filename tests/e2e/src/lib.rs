@@ -107,6 +107,8 @@ pub struct Csp {
     mock: Option<String>,
     /// `CSP_PLUGINS_DIR` of every process.
     pub plugins_dir: PathBuf,
+    /// The address each process said it listens on.
+    addrs: Vec<(&'static str, String)>,
 }
 
 /// One process start: its name, arguments and environment.
@@ -162,6 +164,7 @@ impl Csp {
             started: Vec::new(),
             mock: None,
             plugins_dir: plugins_dir.clone(),
+            addrs: Vec::new(),
         };
         let mut env: Vec<(String, String)> = vec![
             ("CSP_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
@@ -386,7 +389,10 @@ impl Csp {
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         self.procs.push(Proc { name, child });
         match found {
-            Ok(Ok(Some(addr))) => Ok(addr),
+            Ok(Ok(Some(addr))) => {
+                self.addrs.push((name, addr.clone()));
+                Ok(addr)
+            }
             other => Err(anyhow!(
                 "csp {name} did not start ({other:?}); its log:\n{}",
                 self.log_tail(name)
@@ -514,6 +520,42 @@ impl Csp {
             .await
             .ok()?
             .ok()
+    }
+
+    /// Kills one process with SIGKILL (no shutdown at all) and reaps it.
+    pub async fn kill9(&mut self, name: &str) {
+        if let Some(p) = self.procs.iter_mut().find(|p| p.name == name) {
+            let _ = p.child.start_kill();
+            let _ = p.child.wait().await;
+        }
+        self.procs.retain(|p| p.name != name);
+    }
+
+    /// Starts a process of a distributed instance again, as before but on
+    /// the gRPC address it had (its peers and routes still name it).
+    pub async fn restart_same_addr(&mut self, name: &'static str) -> Result<()> {
+        let (_, args, env) = self
+            .started
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .cloned()
+            .with_context(|| format!("{name} was never started"))?;
+        let addr = self
+            .addrs
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, a)| a.clone())
+            .with_context(|| format!("{name} never listened"))?;
+        let mut args: Vec<String> = args;
+        if let Some(i) = args.iter().position(|a| a == "--grpc-addr") {
+            args[i + 1] = addr.trim_start_matches("http://").to_owned();
+        }
+        self.procs.retain(|p| p.name != name);
+        self.started.retain(|(n, _, _)| *n != name);
+        self.addrs.retain(|(n, _)| *n != name);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.spawn(name, &args, &env).await?;
+        Ok(())
     }
 
     /// Starts `csp dev` again on the same data directory (after

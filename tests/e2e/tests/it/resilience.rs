@@ -624,3 +624,192 @@ async fn database_down_is_not_ready() {
     assert_eq!(last.1["reason"], "database_unavailable", "{last:?}");
     csp.stop().await;
 }
+
+/// `kill -9` of the session-pool mid-turn (multi-service mode): the browser
+/// is told within seconds that the turn is lost and the conversation saved,
+/// and once the replica is back the next message resumes the same session.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_pool_killed_mid_turn_is_reported_and_the_session_resumes() {
+    let mut csp = Csp::start(Mode::Distributed, Options::default())
+        .await
+        .unwrap();
+    let admin = csp.login().await.unwrap();
+    let mut ws = csp.ws(&admin, "").await.unwrap();
+    let session = ready(&mut ws).await;
+    let slow = scripted(json!({
+        "type": "text",
+        "text": "word ".repeat(60),
+        "chunks": 60,
+        "chunk_delay_ms": 200,
+    }));
+    ws.send(json!({"type": "send", "text": slow}))
+        .await
+        .unwrap();
+    ws.until(|f| f["type"] == "delta").await.unwrap();
+
+    csp.kill9("session-pool").await;
+    let t0 = Instant::now();
+    let frames = ws.until(|f| f["type"] == "error").await.unwrap();
+    let error = frames.last().unwrap();
+    assert_eq!(error["code"], "agent_crashed", "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("Your conversation is saved"),
+        "{error}"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(15),
+        "told in {:?}",
+        t0.elapsed()
+    );
+    assert!(
+        !frames.iter().any(|f| f["type"] == "result"),
+        "the lost turn never claims to have finished: {frames:?}"
+    );
+
+    csp.restart_same_addr("session-pool").await.unwrap();
+    ws.send(json!({"type": "send", "text": "are you back?"}))
+        .await
+        .unwrap();
+    let turn = ws.turn().await.unwrap();
+    let result = turn.last().unwrap();
+    assert_eq!(result["type"], "result", "{turn:?}");
+    assert_eq!(result["is_error"], false, "{result}");
+    assert!(!text_of(&turn).is_empty(), "answered: {turn:?}");
+    let (status, sessions) = csp.get(&admin, "/api/v1/sessions").await.unwrap();
+    assert_eq!(status, 200);
+    let listed = sessions["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["session_id"] == session.as_str())
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        listed["resume_count"].as_u64().unwrap_or(0) >= 1,
+        "resumed, same session: {listed}"
+    );
+    ws.close().await;
+    csp.stop().await;
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A throwaway JetStream server of this test (the machine's own must not
+/// be restarted under other tests).
+fn nats_server(port: u16, dir: &std::path::Path) -> std::process::Child {
+    std::process::Command::new("nats-server")
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nats-server is installed (scripts/setup.sh services)")
+}
+
+async fn port_open(port: u16) -> bool {
+    tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_ok()
+}
+
+/// NATS restarts while an answer streams (multi-service mode): the live
+/// socket may be cut, but a browser that reattaches the way the web app
+/// does (history, then the bus from its watermark) has every word.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_nats_restart_mid_stream_loses_no_delta_for_a_reattaching_browser() {
+    let store = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut nats = nats_server(port, store.path());
+    while !port_open(port).await {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let csp = Csp::start(
+        Mode::Distributed,
+        Options {
+            env: env(&[("CSP_NATS_URL", &format!("nats://127.0.0.1:{port}"))]),
+            ..Options::default()
+        },
+    )
+    .await
+    .unwrap();
+    let admin = csp.login().await.unwrap();
+    let mut ws = csp.ws(&admin, "").await.unwrap();
+    let session = ready(&mut ws).await;
+    let words: String = (0..50).map(|i| format!("w{i} ")).collect();
+    let slow = scripted(json!({
+        "type": "text",
+        "text": words,
+        "chunks": 50,
+        "chunk_delay_ms": 100,
+    }));
+    ws.send(json!({"type": "send", "text": slow}))
+        .await
+        .unwrap();
+    ws.until(|f| f["type"] == "delta").await.unwrap();
+
+    nats.kill().unwrap();
+    nats.wait().unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let mut nats = nats_server(port, store.path());
+    while !port_open(port).await {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The turn finishes; its result is in the history.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let history = loop {
+        let (status, history) = csp
+            .get(&admin, &format!("/api/v1/sessions/{session}/messages"))
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{history}");
+        if history["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["type"] == "result")
+        {
+            break history;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the turn never finished: {history}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    ws.close().await;
+    assert_eq!(text_of(history["messages"].as_array().unwrap()), words);
+
+    // Reattaching from the watermark replays nothing twice and misses
+    // nothing: the next turn streams to the new socket.
+    let last_seq = history["last_seq"].as_u64().unwrap();
+    let mut again = csp
+        .ws(&admin, &format!("session={session}&after_seq={last_seq}"))
+        .await
+        .unwrap();
+    again
+        .send(json!({"type": "send", "text": scripted(json!({"type": "text", "text": "after the restart"}))}))
+        .await
+        .unwrap();
+    let turn = again.turn().await.unwrap();
+    assert_eq!(text_of(&turn), "after the restart");
+    let seqs: Vec<u64> = turn.iter().filter_map(|f| f["seq"].as_u64()).collect();
+    assert!(seqs.first().is_some_and(|s| *s > last_seq), "{seqs:?}");
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "no gap: {seqs:?}"
+    );
+    again.close().await;
+    csp.stop().await;
+    let _ = nats.kill();
+    let _ = nats.wait();
+}
