@@ -106,6 +106,11 @@ pub(crate) enum Service {
             default_value = "http://127.0.0.1:50053"
         )]
         plugins_addr: String,
+        /// The session-pool's shutdown grace (s), told to browsers when a
+        /// shutdown begins; set it to the session-pool's
+        /// `SHUTDOWN_GRACE_SECONDS`.
+        #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = DEFAULT_SHUTDOWN_NOTICE_SECONDS)]
+        shutdown_grace_seconds: u64,
         #[command(flatten)]
         tokens: TokenOpts,
         #[command(flatten)]
@@ -213,6 +218,7 @@ pub(crate) async fn run(service: Service, shutdown: CancellationToken) -> anyhow
             session_pool_addr,
             policy_addr,
             plugins_addr,
+            shutdown_grace_seconds,
             tokens,
             gateway,
             model,
@@ -233,7 +239,7 @@ pub(crate) async fn run(service: Service, shutdown: CancellationToken) -> anyhow
                     },
                     t,
                     model.label(),
-                    DEFAULT_SHUTDOWN_NOTICE_SECONDS,
+                    shutdown_grace_seconds,
                 ),
                 Arc::new(bus),
                 backends.cache().await?,
