@@ -180,13 +180,11 @@ struct Claims {
 
 impl Claims {
     fn conflicts(&self, file: &Path, m: &Manifest) -> Vec<Problem> {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        let mut problems = Vec::new();
+        // (the name as written, its field, the message)
+        let mut found: Vec<(&str, &str, String)> = Vec::new();
         for tool in m.tool_names() {
             if let Some(owner) = self.tools.get(tool).filter(|o| **o != m.name) {
-                problems.push(problem_at(
-                    file,
-                    &text,
+                found.push((
                     tool,
                     "capabilities.tools",
                     format!(
@@ -195,12 +193,10 @@ impl Claims {
                 ));
             }
         }
-        if let Some(server) = m.mcp.as_ref().map(|s| &s.server_name)
+        if let Some(server) = m.mcp.as_ref().map(|s| s.server_name.as_str())
             && let Some(owner) = self.servers.get(server).filter(|o| **o != m.name)
         {
-            problems.push(problem_at(
-                file,
-                &text,
+            found.push((
                 server,
                 "mcp.server_name",
                 format!(
@@ -208,7 +204,15 @@ impl Claims {
                 ),
             ));
         }
-        problems
+        if found.is_empty() {
+            return Vec::new();
+        }
+        // Only a conflict needs the text again, to place it.
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        found
+            .into_iter()
+            .map(|(name, field, message)| problem_at(file, &text, name, field, message))
+            .collect()
     }
 
     fn claim(&mut self, m: &Manifest) {

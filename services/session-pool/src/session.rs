@@ -189,8 +189,9 @@ pub(crate) struct Actor {
     titled: bool,
     /// The CLI's session id (differs from `id` after a fresh restart).
     agent_session: Uuid,
-    /// The span of the turn in flight and when it started.
-    turn_span: Option<(tracing::Span, Instant)>,
+    /// The span of the turn in flight, when it started, and its W3C
+    /// `traceparent` (worked out once: every event of the turn carries it).
+    turn_span: Option<(tracing::Span, Instant, Option<String>)>,
     /// Spans of the tool calls in flight, by `tool_use_id`.
     tool_spans: HashMap<String, tracing::Span>,
 }
@@ -645,7 +646,11 @@ impl Actor {
             span,
         } = turn;
         self.pool.bindings.set_turn(self.id, Some(span.clone()));
-        self.turn_span = Some((span, Instant::now()));
+        let traceparent = csp_telemetry::context_of(&span)
+            .into_iter()
+            .find(|(k, _)| *k == "traceparent")
+            .map(|(_, v)| v);
+        self.turn_span = Some((span, Instant::now(), traceparent));
         let permit = self.pool.breaker.permit().await;
         if permit == Permit::Rejected {
             self.release(reservation);
@@ -715,7 +720,7 @@ impl Actor {
             } => {
                 let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
                 let span = tracing::info_span!(
-                    parent: self.turn_span.as_ref().and_then(|(s, _)| s.id()),
+                    parent: self.turn_span.as_ref().and_then(|(s, _, _)| s.id()),
                     "tool",
                     tool.name = %name,
                     tool.status = tracing::field::Empty,
@@ -790,7 +795,7 @@ impl Actor {
     fn end_turn_span(&mut self, is_error: bool) {
         self.pool.bindings.set_turn(self.id, None);
         self.tool_spans.clear();
-        let Some((span, started)) = self.turn_span.take() else {
+        let Some((span, started, _)) = self.turn_span.take() else {
             return;
         };
         let took = started.elapsed();
@@ -856,12 +861,7 @@ impl Actor {
             session_id: self.id,
             seq: self.seq,
             event,
-            trace: self.turn_span.as_ref().and_then(|(span, _)| {
-                csp_telemetry::context_of(span)
-                    .into_iter()
-                    .find(|(k, _)| *k == "traceparent")
-                    .map(|(_, v)| v)
-            }),
+            trace: self.turn_span.as_ref().and_then(|(_, _, t)| t.clone()),
         };
         self.persist(&ev).await;
         if let Err(e) = self.pool.bus.publish(&ev).await {

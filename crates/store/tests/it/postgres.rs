@@ -38,6 +38,17 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// Its URL, to reach the database past the store.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub(crate) fn pg_store(&self) -> &PgStore {
+        &self.store
+    }
+}
+
 fn database_url(server: &str, database: &str) -> String {
     let mut url = url::Url::parse(server).expect("CSP_TEST_DATABASE_URL is a URL");
     url.set_path(database);

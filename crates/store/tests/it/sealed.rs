@@ -1,11 +1,13 @@
-//! Sealed secrets in both stores: what lands in the tables is a token, never
-//! the plaintext, and a key rotation through `reencrypt_secrets` moves every
-//! secret to the new key once.
+//! Sealed secrets (csp-secrets) in both stores, as csp uses them together:
+//! what lands in the tables is a token, never the plaintext, and a key
+//! rotation through `reencrypt_secrets` moves every secret to the new key
+//! once.
 
+use crate::postgres::TestDb;
 use csp_secrets::{Error, Keyring, Sealed, SecretKey};
-use csp_store::{PgStore, PluginStore, SecretChange, SqliteStore, StoredSecret};
+use csp_store::{PluginStore, SecretChange, SqliteStore, StoredSecret};
 use secrecy::ExposeSecret as _;
-use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, SqlitePool};
+use sqlx::{PgPool, SqlitePool};
 
 const PLAINTEXT: &str = "sk-live-4f9a8b7c6d5e3210";
 
@@ -149,70 +151,7 @@ async fn sqlite_keeps_secrets_sealed_through_a_rotation() {
 #[tokio::test]
 async fn postgres_keeps_secrets_sealed_through_a_rotation() {
     let db = TestDb::create().await;
-    let store = PgStore::connect(&db.url).await.unwrap();
-    let raw = PgPool::connect(&db.url).await.unwrap();
-    seal_store_and_rotate(&store, &Raw::Postgres(raw.clone())).await;
+    let raw = PgPool::connect(db.url()).await.unwrap();
+    seal_store_and_rotate(db.pg_store(), &Raw::Postgres(raw.clone())).await;
     raw.close().await;
-    store.close().await;
-}
-
-fn server_url() -> String {
-    std::env::var("CSP_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-/// A database of its own, dropped when the test ends, passed or failed (as
-/// csp-store's suite does).
-struct TestDb {
-    name: String,
-    url: String,
-}
-
-impl TestDb {
-    async fn create() -> Self {
-        let server = server_url();
-        let name = format!("csp_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(&server).await.unwrap_or_else(|e| {
-            panic!("cannot reach the test Postgres (CSP_TEST_DATABASE_URL): {e}")
-        });
-        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .expect("create test database");
-        let _ = admin.close().await;
-        let mut url = url::Url::parse(&server).expect("CSP_TEST_DATABASE_URL is a URL");
-        url.set_path(&name);
-        Self {
-            name,
-            url: url.to_string(),
-        }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let server = server_url();
-        let name = self.name.clone();
-        // Drop cannot await and the test's runtime is busy dropping us, so
-        // the database is dropped from a thread with a runtime of its own.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async {
-                let mut admin = PgConnection::connect(&server).await?;
-                // FORCE ends connections a failed test left open.
-                let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                sqlx::raw_sql(AssertSqlSafe(sql))
-                    .execute(&mut admin)
-                    .await?;
-                admin.close().await?;
-                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test database {}", self.name);
-        }
-    }
 }
