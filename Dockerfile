@@ -52,12 +52,13 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 FROM ${NODE_IMAGE} AS runtime
 # tini is PID 1 (signals reach csp, which drains and reaps its own subtree as a
 # child subreaper); curl serves the compose health checks; git is used by the
-# Claude Code CLI's tools in a session's working directory. Versions are not
+# Claude Code CLI's tools in a session's working directory; bubblewrap and
+# socat confine every agent (docs/operations.md#agent-sandbox). Versions are not
 # pinned: bookworm's archive drops superseded ones, which would break the build.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        ca-certificates curl git tini \
+        bubblewrap ca-certificates curl git socat tini \
     && rm -rf /var/lib/apt/lists/*
 
 # Non-root: the agents run arbitrary tools, so never as root. The data dir is

@@ -5,7 +5,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-scripts/setup.sh cli web plugins
+scripts/setup.sh cli sandbox web plugins
 cargo build --release -p csp-cli
 # The example plugin (an MCP server from npm) shows on the Plugins page.
 export CSP_PLUGINS_DIR="${CSP_PLUGINS_DIR:-examples/plugins}"

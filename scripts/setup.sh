@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what csp needs to run and to be tested, idempotently.
 #
-#   scripts/setup.sh [cli] [web] [browser] [services] [python] [plugins]   (no argument: all)
+#   scripts/setup.sh [cli] [sandbox] [web] [browser] [services] [python] [plugins]   (no argument: all)
 #
 #   cli       the pinned Claude Code CLI (npm, tools/claude-cli)
+#   sandbox   bubblewrap and socat (Debian), which confine every agent
 #   web       the web app's packages, and its build in web/dist
 #   browser   Debian's Chromium and playwright-core, for the browser test
 #   services  PostgreSQL, Redis and NATS JetStream on their standard ports
@@ -48,6 +49,19 @@ setup_cli() {
   local cli=tools/claude-cli/node_modules/.bin/claude
   "$cli" --version >/dev/null || { say "the Claude Code CLI at $cli does not run"; exit 1; }
   say "Claude Code CLI $("$cli" --version | cut -d' ' -f1) ready"
+}
+
+# Every agent runs in a bubblewrap sandbox; socat forwards csp's model and
+# egress proxies into its network namespace (docs/operations.md).
+setup_sandbox() {
+  local missing=()
+  command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+  command -v socat >/dev/null 2>&1 || missing+=(socat)
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing ${missing[*]} (Debian packages)"
+    apt_install "${missing[@]}"
+  fi
+  say "agent sandbox: $(bwrap --version), $(socat -V 2>/dev/null | sed -n 's/^socat version \([^ ]*\).*/socat \1/p' | head -n1)"
 }
 
 setup_web() {
@@ -116,15 +130,16 @@ setup_python() {
 }
 
 parts=("$@")
-[ ${#parts[@]} -eq 0 ] && parts=(cli web browser services python plugins)
+[ ${#parts[@]} -eq 0 ] && parts=(cli sandbox web browser services python plugins)
 for p in "${parts[@]}"; do
   case "$p" in
     cli) setup_cli ;;
+    sandbox) setup_sandbox ;;
     web) setup_web ;;
     browser) setup_browser ;;
     services) setup_services ;;
     python) setup_python ;;
     plugins) setup_plugins ;;
-    *) say "unknown part '$p' (cli, web, browser, services, python, plugins)"; exit 2 ;;
+    *) say "unknown part '$p' (cli, sandbox, web, browser, services, python, plugins)"; exit 2 ;;
   esac
 done

@@ -5,7 +5,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-scripts/setup.sh cli web browser services python plugins
+scripts/setup.sh cli sandbox web browser services python plugins
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

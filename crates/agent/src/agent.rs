@@ -19,6 +19,7 @@ use tracing::{debug, info, instrument, warn};
 use uuid::Uuid;
 
 use crate::lines::{Line, LineReader};
+use crate::sandbox::Sandbox;
 use crate::process::{kill_tree, signal_group, tree_rss_bytes};
 use crate::reaper::{ManagedPid, spawn_managed};
 use crate::{Config, Decision, Error, Message, PermissionHook, PermissionRequest, SpawnSpec};
@@ -99,9 +100,17 @@ impl Agent {
         check_cli(&cfg.cli_path)?;
         prepare_dirs(&spec)?;
 
-        let mut command = Command::new(&cfg.cli_path);
+        let mut command = match &cfg.sandbox {
+            Sandbox::Off => {
+                let mut command = Command::new(&cfg.cli_path);
+                command.args(cfg.args(&spec));
+                command
+            }
+            Sandbox::Bubblewrap(bwrap) => {
+                bwrap.command(&cfg.cli_path, &cfg.args(&spec), &spec.workdir, &spec.reach)
+            }
+        };
         command
-            .args(cfg.args(&spec))
             .env_clear()
             .envs(cfg.env(&spec))
             .current_dir(&spec.workdir)
@@ -164,6 +173,7 @@ impl Agent {
             stderr_done,
             exit_tx,
             events_tx,
+            spec.exit_guard.clone(),
         ));
 
         let agent = Agent {
@@ -787,6 +797,7 @@ async fn supervise(
     stderr_done: JoinHandle<String>,
     exit: watch::Sender<Option<Exit>>,
     events: mpsc::UnboundedSender<AgentEvent>,
+    exit_guard: Option<Arc<dyn std::any::Any + Send + Sync>>,
 ) {
     let code = match child.wait().await {
         Ok(status) => status.code(),
@@ -799,6 +810,8 @@ async fn supervise(
     drop(managed);
     // Whatever the CLI left running (background shells) would be orphaned.
     signal_group(pid, Signal::SIGKILL);
+    // Whatever the process held (its model credential) dies with it.
+    drop(exit_guard);
     exit.send_replace(Some(Exit { code }));
     let drain = async {
         let _ = stdout_done.await;

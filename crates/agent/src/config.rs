@@ -1,8 +1,12 @@
+use std::any::Any;
 use std::ffi::OsString;
+use std::sync::Arc;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use uuid::Uuid;
+
+use crate::sandbox::{Reach, Sandbox};
 
 /// Where `scripts/setup.sh` installs the CLI, relative to the workspace root.
 const BUNDLED_CLI: &str = "tools/claude-cli/node_modules/.bin/claude";
@@ -40,6 +44,9 @@ pub struct Config {
     pub permission_timeout: Duration,
     /// Other control requests (`interrupt`, `set_model`, ...).
     pub control_timeout: Duration,
+    /// How the process is confined. The library default is [`Sandbox::Off`];
+    /// deployments choose (`CSP_AGENT_SANDBOX`, bubblewrap by default).
+    pub sandbox: Sandbox,
 }
 
 impl Default for Config {
@@ -57,6 +64,7 @@ impl Default for Config {
             init_timeout: Duration::from_secs(30),
             permission_timeout: Duration::from_secs(30),
             control_timeout: Duration::from_secs(10),
+            sandbox: Sandbox::Off,
         }
     }
 }
@@ -146,6 +154,7 @@ impl Config {
         env.extend(
             self.env
                 .iter()
+                .chain(&spec.env)
                 .map(|(key, value)| (key.clone(), value.into())),
         );
         env
@@ -175,6 +184,14 @@ pub struct SpawnSpec {
     /// caller may delete the file (it may hold secrets) once
     /// [`crate::Agent::spawn`] returns. `None`: no MCP servers at all.
     pub mcp_config: Option<PathBuf>,
+    /// What the sandbox lets this process reach (ignored without one).
+    pub reach: Reach,
+    /// This process's own variables, applied after [`Config::env`] (its
+    /// model credential and proxy settings).
+    pub env: Vec<(String, String)>,
+    /// Dropped once the process has exited (and not before): e.g. the
+    /// lease of its model credential. Keep no other clone of it.
+    pub exit_guard: Option<Arc<dyn Any + Send + Sync>>,
 }
 
 #[cfg(test)]
@@ -189,6 +206,9 @@ mod tests {
             config_dir: "/c".into(),
             resume,
             mcp_config: None,
+            reach: Reach::default(),
+            env: Vec::new(),
+            exit_guard: None,
         }
     }
 

@@ -8,6 +8,10 @@
 //! killing the CLI's whole process tree ([`tree_rss_bytes`], [`tree_pids`]);
 //! and reaping the zombies such trees leave behind ([`reap_zombies`]).
 //!
+//! Confinement: [`Sandbox`] puts every process in a bubblewrap sandbox that
+//! sees only its own session directory, its own processes and loopback
+//! ports forwarded to csp's proxies (see `sandbox.rs`).
+//!
 //! Must never: let the agent inherit the platform's environment (it runs
 //! arbitrary shell commands), write a line to the CLI that `serde_json` did
 //! not produce (one bad line kills it), let a tool call run without asking
@@ -24,6 +28,7 @@ mod message;
 mod permission;
 mod process;
 mod reaper;
+mod sandbox;
 
 pub use agent::{Agent, AgentEvent, AgentEvents, PERMISSION_TIMEOUT_MESSAGE};
 pub use config::{Config, SpawnSpec};
@@ -36,6 +41,7 @@ pub use message::{
 pub use permission::{AllowList, Decision, PermissionHook, PermissionRequest};
 pub use process::{tree_pids, tree_rss_bytes};
 pub use reaper::{become_subreaper, reap_zombies};
+pub use sandbox::{Bubblewrap, Forward, Reach, Sandbox};
 
 #[cfg(test)]
 mod testing {

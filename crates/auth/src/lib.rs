@@ -4,6 +4,11 @@
 //! service issues tokens; the gateway verifies them on every request without
 //! a network call. Must never log a password, a hash or a token, and must
 //! never accept a token signed with another algorithm (`alg: none` included).
+//!
+//! Also owns the form of usernames ([`username`]: NFKC, and the key under
+//! which look-alike names collide).
+
+pub mod username;
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use csp_domain::{Role, UserId};
@@ -14,6 +19,9 @@ use std::time::Duration;
 
 /// Shortest HS256 secret accepted: 256 bits, the hash's own output size.
 pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Clock skew a token's `exp` is allowed (seconds).
+const LEEWAY_SECS: u64 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -41,9 +49,20 @@ pub struct Claims {
     /// speaks for a service, never for a user (`sub` is the nil id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub svc: Option<String>,
+    /// This token's own id (random): logout revokes a login token by it
+    /// until `exp`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub jti: String,
 }
 
 impl Claims {
+    /// How long the token stays valid after `now` (Unix seconds), including
+    /// the verifier's leeway: how long a revocation must be remembered.
+    pub fn remaining(&self, now: i64) -> Duration {
+        let left = self.exp.saturating_add(LEEWAY_SECS as i64) - now;
+        Duration::from_secs(u64::try_from(left).unwrap_or(0))
+    }
+
     /// Who the token speaks for.
     pub fn caller(&self) -> Caller {
         match &self.svc {
@@ -165,7 +184,7 @@ impl Tokens {
         }
         // Only HS256: a token naming any other algorithm, `none` included, fails.
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECS;
         validation.set_required_spec_claims(&["exp", "sub", "iat"]);
         Ok(Self {
             encoding: EncodingKey::from_secret(bytes),
@@ -224,6 +243,7 @@ impl Tokens {
             iat: now,
             exp: now + ttl.as_secs() as i64,
             svc,
+            jti: uuid::Uuid::new_v4().simple().to_string(),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| Error::Encode(e.to_string()))?;
@@ -315,6 +335,20 @@ mod tests {
         let (tok, claims) = t.issue(id, "ada", Role::Admin).unwrap();
         assert_eq!(t.verify(&tok).unwrap(), claims);
         assert_eq!(claims.sub, id);
+    }
+
+    #[test]
+    fn every_token_has_its_own_id_and_a_remaining_life() {
+        let t = tokens();
+        let id = UserId::new();
+        let (_, a) = t.issue(id, "ada", Role::User).unwrap();
+        let (_, b) = t.issue(id, "ada", Role::User).unwrap();
+        assert_eq!(a.jti.len(), 32);
+        assert_ne!(a.jti, b.jti);
+        // 60 s of ttl plus the 5 s leeway, from the moment of issue.
+        assert_eq!(a.remaining(a.iat), Duration::from_secs(65));
+        assert_eq!(a.remaining(a.exp + 5), Duration::ZERO);
+        assert_eq!(a.remaining(a.exp + 100), Duration::ZERO);
     }
 
     #[test]

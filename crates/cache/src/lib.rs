@@ -23,6 +23,13 @@ pub use error::Error;
 pub use memory::MemoryCache;
 pub use redis_cache::{Config, RedisCache};
 
+/// The value under which a gateway records when a session's WebSocket
+/// closed (Unix milliseconds, as text). The session-pool reads it to suspend
+/// the least recently detached idle session first when it needs a slot.
+pub fn detached_key(session: SessionId) -> String {
+    format!("detached:{session}")
+}
+
 #[async_trait]
 pub trait Cache: Send + Sync {
     /// Routes the session to `replica` until `ttl` passes, replacing any route.

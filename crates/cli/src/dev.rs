@@ -187,6 +187,9 @@ pub(crate) async fn run(o: Options, shutdown: CancellationToken) -> anyhow::Resu
     )
     .await?;
     let policy_addr = format!("http://{}", policy.local_addr());
+    let kept_key = std::fs::read_to_string(o.data_dir.join("secret-key"))
+        .ok()
+        .map(SecretString::from);
     let pool = csp_session_pool::Server::build(
         o.pool.config(
             loopback,
@@ -200,6 +203,24 @@ pub(crate) async fn run(o: Options, shutdown: CancellationToken) -> anyhow::Resu
                 audit: queue,
                 tokens: tokens.clone(),
                 plugins_addr: plugins_addr.clone(),
+                // Issue 12: every secret this process holds, redacted from
+                // agent output (the plugin-secret key kept in the data
+                // directory included).
+                known_secrets: crate::opts::known_secrets(
+                    [
+                        Some(&secret),
+                        o.admin_password.as_ref(),
+                        generated.as_ref(),
+                        o.keys.secret_key.as_ref(),
+                        o.keys.secret_key_previous.as_ref(),
+                        o.gateway.metrics_token.as_ref(),
+                        kept_key.as_ref(),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .chain(o.model.secrets()),
+                    [],
+                ),
             },
         ),
         bus.clone(),

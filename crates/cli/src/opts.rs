@@ -1,6 +1,7 @@
 //! Option groups shared by `csp dev` and `csp serve`: defaults, then flags,
 //! then environment (clap reads both; a flag wins over its variable).
 
+use clap::builder::TypedValueParser;
 use clap::Args;
 use secrecy::{ExposeSecret, SecretString};
 use std::path::PathBuf;
@@ -76,6 +77,13 @@ impl ModelOpts {
         env
     }
 
+    /// The model credentials, for [`known_secrets`].
+    pub(crate) fn secrets(&self) -> impl Iterator<Item = &SecretString> {
+        [&self.anthropic_api_key, &self.anthropic_auth_token]
+            .into_iter()
+            .flatten()
+    }
+
     pub(crate) fn label(&self) -> String {
         self.model
             .clone()
@@ -91,6 +99,11 @@ pub(crate) struct PoolOpts {
     /// Sessions this replica runs at most (warm processes included).
     #[arg(long, env = "MAX_SESSIONS", default_value_t = 10)]
     pub(crate) max_sessions: usize,
+    /// Live sessions one user holds on this replica at most; opening another
+    /// suspends their least recently detached idle one (at least 1).
+    #[arg(long, env = "MAX_SESSIONS_PER_USER", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize))]
+    pub(crate) max_sessions_per_user: usize,
     /// Path of the Claude Code CLI (default: the one scripts/setup.sh installs).
     #[arg(long, env = "CLAUDE_CLI")]
     pub(crate) claude_cli: Option<PathBuf>,
@@ -133,6 +146,10 @@ pub(crate) struct PoolOpts {
     /// How often each session's limits are checked (ms).
     #[arg(long, env = "CSP_LIMIT_CHECK_MS", default_value_t = 5_000)]
     pub(crate) limit_check_ms: u64,
+    /// A tool's output is stored and sent cut to this many bytes, with a
+    /// marker naming its full size (1024 to 524288).
+    #[arg(long, env = "CSP_TOOL_OUTPUT_MAX_BYTES", default_value_t = csp_session_pool::DEFAULT_TOOL_OUTPUT_MAX_BYTES)]
+    pub(crate) tool_output_max_bytes: usize,
     /// How often zombie processes are looked for (s).
     #[arg(long, env = "CSP_REAPER_INTERVAL_SECONDS", default_value_t = 60)]
     pub(crate) reaper_interval_seconds: u64,
@@ -145,6 +162,28 @@ pub(crate) struct PoolOpts {
     /// How long the circuit stays open before one probe is let through (s).
     #[arg(long, env = "CSP_BREAKER_OPEN_SECONDS", default_value_t = 60)]
     pub(crate) breaker_open_seconds: u64,
+    /// How agents are confined: `bubblewrap` (each in its own sandbox that
+    /// sees only its session) or `off` (unconfined: only on a machine that
+    /// holds nothing else).
+    #[arg(long, env = "CSP_AGENT_SANDBOX", value_enum, default_value_t = SandboxMode::Bubblewrap)]
+    pub(crate) agent_sandbox: SandboxMode,
+    /// The bubblewrap program.
+    #[arg(long, env = "CSP_AGENT_SANDBOX_BWRAP", default_value = "bwrap")]
+    pub(crate) agent_sandbox_bwrap: PathBuf,
+    /// The socat program (forwards the proxies into the sandbox).
+    #[arg(long, env = "CSP_AGENT_SANDBOX_SOCAT", default_value = "socat")]
+    pub(crate) agent_sandbox_socat: PathBuf,
+    /// More paths agents may read (colon-separated), e.g. a Node.js
+    /// installed outside /usr.
+    #[arg(long, env = "CSP_AGENT_SANDBOX_READ_ONLY", value_delimiter = ':')]
+    pub(crate) agent_sandbox_read_only: Vec<PathBuf>,
+}
+
+/// `CSP_AGENT_SANDBOX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum SandboxMode {
+    Bubblewrap,
+    Off,
 }
 
 impl PoolOpts {
@@ -165,6 +204,7 @@ impl PoolOpts {
             model_env,
             model_label,
             plugins_addr,
+            known_secrets,
         } = wiring;
         let mut agent = csp_agent::Config {
             model: model.model.clone(),
@@ -176,6 +216,19 @@ impl PoolOpts {
             env: model_env,
             ..csp_agent::Config::default()
         };
+        agent.sandbox = match self.agent_sandbox {
+            SandboxMode::Off => csp_agent::Sandbox::Off,
+            SandboxMode::Bubblewrap => csp_agent::Sandbox::Bubblewrap(csp_agent::Bubblewrap {
+                bwrap: self.agent_sandbox_bwrap.clone(),
+                socat: self.agent_sandbox_socat.clone(),
+                read_only: self
+                    .agent_sandbox_read_only
+                    .iter()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .cloned()
+                    .collect(),
+            }),
+        };
         if let Some(p) = &self.claude_cli {
             agent.cli_path = p.clone();
         }
@@ -184,6 +237,7 @@ impl PoolOpts {
             advertise_addr,
             prewarm_pool_size: self.prewarm_pool_size,
             max_sessions: self.max_sessions,
+            max_sessions_per_user: self.max_sessions_per_user,
             data_dir,
             agent,
             governor,
@@ -197,6 +251,7 @@ impl PoolOpts {
                 idle_timeout: Duration::from_secs(self.session_idle_timeout_seconds),
                 stall_timeout: Duration::from_secs(self.turn_stall_seconds),
                 check_every: Duration::from_millis(self.limit_check_ms.max(10)),
+                tool_output_max_bytes: self.tool_output_max_bytes,
                 ..csp_session_pool::Limits::default()
             },
             breaker: csp_breaker::Config {
@@ -207,6 +262,7 @@ impl PoolOpts {
             },
             reaper_interval: Duration::from_secs(self.reaper_interval_seconds.max(1)),
             plugins_addr: Some(plugins_addr),
+            known_secrets,
         }
     }
 
@@ -235,6 +291,51 @@ pub(crate) struct PoolWiring {
     pub(crate) model_label: String,
     /// The plugins service: the MCP servers sessions start with.
     pub(crate) plugins_addr: String,
+    /// The secrets this process holds, redacted from agent output
+    /// ([`known_secrets`]).
+    pub(crate) known_secrets: csp_redact::KnownSecrets,
+}
+
+/// Variables that hold csp's own secrets. A process knows them when they
+/// are in its environment even if it does not use them itself (a
+/// deployment often gives every service the same secret set).
+const SECRET_VARS: &[&str] = &[
+    "CSP_JWT_SECRET",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "CSP_SECRET_KEY",
+    "CSP_SECRET_KEY_PREVIOUS",
+    "CSP_ADMIN_PASSWORD",
+    "CSP_METRICS_TOKEN",
+];
+
+/// Variables holding URLs whose passwords are secret.
+const SECRET_URL_VARS: &[&str] = &["DATABASE_URL", "CSP_REDIS_URL", "CSP_NATS_URL"];
+
+/// The platform secrets agents' output must never carry: `held` (what this
+/// process was given or generated: the JWT secret, the model key, an admin
+/// password…), the passwords in `urls`, and whatever of [`SECRET_VARS`] and
+/// [`SECRET_URL_VARS`] the environment holds.
+pub(crate) fn known_secrets<'a>(
+    held: impl IntoIterator<Item = &'a SecretString>,
+    urls: impl IntoIterator<Item = &'a str>,
+) -> csp_redact::KnownSecrets {
+    let mut values: Vec<String> = held
+        .into_iter()
+        .map(|s| s.expose_secret().to_owned())
+        .collect();
+    values.extend(SECRET_VARS.iter().filter_map(|v| std::env::var(v).ok()));
+    let env_urls: Vec<String> = SECRET_URL_VARS
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .collect();
+    for url in urls {
+        values.extend(csp_redact::url_secrets(url));
+    }
+    for url in &env_urls {
+        values.extend(csp_redact::url_secrets(url));
+    }
+    csp_redact::KnownSecrets::new(values)
 }
 
 #[derive(Args, Clone)]
@@ -251,6 +352,10 @@ pub(crate) struct PolicyOpts {
     /// Budget months start at midnight at this UTC offset (`+00:00`, `-05:00`).
     #[arg(long, env = "CSP_BUDGET_UTC_OFFSET", default_value = "+00:00")]
     pub(crate) budget_utc_offset: String,
+    /// Password hashes computed at once (each holds about 19 MiB while it
+    /// runs); more logins wait. Default: one per core.
+    #[arg(long, env = "CSP_PASSWORD_HASH_CONCURRENCY", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub(crate) password_hash_concurrency: Option<u16>,
 }
 
 impl PolicyOpts {
@@ -287,6 +392,9 @@ impl PolicyOpts {
             },
             clock: Arc::new(csp_policy::SystemClock),
             plugins_addr: Some(plugins_addr),
+            hash_concurrency: self
+                .password_hash_concurrency
+                .map_or_else(csp_policy::default_hash_concurrency, usize::from),
         })
     }
 }
@@ -312,6 +420,25 @@ pub(crate) struct GatewayOpts {
     /// an operator's login is needed).
     #[arg(long, env = "CSP_METRICS_TOKEN", hide_env_values = true, value_parser = secret)]
     pub(crate) metrics_token: Option<SecretString>,
+    /// Failed logins on one account within 15 minutes before each further
+    /// attempt waits (429 with Retry-After).
+    #[arg(long, env = "CSP_LOGIN_MAX_FAILURES_PER_ACCOUNT", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) login_max_failures_per_account: u32,
+    /// Failed logins from one client address within 15 minutes before each
+    /// further attempt from it waits.
+    #[arg(long, env = "CSP_LOGIN_MAX_FAILURES_PER_ADDRESS", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) login_max_failures_per_address: u32,
+    /// The first wait after too many failures (seconds); it doubles with
+    /// each further failure.
+    #[arg(long, env = "CSP_LOGIN_LOCKOUT_BASE_SECONDS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) login_lockout_base_seconds: u64,
+    /// The longest wait (seconds).
+    #[arg(long, env = "CSP_LOGIN_LOCKOUT_MAX_SECONDS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) login_lockout_max_seconds: u64,
+    /// Take a login's client address from the last X-Forwarded-For entry
+    /// (only behind a proxy that appends it).
+    #[arg(long, env = "CSP_TRUST_FORWARDED_FOR", default_value_t = false)]
+    pub(crate) trust_forwarded_for: bool,
 }
 
 impl GatewayOpts {
@@ -360,6 +487,17 @@ impl GatewayOpts {
             tokens,
             metrics_token: self.metrics_token.clone(),
             allowed_origins: self.origins(),
+            login_limits: csp_gateway::LoginLimits {
+                account_failures: self.login_max_failures_per_account,
+                address_failures: self.login_max_failures_per_address,
+                lockout_base: std::time::Duration::from_secs(self.login_lockout_base_seconds),
+                lockout_max: std::time::Duration::from_secs(
+                    self.login_lockout_max_seconds
+                        .max(self.login_lockout_base_seconds),
+                ),
+                ..Default::default()
+            },
+            trust_forwarded_for: self.trust_forwarded_for,
             web_dir: self.web_dir(),
             model_label,
             cookie_secure: self.cookie_secure,

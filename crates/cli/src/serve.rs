@@ -42,6 +42,14 @@ pub(crate) struct Backends {
 }
 
 impl Backends {
+    /// The backend URLs, whose passwords agent output must not carry.
+    pub(crate) fn urls(&self) -> Vec<&str> {
+        use secrecy::ExposeSecret;
+        let mut urls = vec![self.redis_url.as_str(), self.nats_url.as_str()];
+        urls.extend(self.database_url.as_ref().map(|u| u.expose_secret()));
+        urls
+    }
+
     pub(crate) async fn store(&self) -> anyhow::Result<Arc<csp_store::PgStore>> {
         use secrecy::ExposeSecret;
         let url = self
@@ -279,6 +287,11 @@ pub(crate) async fn run(service: Service, shutdown: CancellationToken) -> anyhow
                         audit: backends.queue().await?,
                         tokens: t.clone(),
                         plugins_addr,
+                        // Issue 12: secrets redacted from agent output.
+                        known_secrets: crate::opts::known_secrets(
+                            tokens.jwt_secret.iter().chain(model.secrets()),
+                            backends.urls(),
+                        ),
                     },
                 ),
                 backends.bus().await?,

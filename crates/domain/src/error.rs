@@ -27,6 +27,9 @@ pub enum ErrorCode {
     NotFound,
     /// Every session slot is taken.
     AtCapacity,
+    /// The user already holds `MAX_SESSIONS_PER_USER` sessions, none of
+    /// which can yield (each is open or busy); the text names the number.
+    TooManySessions,
     /// The session is not ready for messages (failed or ended).
     SessionUnavailable,
     /// Too many messages wait behind the turn in flight.
@@ -74,6 +77,11 @@ pub enum ErrorCode {
     PluginNotActivatable,
     /// A plugin configuration does not fit its `config_schema` (the text names the fields).
     InvalidPluginConfig,
+    /// Too many failed logins for this account or from this address; the
+    /// answer carries `Retry-After`.
+    TooManyLoginAttempts,
+    /// A request body in a media type the route does not take (login: JSON only).
+    UnsupportedMediaType,
     /// Anything else.
     Internal,
 }
@@ -91,6 +99,7 @@ impl ErrorCode {
             ErrorCode::SessionNotFound => "session_not_found",
             ErrorCode::NotFound => "not_found",
             ErrorCode::AtCapacity => "at_capacity",
+            ErrorCode::TooManySessions => "too_many_sessions",
             ErrorCode::SessionUnavailable => "session_unavailable",
             ErrorCode::QueueFull => "queue_full",
             ErrorCode::AgentCrashed => "agent_crashed",
@@ -117,6 +126,8 @@ impl ErrorCode {
             ErrorCode::PluginNotFound => "plugin_not_found",
             ErrorCode::PluginNotActivatable => "plugin_not_activatable",
             ErrorCode::InvalidPluginConfig => "invalid_plugin_config",
+            ErrorCode::TooManyLoginAttempts => "too_many_login_attempts",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::Internal => "internal",
         }
     }
@@ -145,6 +156,9 @@ impl ErrorCode {
             ErrorCode::NotFound => "There is nothing at this address.",
             ErrorCode::AtCapacity => {
                 "All agent sessions are in use right now. Please try again in a minute."
+            }
+            ErrorCode::TooManySessions => {
+                "You already have the most active sessions allowed. Close one to start another."
             }
             ErrorCode::SessionUnavailable => "This session has ended. You can start a new session.",
             ErrorCode::QueueFull => {
@@ -202,6 +216,10 @@ impl ErrorCode {
             ErrorCode::PluginNotFound => "There is no plugin of that name.",
             ErrorCode::PluginNotActivatable => "This plugin cannot be activated yet.",
             ErrorCode::InvalidPluginConfig => "The plugin configuration is not valid.",
+            ErrorCode::TooManyLoginAttempts => {
+                "Too many failed sign-in attempts. Please wait before trying again."
+            }
+            ErrorCode::UnsupportedMediaType => "This request must be sent as JSON.",
             ErrorCode::Internal => "Something went wrong on our side. Please try again.",
         }
     }
@@ -239,7 +257,12 @@ impl ErrorCode {
             ErrorCode::PluginNotFound => "Rescan the plugins directory or check the name.",
             ErrorCode::PluginNotActivatable => "Fix what the message names, then try again.",
             ErrorCode::InvalidPluginConfig => "Correct the named fields and save again.",
+            ErrorCode::TooManyLoginAttempts => "Wait, then sign in again.",
+            ErrorCode::UnsupportedMediaType => "Send the body with Content-Type: application/json.",
             ErrorCode::QueueFull => "Wait, then send again.",
+            ErrorCode::TooManySessions => {
+                "Close a chat you no longer need, or wait for its reply to finish."
+            }
             ErrorCode::AtCapacity
             | ErrorCode::AgentStartFailed
             | ErrorCode::Unavailable
@@ -267,6 +290,8 @@ impl ErrorCode {
             ErrorCode::PluginNotFound => 404,
             ErrorCode::PluginNotActivatable => 409,
             ErrorCode::InvalidPluginConfig => 400,
+            ErrorCode::TooManyLoginAttempts => 429,
+            ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::DurationLimit => 409,
             ErrorCode::ModelUnavailable
             | ErrorCode::ServerShuttingDown
@@ -279,6 +304,7 @@ impl ErrorCode {
             ErrorCode::SessionUnavailable => 409,
             ErrorCode::RateLimited | ErrorCode::QueueFull => 429,
             ErrorCode::AtCapacity | ErrorCode::Unavailable => 503,
+            ErrorCode::TooManySessions => 429,
             ErrorCode::AgentCrashed
             | ErrorCode::AgentStartFailed
             | ErrorCode::ResponseInterrupted
@@ -304,6 +330,8 @@ impl ErrorCode {
             ErrorCode::PluginNotFound => 5,                               // NotFound
             ErrorCode::PluginNotActivatable => 9,                         // FailedPrecondition
             ErrorCode::InvalidPluginConfig => 3,                          // InvalidArgument
+            ErrorCode::TooManyLoginAttempts => 8,                         // ResourceExhausted
+            ErrorCode::UnsupportedMediaType => 3,                         // InvalidArgument
             ErrorCode::DurationLimit => 9,                                // FailedPrecondition
             ErrorCode::ModelUnavailable
             | ErrorCode::ServerShuttingDown
@@ -313,6 +341,7 @@ impl ErrorCode {
             ErrorCode::SessionNotFound | ErrorCode::NotFound => 5, // NotFound
             ErrorCode::SessionUnavailable => 9,                    // FailedPrecondition
             ErrorCode::AtCapacity | ErrorCode::RateLimited | ErrorCode::QueueFull => 8, // ResourceExhausted
+            ErrorCode::TooManySessions => 8, // ResourceExhausted
             ErrorCode::Unavailable => 14, // Unavailable
             ErrorCode::AgentCrashed
             | ErrorCode::AgentStartFailed
@@ -328,7 +357,7 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
-const ALL: [ErrorCode; 37] = [
+const ALL: [ErrorCode; 40] = [
     ErrorCode::BadFrame,
     ErrorCode::UnknownType,
     ErrorCode::FrameTooLarge,
@@ -339,6 +368,7 @@ const ALL: [ErrorCode; 37] = [
     ErrorCode::SessionNotFound,
     ErrorCode::NotFound,
     ErrorCode::AtCapacity,
+    ErrorCode::TooManySessions,
     ErrorCode::SessionUnavailable,
     ErrorCode::QueueFull,
     ErrorCode::AgentCrashed,
@@ -365,6 +395,8 @@ const ALL: [ErrorCode; 37] = [
     ErrorCode::PluginNotFound,
     ErrorCode::PluginNotActivatable,
     ErrorCode::InvalidPluginConfig,
+    ErrorCode::TooManyLoginAttempts,
+    ErrorCode::UnsupportedMediaType,
     ErrorCode::Internal,
 ];
 

@@ -476,10 +476,16 @@ impl Checker {
             let path = format!("capabilities.tools[{i}]");
             let tool = self.tool(item, &path, plugin_type, server, default_role);
             if let Some(t) = &tool {
-                let name = item["name"].as_str().unwrap_or_default();
+                let (name, name_path) = match item.as_str() {
+                    Some(name) => (name, path.clone()),
+                    None => (
+                        item["name"].as_str().unwrap_or_default(),
+                        format!("{path}.name"),
+                    ),
+                };
                 if let Some(first) = seen.insert(name, i) {
                     self.at_value(
-                        &format!("{path}.name"),
+                        &name_path,
                         format!(
                             "Duplicate tool name '{}': capabilities.tools[{first}] declares it too",
                             t.name
@@ -504,7 +510,20 @@ impl Checker {
         server: Option<&str>,
         default_role: Option<Role>,
     ) -> Option<ToolSpec> {
-        let t = self.object(item, path)?;
+        // The short form, a plain name (the seed's shape): no description,
+        // the plugin's `required_role`.
+        if let Some(name) = item.as_str() {
+            let name = self.tool_name(name, path, plugin_type, server);
+            return Some(ToolSpec {
+                name: name?,
+                description: None,
+                required_role: default_role?,
+            });
+        }
+        let Some(t) = item.as_object() else {
+            self.wrong_type(path, "a tool name or an object", item);
+            return None;
+        };
         self.unknown_fields(t, path, TOOL);
         let name = self.string(t, path, "name");
         let description = self.opt_string(t, path, "description");

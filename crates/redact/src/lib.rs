@@ -4,11 +4,14 @@
 //!
 //! Owns: the one definition of "the secret part of a URL" used by every
 //! backend adapter, and of what counts as a secret in free text and JSON
-//! ([`redact_text`], [`redact_json`]). Must never return a URL unchanged when
+//! ([`redact_text`], [`redact_json`]), and of the platform's own secrets
+//! wherever they appear ([`KnownSecrets`]). Must never return a URL unchanged when
 //! it cannot tell where a secret is: it says `<unparseable URL>` instead.
 
+mod known;
 mod secrets;
 
+pub use known::{KnownSecrets, MIN_SECRET_LEN, url_secrets};
 pub use secrets::{REDACTED, redact_json, redact_text};
 
 /// Query parameters that carry passwords (libpq's `password`, redis' `pass`).

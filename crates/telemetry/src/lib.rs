@@ -29,7 +29,10 @@ impl std::str::FromStr for LogFormat {
     }
 }
 
+mod escape;
 mod trace;
+
+pub use escape::escape_control;
 
 pub use trace::{
     ENDPOINT_VAR, TRACE_HEADERS, TraceExport, context_of, current_context, set_parent,
@@ -50,9 +53,7 @@ pub fn init_tracing(format: LogFormat, service: &str) -> TraceExport {
     let otel = provider.as_ref().map(trace::layer);
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     let _ = match format {
-        LogFormat::Text => registry
-            .with(fmt::layer().with_writer(std::io::stderr))
-            .try_init(),
+        LogFormat::Text => registry.with(text_layer(std::io::stderr)).try_init(),
         LogFormat::Json => registry
             .with(
                 fmt::layer()
@@ -67,6 +68,25 @@ pub fn init_tracing(format: LogFormat, service: &str) -> TraceExport {
         tracing::error!(error = %e, "span export is off");
     }
     trace::export(provider)
+}
+
+/// The human-readable log format: one line per event, whatever the
+/// fields hold (control characters are escaped, see `escape`).
+fn text_layer<S, W>(
+    writer: W,
+) -> tracing_subscriber::fmt::Layer<
+    S,
+    escape::EscapedFields,
+    tracing_subscriber::fmt::format::Format,
+    W,
+>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + 'static,
+{
+    tracing_subscriber::fmt::layer()
+        .fmt_fields(escape::EscapedFields::default())
+        .with_writer(writer)
 }
 
 /// Bucket boundaries (seconds) for latency histograms: from 5 ms to 2 min,

@@ -3,8 +3,11 @@
 use crate::auth::{AuthUser, clear_cookie, set_cookie};
 use crate::error::ApiError;
 use crate::state::AppState;
-use axum::Json;
-use axum::extract::{Path, State};
+use crate::throttle::{Attempt, retry_after_secs};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::{Extension, Json};
+use http::{HeaderMap, HeaderValue};
+use std::net::{IpAddr, SocketAddr};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use csp_domain::{ErrorCode, SessionId};
@@ -18,21 +21,91 @@ struct LoginBody {
     password: String,
 }
 
+/// Whether the body is declared JSON (`application/json`, any parameters).
+/// A form or `text/plain` body is what another site's page can post without
+/// asking; login takes neither.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// The address a login comes from: the TCP peer, or behind a trusted proxy
+/// the last `X-Forwarded-For` entry (the one that proxy appended).
+fn client_address(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+) -> String {
+    if state.trust_forwarded_for
+        && let Some(last) = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .rfind(|v| !v.is_empty())
+        && let Ok(ip) = last.parse::<IpAddr>()
+    {
+        return ip.to_string();
+    }
+    peer.map(|Extension(ConnectInfo(addr))| addr.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
 pub(crate) async fn login(
     State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    if !is_json(&headers) {
+        return Err(ApiError {
+            code: ErrorCode::UnsupportedMediaType,
+            message: Some("Send the login as JSON (Content-Type: application/json).".into()),
+        });
+    }
     let LoginBody { username, password } = serde_json::from_slice(&body).map_err(|_| ApiError {
         code: ErrorCode::BadFrame,
         message: Some("Send a JSON body with \"username\" and \"password\".".into()),
     })?;
-    let reply = state
+    let attempt = Attempt::new(&username, &client_address(&state, &headers, peer));
+    if let Err(wait) = state.throttle.begin(&attempt).await {
+        let secs = retry_after_secs(wait);
+        tracing::info!(retry_after_s = secs, "login refused: too many failures");
+        let mut resp = ApiError {
+            code: ErrorCode::TooManyLoginAttempts,
+            message: Some(format!(
+                "Too many failed sign-in attempts. Try again in {secs} second{}.",
+                if secs == 1 { "" } else { "s" }
+            )),
+        }
+        .into_response();
+        resp.headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+        return Ok(resp);
+    }
+    let reply = match state
         .policy
         .clone()
         .login(tonic::Request::new(pb::LoginRequest { username, password }))
         .await
-        .map_err(|s| ApiError::from_status(&s))?
-        .into_inner();
+    {
+        Ok(reply) => reply.into_inner(),
+        Err(s) => {
+            let err = ApiError::from_status(&s);
+            if matches!(
+                err.code,
+                ErrorCode::BadCredentials | ErrorCode::AccountDeactivated
+            ) {
+                state.throttle.failed(&attempt).await;
+            }
+            return Err(err);
+        }
+    };
+    state.throttle.succeeded(&attempt).await;
     let user = reply.user.unwrap_or_default();
     let cookie = set_cookie(&reply.token, reply.expires_in, state.cookie_secure);
     let body = json!({
@@ -43,12 +116,13 @@ pub(crate) async fn login(
     Ok(([(http::header::SET_COOKIE, cookie)], Json(body)).into_response())
 }
 
-pub(crate) async fn logout(State(state): State<AppState>) -> Response {
-    (
-        http::StatusCode::NO_CONTENT,
-        [(http::header::SET_COOKIE, clear_cookie(state.cookie_secure))],
-    )
-        .into_response()
+/// Revokes the presented token (cookie or bearer) and clears the cookie.
+pub(crate) async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let clear = [(http::header::SET_COOKIE, clear_cookie(state.cookie_secure))];
+    match crate::auth::revoke(&state, &headers).await {
+        Ok(()) => (http::StatusCode::NO_CONTENT, clear).into_response(),
+        Err(e) => (clear, e).into_response(),
+    }
 }
 
 pub(crate) async fn me(user: AuthUser) -> Json<Value> {
@@ -229,6 +303,8 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Response {
                 1 => "half_open",
                 _ => "closed",
             },
+            // A warning an operator must see: agents run unconfined.
+            "agent_sandbox": if s.agent_sandbox_off { "off" } else { "bubblewrap" },
         }))
         .into_response(),
     }
@@ -246,4 +322,33 @@ pub(crate) async fn metrics() -> impl IntoResponse {
 
 pub(crate) async fn not_found() -> ApiError {
     ApiError::new(ErrorCode::NotFound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_json_bodies_count_as_json() {
+        let with = |ct: Option<&str>| {
+            let mut h = HeaderMap::new();
+            if let Some(ct) = ct {
+                h.insert(http::header::CONTENT_TYPE, ct.parse().unwrap());
+            }
+            is_json(&h)
+        };
+        assert!(with(Some("application/json")));
+        assert!(with(Some("application/json; charset=utf-8")));
+        assert!(with(Some("Application/JSON")));
+        for other in [
+            "text/plain",
+            "text/plain; charset=utf-8",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/jsonp",
+        ] {
+            assert!(!with(Some(other)), "{other}");
+        }
+        assert!(!with(None));
+    }
 }

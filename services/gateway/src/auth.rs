@@ -3,6 +3,9 @@
 //! state (role, active) is looked up in the policy service on every request,
 //! so a role change or deactivation takes effect on the next request, not
 //! when the token expires. Every route has an explicit rule in [`access`].
+//! A token revoked by logout is refused until it would have expired, and a
+//! state-changing request that a browser could have sent from another site
+//! (cookie, foreign or missing Origin) is refused before any of this.
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -68,21 +71,16 @@ pub(crate) struct AuthUser {
     pub(crate) via: Via,
 }
 
-fn bearer(parts: &Parts) -> Option<&str> {
-    let v = parts
-        .headers
-        .get(http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
+pub(crate) fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    let v = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
         .then_some(token.trim())
 }
 
-pub(crate) fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts
-        .headers
+pub(crate) fn cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
         .get_all(http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -107,9 +105,9 @@ impl FromRequestParts<AppState> for AuthUser {
 
 /// The token's user, as the policy service knows them now.
 async fn authenticate(state: &AppState, parts: &Parts) -> Result<AuthUser, ApiError> {
-    let (token, via) = match bearer(parts) {
+    let (token, via) = match bearer(&parts.headers) {
         Some(t) => (t, Via::Bearer),
-        None => match cookie(parts, COOKIE) {
+        None => match cookie(&parts.headers, COOKIE) {
             Some(t) => (t, Via::Cookie),
             None => return Err(ApiError::new(ErrorCode::Unauthenticated)),
         },
@@ -122,6 +120,10 @@ async fn authenticate(state: &AppState, parts: &Parts) -> Result<AuthUser, ApiEr
         // Service tokens are for service-to-service calls only.
         return Err(ApiError::new(ErrorCode::Unauthenticated));
     };
+    if revoked(state, &claims).await? {
+        tracing::debug!(user.id = %id, "revoked token refused");
+        return Err(ApiError::new(ErrorCode::Unauthenticated));
+    }
     let user = state
         .policy
         .clone()
@@ -168,7 +170,7 @@ pub(crate) async fn authorize(State(state): State<AppState>, req: Request, next:
         return next.run(req).await;
     };
     let (mut parts, body) = req.into_parts();
-    if path == "/metrics" && state.metrics_token_matches(bearer(&parts)) {
+    if path == "/metrics" && state.metrics_token_matches(bearer(&parts.headers)) {
         return next.run(Request::from_parts(parts, body)).await;
     }
     let user = match authenticate(&state, &parts).await {
@@ -187,6 +189,123 @@ pub(crate) async fn authorize(State(state): State<AppState>, req: Request, next:
     next.run(Request::from_parts(parts, body)).await
 }
 
+/// The cache key that marks a login token as logged out.
+fn revoked_key(jti: &str) -> String {
+    format!("token:revoked:{jti}")
+}
+
+/// Whether the token was logged out. A login token without an id (issued
+/// before tokens had one) cannot be revoked, so it is refused. When the
+/// cache cannot say, the request fails (503) rather than trust the token.
+async fn revoked(state: &AppState, claims: &csp_auth::Claims) -> Result<bool, ApiError> {
+    if claims.jti.is_empty() {
+        return Ok(true);
+    }
+    match state.cache.get(&revoked_key(&claims.jti)).await {
+        Ok(found) => Ok(found.is_some()),
+        Err(e) => {
+            tracing::error!(error = %e, "revocation check failed");
+            Err(ApiError::new(ErrorCode::Unavailable))
+        }
+    }
+}
+
+/// Logout: remembers the token as revoked for as long as it would have
+/// been accepted. A missing or invalid token has nothing to revoke.
+pub(crate) async fn revoke(state: &AppState, headers: &http::HeaderMap) -> Result<(), ApiError> {
+    let Some(token) = bearer(headers).or_else(|| cookie(headers, COOKIE)) else {
+        return Ok(());
+    };
+    let Ok(claims) = state.tokens.verify(token) else {
+        return Ok(());
+    };
+    if claims.svc.is_some() || claims.jti.is_empty() {
+        return Ok(());
+    }
+    let left = claims.remaining(time::OffsetDateTime::now_utc().unix_timestamp());
+    if left.is_zero() {
+        return Ok(());
+    }
+    state
+        .cache
+        .put(&revoked_key(&claims.jti), "1", left)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "could not revoke a token at logout");
+            ApiError::new(ErrorCode::Unavailable)
+        })?;
+    tracing::info!(user.id = %claims.sub, "logged out; token revoked");
+    Ok(())
+}
+
+/// Whether `headers` carry an Origin allowed to act with the user's cookie:
+/// one of `allowed`, or with an empty list the gateway's own (the Host
+/// header). A request without Origin passes only with a bearer token, which
+/// a page of another site cannot attach.
+pub(crate) fn origin_matches(allowed: &[String], headers: &http::HeaderMap, via: Via) -> bool {
+    let Some(origin) = headers
+        .get(http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return via == Via::Bearer;
+    };
+    if !allowed.is_empty() {
+        return allowed.iter().any(|o| o == origin);
+    }
+    let Some(host) = headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .is_some_and(|o| o.eq_ignore_ascii_case(host))
+}
+
+/// Whether a state-changing request may proceed as far as the Origin goes:
+/// with a bearer token always (another site's page cannot attach one);
+/// otherwise (a cookie, or login, which sets one) its Origin must be
+/// allowed, and without an Origin it must not carry the session cookie
+/// (browsers send Origin on every POST, PUT, PATCH and DELETE; a client
+/// without one is a program, which the login route still serves).
+pub(crate) fn cross_site_ok(
+    allowed: &[String],
+    method: &Method,
+    headers: &http::HeaderMap,
+) -> bool {
+    let changes_state = matches!(
+        *method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
+    if !changes_state || bearer(headers).is_some() {
+        return true;
+    }
+    if headers.contains_key(http::header::ORIGIN) {
+        return origin_matches(allowed, headers, Via::Cookie);
+    }
+    cookie(headers, COOKIE).is_none()
+}
+
+/// Refuses (403) a state-changing request another site's page could have
+/// sent with the user's cookie; see [`cross_site_ok`].
+pub(crate) async fn check_origin(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if cross_site_ok(&state.allowed_origins, req.method(), req.headers()) {
+        return next.run(req).await;
+    }
+    tracing::warn!(method = %req.method(), path = req.uri().path(), origin = ?req.headers().get(http::header::ORIGIN), "cross-site request refused");
+    ApiError {
+        code: ErrorCode::Forbidden,
+        message: Some("Requests from this page's origin are not accepted.".into()),
+    }
+    .into_response()
+}
+
 /// The Set-Cookie value that stores `token` for `max_age_s` seconds.
 pub(crate) fn set_cookie(token: &str, max_age_s: u64, secure: bool) -> String {
     format!(
@@ -197,4 +316,55 @@ pub(crate) fn set_cookie(token: &str, max_age_s: u64, secure: bool) -> String {
 
 pub(crate) fn clear_cookie(secure: bool) -> String {
     set_cookie("", 0, secure)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderMap;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::HOST, "csp.example:8080".parse().unwrap());
+        for (k, v) in pairs {
+            h.append(
+                http::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn state_changes_need_an_allowed_origin_unless_bearer() {
+        let ok = |method: Method, pairs: &[(&str, &str)]| {
+            cross_site_ok(&[], &method, &headers(pairs))
+        };
+        let cookie = ("cookie", "csp_token=abc");
+        let evil = ("origin", "https://evil.example");
+        let own = ("origin", "https://csp.example:8080");
+        for m in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+            assert!(!ok(m.clone(), &[cookie, evil]), "{m} cookie from a foreign page");
+            assert!(!ok(m.clone(), &[cookie]), "{m} cookie without Origin");
+            assert!(ok(m.clone(), &[cookie, own]), "{m} cookie from the own page");
+            assert!(
+                ok(m.clone(), &[("authorization", "Bearer t"), evil]),
+                "{m} bearer needs no Origin check"
+            );
+        }
+        // Login: no cookie yet, still no foreign pages; programs without Origin may.
+        assert!(!ok(Method::POST, &[evil]));
+        assert!(ok(Method::POST, &[own]));
+        assert!(ok(Method::POST, &[]));
+        // Reads are not state changes.
+        assert!(ok(Method::GET, &[cookie, evil]));
+        // The configured list replaces the own origin.
+        let listed = vec!["https://app.example".to_owned()];
+        assert!(cross_site_ok(
+            &listed,
+            &Method::POST,
+            &headers(&[cookie, ("origin", "https://app.example")])
+        ));
+        assert!(!cross_site_ok(&listed, &Method::POST, &headers(&[cookie, own])));
+    }
 }

@@ -14,7 +14,10 @@ mod error;
 mod metrics;
 mod plugins;
 mod state;
+mod throttle;
 mod ws;
+
+pub use throttle::LoginLimits;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
@@ -64,8 +67,15 @@ pub struct Config {
     pub tokens: Tokens,
     /// `CSP_METRICS_TOKEN`: lets a scraper read `/metrics` without a login.
     pub metrics_token: Option<secrecy::SecretString>,
-    /// `CSP_ALLOWED_ORIGINS`; empty allows only the gateway's own origin.
+    /// `CSP_ALLOWED_ORIGINS`: the origins whose pages may make
+    /// cookie-authenticated requests (WebSockets, and every POST, PUT, PATCH
+    /// and DELETE, login included); empty allows only the gateway's own origin.
     pub allowed_origins: Vec<String>,
+    /// `CSP_LOGIN_*`: throttling of failed logins.
+    pub login_limits: LoginLimits,
+    /// `CSP_TRUST_FORWARDED_FOR`: take the client address from the last
+    /// `X-Forwarded-For` entry (set it only behind a proxy that appends it).
+    pub trust_forwarded_for: bool,
     /// The built web app (`web/dist`); `None` serves the API only.
     pub web_dir: Option<PathBuf>,
     /// Shown in the UI, e.g. "offline demo model".
@@ -100,8 +110,14 @@ impl Server {
             plugins: PluginsClient::new(csp_rpc::channel(&config.plugins_addr)?),
             default_pool: SessionPoolClient::new(csp_rpc::channel(&config.session_pool_addr)?),
             bus,
-            cache,
+            cache: cache.clone(),
             allowed_origins: config.allowed_origins,
+            throttle: throttle::Throttle::new(
+                cache.clone(),
+                config.login_limits,
+                Arc::new(throttle::system_now_ms),
+            ),
+            trust_forwarded_for: config.trust_forwarded_for,
             model_label: config.model_label,
             cookie_secure: config.cookie_secure,
             limits: Limits {
@@ -165,7 +181,11 @@ impl Server {
                 tracing::debug!(error = %e, "could not set TCP_NODELAY");
             }
         });
-        axum::serve(listener, self.router)
+        // The peer address keys the login throttle.
+        let app = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app)
             .with_graceful_shutdown(closing.cancelled_owned())
             .await
             .map_err(Error::Serve)
@@ -203,6 +223,12 @@ fn router(state: AppState, web_dir: Option<PathBuf>) -> Router {
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authorize,
+        ))
+        // Before authorisation: a cross-site request is refused before
+        // anything looks at its cookie.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::check_origin,
         ));
     if let Some(dir) = web_dir {
         let index = dir.join("index.html");

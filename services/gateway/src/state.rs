@@ -37,9 +37,14 @@ pub(crate) struct Inner {
     replicas: Mutex<HashMap<String, SessionPoolClient<Channel>>>,
     pub(crate) bus: Arc<dyn EventBus>,
     pub(crate) cache: Arc<dyn Cache>,
-    /// Origins allowed to open a cookie-authenticated WebSocket; empty means
-    /// the gateway's own origin (taken from the Host header).
+    /// Origins whose pages may open a cookie-authenticated WebSocket or send
+    /// a state-changing request; empty means the gateway's own origin (taken
+    /// from the Host header).
     pub(crate) allowed_origins: Vec<String>,
+    /// Failed-login counters and locks (in the shared cache).
+    pub(crate) throttle: crate::throttle::Throttle,
+    /// Client address from the last `X-Forwarded-For` entry.
+    pub(crate) trust_forwarded_for: bool,
     pub(crate) model_label: String,
     pub(crate) cookie_secure: bool,
     pub(crate) limits: Limits,
@@ -71,6 +76,8 @@ pub(crate) struct Parts {
     pub(crate) bus: Arc<dyn EventBus>,
     pub(crate) cache: Arc<dyn Cache>,
     pub(crate) allowed_origins: Vec<String>,
+    pub(crate) throttle: crate::throttle::Throttle,
+    pub(crate) trust_forwarded_for: bool,
     pub(crate) model_label: String,
     pub(crate) cookie_secure: bool,
     pub(crate) limits: Limits,
@@ -90,6 +97,8 @@ impl AppState {
             bus: p.bus,
             cache: p.cache,
             allowed_origins: p.allowed_origins,
+            throttle: p.throttle,
+            trust_forwarded_for: p.trust_forwarded_for,
             model_label: p.model_label,
             cookie_secure: p.cookie_secure,
             limits: p.limits,

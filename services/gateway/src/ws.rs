@@ -6,7 +6,7 @@
 //! is disconnected with 1013 and reconnects with `after_seq`, so memory stays
 //! bounded and nothing is lost.
 
-use crate::auth::{AuthUser, Via};
+use crate::auth::{AuthUser, Via, origin_matches};
 use crate::error::ApiError;
 use crate::metrics as m;
 use crate::state::AppState;
@@ -28,6 +28,8 @@ use tokio_util::sync::CancellationToken;
 const HARD_FRAME_LIMIT: usize = 1 << 20;
 const PRESENCE_TTL: Duration = Duration::from_secs(90);
 const PRESENCE_REFRESH: Duration = Duration::from_secs(30);
+/// How long a session's detach time is kept (longer than a session lives).
+const DETACHED_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Close code for "your after_seq is older than the replay window".
 const CLOSE_REPLAY_GAP: u16 = 4409;
 const CLOSE_TRY_AGAIN: u16 = 1013;
@@ -52,33 +54,11 @@ enum ClientFrame {
     Ping,
 }
 
+/// Browsers always send Origin on WebSockets. Without one, this is a
+/// programmatic client; only a bearer token (which a third-party page cannot
+/// attach) is accepted then. A present Origin is checked even with a bearer.
 fn origin_allowed(state: &AppState, headers: &http::HeaderMap, via: Via) -> bool {
     origin_matches(&state.allowed_origins, headers, via)
-}
-
-fn origin_matches(allowed: &[String], headers: &http::HeaderMap, via: Via) -> bool {
-    let Some(origin) = headers
-        .get(http::header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-    else {
-        // Browsers always send Origin on WebSockets. Without one, this is a
-        // programmatic client; only a bearer token (which a third-party page
-        // cannot attach) is accepted then.
-        return via == Via::Bearer;
-    };
-    if !allowed.is_empty() {
-        return allowed.iter().any(|o| o == origin);
-    }
-    let Some(host) = headers
-        .get(http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"))
-        .is_some_and(|o| o.eq_ignore_ascii_case(host))
 }
 
 pub(crate) async fn upgrade(
@@ -302,6 +282,13 @@ async fn connection(
     let _ = writer.await;
     if let Err(e) = state.cache.remove_presence(session, &conn_id).await {
         tracing::debug!(error = %e, "could not clear presence");
+    }
+    // When it was left: a session-pool that needs a slot suspends the least
+    // recently detached idle session first.
+    let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    let key = csp_cache::detached_key(session);
+    if let Err(e) = state.cache.put(&key, &now_ms.to_string(), DETACHED_TTL).await {
+        tracing::debug!(error = %e, "could not record the detach");
     }
     tracing::info!(session.id = %session, "WebSocket closed");
 }

@@ -458,6 +458,8 @@ impl Catalog {
                 .cwd
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
+            plugin_dir: v.entry.dir.display().to_string(),
+            network: m.network.clone(),
         })
     }
 

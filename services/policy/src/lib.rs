@@ -10,6 +10,7 @@
 
 mod audit;
 pub mod budget;
+mod hasher;
 mod metrics;
 mod plugins;
 mod service;
@@ -53,6 +54,15 @@ pub struct Config {
     /// The plugins service (`http://host:port`) whose catalog gives plugin
     /// tools their roles. `None`: no plugins; MCP tools take the defaults.
     pub plugins_addr: Option<String>,
+    /// `CSP_PASSWORD_HASH_CONCURRENCY`: at most this many password hashes
+    /// (each about 19 MiB for its duration) are computed at once; the rest
+    /// wait. At least 1.
+    pub hash_concurrency: usize,
+}
+
+/// The default of [`Config::hash_concurrency`]: one per available core.
+pub fn default_hash_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// Creates the `admin` account if there is none. Returns the password when it
@@ -174,6 +184,7 @@ impl Server {
             config.tools,
             config.budget,
             config.clock,
+            hasher::Hasher::new(config.hash_concurrency),
         )?;
         let plugins = match config.plugins_addr.as_deref() {
             Some(addr) => {

@@ -1,6 +1,7 @@
 //! The gRPC `csp.v1.Policy` implementation.
 
 use crate::budget::{self, Clock, micros, usd};
+use crate::hasher::Hasher;
 use crate::plugins::{PluginRoles, Rule};
 use crate::tools::{Requirement, ToolRoles};
 use csp_auth::{Access, Caller, Tokens};
@@ -59,17 +60,22 @@ pub struct Service {
     pub(crate) plugins: PluginRoles,
     pub(crate) budget: BudgetConfig,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Every password hash and check runs here: bounded concurrency, so
+    /// bounded memory.
+    hasher: Hasher,
 }
 
 impl Service {
-    pub fn new(
+    pub(crate) fn new(
         store: Arc<dyn Store>,
         tokens: Tokens,
         tools: ToolRoles,
         budget: BudgetConfig,
         clock: Arc<dyn Clock>,
+        hasher: Hasher,
     ) -> Result<Self, crate::Error> {
         let dummy_hash = csp_auth::hash_password(&csp_auth::generate_password())?;
+        tracing::debug!(threads = hasher.threads(), "password hashing threads");
         Ok(Self {
             store,
             tokens,
@@ -78,7 +84,44 @@ impl Service {
             plugins: PluginRoles::Off,
             budget,
             clock,
+            hasher,
         })
+    }
+
+    /// The user a login names: its NFKC form, or (for a name stored before
+    /// names were normalised) the name as typed. Both lookups always run
+    /// when the forms differ, so the time taken says nothing about which
+    /// one found the user.
+    async fn user_for_login(&self, typed: &str) -> Result<Option<UserRecord>, Status> {
+        let name = csp_auth::username::normalize(typed);
+        let normalized = self.store.user_by_name(&name).await.map_err(store_error)?;
+        if name == typed {
+            return Ok(normalized);
+        }
+        let as_typed = self.store.user_by_name(typed).await.map_err(store_error)?;
+        Ok(normalized.or(as_typed))
+    }
+
+    /// Refuses a new name that equals or looks like an existing one
+    /// ([`csp_auth::username::confusable`]).
+    async fn check_name_free(&self, name: &str) -> Result<(), Status> {
+        let users = self.store.list_users().await.map_err(store_error)?;
+        let Some(other) = users
+            .iter()
+            .find(|u| csp_auth::username::confusable(name, &u.username))
+        else {
+            return Ok(());
+        };
+        if other.username.to_lowercase() == name.to_lowercase() {
+            return Err(status(ErrorCode::UsernameTaken, "username taken"));
+        }
+        Err(status_with_message(
+            ErrorCode::UsernameTaken,
+            format!(
+                "The username '{name}' looks like the existing username '{}'. Choose a name that cannot be mistaken for another.",
+                other.username
+            ),
+        ))
     }
 
     fn month(&self) -> String {
@@ -228,18 +271,15 @@ impl Policy for Service {
                 "missing or oversize credentials",
             ));
         }
-        let user = self
-            .store
-            .user_by_name(&username)
-            .await
-            .map_err(store_error)?;
+        let user = self.user_for_login(&username).await?;
+        // Unknown users, wrong passwords and deactivated accounts all cost
+        // one hash check and get the same answer; only the right password
+        // of a deactivated account learns that it is deactivated.
         let hash = user
             .as_ref()
             .map(|u| u.password_hash.clone())
             .unwrap_or_else(|| self.dummy_hash.clone());
-        let ok = tokio::task::spawn_blocking(move || csp_auth::verify_password(&password, &hash))
-            .await
-            .unwrap_or(false);
+        let ok = self.hasher.verify(password, hash).await;
         let user = match user {
             Some(u) if ok && u.is_active => u,
             Some(u) if ok => {
@@ -306,19 +346,25 @@ impl Policy for Service {
     ) -> Result<Response<pb::User>, Status> {
         let actor = self.admin(&csp_rpc::caller(&req)?).await?;
         let r = req.into_inner();
-        validate_username(&r.username)?;
+        let username = csp_auth::username::normalize(&r.username);
+        validate_username(&username)?;
         if r.password.chars().count() < 8 || r.password.len() > 1024 {
             return Err(invalid("password must be at least 8 characters."));
         }
         let role = parse_role(&r.role)?;
         let cap = r.monthly_cost_cap_usd.map(parse_cap).transpose()?;
-        let hash = crate::hash_blocking(r.password)
+        // Two admins creating look-alikes at the same instant can both pass
+        // this check; exact duplicates (ignoring case) the store refuses.
+        self.check_name_free(&username).await?;
+        let hash = self
+            .hasher
+            .hash(r.password)
             .await
             .map_err(|e| status(ErrorCode::Internal, e.to_string()))?;
         let user = match self
             .store
             .create_user(NewUser {
-                username: r.username.clone(),
+                username,
                 password_hash: hash,
                 role,
                 monthly_cost_cap_micros: cap,
@@ -663,7 +709,7 @@ pub(crate) fn decide(
                 Err((
                     "tool_role",
                     format!(
-                        "Tool '{tool}' requires the {required} role. Contact your administrator."
+                        "Tool '{tool}' was denied. This action requires {required} access. Contact your administrator."
                     ),
                 ))
             }

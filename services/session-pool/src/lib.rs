@@ -9,11 +9,13 @@
 //! active plugins (see `plugins`), and never with the model API key in their
 //! reach.
 
+mod egress;
 mod gate;
 pub mod governor;
 mod lifecycle;
 mod metrics;
 mod model_check;
+mod output;
 mod plugins;
 mod pool;
 mod service;
@@ -22,6 +24,9 @@ mod translate;
 
 pub use governor::{Governor, PolicyGovernor, Unlimited};
 pub use lifecycle::Limits;
+pub use output::{
+    DEFAULT_TOOL_OUTPUT_MAX_BYTES, MAX_TOOL_OUTPUT_MAX_BYTES, MIN_TOOL_OUTPUT_MAX_BYTES,
+};
 pub use service::access;
 
 use csp_bus::{EventBus, Queue};
@@ -58,6 +63,9 @@ pub struct Config {
     pub prewarm_pool_size: usize,
     /// `MAX_SESSIONS`: sessions (plus warm processes) this replica runs at most.
     pub max_sessions: usize,
+    /// `MAX_SESSIONS_PER_USER`: live sessions one user holds here at most;
+    /// past it their least recently detached idle one yields.
+    pub max_sessions_per_user: usize,
     /// Working and config directories of every session live below this.
     pub data_dir: PathBuf,
     pub agent: csp_agent::Config,
@@ -80,12 +88,27 @@ pub struct Config {
     /// The plugins service (`http://host:port`) whose active MCP servers
     /// every new agent process runs. `None`: no plugins, no waiting for them.
     pub plugins_addr: Option<String>,
+    /// Issue 12 (bounded, redacted output): the platform's own secrets
+    /// (JWT secret, model key, database password…), replaced by
+    /// `[REDACTED]` in every event before it is stored or published.
+    pub known_secrets: csp_redact::KnownSecrets,
 }
 
 impl Config {
     fn validate(&self) -> Result<(), Error> {
         if self.max_sessions == 0 {
             return Err(Error::Config("MAX_SESSIONS must be at least 1".into()));
+        }
+        if self.max_sessions_per_user == 0 {
+            return Err(Error::Config(
+                "MAX_SESSIONS_PER_USER must be at least 1".into(),
+            ));
+        }
+        let output = self.limits.tool_output_max_bytes;
+        if !(MIN_TOOL_OUTPUT_MAX_BYTES..=MAX_TOOL_OUTPUT_MAX_BYTES).contains(&output) {
+            return Err(Error::Config(format!(
+                "CSP_TOOL_OUTPUT_MAX_BYTES must be between {MIN_TOOL_OUTPUT_MAX_BYTES} and {MAX_TOOL_OUTPUT_MAX_BYTES} (one event must fit a NATS message), got {output}"
+            )));
         }
         if self.prewarm_pool_size > self.max_sessions {
             return Err(Error::Config(format!(
@@ -108,6 +131,8 @@ pub struct PoolStatus {
     /// Why a new user cannot be served now; `None` when ready.
     pub not_ready: Option<&'static str>,
     pub circuit_breaker: csp_breaker::State,
+    /// Whether agents run sandboxed (`CSP_AGENT_SANDBOX` is not `off`).
+    pub agent_sandbox: bool,
 }
 
 const SERVICE_NAME: &str =
@@ -145,7 +170,10 @@ impl pool::Pool {
             Some("cache_unavailable")
         } else if self.key_rejected() {
             Some("model_api_key_rejected")
-        } else if pool_depth == 0 && active_sessions >= max_sessions {
+        } else if pool_depth == 0
+            && active_sessions >= max_sessions
+            && !self.could_make_room().await
+        {
             Some("pool_empty")
         } else {
             None
@@ -157,6 +185,7 @@ impl pool::Pool {
             started_after_ms: self.started_after_ms(),
             not_ready,
             circuit_breaker: self.breaker.state().await,
+            agent_sandbox: self.egress().sandboxed(),
         }
     }
 }
@@ -196,12 +225,14 @@ impl csp_telemetry::Probes for Monitor {
                 "max_sessions": s.max_sessions,
                 "pool_depth": s.pool_depth,
                 "circuit_breaker_state": s.circuit_breaker.as_str(),
+                "agent_sandbox": sandbox_label(s.agent_sandbox),
             })),
             Some(reason) => csp_telemetry::Probe::unavailable(serde_json::json!({
                 "status": "not_ready",
                 "reason": reason,
                 "active_sessions": s.active_sessions,
                 "max_sessions": s.max_sessions,
+                "agent_sandbox": sandbox_label(s.agent_sandbox),
             })),
         }
     }
@@ -220,10 +251,15 @@ impl csp_telemetry::Probes for Monitor {
     }
 }
 
+/// How readiness bodies name the agent sandbox.
+pub fn sandbox_label(sandboxed: bool) -> &'static str {
+    if sandboxed { "bubblewrap" } else { "off" }
+}
+
 impl Server {
     /// Validates the config, prepares the data directory and binds the port.
     pub async fn build(
-        config: Config,
+        mut config: Config,
         bus: Arc<dyn EventBus>,
         store: Arc<dyn SessionStore>,
         cache: Arc<dyn Cache>,
@@ -247,6 +283,8 @@ impl Server {
                 .to_string(),
             ));
         }
+        egress::check_sandbox(&config.agent.sandbox).await?;
+        let (egress, model_env) = egress::Egress::bind(&mut config.agent, &data_dir).await?;
         let plugins = config
             .plugins_addr
             .as_deref()
@@ -267,14 +305,18 @@ impl Server {
         let settings = Settings {
             prewarm_pool_size: config.prewarm_pool_size,
             max_sessions: config.max_sessions,
+            max_sessions_per_user: config.max_sessions_per_user,
             data_dir,
             agent: config.agent,
+            egress: Arc::new(egress),
+            model_env,
             governor: config.governor,
             audit: config.audit,
             model_label: config.model_label,
             advertise_addr,
             limits: config.limits,
             plugins: plugin_sets,
+            known_secrets: config.known_secrets,
         };
         let breaker = Arc::new(csp_breaker::Breaker::new(config.breaker, cache.clone()));
         let pool = Pool::new(
@@ -337,6 +379,8 @@ impl Server {
                 stop_following.clone(),
             ))
         });
+        let stop_proxies = CancellationToken::new();
+        self.pool.egress().serve(&stop_proxies);
         let refill = tokio::spawn(self.pool.clone().refill_loop());
         let reaper = tokio::spawn(self.pool.clone().reaper_loop(self.reaper_interval));
         let pool = self.pool.clone();
@@ -374,6 +418,8 @@ impl Server {
             let _ = follower.await;
         }
         self.pool.stopped();
+        // Every agent is gone: nothing needs the proxies any more.
+        stop_proxies.cancel();
         let _ = reaper.await;
         // A last sweep: anything the agents left behind is reaped now.
         let reaped = csp_agent::reap_zombies();

@@ -23,6 +23,9 @@ pub struct Limits {
     pub stall_timeout: Duration,
     /// How often limits are checked.
     pub check_every: Duration,
+    /// `CSP_TOOL_OUTPUT_MAX_BYTES`: a tool's output (and input) is stored
+    /// and sent cut to this many bytes, with a marker naming its full size.
+    pub tool_output_max_bytes: usize,
 }
 
 impl Default for Limits {
@@ -34,6 +37,7 @@ impl Default for Limits {
             turn_grace: Duration::from_secs(30),
             stall_timeout: Duration::from_secs(180),
             check_every: Duration::from_secs(5),
+            tool_output_max_bytes: crate::output::DEFAULT_TOOL_OUTPUT_MAX_BYTES,
         }
     }
 }
@@ -181,6 +185,7 @@ mod tests {
             turn_grace: Duration::from_secs(30),
             stall_timeout: Duration::from_secs(120),
             check_every: Duration::from_secs(5),
+            ..Limits::default()
         }
     }
 

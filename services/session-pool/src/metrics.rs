@@ -40,6 +40,11 @@ pub(crate) const QUERY_ERROR_TYPES: [&str; 9] = [
 pub(crate) const SESSION_TERMINATIONS: &str = "csp_session_terminations_total";
 /// Zombie processes reaped by the periodic scan (counter; alert on > 0).
 pub(crate) const ZOMBIES_REAPED: &str = "csp_zombies_reaped_total";
+/// Idle sessions nobody was attached to, suspended to make room for
+/// another start (counter; label `reason` = capacity | user_cap).
+pub(crate) const SESSIONS_EVICTED: &str = "csp_sessions_evicted_total";
+/// Every `reason` of [`SESSIONS_EVICTED`] (series start at 0).
+pub(crate) const EVICTION_REASONS: [&str; 2] = ["capacity", "user_cap"];
 /// Sessions resumed in a new process (counter).
 pub(crate) const SESSION_RESUMES: &str = "csp_session_resumes_total";
 
@@ -119,8 +124,16 @@ pub(crate) fn describe() {
         Unit::Count,
         "Sessions continued in a new agent process"
     );
+    describe_counter!(
+        SESSIONS_EVICTED,
+        Unit::Count,
+        "Idle detached sessions suspended to make room, by reason"
+    );
     csp_breaker::Breaker::describe_metrics();
     for t in QUERY_ERROR_TYPES {
         metrics::counter!(QUERY_ERRORS, "type" => t).increment(0);
+    }
+    for r in EVICTION_REASONS {
+        metrics::counter!(SESSIONS_EVICTED, "reason" => r).increment(0);
     }
 }

@@ -61,6 +61,10 @@ pub(crate) struct McpServer {
     /// Every value is treated as secret: which ones are is the plugin's business.
     pub(crate) env: BTreeMap<String, SecretString>,
     pub(crate) cwd: Option<String>,
+    /// Mounted read-only into sandboxed agents.
+    pub(crate) plugin_dir: Option<PathBuf>,
+    /// `permissions.network` of its plugin: where its egress may go.
+    pub(crate) network: Vec<String>,
 }
 
 impl PluginSet {
@@ -87,6 +91,8 @@ impl PluginSet {
                     .map(|(k, v)| (k, SecretString::from(v)))
                     .collect(),
                 cwd: (!s.cwd.is_empty()).then_some(s.cwd),
+                plugin_dir: (!s.plugin_dir.is_empty()).then(|| PathBuf::from(s.plugin_dir)),
+                network: s.network,
             })
             .collect();
         Self {

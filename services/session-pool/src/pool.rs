@@ -12,6 +12,14 @@
 //! out), while running sessions keep the servers they started with. Until
 //! the first set is known nothing is pre-warmed, since those processes would
 //! lack the plugins.
+//!
+//! Capacity follows people: a session nobody is attached to keeps its
+//! process only while nobody else needs the slot. When a start (acquire, or
+//! a resume that needs a process) finds `max_sessions` taken, or the user's
+//! `max_sessions_per_user`, the least recently detached idle session (no
+//! socket, no turn in flight, nothing queued; among the user's own for the
+//! per-user limit) is suspended as by the idle timeout, before anyone is
+//! refused (see [`Pool::room_for`]).
 
 use crate::gate::{Bindings, SessionGate};
 use crate::governor::Governor;
@@ -32,8 +40,8 @@ use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::time::{Duration, Instant};
-use tokio::sync::{Mutex, Notify, watch};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{Mutex, MutexGuard, Notify, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -46,11 +54,26 @@ const ROUTE_TTL: Duration = Duration::from_secs(24 * 3600);
 /// ahead without plugins (the registry may be down at startup).
 const FIRST_SET_WAIT: Duration = Duration::from_secs(10);
 
+/// A session no browser has been seen to leave since it was (re)started
+/// may be suspended for room only after this long: its browser may still be
+/// on its way (the gateway records presence just after `Acquire`/`Resume`
+/// returns), or it was started by a client that never attaches.
+const UNSEEN_GRACE: Duration = Duration::from_secs(60);
+
+/// How long making room may take in all (a suspended process gets its
+/// stdin closed and up to 5 s to exit).
+const MAKE_ROOM_WITHIN: Duration = Duration::from_secs(20);
+
 pub(crate) struct Settings {
     pub(crate) prewarm_pool_size: usize,
     pub(crate) max_sessions: usize,
+    pub(crate) max_sessions_per_user: usize,
     pub(crate) data_dir: PathBuf,
     pub(crate) agent: csp_agent::Config,
+    /// The model and egress proxies every agent goes through.
+    pub(crate) egress: Arc<crate::egress::Egress>,
+    /// The model API settings csp holds (never given to agents).
+    pub(crate) model_env: Vec<(String, String)>,
     pub(crate) governor: Arc<dyn Governor>,
     pub(crate) audit: Arc<dyn csp_bus::Queue>,
     pub(crate) model_label: String,
@@ -59,6 +82,8 @@ pub(crate) struct Settings {
     /// The plugin set new processes start with; `None` until the plugins
     /// service has told.
     pub(crate) plugins: watch::Sender<Option<Arc<PluginSet>>>,
+    /// Issue 12: secrets redacted from every event (see `output`).
+    pub(crate) known_secrets: csp_redact::KnownSecrets,
 }
 
 /// What is known of the model API key (see `model_check`).
@@ -74,13 +99,65 @@ struct Warm {
     fingerprint: String,
 }
 
+/// A live session in the pool's table.
+struct Live {
+    handle: Handle,
+    /// When it was started or last reattached (Unix ms): a detach recorded
+    /// before this is an earlier browser's, not the current one's.
+    since_ms: u64,
+    /// Being suspended to make room; nobody else picks it.
+    evicting: bool,
+}
+
+type Table = HashMap<SessionId, Live>;
+
+/// Why a session had to make room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// Every slot of the replica is taken (`max_sessions`).
+    Capacity,
+    /// The user holds `max_sessions_per_user`.
+    UserCap,
+}
+
+impl Need {
+    fn as_str(self) -> &'static str {
+        match self {
+            Need::Capacity => "capacity",
+            Need::UserCap => "user_cap",
+        }
+    }
+
+    fn refusal(self) -> ErrorCode {
+        match self {
+            Need::Capacity => ErrorCode::AtCapacity,
+            Need::UserCap => ErrorCode::TooManySessions,
+        }
+    }
+}
+
+/// A session that might make room, as the table showed it.
+struct Candidate {
+    id: SessionId,
+    handle: Handle,
+    since_ms: u64,
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 pub(crate) struct Pool {
     settings: Settings,
     pub(crate) bus: Arc<dyn EventBus>,
     pub(crate) store: Arc<dyn SessionStore>,
     pub(crate) cache: Arc<dyn Cache>,
     warm: Mutex<VecDeque<Warm>>,
-    sessions: Mutex<HashMap<SessionId, Handle>>,
+    sessions: Mutex<Table>,
+    /// Bumped whenever a session leaves the table.
+    retired: watch::Sender<u64>,
     refill: Notify,
     created: Instant,
     /// Milliseconds from `created` to the first filled warm slot; 0 = not yet.
@@ -112,7 +189,7 @@ impl Pool {
         breaker: Arc<Breaker>,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
-        let model_check = ModelCheck::from_agent_env(&settings.agent.env);
+        let model_check = ModelCheck::from_agent_env(&settings.model_env);
         Arc::new(Self {
             settings,
             bus,
@@ -120,6 +197,7 @@ impl Pool {
             cache,
             warm: Mutex::new(VecDeque::new()),
             sessions: Mutex::new(HashMap::new()),
+            retired: watch::Sender::new(0),
             refill: Notify::new(),
             created: Instant::now(),
             started_ms: std::sync::atomic::AtomicU64::new(0),
@@ -238,6 +316,11 @@ impl Pool {
         &self.settings.limits
     }
 
+    /// Issue 12: what `output` redacts from every event.
+    pub(crate) fn known_secrets(&self) -> &csp_redact::KnownSecrets {
+        &self.settings.known_secrets
+    }
+
     pub(crate) fn model_label(&self) -> &str {
         &self.settings.model_label
     }
@@ -329,8 +412,182 @@ impl Pool {
         self.sessions.lock().await.len()
     }
 
+    pub(crate) fn max_sessions_per_user(&self) -> usize {
+        self.settings.max_sessions_per_user
+    }
+
+    /// The proxies agents reach the model and the network through.
+    pub(crate) fn egress(&self) -> &crate::egress::Egress {
+        &self.settings.egress
+    }
+
     pub(crate) async fn handle(&self, id: SessionId) -> Option<Handle> {
-        self.sessions.lock().await.get(&id).cloned()
+        self.sessions
+            .lock()
+            .await
+            .get(&id)
+            .map(|l| l.handle.clone())
+    }
+
+    /// Returns the locked table once it has room for one more session of
+    /// `user`, suspending idle sessions nobody is attached to for it: the
+    /// user's own least recently detached one while the user holds
+    /// `max_sessions_per_user`, then anyone's while every slot is taken.
+    /// Refuses (`too_many_sessions`, `at_capacity`) only when no session
+    /// can yield: every one is attached, busy, or just started.
+    async fn room_for<'a>(
+        &'a self,
+        user: UserId,
+        mut sessions: MutexGuard<'a, Table>,
+    ) -> Result<MutexGuard<'a, Table>, ErrorCode> {
+        let deadline = Instant::now() + MAKE_ROOM_WITHIN;
+        loop {
+            if self.draining() {
+                return Err(ErrorCode::ServerShuttingDown);
+            }
+            let mine = sessions
+                .values()
+                .filter(|l| l.handle.user == user)
+                .count();
+            let need = if mine >= self.settings.max_sessions_per_user {
+                Need::UserCap
+            } else if sessions.len() >= self.settings.max_sessions {
+                Need::Capacity
+            } else {
+                return Ok(sessions);
+            };
+            let candidates: Vec<Candidate> = sessions
+                .iter()
+                .filter(|(_, l)| !l.evicting && (need == Need::Capacity || l.handle.user == user))
+                .map(|(id, l)| Candidate {
+                    id: *id,
+                    handle: l.handle.clone(),
+                    since_ms: l.since_ms,
+                })
+                .collect();
+            drop(sessions);
+            if Instant::now() >= deadline || !self.suspend_one(candidates, need).await {
+                return Err(need.refusal());
+            }
+            sessions = self.sessions.lock().await;
+        }
+    }
+
+    /// The candidates nobody is attached to, least recently detached first.
+    /// The gateway records when a session's last socket closed; a session
+    /// with no such record since it was (re)started counts from its start,
+    /// once [`UNSEEN_GRACE`] has passed. Presence the cache cannot tell is
+    /// not "away" (as for the idle timeout).
+    async fn detached(&self, candidates: Vec<Candidate>) -> Vec<(u64, Candidate)> {
+        let now = unix_ms();
+        let looks = candidates.into_iter().map(|c| async move {
+            match self.cache.presence(c.id).await {
+                Ok(0) => {}
+                Ok(_) => return None,
+                Err(e) => {
+                    tracing::debug!(session.id = %c.id, error = %e, "presence lookup failed");
+                    return None;
+                }
+            }
+            let left = match self.cache.get(&csp_cache::detached_key(c.id)).await {
+                Ok(v) => v.and_then(|v| v.parse::<u64>().ok()),
+                Err(e) => {
+                    tracing::debug!(session.id = %c.id, error = %e, "detach lookup failed");
+                    None
+                }
+            };
+            let at = match left {
+                Some(at) if at >= c.since_ms => at,
+                _ if now.saturating_sub(c.since_ms) >= UNSEEN_GRACE.as_millis() as u64 => {
+                    c.since_ms
+                }
+                _ => return None,
+            };
+            Some((at, c))
+        });
+        let mut found: Vec<(u64, Candidate)> = futures::future::join_all(looks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        found.sort_by_key(|(at, _)| *at);
+        found
+    }
+
+    /// Suspends the least recently detached idle candidate and waits until
+    /// it has left the table; false when none is idle.
+    async fn suspend_one(&self, candidates: Vec<Candidate>, need: Need) -> bool {
+        for (left_ms, c) in self.detached(candidates).await {
+            {
+                // Claimed once: another start may be making room too, and
+                // a session reattached since the look is not detached.
+                let mut sessions = self.sessions.lock().await;
+                match sessions.get_mut(&c.id) {
+                    Some(l) if !l.evicting && l.since_ms == c.since_ms => l.evicting = true,
+                    _ => continue,
+                }
+            }
+            if c.handle.yield_process(true).await {
+                metrics::counter!(m::SESSIONS_EVICTED, "reason" => need.as_str()).increment(1);
+                tracing::info!(
+                    session.id = %c.id,
+                    user.id = %c.handle.user,
+                    reason = need.as_str(),
+                    detached_ms = unix_ms().saturating_sub(left_ms),
+                    "suspending an idle session to make room"
+                );
+                self.wait_retired(c.id).await;
+                return true;
+            }
+            // Busy (a turn, queued messages) or still starting.
+            if let Some(l) = self.sessions.lock().await.get_mut(&c.id) {
+                l.evicting = false;
+            }
+        }
+        false
+    }
+
+    /// Waits (bounded) until the session has left the table.
+    async fn wait_retired(&self, id: SessionId) {
+        let mut retired = self.retired.subscribe();
+        let gone = async {
+            loop {
+                if !self.sessions.lock().await.contains_key(&id) {
+                    return;
+                }
+                if retired.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        if tokio::time::timeout(MAKE_ROOM_WITHIN, gone).await.is_err() {
+            tracing::warn!(session.id = %id, "a suspended session is slow to stop");
+        }
+    }
+
+    /// Whether a start could get a slot now by suspending an idle session
+    /// nobody is attached to (readiness: such a pool still serves new users).
+    pub(crate) async fn could_make_room(&self) -> bool {
+        let candidates: Vec<Candidate> = {
+            let sessions = self.sessions.lock().await;
+            if sessions.values().any(|l| l.evicting) {
+                return true;
+            }
+            sessions
+                .iter()
+                .map(|(id, l)| Candidate {
+                    id: *id,
+                    handle: l.handle.clone(),
+                    since_ms: l.since_ms,
+                })
+                .collect()
+        };
+        for (_, c) in self.detached(candidates).await {
+            if c.handle.yield_process(false).await {
+                return true;
+            }
+        }
+        false
     }
 
     /// A session's directories are keyed by the csp session id, so a
@@ -345,6 +602,9 @@ impl Pool {
             home,
             resume,
             mcp_config: None,
+            reach: csp_agent::Reach::default(),
+            env: Vec::new(),
+            exit_guard: None,
         }
     }
 
@@ -392,6 +652,7 @@ impl Pool {
                 source,
             })?;
         spec.mcp_config = mcp_config.as_ref().map(|f| f.path().to_owned());
+        self.settings.egress.prepare(&mut spec, &root, set);
         let t0 = Instant::now();
         let gate = Arc::new(SessionGate {
             governor: self.settings.governor.clone(),
@@ -450,7 +711,21 @@ impl Pool {
                 match spawned {
                     Ok((agent, events)) => {
                         backoff = Duration::from_secs(1);
+                        let sessions = self.sessions.lock().await;
                         let mut warm = self.warm.lock().await;
+                        if warm.len() + sessions.len() >= self.settings.max_sessions {
+                            // The slot went to a session while this process
+                            // started (a start that made room by suspending
+                            // one): never run more than MAX_SESSIONS.
+                            drop((warm, sessions));
+                            let root = self.session_root(id);
+                            tokio::spawn(async move {
+                                agent.shutdown(Duration::from_millis(500)).await;
+                                let _ = std::fs::remove_dir_all(&root);
+                            });
+                            continue;
+                        }
+                        drop(sessions);
                         warm.push_back(Warm {
                             id,
                             agent,
@@ -530,10 +805,7 @@ impl Pool {
         if self.draining() {
             return Err(ErrorCode::ServerShuttingDown);
         }
-        let mut sessions = self.sessions.lock().await;
-        if sessions.len() >= self.settings.max_sessions {
-            return Err(ErrorCode::AtCapacity);
-        }
+        let mut sessions = self.room_for(user, self.sessions.lock().await).await?;
         let current = self.current_fingerprint();
         let warm = {
             let mut warm = self.warm.lock().await;
@@ -600,7 +872,7 @@ impl Pool {
     /// a session is never started twice.
     async fn launch(
         self: &Arc<Self>,
-        sessions: &mut HashMap<SessionId, Handle>,
+        sessions: &mut Table,
         id: SessionId,
         user: UserId,
         role: Option<Role>,
@@ -613,7 +885,14 @@ impl Pool {
             kill: self.kill.child_token(),
         };
         let (actor, handle, rx) = Actor::new(self.clone(), id, user, stop, from);
-        sessions.insert(id, handle);
+        sessions.insert(
+            id,
+            Live {
+                handle,
+                since_ms: unix_ms(),
+                evicting: false,
+            },
+        );
         metrics::gauge!(m::ACTIVE_SESSIONS).set(sessions.len() as f64);
         let pool = self.clone();
         self.tasks.lock().await.spawn(async move {
@@ -634,14 +913,25 @@ impl Pool {
         if self.draining() {
             return Err(ErrorCode::ServerShuttingDown);
         }
-        let mut sessions = self.sessions.lock().await;
-        if let Some(h) = sessions.get(&id) {
-            return if h.user == user {
-                Ok(false)
-            } else {
-                Err(ErrorCode::SessionNotFound)
+        let mut sessions = loop {
+            let mut sessions = self.sessions.lock().await;
+            let Some(live) = sessions.get_mut(&id) else {
+                break sessions;
             };
-        }
+            if live.handle.user != user {
+                return Err(ErrorCode::SessionNotFound);
+            }
+            if live.evicting {
+                // Being suspended for room right now: continue it once stopped.
+                drop(sessions);
+                self.wait_retired(id).await;
+                continue;
+            }
+            // A browser is (re)attaching: its last socket's close, recorded
+            // before now, no longer counts as "detached".
+            live.since_ms = unix_ms();
+            return Ok(false);
+        };
         let record = match self.store.session(id).await {
             Ok(Some(r)) if r.user_id == user => r,
             Ok(_) => return Err(ErrorCode::SessionNotFound),
@@ -656,8 +946,10 @@ impl Pool {
                 _ => ErrorCode::SessionUnavailable,
             });
         }
-        if sessions.len() >= self.settings.max_sessions {
-            return Err(ErrorCode::AtCapacity);
+        sessions = self.room_for(user, sessions).await?;
+        if sessions.contains_key(&id) {
+            // Resumed by another request while room was being made.
+            return Ok(false);
         }
         {
             // Warm processes count toward MAX_SESSIONS: make room if needed.
@@ -711,6 +1003,7 @@ impl Pool {
         self.bindings.unbind(id);
         metrics::gauge!(m::ACTIVE_SESSIONS).set(sessions.len() as f64);
         drop(sessions);
+        self.retired.send_modify(|n| *n = n.wrapping_add(1));
         if let Err(e) = self.cache.remove_route(id).await {
             tracing::warn!(session.id = %id, error = %e, "could not remove the session's route");
         }

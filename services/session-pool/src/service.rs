@@ -72,6 +72,20 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
+/// A start the pool refused; the per-user limit names its number.
+fn refused(pool: &Pool, code: ErrorCode, detail: &str) -> Status {
+    match code {
+        ErrorCode::TooManySessions => status_with_message(
+            code,
+            format!(
+                "You already have {} active sessions. Close one to start another.",
+                pool.max_sessions_per_user()
+            ),
+        ),
+        _ => status(code, detail),
+    }
+}
+
 fn store_error(e: csp_store::Error) -> Status {
     tracing::error!(error = %e, "session store failed");
     status(ErrorCode::Unavailable, "session store unavailable")
@@ -168,7 +182,7 @@ impl SessionPool for Service {
             .pool
             .acquire(user, role_of(&caller, user))
             .await
-            .map_err(|code| status(code, "acquire failed"))?;
+            .map_err(|code| refused(&self.pool, code, "acquire failed"))?;
         Ok(Response::new(pb::AcquireResponse {
             session_id: id.to_string(),
             status: if warm {
@@ -270,19 +284,34 @@ impl SessionPool for Service {
         let session = parse_session(&r.session_id)?;
         self.owned_or_overseen(session, user, oversees(&caller))
             .await?;
-        let (messages, last_seq) = self
+        let (mut messages, last_seq) = self
             .pool
             .store
             .messages(session)
             .await
             .map_err(store_error)?;
+        // Rows stored before output was bounded can be megabytes: bounded
+        // and redacted here too, and the whole answer kept under the gRPC
+        // message limit (issue 12).
+        let mut frames: Vec<_> = messages.iter_mut().map(|m| m.body.take()).collect();
+        let skip = crate::output::bound_history(
+            &mut frames,
+            self.pool.known_secrets(),
+            self.pool.limits().tool_output_max_bytes,
+            crate::output::HISTORY_BUDGET_BYTES,
+        );
+        if skip > 0 {
+            tracing::warn!(session.id = %session, left_out = skip, "history too large for one answer; the oldest messages are left out");
+        }
         Ok(Response::new(pb::ListMessagesResponse {
             messages: messages
                 .into_iter()
-                .map(|m| pb::ChatMessage {
+                .zip(frames)
+                .skip(skip)
+                .map(|(m, body)| pb::ChatMessage {
                     seq: m.seq,
                     kind: m.kind,
-                    json: m.body.to_string(),
+                    json: body.to_string(),
                     created_at: rfc3339(m.created_at),
                 })
                 .collect(),
@@ -304,6 +333,7 @@ impl SessionPool for Service {
             ready: s.not_ready.is_none(),
             reason: s.not_ready.unwrap_or_default().to_owned(),
             circuit_breaker_state: s.circuit_breaker.gauge_value() as u32,
+            agent_sandbox_off: !s.agent_sandbox,
         }))
     }
 
@@ -319,7 +349,7 @@ impl SessionPool for Service {
             .pool
             .resume(session, user, role_of(&caller, user))
             .await
-            .map_err(|code| status(code, "resume failed"))?;
+            .map_err(|code| refused(&self.pool, code, "resume failed"))?;
         Ok(Response::new(pb::ResumeResponse {
             resumed,
             status: if resumed {

@@ -10,6 +10,7 @@
 
 use crate::governor::Reservation;
 use crate::lifecycle::{Action, Lifecycle, Observation};
+use crate::output::Outgoing;
 use crate::metrics as m;
 use crate::pool::Pool;
 use crate::translate::{Failure, Translator};
@@ -55,6 +56,13 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<bool, ErrorCode>>,
     },
     Interrupt {
+        reply: oneshot::Sender<bool>,
+    },
+    /// The pool needs the slot (`pool::Pool::room_for`): true when the
+    /// session is idle (a process, no turn in flight, nothing queued); with
+    /// `suspend` it then stops exactly as after the idle timeout.
+    Yield {
+        suspend: bool,
         reply: oneshot::Sender<bool>,
     },
 }
@@ -103,6 +111,16 @@ impl Handle {
             .await
             .map_err(|_| ErrorCode::SessionUnavailable)?;
         rx.await.map_err(|_| ErrorCode::SessionUnavailable)
+    }
+
+    /// Whether the session is idle; with `suspend`, an idle one stops its
+    /// process (resumable, as after the idle timeout).
+    pub(crate) async fn yield_process(&self, suspend: bool) -> bool {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Command::Yield { suspend, reply }).await.is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
     }
 }
 
@@ -158,6 +176,12 @@ enum Served {
     Done(Outcome),
 }
 
+/// A stopped process whose session stays resumable: the idle timeout's
+/// outcome, and the same when the pool needs the slot of an idle session.
+fn suspended() -> Served {
+    Served::Done(Outcome::Idle(StatusReason::IdleTimeout))
+}
+
 /// Signals from the pool: `drain` lets the turn in flight finish, `kill`
 /// ends everything now.
 #[derive(Clone)]
@@ -194,6 +218,8 @@ pub(crate) struct Actor {
     turn_span: Option<(tracing::Span, Instant, Option<String>)>,
     /// Spans of the tool calls in flight, by `tool_use_id`.
     tool_spans: HashMap<String, tracing::Span>,
+    /// Bounds and redacts every event before it is numbered (see `output`).
+    outgoing: Outgoing,
 }
 
 /// Where an existing session's actor continues from.
@@ -219,6 +245,10 @@ impl Actor {
             titled: false,
             agent_session: id.0,
         });
+        let outgoing = Outgoing::new(
+            pool.known_secrets().clone(),
+            pool.limits().tool_output_max_bytes,
+        );
         let actor = Self {
             id,
             pool,
@@ -237,6 +267,7 @@ impl Actor {
             agent_session: from.agent_session,
             turn_span: None,
             tool_spans: HashMap::new(),
+            outgoing,
         };
         (actor, Handle { id, user, tx }, rx)
     }
@@ -393,6 +424,13 @@ impl Actor {
                         }
                         let _ = reply.send(interrupted);
                     }
+                    Some(Command::Yield { suspend, reply }) => {
+                        let idle = !self.in_flight && self.queue.is_empty() && !draining;
+                        let _ = reply.send(idle);
+                        if idle && suspend {
+                            return self.stop_process(agent, suspended()).await;
+                        }
+                    }
                     // Every handle is gone: the pool is shutting down.
                     None => {
                         agent.shutdown(SHUTDOWN_GRACE).await;
@@ -529,7 +567,7 @@ impl Actor {
                 self.emit(Event::error(ErrorCode::DurationLimit)).await;
                 Some(Served::Done(Outcome::Ended(StatusReason::DurationLimit)))
             }
-            Action::Suspend => Some(Served::Done(Outcome::Idle(StatusReason::IdleTimeout))),
+            Action::Suspend => Some(suspended()),
             Action::Restart => {
                 tracing::info!(session.id = %self.id, rss_bytes, limit = life.limits().max_rss_bytes, "memory limit exceeded; restarting the agent");
                 self.emit(Event::notice(ErrorCode::SessionRestarting)).await;
@@ -590,7 +628,7 @@ impl Actor {
                             .inspect(|_| self.queue.push_back(turn));
                         let _ = reply.send(r);
                     }
-                    Some(Command::Interrupt { reply }) => {
+                    Some(Command::Interrupt { reply } | Command::Yield { reply, .. }) => {
                         let _ = reply.send(false);
                     }
                     None => break,
@@ -746,10 +784,11 @@ impl Actor {
                         extra = Some(Event::notice(ErrorCode::PermissionsChanged));
                     }
                 }
-                let (name, input, at_ms) = self
+                let (name, mut input, at_ms) = self
                     .tools
                     .remove(tool_use_id.as_str())
                     .unwrap_or_else(|| ("unknown".into(), serde_json::Value::Null, 0));
+                self.outgoing.secrets().redact_value(&mut input);
                 let (label, audit_status) = match status {
                     ToolStatus::Complete => ("complete", AuditStatus::Success),
                     ToolStatus::Error => ("error", AuditStatus::Error),
@@ -852,10 +891,20 @@ impl Actor {
             .await;
     }
 
+    /// Emits `event` bounded and with the platform's secrets redacted: what
+    /// is stored and what is sent are the same. Streamed text that might
+    /// begin a secret waits for the next piece, or goes out before the next
+    /// other event.
+    async fn emit(&mut self, event: Event) {
+        for event in self.outgoing.process(event) {
+            self.emit_one(event).await;
+        }
+    }
+
     /// Numbers, persists, then publishes one event. Persisting first means a
     /// browser that saw an event and reloads finds it in the history; deltas
     /// are only buffered here, so streaming pays no database round trip.
-    async fn emit(&mut self, event: Event) {
+    async fn emit_one(&mut self, event: Event) {
         self.seq += 1;
         let ev = SessionEvent {
             session_id: self.id,

@@ -68,6 +68,9 @@ impl Sandbox {
             config_dir: self.path("claude"),
             resume: false,
             mcp_config: None,
+            reach: csp_agent::Reach::default(),
+            env: Vec::new(),
+            exit_guard: None,
         }
     }
 }

@@ -229,6 +229,58 @@ fn duplicate_tool_names() {
 }
 
 #[test]
+fn tools_may_be_plain_names_with_the_plugin_role() {
+    let m = valid("short_tools");
+    assert_eq!(m.required_role, Role::User);
+    assert_eq!(
+        m.tools,
+        [
+            ToolSpec {
+                name: "mcp__short_tools__echo".into(),
+                description: None,
+                required_role: Role::User,
+            },
+            ToolSpec {
+                name: "mcp__short_tools__add".into(),
+                description: None,
+                required_role: Role::User,
+            },
+            ToolSpec {
+                name: "mcp__short_tools__reset".into(),
+                description: None,
+                required_role: Role::Admin,
+            },
+        ]
+    );
+}
+
+#[test]
+fn plain_tool_names_follow_the_same_rules() {
+    let p = only(
+        "short_tool_prefix",
+        10,
+        "Tool name 'echo' must be 'mcp__short_tool_prefix__<tool>' for MCP server 'short_tool_prefix' (<tool>: letters, digits, '_' or '-')",
+    );
+    assert_eq!(p.field.as_deref(), Some("capabilities.tools[1]"));
+    assert_eq!(
+        p.suggestion.as_deref(),
+        Some("Rename it to 'mcp__short_tool_prefix__echo'.")
+    );
+    assert_eq!(
+        lines_and_messages("duplicate_short_tool"),
+        [
+            (10, "Duplicate tool name 'mcp__duplicate_short_tool__echo': capabilities.tools[0] declares it too".into()),
+            (11, "Duplicate tool name 'mcp__duplicate_short_tool__echo': capabilities.tools[1] declares it too".into()),
+        ]
+    );
+    let fields: Vec<_> = crate::helpers::problems("duplicate_short_tool")
+        .into_iter()
+        .map(|p| p.field.unwrap_or_default())
+        .collect();
+    assert_eq!(fields, ["capabilities.tools[1].name", "capabilities.tools[2]"]);
+}
+
+#[test]
 fn secrets_must_be_strings() {
     let p = only(
         "secret_not_string",
@@ -416,7 +468,7 @@ fn wrong_types_in_sections() {
     assert_eq!(
         lines_and_messages("wrong_types_nested"),
         [
-            (9, "Field 'capabilities.tools[0]' must be an object (found \"mcp__wrong_types_nested__echo\")".into()),
+            (9, "Field 'capabilities.tools[0]' must be a tool name or an object (found 7)".into()),
             (10, "Field 'capabilities.tools[1].description' must be a string (found 5)".into()),
             (13, "Field 'permissions.network[0]' must be a string (found 443)".into()),
             (15, "Field 'mcp.command' must be a string (found a list)".into()),

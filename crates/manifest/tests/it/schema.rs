@@ -7,7 +7,13 @@ use serde_json::Value;
 use crate::helpers::{bytes, cases, parse};
 
 /// Valid manifests.
-const VALID: &[&str] = &["everything", "full_featured", "minimal_tool", "with_bom"];
+const VALID: &[&str] = &[
+    "everything",
+    "full_featured",
+    "minimal_tool",
+    "short_tools",
+    "with_bom",
+];
 
 /// Not JSON (or not UTF-8): neither the code nor a schema validator reads them.
 const NOT_JSON: &[&str] = &[
@@ -53,6 +59,7 @@ const SCHEMA_REJECTS: &[&str] = &[
     "missing_fields",
     "missing_tools",
     "secret_not_string",
+    "short_tool_prefix",
     "tool_prefix",
     "top_level_array",
     "unknown_field",
@@ -68,6 +75,7 @@ const CODE_ONLY: &[&str] = &[
     "config_schema_bad_regex",
     "config_schema_remote_ref",
     "duplicate_key",
+    "duplicate_short_tool",
     "duplicate_tool",
     "name_mismatch",
     "secret_in_args",

@@ -290,7 +290,7 @@ async fn the_gate_follows_the_current_role_and_names_a_downgrade() {
         .into_inner();
     assert_eq!(
         never.message,
-        "Tool 'Bash' requires the operator role. Contact your administrator."
+        "Tool 'Bash' was denied. This action requires operator access. Contact your administrator."
     );
     // Reading stays allowed for a user.
     assert!(
@@ -707,6 +707,7 @@ async fn audit_events_queued_while_policy_is_down_arrive_after_restart() {
                     budget: Default::default(),
                     clock: Arc::new(csp_policy::SystemClock),
                     plugins_addr: None,
+                    hash_concurrency: 2,
                 },
                 store.clone(),
                 queue,

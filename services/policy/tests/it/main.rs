@@ -20,6 +20,7 @@ fn tokens() -> Tokens {
 }
 
 mod governance;
+mod login;
 mod plugins;
 
 type SvcClient = PolicyClient<
@@ -67,6 +68,7 @@ async fn start_config(
             budget: Default::default(),
             clock,
             plugins_addr,
+            hash_concurrency: 2,
         },
         store.clone(),
         queue.clone(),

@@ -220,7 +220,7 @@ async fn plugin_tools_take_their_manifest_roles_and_inactive_or_undeclared_ones_
         check(&mut r, ursula, "mcp__everything__add").await,
         denied(
             "tool_role",
-            "Tool 'mcp__everything__add' requires the operator role. Contact your administrator."
+            "Tool 'mcp__everything__add' was denied. This action requires operator access. Contact your administrator."
         )
     );
     assert!(check(&mut r, opal, "mcp__everything__add").await.allowed);

@@ -15,12 +15,16 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
+mod capacity;
+mod output;
 mod plugins;
 
-/// The JWT secret of the test servers; requests carry user tokens signed with it.
+/// The JWT secret of the test servers; requests carry user tokens signed
+/// with it. The pools know it as a secret to redact (see `output`).
+const JWT_SECRET: &str = "session-pool-test-secret-0123456789abcdef";
 static TOKENS: std::sync::LazyLock<csp_auth::Tokens> = std::sync::LazyLock::new(|| {
     csp_auth::Tokens::new(
-        &secrecy::SecretString::from("session-pool-test-secret-0123456789abcdef".to_owned()),
+        &secrecy::SecretString::from(JWT_SECRET.to_owned()),
         Duration::from_secs(600),
     )
     .unwrap()
@@ -38,6 +42,8 @@ struct Pool {
     client: SessionPoolClient<Channel>,
     bus: Arc<InProcessBus>,
     store: Arc<SqliteStore>,
+    /// Where the gateway would record presence and detaches.
+    cache: Arc<MemoryCache>,
     stop: CancellationToken,
     _mock: MockLlm,
     /// The data directory.
@@ -64,6 +70,37 @@ async fn start_with(
     tools: &[&str],
     plugins_addr: Option<String>,
 ) -> Pool {
+    start_full(Setup {
+        prewarm,
+        max_sessions,
+        // No per-user limit unless a test is about it (`capacity.rs`).
+        max_sessions_per_user: usize::MAX,
+        rules,
+        tools,
+        plugins_addr,
+    })
+    .await
+}
+
+/// Everything a test pool can be started with.
+struct Setup<'a> {
+    prewarm: usize,
+    max_sessions: usize,
+    max_sessions_per_user: usize,
+    rules: csp_mock_llm::Rules,
+    tools: &'a [&'a str],
+    plugins_addr: Option<String>,
+}
+
+async fn start_full(setup: Setup<'_>) -> Pool {
+    let Setup {
+        prewarm,
+        max_sessions,
+        max_sessions_per_user,
+        rules,
+        tools,
+        plugins_addr,
+    } = setup;
     let mock = MockLlm::start(csp_mock_llm::Options {
         rules,
         ..Default::default()
@@ -73,6 +110,7 @@ async fn start_with(
     let dir = tempfile::tempdir().unwrap();
     let bus = Arc::new(InProcessBus::new(Default::default()).unwrap());
     let store = Arc::new(SqliteStore::in_memory().await.unwrap());
+    let cache = Arc::new(MemoryCache::new());
     let agent = csp_agent::Config {
         env: vec![
             ("ANTHROPIC_BASE_URL".into(), mock.base_url()),
@@ -87,6 +125,7 @@ async fn start_with(
             advertise_addr: None,
             prewarm_pool_size: prewarm,
             max_sessions,
+            max_sessions_per_user,
             data_dir: dir.path().to_owned(),
             agent,
             governor: Arc::new(csp_session_pool::Unlimited(csp_agent::AllowList::new(
@@ -100,10 +139,11 @@ async fn start_with(
             breaker: Default::default(),
             reaper_interval: Duration::from_secs(60),
             plugins_addr,
+            known_secrets: csp_redact::KnownSecrets::new([JWT_SECRET]),
         },
         bus.clone(),
         store.clone(),
-        Arc::new(MemoryCache::new()),
+        cache.clone(),
     )
     .await
     .unwrap();
@@ -115,6 +155,7 @@ async fn start_with(
         client,
         bus,
         store,
+        cache,
         stop,
         _mock: mock,
         dir,
@@ -333,6 +374,7 @@ async fn invalid_sizes_are_refused_with_the_setting_named() {
         advertise_addr: None,
         prewarm_pool_size: prewarm,
         max_sessions: max,
+        max_sessions_per_user: 3,
         data_dir: dir.path().to_owned(),
         agent: csp_agent::Config::default(),
         governor: Arc::new(csp_session_pool::Unlimited(csp_agent::AllowList::new([
@@ -346,6 +388,7 @@ async fn invalid_sizes_are_refused_with_the_setting_named() {
         breaker: Default::default(),
         reaper_interval: Duration::from_secs(60),
         plugins_addr: None,
+        known_secrets: Default::default(),
     };
     let backends = || {
         (

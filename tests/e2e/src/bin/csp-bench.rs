@@ -315,12 +315,19 @@ async fn start(
     max_sessions: usize,
     real_cli: bool,
 ) -> Result<Csp> {
+    // Every bench session is the one user's: the per-user limit would
+    // suspend (or refuse) them, which is not what these numbers measure.
+    let mut env = agent_env(common, real_cli)?;
+    env.push((
+        "MAX_SESSIONS_PER_USER".to_owned(),
+        max_sessions.to_string(),
+    ));
     Csp::start(
         mode,
         Options {
             prewarm,
             max_sessions,
-            env: agent_env(common, real_cli)?,
+            env,
             bin: Some(csp_path(common)),
             ..Options::default()
         },

@@ -12,7 +12,7 @@ pub(crate) const PASSWORD: &str = "governance-password";
 const PERMISSIONS_CHANGED: &str =
     "Your permissions have changed. Some tools are no longer available.";
 const BASH_NEEDS_OPERATOR: &str =
-    "Tool 'Bash' requires the operator role. Contact your administrator.";
+    "Tool 'Bash' was denied. This action requires operator access. Contact your administrator.";
 
 /// One request with an optional bearer token and JSON body; the status and
 /// the JSON answer (`Null` when the body is not JSON).

@@ -623,3 +623,119 @@ async fn resume_with_a_garbage_transcript_starts_fresh() {
     })
     .await;
 }
+
+/// Ten people who open and close a chat no longer lock out the eleventh:
+/// with three slots, twelve open/close cycles all reach ready (each takes
+/// the slot of the least recently left session), the replica stays ready,
+/// and the first conversation resumes with its history.
+#[tokio::test(flavor = "multi_thread")]
+async fn open_close_cycles_take_the_slots_of_detached_sessions() {
+    let csp = Csp::start(
+        Mode::Distributed,
+        Options {
+            prewarm: 1,
+            max_sessions: 3,
+            // The replica's limit is under test here, not the user's.
+            env: vec![("MAX_SESSIONS_PER_USER".into(), "12".into())],
+            ..Options::default()
+        },
+    )
+    .await
+    .expect("csp starts");
+    let token = csp.login().await.unwrap();
+    let mut ws = csp.ws(&token, "").await.unwrap();
+    let (first, mut all) = ready(&mut ws).await;
+    all.extend(say(&mut ws, "first-answer").await);
+    let last = last_seq(&all);
+    ws.close().await;
+
+    for i in 1..12 {
+        let mut ws = csp.ws(&token, "").await.unwrap();
+        let frames = ws
+            .until(|f| is_status(f, "ready") || f["type"] == "error")
+            .await
+            .unwrap_or_else(|e| panic!("cycle {i}: {e}"));
+        assert!(
+            is_status(frames.last().unwrap(), "ready"),
+            "cycle {i}: {frames:?}"
+        );
+        ws.close().await;
+    }
+    let idle = wait_listed(&csp, &token, &first, "idle").await;
+    assert_eq!(idle["is_resumable"], true, "{idle}");
+    assert_eq!(idle["ended_reason"], "idle_timeout", "{idle}");
+    // Every slot is held by a session nobody uses: still ready.
+    let (status, body) = csp.get(&token, "/api/v1/health/ready").await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["active_sessions"], 3, "{body}");
+
+    let mut ws = csp
+        .ws(&token, &format!("session={first}&after_seq={last}"))
+        .await
+        .unwrap();
+    let frames = ws.until(|f| is_status(f, "ready")).await.unwrap();
+    assert!(
+        frames
+            .iter()
+            .any(|f| is_status(f, "idle") && f["reason"] == "idle_timeout"),
+        "the browser saw the same suspension as after the idle timeout: {frames:?}"
+    );
+    let preparing = frames.iter().find(|f| is_status(f, "preparing")).unwrap();
+    assert_eq!(preparing["reason"], "resume", "{preparing}");
+    assert!(
+        !frames.iter().any(|f| is_notice(f, "resume_failed")),
+        "{frames:?}"
+    );
+    all.extend(frames);
+    all.extend(say(&mut ws, "second-answer").await);
+    assert_contiguous(&seqs(&all));
+    let sent = last_request_messages(&csp).await;
+    assert!(
+        sent.contains("first-answer"),
+        "the resumed CLI sent the earlier turn: {sent}"
+    );
+    let metrics = csp.scrape_all().await.unwrap();
+    let evicted = metric(&metrics, "csp_sessions_evicted_total");
+    // Thirteen starts (twelve opens and the resume) on three slots.
+    assert!(evicted >= 10.0, "evictions: {evicted}");
+    ws.close().await;
+    csp.stop().await;
+}
+
+/// MAX_SESSIONS_PER_USER=2: with both chats open a third is refused with
+/// the catalogued error; once both are left, a third suspends the one left
+/// first and starts.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_per_user_limit_yields_the_least_recently_left_session_first() {
+    let csp = start(Mode::Dev, &[("MAX_SESSIONS_PER_USER", "2")]).await;
+    let token = csp.login().await.unwrap();
+    let mut a = csp.ws(&token, "").await.unwrap();
+    let (a_id, _) = ready(&mut a).await;
+    let mut b = csp.ws(&token, "").await.unwrap();
+    let (b_id, _) = ready(&mut b).await;
+
+    let mut c = csp.ws(&token, "").await.unwrap();
+    let refused = c.next().await.unwrap();
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["code"], "too_many_sessions", "{refused}");
+    assert_eq!(
+        refused["message"],
+        "You already have 2 active sessions. Close one to start another."
+    );
+    c.close().await;
+
+    // b is left first, so b yields, not a.
+    b.close().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.close().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut c = csp.ws(&token, "").await.unwrap();
+    let (c_id, _) = ready(&mut c).await;
+    let b_entry = wait_listed(&csp, &token, &b_id, "idle").await;
+    assert_eq!(b_entry["is_resumable"], true, "{b_entry}");
+    assert_eq!(b_entry["ended_reason"], "idle_timeout", "{b_entry}");
+    assert_eq!(session_entry(&csp, &token, &a_id).await["status"], "ready");
+    assert_eq!(session_entry(&csp, &token, &c_id).await["status"], "ready");
+    c.close().await;
+    csp.stop().await;
+}

@@ -5,8 +5,10 @@
 mod chat;
 mod governance;
 mod lifecycle;
+mod login;
 mod observability;
 mod plugins;
 mod resilience;
+mod sandbox;
 mod security;
 mod tracing;

@@ -241,7 +241,7 @@ async fn plugin_flow(mode: Mode) {
     assert_eq!(result["status"], "denied", "{result}");
     assert_eq!(
         result["content"],
-        "Tool 'mcp__everything__get-tiny-image' requires the operator role. Contact your administrator.",
+        "Tool 'mcp__everything__get-tiny-image' was denied. This action requires operator access. Contact your administrator.",
         "{result}"
     );
     let row = audit_row(&csp, &admin, &user_id, |r| {

@@ -1,0 +1,93 @@
+//! Loopback TCP or a Unix socket, accepted the same way.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+
+use crate::Error;
+
+/// Where a proxy listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenerAddr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for ListenerAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Tcp(addr) => write!(f, "{addr}"),
+            Self::Unix(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener, PathBuf),
+}
+
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
+
+impl Listener {
+    /// Loopback TCP on an ephemeral port.
+    pub async fn loopback() -> Result<Self, Error> {
+        let listener = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(|source| Error::Listen {
+                what: "127.0.0.1:0".into(),
+                source,
+            })?;
+        Ok(Self::Tcp(listener))
+    }
+
+    /// A Unix socket at `path` (a stale one is replaced), owner-only.
+    pub fn unix(path: &Path) -> Result<Self, Error> {
+        let listen_error = |source| Error::Listen {
+            what: path.display().to_string(),
+            source,
+        };
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(listen_error(e)),
+        }
+        let listener = UnixListener::bind(path).map_err(listen_error)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(listen_error)?;
+        Ok(Self::Unix(listener, path.to_owned()))
+    }
+
+    pub fn local_addr(&self) -> ListenerAddr {
+        match self {
+            Self::Tcp(l) => ListenerAddr::Tcp(
+                l.local_addr()
+                    .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0))),
+            ),
+            Self::Unix(_, path) => ListenerAddr::Unix(path.clone()),
+        }
+    }
+
+    pub(crate) async fn accept(&self) -> std::io::Result<Box<dyn Stream>> {
+        Ok(match self {
+            Self::Tcp(l) => {
+                let (stream, _) = l.accept().await?;
+                let _ = stream.set_nodelay(true);
+                Box::new(stream)
+            }
+            Self::Unix(l, _) => Box::new(l.accept().await?.0),
+        })
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Self::Unix(_, path) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}

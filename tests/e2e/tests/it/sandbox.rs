@@ -1,0 +1,209 @@
+//! Agents are untrusted code with a shell: each runs in its own sandbox and
+//! reaches nothing of the platform or of another session, whatever its role
+//! (these tests use the admin, whose Bash is allowed) and tools.
+
+use csp_e2e::{Csp, Mode, Options, Ws};
+use serde_json::{Value, json};
+
+use crate::governance::new_user;
+
+/// The `tool_result` content of a Bash call that runs `command`.
+async fn bash(ws: &mut Ws, command: &str) -> String {
+    ws.send(json!({"type": "send", "text": format!("run {command}")}))
+        .await
+        .unwrap();
+    let turn = ws.turn().await.unwrap();
+    let result = turn
+        .iter()
+        .find(|f| f["type"] == "tool_result")
+        .unwrap_or_else(|| panic!("no tool_result in {turn:?}"));
+    assert_eq!(result["status"], "complete", "{result}");
+    content(result)
+}
+
+fn content(frame: &Value) -> String {
+    match &frame["content"] {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+async fn session(ws: &mut Ws) -> String {
+    let ready = ws.until(|f| f["status"] == "ready").await.unwrap();
+    ready
+        .iter()
+        .rev()
+        .find_map(|f| f["session_id"].as_str())
+        .expect("session_id")
+        .to_owned()
+}
+
+/// The key files `csp dev` writes when no key is configured.
+fn plant_keys(data: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for (name, value) in [
+        ("jwt-secret", csp_e2e::JWT_SECRET),
+        ("secret-key", csp_e2e::SECRET_KEY),
+    ] {
+        let path = data.join(name);
+        std::fs::write(&path, value).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
+async fn sees_only_its_own_session(mode: Mode) {
+    let csp = Csp::start(mode, Options::default()).await.unwrap();
+    let admin = csp.login().await.unwrap();
+
+    // Session A leaves a transcript and a file.
+    let mut a = csp.ws(&admin, "").await.unwrap();
+    let a_id = session(&mut a).await;
+    let a_workdir = bash(&mut a, "echo secret-of-a > mine.txt && pwd").await;
+    let a_workdir = a_workdir.trim().to_owned();
+    assert!(a_workdir.contains(&a_id), "{a_workdir}");
+    let transcript = csp.transcripts(&a_id);
+    assert!(!transcript.is_empty(), "session A has a transcript");
+
+    let mut b = csp.ws(&admin, "").await.unwrap();
+    let b_id = session(&mut b).await;
+    assert_ne!(a_id, b_id);
+    let agents = csp.agents_dir();
+    let data = agents.parent().unwrap().to_owned();
+    let pid = csp
+        .pid_of(if mode == Mode::Dev { "dev" } else { "session-pool" })
+        .expect("csp's pid");
+    let mut targets: Vec<String> = vec![
+        format!("{a_workdir}/mine.txt"),
+        transcript[0].display().to_string(),
+        format!("/proc/{pid}/environ"),
+        format!("/proc/{pid}/cmdline"),
+    ];
+    if mode == Mode::Dev {
+        // `csp dev` keeps its generated keys here when none is configured
+        // (the harness configures them, so they are planted as they would be).
+        plant_keys(&data);
+        for f in ["jwt-secret", "secret-key", "csp.db", "csp.db-wal"] {
+            let path = data.join(f);
+            assert!(path.exists(), "{} exists outside", path.display());
+            targets.push(path.display().to_string());
+        }
+    }
+    let gateway_port = csp.base.rsplit(':').next().unwrap().to_owned();
+    let probe = format!(
+        "for f in {files}; do if cat \"$f\" >/dev/null 2>&1; then echo \"READABLE $f\"; else echo \"HIDDEN $f\"; fi; done; \
+         ln -s /proc/{pid}/environ link && (cat link >/dev/null 2>&1 && echo LINK-READABLE || echo LINK-HIDDEN); \
+         kill -0 {pid} 2>/dev/null && echo SIGNAL-DELIVERED || echo SIGNAL-REFUSED; \
+         echo PROCS $(ls /proc | grep -cE '^[0-9]+$'); \
+         ls {agents}/sessions; \
+         for p in {gateway_port} 5432 6379 4222; do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && echo PORT-OPEN-$p || echo PORT-CLOSED-$p; done; \
+         curl -s -o /dev/null -w 'TUNNEL-%{{http_connect}}\\n' https://example.com/; \
+         env",
+        files = targets.join(" "),
+        agents = agents.display(),
+    );
+    let out = bash(&mut b, &probe).await;
+    assert!(!out.contains("READABLE"), "a platform or foreign file is readable:\n{out}");
+    for t in &targets {
+        assert!(out.contains(&format!("HIDDEN {t}")), "{t} not probed:\n{out}");
+    }
+    assert!(out.contains("LINK-HIDDEN"), "{out}");
+    assert!(out.contains("SIGNAL-REFUSED"), "{out}");
+    // `ls sessions`: B's own directory, and no other.
+    let listed: Vec<&str> = out
+        .lines()
+        .filter(|l| uuid::Uuid::parse_str(l.trim()).is_ok())
+        .collect();
+    assert_eq!(listed, [b_id.as_str()], "sessions visible from B:\n{out}");
+    assert!(!out.contains("PORT-OPEN"), "a platform port is reachable:\n{out}");
+    // No plugin declares example.com: the egress proxy refuses the tunnel.
+    assert!(out.contains("TUNNEL-403"), "{out}");
+    // Only the sandbox's own processes: its init, the forwarders, the CLI,
+    // the shell of this tool call and what it runs.
+    let procs: usize = out
+        .lines()
+        .find_map(|l| l.strip_prefix("PROCS "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("process count");
+    assert!(procs < 15, "{procs} processes visible:\n{out}");
+    // The agent's environment holds a lease token, never the model key.
+    assert!(!out.contains("e2e-test-key"), "{out}");
+    assert!(!out.contains(csp_e2e::JWT_SECRET) && !out.contains(csp_e2e::SECRET_KEY), "{out}");
+    assert!(out.contains("ANTHROPIC_API_KEY=csp-agent-"), "{out}");
+    assert!(!out.contains("CSP_JWT_SECRET") && !out.contains("DATABASE_URL"), "{out}");
+
+    // The lease is worthless outside its process's life, and never the key.
+    a.close().await;
+    b.close().await;
+    csp.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_sees_only_its_own_session_in_dev_mode() {
+    sees_only_its_own_session(Mode::Dev).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_sees_only_its_own_session_in_distributed_mode() {
+    sees_only_its_own_session(Mode::Distributed).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_read_of_platform_files_fails() {
+    let csp = Csp::start(Mode::Dev, Options::default()).await.unwrap();
+    let admin = csp.login().await.unwrap();
+    let (_, _, user) = new_user(&csp, &admin, "user", None).await;
+    let data = csp.agents_dir().parent().unwrap().to_owned();
+    plant_keys(&data);
+    let secret = std::fs::read_to_string(data.join("jwt-secret")).unwrap();
+    let pid = csp.pid_of("dev").unwrap();
+    let mut ws = csp.ws(&user, "").await.unwrap();
+    session(&mut ws).await;
+    for path in [
+        data.join("jwt-secret").display().to_string(),
+        data.join("csp.db-wal").display().to_string(),
+        format!("/proc/{pid}/environ"),
+        // The attack that worked: relative to the work directory
+        // (`<data>/agents/sessions/<id>/work`).
+        "../../../../jwt-secret".to_owned(),
+    ] {
+        let directive = json!({"type": "tool_use", "name": "Read", "input": {"file_path": path}});
+        ws.send(json!({"type": "send", "text": csp_e2e::scripted(directive)}))
+            .await
+            .unwrap();
+        let turn = ws.turn().await.unwrap();
+        let result = turn
+            .iter()
+            .find(|f| f["type"] == "tool_result")
+            .unwrap_or_else(|| panic!("no tool_result for {path}: {turn:?}"));
+        let text = content(result);
+        assert_ne!(result["status"], "complete", "{path} was read: {text}");
+        assert!(!text.contains(secret.trim()), "{path} leaked the JWT secret");
+    }
+    ws.close().await;
+    csp.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_working_sandbox_no_agent_starts() {
+    let result = Csp::start(
+        Mode::Dev,
+        Options {
+            env: vec![(
+                "CSP_AGENT_SANDBOX_BWRAP".into(),
+                "/nonexistent/bwrap".into(),
+            )],
+            await_startup: false,
+            ..Options::default()
+        },
+    )
+    .await;
+    let error = match result {
+        Ok(csp) => {
+            let logs = csp.all_logs();
+            csp.stop().await;
+            panic!("csp started without a sandbox:\n{logs}");
+        }
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(error.contains("CSP_AGENT_SANDBOX"), "{error}");
+}
