@@ -19,9 +19,9 @@ use tracing::{debug, info, instrument, warn};
 use uuid::Uuid;
 
 use crate::lines::{Line, LineReader};
-use crate::sandbox::Sandbox;
 use crate::process::{kill_tree, signal_group, tree_rss_bytes};
 use crate::reaper::{ManagedPid, spawn_managed};
+use crate::sandbox::Sandbox;
 use crate::{Config, Decision, Error, Message, PermissionHook, PermissionRequest, SpawnSpec};
 
 /// The `initialize` reply alone is about 17 KB; tool results can be large.

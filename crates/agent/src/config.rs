@@ -1,7 +1,7 @@
 use std::any::Any;
 use std::ffi::OsString;
-use std::sync::Arc;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use uuid::Uuid;

@@ -60,6 +60,20 @@ const ETC_FILES: &[&str] = &[
 /// symlinks they are on merged-`/usr` systems.
 const SYSTEM_DIRS: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/opt"];
 
+/// Where the symbolic links directly inside `dir` lead, outside `dir`.
+fn linked_targets(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let base = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
+    entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_symlink()))
+        .filter_map(|e| std::fs::canonicalize(e.path()).ok())
+        .filter(|target| !target.starts_with(&base))
+        .collect()
+}
+
 /// How agent processes of a deployment are confined (`CSP_AGENT_SANDBOX`).
 #[derive(Debug, Clone)]
 pub enum Sandbox {
@@ -162,6 +176,7 @@ impl Bubblewrap {
             "--hostname".as_ref(),
             "csp-agent".as_ref(),
             "--new-session".as_ref(),
+            "--die-with-parent".as_ref(),
             "--cap-drop".as_ref(),
             "ALL".as_ref(),
         ]);
@@ -200,6 +215,11 @@ impl Bubblewrap {
         }
         for path in self.read_only.iter().chain(&reach.read_only) {
             push(&["--ro-bind-try".as_ref(), path.as_ref(), path.as_ref()]);
+            // A plugin directory may link elsewhere (a shared node_modules):
+            // the targets of its top-level links are readable too.
+            for target in linked_targets(path) {
+                push(&["--ro-bind-try".as_ref(), target.as_ref(), target.as_ref()]);
+            }
         }
         for path in &reach.writable {
             push(&["--bind".as_ref(), path.as_ref(), path.as_ref()]);

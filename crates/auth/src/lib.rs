@@ -292,6 +292,110 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
         .is_ok()
 }
 
+/// The working memory of argon2id hashes and checks, kept between calls.
+///
+/// [`hash_password`] and [`verify_password`] allocate their memory cost
+/// (19 MiB by default) on every call; interleaved with other allocations,
+/// glibc's heaps fragment around those blocks and the process keeps several
+/// of them per thread. A `HashMemory` allocates once, for the largest cost
+/// it has met, and reuses that block: a thread that owns one holds exactly
+/// that much for hashing, however many hashes it computes.
+#[derive(Default)]
+pub struct HashMemory {
+    blocks: Vec<argon2::Block>,
+}
+
+impl std::fmt::Debug for HashMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HashMemory")
+            .field("bytes", &self.bytes())
+            .finish()
+    }
+}
+
+impl HashMemory {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How much memory this holds.
+    pub fn bytes(&self) -> usize {
+        self.blocks.len() * argon2::Block::SIZE
+    }
+
+    fn blocks(&mut self, count: usize) -> &mut [argon2::Block] {
+        if self.blocks.len() < count {
+            // Replaced, not grown: the old block is freed before the new one
+            // is touched, and nothing is copied.
+            self.blocks = Vec::new();
+            self.blocks = vec![argon2::Block::new(); count];
+        }
+        &mut self.blocks[..count]
+    }
+
+    /// [`hash_password`], in this memory.
+    pub fn hash(&mut self, password: &str) -> Result<String, Error> {
+        use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+        use rand::RngCore;
+        let hash_error = |e: &dyn std::fmt::Display| Error::Hash(e.to_string());
+        let params = argon2::Params::default();
+        let mut salt = [0u8; 16];
+        rand::rng().fill_bytes(&mut salt);
+        let mut out = [0u8; argon2::Params::DEFAULT_OUTPUT_LEN];
+        let (algorithm, version) = (argon2::Algorithm::Argon2id, argon2::Version::V0x13);
+        let blocks = self.blocks(params.block_count());
+        argon2::Argon2::new(algorithm, version, params.clone())
+            .hash_password_into_with_memory(password.as_bytes(), &salt, &mut out, blocks)
+            .map_err(|e| hash_error(&e))?;
+        let phc = PasswordHash {
+            algorithm: algorithm.ident(),
+            version: Some(version.into()),
+            params: ParamsString::try_from(&params).map_err(|e| hash_error(&e))?,
+            salt: Some(Salt::new(&salt).map_err(|e| hash_error(&e))?),
+            hash: Some(Output::new(&out).map_err(|e| hash_error(&e))?),
+        };
+        Ok(phc.to_string())
+    }
+
+    /// [`verify_password`], in this memory. A malformed hash never matches.
+    pub fn verify(&mut self, password: &str, hash: &str) -> bool {
+        use argon2::password_hash::phc::PasswordHash;
+        let Ok(phc) = PasswordHash::new(hash) else {
+            return false;
+        };
+        let (Ok(params), Ok(algorithm)) = (
+            argon2::Params::try_from(&phc),
+            argon2::Algorithm::try_from(phc.algorithm.as_str()),
+        ) else {
+            return false;
+        };
+        let version = match phc.version.map(argon2::Version::try_from) {
+            None => argon2::Version::default(),
+            Some(Ok(v)) => v,
+            Some(Err(_)) => return false,
+        };
+        let (Some(salt), Some(expected)) = (&phc.salt, &phc.hash) else {
+            return false;
+        };
+        let mut out = vec![0u8; expected.len()];
+        let blocks = self.blocks(params.block_count());
+        if argon2::Argon2::new(algorithm, version, params)
+            .hash_password_into_with_memory(password.as_bytes(), salt.as_ref(), &mut out, blocks)
+            .is_err()
+        {
+            return false;
+        }
+        // Constant time: how much of a guess matched must not show.
+        let expected = expected.as_ref();
+        out.len() == expected.len()
+            && out
+                .iter()
+                .zip(expected)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+}
+
 /// A random password for bootstrap accounts: 24 characters from an
 /// unambiguous alphabet (about 137 bits).
 pub fn generate_password() -> String {
@@ -478,6 +582,32 @@ mod tests {
         assert!(verify_password("correct horse", &h));
         assert!(!verify_password("wrong", &h));
         assert!(!verify_password("correct horse", "not-a-hash"));
+    }
+
+    #[test]
+    fn reused_memory_hashes_and_checks_like_the_allocating_functions() {
+        let mut memory = HashMemory::new();
+        let h = memory.hash("correct horse").unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        assert_eq!(memory.bytes(), 19456 * 1024);
+        assert!(verify_password("correct horse", &h));
+        assert!(memory.verify("correct horse", &h));
+        assert!(!memory.verify("wrong", &h));
+        let other = hash_password("battery staple").unwrap();
+        assert!(memory.verify("battery staple", &other));
+        assert!(!memory.verify("correct horse", &other));
+        assert!(!memory.verify("correct horse", "not-a-hash"));
+        // Another cost than the default: the memory grows to fit, once.
+        let small = argon2::Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(8, 1, 1, None).unwrap(),
+        )
+        .hash_password(b"pw")
+        .unwrap()
+        .to_string();
+        assert!(memory.verify("pw", &small));
+        assert_eq!(memory.bytes(), 19456 * 1024);
     }
 
     #[test]

@@ -27,8 +27,7 @@ pub fn confusable_key(name: &str) -> String {
 /// Whether a reader could mistake `a` for `b`: equal [`confusable_key`]s,
 /// or equal skeletons of the names as written.
 pub fn confusable(a: &str, b: &str) -> bool {
-    confusable_key(a) == confusable_key(b)
-        || skeleton(&normalize(a)).eq(skeleton(&normalize(b)))
+    confusable_key(a) == confusable_key(b) || skeleton(&normalize(a)).eq(skeleton(&normalize(b)))
 }
 
 #[cfg(test)]
@@ -50,11 +49,11 @@ mod tests {
         for alike in [
             "Admin",
             "ADMIN",
-            "\u{430}dmin",  // Cyrillic а
-            "\u{410}DMIN",  // Cyrillic А
-            "adm\u{456}n",  // Cyrillic і
-            "ａｄｍｉｎ",   // fullwidth
-            "adrnin",       // rn for m
+            "\u{430}dmin",   // Cyrillic а
+            "\u{410}DMIN",   // Cyrillic А
+            "adm\u{456}n",   // Cyrillic і
+            "ａｄｍｉｎ",    // fullwidth
+            "adrnin",        // rn for m
             "\u{1d41a}dmin", // mathematical bold a
         ] {
             assert_eq!(confusable_key(alike), admin, "{alike}");

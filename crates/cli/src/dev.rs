@@ -52,6 +52,13 @@ pub(crate) struct Options {
     policy: PolicyOpts,
 }
 
+/// Keys, the database and agents' directories are csp's alone.
+fn owner_only(path: &Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("restricting {} to its owner", path.display()))
+}
+
 /// The dev JWT secret: from the environment, else kept in the data
 /// directory (mode 0600) so logins survive a restart.
 fn dev_secret(opts: &TokenOpts, data_dir: &Path) -> anyhow::Result<SecretString> {
@@ -122,10 +129,19 @@ fn kept_secret(
 pub(crate) async fn run(o: Options, shutdown: CancellationToken) -> anyhow::Result<()> {
     std::fs::create_dir_all(&o.data_dir)
         .with_context(|| format!("creating the data directory {}", o.data_dir.display()))?;
+    owner_only(&o.data_dir, 0o700)?;
     let secret = dev_secret(&o.tokens, &o.data_dir)?;
 
+    // SQLite gives its -wal and -shm files the database file's mode.
+    let db = o.data_dir.join("csp.db");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&db)
+        .with_context(|| format!("creating {}", db.display()))?;
+    owner_only(&db, 0o600)?;
     let store = Arc::new(
-        csp_store::SqliteStore::open(&o.data_dir.join("csp.db"))
+        csp_store::SqliteStore::open(&db)
             .await
             .context("opening the SQLite database")?,
     );

@@ -1,8 +1,8 @@
 //! Option groups shared by `csp dev` and `csp serve`: defaults, then flags,
 //! then environment (clap reads both; a flag wins over its variable).
 
-use clap::builder::TypedValueParser;
 use clap::Args;
+use clap::builder::TypedValueParser;
 use secrecy::{ExposeSecret, SecretString};
 use std::path::PathBuf;
 use std::sync::Arc;

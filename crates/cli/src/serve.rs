@@ -90,6 +90,8 @@ impl Backends {
 }
 
 #[derive(Subcommand)]
+// Parsed once at startup: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Service {
     /// Web app, REST, WebSockets, /metrics.
     Gateway {

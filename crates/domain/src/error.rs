@@ -342,7 +342,7 @@ impl ErrorCode {
             ErrorCode::SessionUnavailable => 9,                    // FailedPrecondition
             ErrorCode::AtCapacity | ErrorCode::RateLimited | ErrorCode::QueueFull => 8, // ResourceExhausted
             ErrorCode::TooManySessions => 8, // ResourceExhausted
-            ErrorCode::Unavailable => 14, // Unavailable
+            ErrorCode::Unavailable => 14,    // Unavailable
             ErrorCode::AgentCrashed
             | ErrorCode::AgentStartFailed
             | ErrorCode::ResponseInterrupted

@@ -86,7 +86,9 @@ fn is_local(ip: IpAddr) -> bool {
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_unicast_link_local()
-                || v6.to_ipv4_mapped().is_some_and(|v4| is_local(IpAddr::V4(v4)))
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| is_local(IpAddr::V4(v4)))
         }
     }
 }
@@ -211,7 +213,11 @@ impl ConnectProxy {
             Err(_) => return Err(("502 Bad Gateway", "", "host does not resolve")),
         };
         if rule.is_name() && addrs.iter().any(|a| is_local(a.ip())) {
-            return Err(("403 Forbidden", "", "a declared name resolves to a local address"));
+            return Err((
+                "403 Forbidden",
+                "",
+                "a declared name resolves to a local address",
+            ));
         }
         Ok((target.to_owned(), addrs, grant.session))
     }
@@ -275,7 +281,13 @@ mod tests {
 
     #[test]
     fn local_addresses_are_recognised() {
-        for ip in ["127.0.0.1", "0.0.0.0", "169.254.1.1", "::1", "::ffff:127.0.0.1"] {
+        for ip in [
+            "127.0.0.1",
+            "0.0.0.0",
+            "169.254.1.1",
+            "::1",
+            "::ffff:127.0.0.1",
+        ] {
             assert!(is_local(ip.parse().unwrap()), "{ip}");
         }
         assert!(!is_local("93.184.216.34".parse().unwrap()));

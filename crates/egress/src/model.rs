@@ -194,7 +194,10 @@ impl ModelProxy {
                     v.set_sensitive(true);
                     parts.headers.insert(X_API_KEY, v);
                 }
-                Err(_) => return self.upstream_error("the configured API key is not a valid header value"),
+                Err(_) => {
+                    return self
+                        .upstream_error("the configured API key is not a valid header value");
+                }
             },
             Credential::Bearer(token) => {
                 match HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())) {
@@ -202,7 +205,11 @@ impl ModelProxy {
                         v.set_sensitive(true);
                         parts.headers.insert(header::AUTHORIZATION, v);
                     }
-                    Err(_) => return self.upstream_error("the configured auth token is not a valid header value"),
+                    Err(_) => {
+                        return self.upstream_error(
+                            "the configured auth token is not a valid header value",
+                        );
+                    }
                 }
             }
             Credential::None => {}
@@ -302,7 +309,10 @@ mod tests {
     fn upstream_urls_keep_a_gateway_prefix() {
         let up = Upstream::new(Some("https://gw.example/anthropic/"), Credential::None).unwrap();
         let uri = up.uri(&"/v1/messages?beta=true".parse().unwrap()).unwrap();
-        assert_eq!(uri.to_string(), "https://gw.example/anthropic/v1/messages?beta=true");
+        assert_eq!(
+            uri.to_string(),
+            "https://gw.example/anthropic/v1/messages?beta=true"
+        );
         let up = Upstream::new(None, Credential::None).unwrap();
         assert_eq!(
             up.uri(&"/v1/models".parse().unwrap()).unwrap().to_string(),
@@ -321,9 +331,15 @@ mod tests {
     #[test]
     fn hop_by_hop_headers_go_including_those_connection_names() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, HeaderValue::from_static("x-private, close"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("x-private, close"),
+        );
         h.insert("x-private", HeaderValue::from_static("1"));
-        h.insert(header::PROXY_AUTHORIZATION, HeaderValue::from_static("Basic x"));
+        h.insert(
+            header::PROXY_AUTHORIZATION,
+            HeaderValue::from_static("Basic x"),
+        );
         h.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);

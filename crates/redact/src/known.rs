@@ -87,7 +87,9 @@ impl KnownSecrets {
     /// nothing was found.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         match &self.matcher {
-            Some(m) if m.is_match(text) => Cow::Owned(m.replace_all(text, &vec![REDACTED; self.secrets.len()])),
+            Some(m) if m.is_match(text) => {
+                Cow::Owned(m.replace_all(text, &vec![REDACTED; self.secrets.len()]))
+            }
             _ => Cow::Borrowed(text),
         }
     }
@@ -144,7 +146,9 @@ impl KnownSecrets {
             let max = (secret.len() - 1).min(text.len());
             for n in (longest + 1..=max).rev() {
                 let start = text.len() - n;
-                if text.is_char_boundary(start) && secret.as_bytes().starts_with(&text.as_bytes()[start..]) {
+                if text.is_char_boundary(start)
+                    && secret.as_bytes().starts_with(&text.as_bytes()[start..])
+                {
                     longest = n;
                     break;
                 }
@@ -218,7 +222,9 @@ mod tests {
     fn replaces_every_occurrence_and_leaves_other_text_alone() {
         let k = KnownSecrets::new([JWT, "hunter2-long"]);
         assert_eq!(
-            k.redact(&format!("CSP_JWT_SECRET={JWT}\nalso {JWT}; pw hunter2-long.")),
+            k.redact(&format!(
+                "CSP_JWT_SECRET={JWT}\nalso {JWT}; pw hunter2-long."
+            )),
             "CSP_JWT_SECRET=[REDACTED]\nalso [REDACTED]; pw [REDACTED]."
         );
         assert!(matches!(k.redact("nothing here"), Cow::Borrowed(_)));
@@ -248,7 +254,10 @@ mod tests {
     #[test]
     fn url_encoded_forms_are_found_too() {
         let k = KnownSecrets::new(["p@ss w0rd/x"]);
-        assert_eq!(k.redact("p%40ss+w0rd%2Fx and p@ss w0rd/x"), "[REDACTED] and [REDACTED]");
+        assert_eq!(
+            k.redact("p%40ss+w0rd%2Fx and p@ss w0rd/x"),
+            "[REDACTED] and [REDACTED]"
+        );
     }
 
     #[test]
@@ -269,7 +278,11 @@ mod tests {
         assert_eq!(k.partial_suffix("the value is secr"), 4);
         assert_eq!(k.partial_suffix("the value is s"), 1);
         assert_eq!(k.partial_suffix("nothing"), 0);
-        assert_eq!(k.partial_suffix("secret-value-1"), 0, "a whole secret is redact's");
+        assert_eq!(
+            k.partial_suffix("secret-value-1"),
+            0,
+            "a whole secret is redact's"
+        );
         assert_eq!(k.partial_suffix("é"), 0);
         assert_eq!(KnownSecrets::default().partial_suffix("secr"), 0);
     }
@@ -280,9 +293,18 @@ mod tests {
             url_secrets("postgres://csp:s3cr%40t-pass@db:5432/csp"),
             ["s3cr%40t-pass", "s3cr@t-pass"]
         );
-        assert_eq!(url_secrets("redis://:hunter2hunter2@cache:6379/0"), ["hunter2hunter2"]);
-        assert_eq!(url_secrets("tls://tok3n-abcdefgh@a:4222,nats://b:4222"), ["tok3n-abcdefgh"]);
-        assert_eq!(url_secrets("postgres://db/csp?user=csp&password=pw123456"), ["pw123456"]);
+        assert_eq!(
+            url_secrets("redis://:hunter2hunter2@cache:6379/0"),
+            ["hunter2hunter2"]
+        );
+        assert_eq!(
+            url_secrets("tls://tok3n-abcdefgh@a:4222,nats://b:4222"),
+            ["tok3n-abcdefgh"]
+        );
+        assert_eq!(
+            url_secrets("postgres://db/csp?user=csp&password=pw123456"),
+            ["pw123456"]
+        );
         assert!(url_secrets("postgres://postgres@127.0.0.1:5432/csp").is_empty());
         assert!(url_secrets("not a url").is_empty());
     }

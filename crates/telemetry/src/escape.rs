@@ -27,7 +27,11 @@ impl EscapedFields {
 }
 
 impl<'writer> FormatFields<'writer> for EscapedFields {
-    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'writer>, fields: R) -> fmt::Result {
+    fn format_fields<R: RecordFields>(
+        &self,
+        mut writer: Writer<'writer>,
+        fields: R,
+    ) -> fmt::Result {
         writer.write_str(&self.render(fields)?)
     }
 
@@ -122,7 +126,10 @@ mod tests {
         assert_eq!(text.matches('\n').count(), 1, "one line: {text:?}");
         assert!(!text.contains('\u{1b}'), "{text:?}");
         assert!(!text.contains('\r'), "{text:?}");
-        assert!(text.contains(r"\u{1b}[31mred\r\nWARN forged\u{2028}"), "{text:?}");
+        assert!(
+            text.contains(r"\u{1b}[31mred\r\nWARN forged\u{2028}"),
+            "{text:?}"
+        );
         assert!(text.contains(r"extra=a\nb"), "{text:?}");
     }
 
@@ -138,7 +145,10 @@ mod tests {
 
     #[test]
     fn plain_text_is_unchanged() {
-        assert_eq!(escape_control("héllo wörld \"q\" \\"), "héllo wörld \"q\" \\");
+        assert_eq!(
+            escape_control("héllo wörld \"q\" \\"),
+            "héllo wörld \"q\" \\"
+        );
         assert_eq!(escape_control("a\tb\u{7f}\u{85}"), r"a\tb\u{7f}\u{85}");
     }
 }

@@ -5,15 +5,15 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::throttle::{Attempt, retry_after_secs};
 use axum::extract::{ConnectInfo, Path, State};
-use axum::{Extension, Json};
-use http::{HeaderMap, HeaderValue};
-use std::net::{IpAddr, SocketAddr};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use bytes::Bytes;
 use csp_domain::{ErrorCode, SessionId};
 use csp_proto::v1 as pb;
+use http::{HeaderMap, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::net::{IpAddr, SocketAddr};
 
 #[derive(Deserialize)]
 struct LoginBody {
@@ -21,15 +21,20 @@ struct LoginBody {
     password: String,
 }
 
-/// Whether the body is declared JSON (`application/json`, any parameters).
-/// A form or `text/plain` body is what another site's page can post without
-/// asking; login takes neither.
+/// Whether the body may be read as JSON: declared `application/json` (any
+/// parameters). A form, `text/plain` or an untyped body (a `Blob`) is what
+/// another site's page can post without asking, so none of them is taken
+/// from a browser (a request with an Origin). A program that sends no
+/// Content-Type and no Origin is read as JSON.
 fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+    match headers.get(http::header::CONTENT_TYPE) {
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")),
+        None => !headers.contains_key(http::header::ORIGIN),
+    }
 }
 
 /// The address a login comes from: the TCP peer, or behind a trusted proxy
@@ -335,7 +340,14 @@ mod tests {
             if let Some(ct) = ct {
                 h.insert(http::header::CONTENT_TYPE, ct.parse().unwrap());
             }
-            is_json(&h)
+            let program = is_json(&h);
+            h.insert(http::header::ORIGIN, "https://csp.example".parse().unwrap());
+            let browser = is_json(&h);
+            // A declared type means the same from a program or a browser.
+            if ct.is_some() {
+                assert_eq!(program, browser, "{ct:?}");
+            }
+            browser
         };
         assert!(with(Some("application/json")));
         assert!(with(Some("application/json; charset=utf-8")));
@@ -349,6 +361,8 @@ mod tests {
         ] {
             assert!(!with(Some(other)), "{other}");
         }
+        // Untyped: a browser's Blob is refused, a program's body is read.
         assert!(!with(None));
+        assert!(is_json(&HeaderMap::new()));
     }
 }

@@ -210,10 +210,12 @@ async fn revoked(state: &AppState, claims: &csp_auth::Claims) -> Result<bool, Ap
     }
 }
 
-/// Logout: remembers the token as revoked for as long as it would have
-/// been accepted. A missing or invalid token has nothing to revoke.
+/// Logout: remembers the session cookie's token as revoked for as long as
+/// it would have been accepted. A missing or invalid token has nothing to
+/// revoke. A bearer token is a program's credential, not the browser's
+/// session: logout leaves it alone (it ends at its expiry).
 pub(crate) async fn revoke(state: &AppState, headers: &http::HeaderMap) -> Result<(), ApiError> {
-    let Some(token) = bearer(headers).or_else(|| cookie(headers, COOKIE)) else {
+    let Some(token) = cookie(headers, COOKIE) else {
         return Ok(());
     };
     let Ok(claims) = state.tokens.verify(token) else {
@@ -337,16 +339,21 @@ mod tests {
 
     #[test]
     fn state_changes_need_an_allowed_origin_unless_bearer() {
-        let ok = |method: Method, pairs: &[(&str, &str)]| {
-            cross_site_ok(&[], &method, &headers(pairs))
-        };
+        let ok =
+            |method: Method, pairs: &[(&str, &str)]| cross_site_ok(&[], &method, &headers(pairs));
         let cookie = ("cookie", "csp_token=abc");
         let evil = ("origin", "https://evil.example");
         let own = ("origin", "https://csp.example:8080");
         for m in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
-            assert!(!ok(m.clone(), &[cookie, evil]), "{m} cookie from a foreign page");
+            assert!(
+                !ok(m.clone(), &[cookie, evil]),
+                "{m} cookie from a foreign page"
+            );
             assert!(!ok(m.clone(), &[cookie]), "{m} cookie without Origin");
-            assert!(ok(m.clone(), &[cookie, own]), "{m} cookie from the own page");
+            assert!(
+                ok(m.clone(), &[cookie, own]),
+                "{m} cookie from the own page"
+            );
             assert!(
                 ok(m.clone(), &[("authorization", "Bearer t"), evil]),
                 "{m} bearer needs no Origin check"
@@ -365,6 +372,10 @@ mod tests {
             &Method::POST,
             &headers(&[cookie, ("origin", "https://app.example")])
         ));
-        assert!(!cross_site_ok(&listed, &Method::POST, &headers(&[cookie, own])));
+        assert!(!cross_site_ok(
+            &listed,
+            &Method::POST,
+            &headers(&[cookie, own])
+        ));
     }
 }

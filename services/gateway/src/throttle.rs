@@ -348,7 +348,10 @@ mod tests {
         let fresh = Attempt::new("someone-else", "10.0.0.7");
         assert_eq!(t.begin(&fresh).await, Err(secs(1)));
         // Another address is not held up.
-        assert_eq!(t.begin(&Attempt::new("someone-else", "10.0.0.8")).await, Ok(()));
+        assert_eq!(
+            t.begin(&Attempt::new("someone-else", "10.0.0.8")).await,
+            Ok(())
+        );
         tokio::time::advance(secs(1)).await;
         assert_eq!(fail(&t, &fresh).await, Ok(()));
         assert_eq!(

@@ -287,7 +287,11 @@ async fn connection(
     // recently detached idle session first.
     let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
     let key = csp_cache::detached_key(session);
-    if let Err(e) = state.cache.put(&key, &now_ms.to_string(), DETACHED_TTL).await {
+    if let Err(e) = state
+        .cache
+        .put(&key, &now_ms.to_string(), DETACHED_TTL)
+        .await
+    {
         tracing::debug!(error = %e, "could not record the detach");
     }
     tracing::info!(session.id = %session, "WebSocket closed");

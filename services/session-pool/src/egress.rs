@@ -69,8 +69,8 @@ impl Egress {
             (None, None) => Credential::None,
         };
         let config_error = |e: csp_egress::Error| Error::Config(e.to_string());
-        let upstream =
-            Upstream::new(get("ANTHROPIC_BASE_URL").as_deref(), credential).map_err(config_error)?;
+        let upstream = Upstream::new(get("ANTHROPIC_BASE_URL").as_deref(), credential)
+            .map_err(config_error)?;
         let leases = Leases::new();
         let model = ModelProxy::new(upstream, leases.clone()).map_err(config_error)?;
         let connect = ConnectProxy::new(leases.clone());
@@ -192,7 +192,7 @@ pub(crate) async fn check_sandbox(sandbox: &Sandbox) -> Result<(), Error> {
     }
 }
 
-fn restrict(dir: &Path) -> Result<(), Error> {
+pub(crate) fn restrict(dir: &Path) -> Result<(), Error> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|source| {
         Error::DataDir {

@@ -283,6 +283,8 @@ impl Server {
                 .to_string(),
             ));
         }
+        // Sessions' transcripts and the proxies' sockets: csp's alone.
+        egress::restrict(&data_dir)?;
         egress::check_sandbox(&config.agent.sandbox).await?;
         let (egress, model_env) = egress::Egress::bind(&mut config.agent, &data_dir).await?;
         let plugins = config

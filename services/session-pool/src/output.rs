@@ -273,7 +273,10 @@ fn cut_strings(v: &mut Value, cap: usize) {
 /// A stored frame (the WebSocket frame JSON) redacted and bounded like a
 /// live event: rows stored before the bound existed load again.
 pub(crate) fn bound_frame(frame: &mut Value, secrets: &KnownSecrets, max_tool_output: usize) {
-    let kind = frame.get("type").and_then(Value::as_str).unwrap_or_default();
+    let kind = frame
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let (field, max, what) = match kind {
         "tool_result" => ("content", max_tool_output, "output"),
         "tool_use" => ("input", max_tool_output, ""),
@@ -369,11 +372,16 @@ mod tests {
         let c = content(&out[0]);
         assert!(c.starts_with(&"a".repeat(1000)));
         assert!(
-            c.ends_with("\n… [output truncated: 4.8 MiB (5000000 bytes), showing the first 256 KiB]"),
+            c.ends_with(
+                "\n… [output truncated: 4.8 MiB (5000000 bytes), showing the first 256 KiB]"
+            ),
             "{}",
             &c[c.len() - 100..]
         );
-        assert_eq!(c.len(), 256 * 1024 + marker("output", 5_000_000, 256 * 1024).len());
+        assert_eq!(
+            c.len(),
+            256 * 1024 + marker("output", 5_000_000, 256 * 1024).len()
+        );
         let frame = serde_json::to_string(&out[0]).unwrap();
         assert!(frame.len() < 256 * 1024 + 300, "{}", frame.len());
     }
@@ -394,7 +402,10 @@ mod tests {
         let mut zeros = "\0".repeat(1024);
         assert!(bound_text(&mut zeros, 1024, "output"));
         assert!(zeros.starts_with(&"\0".repeat(170)) && !zeros.starts_with(&"\0".repeat(171)));
-        assert!(zeros.ends_with("(1024 bytes), showing the first 170 bytes]"), "{zeros:?}");
+        assert!(
+            zeros.ends_with("(1024 bytes), showing the first 170 bytes]"),
+            "{zeros:?}"
+        );
     }
 
     #[test]
@@ -422,12 +433,16 @@ mod tests {
             name: "Bash".into(),
             input: json!({"command": format!("echo {JWT}")}),
         });
-        assert!(matches!(&out[0], Event::ToolUse { input, .. } if input == &json!({"command": "echo [REDACTED]"})));
+        assert!(
+            matches!(&out[0], Event::ToolUse { input, .. } if input == &json!({"command": "echo [REDACTED]"}))
+        );
         let out = o.process(Event::UserMessage {
             text: format!("is {JWT} safe?"),
             client_id: None,
         });
-        assert!(matches!(&out[0], Event::UserMessage { text, .. } if text == "is [REDACTED] safe?"));
+        assert!(
+            matches!(&out[0], Event::UserMessage { text, .. } if text == "is [REDACTED] safe?")
+        );
     }
 
     #[test]
@@ -466,12 +481,19 @@ mod tests {
     #[test]
     fn held_text_goes_out_before_a_different_stream() {
         let mut o = Outgoing::new(KnownSecrets::new([JWT]), 1024);
-        assert!(o.process(Event::Thinking { text: "jwt-".into() }).is_empty());
+        assert!(
+            o.process(Event::Thinking {
+                text: "jwt-".into()
+            })
+            .is_empty()
+        );
         let out = o.process(Event::Delta { text: "hi".into() });
         assert_eq!(
             out,
             vec![
-                Event::Thinking { text: "jwt-".into() },
+                Event::Thinking {
+                    text: "jwt-".into()
+                },
                 Event::Delta { text: "hi".into() }
             ]
         );
@@ -483,11 +505,23 @@ mod tests {
         let mut input = json!({"file_path": "/tmp/x", "content": "y".repeat(2_000_000)});
         assert!(bound_json(&mut input, 4096));
         assert_eq!(input["file_path"], "/tmp/x");
-        assert!(input.to_string().len() <= 4096 + 1024, "{}", input.to_string().len());
-        assert!(input["content"].as_str().unwrap().contains("(2000000 bytes)"));
+        assert!(
+            input.to_string().len() <= 4096 + 1024,
+            "{}",
+            input.to_string().len()
+        );
+        assert!(
+            input["content"]
+                .as_str()
+                .unwrap()
+                .contains("(2000000 bytes)")
+        );
         let mut many = Value::Array((0..5000).map(|i| json!(i.to_string())).collect());
         assert!(bound_json(&mut many, 1024));
-        assert!(many.as_str().unwrap().starts_with("… [input truncated:"), "{many}");
+        assert!(
+            many.as_str().unwrap().starts_with("… [input truncated:"),
+            "{many}"
+        );
     }
 
     #[test]
@@ -498,7 +532,11 @@ mod tests {
         bound_frame(&mut frame, &secrets, DEFAULT_TOOL_OUTPUT_MAX_BYTES);
         let c = frame["content"].as_str().unwrap();
         assert!(c.starts_with("[REDACTED]aaa"));
-        assert!(c.contains("(4700010 bytes), showing the first 256 KiB]"), "{}", &c[c.len() - 90..]);
+        assert!(
+            c.contains("(4700010 bytes), showing the first 256 KiB]"),
+            "{}",
+            &c[c.len() - 90..]
+        );
         assert_eq!(frame["seq"], 7);
         let mut text = json!({"type": "delta", "text": format!("said {JWT}"), "seq": 8});
         bound_frame(&mut text, &secrets, 1024);
@@ -515,15 +553,39 @@ mod tests {
         let none = KnownSecrets::default();
         // 20 outputs of 256 KiB: 5 MiB, over a 3 MiB budget.
         let mut frames: Vec<Value> = (1..=20).map(big).collect();
-        assert_eq!(bound_history(&mut frames, &none, DEFAULT_TOOL_OUTPUT_MAX_BYTES, HISTORY_BUDGET_BYTES), 0);
-        let size: usize = frames.iter().map(|f| f.to_string().len() + ROW_OVERHEAD).sum();
+        assert_eq!(
+            bound_history(
+                &mut frames,
+                &none,
+                DEFAULT_TOOL_OUTPUT_MAX_BYTES,
+                HISTORY_BUDGET_BYTES
+            ),
+            0
+        );
+        let size: usize = frames
+            .iter()
+            .map(|f| f.to_string().len() + ROW_OVERHEAD)
+            .sum();
         assert!(size <= HISTORY_BUDGET_BYTES, "{size}");
-        assert!(frames[0]["content"].as_str().unwrap().contains("showing the first 128 KiB"));
+        assert!(
+            frames[0]["content"]
+                .as_str()
+                .unwrap()
+                .contains("showing the first 128 KiB")
+        );
         // Too many rows even at the smallest share: the oldest go.
         let mut frames: Vec<Value> = (1..=100).map(small).collect();
-        let skip = bound_history(&mut frames, &none, DEFAULT_TOOL_OUTPUT_MAX_BYTES, 50 * (ROW_OVERHEAD + 40));
+        let skip = bound_history(
+            &mut frames,
+            &none,
+            DEFAULT_TOOL_OUTPUT_MAX_BYTES,
+            50 * (ROW_OVERHEAD + 40),
+        );
         assert!(skip > 0 && skip < 100, "{skip}");
-        let kept: usize = frames[skip..].iter().map(|f| f.to_string().len() + ROW_OVERHEAD).sum();
+        let kept: usize = frames[skip..]
+            .iter()
+            .map(|f| f.to_string().len() + ROW_OVERHEAD)
+            .sum();
         assert!(kept <= 50 * (ROW_OVERHEAD + 40));
     }
 

@@ -445,10 +445,7 @@ impl Pool {
             if self.draining() {
                 return Err(ErrorCode::ServerShuttingDown);
             }
-            let mine = sessions
-                .values()
-                .filter(|l| l.handle.user == user)
-                .count();
+            let mine = sessions.values().filter(|l| l.handle.user == user).count();
             let need = if mine >= self.settings.max_sessions_per_user {
                 Need::UserCap
             } else if sessions.len() >= self.settings.max_sessions {

@@ -10,8 +10,8 @@
 
 use crate::governor::Reservation;
 use crate::lifecycle::{Action, Lifecycle, Observation};
-use crate::output::Outgoing;
 use crate::metrics as m;
+use crate::output::Outgoing;
 use crate::pool::Pool;
 use crate::translate::{Failure, Translator};
 use csp_agent::{Agent, AgentEvent, AgentEvents};
@@ -117,7 +117,12 @@ impl Handle {
     /// process (resumable, as after the idle timeout).
     pub(crate) async fn yield_process(&self, suspend: bool) -> bool {
         let (reply, rx) = oneshot::channel();
-        if self.tx.send(Command::Yield { suspend, reply }).await.is_err() {
+        if self
+            .tx
+            .send(Command::Yield { suspend, reply })
+            .await
+            .is_err()
+        {
             return false;
         }
         rx.await.unwrap_or(false)

@@ -16,7 +16,11 @@ const REAL_KEY: &str = "sk-ant-real-key-never-in-an-agent";
 
 /// An upstream that answers each request with two SSE chunks, the second
 /// only once `release` fires, and reports each request head it got.
-async fn upstream() -> (String, mpsc::UnboundedReceiver<String>, mpsc::UnboundedSender<()>) {
+async fn upstream() -> (
+    String,
+    mpsc::UnboundedReceiver<String>,
+    mpsc::UnboundedSender<()>,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (heads_tx, heads) = mpsc::unbounded_channel();
@@ -32,7 +36,9 @@ async fn upstream() -> (String, mpsc::UnboundedReceiver<String>, mpsc::Unbounded
                 }
                 buf.extend_from_slice(&chunk[..n]);
             }
-            heads_tx.send(String::from_utf8_lossy(&buf).into_owned()).unwrap();
+            heads_tx
+                .send(String::from_utf8_lossy(&buf).into_owned())
+                .unwrap();
             stream
                 .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
                 .await
@@ -92,9 +98,15 @@ async fn the_model_proxy_swaps_the_token_for_the_key_and_streams_unbuffered() {
         .unwrap();
     assert_eq!(response.status(), 200);
     let head = heads.recv().await.unwrap();
-    assert!(head.starts_with("POST /gateway/v1/messages?beta=true HTTP/1.1"), "{head}");
+    assert!(
+        head.starts_with("POST /gateway/v1/messages?beta=true HTTP/1.1"),
+        "{head}"
+    );
     assert!(head.contains(&format!("x-api-key: {REAL_KEY}")), "{head}");
-    assert!(!head.contains(lease.token()), "the lease token went upstream: {head}");
+    assert!(
+        !head.contains(lease.token()),
+        "the lease token went upstream: {head}"
+    );
     assert!(head.contains("anthropic-version: 2023-06-01"), "{head}");
 
     // The first event arrives while the upstream still holds the second.
@@ -134,7 +146,12 @@ async fn the_model_proxy_refuses_missing_unknown_and_revoked_tokens() {
     let token = lease.token().to_owned();
     drop(lease);
     let client = reqwest::Client::new();
-    for key in [None, Some("csp-agent-made-up"), Some(REAL_KEY), Some(token.as_str())] {
+    for key in [
+        None,
+        Some("csp-agent-made-up"),
+        Some(REAL_KEY),
+        Some(token.as_str()),
+    ] {
         let mut request = client.post(format!("{proxy}/v1/messages")).body("{}");
         if let Some(key) = key {
             request = request.header("x-api-key", key);
@@ -190,7 +207,9 @@ async fn tunnels_open_only_to_declared_hosts_for_live_tokens() {
     let socket = dir.path().join("egress.sock");
     let leases = Leases::new();
     let stop = CancellationToken::new();
-    tokio::spawn(ConnectProxy::new(leases.clone()).serve(Listener::unix(&socket).unwrap(), stop.clone()));
+    tokio::spawn(
+        ConnectProxy::new(leases.clone()).serve(Listener::unix(&socket).unwrap(), stop.clone()),
+    );
     let lease = leases.issue(Uuid::new_v4(), &[allowed.to_string()]);
     let auth = basic(lease.token());
 
@@ -210,7 +229,10 @@ async fn tunnels_open_only_to_declared_hosts_for_live_tokens() {
         &format!("CONNECT {other} HTTP/1.1\r\nProxy-Authorization: Basic {auth}\r\n\r\n"),
     )
     .await;
-    assert!(status.starts_with("HTTP/1.1 403"), "undeclared host: {status}");
+    assert!(
+        status.starts_with("HTTP/1.1 403"),
+        "undeclared host: {status}"
+    );
 
     let (status, _) = connect(&socket, &format!("CONNECT {allowed} HTTP/1.1\r\n\r\n")).await;
     assert!(status.starts_with("HTTP/1.1 407"), "no token: {status}");
@@ -228,6 +250,9 @@ async fn tunnels_open_only_to_declared_hosts_for_live_tokens() {
         &format!("CONNECT {allowed} HTTP/1.1\r\nProxy-Authorization: Basic {auth}\r\n\r\n"),
     )
     .await;
-    assert!(status.starts_with("HTTP/1.1 407"), "revoked token: {status}");
+    assert!(
+        status.starts_with("HTTP/1.1 407"),
+        "revoked token: {status}"
+    );
     stop.cancel();
 }

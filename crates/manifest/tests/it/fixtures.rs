@@ -277,7 +277,10 @@ fn plain_tool_names_follow_the_same_rules() {
         .into_iter()
         .map(|p| p.field.unwrap_or_default())
         .collect();
-    assert_eq!(fields, ["capabilities.tools[1].name", "capabilities.tools[2]"]);
+    assert_eq!(
+        fields,
+        ["capabilities.tools[1].name", "capabilities.tools[2]"]
+    );
 }
 
 #[test]
@@ -468,12 +471,30 @@ fn wrong_types_in_sections() {
     assert_eq!(
         lines_and_messages("wrong_types_nested"),
         [
-            (9, "Field 'capabilities.tools[0]' must be a tool name or an object (found 7)".into()),
-            (10, "Field 'capabilities.tools[1].description' must be a string (found 5)".into()),
-            (13, "Field 'permissions.network[0]' must be a string (found 443)".into()),
-            (15, "Field 'mcp.command' must be a string (found a list)".into()),
-            (16, "Field 'mcp.args' must be a list (found \"stdio\")".into()),
-            (17, "Field 'mcp.env.DEBUG' must be a string (found true)".into()),
+            (
+                9,
+                "Field 'capabilities.tools[0]' must be a tool name or an object (found 7)".into()
+            ),
+            (
+                10,
+                "Field 'capabilities.tools[1].description' must be a string (found 5)".into()
+            ),
+            (
+                13,
+                "Field 'permissions.network[0]' must be a string (found 443)".into()
+            ),
+            (
+                15,
+                "Field 'mcp.command' must be a string (found a list)".into()
+            ),
+            (
+                16,
+                "Field 'mcp.args' must be a list (found \"stdio\")".into()
+            ),
+            (
+                17,
+                "Field 'mcp.env.DEBUG' must be a string (found true)".into()
+            ),
             (18, "Field 'mcp.cwd' must be a string (found 0)".into()),
         ]
     );

@@ -38,7 +38,11 @@ async fn create(r: &Running, token: &str, name: &str) -> Result<pb::User, tonic:
     .map(|r| r.into_inner())
 }
 
-async fn login(r: &mut Running, name: &str, password: &str) -> Result<pb::LoginResponse, tonic::Status> {
+async fn login(
+    r: &mut Running,
+    name: &str,
+    password: &str,
+) -> Result<pb::LoginResponse, tonic::Status> {
     r.client
         .login(pb::LoginRequest {
             username: name.into(),
@@ -69,7 +73,11 @@ async fn look_alike_names_are_refused_with_the_name_they_resemble() {
     let admin = admin_token(&r).await;
     for alike in ["\u{430}dmin", "\u{410}DMIN", "adrnin", "adm\u{456}n"] {
         let err = create(&r, &admin, alike).await.unwrap_err();
-        assert_eq!(csp_rpc::error_code(&err), ErrorCode::UsernameTaken, "{alike}");
+        assert_eq!(
+            csp_rpc::error_code(&err),
+            ErrorCode::UsernameTaken,
+            "{alike}"
+        );
         assert_eq!(err.code(), tonic::Code::AlreadyExists);
         let message = csp_rpc::user_message(&err).unwrap_or_default();
         assert!(
@@ -80,7 +88,11 @@ async fn look_alike_names_are_refused_with_the_name_they_resemble() {
     // The same name in other case or compatibility letters (NFKC).
     for same in ["Admin", "ADMIN", "\u{1d41a}dmin"] {
         let err = create(&r, &admin, same).await.unwrap_err();
-        assert_eq!(csp_rpc::error_code(&err), ErrorCode::UsernameTaken, "{same}");
+        assert_eq!(
+            csp_rpc::error_code(&err),
+            ErrorCode::UsernameTaken,
+            "{same}"
+        );
     }
     // Names that only share letters are fine.
     create(&r, &admin, "admins").await.unwrap();

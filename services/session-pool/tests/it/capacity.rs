@@ -56,7 +56,12 @@ async fn detach(p: &Pool, id: SessionId, conn: &str) {
 
 /// The session's events after `after` up to the first `session` event
 /// with `want`.
-async fn until_status(p: &Pool, id: SessionId, after: u64, want: SessionStatus) -> Vec<SessionEvent> {
+async fn until_status(
+    p: &Pool,
+    id: SessionId,
+    after: u64,
+    want: SessionStatus,
+) -> Vec<SessionEvent> {
     let mut events = p.bus.subscribe(id, after).await.unwrap();
     let mut seen = Vec::new();
     let wait = async {
@@ -303,9 +308,12 @@ async fn a_turn_in_flight_is_never_suspended() {
     let slow = json!({"type":"text","text":"a slow answer in many parts","chunks":12,"chunk_delay_ms":500});
     send(&mut p, ada, busy, &scripted(slow)).await;
     // The turn is under way (its first words arrived) when she leaves.
+    let mut turn = Vec::new();
     loop {
         let ev = events.next().await.unwrap().unwrap();
-        if matches!(ev.event, Event::Delta { .. }) {
+        let started = matches!(ev.event, Event::Delta { .. });
+        turn.push(ev);
+        if started {
             break;
         }
     }
@@ -318,7 +326,6 @@ async fn a_turn_in_flight_is_never_suspended() {
     let s = status(&mut p.client).await;
     assert!(!s.ready && s.reason == "pool_empty", "{s:?}");
 
-    let mut turn = Vec::new();
     while let Some(ev) = events.next().await {
         let ev = ev.unwrap();
         let end = matches!(ev.event, Event::Result { .. });

@@ -95,10 +95,19 @@ fn read_all(path: &std::path::Path) -> String {
 fn marked_total(out: &str) -> usize {
     let marker = out
         .rsplit_once("\n… [output truncated: ")
-        .unwrap_or_else(|| panic!("no marker at the end of …{}", &out[out.len().saturating_sub(200)..]))
+        .unwrap_or_else(|| {
+            panic!(
+                "no marker at the end of …{}",
+                &out[out.len().saturating_sub(200)..]
+            )
+        })
         .1;
     let (_, rest) = marker.split_once(" (").unwrap();
-    rest.split_once(" bytes), showing the first ").unwrap().0.parse().unwrap()
+    rest.split_once(" bytes), showing the first ")
+        .unwrap()
+        .0
+        .parse()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -122,8 +131,18 @@ async fn a_multi_megabyte_tool_output_is_cut_and_the_session_goes_on() {
     );
     assert!(marked_total(out) > 2_400_000, "{}", marked_total(out));
     assert!(out.ends_with(" KiB]"), "{}", &out[out.len() - 100..]);
-    let frame = serde_json::to_string(&events.iter().find(|e| matches!(e, Event::ToolResult { .. })).unwrap()).unwrap();
-    assert!(frame.len() < 257 * 1024 + 200, "frame of {} bytes", frame.len());
+    let frame = serde_json::to_string(
+        &events
+            .iter()
+            .find(|e| matches!(e, Event::ToolResult { .. }))
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        frame.len() < 257 * 1024 + 200,
+        "frame of {} bytes",
+        frame.len()
+    );
 
     // The history loads and carries the same bounded output.
     let h = history(&mut p, ada, id).await;
@@ -181,7 +200,9 @@ async fn an_oversized_row_stored_earlier_loads_bounded() {
     let h = history(&mut p, ada, id).await;
     let first = h.messages.iter().find(|m| m.seq == 1000).expect("row 1000");
     assert!(
-        first.json.contains("[output truncated: 4.5 MiB (4700000 bytes), showing the first"),
+        first
+            .json
+            .contains("[output truncated: 4.5 MiB (4700000 bytes), showing the first"),
         "{}",
         &first.json[first.json.len() - 200..]
     );

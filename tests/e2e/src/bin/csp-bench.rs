@@ -42,6 +42,9 @@ enum Bench {
     Relay(RelayArgs),
     /// Gateway memory per idle WebSocket reattached to one session.
     IdleWs(IdleArgs),
+    /// Real CLI: agent start (spawn → initialize) and message → first
+    /// token through the model proxy, with the agent sandbox on and off.
+    FirstToken(FirstTokenArgs),
     /// Every benchmark with the settings of docs/benchmarks.md, one summary.
     All(Common),
 }
@@ -177,6 +180,19 @@ struct IdleArgs {
     /// Stop connecting after this long and measure what is open.
     #[arg(long, default_value_t = 120)]
     time_limit_secs: u64,
+}
+
+#[derive(Args, Clone)]
+struct FirstTokenArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Measured turns (after one unmeasured warm-up turn).
+    #[arg(long, default_value_t = 20)]
+    turns: usize,
+    /// Sessions opened and closed one after another first, so the warm
+    /// pool spawns that many more agents for the start-time figure.
+    #[arg(long, default_value_t = 6)]
+    spawns: usize,
 }
 
 // ---------------------------------------------------------------- output
@@ -318,10 +334,7 @@ async fn start(
     // Every bench session is the one user's: the per-user limit would
     // suspend (or refuse) them, which is not what these numbers measure.
     let mut env = agent_env(common, real_cli)?;
-    env.push((
-        "MAX_SESSIONS_PER_USER".to_owned(),
-        max_sessions.to_string(),
-    ));
+    env.push(("MAX_SESSIONS_PER_USER".to_owned(), max_sessions.to_string()));
     Csp::start(
         mode,
         Options {
@@ -544,6 +557,124 @@ async fn ready_run(csp: &Csp, mode: Mode, args: &ReadyArgs) -> Result<Vec<String
         ms(total.max()),
         ms(upgraded.pct(50.0)),
         ms(upgraded.pct(99.0)),
+    ])
+}
+
+// ----------------------------------------------------------- first-token
+
+async fn bench_first_token(args: &FirstTokenArgs) -> Table {
+    let mut table = Table::new(
+        format!(
+            "first-token: real CLI, scripted model; agent start = spawn → initialize (mean of the pool's spawns), first token = send → first delta frame (ms), {} turns",
+            args.turns
+        ),
+        vec![
+            "mode",
+            "sandbox",
+            "spawns",
+            "start mean",
+            "turns",
+            "p50",
+            "p90",
+            "p99",
+            "max",
+        ],
+    );
+    for mode in args.common.mode.modes() {
+        for sandbox in ["bubblewrap", "off"] {
+            progress(format!(
+                "first-token/{}/{sandbox}: starting csp",
+                mode_name(mode)
+            ));
+            let run = async {
+                let mut env = agent_env(&args.common, true)?;
+                env.push(("CSP_AGENT_SANDBOX".into(), sandbox.into()));
+                let csp = Csp::start(
+                    mode,
+                    Options {
+                        prewarm: 2,
+                        max_sessions: 8,
+                        env,
+                        bin: Some(csp_path(&args.common)),
+                        ..Options::default()
+                    },
+                )
+                .await?;
+                let result = first_token_run(&csp, mode, sandbox, args).await;
+                csp.stop().await;
+                result
+            };
+            match run.await {
+                Ok(row) => table.rows.push(row),
+                Err(e) => table.failed(mode, &e),
+            }
+        }
+    }
+    table
+}
+
+async fn first_token_run(
+    csp: &Csp,
+    mode: Mode,
+    sandbox: &str,
+    args: &FirstTokenArgs,
+) -> Result<Vec<String>> {
+    let token = csp.login().await?;
+    let client = csp.http();
+    for _ in 0..args.spawns {
+        wait_pool_full(csp, &client, 2, Duration::from_secs(60)).await?;
+        let mut ws = csp.ws(&token, "").await?;
+        until_ready(&mut ws).await?;
+        ws.close().await;
+    }
+    wait_pool_full(csp, &client, 2, Duration::from_secs(60)).await?;
+    let mut ws = csp.ws(&token, "").await?;
+    until_ready(&mut ws).await?;
+    let script = csp_e2e::scripted(json!({"type": "text", "text": "first token", "chunks": 1}));
+    let mut samples = Vec::new();
+    for i in 0..=args.turns {
+        let t0 = Instant::now();
+        ws.send(json!({"type": "send", "text": script})).await?;
+        let mut first = None;
+        loop {
+            let frame = ws.next().await?;
+            if frame["type"] == "delta" && first.is_none() {
+                first = Some(t0.elapsed().as_secs_f64() * 1e3);
+            }
+            if frame["type"] == "error" {
+                bail!("turn failed: {frame}");
+            }
+            if frame["type"] == "result" {
+                break;
+            }
+        }
+        let first = first.context("a turn without a delta")?;
+        if i > 0 {
+            samples.push(first);
+        }
+    }
+    ws.close().await;
+    let metrics = csp.scrape_all().await?;
+    let sum_of = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let count = sum_of("csp_session_init_duration_seconds_count");
+    let mean = sum_of("csp_session_init_duration_seconds_sum") / count.max(1.0) * 1e3;
+    let s = Samples::new(samples);
+    Ok(vec![
+        mode_name(mode).to_owned(),
+        sandbox.to_owned(),
+        format!("{count:.0}"),
+        ms(mean),
+        s.0.len().to_string(),
+        ms(s.pct(50.0)),
+        ms(s.pct(90.0)),
+        ms(s.pct(99.0)),
+        ms(s.max()),
     ])
 }
 
@@ -952,6 +1083,7 @@ fn main() -> Result<()> {
                 }
                 vec![bench_idle(&a).await]
             }
+            Bench::FirstToken(a) => vec![bench_first_token(&a).await],
             Bench::All(common) => bench_all(common).await,
         }
     });

@@ -404,7 +404,9 @@ async fn memory_limit_restarts_the_agent_with_its_history() {
 }
 
 /// When a session ends, its whole CLI process tree is gone, and orphans
-/// re-parented to csp are reaped.
+/// re-parented to csp are reaped. Unsandboxed, orphans reach csp (the
+/// nearest subreaper); sandboxed, they stay in the sandbox's PID namespace,
+/// whose init reaps them (see the next test).
 #[tokio::test(flavor = "multi_thread")]
 async fn ended_session_leaves_no_processes_and_orphans_are_reaped() {
     let csp = start_with(
@@ -414,6 +416,7 @@ async fn ended_session_leaves_no_processes_and_orphans_are_reaped() {
             ("SESSION_MAX_DURATION_SECONDS", "8"),
             ("CSP_LIMIT_CHECK_MS", "100"),
             ("CSP_REAPER_INTERVAL_SECONDS", "1"),
+            ("CSP_AGENT_SANDBOX", "off"),
         ],
     )
     .await;
@@ -452,6 +455,70 @@ async fn ended_session_leaves_no_processes_and_orphans_are_reaped() {
     ws.until(|f| is_status(f, "ended")).await.unwrap();
     let left: Vec<u32> = tree.iter().copied().filter(|&p| alive(p)).collect();
     assert!(left.is_empty(), "processes outlived the session: {left:?}");
+    ws.close().await;
+    csp.stop().await;
+}
+
+/// Sandboxed, an orphaned tool process is reaped inside the sandbox (no
+/// zombie ever reaches csp), and nothing of the sandbox outlives the session.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sandboxed_session_reaps_its_own_orphans_and_leaves_nothing() {
+    let csp = start_with(
+        Mode::Dev,
+        0,
+        &[
+            ("SESSION_MAX_DURATION_SECONDS", "8"),
+            ("CSP_LIMIT_CHECK_MS", "100"),
+        ],
+    )
+    .await;
+    let csp_pid = csp.pid_of("dev").unwrap();
+    let token = csp.login().await.unwrap();
+    let mut ws = csp.ws(&token, "").await.unwrap();
+    ready(&mut ws).await;
+    ws.send(json!({"type":"send","text":"run (sleep 1 >/dev/null 2>&1 &); echo started"}))
+        .await
+        .unwrap();
+    let turn = ws.turn().await.unwrap();
+    assert!(
+        turn.iter()
+            .any(|f| f["type"] == "tool_result" && f["status"] == "complete"),
+        "{turn:?}"
+    );
+    let tree = descendants(csp_pid);
+    assert!(tree.len() >= 3, "bwrap, its init and the CLI run under csp: {tree:?}");
+    // The orphaned `sleep` exits after a second; its zombie belongs to the
+    // sandbox's init, not to csp.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let zombies: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                let fields: Vec<&str> = stat
+                    .rsplit_once(')')
+                    .map(|(_, rest)| rest.split_whitespace().collect())
+                    .unwrap_or_default();
+                fields.first() == Some(&"Z") && fields.get(1) == Some(&csp_pid.to_string().as_str())
+            })
+        })
+        .collect();
+    assert!(zombies.is_empty(), "zombies of csp: {zombies:?}");
+
+    ws.until(|f| is_status(f, "ended")).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left: Vec<u32> = tree.iter().copied().filter(|&p| alive(p)).collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "processes outlived the session: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     ws.close().await;
     csp.stop().await;
 }

@@ -7,6 +7,7 @@ mod governance;
 mod lifecycle;
 mod login;
 mod observability;
+mod output;
 mod plugins;
 mod resilience;
 mod sandbox;

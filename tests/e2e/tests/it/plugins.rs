@@ -75,7 +75,7 @@ async fn plugin_until(csp: &Csp, token: &str, wanted: impl Fn(&Value) -> bool) -
 
 /// Waits until the session-pool rebuilt its warm process for a new plugin
 /// set, so the next session starts with the plugin.
-async fn warm_rebuilt(csp: &Csp) {
+pub(crate) async fn warm_rebuilt(csp: &Csp) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let text = csp.scrape_all().await.unwrap();

@@ -70,7 +70,11 @@ async fn sees_only_its_own_session(mode: Mode) {
     let agents = csp.agents_dir();
     let data = agents.parent().unwrap().to_owned();
     let pid = csp
-        .pid_of(if mode == Mode::Dev { "dev" } else { "session-pool" })
+        .pid_of(if mode == Mode::Dev {
+            "dev"
+        } else {
+            "session-pool"
+        })
         .expect("csp's pid");
     let mut targets: Vec<String> = vec![
         format!("{a_workdir}/mine.txt"),
@@ -102,9 +106,15 @@ async fn sees_only_its_own_session(mode: Mode) {
         agents = agents.display(),
     );
     let out = bash(&mut b, &probe).await;
-    assert!(!out.contains("READABLE"), "a platform or foreign file is readable:\n{out}");
+    assert!(
+        !out.contains("READABLE"),
+        "a platform or foreign file is readable:\n{out}"
+    );
     for t in &targets {
-        assert!(out.contains(&format!("HIDDEN {t}")), "{t} not probed:\n{out}");
+        assert!(
+            out.contains(&format!("HIDDEN {t}")),
+            "{t} not probed:\n{out}"
+        );
     }
     assert!(out.contains("LINK-HIDDEN"), "{out}");
     assert!(out.contains("SIGNAL-REFUSED"), "{out}");
@@ -114,7 +124,10 @@ async fn sees_only_its_own_session(mode: Mode) {
         .filter(|l| uuid::Uuid::parse_str(l.trim()).is_ok())
         .collect();
     assert_eq!(listed, [b_id.as_str()], "sessions visible from B:\n{out}");
-    assert!(!out.contains("PORT-OPEN"), "a platform port is reachable:\n{out}");
+    assert!(
+        !out.contains("PORT-OPEN"),
+        "a platform port is reachable:\n{out}"
+    );
     // No plugin declares example.com: the egress proxy refuses the tunnel.
     assert!(out.contains("TUNNEL-403"), "{out}");
     // Only the sandbox's own processes: its init, the forwarders, the CLI,
@@ -127,9 +140,15 @@ async fn sees_only_its_own_session(mode: Mode) {
     assert!(procs < 15, "{procs} processes visible:\n{out}");
     // The agent's environment holds a lease token, never the model key.
     assert!(!out.contains("e2e-test-key"), "{out}");
-    assert!(!out.contains(csp_e2e::JWT_SECRET) && !out.contains(csp_e2e::SECRET_KEY), "{out}");
+    assert!(
+        !out.contains(csp_e2e::JWT_SECRET) && !out.contains(csp_e2e::SECRET_KEY),
+        "{out}"
+    );
     assert!(out.contains("ANTHROPIC_API_KEY=csp-agent-"), "{out}");
-    assert!(!out.contains("CSP_JWT_SECRET") && !out.contains("DATABASE_URL"), "{out}");
+    assert!(
+        !out.contains("CSP_JWT_SECRET") && !out.contains("DATABASE_URL"),
+        "{out}"
+    );
 
     // The lease is worthless outside its process's life, and never the key.
     a.close().await;
@@ -177,7 +196,10 @@ async fn a_user_read_of_platform_files_fails() {
             .unwrap_or_else(|| panic!("no tool_result for {path}: {turn:?}"));
         let text = content(result);
         assert_ne!(result["status"], "complete", "{path} was read: {text}");
-        assert!(!text.contains(secret.trim()), "{path} leaked the JWT secret");
+        assert!(
+            !text.contains(secret.trim()),
+            "{path} leaked the JWT secret"
+        );
     }
     ws.close().await;
     csp.stop().await;
@@ -206,4 +228,92 @@ async fn without_a_working_sandbox_no_agent_starts() {
         Err(e) => format!("{e:#}"),
     };
     assert!(error.contains("CSP_AGENT_SANDBOX"), "{error}");
+}
+
+/// What the netcheck plugin's server reports for `target`.
+async fn reach(ws: &mut Ws, target: String) -> String {
+    let directive =
+        json!({"type": "tool_use", "name": "mcp__netcheck__connect", "input": {"target": target}});
+    ws.send(json!({"type": "send", "text": csp_e2e::scripted(directive)}))
+        .await
+        .unwrap();
+    let turn = ws.turn().await.unwrap();
+    let result = turn
+        .iter()
+        .find(|f| f["type"] == "tool_result")
+        .unwrap_or_else(|| panic!("no tool_result: {turn:?}"));
+    assert_eq!(result["status"], "complete", "{result}");
+    content(result)
+}
+
+/// A TCP echo server on loopback.
+async fn echo_server() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    port
+}
+
+/// A plugin's MCP server reaches the host its manifest declares (through the
+/// egress proxy) and nothing else: not an undeclared host, not even the
+/// declared one directly.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_reaches_only_the_hosts_it_declares() {
+    let csp = Csp::start(Mode::Dev, Options::default()).await.unwrap();
+    let admin = csp.login().await.unwrap();
+    let (declared, undeclared) = (echo_server().await, echo_server().await);
+
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/netcheck");
+    let dir = csp.plugins_dir.join("netcheck");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(fixture.join("server.js"), dir.join("server.js")).unwrap();
+    let manifest = json!({
+        "manifest_version": 1,
+        "name": "netcheck",
+        "version": "1.0.0",
+        "plugin_type": "mcp",
+        "description": "Reports what its server can reach (sandbox test).",
+        "required_role": "user",
+        "capabilities": {"tools": [{"name": "mcp__netcheck__connect", "description": "Tries a host"}]},
+        "permissions": {"network": [format!("127.0.0.1:{declared}")]},
+        "mcp": {"server_name": "netcheck", "command": "/usr/bin/node", "args": ["${plugin_dir}/server.js"]}
+    });
+    std::fs::write(dir.join("plugin.json"), serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (status, body) = crate::governance::call(
+            &csp,
+            reqwest::Method::POST,
+            "/api/v1/plugins/netcheck/activate",
+            Some(&admin),
+            None,
+        )
+        .await;
+        if status == 200 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not activated: {status} {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    crate::plugins::warm_rebuilt(&csp).await;
+
+    let mut ws = csp.ws(&admin, "").await.unwrap();
+    session(&mut ws).await;
+    let out = reach(&mut ws, format!("127.0.0.1:{declared}")).await;
+    println!("declared: {out}");
+    assert!(out.contains("TUNNEL HTTP/1.1 200 ECHO ping"), "declared host: {out}");
+    assert!(!out.contains("DIRECT open"), "reached directly: {out}");
+    let out = reach(&mut ws, format!("127.0.0.1:{undeclared}")).await;
+    assert!(out.contains("TUNNEL HTTP/1.1 403"), "undeclared host: {out}");
+    assert!(!out.contains("DIRECT open"), "reached directly: {out}");
+    ws.close().await;
+    csp.stop().await;
 }
