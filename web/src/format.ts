@@ -26,6 +26,15 @@ export function summarize(text: string, max = 120): string {
   return line.length > max ? `${line.slice(0, max - 1)}…` : line;
 }
 
+/**
+ * The note csp ends a cut tool output with, e.g. "output truncated: 4.8 MiB
+ * (5000000 bytes), showing the first 256 KiB"; null for a whole output.
+ */
+export function truncationNote(text: string): string | null {
+  const m = /\n… \[(output truncated: [^\]\n]*)\]$/.exec(text);
+  return m?.[1] ?? null;
+}
+
 /** A tool's JSON input, readable. */
 export function formatInput(input: unknown): string {
   if (input === undefined || input === null) return '';

@@ -162,6 +162,13 @@ function showRoute(): void {
   }
   const page = { users: usersPage, audit: auditPage, plugins: pluginsPage }[route];
   void page.show();
+  void showSandboxWarning();
+}
+
+/** Admin pages warn while agents run unconfined (`CSP_AGENT_SANDBOX=off`). */
+async function showSandboxWarning(): Promise<void> {
+  const cfg = await api.config().catch(() => null);
+  byId('sandbox-warning').hidden = cfg?.agent_sandbox !== 'off';
 }
 
 function navigate(route: Route): void {

@@ -143,6 +143,8 @@ export interface AuditPage {
 export interface AppConfig {
   model_label: string;
   max_frame_bytes: number;
+  /** `off`: agents run unconfined (CSP_AGENT_SANDBOX=off); null when unknown. */
+  agent_sandbox: 'bubblewrap' | 'off' | null;
 }
 
 /** One row of `GET /api/v1/sessions`. */

@@ -6,7 +6,7 @@
 // may carry is built as an element with a checked same-origin href.
 
 import { fillWithAction } from './action';
-import { formatCost, formatDuration, formatInput, summarize } from './format';
+import { formatCost, formatDuration, formatInput, summarize, truncationNote } from './format';
 import type { AssistantItem, ChatState, Item, NoticeItem, ThinkingItem, ToolItem, UserItem } from './state';
 
 interface Mounted {
@@ -213,7 +213,10 @@ function updateTool(el: HTMLElement, item: ToolItem): void {
   result.textContent = item.content ?? '';
   // A failure's first line is already in the status; its full text is in the details, open.
   // A denial's reason is the point of the card, so it stays in view under "Denied".
-  setOptional(el, '.tool-summary', toolSummary(item.status, summary));
+  // A cut output says so in view: its marker is at the end of up to 256 KiB of text.
+  const note = item.status === 'complete' && item.content !== null ? truncationNote(item.content) : null;
+  const line = toolSummary(item.status, summary);
+  setOptional(el, '.tool-summary', note === null ? line : line ? `${line} · ${note}` : note);
   if (item.status === 'error') setExpanded(el, true);
   el.dataset.status = item.status;
 }

@@ -125,6 +125,23 @@ describe('MessageList', () => {
     assert.equal(q('[data-testid="tool-result"]')?.textContent, 'Bash is not allowed for the <b>user</b> role.\nAsk an administrator.');
   });
 
+  it('names a cut output in the summary line', () => {
+    const { feed, q, qa } = setup();
+    const note = 'output truncated: 4.8 MiB (5000000 bytes), showing the first 256 KiB';
+    feed(
+      { type: 'tool_use', tool_use_id: 't', name: 'Read', input: { file_path: '/tmp/big' } },
+      { type: 'tool_result', tool_use_id: 't', status: 'complete', duration_ms: 5, content: `aaaa\nbbbb\n… [${note}]` },
+    );
+    assert.equal(q('[data-testid="tool-summary"]')?.textContent, `aaaa · ${note}`);
+    assert.ok(q('[data-testid="tool-result"]')?.textContent?.endsWith(`… [${note}]`));
+    feed(
+      { type: 'tool_use', tool_use_id: 'u', name: 'Read', input: { file_path: '/tmp/small' } },
+      { type: 'tool_result', tool_use_id: 'u', status: 'complete', duration_ms: 5, content: 'just text [output truncated: no]' },
+    );
+    const summaries = qa('[data-testid="tool-summary"]').map((e) => e.textContent);
+    assert.deepEqual(summaries, [`aaaa · ${note}`, 'just text [output truncated: no]'], 'only csp\'s marker counts');
+  });
+
   it('says so when a call is denied without a reason', () => {
     const { feed, q } = setup();
     feed({ type: 'tool_result', tool_use_id: 't', status: 'denied', duration_ms: 0, content: '' });

@@ -169,8 +169,10 @@ impl Agent {
             child,
             managed,
             pid,
-            stdout_done,
-            stderr_done,
+            Readers {
+                stdout: stdout_done,
+                stderr: stderr_done,
+            },
             exit_tx,
             events_tx,
             spec.exit_guard.clone(),
@@ -789,12 +791,18 @@ async fn read_stderr(mut stderr: impl AsyncRead + Unpin) -> String {
     String::from_utf8_lossy(&tail).into_owned()
 }
 
+/// The tasks reading the process's output.
+struct Readers {
+    stdout: JoinHandle<()>,
+    /// Ends with the tail of stderr.
+    stderr: JoinHandle<String>,
+}
+
 async fn supervise(
     mut child: Child,
     managed: ManagedPid,
     pid: u32,
-    stdout_done: JoinHandle<()>,
-    stderr_done: JoinHandle<String>,
+    readers: Readers,
     exit: watch::Sender<Option<Exit>>,
     events: mpsc::UnboundedSender<AgentEvent>,
     exit_guard: Option<Arc<dyn std::any::Any + Send + Sync>>,
@@ -814,8 +822,8 @@ async fn supervise(
     drop(exit_guard);
     exit.send_replace(Some(Exit { code }));
     let drain = async {
-        let _ = stdout_done.await;
-        stderr_done.await.unwrap_or_default()
+        let _ = readers.stdout.await;
+        readers.stderr.await.unwrap_or_default()
     };
     let stderr_tail = tokio::time::timeout(DRAIN_TIMEOUT, drain)
         .await

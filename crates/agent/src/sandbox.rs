@@ -285,3 +285,78 @@ impl Bubblewrap {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(reach: &Reach) -> Vec<String> {
+        Bubblewrap::default()
+            .bwrap_args(Path::new("/usr/bin/true"), Path::new("/s/work"), reach)
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// `flag a b` appears in `args`.
+    fn has(args: &[String], flag: &str, rest: &[&str]) -> bool {
+        args.windows(rest.len() + 1)
+            .any(|w| w[0] == flag && w[1..].iter().zip(rest).all(|(a, b)| a == b))
+    }
+
+    #[test]
+    fn every_namespace_is_private_and_no_capability_is_kept() {
+        let a = args(&Reach::default());
+        for flag in [
+            "--unshare-user",
+            "--unshare-pid",
+            "--unshare-net",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--new-session",
+            "--die-with-parent",
+        ] {
+            assert!(a.iter().any(|x| x == flag), "{flag} missing: {a:?}");
+        }
+        assert!(has(&a, "--cap-drop", &["ALL"]));
+        assert!(has(&a, "--tmpfs", &["/tmp"]));
+        assert!(has(&a, "--proc", &["/proc"]));
+        assert!(has(&a, "--chdir", &["/s/work"]));
+        // /etc only file by file: never the whole directory.
+        assert!(!has(&a, "--ro-bind", &["/etc", "/etc"]) && !has(&a, "--bind", &["/etc", "/etc"]));
+        assert!(!a.iter().any(|x| x == "/etc/shadow"));
+        // Nothing writable but what the spawn names.
+        assert!(!a.iter().any(|x| x == "--bind"), "{a:?}");
+    }
+
+    #[test]
+    fn the_session_is_writable_plugins_readable_and_sockets_forwarded() {
+        let reach = Reach {
+            writable: vec!["/data/sessions/a".into()],
+            read_only: vec!["/plugins/p".into()],
+            forwards: vec![Forward {
+                port: 4180,
+                socket: "/data/run/model.sock".into(),
+            }],
+        };
+        let a = args(&reach);
+        assert!(has(&a, "--bind", &["/data/sessions/a", "/data/sessions/a"]));
+        assert!(has(&a, "--ro-bind-try", &["/plugins/p", "/plugins/p"]));
+        assert!(has(
+            &a,
+            "--bind",
+            &["/data/run/model.sock", "/run/csp/0.sock"]
+        ));
+        let script = a
+            .iter()
+            .find(|x| x.contains("TCP-LISTEN"))
+            .expect("a forwarder");
+        assert!(
+            script.contains("TCP-LISTEN:4180,bind=127.0.0.1"),
+            "{script}"
+        );
+        assert!(script.contains("UNIX-CONNECT:/run/csp/0.sock"), "{script}");
+        assert!(script.ends_with("exec \"$0\" \"$@\""), "{script}");
+        assert_eq!(a.last().map(String::as_str), Some("/usr/bin/true"));
+    }
+}

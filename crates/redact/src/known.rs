@@ -140,16 +140,19 @@ impl KnownSecrets {
     /// known secret (but not all of it): text streamed in pieces holds that
     /// much back until the next piece shows whether a secret follows.
     pub fn partial_suffix(&self, text: &str) -> usize {
+        let t = text.as_bytes();
         let mut longest = 0;
         for secret in &self.secrets {
-            // Proper prefixes only; a whole secret is found by `redact`.
-            let max = (secret.len() - 1).min(text.len());
-            for n in (longest + 1..=max).rev() {
-                let start = text.len() - n;
-                if text.is_char_boundary(start)
-                    && secret.as_bytes().starts_with(&text.as_bytes()[start..])
-                {
-                    longest = n;
+            let s = secret.as_bytes();
+            // Proper prefixes only (a whole secret is `redact`'s), longest
+            // first; only where the secret's first byte is can one begin.
+            let window = (s.len() - 1).min(t.len());
+            for start in t.len() - window..t.len() {
+                if t.len() - start <= longest {
+                    break;
+                }
+                if t[start] == s[0] && text.is_char_boundary(start) && s.starts_with(&t[start..]) {
+                    longest = t.len() - start;
                     break;
                 }
             }
@@ -310,6 +313,23 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn partial_suffix_is_the_longest_proper_prefix_at_the_end(
+            text in "[ab]{0,12}",
+            secrets in proptest::collection::vec("[ab]{8,10}", 1..3),
+        ) {
+            let k = KnownSecrets::new(&secrets);
+            let naive = (0..=text.len())
+                .filter(|&n| {
+                    k.secrets
+                        .iter()
+                        .any(|s| n < s.len() && s.starts_with(&text[text.len() - n..]))
+                })
+                .max()
+                .unwrap_or(0);
+            proptest::prop_assert_eq!(k.partial_suffix(&text), naive);
+        }
+
         #[test]
         fn no_secret_survives_redaction(
             prefix in ".{0,40}",

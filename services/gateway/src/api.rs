@@ -135,9 +135,19 @@ pub(crate) async fn me(user: AuthUser) -> Json<Value> {
 }
 
 pub(crate) async fn config(State(state): State<AppState>, _user: AuthUser) -> Json<Value> {
+    // `off` is a warning the admin pages show; null when the session-pool
+    // cannot say right now.
+    let agent_sandbox = pool_status(&state).await.ok().map(|s| {
+        if s.agent_sandbox_off {
+            "off"
+        } else {
+            "bubblewrap"
+        }
+    });
     Json(json!({
         "model_label": state.model_label,
         "max_frame_bytes": state.limits.max_frame_bytes,
+        "agent_sandbox": agent_sandbox,
     }))
 }
 

@@ -271,7 +271,10 @@ pub(crate) fn origin_matches(allowed: &[String], headers: &http::HeaderMap, via:
 /// otherwise (a cookie, or login, which sets one) its Origin must be
 /// allowed, and without an Origin it must not carry the session cookie
 /// (browsers send Origin on every POST, PUT, PATCH and DELETE; a client
-/// without one is a program, which the login route still serves).
+/// without one is a program, which the login route still serves). A browser
+/// that withholds the Origin (`null`, as the spec asks under our
+/// `Referrer-Policy: no-referrer`) still marks its own page's requests
+/// `Sec-Fetch-Site: same-origin`, a header no script can set.
 pub(crate) fn cross_site_ok(
     allowed: &[String],
     method: &Method,
@@ -284,10 +287,16 @@ pub(crate) fn cross_site_ok(
     if !changes_state || bearer(headers).is_some() {
         return true;
     }
-    if headers.contains_key(http::header::ORIGIN) {
-        return origin_matches(allowed, headers, Via::Cookie);
+    let origin = headers.get(http::header::ORIGIN);
+    let same_origin = headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"same-origin");
+    match origin {
+        Some(o) if o.as_bytes() != b"null" => origin_matches(allowed, headers, Via::Cookie),
+        _ if same_origin => true,
+        Some(_) => false,
+        None => cookie(headers, COOKIE).is_none(),
     }
-    cookie(headers, COOKIE).is_none()
 }
 
 /// Refuses (403) a state-changing request another site's page could have
@@ -365,6 +374,19 @@ mod tests {
         assert!(ok(Method::POST, &[]));
         // Reads are not state changes.
         assert!(ok(Method::GET, &[cookie, evil]));
+        // An opaque origin is foreign, unless the browser says it is the own page.
+        let null = ("origin", "null");
+        let same = ("sec-fetch-site", "same-origin");
+        assert!(!ok(Method::POST, &[cookie, null]));
+        assert!(!ok(Method::POST, &[null]));
+        assert!(ok(Method::POST, &[cookie, null, same]));
+        assert!(ok(Method::POST, &[cookie, same]));
+        assert!(!ok(
+            Method::POST,
+            &[cookie, ("sec-fetch-site", "cross-site")]
+        ));
+        // A real Origin decides, whatever else is claimed.
+        assert!(!ok(Method::POST, &[cookie, evil, same]));
         // The configured list replaces the own origin.
         let listed = vec!["https://app.example".to_owned()];
         assert!(cross_site_ok(

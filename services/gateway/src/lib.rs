@@ -2,7 +2,10 @@
 //!
 //! Owns: the web app's static files, REST under `/api/v1`, browser
 //! WebSockets, `/metrics` and probes; authentication of every request
-//! (JWT, verified locally) and the Origin check on WebSockets. It relays
+//! (JWT, verified locally, refused once logged out), the Origin check on
+//! WebSockets and on every state-changing request made with the cookie, and
+//! login throttling (per account and client address, in the shared cache).
+//! It relays
 //! session events from the bus to browsers and turns browser frames into
 //! gRPC calls. Must never run an agent, touch the database directly, or
 //! show a user a raw error.

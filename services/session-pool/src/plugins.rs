@@ -292,6 +292,7 @@ mod tests {
                     args: vec!["stdio".into(), "--greeting=hi".into()],
                     env: [("TOKEN".to_owned(), SECRET.to_owned())].into(),
                     cwd: "/opt/p".into(),
+                    ..Default::default()
                 },
                 pb::McpServer {
                     plugin_name: "broken".into(),

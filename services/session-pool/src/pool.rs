@@ -64,6 +64,9 @@ const UNSEEN_GRACE: Duration = Duration::from_secs(60);
 /// stdin closed and up to 5 s to exit).
 const MAKE_ROOM_WITHIN: Duration = Duration::from_secs(20);
 
+/// How long readiness waits for a session to say whether it is idle.
+const READY_ASK: Duration = Duration::from_millis(200);
+
 pub(crate) struct Settings {
     pub(crate) prewarm_pool_size: usize,
     pub(crate) max_sessions: usize,
@@ -580,7 +583,10 @@ impl Pool {
                 .collect()
         };
         for (_, c) in self.detached(candidates).await {
-            if c.handle.yield_process(false).await {
+            // A probe must answer in time; an actor that cannot say at once
+            // is busy anyway.
+            let asked = tokio::time::timeout(READY_ASK, c.handle.yield_process(false));
+            if asked.await.unwrap_or(false) {
                 return true;
             }
         }

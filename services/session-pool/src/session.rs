@@ -793,7 +793,10 @@ impl Actor {
                     .tools
                     .remove(tool_use_id.as_str())
                     .unwrap_or_else(|| ("unknown".into(), serde_json::Value::Null, 0));
+                // As stored in the conversation: no platform secret, and
+                // small enough for one queue message.
                 self.outgoing.secrets().redact_value(&mut input);
+                crate::output::bound_json(&mut input, self.pool.limits().tool_output_max_bytes);
                 let (label, audit_status) = match status {
                     ToolStatus::Complete => ("complete", AuditStatus::Success),
                     ToolStatus::Error => ("error", AuditStatus::Error),

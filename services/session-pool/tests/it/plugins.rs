@@ -52,6 +52,7 @@ fn active(
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
             cwd: cwd.map(|p| p.display().to_string()).unwrap_or_default(),
+            ..Default::default()
         }],
     }
 }

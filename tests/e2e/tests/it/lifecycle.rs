@@ -486,7 +486,10 @@ async fn a_sandboxed_session_reaps_its_own_orphans_and_leaves_nothing() {
         "{turn:?}"
     );
     let tree = descendants(csp_pid);
-    assert!(tree.len() >= 3, "bwrap, its init and the CLI run under csp: {tree:?}");
+    assert!(
+        tree.len() >= 3,
+        "bwrap, its init and the CLI run under csp: {tree:?}"
+    );
     // The orphaned `sleep` exits after a second; its zombie belongs to the
     // sandbox's init, not to csp.
     tokio::time::sleep(Duration::from_millis(2500)).await;

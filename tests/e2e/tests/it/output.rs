@@ -176,3 +176,30 @@ async fn platform_secrets_are_redacted_dev() {
 async fn platform_secrets_are_redacted_distributed() {
     secrets(Mode::Distributed).await;
 }
+
+/// A login name is text a stranger chooses: in the text log it stays on its
+/// event's line, escaped, and cannot colour the terminal.
+#[tokio::test]
+async fn a_forged_login_name_stays_on_one_log_line() {
+    let csp = Csp::start(Mode::Dev, Options::default())
+        .await
+        .expect("csp starts");
+    for name in ["x\nINFO forged", "\u{1b}[31mred"] {
+        assert!(csp.login_as(name, "wrong-password").await.is_err());
+    }
+    let logs = csp.all_logs();
+    assert!(
+        logs.contains(r"x\nINFO forged"),
+        "the name is logged escaped"
+    );
+    assert!(
+        logs.contains(r"\u{1b}[31mred"),
+        "the name is logged escaped"
+    );
+    assert!(
+        !logs.lines().any(|l| l.starts_with("INFO forged")),
+        "no forged line"
+    );
+    assert!(!logs.contains("\u{1b}[31mred"), "no raw escape");
+    csp.stop().await;
+}

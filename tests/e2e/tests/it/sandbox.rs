@@ -285,7 +285,11 @@ async fn a_plugin_reaches_only_the_hosts_it_declares() {
         "permissions": {"network": [format!("127.0.0.1:{declared}")]},
         "mcp": {"server_name": "netcheck", "command": "/usr/bin/node", "args": ["${plugin_dir}/server.js"]}
     });
-    std::fs::write(dir.join("plugin.json"), serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+    std::fs::write(
+        dir.join("plugin.json"),
+        serde_json::to_vec_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
 
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
@@ -300,7 +304,10 @@ async fn a_plugin_reaches_only_the_hosts_it_declares() {
         if status == 200 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "not activated: {status} {body}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not activated: {status} {body}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }
     crate::plugins::warm_rebuilt(&csp).await;
@@ -309,11 +316,65 @@ async fn a_plugin_reaches_only_the_hosts_it_declares() {
     session(&mut ws).await;
     let out = reach(&mut ws, format!("127.0.0.1:{declared}")).await;
     println!("declared: {out}");
-    assert!(out.contains("TUNNEL HTTP/1.1 200 ECHO ping"), "declared host: {out}");
+    assert!(
+        out.contains("TUNNEL HTTP/1.1 200 ECHO ping"),
+        "declared host: {out}"
+    );
     assert!(!out.contains("DIRECT open"), "reached directly: {out}");
     let out = reach(&mut ws, format!("127.0.0.1:{undeclared}")).await;
-    assert!(out.contains("TUNNEL HTTP/1.1 403"), "undeclared host: {out}");
+    assert!(
+        out.contains("TUNNEL HTTP/1.1 403"),
+        "undeclared host: {out}"
+    );
     assert!(!out.contains("DIRECT open"), "reached directly: {out}");
     ws.close().await;
     csp.stop().await;
+}
+
+/// `CSP_AGENT_SANDBOX=off` runs agents unconfined, and says so: at start,
+/// in readiness and in the config the admin pages read.
+#[tokio::test(flavor = "multi_thread")]
+async fn sandbox_off_is_announced_everywhere() {
+    for (setting, shown) in [("off", "off"), ("bubblewrap", "bubblewrap")] {
+        let csp = Csp::start(
+            Mode::Dev,
+            Options {
+                env: vec![("CSP_AGENT_SANDBOX".into(), setting.into())],
+                ..Options::default()
+            },
+        )
+        .await
+        .unwrap();
+        let ready: Value = csp
+            .http()
+            .get(format!("{}/api/v1/health/ready", csp.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(ready["agent_sandbox"], shown, "{ready}");
+        let admin = csp.login().await.unwrap();
+        let (status, config) = csp.get(&admin, "/api/v1/config").await.unwrap();
+        assert_eq!(status, 200, "{config}");
+        assert_eq!(config["agent_sandbox"], shown, "{config}");
+        let warned = csp
+            .all_logs()
+            .contains("CSP_AGENT_SANDBOX=off: agents run unconfined");
+        assert_eq!(warned, setting == "off", "start warning for {setting}");
+        if setting == "off" {
+            // Unconfined agents still never hold the model key.
+            let mut ws = csp.ws(&admin, "").await.unwrap();
+            session(&mut ws).await;
+            let env = bash(&mut ws, "env").await;
+            assert!(env.contains("ANTHROPIC_API_KEY=csp-agent-"), "{env}");
+            assert!(
+                env.contains("ANTHROPIC_BASE_URL=http://127.0.0.1:"),
+                "{env}"
+            );
+            ws.close().await;
+        }
+        csp.stop().await;
+    }
 }
