@@ -5,15 +5,15 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-scripts/setup.sh cli web plugins
+scripts/setup.sh cli sandbox web plugins
 # The `quickstart` profile (Cargo.toml) is the release build with less
 # optimisation work where it buys nothing measurable: the same speed for a
 # chat, a shorter first build (figures: docs/benchmarks.md#build-profiles).
 bin="${CARGO_TARGET_DIR:-target}/quickstart/csp"
 if [ ! -x "$bin" ]; then
   cat <<'EOF'
-dev.sh: building csp for the first time. This compiles about 500 crates:
-dev.sh: roughly 7 to 9 minutes on 2 CPU cores (less with more cores).
+dev.sh: building csp for the first time: cargo compiles about 500 crates,
+dev.sh: which takes about 6 minutes on 2 CPU cores (less with more cores).
 dev.sh: Later starts rebuild only what changed and take seconds.
 EOF
 fi

@@ -58,7 +58,7 @@ const ETC_FILES: &[&str] = &[
 
 /// Top-level system directories: bound read-only, or recreated as the
 /// symlinks they are on merged-`/usr` systems.
-const SYSTEM_DIRS: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/opt"];
+const SYSTEM_DIRS: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64"];
 
 /// Where the symbolic links directly inside `dir` lead, outside `dir`.
 fn linked_targets(dir: &Path) -> Vec<PathBuf> {

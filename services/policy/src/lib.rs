@@ -1,6 +1,8 @@
 //! The policy service: who may do what, and what it costs.
 //!
-//! Owns: users (through `csp-store`), password checks and token issue, the
+//! Owns: users (through `csp-store`; names in NFKC, look-alikes refused),
+//! password checks (on a fixed set of hashing threads, so memory is
+//! bounded) and token issue, the
 //! bootstrap admin, roles (admin ⊃ operator ⊃ user), the permission gate's
 //! per-tool rule (with the roles plugins declare, followed from the plugins
 //! service), monthly cost caps (reserve before a turn, settle after),

@@ -706,6 +706,7 @@ impl Actor {
         }
         if !self.titled {
             self.titled = true;
+            let text = self.outgoing.secrets().redact(&text);
             let title: String = text.trim().chars().take(80).collect();
             if let Err(e) = self.pool.store.set_title(self.id, &title).await {
                 tracing::warn!(session.id = %self.id, error = %e, "could not store the title");

@@ -86,6 +86,15 @@ async fn sees_only_its_own_session(mode: Mode) {
         // `csp dev` keeps its generated keys here when none is configured
         // (the harness configures them, so they are planted as they would be).
         plant_keys(&data);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700, "the data directory is csp's alone");
+        assert_eq!(mode(&agents), 0o700, "the agents' tree is csp's alone");
+        assert_eq!(
+            mode(&data.join("csp.db")),
+            0o600,
+            "the database is csp's alone"
+        );
         for f in ["jwt-secret", "secret-key", "csp.db", "csp.db-wal"] {
             let path = data.join(f);
             assert!(path.exists(), "{} exists outside", path.display());
