@@ -107,27 +107,18 @@ impl ConnectProxy {
 
     /// Serves `listener` until `stop`. Open tunnels end with `stop` too.
     pub async fn serve(self, listener: Listener, stop: CancellationToken) {
-        loop {
-            let stream = tokio::select! {
-                _ = stop.cancelled() => return,
-                accepted = listener.accept() => match accepted {
-                    Ok(stream) => stream,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "egress proxy: accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
+        let tunnels = stop.clone();
+        listener
+            .serve_each("egress proxy", stop, |stream| {
+                let (proxy, stop) = (self.clone(), tunnels.clone());
+                async move {
+                    tokio::select! {
+                        _ = stop.cancelled() => {}
+                        _ = proxy.tunnel(stream) => {}
                     }
-                },
-            };
-            let proxy = self.clone();
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                tokio::select! {
-                    _ = stop.cancelled() => {}
-                    _ = proxy.tunnel(stream) => {}
                 }
-            });
-        }
+            })
+            .await;
     }
 
     async fn tunnel(&self, mut client: Box<dyn Stream>) {

@@ -3,9 +3,11 @@
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
+use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 
@@ -72,7 +74,35 @@ impl Listener {
         }
     }
 
-    pub(crate) async fn accept(&self) -> std::io::Result<Box<dyn Stream>> {
+    /// Accepts until `stop`, handing each connection to `serve` in a task
+    /// of its own. A failed accept (out of descriptors) is logged and
+    /// retried shortly, never the end of the proxy.
+    pub(crate) async fn serve_each<F, Fut>(
+        self,
+        what: &'static str,
+        stop: CancellationToken,
+        serve: F,
+    ) where
+        F: Fn(Box<dyn Stream>) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        loop {
+            let stream = tokio::select! {
+                _ = stop.cancelled() => return,
+                accepted = self.accept() => match accepted {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "{what}: accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            tokio::spawn(serve(stream));
+        }
+    }
+
+    async fn accept(&self) -> std::io::Result<Box<dyn Stream>> {
         Ok(match self {
             Self::Tcp(l) => {
                 let (stream, _) = l.accept().await?;

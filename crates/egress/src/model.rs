@@ -144,32 +144,23 @@ impl ModelProxy {
 
     /// Serves `listener` until `stop`; connections in flight finish on their own.
     pub async fn serve(self, listener: Listener, stop: CancellationToken) {
-        loop {
-            let stream = tokio::select! {
-                _ = stop.cancelled() => return,
-                accepted = listener.accept() => match accepted {
-                    Ok(stream) => stream,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "model proxy: accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
+        listener
+            .serve_each("model proxy", stop, |stream| {
+                let proxy = self.clone();
+                async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let proxy = proxy.clone();
+                        async move { Ok::<_, std::convert::Infallible>(proxy.handle(req).await) }
+                    });
+                    if let Err(e) = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await
+                    {
+                        tracing::debug!(error = %e, "model proxy: connection ended with an error");
                     }
-                },
-            };
-            let proxy = self.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let proxy = proxy.clone();
-                    async move { Ok::<_, std::convert::Infallible>(proxy.handle(req).await) }
-                });
-                if let Err(e) = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await
-                {
-                    tracing::debug!(error = %e, "model proxy: connection ended with an error");
                 }
-            });
-        }
+            })
+            .await;
     }
 
     async fn handle(&self, request: Request<Incoming>) -> Response<OutBody> {

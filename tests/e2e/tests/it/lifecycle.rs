@@ -403,12 +403,10 @@ async fn memory_limit_restarts_the_agent_with_its_history() {
     csp.stop().await;
 }
 
-/// When a session ends, its whole CLI process tree is gone, and orphans
-/// re-parented to csp are reaped. Unsandboxed, orphans reach csp (the
-/// nearest subreaper); sandboxed, they stay in the sandbox's PID namespace,
-/// whose init reaps them (see the next test).
-#[tokio::test(flavor = "multi_thread")]
-async fn ended_session_leaves_no_processes_and_orphans_are_reaped() {
+/// A session ending in 8 s whose tool left an orphan: the subshell exits at
+/// once and its `sleep` is orphaned (and becomes a zombie when it exits).
+/// Returns the instance, csp's pid, the socket and csp's process tree then.
+async fn session_with_an_orphan(sandbox: &str) -> (Csp, u32, Ws, Vec<u32>) {
     let csp = start_with(
         Mode::Dev,
         0,
@@ -416,7 +414,7 @@ async fn ended_session_leaves_no_processes_and_orphans_are_reaped() {
             ("SESSION_MAX_DURATION_SECONDS", "8"),
             ("CSP_LIMIT_CHECK_MS", "100"),
             ("CSP_REAPER_INTERVAL_SECONDS", "1"),
-            ("CSP_AGENT_SANDBOX", "off"),
+            ("CSP_AGENT_SANDBOX", sandbox),
         ],
     )
     .await;
@@ -424,8 +422,6 @@ async fn ended_session_leaves_no_processes_and_orphans_are_reaped() {
     let token = csp.login().await.unwrap();
     let mut ws = csp.ws(&token, "").await.unwrap();
     ready(&mut ws).await;
-    // The subshell exits at once: its `sleep` is orphaned, re-parented to
-    // csp (the nearest subreaper) and becomes csp's zombie when it exits.
     ws.send(json!({"type":"send","text":"run (sleep 1 >/dev/null 2>&1 &); echo started"}))
         .await
         .unwrap();
@@ -437,7 +433,16 @@ async fn ended_session_leaves_no_processes_and_orphans_are_reaped() {
     );
     let tree = descendants(csp_pid);
     assert!(!tree.is_empty(), "the CLI runs under csp");
+    (csp, csp_pid, ws, tree)
+}
 
+/// When a session ends, its whole CLI process tree is gone, and orphans
+/// re-parented to csp are reaped. Unsandboxed, orphans reach csp (the
+/// nearest subreaper); sandboxed, they stay in the sandbox's PID namespace,
+/// whose init reaps them (see the next test).
+#[tokio::test(flavor = "multi_thread")]
+async fn ended_session_leaves_no_processes_and_orphans_are_reaped() {
+    let (csp, csp_pid, mut ws, tree) = session_with_an_orphan("off").await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let metrics = csp.scrape_all().await.unwrap();
@@ -463,29 +468,7 @@ async fn ended_session_leaves_no_processes_and_orphans_are_reaped() {
 /// zombie ever reaches csp), and nothing of the sandbox outlives the session.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sandboxed_session_reaps_its_own_orphans_and_leaves_nothing() {
-    let csp = start_with(
-        Mode::Dev,
-        0,
-        &[
-            ("SESSION_MAX_DURATION_SECONDS", "8"),
-            ("CSP_LIMIT_CHECK_MS", "100"),
-        ],
-    )
-    .await;
-    let csp_pid = csp.pid_of("dev").unwrap();
-    let token = csp.login().await.unwrap();
-    let mut ws = csp.ws(&token, "").await.unwrap();
-    ready(&mut ws).await;
-    ws.send(json!({"type":"send","text":"run (sleep 1 >/dev/null 2>&1 &); echo started"}))
-        .await
-        .unwrap();
-    let turn = ws.turn().await.unwrap();
-    assert!(
-        turn.iter()
-            .any(|f| f["type"] == "tool_result" && f["status"] == "complete"),
-        "{turn:?}"
-    );
-    let tree = descendants(csp_pid);
+    let (csp, csp_pid, mut ws, tree) = session_with_an_orphan("bubblewrap").await;
     assert!(
         tree.len() >= 3,
         "bwrap, its init and the CLI run under csp: {tree:?}"
@@ -508,6 +491,8 @@ async fn a_sandboxed_session_reaps_its_own_orphans_and_leaves_nothing() {
         })
         .collect();
     assert!(zombies.is_empty(), "zombies of csp: {zombies:?}");
+    let metrics = csp.scrape_all().await.unwrap();
+    assert_eq!(metric(&metrics, "csp_zombies_reaped_total"), 0.0);
 
     ws.until(|f| is_status(f, "ended")).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -9,7 +9,13 @@ use crate::governance::new_user;
 
 /// The `tool_result` content of a Bash call that runs `command`.
 async fn bash(ws: &mut Ws, command: &str) -> String {
-    ws.send(json!({"type": "send", "text": format!("run {command}")}))
+    tool_output(ws, format!("run {command}")).await
+}
+
+/// Sends `text` (which makes the scripted model call a tool) and returns
+/// the content of the tool's result, which must have completed.
+async fn tool_output(ws: &mut Ws, text: String) -> String {
+    ws.send(json!({"type": "send", "text": text}))
         .await
         .unwrap();
     let turn = ws.turn().await.unwrap();
@@ -243,16 +249,7 @@ async fn without_a_working_sandbox_no_agent_starts() {
 async fn reach(ws: &mut Ws, target: String) -> String {
     let directive =
         json!({"type": "tool_use", "name": "mcp__netcheck__connect", "input": {"target": target}});
-    ws.send(json!({"type": "send", "text": csp_e2e::scripted(directive)}))
-        .await
-        .unwrap();
-    let turn = ws.turn().await.unwrap();
-    let result = turn
-        .iter()
-        .find(|f| f["type"] == "tool_result")
-        .unwrap_or_else(|| panic!("no tool_result: {turn:?}"));
-    assert_eq!(result["status"], "complete", "{result}");
-    content(result)
+    tool_output(ws, csp_e2e::scripted(directive)).await
 }
 
 /// A TCP echo server on loopback.
@@ -324,7 +321,6 @@ async fn a_plugin_reaches_only_the_hosts_it_declares() {
     let mut ws = csp.ws(&admin, "").await.unwrap();
     session(&mut ws).await;
     let out = reach(&mut ws, format!("127.0.0.1:{declared}")).await;
-    println!("declared: {out}");
     assert!(
         out.contains("TUNNEL HTTP/1.1 200 ECHO ping"),
         "declared host: {out}"
