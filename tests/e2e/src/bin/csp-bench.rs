@@ -574,6 +574,7 @@ async fn bench_first_token(args: &FirstTokenArgs) -> Table {
             "spawns",
             "start mean",
             "turns",
+            "model requests",
             "p50",
             "p90",
             "p99",
@@ -664,6 +665,8 @@ async fn first_token_run(
     };
     let count = sum_of("csp_session_init_duration_seconds_count");
     let mean = sum_of("csp_session_init_duration_seconds_sum") / count.max(1.0) * 1e3;
+    // Through the model proxy (absent from builds without one).
+    let requests = sum_of("csp_model_proxy_requests_total");
     let s = Samples::new(samples);
     Ok(vec![
         mode_name(mode).to_owned(),
@@ -671,6 +674,7 @@ async fn first_token_run(
         format!("{count:.0}"),
         ms(mean),
         s.0.len().to_string(),
+        format!("{requests:.0}"),
         ms(s.pct(50.0)),
         ms(s.pct(90.0)),
         ms(s.pct(99.0)),
