@@ -416,6 +416,11 @@ pub(crate) struct GatewayOpts {
     /// Frames queued per browser before it is disconnected as too slow.
     #[arg(long, env = "CSP_WS_SEND_QUEUE", default_value_t = 1024)]
     pub(crate) ws_send_queue: usize,
+    /// Bytes queued per browser before it is disconnected as too slow (a
+    /// tool result can be a few hundred KiB; one larger frame still goes
+    /// when nothing else waits).
+    #[arg(long, env = "CSP_WS_SEND_QUEUE_BYTES", default_value_t = 8 << 20)]
+    pub(crate) ws_send_queue_bytes: usize,
     /// Bearer token a Prometheus scraper may use on `/metrics` (otherwise
     /// an operator's login is needed).
     #[arg(long, env = "CSP_METRICS_TOKEN", hide_env_values = true, value_parser = secret)]
@@ -503,6 +508,7 @@ impl GatewayOpts {
             cookie_secure: self.cookie_secure,
             max_frame_bytes: self.max_frame_bytes,
             send_queue: self.ws_send_queue,
+            send_queue_bytes: self.ws_send_queue_bytes,
             shutdown_grace_seconds,
         }
     }

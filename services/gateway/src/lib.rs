@@ -87,6 +87,8 @@ pub struct Config {
     pub cookie_secure: bool,
     pub max_frame_bytes: usize,
     pub send_queue: usize,
+    /// `CSP_WS_SEND_QUEUE_BYTES`: the same queue's bound in bytes.
+    pub send_queue_bytes: usize,
     /// Told to browsers in `server_shutting_down` (the session-pool's grace).
     pub shutdown_grace_seconds: u64,
 }
@@ -126,6 +128,7 @@ impl Server {
             limits: Limits {
                 max_frame_bytes: config.max_frame_bytes,
                 send_queue: config.send_queue,
+                send_queue_bytes: config.send_queue_bytes,
             },
             shutdown_grace_seconds: config.shutdown_grace_seconds,
         });

@@ -21,6 +21,8 @@ pub(crate) struct Limits {
     pub(crate) max_frame_bytes: usize,
     /// Frames queued for one browser before it counts as too slow.
     pub(crate) send_queue: usize,
+    /// Bytes of those frames before it counts as too slow.
+    pub(crate) send_queue_bytes: usize,
 }
 
 pub(crate) struct Inner {

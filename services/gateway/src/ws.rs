@@ -18,7 +18,7 @@ use csp_proto::v1 as pb;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -164,11 +164,12 @@ async fn connection(
     let (tx, mut rx) = mpsc::channel::<Message>(state.limits.send_queue);
     let done = CancellationToken::new();
 
-    // Set by the relay when the send queue is full.
-    let slow = CancellationToken::new();
+    // Cancelled by the relay when the send queue is full (frames or bytes).
+    let backlog = Backlog::new(state.limits.send_queue_bytes);
     let writer = {
         let done = done.clone();
-        let slow = slow.clone();
+        let backlog = backlog.clone();
+        let slow = backlog.slow.clone();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -180,6 +181,7 @@ async fn connection(
                     }
                     msg = rx.recv() => {
                         let Some(msg) = msg else { break };
+                        backlog.dequeued(&msg);
                         let closing = matches!(msg, Message::Close(_));
                         // A browser that stopped reading blocks this send; the
                         // slow signal must still get through.
@@ -220,7 +222,7 @@ async fn connection(
         after_seq,
         tx.clone(),
         done.clone(),
-        slow,
+        backlog,
         in_turn.clone(),
     ));
     let watchdog = tokio::spawn(watchdog(
@@ -317,15 +319,68 @@ async fn acquire(state: &AppState, user: &AuthUser) -> Result<SessionId, ApiErro
         .map_err(|_| ApiError::new(ErrorCode::Internal))
 }
 
+/// What one browser has waiting in its send queue. The channel bounds the
+/// frames; this bounds their bytes too, since one frame can be a tool result
+/// of a few hundred KiB and a thousand of them would be a lot of memory for
+/// a browser that stopped reading.
+#[derive(Clone)]
+struct Backlog {
+    /// Cancelled when the browser is too slow: the writer closes with 1013.
+    slow: CancellationToken,
+    bytes: Arc<AtomicUsize>,
+    max_bytes: usize,
+}
+
+impl Backlog {
+    fn new(max_bytes: usize) -> Self {
+        Self {
+            slow: CancellationToken::new(),
+            bytes: Arc::new(AtomicUsize::new(0)),
+            max_bytes,
+        }
+    }
+
+    /// Counts `msg` as queued, unless that would pass the byte bound. A
+    /// frame larger than the bound still goes when nothing else waits.
+    fn admit(&self, msg: &Message) -> bool {
+        let len = frame_len(msg);
+        let before = self.bytes.fetch_add(len, Ordering::AcqRel);
+        if before > 0 && before + len > self.max_bytes {
+            self.bytes.fetch_sub(len, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    /// `msg` left the queue. Frames other tasks queued (pongs, errors) were
+    /// never counted: the count saturates at 0 rather than wrap.
+    fn dequeued(&self, msg: &Message) {
+        let len = frame_len(msg);
+        let _ = self
+            .bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                Some(b.saturating_sub(len))
+            });
+    }
+}
+
+fn frame_len(msg: &Message) -> usize {
+    match msg {
+        Message::Text(t) => t.len(),
+        Message::Binary(b) => b.len(),
+        _ => 0,
+    }
+}
+
 /// Bus → send queue, in seq order. Never blocks on the browser: a full
-/// queue closes the connection instead.
+/// queue (frames or bytes) closes the connection instead.
 async fn relay(
     bus: std::sync::Arc<dyn csp_bus::EventBus>,
     session: SessionId,
     after_seq: u64,
     tx: mpsc::Sender<Message>,
     done: CancellationToken,
-    slow: CancellationToken,
+    backlog: Backlog,
     in_turn: Arc<AtomicBool>,
 ) {
     let mut events = match bus.subscribe(session, after_seq).await {
@@ -382,14 +437,19 @@ async fn relay(
             }
             None => return,
         };
-        match tx.try_send(msg) {
+        let queued = if backlog.admit(&msg) {
+            tx.try_send(msg)
+        } else {
+            Err(mpsc::error::TrySendError::Full(msg))
+        };
+        match queued {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 metrics::counter!(m::SLOW_CONSUMER_CLOSES).increment(1);
                 tracing::info!(session.id = %session, "browser too slow; closing so it reconnects");
                 // The queue is full, so the close frame cannot join it: the
                 // writer sends it ahead of the queue.
-                slow.cancel();
+                backlog.slow.cancel();
                 return;
             }
             Err(mpsc::error::TrySendError::Closed(_)) => return,
@@ -597,12 +657,13 @@ mod tests {
         let session = SessionId::new();
         publish(&bus, session, 50).await;
         let (tx, mut rx) = mpsc::channel(4);
-        let (done, slow) = (CancellationToken::new(), CancellationToken::new());
+        let (done, backlog) = (CancellationToken::new(), Backlog::new(usize::MAX));
+        let slow = backlog.slow.clone();
         let bus: Arc<dyn EventBus> = Arc::new(bus);
         // Nobody reads `rx`: the relay must give up instead of waiting or growing.
         tokio::time::timeout(
             Duration::from_secs(5),
-            relay(bus, session, 0, tx, done, slow.clone(), Default::default()),
+            relay(bus, session, 0, tx, done, backlog, Default::default()),
         )
         .await
         .expect("the relay returns");
@@ -618,19 +679,70 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_send_queue_is_bounded_in_bytes_too() {
+        let bus = InProcessBus::new(Default::default()).unwrap();
+        let session = SessionId::new();
+        publish(&bus, session, 50).await;
+        // Room for 1024 frames, but only ~500 bytes: a handful of deltas.
+        let (tx, mut rx) = mpsc::channel(1024);
+        let (done, backlog) = (CancellationToken::new(), Backlog::new(500));
+        let slow = backlog.slow.clone();
+        let bus: Arc<dyn EventBus> = Arc::new(bus);
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            relay(
+                bus,
+                session,
+                0,
+                tx,
+                done,
+                backlog.clone(),
+                Default::default(),
+            ),
+        )
+        .await
+        .expect("the relay returns");
+        assert!(slow.is_cancelled(), "closed as slow by bytes, not frames");
+        let mut bytes = 0;
+        let mut frames = 0;
+        while let Ok(msg) = rx.try_recv() {
+            bytes += frame_len(&msg);
+            frames += 1;
+            backlog.dequeued(&msg);
+        }
+        assert!(frames > 1 && frames < 50, "{frames} frames queued");
+        assert!(bytes <= 500, "{bytes} bytes queued");
+        assert_eq!(
+            backlog.bytes.load(Ordering::Acquire),
+            0,
+            "all accounted for"
+        );
+    }
+
+    #[test]
+    fn one_frame_larger_than_the_bound_still_goes_when_nothing_waits() {
+        let backlog = Backlog::new(10);
+        let big = text(&serde_json::json!({"type": "delta", "text": "x".repeat(100)}));
+        assert!(backlog.admit(&big), "alone, it goes");
+        assert!(!backlog.admit(&big), "behind another, it does not");
+        backlog.dequeued(&big);
+        assert!(backlog.admit(&big));
+    }
+
+    #[tokio::test]
     async fn replays_after_seq_then_follows_live_in_order() {
         let bus = Arc::new(InProcessBus::new(Default::default()).unwrap());
         let session = SessionId::new();
         publish(&bus, session, 5).await;
         let (tx, mut rx) = mpsc::channel(64);
-        let (done, slow) = (CancellationToken::new(), CancellationToken::new());
+        let (done, backlog) = (CancellationToken::new(), Backlog::new(usize::MAX));
         let task = tokio::spawn(relay(
             bus.clone(),
             session,
             3,
             tx,
             done.clone(),
-            slow,
+            backlog,
             Default::default(),
         ));
         let mut seqs = Vec::new();
