@@ -6,9 +6,14 @@
 //! never accept a token signed with another algorithm (`alg: none` included).
 //!
 //! Also owns the form of usernames ([`username`]: NFKC, and the key under
-//! which look-alike names collide).
+//! which look-alike names collide), and HMAC-SHA256 signatures with their
+//! constant-time checks ([`hmac`]: [`hmac_sha256`], [`verify_hmac_sha256_hex`],
+//! [`constant_time_eq`]), which must never return early on a secret's content.
 
+pub mod hmac;
 pub mod username;
+
+pub use hmac::{constant_time_eq, hmac_sha256, verify_hmac_sha256_hex};
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use csp_domain::{Role, UserId};

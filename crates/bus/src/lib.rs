@@ -13,18 +13,25 @@
 //! Beside it, the [`Queue`] trait (module [`queue`]): a durable,
 //! at-least-once work queue with consumer groups, for jobs that must
 //! survive their consumer's restart (audit events to the policy service),
-//! with [`NatsQueue`] and [`InProcessQueue`].
+//! with [`NatsQueue`] and [`InProcessQueue`]; and its one consumer loop,
+//! [`run_worker`] (module [`worker`]): a group's deliveries decoded and
+//! handled with bounded concurrency, retried with exponential backoff up
+//! to a maximum number of deliveries, then kept with their last error on a
+//! dead-letter topic, and a graceful stop that settles what is in flight.
 //!
 //! Must never: be the record of a conversation (the store is; the bus only
 //! retains a bounded window to bridge reconnects), assign or rewrite sequence
-//! numbers (the session-pool does), or end a subscription with a silent gap.
+//! numbers (the session-pool does), end a subscription with a silent gap, or
+//! ack a queued message that was neither handled nor kept as a dead letter.
 
 mod error;
 pub mod fanout;
 pub mod inprocess;
+pub mod metrics;
 pub mod nats;
 pub mod queue;
 mod ring;
+pub mod worker;
 
 use async_trait::async_trait;
 use csp_domain::{SessionEvent, SessionId};
@@ -34,6 +41,9 @@ pub use fanout::FanoutBus;
 pub use inprocess::InProcessBus;
 pub use nats::NatsBus;
 pub use queue::{Deliveries, Delivery, InProcessQueue, NatsQueue, Queue, push_retrying};
+pub use worker::{
+    Backoff, DeadLetter, Handler, HandlerError, JobContext, WorkerConfig, run_worker,
+};
 
 /// One session's events, replayed then live. It ends only after an error
 /// (a gap, a lag, a broken connection) has been yielded.

@@ -156,7 +156,7 @@ const MAX_ID_LEN: usize = 256;
 
 /// A topic becomes the tail of a NATS subject, so each segment is held to
 /// the characters valid in a subject token (and in a consumer name).
-fn validate_topic(topic: &str) -> Result<(), Error> {
+pub(crate) fn validate_topic(topic: &str) -> Result<(), Error> {
     if topic.is_empty() || topic.len() > MAX_TOPIC_LEN {
         return Err(Error::Config(format!(
             "queue topic must be 1 to {MAX_TOPIC_LEN} characters, got {} (e.g. \"audit\" or \
@@ -182,7 +182,7 @@ fn validate_topic(topic: &str) -> Result<(), Error> {
 }
 
 /// A group names a durable consumer, where '.' is not allowed.
-fn validate_group(group: &str) -> Result<(), Error> {
+pub(crate) fn validate_group(group: &str) -> Result<(), Error> {
     if group.is_empty() || group.len() > MAX_GROUP_LEN {
         return Err(Error::Config(format!(
             "queue group must be 1 to {MAX_GROUP_LEN} characters, got {} (e.g. \"policy\")",

@@ -1,4 +1,5 @@
-//! Secret values at rest (plugins' secret config fields): Fernet tokens under
+//! Secret values at rest (plugins' secret config fields, tenants' credentials:
+//! whatever csp-store keeps as sealed secrets of an owner): Fernet tokens under
 //! a key from configuration, readable and writable by Python's
 //! `cryptography.fernet` with the same key.
 //!
@@ -8,7 +9,8 @@
 //!
 //! Must never: print a key or a plaintext (keys show only their version;
 //! errors never quote their input), store anything (csp-store keeps the
-//! tokens), or decide which values are secret (plugin manifests do).
+//! tokens), or decide which values are secret (plugin manifests and the
+//! owners' own code do).
 
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};

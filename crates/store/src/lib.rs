@@ -1,8 +1,10 @@
 //! Durable records of csp: users, chat sessions and each session's message log,
-//! each user's monthly spend, the audit log, and plugins' state and config.
+//! each user's monthly spend, the audit log, plugins' state and config, and
+//! the sealed secrets of plugins and tenants.
 //!
-//! Owns: the [`UserStore`], [`SessionStore`], [`BudgetStore`], [`AuditStore`]
-//! and [`PluginStore`] traits, their Postgres adapter ([`PgStore`],
+//! Owns: the [`UserStore`], [`SessionStore`], [`BudgetStore`], [`AuditStore`],
+//! [`PluginStore`] and [`SecretStore`] (sealed secrets by [`Owner`] and key,
+//! all-or-nothing re-encryption of every owner's) traits, their Postgres adapter ([`PgStore`],
 //! distributed mode) and SQLite adapter ([`SqliteStore`], `csp dev`), the
 //! audit hash chain ([`audit_hash`], [`verify_audit_chain`]), and the schema
 //! in `migrations/` (applied when a store connects).
@@ -10,7 +12,7 @@
 //! Must never: hash or check passwords (it stores the hash it is given), decide
 //! who may see a session (callers authorise, the store only filters by owner),
 //! decide what a turn may cost (callers pass the cap; the store only makes the
-//! check-and-reserve atomic), redact audit input (callers do), see a plugin
+//! check-and-reserve atomic), redact audit input (callers do), see a
 //! secret in the clear (callers seal and open them), or print a database URL
 //! with its password.
 
@@ -20,6 +22,7 @@ mod error;
 mod migrations;
 mod plugins;
 mod postgres;
+mod secrets;
 mod sqlite;
 mod timestamp;
 
@@ -31,6 +34,7 @@ use time::OffsetDateTime;
 pub use audit::{audit_hash, verify_audit_chain};
 pub use error::Error;
 pub use postgres::PgStore;
+pub use secrets::{Owner, OwnerKind, Reseal, SecretStore, StoredSecret};
 pub use sqlite::SqliteStore;
 
 /// A user to create. `password_hash` is already hashed (PHC string).
@@ -369,31 +373,21 @@ pub struct PluginState {
     pub active: bool,
     /// Non-secret config values only; never names a key of `secrets`.
     pub config: serde_json::Map<String, serde_json::Value>,
-    /// The secret values that are set, by `config_key`.
+    /// The secret values that are set, by `key`: the [`SecretStore`]'s
+    /// secrets of [`Owner::plugin`] of this name.
     pub secrets: Vec<StoredSecret>,
     /// Who last changed the state or config; `None` when csp itself did.
     pub updated_by: Option<UserId>,
     pub updated_at: OffsetDateTime,
 }
 
-/// One secret config value as stored: sealed by the caller (csp-secrets),
-/// never seen in the clear by the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredSecret {
-    pub config_key: String,
-    /// The Fernet token.
-    pub encrypted_value: String,
-    /// The version of the key that sealed it.
-    pub encryption_key_version: String,
-}
-
 /// A change to one secret of a plugin, applied by
 /// [`PluginStore::save_plugin_config`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretChange {
-    /// Stores the value, replacing the one under the same `config_key`.
+    /// Stores the value, replacing the one under the same `key`.
     Set(StoredSecret),
-    /// Removes the value under this `config_key`; nothing if there is none.
+    /// Removes the value under this `key`; nothing if there is none.
     Remove(String),
 }
 
@@ -413,7 +407,9 @@ pub trait PluginStore: Send + Sync {
     /// Replaces the non-secret config and applies the secret changes in
     /// order, in one transaction, creating the state (inactive) if there is
     /// none; `active` stays. Concurrent saves of one plugin take turns, so
-    /// the result is entirely one of them. [`Error::InvalidInput`], with
+    /// the result is entirely one of them. The secrets are the
+    /// [`SecretStore`]'s, written in the same transaction as the config.
+    /// [`Error::InvalidInput`], with
     /// nothing written, for an empty name or config key, or when `config`
     /// names a key that has a secret stored after the changes (a secret
     /// must never also sit in the clear).
@@ -424,28 +420,18 @@ pub trait PluginStore: Send + Sync {
         secrets: Vec<SecretChange>,
         by: Option<UserId>,
     ) -> Result<PluginState, Error>;
-    /// Re-encrypts secrets in one transaction that holds them (Postgres: the
-    /// rows `FOR UPDATE`; SQLite: the write lock) so no save interleaves:
-    /// `f` sees every stored secret in (plugin, key) order and returns the
-    /// replacement (same `config_key`) or `None` to keep it. An `Err` from
-    /// `f` ([`Error::Aborted`], naming the plugin and key) or a renamed
-    /// replacement ([`Error::InvalidInput`]) rolls everything back. Returns
-    /// how many secrets were rewritten. Plugin states' `updated_at` stays:
-    /// nothing an operator set has changed. (`for<'s>` spelled out because
-    /// `async_trait` would otherwise name the elided lifetime, tying `f`'s
-    /// argument to the call.)
-    async fn reencrypt_secrets(
-        &self,
-        f: &(
-             dyn for<'s> Fn(&'s StoredSecret) -> Result<Option<StoredSecret>, String> + Send + Sync
-         ),
-    ) -> Result<u64, Error>;
 }
 
 /// Everything csp keeps durably; implemented by every adapter.
-pub trait Store: UserStore + SessionStore + BudgetStore + AuditStore + PluginStore {}
+pub trait Store:
+    UserStore + SessionStore + BudgetStore + AuditStore + PluginStore + SecretStore
+{
+}
 
-impl<T: UserStore + SessionStore + BudgetStore + AuditStore + PluginStore + ?Sized> Store for T {}
+impl<T: UserStore + SessionStore + BudgetStore + AuditStore + PluginStore + SecretStore + ?Sized>
+    Store for T
+{
+}
 
 /// Connection-pool settings shared by the adapters.
 #[derive(Debug, Clone)]

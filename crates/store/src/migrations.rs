@@ -29,12 +29,14 @@ pub(crate) const POSTGRES: Embedded = embed!(
     "0002_session_resume.sql",
     "0003_policy.sql",
     "0004_plugins.sql",
+    "0005_sealed_secrets.sql",
 );
 pub(crate) const SQLITE: Embedded = embed!(
     "sqlite": "0001_init.sql",
     "0002_session_resume.sql",
     "0003_policy.sql",
     "0004_plugins.sql",
+    "0005_sealed_secrets.sql",
 );
 
 pub(crate) fn migrator(files: Embedded) -> Migrator {
@@ -176,5 +178,102 @@ mod tests {
         .unwrap();
         assert_eq!(columns, (None, 0, true, None));
         tx.rollback().await.unwrap();
+    }
+
+    // Plugin secrets stored before migration 0005 (in plugin_secrets) must
+    // read the same through the generic API afterwards, as secrets of their
+    // plugin, and so must the plugin's state.
+
+    /// A plugin and one sealed secret in the 0004 schema; `$now` is the
+    /// dialect's timestamp.
+    const OLD_PLUGIN_ROWS: &str = "INSERT INTO plugin_state (plugin_name, active, config, updated_at) \
+         VALUES ('everything', TRUE, '{\"greeting\":\"hi\"}', $now); \
+         INSERT INTO plugin_secrets (plugin_name, config_key, encrypted_value, \
+         encryption_key_version, updated_at) \
+         VALUES ('everything', 'api_token', 'gAAAA-old-token', '0123456789abcdef', $now);";
+
+    async fn assert_old_secret_survives(store: &dyn crate::Store) {
+        use crate::{Owner, StoredSecret};
+        let secret = StoredSecret {
+            key: "api_token".to_owned(),
+            encrypted_value: "gAAAA-old-token".to_owned(),
+            encryption_key_version: "0123456789abcdef".to_owned(),
+        };
+        assert_eq!(
+            store.secrets(&Owner::plugin("everything")).await.unwrap(),
+            vec![secret.clone()]
+        );
+        assert_eq!(
+            store.secrets(&Owner::tenant("everything")).await.unwrap(),
+            vec![]
+        );
+        let state = store.plugin_state("everything").await.unwrap().unwrap();
+        assert!(state.active);
+        assert_eq!(state.config["greeting"], "hi");
+        assert_eq!(state.secrets, vec![secret]);
+    }
+
+    #[tokio::test]
+    async fn sqlite_plugin_secrets_from_before_0005_survive() {
+        use sqlx::{Connection, SqliteConnection};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("csp.db");
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let mut conn = SqliteConnection::connect(&url).await.unwrap();
+        migrator(SQLITE).run_to(4, &mut conn).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(OLD_PLUGIN_ROWS.replace("$now", "0")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        let store = crate::SqliteStore::open(&path).await.unwrap();
+        assert_old_secret_survives(&store).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_plugin_secrets_from_before_0005_survive() {
+        use futures::FutureExt as _;
+        use sqlx::{AssertSqlSafe, Connection, PgConnection};
+        let server = std::env::var("CSP_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let mut admin = PgConnection::connect(&server).await.unwrap_or_else(|e| {
+            panic!("cannot reach the test Postgres (CSP_TEST_DATABASE_URL): {e}")
+        });
+        // A database of its own: the store under test connects to it.
+        let name = format!("csp_upgrade_{}", uuid::Uuid::new_v4().simple());
+        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let mut url = url::Url::parse(&server).unwrap();
+        url.set_path(&name);
+        let url = url.to_string();
+        let outcome = std::panic::AssertUnwindSafe({
+            let url = url.clone();
+            async move {
+                let mut conn = PgConnection::connect(&url).await.unwrap();
+                migrator(POSTGRES).run_to(4, &mut conn).await.unwrap();
+                sqlx::raw_sql(AssertSqlSafe(OLD_PLUGIN_ROWS.replace("$now", "now()")))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                conn.close().await.unwrap();
+                let store = crate::PgStore::connect(&url).await.unwrap();
+                assert_old_secret_survives(&store).await;
+                store.close().await;
+            }
+        })
+        .catch_unwind()
+        .await;
+        // Dropped whatever happened; FORCE ends the store's connections.
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
     }
 }

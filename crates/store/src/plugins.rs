@@ -1,29 +1,21 @@
 //! Rules both adapters apply to plugin state, and how they assemble a
 //! [`PluginState`] from the rows of one join.
 
+pub(crate) use crate::secrets::check_key;
 use crate::{Error, PluginState, SecretChange, StoredSecret};
 use csp_domain::UserId;
 use time::OffsetDateTime;
 
-/// Plugin names and config keys are keys; an empty one is a caller's bug
-/// that should not become a row.
-pub(crate) fn check_key(what: &str, value: &str) -> Result<(), Error> {
-    if value.is_empty() {
-        return Err(Error::InvalidInput(format!("{what} is empty")));
-    }
-    Ok(())
-}
-
 /// Checks every key and orders the changes by config key, keeping the order
 /// of changes to one key. Rows are then locked in key order, the order in
 /// which a re-encryption locks them, so the two cannot deadlock.
-pub(crate) fn prepare(
+pub(crate) fn prepare_changes(
     name: &str,
     mut changes: Vec<SecretChange>,
 ) -> Result<Vec<SecretChange>, Error> {
     check_key("plugin name", name)?;
     for change in &changes {
-        check_key("config key", change_key(change))?;
+        check_key("secret key", change_key(change))?;
     }
     changes.sort_by(|a, b| change_key(a).cmp(change_key(b)));
     Ok(changes)
@@ -31,7 +23,7 @@ pub(crate) fn prepare(
 
 pub(crate) fn change_key(change: &SecretChange) -> &str {
     match change {
-        SecretChange::Set(secret) => &secret.config_key,
+        SecretChange::Set(secret) => &secret.key,
         SecretChange::Remove(key) => key,
     }
 }
@@ -42,43 +34,18 @@ pub(crate) fn check_no_secret_in_config(state: &PluginState) -> Result<(), Error
     match state
         .secrets
         .iter()
-        .find(|secret| state.config.contains_key(&secret.config_key))
+        .find(|secret| state.config.contains_key(&secret.key))
     {
         Some(secret) => Err(Error::InvalidInput(format!(
             "config of plugin '{}' holds '{}', which is stored as a secret; a secret \
              value never goes into the plain config",
-            state.plugin_name, secret.config_key
+            state.plugin_name, secret.key
         ))),
         None => Ok(()),
     }
 }
 
-/// What `f` of [`crate::PluginStore::reencrypt_secrets`] made of `old`:
-/// `Ok(None)` to keep it, the replacement to write, or the error that
-/// aborts the whole re-encryption.
-pub(crate) fn rewrite(
-    plugin: &str,
-    old: &StoredSecret,
-    f: &(dyn Fn(&StoredSecret) -> Result<Option<StoredSecret>, String> + Send + Sync),
-) -> Result<Option<StoredSecret>, Error> {
-    let new = f(old).map_err(|message| {
-        Error::Aborted(format!(
-            "secret '{}' of plugin '{plugin}': {message}",
-            old.config_key
-        ))
-    })?;
-    if let Some(new) = &new
-        && new.config_key != old.config_key
-    {
-        return Err(Error::InvalidInput(format!(
-            "re-encrypting secret '{}' of plugin '{plugin}' returned key '{}'",
-            old.config_key, new.config_key
-        )));
-    }
-    Ok(new)
-}
-
-/// One row of the plugin_state LEFT JOIN plugin_secrets query: a state with
+/// One row of the plugin_state LEFT JOIN sealed_secrets query: a state with
 /// one of its secrets, or with none.
 pub(crate) struct JoinedRow {
     pub(crate) plugin_name: String,
@@ -124,7 +91,7 @@ mod tests {
 
     fn secret(key: &str) -> StoredSecret {
         StoredSecret {
-            config_key: key.to_owned(),
+            key: key.to_owned(),
             encrypted_value: format!("token-of-{key}"),
             encryption_key_version: "v1".to_owned(),
         }
@@ -138,7 +105,7 @@ mod tests {
             SecretChange::Remove("b".to_owned()),
             SecretChange::Set(secret("a")),
         ];
-        let ordered = prepare("p", changes).unwrap();
+        let ordered = prepare_changes("p", changes).unwrap();
         assert_eq!(
             ordered,
             vec![
@@ -152,9 +119,12 @@ mod tests {
 
     #[test]
     fn empty_names_and_keys_are_invalid() {
-        assert!(matches!(prepare("", vec![]), Err(Error::InvalidInput(_))));
         assert!(matches!(
-            prepare("p", vec![SecretChange::Remove(String::new())]),
+            prepare_changes("", vec![]),
+            Err(Error::InvalidInput(_))
+        ));
+        assert!(matches!(
+            prepare_changes("p", vec![SecretChange::Remove(String::new())]),
             Err(Error::InvalidInput(_))
         ));
     }
@@ -200,7 +170,7 @@ mod tests {
         let summary: Vec<(&str, bool, Vec<&str>)> = states
             .iter()
             .map(|s| {
-                let keys = s.secrets.iter().map(|x| x.config_key.as_str()).collect();
+                let keys = s.secrets.iter().map(|x| x.key.as_str()).collect();
                 (s.plugin_name.as_str(), s.active, keys)
             })
             .collect();

@@ -5,13 +5,14 @@ use crate::budget::{admits, check_micros, check_month};
 use crate::error::violation;
 use crate::migrations::{self, migrator};
 use crate::plugins;
+use crate::secrets::{self, Owner, OwnerKind, Reseal, SecretStore, StoredSecret};
 use crate::{
     AUDIT_GENESIS_HASH, Admission, AuditQuery, AuditRecord, AuditStore, BudgetStore, Config, Error,
     MessageRecord, NewAuditEntry, NewMessage, NewSession, NewUser, RESUMING_STATUS, Reservation,
     SessionRecord, SessionStore, Settled, Spend, UserRecord, UserStore, UserUpdate, count_from_db,
     new_session_record, role_from_db, seq_to_db, timestamp, username_key,
 };
-use crate::{PluginState, PluginStore, SecretChange, StoredSecret};
+use crate::{PluginState, PluginStore, SecretChange};
 use async_trait::async_trait;
 use csp_domain::{SessionId, UserId};
 use csp_redact::url as redact_url;
@@ -907,18 +908,20 @@ impl AuditStore for PgStore {
     }
 }
 
-/// A plugin's state joined with its secrets; ordered by byte value ("C")
+/// A plugin's state joined with its secrets (`'plugin'` is
+/// `OwnerKind::Plugin`'s column value); ordered by byte value ("C")
 /// whatever the database's collation, as SQLite orders them.
 macro_rules! plugin_select {
     () => {
         "SELECT p.plugin_name, p.active, p.config, p.updated_by, p.updated_at, \
-         s.config_key, s.encrypted_value, s.encryption_key_version \
-         FROM plugin_state p LEFT JOIN plugin_secrets s ON s.plugin_name = p.plugin_name"
+         s.secret_key, s.encrypted_value, s.encryption_key_version \
+         FROM plugin_state p LEFT JOIN sealed_secrets s \
+         ON s.owner_kind = 'plugin' AND s.owner_id = p.plugin_name"
     };
 }
 macro_rules! plugin_order {
     () => {
-        " ORDER BY p.plugin_name COLLATE \"C\", s.config_key COLLATE \"C\""
+        " ORDER BY p.plugin_name COLLATE \"C\", s.secret_key COLLATE \"C\""
     };
 }
 
@@ -956,10 +959,10 @@ impl PgStore {
         let get = |e| self.error(e);
         let config: Json<serde_json::Map<String, serde_json::Value>> =
             row.try_get("config").map_err(get)?;
-        let config_key: Option<String> = row.try_get("config_key").map_err(get)?;
-        let secret = match config_key {
-            Some(config_key) => Some(StoredSecret {
-                config_key,
+        let key: Option<String> = row.try_get("secret_key").map_err(get)?;
+        let secret = match key {
+            Some(key) => Some(StoredSecret {
+                key,
                 encrypted_value: row.try_get("encrypted_value").map_err(get)?,
                 encryption_key_version: row.try_get("encryption_key_version").map_err(get)?,
             }),
@@ -988,6 +991,56 @@ impl PgStore {
             .await?
             .pop()
             .ok_or_else(|| Error::Corrupt(format!("plugin_state row of '{name}' vanished")))
+    }
+
+    /// Stores one secret of `owner` inside the caller's transaction (the
+    /// one statement every write of a secret goes through).
+    async fn upsert_secret(
+        &self,
+        conn: &mut PgConnection,
+        owner: &Owner,
+        secret: &StoredSecret,
+        now: OffsetDateTime,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO sealed_secrets (owner_kind, owner_id, secret_key, encrypted_value, \
+             encryption_key_version, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (owner_kind, owner_id, secret_key) DO UPDATE SET \
+             encrypted_value = EXCLUDED.encrypted_value, \
+             encryption_key_version = EXCLUDED.encryption_key_version, \
+             updated_at = EXCLUDED.updated_at",
+        )
+        .bind(owner.kind.as_str())
+        .bind(&owner.id)
+        .bind(&secret.key)
+        .bind(&secret.encrypted_value)
+        .bind(&secret.encryption_key_version)
+        .bind(now)
+        .execute(conn)
+        .await
+        .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    /// Removes one secret of `owner` inside the caller's transaction;
+    /// whether there was one.
+    async fn remove_secret<'c>(
+        &self,
+        executor: impl sqlx::PgExecutor<'c>,
+        owner: &Owner,
+        key: &str,
+    ) -> Result<bool, Error> {
+        let done = sqlx::query(
+            "DELETE FROM sealed_secrets \
+             WHERE owner_kind = $1 AND owner_id = $2 AND secret_key = $3",
+        )
+        .bind(owner.kind.as_str())
+        .bind(&owner.id)
+        .bind(key)
+        .execute(executor)
+        .await
+        .map_err(|e| self.error(e))?;
+        Ok(done.rows_affected() > 0)
     }
 }
 
@@ -1036,7 +1089,7 @@ impl PluginStore for PgStore {
         secrets: Vec<SecretChange>,
         by: Option<UserId>,
     ) -> Result<PluginState, Error> {
-        let changes = plugins::prepare(name, secrets)?;
+        let changes = plugins::prepare_changes(name, secrets)?;
         let now = timestamp::now();
         let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
         // The state row's lock, held until commit, makes concurrent saves of
@@ -1054,28 +1107,16 @@ impl PluginStore for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| self.error(e))?;
+        let owner = Owner::plugin(name);
         for change in &changes {
-            let query = match change {
-                SecretChange::Set(secret) => sqlx::query(
-                    "INSERT INTO plugin_secrets (plugin_name, config_key, encrypted_value, \
-                     encryption_key_version, updated_at) VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (plugin_name, config_key) DO UPDATE SET \
-                     encrypted_value = EXCLUDED.encrypted_value, \
-                     encryption_key_version = EXCLUDED.encryption_key_version, \
-                     updated_at = EXCLUDED.updated_at",
-                )
-                .bind(name)
-                .bind(&secret.config_key)
-                .bind(&secret.encrypted_value)
-                .bind(&secret.encryption_key_version)
-                .bind(now),
-                SecretChange::Remove(key) => sqlx::query(
-                    "DELETE FROM plugin_secrets WHERE plugin_name = $1 AND config_key = $2",
-                )
-                .bind(name)
-                .bind(key),
-            };
-            query.execute(&mut *tx).await.map_err(|e| self.error(e))?;
+            match change {
+                SecretChange::Set(secret) => {
+                    self.upsert_secret(&mut tx, &owner, secret, now).await?;
+                }
+                SecretChange::Remove(key) => {
+                    self.remove_secret(&mut *tx, &owner, key).await?;
+                }
+            }
         }
         let state = self.written_plugin(&mut tx, name).await?;
         // Dropping the transaction on error rolls every write back.
@@ -1083,48 +1124,74 @@ impl PluginStore for PgStore {
         tx.commit().await.map_err(|e| self.error(e))?;
         Ok(state)
     }
+}
+
+#[async_trait]
+impl SecretStore for PgStore {
+    async fn secrets(&self, owner: &Owner) -> Result<Vec<StoredSecret>, Error> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT secret_key, encrypted_value, encryption_key_version FROM sealed_secrets \
+             WHERE owner_kind = $1 AND owner_id = $2 ORDER BY secret_key COLLATE \"C\"",
+        )
+        .bind(owner.kind.as_str())
+        .bind(&owner.id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.error(e))?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(key, encrypted_value, encryption_key_version)| StoredSecret {
+                    key,
+                    encrypted_value,
+                    encryption_key_version,
+                },
+            )
+            .collect())
+    }
+
+    #[instrument(name = "store.put_secrets", skip_all, fields(owner.kind = %owner.kind, count = secrets.len()))]
+    async fn put_secrets(&self, owner: &Owner, secrets: Vec<StoredSecret>) -> Result<(), Error> {
+        let secrets = secrets::prepare(owner, secrets)?;
+        let now = timestamp::now();
+        let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
+        for secret in &secrets {
+            self.upsert_secret(&mut tx, owner, secret, now).await?;
+        }
+        tx.commit().await.map_err(|e| self.error(e))
+    }
+
+    #[instrument(name = "store.delete_secret", skip_all, fields(owner.kind = %owner.kind))]
+    async fn delete_secret(&self, owner: &Owner, key: &str) -> Result<bool, Error> {
+        self.remove_secret(&self.pool, owner, key).await
+    }
 
     #[instrument(name = "store.reencrypt_secrets", skip_all, err)]
-    async fn reencrypt_secrets(
-        &self,
-        f: &(
-             dyn for<'s> Fn(&'s StoredSecret) -> Result<Option<StoredSecret>, String> + Send + Sync
-         ),
-    ) -> Result<u64, Error> {
+    async fn reencrypt_secrets(&self, f: &Reseal<'_>) -> Result<u64, Error> {
         let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
-        // Locked in key order, the order saves lock them in, so a save and a
-        // re-encryption wait for each other instead of deadlocking.
-        let rows: Vec<(String, String, String, String)> = sqlx::query_as(
-            "SELECT plugin_name, config_key, encrypted_value, encryption_key_version \
-             FROM plugin_secrets \
-             ORDER BY plugin_name COLLATE \"C\", config_key COLLATE \"C\" FOR UPDATE",
+        // Locked in key order, the order writes lock them in, so a write and
+        // a re-encryption wait for each other instead of deadlocking.
+        let rows: Vec<(String, String, String, String, String)> = sqlx::query_as(
+            "SELECT owner_kind, owner_id, secret_key, encrypted_value, encryption_key_version \
+             FROM sealed_secrets ORDER BY owner_kind COLLATE \"C\", owner_id COLLATE \"C\", \
+             secret_key COLLATE \"C\" FOR UPDATE",
         )
         .fetch_all(&mut *tx)
         .await
         .map_err(|e| self.error(e))?;
         let now = timestamp::now();
         let mut rewritten = 0;
-        for (plugin, config_key, encrypted_value, encryption_key_version) in rows {
+        for (kind, id, key, encrypted_value, encryption_key_version) in rows {
+            let owner = Owner::new(OwnerKind::from_db(&kind)?, id);
             let old = StoredSecret {
-                config_key,
+                key,
                 encrypted_value,
                 encryption_key_version,
             };
-            let Some(new) = plugins::rewrite(&plugin, &old, f)? else {
+            let Some(new) = secrets::rewrite(&owner, &old, f)? else {
                 continue;
             };
-            sqlx::query(
-                "UPDATE plugin_secrets SET encrypted_value = $3, encryption_key_version = $4, \
-                 updated_at = $5 WHERE plugin_name = $1 AND config_key = $2",
-            )
-            .bind(&plugin)
-            .bind(&old.config_key)
-            .bind(&new.encrypted_value)
-            .bind(&new.encryption_key_version)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.error(e))?;
+            self.upsert_secret(&mut tx, &owner, &new, now).await?;
             rewritten += 1;
         }
         tx.commit().await.map_err(|e| self.error(e))?;

@@ -5,6 +5,7 @@ use crate::budget::{admits, check_micros, check_month};
 use crate::error::violation;
 use crate::migrations::{self, migrator};
 use crate::plugins;
+use crate::secrets::{self, Owner, OwnerKind, Reseal, SecretStore, StoredSecret};
 use crate::timestamp::{self, from_unix_ms, to_unix_ms};
 use crate::{
     AUDIT_GENESIS_HASH, Admission, AuditQuery, AuditRecord, AuditStore, BudgetStore, Config, Error,
@@ -12,7 +13,7 @@ use crate::{
     SessionRecord, SessionStore, Settled, Spend, UserRecord, UserStore, UserUpdate, count_from_db,
     new_session_record, role_from_db, seq_to_db, username_key,
 };
-use crate::{PluginState, PluginStore, SecretChange, StoredSecret};
+use crate::{PluginState, PluginStore, SecretChange};
 use async_trait::async_trait;
 use csp_domain::{SessionId, UserId};
 use sqlx::error::ErrorKind;
@@ -926,18 +927,20 @@ impl AuditStore for SqliteStore {
     }
 }
 
-/// A plugin's state joined with its secrets, in byte order (SQLite's
+/// A plugin's state joined with its secrets (`'plugin'` is
+/// `OwnerKind::Plugin`'s column value), in byte order (SQLite's
 /// BINARY collation, as Postgres is asked for).
 macro_rules! plugin_select {
     () => {
         "SELECT p.plugin_name, p.active, p.config, p.updated_by, p.updated_at, \
-         s.config_key, s.encrypted_value, s.encryption_key_version \
-         FROM plugin_state p LEFT JOIN plugin_secrets s ON s.plugin_name = p.plugin_name"
+         s.secret_key, s.encrypted_value, s.encryption_key_version \
+         FROM plugin_state p LEFT JOIN sealed_secrets s \
+         ON s.owner_kind = 'plugin' AND s.owner_id = p.plugin_name"
     };
 }
 macro_rules! plugin_order {
     () => {
-        " ORDER BY p.plugin_name, s.config_key"
+        " ORDER BY p.plugin_name, s.secret_key"
     };
 }
 
@@ -981,10 +984,10 @@ impl SqliteStore {
             ))
         })?;
         let updated_by: Option<String> = row.try_get("updated_by").map_err(get)?;
-        let config_key: Option<String> = row.try_get("config_key").map_err(get)?;
-        let secret = match config_key {
-            Some(config_key) => Some(StoredSecret {
-                config_key,
+        let key: Option<String> = row.try_get("secret_key").map_err(get)?;
+        let secret = match key {
+            Some(key) => Some(StoredSecret {
+                key,
                 encrypted_value: row.try_get("encrypted_value").map_err(get)?,
                 encryption_key_version: row.try_get("encryption_key_version").map_err(get)?,
             }),
@@ -1010,6 +1013,55 @@ impl SqliteStore {
             .await?
             .pop()
             .ok_or_else(|| Error::Corrupt(format!("plugin_state row of '{name}' vanished")))
+    }
+
+    /// Stores one secret of `owner` inside the caller's transaction (the
+    /// one statement every write of a secret goes through).
+    async fn upsert_secret(
+        &self,
+        conn: &mut SqliteConnection,
+        owner: &Owner,
+        secret: &StoredSecret,
+        now_ms: i64,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO sealed_secrets (owner_kind, owner_id, secret_key, encrypted_value, \
+             encryption_key_version, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (owner_kind, owner_id, secret_key) DO UPDATE SET \
+             encrypted_value = excluded.encrypted_value, \
+             encryption_key_version = excluded.encryption_key_version, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(owner.kind.as_str())
+        .bind(&owner.id)
+        .bind(&secret.key)
+        .bind(&secret.encrypted_value)
+        .bind(&secret.encryption_key_version)
+        .bind(now_ms)
+        .execute(conn)
+        .await
+        .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    /// Removes one secret of `owner`; whether there was one.
+    async fn remove_secret<'c>(
+        &self,
+        executor: impl sqlx::SqliteExecutor<'c>,
+        owner: &Owner,
+        key: &str,
+    ) -> Result<bool, Error> {
+        let done = sqlx::query(
+            "DELETE FROM sealed_secrets \
+             WHERE owner_kind = $1 AND owner_id = $2 AND secret_key = $3",
+        )
+        .bind(owner.kind.as_str())
+        .bind(&owner.id)
+        .bind(key)
+        .execute(executor)
+        .await
+        .map_err(|e| self.error(e))?;
+        Ok(done.rows_affected() > 0)
     }
 }
 
@@ -1058,7 +1110,7 @@ impl PluginStore for SqliteStore {
         secrets: Vec<SecretChange>,
         by: Option<UserId>,
     ) -> Result<PluginState, Error> {
-        let changes = plugins::prepare(name, secrets)?;
+        let changes = plugins::prepare_changes(name, secrets)?;
         let config = serde_json::to_string(&config)
             .map_err(|e| Error::InvalidInput(format!("config of plugin '{name}': {e}")))?;
         let now = to_unix_ms(timestamp::now());
@@ -1077,28 +1129,16 @@ impl PluginStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| self.error(e))?;
+        let owner = Owner::plugin(name);
         for change in &changes {
-            let query = match change {
-                SecretChange::Set(secret) => sqlx::query(
-                    "INSERT INTO plugin_secrets (plugin_name, config_key, encrypted_value, \
-                     encryption_key_version, updated_at) VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (plugin_name, config_key) DO UPDATE SET \
-                     encrypted_value = excluded.encrypted_value, \
-                     encryption_key_version = excluded.encryption_key_version, \
-                     updated_at = excluded.updated_at",
-                )
-                .bind(name)
-                .bind(&secret.config_key)
-                .bind(&secret.encrypted_value)
-                .bind(&secret.encryption_key_version)
-                .bind(now),
-                SecretChange::Remove(key) => sqlx::query(
-                    "DELETE FROM plugin_secrets WHERE plugin_name = $1 AND config_key = $2",
-                )
-                .bind(name)
-                .bind(key),
-            };
-            query.execute(&mut *tx).await.map_err(|e| self.error(e))?;
+            match change {
+                SecretChange::Set(secret) => {
+                    self.upsert_secret(&mut tx, &owner, secret, now).await?;
+                }
+                SecretChange::Remove(key) => {
+                    self.remove_secret(&mut *tx, &owner, key).await?;
+                }
+            }
         }
         let state = self.written_plugin(&mut tx, name).await?;
         // Dropping the transaction on error rolls every write back.
@@ -1106,47 +1146,73 @@ impl PluginStore for SqliteStore {
         tx.commit().await.map_err(|e| self.error(e))?;
         Ok(state)
     }
+}
+
+#[async_trait]
+impl SecretStore for SqliteStore {
+    async fn secrets(&self, owner: &Owner) -> Result<Vec<StoredSecret>, Error> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT secret_key, encrypted_value, encryption_key_version FROM sealed_secrets \
+             WHERE owner_kind = $1 AND owner_id = $2 ORDER BY secret_key",
+        )
+        .bind(owner.kind.as_str())
+        .bind(&owner.id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.error(e))?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(key, encrypted_value, encryption_key_version)| StoredSecret {
+                    key,
+                    encrypted_value,
+                    encryption_key_version,
+                },
+            )
+            .collect())
+    }
+
+    #[instrument(name = "store.put_secrets", skip_all, fields(owner.kind = %owner.kind, count = secrets.len()))]
+    async fn put_secrets(&self, owner: &Owner, secrets: Vec<StoredSecret>) -> Result<(), Error> {
+        let secrets = secrets::prepare(owner, secrets)?;
+        let now = to_unix_ms(timestamp::now());
+        let mut tx = self.begin_write().await?;
+        for secret in &secrets {
+            self.upsert_secret(&mut tx, owner, secret, now).await?;
+        }
+        tx.commit().await.map_err(|e| self.error(e))
+    }
+
+    #[instrument(name = "store.delete_secret", skip_all, fields(owner.kind = %owner.kind))]
+    async fn delete_secret(&self, owner: &Owner, key: &str) -> Result<bool, Error> {
+        self.remove_secret(&self.pool, owner, key).await
+    }
 
     #[instrument(name = "store.reencrypt_secrets", skip_all, err)]
-    async fn reencrypt_secrets(
-        &self,
-        f: &(
-             dyn for<'s> Fn(&'s StoredSecret) -> Result<Option<StoredSecret>, String> + Send + Sync
-         ),
-    ) -> Result<u64, Error> {
-        // The write lock from the first statement: no save changes a secret
+    async fn reencrypt_secrets(&self, f: &Reseal<'_>) -> Result<u64, Error> {
+        // The write lock from the first statement: no write changes a secret
         // between reading it and rewriting it.
         let mut tx = self.begin_write().await?;
-        let rows: Vec<(String, String, String, String)> = sqlx::query_as(
-            "SELECT plugin_name, config_key, encrypted_value, encryption_key_version \
-             FROM plugin_secrets ORDER BY plugin_name, config_key",
+        let rows: Vec<(String, String, String, String, String)> = sqlx::query_as(
+            "SELECT owner_kind, owner_id, secret_key, encrypted_value, encryption_key_version \
+             FROM sealed_secrets ORDER BY owner_kind, owner_id, secret_key",
         )
         .fetch_all(&mut *tx)
         .await
         .map_err(|e| self.error(e))?;
         let now = to_unix_ms(timestamp::now());
         let mut rewritten = 0;
-        for (plugin, config_key, encrypted_value, encryption_key_version) in rows {
+        for (kind, id, key, encrypted_value, encryption_key_version) in rows {
+            let owner = Owner::new(OwnerKind::from_db(&kind)?, id);
             let old = StoredSecret {
-                config_key,
+                key,
                 encrypted_value,
                 encryption_key_version,
             };
-            let Some(new) = plugins::rewrite(&plugin, &old, f)? else {
+            let Some(new) = secrets::rewrite(&owner, &old, f)? else {
                 continue;
             };
-            sqlx::query(
-                "UPDATE plugin_secrets SET encrypted_value = $3, encryption_key_version = $4, \
-                 updated_at = $5 WHERE plugin_name = $1 AND config_key = $2",
-            )
-            .bind(&plugin)
-            .bind(&old.config_key)
-            .bind(&new.encrypted_value)
-            .bind(&new.encryption_key_version)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.error(e))?;
+            self.upsert_secret(&mut tx, &owner, &new, now).await?;
             rewritten += 1;
         }
         tx.commit().await.map_err(|e| self.error(e))?;

@@ -137,8 +137,7 @@ impl AppState {
         let (Some(want), Some(got)) = (&self.metrics_token, presented) else {
             return false;
         };
-        let (a, b) = (want.expose_secret().as_bytes(), got.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        csp_auth::constant_time_eq(want.expose_secret().as_bytes(), got.as_bytes())
     }
 
     fn client(&self, addr: String) -> Result<SessionPoolClient<Channel>, ErrorCode> {

@@ -165,7 +165,7 @@ impl Catalog {
                 if let Some(s) = v.state {
                     hasher.update(Value::Object(s.config.clone()).to_string());
                     for secret in &s.secrets {
-                        hasher.update(&secret.config_key);
+                        hasher.update(&secret.key);
                         hasher.update(&secret.encrypted_value);
                     }
                 }
@@ -333,7 +333,7 @@ impl Catalog {
                     })?;
                     let Sealed { token, key_version } = keyring.seal(&plain);
                     changes.push(SecretChange::Set(StoredSecret {
-                        config_key: field.clone(),
+                        key: field.clone(),
                         encrypted_value: token,
                         encryption_key_version: key_version,
                     }));
@@ -352,12 +352,12 @@ impl Catalog {
         // stay, the new ones, and the new plain values.
         let mut effective = config.clone();
         let kept = stored.iter().flat_map(|s| &s.secrets);
-        for s in kept.filter(|s| keep.contains(&s.config_key)) {
-            effective.insert(s.config_key.clone(), Value::String(REDACTED.into()));
+        for s in kept.filter(|s| keep.contains(&s.key)) {
+            effective.insert(s.key.clone(), Value::String(REDACTED.into()));
         }
         for c in &changes {
             if let SecretChange::Set(s) = c {
-                effective.insert(s.config_key.clone(), Value::String(REDACTED.into()));
+                effective.insert(s.key.clone(), Value::String(REDACTED.into()));
             }
         }
         if let Err(errors) = manifest.validate_config(&effective) {
@@ -373,7 +373,7 @@ impl Catalog {
         let keys: Vec<&String> = config
             .keys()
             .chain(changes.iter().map(|c| match c {
-                SecretChange::Set(s) => &s.config_key,
+                SecretChange::Set(s) => &s.key,
                 SecretChange::Remove(k) => k,
             }))
             .collect();
@@ -437,9 +437,9 @@ impl Catalog {
                     token: secret.encrypted_value.clone(),
                     key_version: secret.encryption_key_version.clone(),
                 })
-                .map_err(|e| format!("secret '{}' cannot be decrypted: {e}", secret.config_key))?;
+                .map_err(|e| format!("secret '{}' cannot be decrypted: {e}", secret.key))?;
             config.insert(
-                secret.config_key.clone(),
+                secret.key.clone(),
                 Value::String(plain.expose_secret().to_owned()),
             );
         }
@@ -495,8 +495,8 @@ impl Catalog {
                 shown.retain(|k, _| !secret_fields.contains(k));
                 let mut set = Vec::new();
                 for secret in &s.secrets {
-                    shown.insert(secret.config_key.clone(), Value::String(REDACTED.into()));
-                    set.push(secret.config_key.clone());
+                    shown.insert(secret.key.clone(), Value::String(REDACTED.into()));
+                    set.push(secret.key.clone());
                 }
                 (Value::Object(shown).to_string(), set)
             }
@@ -594,7 +594,7 @@ fn status_of(entry: &Entry, state: Option<&PluginState>) -> (PluginStatus, Vec<S
     let saved = saved(state);
     let mut effective = state.map(|s| s.config.clone()).unwrap_or_default();
     for s in state.iter().flat_map(|s| &s.secrets) {
-        effective.insert(s.config_key.clone(), Value::String(REDACTED.into()));
+        effective.insert(s.key.clone(), Value::String(REDACTED.into()));
     }
     // Settings that are all optional (or have defaults) need nothing: the
     // plugin is ready as it is, configured once something was saved.

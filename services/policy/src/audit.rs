@@ -4,10 +4,9 @@
 //! none, a redelivery stores nothing twice. Admin actions are written
 //! directly. Every input is redacted again before it is stored.
 
-use csp_bus::Queue;
+use csp_bus::{Backoff, Handler, HandlerError, JobContext, Queue, WorkerConfig, run_worker};
 use csp_domain::{AUDIT_TOPIC, AuditEvent, AuditStatus, SessionId, UserId};
 use csp_store::{AuditStore, NewAuditEntry};
-use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -53,69 +52,46 @@ pub(crate) fn admin_action(
     }
 }
 
-/// Writes queued audit events until `shutdown`. A store failure leaves the
-/// event unacknowledged (redelivered after a pause); an unreadable one is
-/// logged and dropped, since no retry can fix it.
+/// Writes queued audit events until `shutdown`, one at a time, through the
+/// queue's worker loop. A store failure leaves the event unacknowledged
+/// (redelivered after a pause, for as long as the queue keeps it); an
+/// unreadable one goes to the dead-letter topic (`audit.dead`) with its
+/// decode error, since no retry can fix it.
 pub(crate) async fn consume(
     queue: Arc<dyn Queue>,
     store: Arc<dyn AuditStore>,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        let mut deliveries = tokio::select! {
-            r = queue.pull(AUDIT_TOPIC, GROUP) => match r {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::warn!(error = %e, "audit queue unavailable; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.cancelled() => return,
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
-                    continue;
-                }
-            },
-            _ = shutdown.cancelled() => return,
-        };
-        backoff = Duration::from_millis(200);
-        loop {
-            let next = tokio::select! {
-                n = deliveries.next() => n,
-                _ = shutdown.cancelled() => return,
-            };
-            let delivery = match next {
-                Some(Ok(d)) => d,
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "audit delivery failed; reconnecting");
-                    break;
-                }
-                None => break,
-            };
-            let event: AuditEvent = match serde_json::from_slice(&delivery.payload) {
-                Ok(e) => e,
-                Err(e) => {
-                    tracing::error!(error = %e, id = %delivery.id, "dropping an unreadable audit event");
-                    let _ = delivery.ack().await;
-                    continue;
-                }
-            };
-            match store.append_audit(entry(event)).await {
-                Ok(_) => {
-                    if let Err(e) = delivery.ack().await {
-                        // Redelivered and then skipped as a duplicate.
-                        tracing::debug!(error = %e, "audit ack failed");
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not store an audit event; will retry");
-                    let _ = delivery.nack(Duration::from_secs(1)).await;
-                }
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = shutdown.cancelled() => return,
-        }
+    let config = WorkerConfig {
+        // Never given up on: a store outage must not lose audit events.
+        max_deliveries: u32::MAX,
+        backoff: Backoff {
+            initial: RETRY_PAUSE,
+            max: RETRY_PAUSE,
+            factor: 1.0,
+        },
+        ..WorkerConfig::new(AUDIT_TOPIC, GROUP)
+    };
+    if let Err(e) = run_worker(queue, config, Arc::new(Writer { store }), shutdown).await {
+        tracing::error!(error = %e, "the audit queue consumer cannot start");
+    }
+}
+
+/// How long a store failure pauses an event before it is tried again.
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
+
+/// Stores one audit event, idempotently by its `audit_id`.
+struct Writer {
+    store: Arc<dyn AuditStore>,
+}
+
+#[async_trait::async_trait]
+impl Handler<AuditEvent> for Writer {
+    async fn handle(&self, event: AuditEvent, _: &JobContext) -> Result<(), HandlerError> {
+        self.store
+            .append_audit(entry(event))
+            .await
+            .map(drop)
+            .map_err(|e| HandlerError::retryable(format!("could not store an audit event: {e}")))
     }
 }

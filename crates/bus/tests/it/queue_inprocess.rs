@@ -19,6 +19,7 @@ async fn make(ack_wait: Duration) -> (Arc<dyn Queue>, ()) {
 }
 
 crate::queue_suite::queue_suite!(make);
+crate::worker_suite::worker_suite!(make);
 
 fn queue(max_messages: usize, max_bytes: usize) -> InProcessQueue {
     InProcessQueue::with_config(Config {
@@ -102,4 +103,41 @@ async fn clones_share_the_queue() {
     let mut deliveries = queue.pull("audit", "policy").await.unwrap();
     push(&producer, "audit", &["e1"]).await;
     expect(&mut deliveries, "e1", 1).await.ack().await.unwrap();
+}
+
+/// With paused time the backoff is exact: each retry waits precisely its
+/// delay, growing by the factor up to the max, and the dead letter follows
+/// the last delivery.
+#[tokio::test(start_paused = true)]
+async fn worker_retries_wait_exactly_their_backoff() {
+    use crate::worker_suite::{
+        Act, Recorder, config, dead_letters, job, spawn_worker, stop_worker, until,
+    };
+    use csp_bus::Backoff;
+
+    let queue: Arc<dyn Queue> = Arc::new(
+        InProcessQueue::with_config(Config {
+            ack_wait: LONG_ACK_WAIT,
+            ..Config::default()
+        })
+        .unwrap(),
+    );
+    let (handler, _) = Recorder::new(Act::FailUntil(u64::MAX));
+    let worker = csp_bus::WorkerConfig {
+        backoff: Backoff {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(3),
+            factor: 2.0,
+        },
+        ..config(1, 5)
+    };
+    let (task, stop) = spawn_worker(&queue, worker, &handler);
+    queue.push("jobs", "j1", job(1)).await.unwrap();
+    until("five deliveries", || handler.attempts().len() == 5).await;
+    let letters = dead_letters(&*queue, 1).await;
+    assert_eq!(letters["j1"].attempts, 5);
+    stop_worker(task, stop).await;
+    let calls = handler.calls.lock().unwrap().clone();
+    let gaps: Vec<Duration> = calls.windows(2).map(|w| w[1].2 - w[0].2).collect();
+    assert_eq!(gaps, [1, 2, 3, 3].map(Duration::from_secs));
 }

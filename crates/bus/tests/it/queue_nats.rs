@@ -43,6 +43,7 @@ async fn make(ack_wait: Duration) -> (Arc<dyn Queue>, DeleteStream) {
 }
 
 crate::queue_suite::queue_suite!(make);
+crate::worker_suite::worker_suite!(make);
 
 async fn jetstream() -> async_nats::jetstream::Context {
     async_nats::jetstream::new(async_nats::connect(nats_url()).await.unwrap())

@@ -5,7 +5,7 @@
 
 use crate::postgres::TestDb;
 use csp_secrets::{Error, Keyring, Sealed, SecretKey};
-use csp_store::{PluginStore, SecretChange, SqliteStore, StoredSecret};
+use csp_store::{SecretChange, SqliteStore, Store, StoredSecret};
 use secrecy::ExposeSecret as _;
 use sqlx::{PgPool, SqlitePool};
 
@@ -18,9 +18,9 @@ fn sealed_of(secret: &StoredSecret) -> Sealed {
     }
 }
 
-fn stored(config_key: &str, sealed: Sealed) -> StoredSecret {
+fn stored(key: &str, sealed: Sealed) -> StoredSecret {
     StoredSecret {
-        config_key: config_key.to_owned(),
+        key: key.to_owned(),
         encrypted_value: sealed.token,
         encryption_key_version: sealed.key_version,
     }
@@ -34,20 +34,20 @@ enum Raw {
 
 impl Raw {
     async fn encrypted_values(&self) -> Vec<String> {
-        let sql = "SELECT encrypted_value FROM plugin_secrets ORDER BY config_key";
+        let sql = "SELECT encrypted_value FROM sealed_secrets ORDER BY secret_key";
         match self {
             Raw::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
             Raw::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
         }
-        .expect("read plugin_secrets")
+        .expect("read sealed_secrets")
     }
 
-    /// Every column of every row of both plugin tables, as text.
+    /// Every column of every row of the plugin and secret tables, as text.
     async fn every_column(&self) -> Vec<String> {
         match self {
             Raw::Postgres(pool) => {
                 sqlx::query_scalar(
-                    "SELECT row_to_json(t)::text FROM plugin_secrets t \
+                    "SELECT row_to_json(t)::text FROM sealed_secrets t \
                  UNION ALL SELECT row_to_json(t)::text FROM plugin_state t",
                 )
                 .fetch_all(pool)
@@ -55,8 +55,9 @@ impl Raw {
             }
             Raw::Sqlite(pool) => {
                 sqlx::query_scalar(
-                    "SELECT plugin_name || '|' || config_key || '|' || encrypted_value || '|' || \
-                 encryption_key_version || '|' || updated_at FROM plugin_secrets \
+                    "SELECT owner_kind || '|' || owner_id || '|' || secret_key || '|' || \
+                 encrypted_value || '|' || encryption_key_version || '|' || updated_at \
+                 FROM sealed_secrets \
                  UNION ALL SELECT plugin_name || '|' || active || '|' || config || '|' || \
                  COALESCE(updated_by, '') || '|' || updated_at FROM plugin_state",
                 )
@@ -79,7 +80,7 @@ impl Raw {
     }
 }
 
-async fn seal_store_and_rotate(store: &dyn PluginStore, raw: &Raw) {
+async fn seal_store_and_rotate(store: &dyn Store, raw: &Raw) {
     let (a, b) = (SecretKey::generate().0, SecretKey::generate().0);
     let sealed = Keyring::new(a.clone(), vec![]).seal(PLAINTEXT);
     let mut config = serde_json::Map::new();
@@ -102,7 +103,7 @@ async fn seal_store_and_rotate(store: &dyn PluginStore, raw: &Raw) {
     let rotate_without_a = |secret: &StoredSecret| -> Result<Option<StoredSecret>, String> {
         forgot_a
             .reseal(&sealed_of(secret))
-            .map(|new| new.map(|new| stored(&secret.config_key, new)))
+            .map(|new| new.map(|new| stored(&secret.key, new)))
             .map_err(|e| e.to_string())
     };
     let err = store
@@ -116,7 +117,7 @@ async fn seal_store_and_rotate(store: &dyn PluginStore, raw: &Raw) {
     let rotate = |secret: &StoredSecret| -> Result<Option<StoredSecret>, String> {
         b_after_a
             .reseal(&sealed_of(secret))
-            .map(|new| new.map(|new| stored(&secret.config_key, new)))
+            .map(|new| new.map(|new| stored(&secret.key, new)))
             .map_err(|e| e.to_string())
     };
     assert_eq!(store.reencrypt_secrets(&rotate).await.unwrap(), 1);

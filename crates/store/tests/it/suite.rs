@@ -9,7 +9,7 @@ use csp_store::{
     NewMessage, NewSession, NewUser, Reservation, SessionRecord, Settled, Spend, Store, UserRecord,
     UserUpdate, Verification, audit_hash, verify_audit_chain,
 };
-use csp_store::{PluginState, SecretChange, StoredSecret};
+use csp_store::{Owner, OwnerKind, PluginState, SecretChange, StoredSecret};
 use futures::future::join_all;
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -66,6 +66,9 @@ macro_rules! store_suite {
             reencrypt_counts_rewrites_and_a_second_run_rewrites_nothing,
             reencrypt_rolls_everything_back_when_f_fails,
             concurrent_saves_of_one_plugin_do_not_mix,
+            secrets_are_put_read_and_deleted_per_owner,
+            owners_with_the_same_key_name_are_isolated,
+            reencrypt_covers_every_owner_kind_all_or_nothing,
         );
         store_suite!(@fixture_cases $fixture;
             tampered_audit_row_is_found,
@@ -1571,7 +1574,7 @@ fn plugin_config(value: serde_json::Value) -> serde_json::Map<String, serde_json
 
 fn stored(key: &str, value: &str, version: &str) -> StoredSecret {
     StoredSecret {
-        config_key: key.to_owned(),
+        key: key.to_owned(),
         encrypted_value: value.to_owned(),
         encryption_key_version: version.to_owned(),
     }
@@ -1769,7 +1772,7 @@ pub(crate) async fn save_plugin_config_replaces_config_and_applies_secret_change
     let keys: Vec<&str> = removed_last
         .secrets
         .iter()
-        .map(|s| s.config_key.as_str())
+        .map(|s| s.key.as_str())
         .collect();
     assert_eq!(keys, ["new", "replace"]);
     let set_last = store
@@ -1955,7 +1958,7 @@ pub(crate) async fn reencrypt_rolls_everything_back_when_f_fails(store: &dyn Sto
     // A replacement under another key is refused the same way.
     let renames = |secret: &StoredSecret| -> Result<Option<StoredSecret>, String> {
         Ok(Some(StoredSecret {
-            config_key: format!("{}-renamed", secret.config_key),
+            key: format!("{}-renamed", secret.key),
             ..secret.clone()
         }))
     };
@@ -1970,11 +1973,7 @@ pub(crate) async fn reencrypt_rolls_everything_back_when_f_fails(store: &dyn Sto
 /// its secrets come from that same save (possibly re-encrypted since).
 fn one_save(state: &PluginState, keys: &[&str]) -> i64 {
     let who = state.config["who"].as_i64().expect("who is a number");
-    let found: Vec<&str> = state
-        .secrets
-        .iter()
-        .map(|s| s.config_key.as_str())
-        .collect();
+    let found: Vec<&str> = state.secrets.iter().map(|s| s.key.as_str()).collect();
     assert_eq!(found, keys, "{state:?}");
     for secret in &state.secrets {
         let (value, version) = (&secret.encrypted_value, &secret.encryption_key_version);
@@ -2041,4 +2040,191 @@ pub(crate) async fn concurrent_saves_of_one_plugin_do_not_mix(store: &dyn Store)
     assert!((0..6).contains(&one_save(&p, &["a", "b", "c"])), "{p:?}");
     let fresh = store.plugin_state("fresh").await.unwrap().unwrap();
     assert!((0..4).contains(&one_save(&fresh, &["token"])), "{fresh:?}");
+}
+
+pub(crate) async fn secrets_are_put_read_and_deleted_per_owner(store: &dyn Store) {
+    let tenant = Owner::tenant("acme");
+    assert_eq!(store.secrets(&tenant).await.unwrap(), vec![]);
+    store
+        .put_secrets(
+            &tenant,
+            vec![
+                stored("webhook_secret", "w1", "v1"),
+                stored("api_key", "a1", "v1"),
+                stored("api_key", "a2", "v1"),
+            ],
+        )
+        .await
+        .unwrap();
+    // By key; of two values under one key the last wins.
+    assert_eq!(
+        store.secrets(&tenant).await.unwrap(),
+        vec![
+            stored("api_key", "a2", "v1"),
+            stored("webhook_secret", "w1", "v1")
+        ]
+    );
+    // A put replaces the keys it names and leaves the others.
+    store
+        .put_secrets(&tenant, vec![stored("api_key", "a3", "v2")])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.secrets(&tenant).await.unwrap(),
+        vec![
+            stored("api_key", "a3", "v2"),
+            stored("webhook_secret", "w1", "v1")
+        ]
+    );
+    assert!(store.delete_secret(&tenant, "api_key").await.unwrap());
+    assert!(!store.delete_secret(&tenant, "api_key").await.unwrap());
+    assert_eq!(
+        store.secrets(&tenant).await.unwrap(),
+        vec![stored("webhook_secret", "w1", "v1")]
+    );
+
+    // Empty ids and keys are refused, and nothing of the put is written.
+    for (owner, secrets) in [
+        (Owner::tenant(""), vec![stored("k", "x", "v1")]),
+        (
+            tenant.clone(),
+            vec![stored("fine", "x", "v1"), stored("", "x", "v1")],
+        ),
+    ] {
+        let err = store.put_secrets(&owner, secrets).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+    }
+    assert_eq!(
+        store.secrets(&tenant).await.unwrap(),
+        vec![stored("webhook_secret", "w1", "v1")]
+    );
+}
+
+pub(crate) async fn owners_with_the_same_key_name_are_isolated(store: &dyn Store) {
+    let (plugin, tenant) = (Owner::plugin("acme"), Owner::tenant("acme"));
+    let other_tenant = Owner::tenant("globex");
+    store
+        .save_plugin_config(
+            "acme",
+            serde_json::Map::new(),
+            vec![SecretChange::Set(stored("api_key", "plugin-key", "v1"))],
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .put_secrets(&tenant, vec![stored("api_key", "tenant-key", "v1")])
+        .await
+        .unwrap();
+    store
+        .put_secrets(&other_tenant, vec![stored("api_key", "globex-key", "v1")])
+        .await
+        .unwrap();
+
+    // Same id, same key name, different kinds: three separate values, and a
+    // plugin's state shows its own only.
+    assert_eq!(
+        store.secrets(&plugin).await.unwrap(),
+        vec![stored("api_key", "plugin-key", "v1")]
+    );
+    assert_eq!(
+        store.secrets(&tenant).await.unwrap(),
+        vec![stored("api_key", "tenant-key", "v1")]
+    );
+    let state = store.plugin_state("acme").await.unwrap().unwrap();
+    assert_eq!(state.secrets, vec![stored("api_key", "plugin-key", "v1")]);
+
+    // Deleting one owner's secret leaves the others'.
+    assert!(store.delete_secret(&tenant, "api_key").await.unwrap());
+    assert_eq!(store.secrets(&tenant).await.unwrap(), vec![]);
+    assert_eq!(
+        store.secrets(&other_tenant).await.unwrap(),
+        vec![stored("api_key", "globex-key", "v1")]
+    );
+    let state = store.plugin_state("acme").await.unwrap().unwrap();
+    assert_eq!(state.secrets, vec![stored("api_key", "plugin-key", "v1")]);
+
+    // A plugin's secret set through the generic API is its state's secret.
+    store
+        .put_secrets(&plugin, vec![stored("api_key", "plugin-key-2", "v1")])
+        .await
+        .unwrap();
+    let state = store.plugin_state("acme").await.unwrap().unwrap();
+    assert_eq!(state.secrets, vec![stored("api_key", "plugin-key-2", "v1")]);
+    assert_eq!(store.secrets(&tenant).await.unwrap(), vec![]);
+}
+
+pub(crate) async fn reencrypt_covers_every_owner_kind_all_or_nothing(store: &dyn Store) {
+    use std::sync::Mutex;
+    store
+        .save_plugin_config(
+            "p",
+            serde_json::Map::new(),
+            vec![SecretChange::Set(stored("token", "p-token", "v1"))],
+            None,
+        )
+        .await
+        .unwrap();
+    let tenant = Owner::tenant("t");
+    store
+        .put_secrets(
+            &tenant,
+            vec![
+                stored("api_key", "t-api", "v1"),
+                stored("webhook_secret", "t-hook", "v1"),
+            ],
+        )
+        .await
+        .unwrap();
+    let seen = |store_of: &Mutex<Vec<String>>| store_of.lock().unwrap().clone();
+
+    // The tenant's second secret cannot be opened: the plugin's and the
+    // tenant's first, rewritten before it, are rolled back with it.
+    let calls = Mutex::new(Vec::new());
+    let fails_on_hook = |secret: &StoredSecret| -> Result<Option<StoredSecret>, String> {
+        calls.lock().unwrap().push(secret.encrypted_value.clone());
+        if secret.key == "webhook_secret" {
+            return Err("key version v1 is not configured".to_owned());
+        }
+        to_v2(secret)
+    };
+    let err = store.reencrypt_secrets(&fails_on_hook).await.unwrap_err();
+    // Plugins before tenants, each owner's by key.
+    assert_eq!(seen(&calls), vec!["p-token", "t-api", "t-hook"]);
+    match &err {
+        Error::Aborted(message) => {
+            for part in ["tenant 't'", "'webhook_secret'", "is not configured"] {
+                assert!(message.contains(part), "{message}");
+            }
+        }
+        other => panic!("expected Aborted, got {other:?}"),
+    }
+    assert_eq!(
+        store.secrets(&Owner::plugin("p")).await.unwrap(),
+        vec![stored("token", "p-token", "v1")]
+    );
+    assert_eq!(
+        store.secrets(&tenant).await.unwrap(),
+        vec![
+            stored("api_key", "t-api", "v1"),
+            stored("webhook_secret", "t-hook", "v1")
+        ]
+    );
+
+    assert_eq!(store.reencrypt_secrets(&to_v2).await.unwrap(), 3);
+    assert_eq!(
+        store
+            .secrets(&Owner::new(OwnerKind::Plugin, "p"))
+            .await
+            .unwrap(),
+        vec![stored("token", "p-token@v2", "v2")]
+    );
+    assert_eq!(
+        store.secrets(&tenant).await.unwrap(),
+        vec![
+            stored("api_key", "t-api@v2", "v2"),
+            stored("webhook_secret", "t-hook@v2", "v2")
+        ]
+    );
+    assert_eq!(store.reencrypt_secrets(&to_v2).await.unwrap(), 0);
 }

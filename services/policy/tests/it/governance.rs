@@ -682,6 +682,59 @@ async fn queued_audit_events_are_stored_once_redacted_and_paged() {
     r.stop.cancel();
 }
 
+/// An event no retry can fix is not stored and not dropped: it is kept on
+/// `audit.dead` with its decode error, and the events after it go on.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreadable_audit_event_is_dead_lettered_with_its_error() {
+    use csp_bus::Queue;
+    use futures::StreamExt;
+    let r = start().await;
+    let (_, admin) = user(&r, "root", Role::Admin, true).await;
+    let (u, _) = user(&r, "worker", Role::User, true).await;
+    let garbled = bytes::Bytes::from_static(b"{\"audit_id\": 7}");
+    r.queue
+        .push(AUDIT_TOPIC, "garbled", garbled.clone())
+        .await
+        .unwrap();
+    let fine = audit_event(u, "Bash", "ls", AuditStatus::Success);
+    r.queue
+        .push(
+            AUDIT_TOPIC,
+            &fine.audit_id.to_string(),
+            bytes::Bytes::from(serde_json::to_vec(&fine).unwrap()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(wait_for_audit(&r, &admin, u, 1).await.len(), 1);
+
+    let mut dead = r
+        .queue
+        .pull(&format!("{AUDIT_TOPIC}.dead"), "inspect")
+        .await
+        .unwrap();
+    let delivery = tokio::time::timeout(Duration::from_secs(10), dead.next())
+        .await
+        .expect("no dead letter")
+        .unwrap()
+        .unwrap();
+    let letter = csp_bus::DeadLetter::decode(&delivery.payload).unwrap();
+    assert_eq!(
+        (letter.id.as_str(), letter.topic.as_str(), letter.attempts),
+        ("garbled", AUDIT_TOPIC, 1)
+    );
+    assert_eq!(letter.payload, garbled);
+    assert!(
+        letter.last_error.contains("cannot decode"),
+        "{}",
+        letter.last_error
+    );
+    let verified = csp_store::verify_audit_chain(r.store.as_ref())
+        .await
+        .unwrap();
+    assert_eq!(verified.checked, 1, "only the readable event is stored");
+    r.stop.cancel();
+}
+
 /// Events queued on JetStream while the policy service is down are stored
 /// when it comes back.
 #[tokio::test(flavor = "multi_thread")]

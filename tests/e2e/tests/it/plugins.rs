@@ -111,7 +111,8 @@ async fn tool_turn(ws: &mut Ws, name: &str, input: Value) -> Vec<Value> {
 /// Every stored secret value, straight from the database.
 async fn stored_secrets(csp: &Csp) -> Vec<(String, String, String)> {
     use sqlx::Connection;
-    let sql = "SELECT config_key, encrypted_value, encryption_key_version FROM plugin_secrets";
+    let sql = "SELECT secret_key, encrypted_value, encryption_key_version FROM sealed_secrets \
+               WHERE owner_kind = 'plugin'";
     let url = csp.database_url();
     if url.starts_with("sqlite:") {
         let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
