@@ -1,353 +1,256 @@
 use serde::{Deserialize, Serialize};
 
-/// Every failure a user can see, with its code, text and suggested action.
-/// The technical detail behind a failure is logged, never shown: users get
-/// `user_message()` only. One table maps each code to HTTP and gRPC status so
-/// that a failure reads the same wherever it surfaces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
+/// Declares [`ErrorCode`] from one table: each row gives a variant (with its
+/// doc), its wire code, HTTP status, gRPC code, user text and suggested
+/// action. The enum, every accessor and [`ErrorCode::ALL`] come from the
+/// rows, so a code cannot be added to one mapping and forgotten in another.
+macro_rules! catalogue {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident => $code:literal, $http:literal, $grpc:ident,
+            $text:literal,
+            $action:literal;
+    )+) => {
+        /// Every failure a user can see, with its code, text and suggested
+        /// action. The technical detail behind a failure is logged, never
+        /// shown: users get `user_message()` only. One table maps each code
+        /// to HTTP and gRPC status so that a failure reads the same wherever
+        /// it surfaces.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum ErrorCode {
+            $(
+                $(#[$doc])*
+                #[serde(rename = $code)]
+                $variant,
+            )+
+        }
+
+        impl ErrorCode {
+            /// Every code, in the table's order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant),+];
+
+            /// The wire code (`snake_case`), as in JSON and gRPC details.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $code,)+
+                }
+            }
+
+            /// What happened, in words a user understands.
+            pub fn user_message(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $text,)+
+                }
+            }
+
+            /// What the user can do about it.
+            pub fn suggested_action(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $action,)+
+                }
+            }
+
+            /// The HTTP status this failure maps to.
+            pub fn http_status(self) -> u16 {
+                match self {
+                    $(ErrorCode::$variant => $http,)+
+                }
+            }
+
+            /// The gRPC status code (numeric, as in `tonic::Code`) this failure maps to.
+            pub fn grpc_code(self) -> i32 {
+                match self {
+                    $(ErrorCode::$variant => grpc::$grpc,)+
+                }
+            }
+        }
+    };
+}
+
+/// The gRPC status codes the catalogue uses (numbers as in `tonic::Code`;
+/// this crate does no I/O and does not depend on tonic).
+mod grpc {
+    /// Notices: nothing failed.
+    pub(super) const OK: i32 = 0;
+    pub(super) const INVALID_ARGUMENT: i32 = 3;
+    pub(super) const NOT_FOUND: i32 = 5;
+    pub(super) const ALREADY_EXISTS: i32 = 6;
+    pub(super) const PERMISSION_DENIED: i32 = 7;
+    pub(super) const RESOURCE_EXHAUSTED: i32 = 8;
+    pub(super) const FAILED_PRECONDITION: i32 = 9;
+    pub(super) const INTERNAL: i32 = 13;
+    pub(super) const UNAVAILABLE: i32 = 14;
+    pub(super) const UNAUTHENTICATED: i32 = 16;
+}
+
+catalogue! {
     /// A WebSocket frame that is not valid JSON or lacks a field.
-    BadFrame,
+    BadFrame => "bad_frame", 400, INVALID_ARGUMENT,
+        "That message could not be read. Please try again.",
+        "Reload the page.";
     /// A WebSocket frame with an unknown `type`.
-    UnknownType,
+    UnknownType => "unknown_type", 400, INVALID_ARGUMENT,
+        "That request is not supported by this server.",
+        "Reload the page.";
     /// A WebSocket frame over the size limit.
-    FrameTooLarge,
+    FrameTooLarge => "frame_too_large", 400, INVALID_ARGUMENT,
+        "That message is too long. Please shorten it and try again.",
+        "Send a shorter message.";
     /// An empty message was sent.
-    EmptyMessage,
+    EmptyMessage => "empty_message", 400, INVALID_ARGUMENT,
+        "Type a message before sending.",
+        "Type a message.";
     /// No valid credentials.
-    Unauthenticated,
+    Unauthenticated => "unauthenticated", 401, UNAUTHENTICATED,
+        "Please sign in to continue.",
+        "Sign in again.";
     /// Wrong username or password.
-    BadCredentials,
+    BadCredentials => "bad_credentials", 401, UNAUTHENTICATED,
+        "Wrong username or password.",
+        "Sign in again.";
     /// The user has no access to this resource.
-    Forbidden,
+    Forbidden => "forbidden", 403, PERMISSION_DENIED,
+        "You do not have access to this.",
+        "Contact your administrator.";
     /// The session does not exist or is not the user's.
-    SessionNotFound,
+    SessionNotFound => "session_not_found", 404, NOT_FOUND,
+        "That session does not exist or is not yours.",
+        "Start a new session.";
     /// No such API route or resource.
-    NotFound,
+    NotFound => "not_found", 404, NOT_FOUND,
+        "There is nothing at this address.",
+        "Check the address.";
     /// Every session slot is taken.
-    AtCapacity,
+    AtCapacity => "at_capacity", 503, RESOURCE_EXHAUSTED,
+        "All agent sessions are in use right now. Please try again in a minute.",
+        "Try again in a minute.";
     /// The user already holds `MAX_SESSIONS_PER_USER` sessions, none of
     /// which can yield (each is open or busy); the text names the number.
-    TooManySessions,
+    TooManySessions => "too_many_sessions", 429, RESOURCE_EXHAUSTED,
+        "You already have the most active sessions allowed. Close one to start another.",
+        "Close a chat you no longer need, or wait for its reply to finish.";
     /// The session is not ready for messages (failed or ended).
-    SessionUnavailable,
+    SessionUnavailable => "session_unavailable", 409, FAILED_PRECONDITION,
+        "This session has ended. You can start a new session.",
+        "Start a new session.";
     /// Too many messages wait behind the turn in flight.
-    QueueFull,
+    QueueFull => "queue_full", 429, RESOURCE_EXHAUSTED,
+        "Too many messages are waiting. Wait for the current reply to finish.",
+        "Wait, then send again.";
     /// The agent process exited or broke its protocol mid-turn.
-    AgentCrashed,
+    AgentCrashed => "agent_crashed", 500, INTERNAL,
+        "The agent stopped unexpectedly. Your conversation is saved; send a message to continue it.",
+        "Send a message to continue.";
     /// The agent could not be started.
-    AgentStartFailed,
+    AgentStartFailed => "agent_start_failed", 500, INTERNAL,
+        "The agent could not be started. Please try again in a minute.",
+        "Try again in a minute.";
     /// The model API failed mid-response; the partial answer is kept.
-    ResponseInterrupted,
+    ResponseInterrupted => "response_interrupted", 500, INTERNAL,
+        "Response interrupted. You can retry.",
+        "Send your message again.";
     /// The model API is rate limiting; the CLI retries by itself.
-    RateLimited,
+    RateLimited => "rate_limited", 429, RESOURCE_EXHAUSTED,
+        "The AI service is temporarily busy. Your message will be retried automatically in a few seconds.",
+        "Wait; no action needed.";
     /// A backend (database, bus, another service) is unreachable.
-    Unavailable,
+    Unavailable => "unavailable", 503, UNAVAILABLE,
+        "The service is temporarily unavailable. Please try again shortly.",
+        "Try again in a minute.";
     /// Notice: the session nears `SESSION_MAX_DURATION_SECONDS`.
-    SessionExpiring,
+    SessionExpiring => "session_expiring", 200, OK,
+        "Session will end soon. Save your work.",
+        "Save your work.";
     /// The session reached its duration limit and ended.
-    DurationLimit,
+    DurationLimit => "duration_limit", 409, FAILED_PRECONDITION,
+        "Session ended (duration limit). You can start a new session.",
+        "Start a new session.";
     /// Notice: the agent is being replaced after exceeding its memory limit.
-    SessionRestarting,
+    SessionRestarting => "session_restarting", 503, UNAVAILABLE,
+        "Session restarting due to resource limits",
+        "Wait; no action needed.";
     /// Notice: the replacement agent continues the conversation.
-    SessionRestarted,
+    SessionRestarted => "session_restarted", 200, OK,
+        "Your session has been restarted to maintain performance. Your conversation history is preserved. [Continue in new session]",
+        "Continue in the new session.";
     /// Notice: the earlier conversation could not be restored; a fresh agent starts.
-    ResumeFailed,
+    ResumeFailed => "resume_failed", 200, OK,
+        "Previous session could not be restored. Starting a new session.",
+        "Repeat what the agent needs to know.";
     /// The model API circuit breaker is open: nothing was sent.
-    ModelUnavailable,
+    ModelUnavailable => "model_unavailable", 503, UNAVAILABLE,
+        "The AI service is temporarily unavailable. We are monitoring the situation.",
+        "Try again in a few minutes.";
     /// The model API kept failing after the CLI's retries.
-    ModelApiFailed,
+    ModelApiFailed => "model_api_failed", 502, INTERNAL,
+        "The AI service could not answer, even after several retries. Please try again in a minute.",
+        "Try again in a few minutes.";
     /// The model API stopped responding mid-turn; the turn was stopped.
-    ModelStalled,
+    ModelStalled => "model_stalled", 502, INTERNAL,
+        "The AI service stopped responding, so this reply was stopped. You can retry.",
+        "Send your message again.";
     /// The server is shutting down (sent to every connection).
-    ServerShuttingDown,
+    ServerShuttingDown => "server_shutting_down", 503, UNAVAILABLE,
+        "The server is restarting. Your current reply will finish and your conversation is saved; this page reconnects by itself.",
+        "Wait; no action needed.";
     /// The user's monthly budget is used up (policy; the text carries the figures).
-    BudgetExceeded,
+    BudgetExceeded => "budget_exceeded", 402, RESOURCE_EXHAUSTED,
+        "Monthly budget exceeded. Contact your administrator to increase your limit.",
+        "Contact your administrator.";
     /// The user's role does not allow this action (policy; the text names the role).
-    PermissionDenied,
-    AccountDeactivated,
-    BudgetWarning,
-    PermissionsChanged,
-    InvalidRequest,
-    UsernameTaken,
+    PermissionDenied => "permission_denied", 403, PERMISSION_DENIED,
+        "Insufficient permissions.",
+        "Contact your administrator.";
+    AccountDeactivated => "account_deactivated", 401, UNAUTHENTICATED,
+        "This account has been deactivated. Contact your administrator.",
+        "Contact your administrator.";
+    BudgetWarning => "budget_warning", 200, OK,
+        "You have used most of your monthly budget.",
+        "Contact your administrator if you need more.";
+    PermissionsChanged => "permissions_changed", 200, OK,
+        "Your permissions have changed. Some tools are no longer available.",
+        "Contact your administrator.";
+    InvalidRequest => "invalid_request", 400, INVALID_ARGUMENT,
+        "The request is not valid.",
+        "Correct the request and try again.";
+    UsernameTaken => "username_taken", 409, ALREADY_EXISTS,
+        "That username is already taken.",
+        "Choose another username.";
     /// No plugin of that name in `PLUGINS_DIR`.
-    PluginNotFound,
+    PluginNotFound => "plugin_not_found", 404, NOT_FOUND,
+        "There is no plugin of that name.",
+        "Rescan the plugins directory or check the name.";
     /// The plugin cannot be activated now (the text says why).
-    PluginNotActivatable,
+    PluginNotActivatable => "plugin_not_activatable", 409, FAILED_PRECONDITION,
+        "This plugin cannot be activated yet.",
+        "Fix what the message names, then try again.";
     /// A plugin configuration does not fit its `config_schema` (the text names the fields).
-    InvalidPluginConfig,
+    InvalidPluginConfig => "invalid_plugin_config", 400, INVALID_ARGUMENT,
+        "The plugin configuration is not valid.",
+        "Correct the named fields and save again.";
     /// Too many failed logins for this account or from this address; the
     /// answer carries `Retry-After`.
-    TooManyLoginAttempts,
+    TooManyLoginAttempts => "too_many_login_attempts", 429, RESOURCE_EXHAUSTED,
+        "Too many failed sign-in attempts. Please wait before trying again.",
+        "Wait, then sign in again.";
     /// A request body in a media type the route does not take (login: JSON only).
-    UnsupportedMediaType,
+    UnsupportedMediaType => "unsupported_media_type", 415, INVALID_ARGUMENT,
+        "This request must be sent as JSON.",
+        "Send the body with Content-Type: application/json.";
     /// Anything else.
-    Internal,
+    Internal => "internal", 500, INTERNAL,
+        "Something went wrong on our side. Please try again.",
+        "Try again in a minute.";
 }
 
 impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::BadFrame => "bad_frame",
-            ErrorCode::UnknownType => "unknown_type",
-            ErrorCode::FrameTooLarge => "frame_too_large",
-            ErrorCode::EmptyMessage => "empty_message",
-            ErrorCode::Unauthenticated => "unauthenticated",
-            ErrorCode::BadCredentials => "bad_credentials",
-            ErrorCode::Forbidden => "forbidden",
-            ErrorCode::SessionNotFound => "session_not_found",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::AtCapacity => "at_capacity",
-            ErrorCode::TooManySessions => "too_many_sessions",
-            ErrorCode::SessionUnavailable => "session_unavailable",
-            ErrorCode::QueueFull => "queue_full",
-            ErrorCode::AgentCrashed => "agent_crashed",
-            ErrorCode::AgentStartFailed => "agent_start_failed",
-            ErrorCode::ResponseInterrupted => "response_interrupted",
-            ErrorCode::RateLimited => "rate_limited",
-            ErrorCode::Unavailable => "unavailable",
-            ErrorCode::SessionExpiring => "session_expiring",
-            ErrorCode::DurationLimit => "duration_limit",
-            ErrorCode::SessionRestarting => "session_restarting",
-            ErrorCode::SessionRestarted => "session_restarted",
-            ErrorCode::ResumeFailed => "resume_failed",
-            ErrorCode::ModelUnavailable => "model_unavailable",
-            ErrorCode::ModelApiFailed => "model_api_failed",
-            ErrorCode::ModelStalled => "model_stalled",
-            ErrorCode::ServerShuttingDown => "server_shutting_down",
-            ErrorCode::BudgetExceeded => "budget_exceeded",
-            ErrorCode::PermissionDenied => "permission_denied",
-            ErrorCode::AccountDeactivated => "account_deactivated",
-            ErrorCode::BudgetWarning => "budget_warning",
-            ErrorCode::PermissionsChanged => "permissions_changed",
-            ErrorCode::InvalidRequest => "invalid_request",
-            ErrorCode::UsernameTaken => "username_taken",
-            ErrorCode::PluginNotFound => "plugin_not_found",
-            ErrorCode::PluginNotActivatable => "plugin_not_activatable",
-            ErrorCode::InvalidPluginConfig => "invalid_plugin_config",
-            ErrorCode::TooManyLoginAttempts => "too_many_login_attempts",
-            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
-            ErrorCode::Internal => "internal",
-        }
-    }
-
     /// Parses `as_str()` back; unknown codes become `Internal`.
     pub fn from_str_lossy(s: &str) -> Self {
-        ALL.iter()
+        ErrorCode::ALL
+            .iter()
             .copied()
             .find(|c| c.as_str() == s)
             .unwrap_or(ErrorCode::Internal)
-    }
-
-    /// What happened, in words a user understands.
-    pub fn user_message(self) -> &'static str {
-        match self {
-            ErrorCode::BadFrame => "That message could not be read. Please try again.",
-            ErrorCode::UnknownType => "That request is not supported by this server.",
-            ErrorCode::FrameTooLarge => {
-                "That message is too long. Please shorten it and try again."
-            }
-            ErrorCode::EmptyMessage => "Type a message before sending.",
-            ErrorCode::Unauthenticated => "Please sign in to continue.",
-            ErrorCode::BadCredentials => "Wrong username or password.",
-            ErrorCode::Forbidden => "You do not have access to this.",
-            ErrorCode::SessionNotFound => "That session does not exist or is not yours.",
-            ErrorCode::NotFound => "There is nothing at this address.",
-            ErrorCode::AtCapacity => {
-                "All agent sessions are in use right now. Please try again in a minute."
-            }
-            ErrorCode::TooManySessions => {
-                "You already have the most active sessions allowed. Close one to start another."
-            }
-            ErrorCode::SessionUnavailable => "This session has ended. You can start a new session.",
-            ErrorCode::QueueFull => {
-                "Too many messages are waiting. Wait for the current reply to finish."
-            }
-            ErrorCode::AgentCrashed => {
-                "The agent stopped unexpectedly. Your conversation is saved; send a message to continue it."
-            }
-            ErrorCode::AgentStartFailed => {
-                "The agent could not be started. Please try again in a minute."
-            }
-            ErrorCode::ResponseInterrupted => "Response interrupted. You can retry.",
-            ErrorCode::RateLimited => {
-                "The AI service is temporarily busy. Your message will be retried automatically in a few seconds."
-            }
-            ErrorCode::Unavailable => {
-                "The service is temporarily unavailable. Please try again shortly."
-            }
-            ErrorCode::SessionExpiring => "Session will end soon. Save your work.",
-            ErrorCode::DurationLimit => {
-                "Session ended (duration limit). You can start a new session."
-            }
-            ErrorCode::SessionRestarting => "Session restarting due to resource limits",
-            ErrorCode::SessionRestarted => {
-                "Your session has been restarted to maintain performance. Your conversation history is preserved. [Continue in new session]"
-            }
-            ErrorCode::ResumeFailed => {
-                "Previous session could not be restored. Starting a new session."
-            }
-            ErrorCode::ModelUnavailable => {
-                "The AI service is temporarily unavailable. We are monitoring the situation."
-            }
-            ErrorCode::ModelApiFailed => {
-                "The AI service could not answer, even after several retries. Please try again in a minute."
-            }
-            ErrorCode::ModelStalled => {
-                "The AI service stopped responding, so this reply was stopped. You can retry."
-            }
-            ErrorCode::ServerShuttingDown => {
-                "The server is restarting. Your current reply will finish and your conversation is saved; this page reconnects by itself."
-            }
-            ErrorCode::BudgetExceeded => {
-                "Monthly budget exceeded. Contact your administrator to increase your limit."
-            }
-            ErrorCode::PermissionDenied => "Insufficient permissions.",
-            ErrorCode::AccountDeactivated => {
-                "This account has been deactivated. Contact your administrator."
-            }
-            ErrorCode::BudgetWarning => "You have used most of your monthly budget.",
-            ErrorCode::PermissionsChanged => {
-                "Your permissions have changed. Some tools are no longer available."
-            }
-            ErrorCode::InvalidRequest => "The request is not valid.",
-            ErrorCode::UsernameTaken => "That username is already taken.",
-            ErrorCode::PluginNotFound => "There is no plugin of that name.",
-            ErrorCode::PluginNotActivatable => "This plugin cannot be activated yet.",
-            ErrorCode::InvalidPluginConfig => "The plugin configuration is not valid.",
-            ErrorCode::TooManyLoginAttempts => {
-                "Too many failed sign-in attempts. Please wait before trying again."
-            }
-            ErrorCode::UnsupportedMediaType => "This request must be sent as JSON.",
-            ErrorCode::Internal => "Something went wrong on our side. Please try again.",
-        }
-    }
-
-    /// What the user can do about it.
-    pub fn suggested_action(self) -> &'static str {
-        match self {
-            ErrorCode::BadFrame | ErrorCode::UnknownType => "Reload the page.",
-            ErrorCode::FrameTooLarge => "Send a shorter message.",
-            ErrorCode::EmptyMessage => "Type a message.",
-            ErrorCode::Unauthenticated | ErrorCode::BadCredentials => "Sign in again.",
-            ErrorCode::Forbidden => "Contact your administrator.",
-            ErrorCode::SessionNotFound | ErrorCode::SessionUnavailable => "Start a new session.",
-            ErrorCode::NotFound => "Check the address.",
-            ErrorCode::AgentCrashed => "Send a message to continue.",
-            ErrorCode::DurationLimit => "Start a new session.",
-            ErrorCode::SessionExpiring => "Save your work.",
-            ErrorCode::SessionRestarting | ErrorCode::ServerShuttingDown => {
-                "Wait; no action needed."
-            }
-            ErrorCode::SessionRestarted => "Continue in the new session.",
-            ErrorCode::ResumeFailed => "Repeat what the agent needs to know.",
-            ErrorCode::ModelUnavailable | ErrorCode::ModelApiFailed => {
-                "Try again in a few minutes."
-            }
-            ErrorCode::ModelStalled => "Send your message again.",
-            ErrorCode::BudgetExceeded | ErrorCode::PermissionDenied => {
-                "Contact your administrator."
-            }
-            ErrorCode::AccountDeactivated => "Contact your administrator.",
-            ErrorCode::BudgetWarning => "Contact your administrator if you need more.",
-            ErrorCode::PermissionsChanged => "Contact your administrator.",
-            ErrorCode::InvalidRequest => "Correct the request and try again.",
-            ErrorCode::UsernameTaken => "Choose another username.",
-            ErrorCode::PluginNotFound => "Rescan the plugins directory or check the name.",
-            ErrorCode::PluginNotActivatable => "Fix what the message names, then try again.",
-            ErrorCode::InvalidPluginConfig => "Correct the named fields and save again.",
-            ErrorCode::TooManyLoginAttempts => "Wait, then sign in again.",
-            ErrorCode::UnsupportedMediaType => "Send the body with Content-Type: application/json.",
-            ErrorCode::QueueFull => "Wait, then send again.",
-            ErrorCode::TooManySessions => {
-                "Close a chat you no longer need, or wait for its reply to finish."
-            }
-            ErrorCode::AtCapacity
-            | ErrorCode::AgentStartFailed
-            | ErrorCode::Unavailable
-            | ErrorCode::Internal => "Try again in a minute.",
-            ErrorCode::ResponseInterrupted => "Send your message again.",
-            ErrorCode::RateLimited => "Wait; no action needed.",
-        }
-    }
-
-    /// The HTTP status this failure maps to.
-    pub fn http_status(self) -> u16 {
-        match self {
-            ErrorCode::BadFrame
-            | ErrorCode::UnknownType
-            | ErrorCode::EmptyMessage
-            | ErrorCode::FrameTooLarge => 400,
-            ErrorCode::Unauthenticated | ErrorCode::BadCredentials => 401,
-            ErrorCode::Forbidden | ErrorCode::PermissionDenied => 403,
-            ErrorCode::BudgetExceeded => 402,
-            ErrorCode::AccountDeactivated => 401,
-            ErrorCode::BudgetWarning => 200,
-            ErrorCode::PermissionsChanged => 200,
-            ErrorCode::InvalidRequest => 400,
-            ErrorCode::UsernameTaken => 409,
-            ErrorCode::PluginNotFound => 404,
-            ErrorCode::PluginNotActivatable => 409,
-            ErrorCode::InvalidPluginConfig => 400,
-            ErrorCode::TooManyLoginAttempts => 429,
-            ErrorCode::UnsupportedMediaType => 415,
-            ErrorCode::DurationLimit => 409,
-            ErrorCode::ModelUnavailable
-            | ErrorCode::ServerShuttingDown
-            | ErrorCode::SessionRestarting => 503,
-            ErrorCode::ModelApiFailed | ErrorCode::ModelStalled => 502,
-            ErrorCode::SessionExpiring | ErrorCode::SessionRestarted | ErrorCode::ResumeFailed => {
-                200
-            }
-            ErrorCode::SessionNotFound | ErrorCode::NotFound => 404,
-            ErrorCode::SessionUnavailable => 409,
-            ErrorCode::RateLimited | ErrorCode::QueueFull => 429,
-            ErrorCode::AtCapacity | ErrorCode::Unavailable => 503,
-            ErrorCode::TooManySessions => 429,
-            ErrorCode::AgentCrashed
-            | ErrorCode::AgentStartFailed
-            | ErrorCode::ResponseInterrupted
-            | ErrorCode::Internal => 500,
-        }
-    }
-
-    /// The gRPC status code (numeric, as in `tonic::Code`) this failure maps to.
-    pub fn grpc_code(self) -> i32 {
-        match self {
-            ErrorCode::BadFrame
-            | ErrorCode::UnknownType
-            | ErrorCode::EmptyMessage
-            | ErrorCode::FrameTooLarge => 3, // InvalidArgument
-            ErrorCode::Unauthenticated | ErrorCode::BadCredentials => 16, // Unauthenticated
-            ErrorCode::Forbidden | ErrorCode::PermissionDenied => 7,      // PermissionDenied
-            ErrorCode::BudgetExceeded => 8,                               // ResourceExhausted
-            ErrorCode::AccountDeactivated => 16,                          // Unauthenticated
-            ErrorCode::BudgetWarning => 0,                                // OK: notices
-            ErrorCode::PermissionsChanged => 0,                           // OK: notices
-            ErrorCode::InvalidRequest => 3,                               // InvalidArgument
-            ErrorCode::UsernameTaken => 6,                                // AlreadyExists
-            ErrorCode::PluginNotFound => 5,                               // NotFound
-            ErrorCode::PluginNotActivatable => 9,                         // FailedPrecondition
-            ErrorCode::InvalidPluginConfig => 3,                          // InvalidArgument
-            ErrorCode::TooManyLoginAttempts => 8,                         // ResourceExhausted
-            ErrorCode::UnsupportedMediaType => 3,                         // InvalidArgument
-            ErrorCode::DurationLimit => 9,                                // FailedPrecondition
-            ErrorCode::ModelUnavailable
-            | ErrorCode::ServerShuttingDown
-            | ErrorCode::SessionRestarting => 14, // Unavailable
-            ErrorCode::ModelApiFailed | ErrorCode::ModelStalled => 13,    // Internal
-            ErrorCode::SessionExpiring | ErrorCode::SessionRestarted | ErrorCode::ResumeFailed => 0, // OK: notices
-            ErrorCode::SessionNotFound | ErrorCode::NotFound => 5, // NotFound
-            ErrorCode::SessionUnavailable => 9,                    // FailedPrecondition
-            ErrorCode::AtCapacity | ErrorCode::RateLimited | ErrorCode::QueueFull => 8, // ResourceExhausted
-            ErrorCode::TooManySessions => 8, // ResourceExhausted
-            ErrorCode::Unavailable => 14,    // Unavailable
-            ErrorCode::AgentCrashed
-            | ErrorCode::AgentStartFailed
-            | ErrorCode::ResponseInterrupted
-            | ErrorCode::Internal => 13, // Internal
-        }
     }
 }
 
@@ -357,56 +260,13 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
-const ALL: [ErrorCode; 40] = [
-    ErrorCode::BadFrame,
-    ErrorCode::UnknownType,
-    ErrorCode::FrameTooLarge,
-    ErrorCode::EmptyMessage,
-    ErrorCode::Unauthenticated,
-    ErrorCode::BadCredentials,
-    ErrorCode::Forbidden,
-    ErrorCode::SessionNotFound,
-    ErrorCode::NotFound,
-    ErrorCode::AtCapacity,
-    ErrorCode::TooManySessions,
-    ErrorCode::SessionUnavailable,
-    ErrorCode::QueueFull,
-    ErrorCode::AgentCrashed,
-    ErrorCode::AgentStartFailed,
-    ErrorCode::ResponseInterrupted,
-    ErrorCode::RateLimited,
-    ErrorCode::Unavailable,
-    ErrorCode::SessionExpiring,
-    ErrorCode::DurationLimit,
-    ErrorCode::SessionRestarting,
-    ErrorCode::SessionRestarted,
-    ErrorCode::ResumeFailed,
-    ErrorCode::ModelUnavailable,
-    ErrorCode::ModelApiFailed,
-    ErrorCode::ModelStalled,
-    ErrorCode::ServerShuttingDown,
-    ErrorCode::BudgetExceeded,
-    ErrorCode::PermissionDenied,
-    ErrorCode::AccountDeactivated,
-    ErrorCode::BudgetWarning,
-    ErrorCode::PermissionsChanged,
-    ErrorCode::InvalidRequest,
-    ErrorCode::UsernameTaken,
-    ErrorCode::PluginNotFound,
-    ErrorCode::PluginNotActivatable,
-    ErrorCode::InvalidPluginConfig,
-    ErrorCode::TooManyLoginAttempts,
-    ErrorCode::UnsupportedMediaType,
-    ErrorCode::Internal,
-];
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn codes_round_trip_through_strings_and_serde() {
-        for c in ALL {
+        for &c in ErrorCode::ALL {
             assert_eq!(ErrorCode::from_str_lossy(c.as_str()), c);
             assert_eq!(
                 serde_json::to_value(c).unwrap(),
@@ -415,6 +275,28 @@ mod tests {
             assert!(!c.user_message().is_empty() && !c.suggested_action().is_empty());
         }
         assert_eq!(ErrorCode::from_str_lossy("nope"), ErrorCode::Internal);
+    }
+
+    #[test]
+    fn all_lists_every_code_once_with_unique_wire_strings() {
+        let variants: std::collections::HashSet<_> = ErrorCode::ALL.iter().collect();
+        assert_eq!(variants.len(), ErrorCode::ALL.len(), "a code listed twice");
+        let codes: std::collections::HashSet<_> =
+            ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(
+            codes.len(),
+            ErrorCode::ALL.len(),
+            "two codes share a wire string"
+        );
+        // Every variant serde knows is in `ALL`: each wire string names one.
+        for c in ErrorCode::ALL {
+            let back: ErrorCode = serde_json::from_value(c.as_str().into()).unwrap();
+            assert_eq!(back, *c);
+        }
+        // Anchors: the table's length and both ends, against silent loss.
+        assert_eq!(ErrorCode::ALL.len(), 40);
+        assert_eq!(ErrorCode::ALL.first(), Some(&ErrorCode::BadFrame));
+        assert_eq!(ErrorCode::ALL.last(), Some(&ErrorCode::Internal));
     }
 
     #[test]

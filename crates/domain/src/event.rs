@@ -19,6 +19,45 @@ pub enum SessionStatus {
     Ended,
 }
 
+impl SessionStatus {
+    /// Every variant, for exhaustive mapping tests.
+    pub const ALL: [SessionStatus; 5] = [
+        SessionStatus::Preparing,
+        SessionStatus::Ready,
+        SessionStatus::Failed,
+        SessionStatus::Idle,
+        SessionStatus::Ended,
+    ];
+
+    /// The name in JSON (WebSocket frames, the REST API); the same as serde's.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SessionStatus::Preparing => "preparing",
+            SessionStatus::Ready => "ready",
+            SessionStatus::Failed => "failed",
+            SessionStatus::Idle => "idle",
+            SessionStatus::Ended => "ended",
+        }
+    }
+
+    /// The text in the store's `sessions.status` column. It differs from the
+    /// JSON name for `Ready`, which rows have always called `active`.
+    pub const fn store_text(self) -> &'static str {
+        match self {
+            SessionStatus::Ready => "active",
+            other => other.as_str(),
+        }
+    }
+
+    /// The inverse of [`SessionStatus::store_text`].
+    pub fn from_store_text(text: &str) -> Result<Self, ParseStatusError> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.store_text() == text)
+            .ok_or_else(|| ParseStatusError::new("session status", text))
+    }
+}
+
 /// Why a session changed state, when that is worth telling the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -40,7 +79,20 @@ pub enum StatusReason {
 }
 
 impl StatusReason {
-    pub fn as_str(self) -> &'static str {
+    /// Every variant, for exhaustive mapping tests.
+    pub const ALL: [StatusReason; 7] = [
+        StatusReason::Resume,
+        StatusReason::Restart,
+        StatusReason::IdleTimeout,
+        StatusReason::Shutdown,
+        StatusReason::Crashed,
+        StatusReason::StartFailed,
+        StatusReason::DurationLimit,
+    ];
+
+    /// The one name everywhere: JSON (serde's), the store's `ended_reason`
+    /// and the proto's `SessionInfo.ended_reason`.
+    pub const fn as_str(self) -> &'static str {
         match self {
             StatusReason::Resume => "resume",
             StatusReason::Restart => "restart",
@@ -49,6 +101,40 @@ impl StatusReason {
             StatusReason::Crashed => "crashed",
             StatusReason::StartFailed => "start_failed",
             StatusReason::DurationLimit => "duration_limit",
+        }
+    }
+}
+
+impl std::str::FromStr for StatusReason {
+    type Err = ParseStatusError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| ParseStatusError::new("status reason", s))
+    }
+}
+
+impl std::fmt::Display for StatusReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Text that names no variant of a status vocabulary (a corrupt row, a
+/// newer peer).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} {value:?}")]
+pub struct ParseStatusError {
+    kind: &'static str,
+    value: String,
+}
+
+impl ParseStatusError {
+    pub fn new(kind: &'static str, value: &str) -> Self {
+        Self {
+            kind,
+            value: value.chars().take(64).collect(),
         }
     }
 }
@@ -69,6 +155,17 @@ pub enum ToolStatus {
     Error,
     /// The permission gate refused the call; `content` says why.
     Denied,
+}
+
+impl ToolStatus {
+    /// The name in JSON (serde's) and in metrics labels and spans.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ToolStatus::Complete => "complete",
+            ToolStatus::Error => "error",
+            ToolStatus::Denied => "denied",
+        }
+    }
 }
 
 /// What happened in a session. Serialised with a `type` tag: this is exactly
@@ -249,6 +346,57 @@ impl SessionEvent {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn session_status_round_trips_through_store_text_and_json() {
+        // A new variant fails to compile here: add it to `ALL` as well.
+        let listed = |s: SessionStatus| match s {
+            SessionStatus::Preparing
+            | SessionStatus::Ready
+            | SessionStatus::Failed
+            | SessionStatus::Idle
+            | SessionStatus::Ended => SessionStatus::ALL.contains(&s),
+        };
+        assert!(SessionStatus::ALL.into_iter().all(listed));
+        for s in SessionStatus::ALL {
+            assert_eq!(SessionStatus::from_store_text(s.store_text()), Ok(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), json!(s.as_str()));
+            assert_eq!(
+                serde_json::from_value::<SessionStatus>(json!(s.as_str())).unwrap(),
+                s
+            );
+        }
+        // The texts the store has always held.
+        let stored = SessionStatus::ALL.map(SessionStatus::store_text);
+        assert_eq!(stored, ["preparing", "active", "failed", "idle", "ended"]);
+        assert!(SessionStatus::from_store_text("ready").is_err());
+    }
+
+    #[test]
+    fn status_reason_round_trips_through_text_and_json() {
+        // A new variant fails to compile here: add it to `ALL` as well.
+        let listed = |r: StatusReason| match r {
+            StatusReason::Resume
+            | StatusReason::Restart
+            | StatusReason::IdleTimeout
+            | StatusReason::Shutdown
+            | StatusReason::Crashed
+            | StatusReason::StartFailed
+            | StatusReason::DurationLimit => StatusReason::ALL.contains(&r),
+        };
+        assert!(StatusReason::ALL.into_iter().all(listed));
+        for r in StatusReason::ALL {
+            assert_eq!(r.as_str().parse::<StatusReason>(), Ok(r));
+            assert_eq!(serde_json::to_value(r).unwrap(), json!(r.as_str()));
+            assert_eq!(
+                serde_json::from_value::<StatusReason>(json!(r.as_str())).unwrap(),
+                r
+            );
+        }
+        assert_eq!(StatusReason::DurationLimit.as_str(), "duration_limit");
+        assert_eq!(StatusReason::IdleTimeout.as_str(), "idle_timeout");
+        assert!("".parse::<StatusReason>().is_err());
+    }
 
     #[test]
     fn frame_shapes_match_the_protocol_doc() {

@@ -1,10 +1,17 @@
-//! Shared vocabulary of csp: identifiers, the session event stream and the
-//! user-facing error catalogue.
+//! Shared vocabulary of csp: identifiers, the session event stream, the
+//! typed statuses and the user-facing error catalogue.
 //!
 //! Owns: the types that cross crate and service boundaries (a session event
 //! is produced by the session-pool, carried by the bus, relayed by the
 //! gateway and rendered by the web app, so its JSON shape is defined once,
-//! here). Must never do I/O or depend on another csp crate.
+//! here), and `ErrorCode`, whose code, text, action, HTTP and gRPC status
+//! are declared once per code in one table (`error.rs`). Each status
+//! vocabulary — [`SessionStatus`], [`StatusReason`] (also the stored
+//! `ended_reason`), [`AuditStatus`], [`ToolStatus`] — is one enum whose JSON
+//! name (serde, `as_str`) and store text (`store_text` or `as_str`, parsed
+//! back with `from_store_text` or `FromStr`) are mapped here once; its proto
+//! value is mapped once in `csp-proto`. Must never do I/O, depend on another
+//! csp crate, or leave a caller comparing a status as a string.
 
 mod audit;
 mod error;
@@ -13,7 +20,9 @@ mod ids;
 
 pub use audit::{AUDIT_TOPIC, AuditEvent, AuditStatus};
 pub use error::ErrorCode;
-pub use event::{Action, Event, SessionEvent, SessionStatus, StatusReason, ToolStatus};
+pub use event::{
+    Action, Event, ParseStatusError, SessionEvent, SessionStatus, StatusReason, ToolStatus,
+};
 pub use ids::{ParseIdError, SessionId, UserId};
 
 /// Roles, from most to least privileged: admin ⊃ operator ⊃ user.

@@ -1,8 +1,13 @@
 //! The gRPC contracts between csp services, generated from `proto/csp/v1`.
 //!
 //! Owns: generated message types, clients and servers, and the encoded file
-//! descriptor set that every server registers for gRPC reflection. Must never
-//! hold logic: conversions live with the services that own the types.
+//! descriptor set that every server registers for gRPC reflection, and the
+//! one mapping of csp-domain's status vocabularies to their proto values
+//! (`convert.rs`: `SessionStatus` ⇄ the proto enum; ended reasons and audit
+//! results travel as their `as_str` text). Must never hold logic: other
+//! conversions live with the services that own the types.
+
+mod convert;
 
 /// `csp.v1`: the session-pool, policy and plugins APIs.
 #[allow(unreachable_pub, clippy::all)]

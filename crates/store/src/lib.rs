@@ -76,6 +76,7 @@ pub struct UserUpdate {
 pub struct NewSession {
     pub session_id: SessionId,
     pub user_id: UserId,
+    /// A [`csp_domain::SessionStatus::store_text`].
     pub status: String,
 }
 
@@ -84,6 +85,7 @@ pub struct NewSession {
 pub struct SessionRecord {
     pub session_id: SessionId,
     pub user_id: UserId,
+    /// A [`csp_domain::SessionStatus::store_text`].
     pub status: String,
     pub created_at: OffsetDateTime,
     pub last_active_at: OffsetDateTime,
@@ -100,7 +102,8 @@ pub struct SessionRecord {
     pub resume_count: u64,
     /// Whether a later resume is allowed; true for a new session.
     pub is_resumable: bool,
-    /// Why the session last ended; `None` while it runs.
+    /// Why the session last ended (a [`csp_domain::StatusReason`]'s text);
+    /// `None` while it runs.
     pub ended_reason: Option<String>,
 }
 
@@ -296,8 +299,19 @@ pub struct NewAuditEntry {
     pub cost_micros: Option<i64>,
 }
 
-/// The values of [`NewAuditEntry::result_status`] the schema accepts.
-pub const AUDIT_RESULT_STATUSES: [&str; 3] = ["success", "error", "denied"];
+/// The values of [`NewAuditEntry::result_status`] the schema accepts:
+/// [`csp_domain::AuditStatus`]'s texts: the store holds them, it does not
+/// name them.
+pub const AUDIT_RESULT_STATUSES: [&str; csp_domain::AuditStatus::ALL.len()] = {
+    let all = csp_domain::AuditStatus::ALL;
+    let mut texts = [""; csp_domain::AuditStatus::ALL.len()];
+    let mut i = 0;
+    while i < texts.len() {
+        texts[i] = all[i].as_str();
+        i += 1;
+    }
+    texts
+};
 
 /// A stored entry with its place in the hash chain.
 #[derive(Debug, Clone, PartialEq)]
@@ -461,7 +475,7 @@ fn username_key(username: &str) -> String {
 
 /// The status [`SessionStore::record_resume`] sets: the session's process is
 /// being started again.
-const RESUMING_STATUS: &str = "preparing";
+const RESUMING_STATUS: &str = csp_domain::SessionStatus::Preparing.store_text();
 
 fn seq_to_db(seq: u64) -> Result<i64, Error> {
     i64::try_from(seq).map_err(|_| Error::InvalidInput(format!("seq {seq} exceeds i64::MAX")))

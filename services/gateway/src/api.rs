@@ -8,7 +8,7 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use bytes::Bytes;
-use csp_domain::{ErrorCode, SessionId};
+use csp_domain::{ErrorCode, SessionId, SessionStatus};
 use csp_proto::v1 as pb;
 use http::{HeaderMap, HeaderValue};
 use serde::Deserialize;
@@ -151,15 +151,13 @@ pub(crate) async fn config(State(state): State<AppState>, _user: AuthUser) -> Js
     }))
 }
 
+/// A session's status as the REST API names it; "unknown" for a proto value
+/// that names none.
 fn status_name(s: i32) -> &'static str {
-    match pb::SessionStatus::try_from(s).unwrap_or(pb::SessionStatus::Unspecified) {
-        pb::SessionStatus::Preparing => "preparing",
-        pb::SessionStatus::Ready => "ready",
-        pb::SessionStatus::Failed => "failed",
-        pb::SessionStatus::Terminated => "ended",
-        pb::SessionStatus::Idle => "idle",
-        pb::SessionStatus::Unspecified => "unknown",
-    }
+    pb::SessionStatus::try_from(s)
+        .ok()
+        .and_then(|p| SessionStatus::try_from(p).ok())
+        .map_or("unknown", SessionStatus::as_str)
 }
 
 pub(crate) async fn sessions(

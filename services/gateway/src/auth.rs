@@ -2,7 +2,8 @@
 //! cookie or a bearer header is verified locally, then the user's current
 //! state (role, active) is looked up in the policy service on every request,
 //! so a role change or deactivation takes effect on the next request, not
-//! when the token expires. Every route has an explicit rule in [`access`].
+//! when the token expires. Every route has an explicit rule in [`access`],
+//! declared with the route itself (`routes.rs`).
 //! A token revoked by logout is refused until it would have expired, and a
 //! state-changing request that a browser could have sent from another site
 //! (cookie, foreign or missing Origin) is refused before any of this.
@@ -18,39 +19,7 @@ use csp_proto::v1 as pb;
 use http::Method;
 use http::request::Parts;
 
-/// What each route requires. `None`: not a route of the gateway (refused).
-/// A test checks that every route of the router is listed.
-pub(crate) fn access(method: &Method, path: &str) -> Option<Access> {
-    use Access::{Public, Role as R};
-    let get = *method == Method::GET;
-    let post = *method == Method::POST;
-    let patch = *method == Method::PATCH;
-    let put = *method == Method::PUT;
-    Some(match path {
-        "/api/v1/auth/login" | "/api/v1/auth/logout" if post => Public,
-        "/api/v1/health/live" | "/api/v1/health/ready" | "/api/v1/health/startup" if get => Public,
-        "/api/v1/me" | "/api/v1/me/budget" | "/api/v1/config" | "/api/v1/sessions" if get => {
-            R(Role::User)
-        }
-        "/api/v1/sessions/{id}/messages" if get => R(Role::User),
-        "/ws" if get => R(Role::User),
-        "/metrics" if get => R(Role::Operator),
-        "/api/v1/admin/sessions" if get => R(Role::Operator),
-        "/api/v1/plugins" | "/api/v1/plugins/{name}" if get => R(Role::Operator),
-        "/api/v1/plugins/rescan"
-        | "/api/v1/plugins/{name}/activate"
-        | "/api/v1/plugins/{name}/deactivate"
-            if post =>
-        {
-            R(Role::Operator)
-        }
-        "/api/v1/plugins/{name}/config" if put => R(Role::Operator),
-        "/api/v1/users" if get || post => R(Role::Admin),
-        "/api/v1/users/{id}" if patch => R(Role::Admin),
-        "/api/v1/admin/audit-log" if get => R(Role::Admin),
-        _ => return None,
-    })
-}
+pub(crate) use crate::routes::access;
 
 pub(crate) const COOKIE: &str = "csp_token";
 

@@ -5,7 +5,8 @@
 //! (JWT, verified locally, refused once logged out), the Origin check on
 //! WebSockets and on every state-changing request made with the cookie, and
 //! login throttling (per account and client address, in the shared cache).
-//! It relays
+//! Each route is declared once with its access rule (`routes.rs`); the
+//! router and the access check are built from that one table. It relays
 //! session events from the bus to browsers and turns browser frames into
 //! gRPC calls. Must never run an agent, touch the database directly, or
 //! show a user a raw error.
@@ -16,6 +17,7 @@ mod auth;
 mod error;
 mod metrics;
 mod plugins;
+mod routes;
 mod state;
 mod throttle;
 mod ws;
@@ -26,7 +28,6 @@ use axum::Router;
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, patch, post, put};
 use csp_auth::Tokens;
 use csp_bus::EventBus;
 use csp_cache::Cache;
@@ -199,32 +200,7 @@ impl Server {
 }
 
 fn router(state: AppState, web_dir: Option<PathBuf>) -> Router {
-    let api = Router::new()
-        .route("/auth/login", post(api::login))
-        .route("/auth/logout", post(api::logout))
-        .route("/me", get(api::me))
-        .route("/me/budget", get(admin::budget))
-        .route("/config", get(api::config))
-        .route("/sessions", get(api::sessions))
-        .route("/sessions/{id}/messages", get(api::messages))
-        .route("/users", get(admin::list_users).post(admin::create_user))
-        .route("/users/{id}", patch(admin::update_user))
-        .route("/admin/audit-log", get(admin::audit_log))
-        .route("/admin/sessions", get(admin::all_sessions))
-        .route("/plugins", get(plugins::list))
-        .route("/plugins/rescan", post(plugins::rescan))
-        .route("/plugins/{name}", get(plugins::get))
-        .route("/plugins/{name}/activate", post(plugins::activate))
-        .route("/plugins/{name}/deactivate", post(plugins::deactivate))
-        .route("/plugins/{name}/config", put(plugins::configure))
-        .route("/health/live", get(api::live))
-        .route("/health/ready", get(api::ready))
-        .route("/health/startup", get(api::startup))
-        .fallback(api::not_found);
-    let mut app = Router::new()
-        .nest("/api/v1", api)
-        .route("/ws", get(ws::upgrade))
-        .route("/metrics", get(api::metrics))
+    let mut app = routes::router()
         // After routing, so the rule is looked up by the matched route.
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

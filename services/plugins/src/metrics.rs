@@ -1,22 +1,12 @@
 //! Metric names of the plugins service.
 
+use crate::catalog::PluginStatus;
 use crate::registry::Changes;
 use std::collections::BTreeMap;
 
 pub(crate) const PLUGINS: &str = "csp_plugins";
 pub(crate) const PLUGIN_CHANGES: &str = "csp_plugin_changes_total";
 pub(crate) const AUDIT_LOST: &str = "csp_audit_events_lost_total";
-
-/// Every status a plugin can have, so a gauge drops to 0 instead of
-/// keeping its last value when its last plugin moves on.
-const STATUSES: [&str; 6] = [
-    "registered",
-    "needs_config",
-    "ready",
-    "configured",
-    "activated",
-    "errored",
-];
 
 pub(crate) fn describe() {
     metrics::describe_gauge!(PLUGINS, "Plugins in PLUGINS_DIR by status");
@@ -31,7 +21,12 @@ pub(crate) fn describe() {
 }
 
 pub(crate) fn statuses(counts: &BTreeMap<&'static str, u64>) {
-    for s in STATUSES {
+    // Every status a registered plugin can have, so a gauge drops to 0
+    // instead of keeping its last value when its last plugin moves on.
+    let counted = PluginStatus::ALL
+        .into_iter()
+        .filter(|s| *s != PluginStatus::Removed);
+    for s in counted.map(PluginStatus::as_str) {
         metrics::gauge!(PLUGINS, "status" => s).set(counts.get(s).copied().unwrap_or(0) as f64);
     }
 }

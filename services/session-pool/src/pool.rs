@@ -32,7 +32,9 @@ use csp_agent::{Agent, AgentEvent, AgentEvents, SpawnSpec};
 use csp_breaker::Breaker;
 use csp_bus::EventBus;
 use csp_cache::Cache;
-use csp_domain::{AUDIT_TOPIC, AuditEvent, ErrorCode, Role, SessionId, UserId};
+use csp_domain::{
+    AUDIT_TOPIC, AuditEvent, ErrorCode, Role, SessionId, SessionStatus, StatusReason, UserId,
+};
 use csp_store::{NewSession, SessionStore};
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -836,7 +838,13 @@ impl Pool {
             .create_session(NewSession {
                 session_id: id,
                 user_id: user,
-                status: if is_warm { "active" } else { "preparing" }.into(),
+                status: if is_warm {
+                    SessionStatus::Ready
+                } else {
+                    SessionStatus::Preparing
+                }
+                .store_text()
+                .into(),
             })
             .await;
         if let Err(e) = created {
@@ -852,7 +860,10 @@ impl Pool {
             .await
         {
             tracing::error!(error = %e, "could not record the session's route");
-            let _ = self.store.set_session_status(id, "failed").await;
+            let _ = self
+                .store
+                .set_session_status(id, SessionStatus::Failed.store_text())
+                .await;
             if let Some(w) = warm {
                 self.warm.lock().await.push_front(w);
             }
@@ -944,8 +955,9 @@ impl Pool {
             }
         };
         if !record.is_resumable {
-            return Err(match record.ended_reason.as_deref() {
-                Some("duration_limit") => ErrorCode::DurationLimit,
+            let reason = record.ended_reason.as_deref().map(str::parse);
+            return Err(match reason {
+                Some(Ok(StatusReason::DurationLimit)) => ErrorCode::DurationLimit,
                 _ => ErrorCode::SessionUnavailable,
             });
         }

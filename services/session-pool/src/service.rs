@@ -3,7 +3,7 @@
 
 use crate::pool::Pool;
 use csp_auth::{Access, Caller};
-use csp_domain::{ErrorCode, Role, SessionId, UserId};
+use csp_domain::{ErrorCode, Role, SessionId, SessionStatus, UserId};
 use csp_proto::v1 as pb;
 use csp_proto::v1::session_pool_server::SessionPool;
 use csp_rpc::{status, status_with_message};
@@ -91,15 +91,10 @@ fn store_error(e: csp_store::Error) -> Status {
     status(ErrorCode::Unavailable, "session store unavailable")
 }
 
-fn status_of(s: &str) -> pb::SessionStatus {
-    match s {
-        "preparing" => pb::SessionStatus::Preparing,
-        "active" => pb::SessionStatus::Ready,
-        "failed" => pb::SessionStatus::Failed,
-        "ended" => pb::SessionStatus::Terminated,
-        "idle" => pb::SessionStatus::Idle,
-        _ => pb::SessionStatus::Unspecified,
-    }
+/// A stored status as the proto says it; `Unspecified` for text the store
+/// should not hold.
+fn status_of(stored: &str) -> pb::SessionStatus {
+    SessionStatus::from_store_text(stored).map_or(pb::SessionStatus::Unspecified, Into::into)
 }
 
 fn info(r: &SessionRecord) -> pb::SessionInfo {

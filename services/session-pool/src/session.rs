@@ -166,11 +166,12 @@ impl Outcome {
         }
     }
 
-    fn status(self) -> (SessionStatus, &'static str, bool) {
+    /// The status it leaves the session in, and whether that is resumable.
+    fn status(self) -> (SessionStatus, bool) {
         match self {
-            Outcome::Idle(_) => (SessionStatus::Idle, "idle", true),
-            Outcome::Failed(_) => (SessionStatus::Failed, "failed", true),
-            Outcome::Ended(_) => (SessionStatus::Ended, "ended", false),
+            Outcome::Idle(_) => (SessionStatus::Idle, true),
+            Outcome::Failed(_) => (SessionStatus::Failed, true),
+            Outcome::Ended(_) => (SessionStatus::Ended, false),
         }
     }
 }
@@ -319,7 +320,7 @@ impl Actor {
                 }
                 None => return self.finish(Outcome::Idle(StatusReason::Shutdown)).await,
             };
-            self.set_state("active", true, None).await;
+            self.set_state(SessionStatus::Ready, true, None).await;
             self.emit_status(SessionStatus::Ready, None).await;
             if restarted {
                 self.emit(Event::session_restarted(self.id)).await;
@@ -798,11 +799,7 @@ impl Actor {
                 // small enough for one queue message.
                 self.outgoing.secrets().redact_value(&mut input);
                 crate::output::bound_json(&mut input, self.pool.limits().tool_output_max_bytes);
-                let (label, audit_status) = match status {
-                    ToolStatus::Complete => ("complete", AuditStatus::Success),
-                    ToolStatus::Error => ("error", AuditStatus::Error),
-                    ToolStatus::Denied => ("denied", AuditStatus::Denied),
-                };
+                let (label, audit_status) = (status.as_str(), AuditStatus::from(*status));
                 if let Some(span) = self.tool_spans.remove(tool_use_id.as_str()) {
                     span.record("tool.status", label);
                 }
@@ -874,19 +871,29 @@ impl Actor {
         while let Some(turn) = self.queue.pop_front() {
             self.release(turn.reservation);
         }
-        let (status, stored, resumable) = outcome.status();
+        let (status, resumable) = outcome.status();
         self.emit_status(status, Some(outcome.reason())).await;
         self.flush_text().await;
-        self.set_state(stored, resumable, Some(outcome.reason().as_str()))
+        self.set_state(status, resumable, Some(outcome.reason()))
             .await;
         outcome
     }
 
-    async fn set_state(&self, status: &str, resumable: bool, reason: Option<&str>) {
+    async fn set_state(
+        &self,
+        status: SessionStatus,
+        resumable: bool,
+        reason: Option<StatusReason>,
+    ) {
         if let Err(e) = self
             .pool
             .store
-            .set_session_state(self.id, status, resumable, reason)
+            .set_session_state(
+                self.id,
+                status.store_text(),
+                resumable,
+                reason.map(StatusReason::as_str),
+            )
             .await
         {
             tracing::warn!(session.id = %self.id, error = %e, "could not store the session status");
