@@ -65,39 +65,14 @@ export type ClientFrame =
 /** `admin` ⊃ `operator` ⊃ `user`; kept open (`string`) so an unknown role is data, not a crash. */
 export type Role = 'admin' | 'operator' | 'user';
 
+// Response bodies generated from the gateway's Rust types
+// (services/gateway/src/dto.rs; scripts/check-generated.sh keeps them fresh).
+export type { AdminUser, AppConfig, Budget, Sandbox, UserList } from './generated/api';
+
 export interface User {
   user_id: string;
   username: string;
   role: string;
-}
-
-/** `GET /api/v1/me/budget`: this month's spend against the caller's cap. */
-export interface Budget {
-  /** `YYYY-MM`. */
-  month: string;
-  spent_usd: number;
-  /** null: no cap. */
-  cap_usd: number | null;
-  /** Whole percent of the cap spent; null without a cap. */
-  percent: number | null;
-}
-
-/** One row of `GET /api/v1/users` (admin), and the answer to creating or changing a user. */
-export interface AdminUser {
-  user_id: string;
-  username: string;
-  role: string;
-  /** RFC 3339. */
-  created_at: string;
-  /** RFC 3339, or "" for never. */
-  last_login_at: string;
-  is_active: boolean;
-  monthly_cost_cap_usd: number | null;
-  current_month_spend_usd: number;
-}
-
-export interface UserList {
-  users: AdminUser[];
 }
 
 /** Body of `POST /api/v1/users`. */
@@ -138,13 +113,6 @@ export interface AuditEntry {
 export interface AuditPage {
   entries: AuditEntry[];
   next_before: number | null;
-}
-
-export interface AppConfig {
-  model_label: string;
-  max_frame_bytes: number;
-  /** `off`: agents run unconfined (CSP_AGENT_SANDBOX=off); null when unknown. */
-  agent_sandbox: 'bubblewrap' | 'off' | null;
 }
 
 /** One row of `GET /api/v1/sessions`. */

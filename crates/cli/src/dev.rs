@@ -278,16 +278,16 @@ pub(crate) async fn run(o: Options, shutdown: CancellationToken) -> anyhow::Resu
 
     // On shutdown the session-pool drains first (turns in flight finish);
     // the gateway keeps relaying them and policy keeps answering until then.
-    let drained = CancellationToken::new();
+    let drained = pool.drained();
+    let gateway = gateway.hold_until(drained.clone());
     let mut tasks = tokio::task::JoinSet::new();
     let d = drained.clone();
     tasks.spawn(async move { policy.run(d).await.map_err(anyhow::Error::from) });
-    let d = drained.clone();
-    tasks.spawn(async move { plugins.run(d).await.map_err(anyhow::Error::from) });
-    let (s, d) = (shutdown.clone(), drained.clone());
-    tasks.spawn(async move { pool.run(s, d).await.map_err(anyhow::Error::from) });
-    let (s, d) = (shutdown.clone(), drained.clone());
-    tasks.spawn(async move { gateway.run(s, Some(d)).await.map_err(anyhow::Error::from) });
+    tasks.spawn(async move { plugins.run(drained).await.map_err(anyhow::Error::from) });
+    let s = shutdown.clone();
+    tasks.spawn(async move { pool.run(s).await.map_err(anyhow::Error::from) });
+    let s = shutdown.clone();
+    tasks.spawn(async move { gateway.run(s).await.map_err(anyhow::Error::from) });
 
     let mut first_error = None;
     while let Some(done) = tasks.join_next().await {

@@ -256,7 +256,7 @@ pub(crate) async fn run(service: Service, shutdown: CancellationToken) -> anyhow
             )
             .await?;
             println!("csp gateway: listening on http://{}", server.local_addr());
-            server.run(shutdown, None).await?;
+            server.run(shutdown).await?;
         }
         Service::SessionPool {
             grpc_addr,
@@ -302,16 +302,10 @@ pub(crate) async fn run(service: Service, shutdown: CancellationToken) -> anyhow
             )
             .await?;
             // Probes and metrics stay up while sessions drain.
-            let drained = CancellationToken::new();
-            serve_metrics(
-                "session-pool",
-                metrics_addr,
-                &drained,
-                Arc::new(server.monitor()),
-            )
-            .await?;
+            let drained = server.drained();
+            serve_metrics("session-pool", metrics_addr, &drained, server.probes()).await?;
             println!("csp session-pool: listening on {}", server.local_addr());
-            server.run(shutdown, drained).await?;
+            server.run(shutdown).await?;
         }
         Service::Policy {
             grpc_addr,

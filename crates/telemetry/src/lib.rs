@@ -164,6 +164,71 @@ pub trait Probes: Send + Sync {
     async fn startup(&self) -> Probe;
 }
 
+/// The probes of a service whose readiness is "its store answers and it is
+/// not shutting down" (policy, plugins): one piece, so the bodies, the
+/// 2-second store timeout and the reasons cannot drift between services.
+pub struct StoreProbes {
+    check: StoreCheck,
+    startup_ms: u64,
+    shutting_down: tokio_util::sync::CancellationToken,
+}
+
+type StoreCheck = Box<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> + Send + Sync,
+>;
+
+impl StoreProbes {
+    /// `check` answers whether the store responds (a cheap query);
+    /// `started` is when the service began building.
+    pub fn new<F, Fut>(started: std::time::Instant, check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = bool> + Send + 'static,
+    {
+        Self {
+            check: Box::new(move || Box::pin(check())),
+            startup_ms: started.elapsed().as_millis() as u64,
+            shutting_down: tokio_util::sync::CancellationToken::new(),
+        }
+    }
+
+    /// Readiness fails from now on (`shutting_down`).
+    pub fn shut_down(&self) {
+        self.shutting_down.cancel();
+    }
+
+    /// Why the service is not ready, or `None` when it is.
+    pub async fn not_ready(&self) -> Option<&'static str> {
+        if self.shutting_down.is_cancelled() {
+            return Some("shutting_down");
+        }
+        let check = (self.check)();
+        match tokio::time::timeout(std::time::Duration::from_secs(2), check).await {
+            Ok(true) => None,
+            _ => Some("database_unavailable"),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Probes for StoreProbes {
+    async fn ready(&self) -> Probe {
+        match self.not_ready().await {
+            None => Probe::ok(serde_json::json!({"status": "ready"})),
+            Some(reason) => {
+                Probe::unavailable(serde_json::json!({"status": "not_ready", "reason": reason}))
+            }
+        }
+    }
+
+    async fn startup(&self) -> Probe {
+        Probe::ok(serde_json::json!({
+            "status": "started",
+            "startup_duration_ms": self.startup_ms,
+        }))
+    }
+}
+
 fn probe_response(p: Probe) -> axum::response::Response {
     use axum::response::IntoResponse;
     let status = if p.ok {
@@ -250,5 +315,38 @@ mod tests {
     fn log_format_parses() {
         assert_eq!("json".parse::<LogFormat>().unwrap(), LogFormat::Json);
         assert!("xml".parse::<LogFormat>().is_err());
+    }
+
+    #[tokio::test]
+    async fn store_probes_say_why_a_service_is_not_ready() {
+        let store_up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let up = store_up.clone();
+        let probes = StoreProbes::new(std::time::Instant::now(), move || {
+            let up = up.load(std::sync::atomic::Ordering::SeqCst);
+            async move { up }
+        });
+        let ready = probes.ready().await;
+        assert_eq!(ready, Probe::ok(serde_json::json!({"status": "ready"})));
+        let startup = probes.startup().await;
+        assert!(startup.ok);
+        assert_eq!(startup.body["status"], "started");
+        assert!(startup.body["startup_duration_ms"].is_u64(), "{startup:?}");
+
+        store_up.store(false, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(
+            probes.ready().await,
+            Probe::unavailable(
+                serde_json::json!({"status": "not_ready", "reason": "database_unavailable"})
+            )
+        );
+
+        store_up.store(true, std::sync::atomic::Ordering::SeqCst);
+        probes.shut_down();
+        assert_eq!(
+            probes.ready().await,
+            Probe::unavailable(
+                serde_json::json!({"status": "not_ready", "reason": "shutting_down"})
+            )
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! (current state of the acting user); these handlers translate.
 
 use crate::auth::AuthUser;
+use crate::dto;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Json;
@@ -13,7 +14,7 @@ use bytes::Bytes;
 use csp_domain::ErrorCode;
 use csp_proto::v1 as pb;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::HashMap;
 
 /// Rows a CSV export holds at most; past it the file says it was cut.
@@ -26,23 +27,10 @@ fn invalid(message: impl Into<String>) -> ApiError {
     }
 }
 
-fn user_json(u: &pb::User) -> Value {
-    json!({
-        "user_id": u.user_id,
-        "username": u.username,
-        "role": u.role,
-        "created_at": u.created_at,
-        "last_login_at": u.last_login_at,
-        "is_active": u.is_active,
-        "monthly_cost_cap_usd": u.monthly_cost_cap_usd,
-        "current_month_spend_usd": u.current_month_spend_usd,
-    })
-}
-
 pub(crate) async fn budget(
     State(state): State<AppState>,
     user: AuthUser,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<dto::Budget>, ApiError> {
     let b = state
         .policy
         .clone()
@@ -55,18 +43,13 @@ pub(crate) async fn budget(
         .await
         .map_err(|s| ApiError::from_status(&s))?
         .into_inner();
-    Ok(Json(json!({
-        "month": b.month,
-        "spent_usd": b.spent_usd,
-        "cap_usd": b.cap_usd,
-        "percent": b.percent,
-    })))
+    Ok(Json(b.into()))
 }
 
 pub(crate) async fn list_users(
     State(state): State<AppState>,
     user: AuthUser,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<dto::Users>, ApiError> {
     let list = state
         .policy
         .clone()
@@ -74,9 +57,9 @@ pub(crate) async fn list_users(
         .await
         .map_err(|s| ApiError::from_status(&s))?
         .into_inner();
-    Ok(Json(
-        json!({"users": list.users.iter().map(user_json).collect::<Vec<_>>()}),
-    ))
+    Ok(Json(dto::Users {
+        users: list.users.into_iter().map(dto::User::from).collect(),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -114,7 +97,7 @@ pub(crate) async fn create_user(
         .await
         .map_err(|s| ApiError::from_status(&s))?
         .into_inner();
-    Ok((http::StatusCode::CREATED, Json(user_json(&created))).into_response())
+    Ok((http::StatusCode::CREATED, Json(dto::User::from(created))).into_response())
 }
 
 pub(crate) async fn update_user(
@@ -122,7 +105,7 @@ pub(crate) async fn update_user(
     user: AuthUser,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<dto::User>, ApiError> {
     let body: serde_json::Map<String, Value> = serde_json::from_slice(&body)
         .map_err(|_| invalid("Send a JSON object with role, monthly_cost_cap_usd or is_active."))?;
     if let Some(k) = body
@@ -165,7 +148,7 @@ pub(crate) async fn update_user(
         .await
         .map_err(|s| ApiError::from_status(&s))?
         .into_inner();
-    Ok(Json(user_json(&updated)))
+    Ok(Json(updated.into()))
 }
 
 #[derive(Deserialize)]
@@ -281,27 +264,17 @@ pub(crate) async fn audit_log(
             .into_response());
     }
     let r = page(q.before.unwrap_or(0), 100).await?;
-    let entries: Vec<Value> = r
+    let next_before = (r.next_before_seq != 0).then_some(r.next_before_seq);
+    let entries = r
         .entries
-        .iter()
-        .map(|e| {
-            json!({
-                "audit_id": e.audit_id,
-                "seq": e.seq,
-                "timestamp": e.timestamp,
-                "user_id": e.user_id,
-                "username": names.get(&e.user_id),
-                "session_id": e.session_id,
-                "tool_name": e.tool_name,
-                "sanitized_input": e.sanitized_input,
-                "result_status": e.result_status,
-                "execution_duration_ms": e.execution_duration_ms,
-                "cost_usd": e.cost_usd,
-            })
-        })
+        .into_iter()
+        .map(|e| dto::AuditEntry::new(e, &names))
         .collect();
-    let next = (r.next_before_seq != 0).then_some(r.next_before_seq);
-    Ok(Json(json!({"entries": entries, "next_before": next})).into_response())
+    Ok(Json(dto::AuditPage {
+        entries,
+        next_before,
+    })
+    .into_response())
 }
 
 /// One CSV line (RFC 4180 quoting). Cells that a spreadsheet would run as
@@ -346,7 +319,7 @@ fn csv_cell(value: &str) -> String {
 pub(crate) async fn all_sessions(
     State(state): State<AppState>,
     user: AuthUser,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<dto::Sessions>, ApiError> {
     let list = state
         .default_pool
         .clone()
@@ -354,9 +327,7 @@ pub(crate) async fn all_sessions(
         .await
         .map_err(|s| ApiError::from_status(&s))?
         .into_inner();
-    Ok(Json(
-        json!({ "sessions": crate::api::session_list(list.sessions) }),
-    ))
+    Ok(Json(list.sessions.into()))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! REST handlers under `/api/v1` (see `docs/websocket-protocol.md`).
 
 use crate::auth::{AuthUser, clear_cookie, set_cookie};
+use crate::dto;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::throttle::{Attempt, retry_after_secs};
@@ -8,11 +9,11 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use bytes::Bytes;
-use csp_domain::{ErrorCode, SessionId, SessionStatus};
+use csp_domain::{ErrorCode, SessionId};
 use csp_proto::v1 as pb;
 use http::{HeaderMap, HeaderValue};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::net::{IpAddr, SocketAddr};
 
 #[derive(Deserialize)]
@@ -113,11 +114,15 @@ pub(crate) async fn login(
     state.throttle.succeeded(&attempt).await;
     let user = reply.user.unwrap_or_default();
     let cookie = set_cookie(&reply.token, reply.expires_in, state.cookie_secure);
-    let body = json!({
-        "token": reply.token,
-        "expires_in": reply.expires_in,
-        "user": {"user_id": user.user_id, "username": user.username, "role": user.role},
-    });
+    let body = dto::Login {
+        token: reply.token,
+        expires_in: reply.expires_in,
+        user: dto::LoginUser {
+            user_id: user.user_id,
+            username: user.username,
+            role: user.role,
+        },
+    };
     Ok(([(http::header::SET_COOKIE, cookie)], Json(body)).into_response())
 }
 
@@ -130,40 +135,33 @@ pub(crate) async fn logout(State(state): State<AppState>, headers: HeaderMap) ->
     }
 }
 
-pub(crate) async fn me(user: AuthUser) -> Json<Value> {
-    Json(json!({"user_id": user.id.to_string(), "username": user.name, "role": user.role}))
+pub(crate) async fn me(user: AuthUser) -> Json<dto::Me> {
+    Json(dto::Me {
+        user_id: user.id.to_string(),
+        username: user.name,
+        role: user.role,
+    })
 }
 
-pub(crate) async fn config(State(state): State<AppState>, _user: AuthUser) -> Json<Value> {
+pub(crate) async fn config(State(state): State<AppState>, _user: AuthUser) -> Response {
     // `off` is a warning the admin pages show; null when the session-pool
     // cannot say right now.
-    let agent_sandbox = pool_status(&state).await.ok().map(|s| {
-        if s.agent_sandbox_off {
-            "off"
-        } else {
-            "bubblewrap"
-        }
-    });
-    Json(json!({
-        "model_label": state.model_label,
-        "max_frame_bytes": state.limits.max_frame_bytes,
-        "agent_sandbox": agent_sandbox,
-    }))
-}
-
-/// A session's status as the REST API names it; "unknown" for a proto value
-/// that names none.
-fn status_name(s: i32) -> &'static str {
-    pb::SessionStatus::try_from(s)
+    let agent_sandbox = pool_status(&state)
+        .await
         .ok()
-        .and_then(|p| SessionStatus::try_from(p).ok())
-        .map_or("unknown", SessionStatus::as_str)
+        .map(|s| dto::Sandbox::new(s.agent_sandbox_off));
+    Json(dto::Config {
+        model_label: &state.model_label,
+        max_frame_bytes: state.limits.max_frame_bytes,
+        agent_sandbox,
+    })
+    .into_response()
 }
 
 pub(crate) async fn sessions(
     State(state): State<AppState>,
     user: AuthUser,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<dto::Sessions>, ApiError> {
     let list = state
         .default_pool
         .clone()
@@ -176,36 +174,14 @@ pub(crate) async fn sessions(
         .await
         .map_err(|s| ApiError::from_status(&s))?
         .into_inner();
-    Ok(Json(json!({ "sessions": session_list(list.sessions) })))
-}
-
-/// Sessions as the REST API shows them.
-pub(crate) fn session_list(sessions: Vec<pb::SessionInfo>) -> Vec<Value> {
-    sessions
-        .into_iter()
-        .map(|s| {
-            json!({
-                "session_id": s.session_id,
-                "user_id": s.user_id,
-                "status": status_name(s.status),
-                "created_at": s.created_at,
-                "last_active_at": s.last_active_at,
-                "message_count": s.message_count,
-                "total_cost_usd": s.total_cost_usd,
-                "title": s.title,
-                "resume_count": s.resume_count,
-                "is_resumable": s.is_resumable,
-                "ended_reason": s.ended_reason,
-            })
-        })
-        .collect()
+    Ok(Json(list.sessions.into()))
 }
 
 pub(crate) async fn messages(
     State(state): State<AppState>,
     user: AuthUser,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<dto::Messages>, ApiError> {
     let session: SessionId = id
         .parse()
         .map_err(|_| ApiError::new(ErrorCode::SessionNotFound))?;
@@ -227,13 +203,14 @@ pub(crate) async fn messages(
         .into_iter()
         .filter_map(|m| serde_json::from_str(&m.json).ok())
         .collect();
-    Ok(Json(
-        json!({"messages": messages, "last_seq": reply.last_seq}),
-    ))
+    Ok(Json(dto::Messages {
+        messages,
+        last_seq: reply.last_seq,
+    }))
 }
 
-pub(crate) async fn live() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+pub(crate) async fn live() -> Json<dto::Status> {
+    Json(dto::Status { status: "ok" })
 }
 
 async fn pool_status(state: &AppState) -> Result<pb::StatusResponse, tonic::Status> {
@@ -245,22 +222,28 @@ async fn pool_status(state: &AppState) -> Result<pb::StatusResponse, tonic::Stat
         .map(|r| r.into_inner())
 }
 
-fn unavailable(body: Value) -> Response {
+fn unavailable(body: impl Serialize) -> Response {
     (http::StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }
 
 /// 200 once the session-pool has filled its first warm slot.
 pub(crate) async fn startup(State(state): State<AppState>) -> Response {
     match pool_status(&state).await {
-        Ok(s) if s.started => Json(json!({
-            "status": "started",
-            "startup_duration_ms": s.startup_duration_ms,
-        }))
+        Ok(s) if s.started => Json(dto::Started {
+            status: "started",
+            startup_duration_ms: s.startup_duration_ms,
+        })
         .into_response(),
-        Ok(_) => unavailable(json!({"status": "starting", "reason": "pool_filling"})),
+        Ok(_) => unavailable(dto::NotStarted {
+            status: "starting",
+            reason: "pool_filling",
+        }),
         Err(e) => {
             tracing::warn!(error = %e, "startup probe: session-pool unreachable");
-            unavailable(json!({"status": "starting", "reason": "session_pool_unreachable"}))
+            unavailable(dto::NotStarted {
+                status: "starting",
+                reason: "session_pool_unreachable",
+            })
         }
     }
 }
@@ -270,12 +253,12 @@ pub(crate) async fn startup(State(state): State<AppState>) -> Response {
 /// shutting down); 503 with the first reason otherwise.
 pub(crate) async fn ready(State(state): State<AppState>) -> Response {
     let not_ready = |reason: &str, active: u32, max: u32| {
-        unavailable(json!({
-            "status": "not_ready",
-            "reason": reason,
-            "active_sessions": active,
-            "max_sessions": max,
-        }))
+        unavailable(dto::NotReady {
+            status: "not_ready",
+            reason,
+            active_sessions: active,
+            max_sessions: max,
+        })
     };
     if state.shutting_down.is_cancelled() {
         return not_ready("shutting_down", 0, 0);
@@ -306,19 +289,18 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Response {
     };
     match reason {
         Some(reason) => not_ready(reason, s.active_sessions, s.max_sessions),
-        None => Json(json!({
-            "status": "ready",
-            "active_sessions": s.active_sessions,
-            "max_sessions": s.max_sessions,
-            "pool_depth": s.pool_depth,
-            "circuit_breaker_state": match s.circuit_breaker_state {
+        None => Json(dto::Ready {
+            status: "ready",
+            active_sessions: s.active_sessions,
+            max_sessions: s.max_sessions,
+            pool_depth: s.pool_depth,
+            circuit_breaker_state: match s.circuit_breaker_state {
                 2 => "open",
                 1 => "half_open",
                 _ => "closed",
             },
-            // A warning an operator must see: agents run unconfined.
-            "agent_sandbox": if s.agent_sandbox_off { "off" } else { "bubblewrap" },
-        }))
+            agent_sandbox: dto::Sandbox::new(s.agent_sandbox_off),
+        })
         .into_response(),
     }
 }

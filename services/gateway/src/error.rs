@@ -36,13 +36,13 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = http::StatusCode::from_u16(self.code.http_status())
             .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::json!({
-            "error": {
-                "code": self.code.as_str(),
-                "message": self.message.as_deref().unwrap_or(self.code.user_message()),
-                "action": self.code.suggested_action(),
-            }
-        });
+        let body = crate::dto::ErrorBody {
+            error: crate::dto::ErrorDetail {
+                code: self.code.as_str(),
+                message: self.message.as_deref().unwrap_or(self.code.user_message()),
+                action: self.code.suggested_action(),
+            },
+        };
         (status, Json(body)).into_response()
     }
 }

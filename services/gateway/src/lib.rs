@@ -14,6 +14,7 @@
 mod admin;
 mod api;
 mod auth;
+mod dto;
 mod error;
 mod metrics;
 mod plugins;
@@ -100,6 +101,8 @@ pub struct Server {
     addr: SocketAddr,
     router: Router,
     state: AppState,
+    /// See [`Server::hold_until`].
+    hold: Option<CancellationToken>,
 }
 
 impl Server {
@@ -149,6 +152,7 @@ impl Server {
             addr,
             router,
             state,
+            hold: None,
         })
     }
 
@@ -156,17 +160,22 @@ impl Server {
         self.addr
     }
 
+    /// On shutdown, keep the WebSockets relaying until `hold` is cancelled
+    /// (`csp dev`: the in-process session-pool's `drained`, so turns in
+    /// flight reach their browsers). Without it: one second.
+    pub fn hold_until(mut self, hold: CancellationToken) -> Self {
+        self.hold = Some(hold);
+        self
+    }
+
     /// Serves until `shutdown`. Then readiness fails at once, every open
-    /// WebSocket is told `server_shutting_down` and keeps relaying until
-    /// `hold` is cancelled (`csp dev`: the in-process session-pool drained;
-    /// `None`: one second, for the frames to reach the browsers); then the
-    /// sockets close with 1012 and the server stops.
-    pub async fn run(
-        self,
-        shutdown: CancellationToken,
-        hold: Option<CancellationToken>,
-    ) -> Result<(), Error> {
+    /// WebSocket is told `server_shutting_down` and keeps relaying until the
+    /// hold ends ([`Server::hold_until`]; without one: one second, for the
+    /// frames to reach the browsers); then the sockets close with 1012 and
+    /// the server stops.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
         let state = self.state.clone();
+        let hold = self.hold.clone();
         tokio::spawn(async move {
             shutdown.cancelled().await;
             tracing::info!("shutting down: telling every WebSocket");

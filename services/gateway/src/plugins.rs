@@ -4,66 +4,19 @@
 //! these handlers translate between JSON and the `csp.v1.Plugins` API.
 
 use crate::auth::AuthUser;
+use crate::dto;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use csp_domain::ErrorCode;
 use csp_proto::v1 as pb;
-use serde_json::{Value, json};
-
-/// A JSON column of the proto (schema, config) as JSON again; empty is null.
-fn embedded(text: &str) -> Value {
-    if text.is_empty() {
-        return Value::Null;
-    }
-    serde_json::from_str(text).unwrap_or(Value::Null)
-}
-
-fn plugin_json(p: &pb::Plugin) -> Value {
-    let secrets: serde_json::Map<String, Value> = p
-        .secrets_set
-        .iter()
-        .map(|k| (k.clone(), Value::Bool(true)))
-        .collect();
-    json!({
-        "name": p.name,
-        "version": p.version,
-        "plugin_type": p.plugin_type,
-        "description": p.description,
-        "status": p.status,
-        "active": p.active,
-        "required_role": p.required_role,
-        "dir": p.dir,
-        "tools": p.tools.iter().map(|t| json!({
-            "name": t.name,
-            "description": t.description,
-            "required_role": t.required_role,
-        })).collect::<Vec<_>>(),
-        "network": p.network,
-        "config_schema": embedded(&p.config_schema_json),
-        "config": embedded(&p.config_json),
-        "secrets": secrets,
-        "errors": p.errors.iter().map(|e| json!({
-            "file": e.file,
-            "line": e.line,
-            "column": e.column,
-            "field": e.field,
-            "message": e.message,
-            "suggestion": e.suggestion,
-        })).collect::<Vec<_>>(),
-        "updated_at": p.updated_at,
-    })
-}
-
-fn plugins_json(list: &[pb::Plugin]) -> Vec<Value> {
-    list.iter().map(plugin_json).collect()
-}
+use serde_json::Value;
 
 pub(crate) async fn list(
     State(state): State<AppState>,
     user: AuthUser,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<dto::Plugins>, ApiError> {
     let list = state
         .plugins
         .clone()
@@ -71,14 +24,16 @@ pub(crate) async fn list(
         .await
         .map_err(|s| ApiError::from_status(&s))?
         .into_inner();
-    Ok(Json(json!({ "plugins": plugins_json(&list.plugins) })))
+    Ok(Json(dto::Plugins {
+        plugins: list.plugins.into_iter().map(dto::Plugin::from).collect(),
+    }))
 }
 
 pub(crate) async fn get(
     State(state): State<AppState>,
     user: AuthUser,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<dto::Plugin>, ApiError> {
     let p = state
         .plugins
         .clone()
@@ -86,14 +41,14 @@ pub(crate) async fn get(
         .await
         .map_err(|s| ApiError::from_status(&s))?
         .into_inner();
-    Ok(Json(plugin_json(&p)))
+    Ok(Json(p.into()))
 }
 
 pub(crate) async fn activate(
     state: State<AppState>,
     user: AuthUser,
     name: Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<dto::Plugin>, ApiError> {
     switch(state, user, name, true).await
 }
 
@@ -101,7 +56,7 @@ pub(crate) async fn deactivate(
     state: State<AppState>,
     user: AuthUser,
     name: Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<dto::Plugin>, ApiError> {
     switch(state, user, name, false).await
 }
 
@@ -110,7 +65,7 @@ async fn switch(
     user: AuthUser,
     Path(name): Path<String>,
     on: bool,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<dto::Plugin>, ApiError> {
     let req = state.as_user(&user, pb::PluginRequest { name });
     let mut client = state.plugins.clone();
     let answer = if on {
@@ -119,7 +74,7 @@ async fn switch(
         client.deactivate_plugin(req).await
     };
     let p = answer.map_err(|s| ApiError::from_status(&s))?.into_inner();
-    Ok(Json(plugin_json(&p)))
+    Ok(Json(p.into()))
 }
 
 /// `PUT /api/v1/plugins/{name}/config` with `{"config": {...}}`. The body
@@ -129,7 +84,7 @@ pub(crate) async fn configure(
     user: AuthUser,
     Path(name): Path<String>,
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<dto::Plugin>, ApiError> {
     let config = match body {
         Ok(Json(Value::Object(mut o))) => match o.remove("config") {
             Some(c @ Value::Object(_)) => c,
@@ -148,7 +103,7 @@ pub(crate) async fn configure(
         .await
         .map_err(|s| ApiError::from_status(&s))?
         .into_inner();
-    Ok(Json(plugin_json(&p)))
+    Ok(Json(p.into()))
 }
 
 fn bad_config() -> ApiError {
@@ -161,7 +116,7 @@ fn bad_config() -> ApiError {
 pub(crate) async fn rescan(
     State(state): State<AppState>,
     user: AuthUser,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<dto::Rescan>, ApiError> {
     let r = state
         .plugins
         .clone()
@@ -169,10 +124,10 @@ pub(crate) async fn rescan(
         .await
         .map_err(|s| ApiError::from_status(&s))?
         .into_inner();
-    Ok(Json(json!({
-        "plugins": plugins_json(&r.plugins),
-        "added": r.added,
-        "changed": r.changed,
-        "removed": r.removed,
-    })))
+    Ok(Json(dto::Rescan {
+        plugins: r.plugins.into_iter().map(dto::Plugin::from).collect(),
+        added: r.added,
+        changed: r.changed,
+        removed: r.removed,
+    }))
 }

@@ -72,51 +72,13 @@ impl Config {
     }
 }
 
-/// Readiness: the plugin store answers and the service is not stopping.
-pub struct Probes {
-    store: Arc<dyn Store>,
-    startup_ms: u64,
-    shutting_down: CancellationToken,
-}
-
-impl Probes {
-    async fn reason(&self) -> Option<&'static str> {
-        if self.shutting_down.is_cancelled() {
-            return Some("shutting_down");
-        }
-        let probe = self.store.plugin_states();
-        match tokio::time::timeout(Duration::from_secs(2), probe).await {
-            Ok(Ok(_)) => None,
-            _ => Some("database_unavailable"),
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl csp_telemetry::Probes for Probes {
-    async fn ready(&self) -> csp_telemetry::Probe {
-        match self.reason().await {
-            None => csp_telemetry::Probe::ok(serde_json::json!({"status": "ready"})),
-            Some(reason) => csp_telemetry::Probe::unavailable(
-                serde_json::json!({"status": "not_ready", "reason": reason}),
-            ),
-        }
-    }
-
-    async fn startup(&self) -> csp_telemetry::Probe {
-        csp_telemetry::Probe::ok(serde_json::json!({
-            "status": "started",
-            "startup_duration_ms": self.startup_ms,
-        }))
-    }
-}
-
 /// A bound plugins server, ready to run.
 pub struct Server {
     listener: csp_rpc::Listener,
     catalog: Arc<Catalog>,
     store: Arc<dyn Store>,
-    probes: Arc<Probes>,
+    /// Readiness: the plugin store answers and the service is not stopping.
+    probes: Arc<csp_telemetry::StoreProbes>,
     tokens: Tokens,
     watch: watcher::Settings,
 }
@@ -152,11 +114,11 @@ impl Server {
             .map_err(|e| Error::Scan(e.message().to_owned()))?;
         tracing::info!(dir = %dir.display(), plugins = changes.added.len(), "plugins directory scanned");
         let listener = csp_rpc::Listener::bind(config.grpc_addr).await?;
-        let probes = Arc::new(Probes {
-            store: store.clone(),
-            startup_ms: built.elapsed().as_millis() as u64,
-            shutting_down: CancellationToken::new(),
-        });
+        let states = store.clone();
+        let probes = Arc::new(csp_telemetry::StoreProbes::new(built, move || {
+            let states = states.clone();
+            async move { states.plugin_states().await.is_ok() }
+        }));
         Ok(Self {
             listener,
             catalog,
@@ -186,7 +148,7 @@ impl Server {
             <PluginsServer<Service> as tonic::server::NamedService>::NAME,
             move || {
                 let probes = probes.clone();
-                async move { probes.reason().await.is_none() }
+                async move { probes.not_ready().await.is_none() }
             },
         )
         .await;
@@ -200,7 +162,7 @@ impl Server {
         let stop = shutdown.clone();
         tokio::spawn(async move {
             stop.cancelled().await;
-            probes.shutting_down.cancel();
+            probes.shut_down();
         });
         let watching = tokio::spawn(watcher::run(
             self.catalog.clone(),

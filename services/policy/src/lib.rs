@@ -110,7 +110,9 @@ pub(crate) async fn hash_blocking(password: String) -> Result<String, csp_auth::
 pub struct Server {
     listener: csp_rpc::Listener,
     service: Service,
-    probes: Arc<Probes>,
+    /// Readiness: the user store answers a query, and the service is not
+    /// shutting down.
+    probes: Arc<csp_telemetry::StoreProbes>,
     tokens: Tokens,
     queue: Arc<dyn Queue>,
     store: Arc<dyn Store>,
@@ -119,53 +121,6 @@ pub struct Server {
         tonic::transport::Channel,
         tokio::sync::watch::Sender<Option<Arc<plugins::Catalog>>>,
     )>,
-}
-
-/// Readiness of the policy service: its user store answers a query, and
-/// it is not shutting down.
-pub struct Probes {
-    store: Arc<dyn Store>,
-    startup_ms: u64,
-    shutting_down: CancellationToken,
-}
-
-impl Probes {
-    async fn store_ok(&self) -> bool {
-        let probe = self.store.count_users();
-        matches!(
-            tokio::time::timeout(std::time::Duration::from_secs(2), probe).await,
-            Ok(Ok(_))
-        )
-    }
-
-    fn reason(&self, store_ok: bool) -> Option<&'static str> {
-        if self.shutting_down.is_cancelled() {
-            Some("shutting_down")
-        } else if !store_ok {
-            Some("database_unavailable")
-        } else {
-            None
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl csp_telemetry::Probes for Probes {
-    async fn ready(&self) -> csp_telemetry::Probe {
-        match self.reason(self.store_ok().await) {
-            None => csp_telemetry::Probe::ok(serde_json::json!({"status": "ready"})),
-            Some(reason) => csp_telemetry::Probe::unavailable(
-                serde_json::json!({"status": "not_ready", "reason": reason}),
-            ),
-        }
-    }
-
-    async fn startup(&self) -> csp_telemetry::Probe {
-        csp_telemetry::Probe::ok(serde_json::json!({
-            "status": "started",
-            "startup_duration_ms": self.startup_ms,
-        }))
-    }
 }
 
 impl Server {
@@ -196,11 +151,11 @@ impl Server {
             }
             None => None,
         };
-        let probes = Arc::new(Probes {
-            store: store.clone(),
-            startup_ms: built.elapsed().as_millis() as u64,
-            shutting_down: CancellationToken::new(),
-        });
+        let users = store.clone();
+        let probes = Arc::new(csp_telemetry::StoreProbes::new(built, move || {
+            let users = users.clone();
+            async move { users.count_users().await.is_ok() }
+        }));
         Ok(Self {
             listener,
             service,
@@ -228,7 +183,7 @@ impl Server {
             <PolicyServer<Service> as tonic::server::NamedService>::NAME,
             move || {
                 let probes = probes.clone();
-                async move { probes.reason(probes.store_ok().await).is_none() }
+                async move { probes.not_ready().await.is_none() }
             },
         )
         .await;
@@ -237,7 +192,7 @@ impl Server {
         let stop = shutdown.clone();
         tokio::spawn(async move {
             stop.cancelled().await;
-            probes.shutting_down.cancel();
+            probes.shut_down();
         });
         let consumer = tokio::spawn(audit::consume(
             self.queue.clone(),

@@ -49,8 +49,16 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A setting is invalid, or the agent CLI or its sandbox is unusable.
     #[error("{0}")]
     Config(String),
+    /// A task of the running server failed (panicked or was cancelled):
+    /// not a configuration problem.
+    #[error("{what} task failed: {source}")]
+    Task {
+        what: &'static str,
+        source: tokio::task::JoinError,
+    },
 }
 
 /// How the service runs.
@@ -199,6 +207,8 @@ pub struct Server {
     reaper_interval: Duration,
     /// The plugins service to follow, when there is one.
     plugins: Option<tonic::transport::Channel>,
+    /// Cancelled by `run` once every agent process is gone.
+    drained: CancellationToken,
 }
 
 /// A cheap handle to observe a running pool.
@@ -343,11 +353,28 @@ impl Server {
             grace: config.shutdown_grace,
             reaper_interval: config.reaper_interval,
             plugins,
+            drained: CancellationToken::new(),
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr()
+    }
+
+    /// Cancelled by [`Server::run`] once shutdown has drained every
+    /// session (each agent process is gone) and the gRPC API has stopped.
+    /// What must outlive the sessions waits for it: the gateway's
+    /// WebSockets (`csp dev`: the gateway's `hold_until`), the
+    /// in-process policy and plugins services, the metrics and probes
+    /// listener. Take it before `run`.
+    pub fn drained(&self) -> CancellationToken {
+        self.drained.clone()
+    }
+
+    /// The HTTP probes (`csp serve session-pool` serves them beside
+    /// `/metrics`), like every gRPC service's `probes()`.
+    pub fn probes(&self) -> Arc<dyn csp_telemetry::Probes> {
+        Arc::new(self.monitor())
     }
 
     pub fn monitor(&self) -> Monitor {
@@ -359,13 +386,10 @@ impl Server {
     /// Fills the pool and serves until `shutdown`. Then: readiness fails at
     /// once, no new session is taken, idle sessions stop, turns in flight
     /// get the shutdown grace, and the gRPC API keeps answering meanwhile
-    /// (the gateway still relays those turns). Cancels `drained` when every
-    /// agent process is gone, then stops serving.
-    pub async fn run(
-        self,
-        shutdown: CancellationToken,
-        drained: CancellationToken,
-    ) -> Result<(), Error> {
+    /// (the gateway still relays those turns). When every agent process is
+    /// gone it stops serving and cancels [`Server::drained`].
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
+        let drained = self.drained.clone();
         // Orphans of agent trees (tools the CLI started in their own
         // sessions) are re-parented to csp instead of PID 1, which may not
         // reap them; the reaper loop collects them.
@@ -411,7 +435,10 @@ impl Server {
         };
         let served = match served {
             Ok(r) => r.map_err(Error::from),
-            Err(e) => Err(Error::Config(format!("gRPC server task failed: {e}"))),
+            Err(source) => Err(Error::Task {
+                what: "gRPC server",
+                source,
+            }),
         };
         drained.cancel();
         refill.abort();

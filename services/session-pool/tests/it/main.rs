@@ -149,7 +149,7 @@ async fn start_full(setup: Setup<'_>) -> Pool {
     .unwrap();
     let addr = server.local_addr();
     let stop = CancellationToken::new();
-    tokio::spawn(server.run(stop.clone(), CancellationToken::new()));
+    tokio::spawn(server.run(stop.clone()));
     let client = SessionPoolClient::new(csp_rpc::channel(&format!("http://{addr}")).unwrap());
     Pool {
         client,

@@ -1,0 +1,543 @@
+//! The REST API's response bodies, one serde struct per shape (see
+//! `docs/websocket-protocol.md`). Field names, types and null-vs-absent are
+//! the wire contract: an `Option` here is always sent, as `null` when unset.
+
+use csp_domain::{AuditStatus, Role, SessionStatus, StatusReason};
+use csp_proto::v1 as pb;
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+
+/// A status by its typed name, or the text as received when it names none
+/// of the enum's values (the JSON is the same either way).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub(crate) enum Named<T> {
+    Known(T),
+    Other(String),
+}
+
+impl<T: std::str::FromStr> Named<T> {
+    fn parse(text: String) -> Self {
+        text.parse().map_or(Named::Other(text), Named::Known)
+    }
+}
+
+/// How agents are confined.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Sandbox {
+    Bubblewrap,
+    /// Agents run unconfined (`CSP_AGENT_SANDBOX=off`).
+    Off,
+}
+
+impl Sandbox {
+    pub(crate) fn new(off: bool) -> Self {
+        if off {
+            Sandbox::Off
+        } else {
+            Sandbox::Bubblewrap
+        }
+    }
+}
+
+/// `{"status": "ok"}` and other bodies that say only a status.
+#[derive(Debug, Serialize)]
+pub(crate) struct Status {
+    pub(crate) status: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct LoginUser {
+    pub(crate) user_id: String,
+    pub(crate) username: String,
+    pub(crate) role: String,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Login {
+    pub(crate) token: String,
+    pub(crate) expires_in: u64,
+    pub(crate) user: LoginUser,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Me {
+    pub(crate) user_id: String,
+    pub(crate) username: String,
+    pub(crate) role: Role,
+}
+
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(rename = "AppConfig"))]
+/// `GET /api/v1/config`.
+pub(crate) struct Config<'a> {
+    pub(crate) model_label: &'a str,
+    pub(crate) max_frame_bytes: usize,
+    /// Null when the session-pool cannot say.
+    pub(crate) agent_sandbox: Option<Sandbox>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Session {
+    pub(crate) session_id: String,
+    pub(crate) user_id: String,
+    pub(crate) status: Named<SessionStatus>,
+    pub(crate) created_at: String,
+    pub(crate) last_active_at: String,
+    pub(crate) message_count: u64,
+    pub(crate) total_cost_usd: f64,
+    pub(crate) title: String,
+    pub(crate) resume_count: u64,
+    pub(crate) is_resumable: bool,
+    /// Empty while the session has not stopped.
+    pub(crate) ended_reason: Named<StatusReason>,
+}
+
+impl From<pb::SessionInfo> for Session {
+    fn from(s: pb::SessionInfo) -> Self {
+        let status = pb::SessionStatus::try_from(s.status)
+            .ok()
+            .and_then(|p| SessionStatus::try_from(p).ok())
+            .map_or_else(|| Named::Other("unknown".into()), Named::Known);
+        Self {
+            session_id: s.session_id,
+            user_id: s.user_id,
+            status,
+            created_at: s.created_at,
+            last_active_at: s.last_active_at,
+            message_count: s.message_count,
+            total_cost_usd: s.total_cost_usd,
+            title: s.title,
+            resume_count: s.resume_count,
+            is_resumable: s.is_resumable,
+            ended_reason: Named::parse(s.ended_reason),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Sessions {
+    pub(crate) sessions: Vec<Session>,
+}
+
+impl From<Vec<pb::SessionInfo>> for Sessions {
+    fn from(list: Vec<pb::SessionInfo>) -> Self {
+        Self {
+            sessions: list.into_iter().map(Session::from).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Messages {
+    /// Each message is the stored event JSON, passed through as it is.
+    pub(crate) messages: Vec<Value>,
+    pub(crate) last_seq: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Started {
+    pub(crate) status: &'static str,
+    pub(crate) startup_duration_ms: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct NotStarted {
+    pub(crate) status: &'static str,
+    pub(crate) reason: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct NotReady<'a> {
+    pub(crate) status: &'static str,
+    pub(crate) reason: &'a str,
+    pub(crate) active_sessions: u32,
+    pub(crate) max_sessions: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Ready {
+    pub(crate) status: &'static str,
+    pub(crate) active_sessions: u32,
+    pub(crate) max_sessions: u32,
+    pub(crate) pool_depth: u32,
+    pub(crate) circuit_breaker_state: &'static str,
+    /// A warning an operator must see: `off` means agents run unconfined.
+    pub(crate) agent_sandbox: Sandbox,
+}
+
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+/// `GET /api/v1/me/budget`: this month's spend against the caller's cap.
+pub(crate) struct Budget {
+    /// `YYYY-MM`.
+    pub(crate) month: String,
+    pub(crate) spent_usd: f64,
+    /// null: no cap.
+    pub(crate) cap_usd: Option<f64>,
+    /// Whole percent of the cap spent; null without a cap.
+    pub(crate) percent: Option<u32>,
+}
+
+impl From<pb::Budget> for Budget {
+    fn from(b: pb::Budget) -> Self {
+        Self {
+            month: b.month,
+            spent_usd: b.spent_usd,
+            cap_usd: b.cap_usd,
+            percent: b.percent,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(rename = "AdminUser"))]
+/// One row of `GET /api/v1/users` (admin), and the answer to creating or
+/// changing a user.
+pub(crate) struct User {
+    pub(crate) user_id: String,
+    pub(crate) username: String,
+    pub(crate) role: String,
+    /// RFC 3339.
+    pub(crate) created_at: String,
+    /// RFC 3339, or "" for never.
+    pub(crate) last_login_at: String,
+    pub(crate) is_active: bool,
+    pub(crate) monthly_cost_cap_usd: Option<f64>,
+    pub(crate) current_month_spend_usd: f64,
+}
+
+impl From<pb::User> for User {
+    fn from(u: pb::User) -> Self {
+        Self {
+            user_id: u.user_id,
+            username: u.username,
+            role: u.role,
+            created_at: u.created_at,
+            last_login_at: u.last_login_at,
+            is_active: u.is_active,
+            monthly_cost_cap_usd: u.monthly_cost_cap_usd,
+            current_month_spend_usd: u.current_month_spend_usd,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(rename = "UserList"))]
+pub(crate) struct Users {
+    pub(crate) users: Vec<User>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct AuditEntry {
+    pub(crate) audit_id: String,
+    pub(crate) seq: i64,
+    pub(crate) timestamp: String,
+    pub(crate) user_id: String,
+    /// Null when the user no longer exists.
+    pub(crate) username: Option<String>,
+    pub(crate) session_id: String,
+    pub(crate) tool_name: String,
+    pub(crate) sanitized_input: String,
+    pub(crate) result_status: Named<AuditStatus>,
+    pub(crate) execution_duration_ms: Option<i64>,
+    pub(crate) cost_usd: Option<f64>,
+}
+
+impl AuditEntry {
+    pub(crate) fn new(e: pb::AuditEntry, names: &HashMap<String, String>) -> Self {
+        Self {
+            username: names.get(&e.user_id).cloned(),
+            audit_id: e.audit_id,
+            seq: e.seq,
+            timestamp: e.timestamp,
+            user_id: e.user_id,
+            session_id: e.session_id,
+            tool_name: e.tool_name,
+            sanitized_input: e.sanitized_input,
+            result_status: Named::parse(e.result_status),
+            execution_duration_ms: e.execution_duration_ms,
+            cost_usd: e.cost_usd,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct AuditPage {
+    pub(crate) entries: Vec<AuditEntry>,
+    /// The `before` of the next older page; null on the last page.
+    pub(crate) next_before: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct PluginTool {
+    pub(crate) name: String,
+    pub(crate) description: String,
+    pub(crate) required_role: String,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct PluginError {
+    pub(crate) file: String,
+    pub(crate) line: u32,
+    pub(crate) column: u32,
+    pub(crate) field: String,
+    pub(crate) message: String,
+    pub(crate) suggestion: String,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Plugin {
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) plugin_type: String,
+    pub(crate) description: String,
+    pub(crate) status: String,
+    pub(crate) active: bool,
+    pub(crate) required_role: String,
+    pub(crate) dir: String,
+    pub(crate) tools: Vec<PluginTool>,
+    pub(crate) network: Vec<String>,
+    /// Embedded JSON; null when the manifest has none.
+    pub(crate) config_schema: Value,
+    /// Embedded JSON; null when unset.
+    pub(crate) config: Value,
+    /// Each secret field that holds a value, as `true`.
+    pub(crate) secrets: BTreeMap<String, bool>,
+    pub(crate) errors: Vec<PluginError>,
+    pub(crate) updated_at: String,
+}
+
+/// A JSON column of the proto (schema, config) as JSON again; empty is null.
+fn embedded(text: &str) -> Value {
+    if text.is_empty() {
+        return Value::Null;
+    }
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
+impl From<pb::Plugin> for Plugin {
+    fn from(p: pb::Plugin) -> Self {
+        Self {
+            config_schema: embedded(&p.config_schema_json),
+            config: embedded(&p.config_json),
+            secrets: p.secrets_set.into_iter().map(|k| (k, true)).collect(),
+            name: p.name,
+            version: p.version,
+            plugin_type: p.plugin_type,
+            description: p.description,
+            status: p.status,
+            active: p.active,
+            required_role: p.required_role,
+            dir: p.dir,
+            tools: p
+                .tools
+                .into_iter()
+                .map(|t| PluginTool {
+                    name: t.name,
+                    description: t.description,
+                    required_role: t.required_role,
+                })
+                .collect(),
+            network: p.network,
+            errors: p
+                .errors
+                .into_iter()
+                .map(|e| PluginError {
+                    file: e.file,
+                    line: e.line,
+                    column: e.column,
+                    field: e.field,
+                    message: e.message,
+                    suggestion: e.suggestion,
+                })
+                .collect(),
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Plugins {
+    pub(crate) plugins: Vec<Plugin>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Rescan {
+    pub(crate) plugins: Vec<Plugin>,
+    pub(crate) added: Vec<String>,
+    pub(crate) changed: Vec<String>,
+    pub(crate) removed: Vec<String>,
+}
+
+/// `{"error": {...}}`, every failure's body.
+#[derive(Debug, Serialize)]
+pub(crate) struct ErrorBody<'a> {
+    pub(crate) error: ErrorDetail<'a>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct ErrorDetail<'a> {
+    pub(crate) code: &'static str,
+    pub(crate) message: &'a str,
+    pub(crate) action: &'static str,
+}
+
+/// The TypeScript declarations of the bodies the web app reads, as
+/// `web/src/generated/api.ts` holds them (`scripts/check-generated.sh`).
+#[cfg(all(test, feature = "ts"))]
+pub(crate) fn typescript() -> String {
+    use ts_rs::TS;
+    let cfg = ts_rs::Config::new().with_large_int("number");
+    let mut out = String::from(
+        "// Generated from services/gateway/src/dto.rs by scripts/check-generated.sh --update.\n\
+         // Do not edit: change the Rust type and regenerate.\n",
+    );
+    for decl in [
+        Sandbox::decl(&cfg),
+        Budget::decl(&cfg),
+        User::decl(&cfg),
+        Users::decl(&cfg),
+        Config::decl(&cfg),
+    ] {
+        out.push_str("\nexport ");
+        for line in decl.lines() {
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(all(test, feature = "ts"))]
+mod generated {
+    /// Fails when `web/src/generated/api.ts` is not what the Rust types
+    /// generate. With `CSP_GENERATED_OUT=<dir>` it writes `<dir>/api.ts`
+    /// instead (`scripts/check-generated.sh`).
+    #[test]
+    fn web_types_are_up_to_date() {
+        let want = super::typescript();
+        if let Some(dir) = std::env::var_os("CSP_GENERATED_OUT") {
+            let dir = std::path::Path::new(&dir);
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::write(dir.join("api.ts"), want).unwrap();
+            return;
+        }
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/src/generated/api.ts");
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "{} is stale: run scripts/check-generated.sh --update",
+            path.display()
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn to_json(v: impl Serialize) -> Value {
+        serde_json::to_value(v).unwrap()
+    }
+
+    #[test]
+    fn typed_statuses_keep_their_wire_names() {
+        for s in SessionStatus::ALL {
+            assert_eq!(to_json(Named::Known(s)), json!(s.as_str()));
+        }
+        for s in AuditStatus::ALL {
+            assert_eq!(
+                to_json(Named::<AuditStatus>::parse(s.as_str().into())),
+                json!(s.as_str())
+            );
+        }
+        for s in StatusReason::ALL {
+            assert_eq!(
+                to_json(Named::<StatusReason>::parse(s.as_str().into())),
+                json!(s.as_str())
+            );
+        }
+        assert_eq!(
+            to_json(Named::<StatusReason>::parse(String::new())),
+            json!("")
+        );
+        assert_eq!(
+            to_json(Named::<AuditStatus>::parse("odd".into())),
+            json!("odd")
+        );
+        assert_eq!(to_json(Sandbox::new(true)), json!("off"));
+        assert_eq!(to_json(Sandbox::new(false)), json!("bubblewrap"));
+    }
+
+    #[test]
+    fn a_session_with_an_unknown_status_says_so() {
+        let s = pb::SessionInfo {
+            session_id: "s".into(),
+            status: 999,
+            ended_reason: "idle_timeout".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            to_json(Sessions::from(vec![s])),
+            json!({"sessions": [{
+                "session_id": "s", "user_id": "", "status": "unknown", "created_at": "",
+                "last_active_at": "", "message_count": 0, "total_cost_usd": 0.0, "title": "",
+                "resume_count": 0, "is_resumable": false, "ended_reason": "idle_timeout",
+            }]})
+        );
+    }
+
+    #[test]
+    fn unset_optionals_are_null_not_absent() {
+        let e = pb::AuditEntry {
+            audit_id: "a".into(),
+            result_status: "denied".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            to_json(AuditPage {
+                entries: vec![AuditEntry::new(e, &HashMap::new())],
+                next_before: None,
+            }),
+            json!({"entries": [{
+                "audit_id": "a", "seq": 0, "timestamp": "", "user_id": "", "username": null,
+                "session_id": "", "tool_name": "", "sanitized_input": "",
+                "result_status": "denied", "execution_duration_ms": null, "cost_usd": null,
+            }], "next_before": null})
+        );
+        assert_eq!(
+            to_json(Budget::from(pb::Budget::default())),
+            json!({"month": "", "spent_usd": 0.0, "cap_usd": null, "percent": null})
+        );
+        let p = pb::Plugin {
+            name: "p".into(),
+            secrets_set: vec!["token".into()],
+            config_json: r#"{"token":"[REDACTED]"}"#.into(),
+            tools: vec![pb::PluginTool::default()],
+            errors: vec![pb::ManifestProblem::default()],
+            ..Default::default()
+        };
+        assert_eq!(
+            to_json(Plugin::from(p)),
+            json!({
+                "name": "p", "version": "", "plugin_type": "", "description": "", "status": "",
+                "active": false, "required_role": "", "dir": "",
+                "tools": [{"name": "", "description": "", "required_role": ""}],
+                "network": [], "config_schema": null, "config": {"token": "[REDACTED]"},
+                "secrets": {"token": true},
+                "errors": [{"file": "", "line": 0, "column": 0, "field": "", "message": "",
+                            "suggestion": ""}],
+                "updated_at": "",
+            })
+        );
+    }
+}
