@@ -14,10 +14,12 @@ mod catalog;
 mod metrics;
 mod registry;
 mod service;
+mod status;
 mod watcher;
 
-pub use catalog::{PluginStatus, REDACTED};
+pub use catalog::REDACTED;
 pub use service::{Service, access};
+pub use status::PluginStatus;
 
 use catalog::Catalog;
 use csp_auth::Tokens;

@@ -1,7 +1,7 @@
 //! Metric names of the plugins service.
 
-use crate::catalog::PluginStatus;
 use crate::registry::Changes;
+use crate::status::PluginStatus;
 use std::collections::BTreeMap;
 
 pub(crate) const PLUGINS: &str = "csp_plugins";

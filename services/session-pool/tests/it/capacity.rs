@@ -3,7 +3,7 @@
 //! refused, and one user cannot hold every slot. Presence and detaches are
 //! recorded in the cache the way the gateway's WebSockets do.
 
-use super::{Pool, Setup, acquire, req, start_full, status, user, wait_for};
+use super::{Pool, Setup, acquire, req, send, start_full, status, turn, user, wait_for};
 use csp_bus::EventBus;
 use csp_cache::Cache;
 use csp_domain::{ErrorCode, Event, SessionEvent, SessionId, SessionStatus, StatusReason, UserId};
@@ -88,43 +88,6 @@ async fn open(p: &mut Pool, u: UserId) -> Result<SessionId, tonic::Status> {
     Ok(id)
 }
 
-/// Sends `text` and returns the turn's events up to its `result`.
-async fn say(p: &mut Pool, u: UserId, id: SessionId, text: &str) -> Vec<SessionEvent> {
-    let after = p.bus.last_seq(id).await.unwrap();
-    let mut events = p.bus.subscribe(id, after).await.unwrap();
-    send(p, u, id, text).await;
-    let mut turn = Vec::new();
-    let wait = async {
-        while let Some(ev) = events.next().await {
-            let ev = ev.unwrap();
-            let end = matches!(ev.event, Event::Result { .. });
-            turn.push(ev);
-            if end {
-                return;
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(90), wait)
-        .await
-        .expect("the turn ends");
-    turn
-}
-
-async fn send(p: &mut Pool, u: UserId, id: SessionId, text: &str) {
-    p.client
-        .send(req(
-            u,
-            pb::SendRequest {
-                session_id: id.to_string(),
-                user_id: u.to_string(),
-                text: text.into(),
-                client_id: String::new(),
-            },
-        ))
-        .await
-        .unwrap();
-}
-
 async fn resume(p: &mut Pool, u: UserId, id: SessionId) -> Result<bool, tonic::Status> {
     p.client
         .resume(req(
@@ -171,7 +134,7 @@ async fn twelve_open_close_cycles_fit_three_slots_and_the_first_resumes() {
     let first_user = user(&p.store, "u0").await;
     let first = open(&mut p, first_user).await.unwrap();
     attach(&p, first, "c0").await;
-    let before = say(
+    let before = turn(
         &mut p,
         first_user,
         first,
@@ -221,7 +184,7 @@ async fn twelve_open_close_cycles_fit_three_slots_and_the_first_resumes() {
         "the transcript was restored: {resumed:?}"
     );
     attach(&p, first, "c0b").await;
-    let after = say(
+    let after = turn(
         &mut p,
         first_user,
         first,

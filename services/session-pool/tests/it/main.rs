@@ -175,6 +175,45 @@ async fn user(store: &SqliteStore, name: &str) -> UserId {
         .user_id
 }
 
+/// Sends `text` into session `id` as `u`.
+async fn send(p: &mut Pool, u: UserId, id: SessionId, text: &str) {
+    p.client
+        .send(req(
+            u,
+            pb::SendRequest {
+                session_id: id.to_string(),
+                user_id: u.to_string(),
+                text: text.into(),
+                client_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
+}
+
+/// Sends `text` as `u` and returns every event of the turn it starts, up to
+/// and including its `result` (or the `error` that ends it instead).
+async fn turn(p: &mut Pool, u: UserId, id: SessionId, text: &str) -> Vec<csp_domain::SessionEvent> {
+    let after = p.bus.last_seq(id).await.unwrap();
+    let mut events = p.bus.subscribe(id, after).await.unwrap();
+    send(p, u, id, text).await;
+    let mut seen = Vec::new();
+    let collect = async {
+        while let Some(ev) = events.next().await {
+            let ev = ev.unwrap();
+            let done = matches!(ev.event, Event::Result { .. } | Event::Error { .. });
+            seen.push(ev);
+            if done {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), collect)
+        .await
+        .expect("the turn ends");
+    seen
+}
+
 async fn status(client: &mut SessionPoolClient<Channel>) -> pb::StatusResponse {
     client
         .status(SERVICE.request(pb::StatusRequest {}))

@@ -3,38 +3,13 @@
 
 use super::*;
 
-/// Sends `text` as `u` and returns every event of the turn it starts, up to
-/// and including its `result`.
+/// The events of the turn `text` starts.
 async fn turn(p: &mut Pool, u: UserId, id: SessionId, text: &str) -> Vec<Event> {
-    let after = p.bus.last_seq(id).await.unwrap();
-    let mut events = p.bus.subscribe(id, after).await.unwrap();
-    p.client
-        .send(req(
-            u,
-            pb::SendRequest {
-                session_id: id.to_string(),
-                user_id: u.to_string(),
-                text: text.into(),
-                client_id: String::new(),
-            },
-        ))
+    super::turn(p, u, id, text)
         .await
-        .unwrap();
-    let mut seen = Vec::new();
-    let collect = async {
-        while let Some(ev) = events.next().await {
-            let ev = ev.unwrap().event;
-            let done = matches!(ev, Event::Result { .. });
-            seen.push(ev);
-            if done {
-                return;
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(90), collect)
-        .await
-        .expect("the turn ends");
-    seen
+        .into_iter()
+        .map(|e| e.event)
+        .collect()
 }
 
 fn bash(command: &str) -> String {

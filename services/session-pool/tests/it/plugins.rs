@@ -2,7 +2,7 @@
 //! real MCP reference server; agents run it with its secrets, without the
 //! model key, and the warm pool follows the set.
 
-use super::{Pool, TOKENS, acquire, req, start_with, status, user, wait_for};
+use super::{Pool, TOKENS, acquire, start_with, status, user, wait_for};
 use csp_domain::{Event, SessionId, UserId};
 use csp_mock_llm::{Behaviour, Rule, Rules};
 use csp_proto::v1 as pb;
@@ -204,37 +204,16 @@ async fn start(prewarm: usize, max_sessions: usize, plugins_addr: String) -> Poo
 /// Sends `text` and returns the `(status, content)` of each tool result of
 /// the turn it starts.
 async fn tool_results(p: &mut Pool, u: UserId, id: SessionId, text: &str) -> Vec<(String, String)> {
-    use csp_bus::EventBus;
-    let after = p.bus.last_seq(id).await.unwrap();
-    let mut events = p.bus.subscribe(id, after).await.unwrap();
-    p.client
-        .send(req(
-            u,
-            pb::SendRequest {
-                session_id: id.to_string(),
-                user_id: u.to_string(),
-                text: text.into(),
-                client_id: String::new(),
-            },
-        ))
-        .await
-        .unwrap();
     let mut results = Vec::new();
-    let turn = async {
-        while let Some(ev) = events.next().await {
-            match ev.unwrap().event {
-                Event::ToolResult {
-                    status, content, ..
-                } => results.push((format!("{status:?}"), content)),
-                Event::Result { .. } => return,
-                Event::Error { .. } => panic!("the turn failed"),
-                _ => {}
-            }
+    for ev in super::turn(p, u, id, text).await {
+        match ev.event {
+            Event::ToolResult {
+                status, content, ..
+            } => results.push((format!("{status:?}"), content)),
+            Event::Error { .. } => panic!("the turn failed"),
+            _ => {}
         }
-    };
-    tokio::time::timeout(Duration::from_secs(120), turn)
-        .await
-        .expect("the turn ends");
+    }
     results
 }
 

@@ -2,20 +2,9 @@
 //! (the socket stays open, a reattach replays it, the history loads, the
 //! next message is answered), and csp's own secrets never reach a browser.
 
-use crate::governance::new_user;
+use crate::governance::{new_user, ready};
 use csp_e2e::{Csp, JWT_SECRET, Mode, Options, Ws, scripted, text_of};
 use serde_json::{Value, json};
-
-async fn ready(ws: &mut Ws) -> String {
-    let frames = ws
-        .until(|f| f["type"] == "session" && f["status"] == "ready")
-        .await
-        .expect("session becomes ready");
-    frames.last().unwrap()["session_id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
 
 async fn bash(ws: &mut Ws, command: &str) -> Vec<Value> {
     let behaviour = json!({"type": "tool_use", "name": "Bash",

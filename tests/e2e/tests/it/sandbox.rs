@@ -5,7 +5,7 @@
 use csp_e2e::{Csp, Mode, Options, Ws};
 use serde_json::{Value, json};
 
-use crate::governance::new_user;
+use crate::governance::{new_user, ready};
 
 /// The `tool_result` content of a Bash call that runs `command`.
 async fn bash(ws: &mut Ws, command: &str) -> String {
@@ -15,16 +15,20 @@ async fn bash(ws: &mut Ws, command: &str) -> String {
 /// Sends `text` (which makes the scripted model call a tool) and returns
 /// the content of the tool's result, which must have completed.
 async fn tool_output(ws: &mut Ws, text: String) -> String {
+    let result = tool_result(ws, text).await;
+    assert_eq!(result["status"], "complete", "{result}");
+    content(&result)
+}
+
+/// Sends `text` and returns the `tool_result` frame of the turn.
+async fn tool_result(ws: &mut Ws, text: String) -> Value {
     ws.send(json!({"type": "send", "text": text}))
         .await
         .unwrap();
     let turn = ws.turn().await.unwrap();
-    let result = turn
-        .iter()
+    turn.into_iter()
         .find(|f| f["type"] == "tool_result")
-        .unwrap_or_else(|| panic!("no tool_result in {turn:?}"));
-    assert_eq!(result["status"], "complete", "{result}");
-    content(result)
+        .expect("the turn has a tool_result")
 }
 
 fn content(frame: &Value) -> String {
@@ -32,16 +36,6 @@ fn content(frame: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
-}
-
-async fn session(ws: &mut Ws) -> String {
-    let ready = ws.until(|f| f["status"] == "ready").await.unwrap();
-    ready
-        .iter()
-        .rev()
-        .find_map(|f| f["session_id"].as_str())
-        .expect("session_id")
-        .to_owned()
 }
 
 /// The key files `csp dev` writes when no key is configured.
@@ -63,7 +57,7 @@ async fn sees_only_its_own_session(mode: Mode) {
 
     // Session A leaves a transcript and a file.
     let mut a = csp.ws(&admin, "").await.unwrap();
-    let a_id = session(&mut a).await;
+    let a_id = ready(&mut a).await;
     let a_workdir = bash(&mut a, "echo secret-of-a > mine.txt && pwd").await;
     let a_workdir = a_workdir.trim().to_owned();
     assert!(a_workdir.contains(&a_id), "{a_workdir}");
@@ -71,7 +65,7 @@ async fn sees_only_its_own_session(mode: Mode) {
     assert!(!transcript.is_empty(), "session A has a transcript");
 
     let mut b = csp.ws(&admin, "").await.unwrap();
-    let b_id = session(&mut b).await;
+    let b_id = ready(&mut b).await;
     assert_ne!(a_id, b_id);
     let agents = csp.agents_dir();
     let data = agents.parent().unwrap().to_owned();
@@ -191,7 +185,7 @@ async fn a_user_read_of_platform_files_fails() {
     let secret = std::fs::read_to_string(data.join("jwt-secret")).unwrap();
     let pid = csp.pid_of("dev").unwrap();
     let mut ws = csp.ws(&user, "").await.unwrap();
-    session(&mut ws).await;
+    ready(&mut ws).await;
     for path in [
         data.join("jwt-secret").display().to_string(),
         data.join("csp.db-wal").display().to_string(),
@@ -201,15 +195,8 @@ async fn a_user_read_of_platform_files_fails() {
         "../../../../jwt-secret".to_owned(),
     ] {
         let directive = json!({"type": "tool_use", "name": "Read", "input": {"file_path": path}});
-        ws.send(json!({"type": "send", "text": csp_e2e::scripted(directive)}))
-            .await
-            .unwrap();
-        let turn = ws.turn().await.unwrap();
-        let result = turn
-            .iter()
-            .find(|f| f["type"] == "tool_result")
-            .unwrap_or_else(|| panic!("no tool_result for {path}: {turn:?}"));
-        let text = content(result);
+        let result = tool_result(&mut ws, csp_e2e::scripted(directive)).await;
+        let text = content(&result);
         assert_ne!(result["status"], "complete", "{path} was read: {text}");
         assert!(
             !text.contains(secret.trim()),
@@ -319,7 +306,7 @@ async fn a_plugin_reaches_only_the_hosts_it_declares() {
     crate::plugins::warm_rebuilt(&csp).await;
 
     let mut ws = csp.ws(&admin, "").await.unwrap();
-    session(&mut ws).await;
+    ready(&mut ws).await;
     let out = reach(&mut ws, format!("127.0.0.1:{declared}")).await;
     assert!(
         out.contains("TUNNEL HTTP/1.1 200 ECHO ping"),
@@ -350,7 +337,7 @@ async fn sandbox_off_is_announced_everywhere() {
         )
         .await
         .unwrap();
-        let ready: Value = csp
+        let probe: Value = csp
             .http()
             .get(format!("{}/api/v1/health/ready", csp.base))
             .send()
@@ -359,7 +346,7 @@ async fn sandbox_off_is_announced_everywhere() {
             .json()
             .await
             .unwrap();
-        assert_eq!(ready["agent_sandbox"], shown, "{ready}");
+        assert_eq!(probe["agent_sandbox"], shown, "{probe}");
         let admin = csp.login().await.unwrap();
         let (status, config) = csp.get(&admin, "/api/v1/config").await.unwrap();
         assert_eq!(status, 200, "{config}");
@@ -371,7 +358,7 @@ async fn sandbox_off_is_announced_everywhere() {
         if setting == "off" {
             // Unconfined agents still never hold the model key.
             let mut ws = csp.ws(&admin, "").await.unwrap();
-            session(&mut ws).await;
+            ready(&mut ws).await;
             let env = bash(&mut ws, "env").await;
             assert!(env.contains("ANTHROPIC_API_KEY=csp-agent-"), "{env}");
             assert!(
