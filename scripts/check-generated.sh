@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Checks that the web app's generated wire types (web/src/generated/) are
-# what the gateway's Rust response types (services/gateway/src/dto.rs, ts-rs
-# behind the gateway's `ts` feature) generate: regenerates them into a
-# temporary directory and diffs. With --update, rewrites web/src/generated/.
+# what the gateway's Rust wire types generate (services/gateway/src/dto.rs:
+# REST request and response bodies, WebSocket frames, and the csp-domain
+# types they carry; ts-rs behind the gateway's `ts` feature): regenerates
+# every file into a temporary directory and diffs the whole directory, so a
+# stale, missing or extra file fails. With --update, rewrites
+# web/src/generated/.
 #
 #   scripts/check-generated.sh [--update]
 set -euo pipefail

@@ -7,13 +7,15 @@ import type {
   AuditPage,
   Budget,
   History,
+  Login,
+  LoginRequest,
+  Me,
   NewUser,
   Plugin,
   PluginConfigUpdate,
   PluginList,
   PluginRescan,
   SessionList,
-  User,
   UserList,
   UserPatch,
 } from './protocol';
@@ -50,7 +52,7 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
   return payload as T;
 }
 
-/** Reads `{"error": {"code", "message"}}`, tolerating anything else. */
+/** Reads `{"error": {"code", "message"}}` (an `ErrorBody`), tolerating anything else. */
 export function errorFrom(status: number, payload: unknown): ApiError {
   const err = (payload as { error?: { code?: unknown; message?: unknown } } | null)?.error;
   const code = typeof err?.code === 'string' ? err.code : status === 401 ? 'unauthenticated' : 'internal';
@@ -58,15 +60,16 @@ export function errorFrom(status: number, payload: unknown): ApiError {
   return new ApiError(status, code, message);
 }
 
-export function login(username: string, password: string): Promise<{ user: User }> {
-  return call('POST', '/api/v1/auth/login', { username, password });
+export function login(username: string, password: string): Promise<Login> {
+  const body: LoginRequest = { username, password };
+  return call('POST', '/api/v1/auth/login', body);
 }
 
 export function logout(): Promise<void> {
   return call('POST', '/api/v1/auth/logout');
 }
 
-export function me(): Promise<User> {
+export function me(): Promise<Me> {
   return call('GET', '/api/v1/me');
 }
 

@@ -22,7 +22,7 @@ import {
 } from './state';
 import type { ChatState } from './state';
 import { composerView, type Connection, statusView } from './status';
-import type { ServerFrame } from './protocol';
+import type { ErrorCode, ServerFrame } from './protocol';
 import { closeAction, reconnectDelay, SessionSocket, wsUrl } from './ws';
 
 export interface ChatOptions {
@@ -204,7 +204,8 @@ export class Chat {
         this.setUrl(null);
         this.sidebar.setCurrent(null);
         this.connectionMessage = null;
-        applyFrame(this.state, { type: 'error', code: err.code, message: err.message });
+        // The REST error's code is the catalogue's, as a connection error's is.
+        applyFrame(this.state, { type: 'error', code: err.code as ErrorCode, message: err.message });
         this.scheduleRender();
         return true;
       }

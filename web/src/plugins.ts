@@ -11,15 +11,16 @@
 import { ApiError } from './api';
 import type { Plugin, PluginConfigProperty, PluginConfigUpdate, PluginList, PluginProblem, PluginRescan } from './protocol';
 
+// The statuses the gateway sends (`Plugin.status`: the plugins service's
+// `PluginStatus` names), each with its badge's words.
 const STATUS_TEXT = new Map<string, string>([
-  ['discovered', 'Discovered'],
-  ['validated', 'Validated'],
   ['registered', 'Registered'],
   ['needs_config', 'Needs configuration'],
   ['ready', 'Ready'],
   ['configured', 'Configured'],
   ['activated', 'Activated'],
   ['errored', 'Errored'],
+  ['removed', 'Removed'],
 ]);
 
 /** The status badge's words; an unknown status is shown as it is. */

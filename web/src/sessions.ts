@@ -19,7 +19,13 @@ export const STATUS_LABEL: Record<SessionStatus, string> = {
 
 const LOAD_FAILED = 'Your sessions could not be loaded.';
 
-export function sessionTitle(session: Pick<SessionSummary, 'title'>): string {
+/** A status this page knows; the gateway sends `unknown` for one it does not. */
+function isSessionStatus(status: string): status is SessionStatus {
+  return Object.hasOwn(STATUS_LABEL, status);
+}
+
+/** Tolerates a missing title (`null`), though the gateway sends "" for none. */
+export function sessionTitle(session: { title: string | null }): string {
   const title = typeof session.title === 'string' ? session.title.trim() : '';
   return title || UNTITLED;
 }
@@ -125,7 +131,7 @@ function createRow(doc: Document, sessionId: string): Row {
 
 function updateRow(row: Row, session: SessionSummary, current: boolean, now: number): void {
   row.title.textContent = sessionTitle(session);
-  const status = STATUS_LABEL[session.status] ? session.status : 'ended';
+  const status = isSessionStatus(session.status) ? session.status : 'ended';
   row.link.dataset.status = status;
   row.link.dataset.resumable = String(session.is_resumable === true);
   row.badge.dataset.status = status;

@@ -5,7 +5,7 @@
 // renderer compares revs to touch only the elements that changed, which is
 // what keeps a streaming bubble from flickering.
 
-import type { FrameAction, ServerFrame, SessionStatus, StreamFrame } from './protocol';
+import type { FrameAction, ServerFrame, SessionStatus, StreamFrame, ToolStatus } from './protocol';
 import { isStreamFrame } from './protocol';
 
 /**
@@ -49,7 +49,7 @@ export interface ThinkingItem extends ItemBase {
 }
 
 /** `denied`: csp refused the call; `content` holds the reason. */
-export type ToolState = 'executing' | 'complete' | 'error' | 'denied';
+export type ToolState = 'executing' | ToolStatus;
 
 export interface ToolItem extends ItemBase {
   kind: 'tool';
@@ -145,7 +145,7 @@ export function applyFrame(
   if (!isStreamFrame(frame)) {
     switch (frame.type) {
       case 'error':
-        applyConnectionError(state, frame.code, frame.message, frame.action);
+        applyConnectionError(state, frame.code, frame.message);
         return 'applied';
       case 'server_shutting_down':
         state.shutdown = typeof frame.message === 'string' && frame.message ? frame.message : SHUTDOWN_TEXT;
@@ -355,7 +355,7 @@ export function connectionOpened(state: ChatState): void {
  * the newest message too (an older one may be admitted and only waiting for
  * its turn), and the error notice says why.
  */
-function applyConnectionError(state: ChatState, code: string, message: string, action: FrameAction | undefined): void {
+function applyConnectionError(state: ChatState, code: string, message: string): void {
   if (code === 'budget_exceeded') {
     const refused = [...state.pending].reverse().find((p) => p.written && p.delivery !== 'failed');
     if (refused) fail(refused, null);
@@ -367,7 +367,7 @@ function applyConnectionError(state: ChatState, code: string, message: string, a
     }
   }
   state.nextLocal++;
-  pushNotice(state, `e${state.nextLocal}`, message, 'error', code, action ?? null);
+  pushNotice(state, `e${state.nextLocal}`, message, 'error', code, null);
 }
 
 /** Adds the local echo of a message the user just sent. */

@@ -15,7 +15,7 @@ import {
   rescanSummary,
   statusText,
 } from '../src/plugins';
-import type { Plugin, PluginConfigSchema, PluginProblem } from '../src/protocol';
+import type { Plugin, PluginConfigSchema, PluginProblem, PluginTool } from '../src/protocol';
 import { appDocument, settle } from './page';
 
 const XSS = '<img src=x onerror="globalThis.pwned=1">';
@@ -41,7 +41,8 @@ function plugin(name: string, more: Partial<Plugin> = {}): Plugin {
   };
 }
 
-function problem(more: Partial<PluginProblem> = {}): PluginProblem {
+/** A problem as the page must tolerate it: `null` where the gateway sends "". */
+function problem(more: { [K in keyof PluginProblem]?: PluginProblem[K] | null } = {}): PluginProblem {
   return {
     file: '/srv/plugins/slack/plugin.json',
     line: 12,
@@ -50,7 +51,7 @@ function problem(more: Partial<PluginProblem> = {}): PluginProblem {
     message: "Expected comma after 'version' field",
     suggestion: "Add a ',' at the end of line 11.",
     ...more,
-  };
+  } as PluginProblem;
 }
 
 const SCHEMA: PluginConfigSchema = {
@@ -77,7 +78,9 @@ describe('plugin helpers', () => {
     assert.equal(statusText('needs_config'), 'Needs configuration');
     assert.equal(statusText('activated'), 'Activated');
     assert.equal(statusText('errored'), 'Errored');
-    assert.equal(statusText('discovered'), 'Discovered');
+    assert.equal(statusText('registered'), 'Registered');
+    assert.equal(statusText('removed'), 'Removed');
+    assert.equal(statusText('discovered'), 'discovered', 'the server sends no such status');
     assert.equal(statusText('quarantined'), 'quarantined');
     assert.equal(statusText('constructor'), 'constructor', 'not a property of some object');
   });
@@ -350,7 +353,7 @@ describe('PluginsPage', () => {
         required_role: 'admin',
         tools: [
           { name: 'mcp__slack__send', description: 'Sends a message', required_role: 'operator' },
-          { name: 'mcp__slack__read', required_role: '' },
+          { name: 'mcp__slack__read', required_role: '' } as PluginTool,
         ],
         network: ['slack.com', 'files.slack.com:443'],
       }),
@@ -452,7 +455,7 @@ describe('PluginsPage', () => {
       plugin('slack', {
         status: 'errored',
         description: XSS,
-        tools: [{ name: XSS, required_role: XSS }],
+        tools: [{ name: XSS, required_role: XSS } as PluginTool],
         errors: [
           problem(),
           problem({ line: 3, column: 9, field: `capabilities.tools[1].${XSS}`, message: `Tool name ${XSS} is bad`, suggestion: XSS }),

@@ -6,9 +6,11 @@ import { messageCountText, SessionListView, sessionTitle, Sidebar, sortSessions,
 
 const NOW = Date.parse('2025-06-10T12:00:00Z');
 
-function session(id: string, minutesAgo: number, more: Partial<SessionSummary> = {}): SessionSummary {
+/** A session as the page must tolerate it: a `null` title too. */
+function session(id: string, minutesAgo: number, more: Partial<Omit<SessionSummary, 'title'>> & { title?: string | null } = {}): SessionSummary {
   return {
     session_id: id,
+    user_id: 'u1',
     status: 'idle',
     created_at: new Date(NOW - (minutesAgo + 60) * 60_000).toISOString(),
     last_active_at: new Date(NOW - minutesAgo * 60_000).toISOString(),
@@ -17,8 +19,9 @@ function session(id: string, minutesAgo: number, more: Partial<SessionSummary> =
     title: `Session ${id}`,
     resume_count: 0,
     is_resumable: true,
+    ended_reason: '',
     ...more,
-  };
+  } as SessionSummary;
 }
 
 const PAGE = `<!doctype html><body>

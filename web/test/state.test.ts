@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { StreamFrame } from '../src/protocol';
+import type { ServerFrame, StreamFrame } from '../src/protocol';
 import type { AssistantItem, NoticeItem, ThinkingItem, ToolItem, UserItem } from '../src/state';
 import {
   addLocalMessage,
@@ -475,7 +475,7 @@ describe('session lifecycle', () => {
 
   it('a shutdown banner without text says something, and an ended session clears it', () => {
     const s = ready();
-    applyFrame(s, { type: 'server_shutting_down', message: '' });
+    applyFrame(s, { type: 'server_shutting_down', message: '' } as ServerFrame);
     assert.equal(s.shutdown, SHUTDOWN_TEXT);
     feed(s, [{ type: 'session', status: 'ended', session_id: SID, reason: 'shutdown' }]);
     assert.equal(s.shutdown, null);

@@ -120,8 +120,8 @@ mod tests {
     fn pool_size(cli: &Cli) -> usize {
         match &cli.command {
             crate::Command::Serve {
-                service: crate::serve::Service::SessionPool { pool, .. },
-            } => pool.prewarm_pool_size,
+                service: crate::services::Service::SessionPool(o),
+            } => o.pool.prewarm_pool_size,
             _ => panic!("not session-pool"),
         }
     }

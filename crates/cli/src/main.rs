@@ -2,16 +2,23 @@
 //!
 //! `csp dev` runs every service in one process on embedded backends;
 //! `csp serve <service>` runs one service against Postgres, Redis and NATS;
+//! both compose the services from one table (`services.rs`: one row per
+//! service, run by `compose.rs`), so a new service is one row there;
 //! `csp mock-llm` runs the scripted model server; `csp audit verify` checks
 //! the audit log's hash chain. This crate only parses
 //! configuration and composes the service crates; it holds no service logic.
 
 mod audit;
+mod backends;
+mod compose;
 mod config_file;
 mod dev;
+mod error;
 mod opts;
+mod row;
 mod secrets;
 mod serve;
+mod services;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use csp_telemetry::LogFormat;
@@ -40,7 +47,7 @@ pub(crate) enum Command {
     /// Run one service against Postgres, Redis and NATS JetStream.
     Serve {
         #[command(subcommand)]
-        service: serve::Service,
+        service: services::Service,
     },
     /// Run the scripted Anthropic Messages API server (tests and demos only).
     MockLlm(serve::MockLlmOptions),
@@ -61,7 +68,7 @@ impl Command {
     fn service_name(&self) -> &'static str {
         match self {
             Command::Dev(_) => "csp-dev",
-            Command::Serve { service } => service.name(),
+            Command::Serve { service } => service.row().span,
             Command::MockLlm(_) => "csp-mock-llm",
             Command::Secrets { .. } | Command::Audit { .. } => "csp-tools",
         }
@@ -127,8 +134,10 @@ async fn main() -> std::process::ExitCode {
     let _ = csp_telemetry::metrics_handle();
     let shutdown = shutdown_signal();
     let result = match cli.command {
-        Command::Dev(o) => dev::run(o, shutdown).await,
-        Command::Serve { service } => serve::run(service, shutdown).await,
+        Command::Dev(o) => dev::run(o, shutdown).await.map_err(anyhow::Error::from),
+        Command::Serve { service } => serve::run(service, shutdown)
+            .await
+            .map_err(anyhow::Error::from),
         Command::MockLlm(o) => serve::mock_llm(o, shutdown).await,
         Command::Secrets { command } => secrets::run(command).await,
         Command::Audit { command } => match audit::run(command).await {

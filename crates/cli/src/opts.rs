@@ -1,6 +1,7 @@
 //! Option groups shared by `csp dev` and `csp serve`: defaults, then flags,
 //! then environment (clap reads both; a flag wins over its variable).
 
+use crate::error::Error;
 use clap::Args;
 use clap::builder::TypedValueParser;
 use secrecy::{ExposeSecret, SecretString};
@@ -25,17 +26,17 @@ pub(crate) struct TokenOpts {
 }
 
 impl TokenOpts {
-    pub(crate) fn tokens(&self, secret: SecretString) -> anyhow::Result<csp_auth::Tokens> {
-        Ok(csp_auth::Tokens::new(
-            &secret,
-            Duration::from_secs(self.token_ttl_seconds),
-        )?)
+    pub(crate) fn tokens(&self, secret: SecretString) -> Result<csp_auth::Tokens, Error> {
+        csp_auth::Tokens::new(&secret, Duration::from_secs(self.token_ttl_seconds))
+            .map_err(Error::config)
     }
 
-    pub(crate) fn required_secret(&self) -> anyhow::Result<SecretString> {
-        self.jwt_secret
-            .clone()
-            .ok_or_else(|| anyhow::anyhow!("CSP_JWT_SECRET is required (at least 32 random bytes, shared by gateway and policy)"))
+    /// `csp serve`'s tokens: the secret must be given, to be shared.
+    pub(crate) fn required(&self) -> Result<csp_auth::Tokens, Error> {
+        let secret = self.jwt_secret.clone().ok_or_else(|| {
+            Error::config("CSP_JWT_SECRET is required (at least 32 random bytes, shared by gateway and policy)")
+        })?;
+        self.tokens(secret)
     }
 }
 
@@ -272,9 +273,9 @@ impl PoolOpts {
         &self,
         policy_addr: &str,
         tokens: &csp_auth::Tokens,
-    ) -> anyhow::Result<Arc<dyn csp_session_pool::Governor>> {
+    ) -> Result<Arc<dyn csp_session_pool::Governor>, Error> {
         Ok(Arc::new(csp_session_pool::PolicyGovernor::new(
-            csp_rpc::channel(policy_addr)?,
+            csp_rpc::channel(policy_addr).map_err(Error::config)?,
             csp_rpc::ServiceToken::new(tokens.clone(), "session-pool"),
             Duration::from_millis(self.policy_timeout_ms.max(100)),
         )))
@@ -364,22 +365,22 @@ impl PolicyOpts {
         grpc_addr: std::net::SocketAddr,
         tokens: csp_auth::Tokens,
         plugins_addr: String,
-    ) -> anyhow::Result<csp_policy::Config> {
-        let tools = csp_policy::ToolRoles::parse(&self.tool_roles).map_err(anyhow::Error::msg)?;
+    ) -> Result<csp_policy::Config, Error> {
+        let tools = csp_policy::ToolRoles::parse(&self.tool_roles).map_err(Error::Config)?;
         if !(self.turn_reserve_usd.is_finite() && self.turn_reserve_usd > 0.0) {
-            anyhow::bail!(
+            return Err(Error::Config(format!(
                 "CSP_TURN_RESERVE_USD must be a positive number of dollars, got {}",
                 self.turn_reserve_usd
-            );
+            )));
         }
         let format =
             time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]");
         let month_offset =
             time::UtcOffset::parse(&self.budget_utc_offset, &format).map_err(|_| {
-                anyhow::anyhow!(
+                Error::Config(format!(
                     "CSP_BUDGET_UTC_OFFSET must look like +00:00 or -05:30, got '{}'",
                     self.budget_utc_offset
-                )
+                ))
             })?;
         Ok(csp_policy::Config {
             grpc_addr,
@@ -514,6 +515,32 @@ impl GatewayOpts {
     }
 }
 
+/// Declares the option group of one upstream service's address, so every
+/// service that calls it takes the same flag, variable and default.
+macro_rules! upstream {
+    ($(#[$meta:meta])* $group:ident { $field:ident, $env:literal, $default:literal }) => {
+        #[derive(Args, Clone)]
+        pub(crate) struct $group {
+            $(#[$meta])*
+            #[arg(long, env = $env, default_value = $default)]
+            pub(crate) $field: String,
+        }
+    };
+}
+
+upstream! {
+    /// The session-pool (any replica): takes new sessions, answers reads.
+    SessionPoolAddr { session_pool_addr, "CSP_SESSION_POOL_ADDR", "http://127.0.0.1:50051" }
+}
+upstream! {
+    /// The policy service: tool permissions and cost caps.
+    PolicyAddr { policy_addr, "CSP_POLICY_ADDR", "http://127.0.0.1:50052" }
+}
+upstream! {
+    /// The plugins service: plugin registry and MCP servers.
+    PluginsAddr { plugins_addr, "CSP_PLUGINS_ADDR", "http://127.0.0.1:50053" }
+}
+
 /// The services a gateway talks to (`http://host:port` each).
 pub(crate) struct Upstreams {
     pub(crate) session_pool: String,
@@ -535,20 +562,21 @@ pub(crate) struct SecretKeyOpts {
 
 impl SecretKeyOpts {
     /// The keyring, or `None` without `CSP_SECRET_KEY`.
-    pub(crate) fn keyring(&self) -> anyhow::Result<Option<csp_secrets::Keyring>> {
+    pub(crate) fn keyring(&self) -> Result<Option<csp_secrets::Keyring>, Error> {
         let Some(current) = &self.secret_key else {
-            anyhow::ensure!(
-                self.secret_key_previous.is_none(),
-                "CSP_SECRET_KEY_PREVIOUS is set without CSP_SECRET_KEY"
-            );
+            if self.secret_key_previous.is_some() {
+                return Err(Error::config(
+                    "CSP_SECRET_KEY_PREVIOUS is set without CSP_SECRET_KEY",
+                ));
+            }
             return Ok(None);
         };
         let current = csp_secrets::SecretKey::parse(current.expose_secret())
-            .map_err(|e| anyhow::anyhow!("CSP_SECRET_KEY: {e}"))?;
+            .map_err(|e| Error::Config(format!("CSP_SECRET_KEY: {e}")))?;
         let previous = match &self.secret_key_previous {
             Some(p) => vec![
                 csp_secrets::SecretKey::parse(p.expose_secret())
-                    .map_err(|e| anyhow::anyhow!("CSP_SECRET_KEY_PREVIOUS: {e}"))?,
+                    .map_err(|e| Error::Config(format!("CSP_SECRET_KEY_PREVIOUS: {e}")))?,
             ],
             None => Vec::new(),
         };

@@ -10,6 +10,7 @@ pub const AUDIT_TOPIC: &str = "audit";
 
 /// How a tool invocation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum AuditStatus {
     Success,

@@ -17,6 +17,7 @@ macro_rules! catalogue {
         /// to HTTP and gRPC status so that a failure reads the same wherever
         /// it surfaces.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
         pub enum ErrorCode {
             $(
                 $(#[$doc])*
@@ -237,6 +238,39 @@ catalogue! {
     UnsupportedMediaType => "unsupported_media_type", 415, INVALID_ARGUMENT,
         "This request must be sent as JSON.",
         "Send the body with Content-Type: application/json.";
+    /// No tenant with this id, or an inactive one (one answer for both, so
+    /// webhook callers cannot probe which tenants exist).
+    TenantNotFound => "tenant_not_found", 404, NOT_FOUND,
+        "Unknown or inactive tenant.",
+        "Check the tenant id in the webhook URL or payload.";
+    /// A tenant with this id exists already (active or not).
+    TenantExists => "tenant_exists", 409, ALREADY_EXISTS,
+        "A tenant with this tenant_id already exists.",
+        "Choose another tenant_id, or edit the existing tenant.";
+    /// A tenant's settings are not valid (the text names the field).
+    InvalidTenant => "invalid_tenant", 400, INVALID_ARGUMENT,
+        "The tenant settings are not valid.",
+        "Correct the named field and save again.";
+    /// A webhook without a valid signature, or signed too long ago.
+    WebhookSignatureInvalid => "webhook_signature_invalid", 401, UNAUTHENTICATED,
+        "The webhook signature is missing, invalid or expired.",
+        "Sign the request with the tenant's webhook secret and a current timestamp.";
+    /// Too many webhooks for one tenant; the answer carries `Retry-After`.
+    WebhookRateLimited => "webhook_rate_limited", 429, RESOURCE_EXHAUSTED,
+        "Too many webhooks for this tenant. Please retry later.",
+        "Retry after the number of seconds in Retry-After.";
+    /// A webhook payload that is not valid (the text names the field).
+    InvalidWebhook => "invalid_webhook", 400, INVALID_ARGUMENT,
+        "The webhook payload is not valid.",
+        "Correct the named field and send it again.";
+    /// A request body over its size limit.
+    PayloadTooLarge => "payload_too_large", 413, INVALID_ARGUMENT,
+        "The request body is too large.",
+        "Send a smaller body.";
+    /// No enhancement job with this id.
+    EnhancementNotFound => "enhancement_not_found", 404, NOT_FOUND,
+        "That enhancement job does not exist.",
+        "Check the job id.";
     /// Anything else.
     Internal => "internal", 500, INTERNAL,
         "Something went wrong on our side. Please try again.",
@@ -294,7 +328,7 @@ mod tests {
             assert_eq!(back, *c);
         }
         // Anchors: the table's length and both ends, against silent loss.
-        assert_eq!(ErrorCode::ALL.len(), 40);
+        assert_eq!(ErrorCode::ALL.len(), 48);
         assert_eq!(ErrorCode::ALL.first(), Some(&ErrorCode::BadFrame));
         assert_eq!(ErrorCode::ALL.last(), Some(&ErrorCode::Internal));
     }

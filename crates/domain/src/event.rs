@@ -3,6 +3,7 @@ use serde::{Deserialize, Serialize};
 
 /// Lifecycle of a session as the user sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum SessionStatus {
     /// A cold start is under way ("Preparing your session (up to 30 seconds)...").
@@ -60,6 +61,7 @@ impl SessionStatus {
 
 /// Why a session changed state, when that is worth telling the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum StatusReason {
     /// Preparing: an earlier conversation is being restored (`--resume`).
@@ -142,6 +144,8 @@ impl ParseStatusError {
 /// A link offered with a notice or error, e.g. "Continue in new session".
 /// `href` is always a same-origin path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(rename = "FrameAction"))]
 pub struct Action {
     pub label: String,
     pub href: String,
@@ -149,6 +153,7 @@ pub struct Action {
 
 /// Outcome of one tool call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum ToolStatus {
     Complete,
@@ -171,16 +176,20 @@ impl ToolStatus {
 /// What happened in a session. Serialised with a `type` tag: this is exactly
 /// the WebSocket frame (see `docs/websocket-protocol.md`) minus its `seq`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     /// The session changed state.
     Session {
         status: SessionStatus,
+        #[cfg_attr(feature = "ts", ts(type = "string"))]
         session_id: SessionId,
         /// Label of the model in use, e.g. "offline demo model".
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
         model: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
         reason: Option<StatusReason>,
     },
     /// A user message was handed to the agent (it starts a turn).
@@ -188,6 +197,7 @@ pub enum Event {
         text: String,
         /// Echo of the client's `client_id`, so a tab can match its local copy.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
         client_id: Option<String>,
     },
     /// A piece of the assistant's text, in order.
@@ -198,6 +208,7 @@ pub enum Event {
     ToolUse {
         tool_use_id: String,
         name: String,
+        #[cfg_attr(feature = "ts", ts(type = "unknown"))]
         input: serde_json::Value,
     },
     /// A tool finished.
@@ -213,9 +224,13 @@ pub enum Event {
         cost_usd: f64,
         total_cost_usd: f64,
         is_error: bool,
+        /// Absent from events stored before it existed (history).
         #[serde(default)]
+        #[cfg_attr(feature = "ts", ts(optional = nullable))]
         interrupted: bool,
+        /// Absent from events stored before it existed (history).
         #[serde(default)]
+        #[cfg_attr(feature = "ts", ts(optional = nullable))]
         duration_ms: u64,
     },
     /// Something went wrong; `message` is the catalogue's user-facing text.
@@ -223,6 +238,7 @@ pub enum Event {
         code: ErrorCode,
         message: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
         action: Option<Action>,
     },
     /// Informational: not an error, e.g. an automatic retry.
@@ -230,9 +246,11 @@ pub enum Event {
         code: ErrorCode,
         message: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
         action: Option<Action>,
         /// `session_expiring` only: whole minutes left, rounded up.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
         minutes_left: Option<u64>,
     },
 }

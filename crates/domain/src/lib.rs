@@ -7,7 +7,9 @@
 //! here), and `ErrorCode`, whose code, text, action, HTTP and gRPC status
 //! are declared once per code in one table (`error.rs`). Each status
 //! vocabulary — [`SessionStatus`], [`StatusReason`] (also the stored
-//! `ended_reason`), [`AuditStatus`], [`ToolStatus`] — is one enum whose JSON
+//! `ended_reason`), [`AuditStatus`], [`ToolStatus`], and ticket enhancement's
+//! [`EnhancementStatus`], [`HistorySource`], [`ContextSource`],
+//! [`NoteFormat`] — is one enum whose JSON
 //! name (serde, `as_str`) and store text (`store_text` or `as_str`, parsed
 //! back with `from_store_text` or `FromStr`) are mapped here once; its proto
 //! value is mapped once in `csp-proto`. Must never do I/O, depend on another
@@ -17,6 +19,7 @@ mod audit;
 mod error;
 mod event;
 mod ids;
+mod tickets;
 
 pub use audit::{AUDIT_TOPIC, AuditEvent, AuditStatus};
 pub use error::ErrorCode;
@@ -24,9 +27,14 @@ pub use event::{
     Action, Event, ParseStatusError, SessionEvent, SessionStatus, StatusReason, ToolStatus,
 };
 pub use ids::{ParseIdError, SessionId, UserId};
+pub use tickets::{
+    ContextSource, ENHANCE_GROUP, ENHANCE_TOPIC, EnhanceJob, EnhancementStatus, HistorySource,
+    NoteFormat, ParseTenantIdError, TenantId,
+};
 
 /// Roles, from most to least privileged: admin ⊃ operator ⊃ user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Admin,

@@ -11,8 +11,8 @@ use jsonschema::error::ValidationErrorKind;
 use serde_json::{Map, Value};
 
 use crate::Manifest;
+use crate::schema::{compile, dotted, join};
 use crate::suggest::closest;
-use crate::validate::{dotted, join};
 
 /// One config field that is wrong. Never quotes a secret's value.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, thiserror::Error)]
@@ -21,17 +21,6 @@ pub struct ConfigError {
     /// The config key (`a.b` inside an object value).
     pub field: String,
     pub message: String,
-}
-
-/// A validator for a config schema. No remote `$ref`s: the crate is built
-/// without jsonschema's HTTP and file retrievers, so a schema cannot make
-/// csp fetch anything.
-pub(crate) fn compile(
-    schema: &Value,
-) -> Result<jsonschema::Validator, jsonschema::ValidationError<'static>> {
-    jsonschema::draft202012::options()
-        .should_validate_formats(true)
-        .build(schema)
 }
 
 impl Manifest {

@@ -14,6 +14,7 @@ mod config;
 mod placeholder;
 mod resolve;
 mod scan;
+mod schema;
 mod suggest;
 mod syntax;
 mod validate;

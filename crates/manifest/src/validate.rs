@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use csp_domain::Role;
 use serde_json::{Map, Value};
 
+use crate::schema::{compile, dotted, join};
 use crate::suggest::closest;
 use crate::{Manifest, McpSpec, PluginType, ToolSpec, placeholder};
 
@@ -139,14 +140,6 @@ struct Checker {
 pub(crate) struct Findings {
     pub(crate) kept: Vec<Finding>,
     pub(crate) omitted: usize,
-}
-
-pub(crate) fn join(parent: &str, key: &str) -> String {
-    if parent.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{parent}.{key}")
-    }
 }
 
 /// How a value is shown after "found": strings quoted (and shortened),
@@ -751,7 +744,7 @@ impl Checker {
         let meta = jsonschema::draft202012::meta::validator();
         let errors: Vec<_> = meta.iter_errors(v).collect();
         if errors.is_empty()
-            && let Err(err) = crate::config::compile(v)
+            && let Err(err) = compile(v)
         {
             self.schema_error(v, &err);
         }
@@ -1001,18 +994,6 @@ impl Checker {
         }
         ok.then_some(())
     }
-}
-
-/// A jsonschema instance location as a field path suffix: `.a[0].b`.
-pub(crate) fn dotted(location: &jsonschema::paths::Location) -> String {
-    use jsonschema::paths::LocationSegment;
-    location
-        .iter()
-        .map(|seg| match seg {
-            LocationSegment::Property(p) => format!(".{p}"),
-            LocationSegment::Index(i) => format!("[{i}]"),
-        })
-        .collect()
 }
 
 /// `^[a-z0-9][a-z0-9_-]{0,62}$`

@@ -1,11 +1,13 @@
-//! A scripted stand-in for the Anthropic Messages API, for tests and the offline demo.
+//! A scripted stand-in for the Anthropic Messages API (and an OpenAI-compatible
+//! chat-completions API), for tests and the offline demo.
 //!
 //! Owns: an HTTP server that speaks enough of the Messages API wire format (SSE streaming,
 //! non-streaming fallback, error bodies, `count_tokens`, the `/api/hello` preconnect) that the
 //! real Claude Code CLI, pointed at it with `ANTHROPIC_BASE_URL`, streams answers, runs tools
 //! and reports exact `total_cost_usd`; and the scripting of those answers (a queue, a default,
-//! `MOCK{...}MOCK` directives in the prompt, a rules file, built-in demo answers) plus the
-//! faults a real API shows (HTTP errors, SSE errors, cut connections, hangs, stalls).
+//! `MOCK{...}MOCK` directives in the prompt, a rules file, built-in demo answers, the
+//! deterministic ticket-enhancement note) plus the faults a real API shows (HTTP errors, SSE
+//! errors, cut connections, hangs, stalls).
 //!
 //! Must never: be used silently by production. It is wired only into `csp dev` when no API key
 //! is configured (where the UI says "offline demo model") and into `csp mock-llm`. It never
@@ -15,9 +17,16 @@
 //! tokens; with [`Options::api_key`] set, `/v1/*` answers a missing or wrong key with the API's
 //! `401 authentication_error`.
 //!
-//! Each `POST /v1/messages` call gets the first of: the fixed answer to a session-title
-//! request; the next queued behaviour; the default behaviour; a `MOCK{...}MOCK` directive in
-//! the last text block of the last user message; the first matching rule of the rules file;
+//! `POST /v1/chat/completions` (and `/api/v1/chat/completions`, for OpenRouter-style base URLs
+//! ending in `/api/v1`) speaks the OpenAI chat-completions wire format, non-streaming, with
+//! `usage`; it shares the queue, the default, directives, rules and the log with
+//! `/v1/messages` (`chat.rs`).
+//!
+//! Each `POST /v1/messages` or chat-completions call gets the first of: the fixed answer to a
+//! session-title request; the next queued behaviour; the default behaviour; a `MOCK{...}MOCK`
+//! directive in the last text block of the last user message; for a request whose system
+//! prompt is csp's ticket-enhancement prompt, a deterministic note in its four sections built
+//! from the context in the prompt (`enhancement.rs`); the first matching rule of the rules file;
 //! the built-in answers (quote a tool result, turn `run <cmd>` into a Bash call, or the rules
 //! file's `default`, or a demo answer). `docs/mock-llm.md` documents the JSON of behaviours,
 //! rules files and the control endpoints under `/_mock/`.
@@ -33,6 +42,8 @@
 //! ```
 
 mod behaviour;
+mod chat;
+mod enhancement;
 mod request;
 mod response;
 mod rules;
@@ -54,7 +65,7 @@ pub struct Options {
     /// Port 0 picks a free port; [`MockLlm::addr`] reports it.
     pub addr: SocketAddr,
     pub rules: Rules,
-    /// When set, every `/v1/*` request must carry `x-api-key: <key>` or
+    /// When set, every `/v1/*` and `/api/v1/*` request must carry `x-api-key: <key>` or
     /// `authorization: Bearer <key>`, else it gets the API's `401`. `None`
     /// accepts any credential, or none.
     pub api_key: Option<String>,

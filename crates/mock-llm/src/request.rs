@@ -19,6 +19,8 @@ pub(crate) struct Request {
     pub(crate) last_user_text: Option<String>,
     /// Set when the last block of the last user message is a `tool_result`.
     pub(crate) tool_result: Option<ToolResult>,
+    /// The system prompt is the ticket-enhancement prompt (see [`crate::enhancement`]).
+    pub(crate) is_enhancement: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -50,12 +52,67 @@ impl Request {
             is_title: is_title_request(body),
             last_user_text: last_user.and_then(last_text_block),
             tool_result: last_user.and_then(trailing_tool_result),
+            is_enhancement: body
+                .get("system")
+                .is_some_and(|s| crate::enhancement::is_enhancement_system(&content_text(s))),
+        }
+    }
+
+    /// A chat-completions (OpenAI wire format) request: the system prompt is the
+    /// `role:"system"` (or `"developer"`) messages, the prompt the last `role:"user"` one.
+    pub(crate) fn from_chat_body(body: &Value) -> Request {
+        let messages: &[Value] = body
+            .get("messages")
+            .and_then(Value::as_array)
+            .map_or(&[], Vec::as_slice);
+        let role_is = |m: &Value, roles: &[&str]| {
+            m.get("role")
+                .and_then(Value::as_str)
+                .is_some_and(|r| roles.contains(&r))
+        };
+        let system: Vec<String> = messages
+            .iter()
+            .filter(|m| role_is(m, &["system", "developer"]))
+            .filter_map(|m| m.get("content"))
+            .map(content_text)
+            .collect();
+        let last_user = messages
+            .iter()
+            .rev()
+            .find(|m| role_is(m, &["user"]))
+            .and_then(|m| m.get("content"));
+        Request {
+            model: body
+                .get("model")
+                .and_then(Value::as_str)
+                .unwrap_or("mock-chat")
+                .to_owned(),
+            stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
+            is_title: false,
+            last_user_text: last_user.and_then(last_text_block),
+            tool_result: None,
+            is_enhancement: system
+                .iter()
+                .any(|s| crate::enhancement::is_enhancement_system(s)),
         }
     }
 
     /// The `MOCK{...}MOCK` directive in the last user text, if there is one.
     pub(crate) fn directive(&self) -> Option<Result<Behaviour, String>> {
         parse_directive(self.last_user_text.as_deref()?)
+    }
+}
+
+/// A `system` or message `content`: a string, or the text of its text blocks.
+fn content_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(blocks) => blocks
+            .iter()
+            .filter_map(|b| b.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
     }
 }
 

@@ -513,6 +513,7 @@ mod tests {
             is_title: false,
             last_user_text: None,
             tool_result: None,
+            is_enhancement: false,
         }
     }
 

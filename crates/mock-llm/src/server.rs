@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::behaviour::{Behaviour, HttpError, Reply, ToolUse};
+use crate::behaviour::{Behaviour, HttpError, Reply, ToolUse, Usage};
 use crate::request::Request;
 use crate::response::{Ids, Plan, PlanBody, Step, error_body, render_event};
 use crate::{Error, Options, Rules};
@@ -33,6 +33,8 @@ pub enum Source {
     Default,
     /// `MOCK{...}MOCK` in the last user text.
     Directive,
+    /// The system prompt is csp's ticket-enhancement prompt: a note built from its context.
+    Enhancement,
     /// The rule with this index in the rules file.
     Rule(usize),
     /// The last user message ends with a tool result: the answer quotes it.
@@ -195,6 +197,9 @@ impl State {
             }
             None => {}
         }
+        if request.is_enhancement {
+            return (Source::Enhancement, enhancement_reply(request));
+        }
         if let Some(text) = &request.last_user_text
             && let Some((i, b)) = self.rules.find(text)
         {
@@ -233,6 +238,23 @@ impl State {
         }
         (Source::Demo, demo_reply(request.last_user_text.as_deref()))
     }
+}
+
+/// The demo model's note for an enhancement request, with token counts that follow the text
+/// (about four characters a token) so that costs are deterministic and plausible.
+fn enhancement_reply(request: &Request) -> Behaviour {
+    let user = request.last_user_text.as_deref().unwrap_or_default();
+    let text = crate::enhancement::note(user);
+    let tokens = |s: &str| (s.chars().count() as u64 / 4).max(1);
+    Behaviour::Text(Reply {
+        usage: Usage {
+            input_tokens: tokens(user) + 250,
+            output_tokens: tokens(&text),
+            ..Usage::default()
+        },
+        text: Some(text),
+        ..Reply::default()
+    })
 }
 
 fn demo_reply(prompt: Option<&str>) -> Behaviour {
@@ -294,6 +316,8 @@ impl Drop for DisconnectGuard {
 fn router(state: Arc<State>) -> Router {
     Router::new()
         .route("/v1/messages", post(messages))
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/api/v1/chat/completions", post(chat_completions))
         .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/v1/models", get(models))
         .route("/api/hello", any(hello))
@@ -319,7 +343,7 @@ async fn authenticate(
     next: Next,
 ) -> Response {
     let path = request.uri().path();
-    let guarded = path == "/v1" || path.starts_with("/v1/");
+    let guarded = path == "/v1" || path.starts_with("/v1/") || path.starts_with("/api/v1/");
     if !guarded || state.authorized(request.headers()) {
         return next.run(request).await;
     }
@@ -394,7 +418,41 @@ async fn read_body(request: HttpRequest) -> (LogEntry, Bytes) {
     )
 }
 
-async fn messages(AxumState(state): AxumState<Arc<State>>, request: HttpRequest) -> Response {
+/// The two wire formats the mock speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    /// Anthropic's `/v1/messages`.
+    Messages,
+    /// OpenAI's `/v1/chat/completions` (non-streaming).
+    Chat,
+}
+
+async fn messages(state: AxumState<Arc<State>>, request: HttpRequest) -> Response {
+    answer(state, request, Wire::Messages).await
+}
+
+async fn chat_completions(state: AxumState<Arc<State>>, request: HttpRequest) -> Response {
+    answer(state, request, Wire::Chat).await
+}
+
+fn bad_request(wire: Wire, message: &str, request_id: &str) -> Response {
+    let body = match wire {
+        Wire::Messages => error_body("invalid_request_error", message, request_id),
+        Wire::Chat => crate::chat::error_body(400, message),
+    };
+    (
+        StatusCode::BAD_REQUEST,
+        [("request-id", request_id.to_owned())],
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+async fn answer(
+    AxumState(state): AxumState<Arc<State>>,
+    request: HttpRequest,
+    wire: Wire,
+) -> Response {
     let (entry, bytes) = read_body(request).await;
     let request_id = new_id("req_mock_", 12);
     let parsed = serde_json::from_slice::<Value>(&bytes)
@@ -412,26 +470,34 @@ async fn messages(AxumState(state): AxumState<Arc<State>>, request: HttpRequest)
     let Some(body) = parsed else {
         guard.disarm();
         state.update(at, |e| e.status = Some(400));
-        let body = error_body(
-            "invalid_request_error",
-            "the request body is not a JSON object",
+        return bad_request(wire, "the request body is not a JSON object", &request_id);
+    };
+    let request = match wire {
+        Wire::Messages => Request::from_body(&body),
+        Wire::Chat => Request::from_chat_body(&body),
+    };
+    if wire == Wire::Chat && request.stream {
+        guard.disarm();
+        state.update(at, |e| e.status = Some(400));
+        return bad_request(
+            wire,
+            "the mock model's chat completions do not stream; send \"stream\": false",
             &request_id,
         );
-        return (
-            StatusCode::BAD_REQUEST,
-            [("request-id", request_id)],
-            axum::Json(body),
-        )
-            .into_response();
-    };
-    let request = Request::from_body(&body);
+    }
     let (source, behaviour) = state.choose(&request);
-    tracing::debug!(index = at.index, ?source, "mock model answering");
+    tracing::debug!(index = at.index, ?source, ?wire, "mock model answering");
     let ids = Ids {
         request_id: request_id.clone(),
-        message_id: new_id("msg_mock_", 24),
+        message_id: match wire {
+            Wire::Messages => new_id("msg_mock_", 24),
+            Wire::Chat => new_id("chatcmpl-mock-", 24),
+        },
     };
-    let plan = Plan::new(&behaviour, &request, &ids);
+    let plan = match wire {
+        Wire::Messages => Plan::new(&behaviour, &request, &ids),
+        Wire::Chat => crate::chat::plan(&behaviour, &request, &ids),
+    };
     state.update(at, |e| {
         e.source = Some(source);
         e.behaviour = Some(behaviour);
@@ -777,7 +843,8 @@ impl MockLlm {
         format!("http://{}", self.addr)
     }
 
-    /// Queues a behaviour for the next `/v1/messages` call that is not a title request.
+    /// Queues a behaviour for the next `/v1/messages` or chat-completions call that is not a
+    /// title request.
     pub fn push(&self, behaviour: Behaviour) {
         self.state.push([behaviour]);
     }

@@ -1,12 +1,120 @@
-//! The audit log's hash chain: how a row's hash is computed, and walking the
-//! chain to find the first row that does not hold.
+//! The audit log: append-only, hash-chained entries of tool invocations and
+//! admin actions; how a row's hash is computed, and walking the chain to
+//! find the first row that does not hold.
 
-use crate::{
-    AUDIT_GENESIS_HASH, AUDIT_RESULT_STATUSES, AuditStore, BrokenLink, Error, NewAuditEntry,
-    Verification, timestamp,
-};
+use crate::dialect::Dialect;
+use crate::error::Error;
+use crate::sql::{Columns, SqlStore, on};
+use crate::timestamp;
+use async_trait::async_trait;
+use csp_domain::{SessionId, UserId};
 use sha2::{Digest, Sha256};
+use sqlx::QueryBuilder;
 use std::fmt::Write as _;
+use time::OffsetDateTime;
+use tracing::instrument;
+
+/// One audit entry to append (tool invocation or admin action).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAuditEntry {
+    /// The producer's id: appending it twice stores it once.
+    pub audit_id: uuid::Uuid,
+    /// Stored (and hashed) to the millisecond.
+    pub timestamp: OffsetDateTime,
+    /// The acting user.
+    pub user_id: Option<UserId>,
+    /// `None` for admin actions.
+    pub session_id: Option<SessionId>,
+    /// For instance "Bash", "mcp__postgres-query__execute_sql",
+    /// "admin.user.create".
+    pub tool_name: String,
+    /// Already redacted by the caller.
+    pub sanitized_input: String,
+    /// One of [`AUDIT_RESULT_STATUSES`].
+    pub result_status: String,
+    pub execution_duration_ms: Option<i64>,
+    pub cost_micros: Option<i64>,
+}
+
+/// The values of [`NewAuditEntry::result_status`] the schema accepts:
+/// [`csp_domain::AuditStatus`]'s texts: the store holds them, it does not
+/// name them.
+pub const AUDIT_RESULT_STATUSES: [&str; csp_domain::AuditStatus::ALL.len()] = {
+    let all = csp_domain::AuditStatus::ALL;
+    let mut texts = [""; csp_domain::AuditStatus::ALL.len()];
+    let mut i = 0;
+    while i < texts.len() {
+        texts[i] = all[i].as_str();
+        i += 1;
+    }
+    texts
+};
+
+/// A stored entry with its place in the hash chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    /// Position in the chain; increases with every append (not necessarily
+    /// by one).
+    pub seq: i64,
+    /// As appended, with the timestamp in UTC to the millisecond.
+    pub entry: NewAuditEntry,
+    /// The previous row's hash, [`AUDIT_GENESIS_HASH`] for the first row.
+    pub prev_hash: String,
+    /// `audit_hash(prev_hash, entry)`.
+    pub hash: String,
+}
+
+/// The `prev_hash` of the first row of the chain.
+pub const AUDIT_GENESIS_HASH: &str =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Which audit rows [`AuditStore::audit_page`] returns; `None` filters are off.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub user_id: Option<UserId>,
+    /// Inclusive, on `timestamp`.
+    pub start: Option<OffsetDateTime>,
+    /// Exclusive, on `timestamp`.
+    pub end: Option<OffsetDateTime>,
+    /// Keyset paging: only rows with `seq < before_seq` (pass the last seq
+    /// of the previous page).
+    pub before_seq: Option<i64>,
+    /// Page size.
+    pub limit: u32,
+}
+
+/// The first link of the chain that does not hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokenLink {
+    pub seq: i64,
+    pub audit_id: uuid::Uuid,
+    pub reason: String,
+}
+
+/// The outcome of [`verify_audit_chain`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verification {
+    /// Rows examined: the whole chain when it holds, otherwise the rows up
+    /// to and including the first broken one.
+    pub checked: u64,
+    pub first_broken: Option<BrokenLink>,
+}
+
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends at the end of the chain; false (and nothing written) when
+    /// `audit_id` is stored already. `prev_hash` is the hash of the previous
+    /// row ([`AUDIT_GENESIS_HASH`] for the first), `hash` is
+    /// `audit_hash(prev_hash, &entry)`. Appends from every replica are
+    /// serialised, so the chain stays linear. [`Error::InvalidInput`] for a
+    /// `result_status` outside [`AUDIT_RESULT_STATUSES`].
+    async fn append_audit(&self, entry: NewAuditEntry) -> Result<bool, Error>;
+    /// Matching rows, newest (highest seq) first, at most `limit`.
+    async fn audit_page(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, Error>;
+    /// Rows with `seq > after_seq` in seq order, at most `limit` (for
+    /// verification and export).
+    async fn audit_chain(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditRecord>, Error>;
+}
 
 /// Rows read per [`AuditStore::audit_chain`] call while verifying.
 const VERIFY_PAGE: u32 = 1000;
@@ -98,15 +206,143 @@ pub(crate) fn check_result_status(status: &str) -> Result<(), Error> {
     }
 }
 
-/// The key of Postgres' transaction-level advisory lock that serialises
-/// audit appends across replicas: "cspaudit" in ASCII.
-pub(crate) const PG_AUDIT_LOCK: i64 = 0x6373_7061_7564_6974;
+macro_rules! audit_columns {
+    () => {
+        "seq, audit_id, timestamp, user_id, session_id, tool_name, sanitized_input, \
+         result_status, execution_duration_ms, cost_micros, prev_hash, hash"
+    };
+}
+
+fn audit_from_row<DB: Dialect>(row: Columns<'_, DB>) -> Result<AuditRecord, Error> {
+    Ok(AuditRecord {
+        seq: row.get("seq")?,
+        entry: NewAuditEntry {
+            audit_id: row.uuid("audit_id")?,
+            timestamp: row.time("timestamp")?,
+            user_id: row.opt_uuid("user_id")?.map(UserId),
+            session_id: row.opt_uuid("session_id")?.map(SessionId),
+            tool_name: row.get("tool_name")?,
+            sanitized_input: row.get("sanitized_input")?,
+            result_status: row.get("result_status")?,
+            execution_duration_ms: row.get("execution_duration_ms")?,
+            cost_micros: row.get("cost_micros")?,
+        },
+        prev_hash: row.get("prev_hash")?,
+        hash: row.get("hash")?,
+    })
+}
+
+#[async_trait]
+impl<DB: Dialect> AuditStore for SqlStore<DB> {
+    #[instrument(name = "store.append_audit", skip_all, fields(audit.id = %entry.audit_id, tool = %entry.tool_name))]
+    async fn append_audit(&self, entry: NewAuditEntry) -> Result<bool, Error> {
+        check_result_status(&entry.result_status)?;
+        let entry = NewAuditEntry {
+            timestamp: timestamp::truncate(entry.timestamp),
+            ..entry
+        };
+        let db = &self.db;
+        let mut tx = db.begin_write().await?;
+        // Held until commit: appends of every replica take turns, so each
+        // reads the true last hash and seq follows commit order.
+        DB::lock_audit_chain(&mut tx)
+            .await
+            .map_err(|e| db.error(e))?;
+        // Checked rather than ON CONFLICT DO NOTHING, which would use up a
+        // seq for the duplicate.
+        let stored = db
+            .sql("SELECT EXISTS (SELECT 1 FROM audit_log WHERE audit_id = $1) AS stored")
+            .bind_id(entry.audit_id)
+            .fetch_one(on(&mut tx))
+            .await?;
+        if db.columns(&stored).get::<bool>("stored")? {
+            db.rollback(tx).await?;
+            return Ok(false);
+        }
+        let last = db
+            .sql("SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(on(&mut tx))
+            .await?;
+        let prev_hash = match &last {
+            Some(row) => db.columns(row).get("hash")?,
+            None => AUDIT_GENESIS_HASH.to_owned(),
+        };
+        let hash = audit_hash(&prev_hash, &entry);
+        db.sql(
+            "INSERT INTO audit_log (audit_id, timestamp, user_id, session_id, tool_name, \
+             sanitized_input, result_status, execution_duration_ms, cost_micros, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind_id(entry.audit_id)
+        .bind_time(entry.timestamp)
+        .bind_opt_id(entry.user_id.map(|id| id.0))
+        .bind_opt_id(entry.session_id.map(|id| id.0))
+        .bind(entry.tool_name.as_str())
+        .bind(entry.sanitized_input.as_str())
+        .bind(entry.result_status.as_str())
+        .bind(entry.execution_duration_ms)
+        .bind(entry.cost_micros)
+        .bind(prev_hash.as_str())
+        .bind(hash.as_str())
+        .execute(on(&mut tx))
+        .await?;
+        db.commit(tx).await?;
+        Ok(true)
+    }
+
+    async fn audit_page(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, Error> {
+        let db = &self.db;
+        let mut query = QueryBuilder::<DB>::new(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit_log WHERE TRUE"
+        ));
+        if let Some(user) = q.user_id {
+            query.push(" AND user_id = ");
+            DB::push_bind(&mut query, DB::id(user.0));
+        }
+        if let Some(start) = q.start {
+            query.push(" AND timestamp >= ");
+            DB::push_bind(&mut query, DB::time(start));
+        }
+        if let Some(end) = q.end {
+            query.push(" AND timestamp < ");
+            DB::push_bind(&mut query, DB::time(end));
+        }
+        if let Some(before) = q.before_seq {
+            query.push(" AND seq < ");
+            DB::push_bind(&mut query, before);
+        }
+        query.push(" ORDER BY seq DESC LIMIT ");
+        DB::push_bind(&mut query, i64::from(q.limit));
+        let rows = db.fetch_built(query).await?;
+        rows.iter()
+            .map(|row| audit_from_row(db.columns(row)))
+            .collect()
+    }
+
+    async fn audit_chain(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditRecord>, Error> {
+        let db = &self.db;
+        let sql = concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
+        );
+        let rows = db
+            .sql(sql)
+            .bind(after_seq)
+            .bind(i64::from(limit))
+            .fetch_all(db.pool())
+            .await?;
+        rows.iter()
+            .map(|row| audit_from_row(db.columns(row)))
+            .collect()
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::AuditRecord;
-    use csp_domain::{SessionId, UserId};
     use time::macros::datetime;
 
     fn entry() -> NewAuditEntry {
@@ -287,7 +523,7 @@ mod tests {
             unreachable!("verification only reads")
         }
 
-        async fn audit_page(&self, _: &crate::AuditQuery) -> Result<Vec<AuditRecord>, Error> {
+        async fn audit_page(&self, _: &AuditQuery) -> Result<Vec<AuditRecord>, Error> {
             unreachable!("verification only reads the chain in order")
         }
 

@@ -67,7 +67,12 @@ impl Error {
     }
 }
 
-/// The constraint a statement violated, if that is why it failed.
-pub(crate) fn violation(error: &sqlx::Error) -> Option<ErrorKind> {
-    error.as_database_error().map(|e| e.kind())
+impl Error {
+    /// The constraint a statement violated, if that is why it failed.
+    pub(crate) fn violation(&self) -> Option<ErrorKind> {
+        match self {
+            Error::Database { source, .. } => source.as_database_error().map(|e| e.kind()),
+            _ => None,
+        }
+    }
 }

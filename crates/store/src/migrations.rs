@@ -6,8 +6,9 @@
 //! proc-macro (about 10 % of a cold build), to do what a list of
 //! `include_str!`s does.
 
-use sqlx::SqlSafeStr;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use crate::error::Error;
+use sqlx::migrate::{Migrate, Migration, MigrationType, Migrator};
+use sqlx::{Database, Pool, SqlSafeStr};
 use std::borrow::Cow;
 
 /// `(file name, contents)` of each migration; the file name is
@@ -56,6 +57,25 @@ pub(crate) fn migrator(files: Embedded) -> Migrator {
     Migrator::with_migrations(migrations)
 }
 
+/// Applies the pending migrations of `files` to the database `target`
+/// names (for errors).
+pub(crate) async fn apply<DB: Database>(
+    files: Embedded,
+    pool: &Pool<DB>,
+    target: &str,
+) -> Result<(), Error>
+where
+    DB::Connection: Migrate,
+{
+    migrator(files)
+        .run(pool)
+        .await
+        .map_err(|source| Error::Migrate {
+            target: target.to_owned(),
+            source,
+        })
+}
+
 fn parse_file_name(file: &'static str) -> (i64, &'static str) {
     let stem = file
         .strip_suffix(".sql")
@@ -70,7 +90,7 @@ fn parse_file_name(file: &'static str) -> (i64, &'static str) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::path::Path;
 
@@ -186,14 +206,14 @@ mod tests {
 
     /// A plugin and one sealed secret in the 0004 schema; `$now` is the
     /// dialect's timestamp.
-    const OLD_PLUGIN_ROWS: &str = "INSERT INTO plugin_state (plugin_name, active, config, updated_at) \
+    pub(crate) const OLD_PLUGIN_ROWS: &str = "INSERT INTO plugin_state (plugin_name, active, config, updated_at) \
          VALUES ('everything', TRUE, '{\"greeting\":\"hi\"}', $now); \
          INSERT INTO plugin_secrets (plugin_name, config_key, encrypted_value, \
          encryption_key_version, updated_at) \
          VALUES ('everything', 'api_token', 'gAAAA-old-token', '0123456789abcdef', $now);";
 
-    async fn assert_old_secret_survives(store: &dyn crate::Store) {
-        use crate::{Owner, StoredSecret};
+    pub(crate) async fn assert_old_secret_survives(store: &dyn crate::store::Store) {
+        use crate::secrets::{Owner, StoredSecret};
         let secret = StoredSecret {
             key: "api_token".to_owned(),
             encrypted_value: "gAAAA-old-token".to_owned(),
@@ -211,69 +231,5 @@ mod tests {
         assert!(state.active);
         assert_eq!(state.config["greeting"], "hi");
         assert_eq!(state.secrets, vec![secret]);
-    }
-
-    #[tokio::test]
-    async fn sqlite_plugin_secrets_from_before_0005_survive() {
-        use sqlx::{Connection, SqliteConnection};
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("csp.db");
-        let url = format!("sqlite://{}?mode=rwc", path.display());
-        let mut conn = SqliteConnection::connect(&url).await.unwrap();
-        migrator(SQLITE).run_to(4, &mut conn).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(OLD_PLUGIN_ROWS.replace("$now", "0")))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
-        let store = crate::SqliteStore::open(&path).await.unwrap();
-        assert_old_secret_survives(&store).await;
-    }
-
-    #[tokio::test]
-    async fn postgres_plugin_secrets_from_before_0005_survive() {
-        use futures::FutureExt as _;
-        use sqlx::{AssertSqlSafe, Connection, PgConnection};
-        let server = std::env::var("CSP_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-        let mut admin = PgConnection::connect(&server).await.unwrap_or_else(|e| {
-            panic!("cannot reach the test Postgres (CSP_TEST_DATABASE_URL): {e}")
-        });
-        // A database of its own: the store under test connects to it.
-        let name = format!("csp_upgrade_{}", uuid::Uuid::new_v4().simple());
-        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        let mut url = url::Url::parse(&server).unwrap();
-        url.set_path(&name);
-        let url = url.to_string();
-        let outcome = std::panic::AssertUnwindSafe({
-            let url = url.clone();
-            async move {
-                let mut conn = PgConnection::connect(&url).await.unwrap();
-                migrator(POSTGRES).run_to(4, &mut conn).await.unwrap();
-                sqlx::raw_sql(AssertSqlSafe(OLD_PLUGIN_ROWS.replace("$now", "now()")))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                conn.close().await.unwrap();
-                let store = crate::PgStore::connect(&url).await.unwrap();
-                assert_old_secret_survives(&store).await;
-                store.close().await;
-            }
-        })
-        .catch_unwind()
-        .await;
-        // Dropped whatever happened; FORCE ends the store's connections.
-        sqlx::raw_sql(AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-        if let Err(panic) = outcome {
-            std::panic::resume_unwind(panic);
-        }
     }
 }

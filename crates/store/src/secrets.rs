@@ -1,13 +1,19 @@
 //! Sealed secrets of any owner (a plugin, a tenant), by owner and key name:
-//! the [`SecretStore`] concern, and the rules both adapters apply to it.
+//! the [`SecretStore`] concern, its rules and its implementation.
 //!
 //! The store only ever sees a secret sealed (csp-secrets seals and opens
 //! them); it keeps the token and the version of the key that sealed it, so
 //! that a key rotation finds what is not under the current key.
 
-use crate::Error;
+use crate::dialect::{Dialect, On};
+use crate::error::Error;
+use crate::sql::{Columns, SqlStore, on};
+use crate::timestamp;
 use async_trait::async_trait;
+use sqlx::Transaction;
 use std::fmt;
+use time::OffsetDateTime;
+use tracing::instrument;
 
 /// What kind of thing owns a secret. Stored as [`OwnerKind::as_str`]; the
 /// tables accept these values only.
@@ -171,6 +177,134 @@ pub(crate) fn rewrite(
         )));
     }
     Ok(new)
+}
+
+/// Stores one secret of `owner` inside the caller's transaction (the one
+/// statement every write of a secret goes through).
+pub(crate) async fn upsert<DB: Dialect>(
+    store: &SqlStore<DB>,
+    tx: &mut Transaction<'static, DB>,
+    owner: &Owner,
+    secret: &StoredSecret,
+    now: OffsetDateTime,
+) -> Result<(), Error> {
+    store
+        .db
+        .sql(
+            "INSERT INTO sealed_secrets (owner_kind, owner_id, secret_key, encrypted_value, \
+             encryption_key_version, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (owner_kind, owner_id, secret_key) DO UPDATE SET \
+             encrypted_value = EXCLUDED.encrypted_value, \
+             encryption_key_version = EXCLUDED.encryption_key_version, \
+             updated_at = EXCLUDED.updated_at",
+        )
+        .bind(owner.kind.as_str())
+        .bind(owner.id.as_str())
+        .bind(secret.key.as_str())
+        .bind(secret.encrypted_value.as_str())
+        .bind(secret.encryption_key_version.as_str())
+        .bind_time(now)
+        .execute(on(tx))
+        .await?;
+    Ok(())
+}
+
+/// Removes one secret of `owner`; whether there was one.
+pub(crate) async fn remove<'c, DB: Dialect>(
+    store: &'c SqlStore<DB>,
+    target: On<'c, DB>,
+    owner: &Owner,
+    key: &str,
+) -> Result<bool, Error> {
+    let rows = store
+        .db
+        .sql(
+            "DELETE FROM sealed_secrets \
+             WHERE owner_kind = $1 AND owner_id = $2 AND secret_key = $3",
+        )
+        .bind(owner.kind.as_str())
+        .bind(owner.id.as_str())
+        .bind(key)
+        .execute(target)
+        .await?;
+    Ok(rows > 0)
+}
+
+fn stored_from_row<DB: Dialect>(row: &Columns<'_, DB>) -> Result<StoredSecret, Error> {
+    Ok(StoredSecret {
+        key: row.get("secret_key")?,
+        encrypted_value: row.get("encrypted_value")?,
+        encryption_key_version: row.get("encryption_key_version")?,
+    })
+}
+
+#[async_trait]
+impl<DB: Dialect> SecretStore for SqlStore<DB> {
+    async fn secrets(&self, owner: &Owner) -> Result<Vec<StoredSecret>, Error> {
+        let db = &self.db;
+        let rows = db
+            .dialect_sql(format!(
+                "SELECT secret_key, encrypted_value, encryption_key_version FROM sealed_secrets \
+                 WHERE owner_kind = $1 AND owner_id = $2 ORDER BY secret_key{}",
+                DB::BYTE_ORDER
+            ))
+            .bind(owner.kind.as_str())
+            .bind(owner.id.as_str())
+            .fetch_all(db.pool())
+            .await?;
+        rows.iter()
+            .map(|row| stored_from_row(&db.columns(row)))
+            .collect()
+    }
+
+    #[instrument(name = "store.put_secrets", skip_all, fields(owner.kind = %owner.kind, count = secrets.len()))]
+    async fn put_secrets(&self, owner: &Owner, secrets: Vec<StoredSecret>) -> Result<(), Error> {
+        let secrets = prepare(owner, secrets)?;
+        let now = timestamp::now();
+        let mut tx = self.db.begin_write().await?;
+        for secret in &secrets {
+            upsert(self, &mut tx, owner, secret, now).await?;
+        }
+        self.db.commit(tx).await
+    }
+
+    #[instrument(name = "store.delete_secret", skip_all, fields(owner.kind = %owner.kind))]
+    async fn delete_secret(&self, owner: &Owner, key: &str) -> Result<bool, Error> {
+        remove(self, self.db.pool(), owner, key).await
+    }
+
+    #[instrument(name = "store.reencrypt_secrets", skip_all, err)]
+    async fn reencrypt_secrets(&self, f: &Reseal<'_>) -> Result<u64, Error> {
+        let db = &self.db;
+        let mut tx = db.begin_write().await?;
+        // Locked in key order, the order writes lock them in, so a write and
+        // a re-encryption wait for each other instead of deadlocking (and on
+        // SQLite the write lock keeps every secret as read).
+        let rows = db
+            .dialect_sql(format!(
+                "SELECT owner_kind, owner_id, secret_key, encrypted_value, encryption_key_version \
+                 FROM sealed_secrets ORDER BY owner_kind{c}, owner_id{c}, secret_key{c}{lock}",
+                c = DB::BYTE_ORDER,
+                lock = DB::FOR_UPDATE
+            ))
+            .fetch_all(on(&mut tx))
+            .await?;
+        let now = timestamp::now();
+        let mut rewritten = 0;
+        for row in &rows {
+            let row = db.columns(row);
+            let kind: String = row.get("owner_kind")?;
+            let owner = Owner::new(OwnerKind::from_db(&kind)?, row.get::<String>("owner_id")?);
+            let old = stored_from_row(&row)?;
+            let Some(new) = rewrite(&owner, &old, f)? else {
+                continue;
+            };
+            upsert(self, &mut tx, &owner, &new, now).await?;
+            rewritten += 1;
+        }
+        db.commit(tx).await?;
+        Ok(rewritten)
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! microseconds), so every timestamp is truncated before it is written and a
 //! record reads back exactly as it was returned.
 
-use crate::Error;
+use crate::error::Error;
 use time::{OffsetDateTime, UtcOffset};
 
 pub(crate) fn now() -> OffsetDateTime {

@@ -1,7 +1,10 @@
 //! Process-wide telemetry: the tracing subscriber and the Prometheus recorder.
 //!
 //! Owns: log format (human or JSON), the filter, and the one metrics recorder
-//! of the process, whose text rendering every service serves at `/metrics`.
+//! of the process, whose text rendering every service serves at `/metrics`;
+//! the probes every service shares (`Probes`, and `StoreProbes`: the HTTP
+//! answers, the readiness gRPC health reports, failing at shutdown) and the
+//! `/metrics` and probes listener of the gRPC services (`MetricsServer`).
 //! Metric *names* live with the crates that record them (`metrics.rs`), not
 //! here. Must never log secrets; it only formats what callers pass.
 
@@ -166,7 +169,9 @@ pub trait Probes: Send + Sync {
 
 /// The probes of a service whose readiness is "its store answers and it is
 /// not shutting down" (policy, plugins): one piece, so the bodies, the
-/// 2-second store timeout and the reasons cannot drift between services.
+/// 2-second store timeout, the reasons, the gRPC health answer
+/// ([`StoreProbes::readiness`]) and failing at shutdown
+/// ([`StoreProbes::shut_down_on`]) cannot drift between services.
 pub struct StoreProbes {
     check: StoreCheck,
     startup_ms: u64,
@@ -195,6 +200,35 @@ impl StoreProbes {
     /// Readiness fails from now on (`shutting_down`).
     pub fn shut_down(&self) {
         self.shutting_down.cancel();
+    }
+
+    /// Readiness fails from the moment `shutdown` is cancelled: what every
+    /// service running these probes does when it begins to stop.
+    pub fn shut_down_on(
+        self: &std::sync::Arc<Self>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
+        let probes = self.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            probes.shut_down();
+        });
+    }
+
+    /// The readiness check as the gRPC health service asks it
+    /// (`csp_rpc::Health::follow`): ready when [`StoreProbes::not_ready`]
+    /// has no reason, so the HTTP probes and gRPC health always agree.
+    pub fn readiness(
+        self: &std::sync::Arc<Self>,
+    ) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>
+    + Send
+    + Sync
+    + 'static {
+        let probes = self.clone();
+        move || {
+            let probes = probes.clone();
+            Box::pin(async move { probes.not_ready().await.is_none() })
+        }
     }
 
     /// Why the service is not ready, or `None` when it is.

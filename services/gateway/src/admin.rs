@@ -14,7 +14,7 @@ use bytes::Bytes;
 use csp_domain::ErrorCode;
 use csp_proto::v1 as pb;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::collections::HashMap;
 
 /// Rows a CSV export holds at most; past it the file says it was cut.
@@ -62,22 +62,12 @@ pub(crate) async fn list_users(
     }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewUserBody {
-    username: String,
-    password: String,
-    role: String,
-    #[serde(default)]
-    monthly_cost_cap_usd: Option<f64>,
-}
-
 pub(crate) async fn create_user(
     State(state): State<AppState>,
     user: AuthUser,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let b: NewUserBody = serde_json::from_slice(&body).map_err(|e| {
+    let b: dto::NewUserBody = serde_json::from_slice(&body).map_err(|e| {
         invalid(format!(
             "Send a JSON body with username, password, role and optionally monthly_cost_cap_usd ({e})."
         ))
@@ -106,31 +96,11 @@ pub(crate) async fn update_user(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<dto::User>, ApiError> {
-    let body: serde_json::Map<String, Value> = serde_json::from_slice(&body)
-        .map_err(|_| invalid("Send a JSON object with role, monthly_cost_cap_usd or is_active."))?;
-    if let Some(k) = body
-        .keys()
-        .find(|k| !matches!(k.as_str(), "role" | "monthly_cost_cap_usd" | "is_active"))
-    {
-        return Err(invalid(format!(
-            "Unknown field '{k}': only role, monthly_cost_cap_usd and is_active can be changed."
-        )));
-    }
-    let role = match body.get("role") {
-        None => None,
-        Some(Value::String(r)) => Some(r.clone()),
-        Some(_) => return Err(invalid("role must be admin, operator or user.")),
-    };
-    let (cap, clear_cap) = match body.get("monthly_cost_cap_usd") {
+    let patch = user_patch(&body)?;
+    let (cap, clear_cap) = match patch.monthly_cost_cap_usd {
         None => (None, false),
-        Some(Value::Null) => (None, true),
-        Some(Value::Number(n)) => (n.as_f64(), false),
-        Some(_) => return Err(invalid("monthly_cost_cap_usd must be a number or null.")),
-    };
-    let is_active = match body.get("is_active") {
-        None => None,
-        Some(Value::Bool(b)) => Some(*b),
-        Some(_) => return Err(invalid("is_active must be true or false.")),
+        Some(None) => (None, true),
+        Some(Some(cap)) => (Some(cap), false),
     };
     let updated = state
         .policy
@@ -139,16 +109,53 @@ pub(crate) async fn update_user(
             &user,
             pb::UpdateUserRequest {
                 user_id: id,
-                role,
+                role: patch.role,
                 monthly_cost_cap_usd: cap,
                 clear_cap,
-                is_active,
+                is_active: patch.is_active,
             },
         ))
         .await
         .map_err(|s| ApiError::from_status(&s))?
         .into_inner();
     Ok(Json(updated.into()))
+}
+
+const NOT_A_PATCH: &str = "Send a JSON object with role, monthly_cost_cap_usd or is_active.";
+
+/// The fields of [`dto::UserPatch`], in the order their errors are
+/// reported, each with what a value of the wrong type is told.
+const PATCH_FIELDS: [(&str, &str); 3] = [
+    ("role", "role must be admin, operator or user."),
+    (
+        "monthly_cost_cap_usd",
+        "monthly_cost_cap_usd must be a number or null.",
+    ),
+    ("is_active", "is_active must be true or false."),
+];
+
+/// Reads a user patch, naming what is wrong with it: an unknown field
+/// first, then the first field of [`PATCH_FIELDS`] whose value has the
+/// wrong type.
+fn user_patch(body: &[u8]) -> Result<dto::UserPatch, ApiError> {
+    let body: Map<String, Value> =
+        serde_json::from_slice(body).map_err(|_| invalid(NOT_A_PATCH))?;
+    if let Some(k) = body
+        .keys()
+        .find(|k| !PATCH_FIELDS.iter().any(|(name, _)| name == k))
+    {
+        return Err(invalid(format!(
+            "Unknown field '{k}': only role, monthly_cost_cap_usd and is_active can be changed."
+        )));
+    }
+    let parse = |body: Map<String, Value>| serde_json::from_value::<dto::UserPatch>(body.into());
+    parse(body.clone()).map_err(|_| {
+        let wrong = PATCH_FIELDS.into_iter().find(|(name, _)| {
+            let alone = body.get(*name).map(|v| (name.to_string(), v.clone()));
+            parse(alone.into_iter().collect()).is_err()
+        });
+        invalid(wrong.map_or(NOT_A_PATCH, |(_, message)| message))
+    })
 }
 
 #[derive(Deserialize)]
@@ -341,6 +348,45 @@ mod tests {
         assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_cell("=SUM(A1)"), "'=SUM(A1)");
         assert_eq!(csv_cell("line\nbreak"), "\"line\nbreak\"");
+    }
+
+    #[test]
+    fn a_user_patch_reads_as_before() {
+        let read = |body: &str| user_patch(body.as_bytes()).map_err(|e| e.message.unwrap());
+        let p = read(r#"{"role":"admin","monthly_cost_cap_usd":null,"is_active":false}"#).unwrap();
+        assert_eq!(p.role.as_deref(), Some("admin"));
+        assert_eq!(p.monthly_cost_cap_usd, Some(None), "null clears the cap");
+        assert_eq!(p.is_active, Some(false));
+        let p = read(r#"{"monthly_cost_cap_usd":12}"#).unwrap();
+        assert_eq!(p.monthly_cost_cap_usd, Some(Some(12.0)));
+        assert!(p.role.is_none() && p.is_active.is_none());
+        assert_eq!(read("[]").unwrap_err(), NOT_A_PATCH);
+        assert_eq!(
+            read(r#"{"is_active":1,"zz":1}"#).unwrap_err(),
+            "Unknown field 'zz': only role, monthly_cost_cap_usd and is_active can be changed."
+        );
+        // Every known field is one `UserPatch` accepts (deny_unknown_fields).
+        for (name, message) in PATCH_FIELDS {
+            assert!(
+                read(&format!(r#"{{"{name}":null,"zz":1}}"#))
+                    .unwrap_err()
+                    .starts_with("Unknown field 'zz'")
+            );
+            let wrong = if name == "is_active" {
+                "\"yes\""
+            } else {
+                "true"
+            };
+            assert_eq!(
+                read(&format!(r#"{{"{name}":{wrong}}}"#)).unwrap_err(),
+                message
+            );
+        }
+        // The first wrong field in the listed order, as it always was.
+        assert_eq!(
+            read(r#"{"is_active":null,"role":null}"#).unwrap_err(),
+            "role must be admin, operator or user."
+        );
     }
 
     #[test]

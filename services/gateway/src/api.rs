@@ -12,15 +12,9 @@ use bytes::Bytes;
 use csp_domain::{ErrorCode, SessionId};
 use csp_proto::v1 as pb;
 use http::{HeaderMap, HeaderValue};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use std::net::{IpAddr, SocketAddr};
-
-#[derive(Deserialize)]
-struct LoginBody {
-    username: String,
-    password: String,
-}
 
 /// Whether the body may be read as JSON: declared `application/json` (any
 /// parameters). A form, `text/plain` or an untyped body (a `Blob`) is what
@@ -73,10 +67,11 @@ pub(crate) async fn login(
             message: Some("Send the login as JSON (Content-Type: application/json).".into()),
         });
     }
-    let LoginBody { username, password } = serde_json::from_slice(&body).map_err(|_| ApiError {
-        code: ErrorCode::BadFrame,
-        message: Some("Send a JSON body with \"username\" and \"password\".".into()),
-    })?;
+    let dto::LoginRequest { username, password } =
+        serde_json::from_slice(&body).map_err(|_| ApiError {
+            code: ErrorCode::BadFrame,
+            message: Some("Send a JSON body with \"username\" and \"password\".".into()),
+        })?;
     let attempt = Attempt::new(&username, &client_address(&state, &headers, peer));
     if let Err(wait) = state.throttle.begin(&attempt).await {
         let secs = retry_after_secs(wait);

@@ -2,42 +2,42 @@
 //! cookie or a bearer header is verified locally, then the user's current
 //! state (role, active) is looked up in the policy service on every request,
 //! so a role change or deactivation takes effect on the next request, not
-//! when the token expires. Every route has an explicit rule in [`access`],
-//! declared with the route itself (`routes.rs`).
+//! when the token expires. Every route has an explicit rule in the access
+//! table, declared with the route itself (`routes.rs`) and handed to
+//! [`authorize`] in its [`Rules`]; who a request is from is `identity.rs`.
 //! A token revoked by logout is refused until it would have expired, and a
 //! state-changing request that a browser could have sent from another site
 //! (cookie, foreign or missing Origin) is refused before any of this.
 
 use crate::error::ApiError;
+pub(crate) use crate::identity::{AuthUser, Via};
 use crate::state::AppState;
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use csp_auth::{Access, Caller};
-use csp_domain::{ErrorCode, Role, UserId};
+use csp_domain::{ErrorCode, Role};
 use csp_proto::v1 as pb;
 use http::Method;
 use http::request::Parts;
 
-pub(crate) use crate::routes::access;
-
 pub(crate) const COOKIE: &str = "csp_token";
 
-/// How the token arrived. Cookies ride along on cross-site requests, so a
-/// cookie-authenticated WebSocket must also pass the Origin check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Via {
-    Cookie,
-    Bearer,
+/// The rules [`authorize`] applies: the handlers' state and the access
+/// table. The table is handed in by whoever builds the router from it
+/// (`lib.rs`, from `routes.rs`), because the routes' handlers depend on this
+/// module: it must not depend on them.
+#[derive(Clone)]
+pub(crate) struct Rules {
+    pub(crate) state: AppState,
+    /// What a method on a route template requires; `None`: not a route.
+    pub(crate) access: fn(&Method, &str) -> Option<Access>,
 }
 
-/// The authenticated user of a request, with their current role.
-#[derive(Debug, Clone)]
-pub(crate) struct AuthUser {
-    pub(crate) id: UserId,
-    pub(crate) name: String,
-    pub(crate) role: Role,
-    pub(crate) via: Via,
+impl Rules {
+    pub(crate) fn new(state: AppState, access: fn(&Method, &str) -> Option<Access>) -> Self {
+        Self { state, access }
+    }
 }
 
 pub(crate) fn bearer(headers: &http::HeaderMap) -> Option<&str> {
@@ -125,7 +125,8 @@ async fn authenticate(state: &AppState, parts: &Parts) -> Result<AuthUser, ApiEr
 
 /// The route's rule, applied before its handler (a route layer, so the
 /// matched path is known). Routes without a rule are refused.
-pub(crate) async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn authorize(State(rules): State<Rules>, req: Request, next: Next) -> Response {
+    let Rules { state, access } = rules;
     let path = req
         .extensions()
         .get::<MatchedPath>()

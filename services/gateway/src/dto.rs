@@ -1,16 +1,20 @@
-//! The REST API's response bodies, one serde struct per shape (see
-//! `docs/websocket-protocol.md`). Field names, types and null-vs-absent are
-//! the wire contract: an `Option` here is always sent, as `null` when unset.
+//! The gateway's wire types, one serde type per shape (see
+//! `docs/websocket-protocol.md`): the REST API's request and response
+//! bodies and the WebSocket's frames. Field names, types and null-vs-absent
+//! are the wire contract: an `Option` in a response is always sent, as
+//! `null` when unset. With the `ts` feature each type also derives its
+//! TypeScript declaration for `web/src/generated/` ([`typescript`]).
 
-use csp_domain::{AuditStatus, Role, SessionStatus, StatusReason};
+use csp_domain::{AuditStatus, ErrorCode, Event, Role, SessionEvent, SessionStatus, StatusReason};
 use csp_proto::v1 as pb;
-use serde::Serialize;
-use serde_json::Value;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 
 /// A status by its typed name, or the text as received when it names none
 /// of the enum's values (the JSON is the same either way).
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(untagged)]
 pub(crate) enum Named<T> {
     Known(T),
@@ -45,25 +49,40 @@ impl Sandbox {
 
 /// `{"status": "ok"}` and other bodies that say only a status.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(rename = "Live"))]
 pub(crate) struct Status {
     pub(crate) status: &'static str,
 }
 
+/// `POST /api/v1/auth/login`'s body. Unknown fields are ignored.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub(crate) struct LoginRequest {
+    pub(crate) username: String,
+    pub(crate) password: String,
+}
+
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub(crate) struct LoginUser {
     pub(crate) user_id: String,
     pub(crate) username: String,
     pub(crate) role: String,
 }
 
+/// The answer to a login (the token is also set as an HttpOnly cookie).
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub(crate) struct Login {
     pub(crate) token: String,
     pub(crate) expires_in: u64,
     pub(crate) user: LoginUser,
 }
 
+/// `GET /api/v1/me`.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub(crate) struct Me {
     pub(crate) user_id: String,
     pub(crate) username: String,
@@ -81,12 +100,18 @@ pub(crate) struct Config<'a> {
     pub(crate) agent_sandbox: Option<Sandbox>,
 }
 
+/// One row of `GET /api/v1/sessions` (and of the operators' list).
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(rename = "SessionSummary"))]
 pub(crate) struct Session {
     pub(crate) session_id: String,
     pub(crate) user_id: String,
+    /// `unknown` when the session-pool sent a status this gateway does not know.
     pub(crate) status: Named<SessionStatus>,
+    /// RFC 3339.
     pub(crate) created_at: String,
+    /// RFC 3339.
     pub(crate) last_active_at: String,
     pub(crate) message_count: u64,
     pub(crate) total_cost_usd: f64,
@@ -120,6 +145,8 @@ impl From<pb::SessionInfo> for Session {
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(rename = "SessionList"))]
 pub(crate) struct Sessions {
     pub(crate) sessions: Vec<Session>,
 }
@@ -132,26 +159,37 @@ impl From<Vec<pb::SessionInfo>> for Sessions {
     }
 }
 
+/// `GET /api/v1/sessions/{id}/messages`: the history up to `last_seq`.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(rename = "History"))]
 pub(crate) struct Messages {
-    /// Each message is the stored event JSON, passed through as it is.
+    /// Each message is the stored event JSON (a [`StreamFrame`] as it was
+    /// sent), passed through as it is.
+    #[cfg_attr(feature = "ts", ts(type = "Array<StreamFrame>"))]
     pub(crate) messages: Vec<Value>,
     pub(crate) last_seq: u64,
 }
 
+/// `GET /health/startup` once started.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub(crate) struct Started {
     pub(crate) status: &'static str,
     pub(crate) startup_duration_ms: u64,
 }
 
+/// `GET /health/startup` (503) while starting.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub(crate) struct NotStarted {
     pub(crate) status: &'static str,
     pub(crate) reason: &'static str,
 }
 
+/// `GET /health/ready` (503): the first reason a new user could not get a session.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub(crate) struct NotReady<'a> {
     pub(crate) status: &'static str,
     pub(crate) reason: &'a str,
@@ -159,7 +197,9 @@ pub(crate) struct NotReady<'a> {
     pub(crate) max_sessions: u32,
 }
 
+/// `GET /health/ready` (200).
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub(crate) struct Ready {
     pub(crate) status: &'static str,
     pub(crate) active_sessions: u32,
@@ -234,10 +274,13 @@ pub(crate) struct Users {
     pub(crate) users: Vec<User>,
 }
 
+/// One row of `GET /api/v1/admin/audit-log`.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub(crate) struct AuditEntry {
     pub(crate) audit_id: String,
     pub(crate) seq: i64,
+    /// RFC 3339.
     pub(crate) timestamp: String,
     pub(crate) user_id: String,
     /// Null when the user no longer exists.
@@ -268,7 +311,9 @@ impl AuditEntry {
     }
 }
 
+/// A page of the audit log, newest first.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub(crate) struct AuditPage {
     pub(crate) entries: Vec<AuditEntry>,
     /// The `before` of the next older page; null on the last page.
@@ -276,41 +321,60 @@ pub(crate) struct AuditPage {
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub(crate) struct PluginTool {
     pub(crate) name: String,
     pub(crate) description: String,
     pub(crate) required_role: String,
 }
 
+/// A problem in a plugin's files, pointing at where to fix it.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(rename = "PluginProblem"))]
 pub(crate) struct PluginError {
     pub(crate) file: String,
+    /// 1-based; 0 when unknown.
     pub(crate) line: u32,
+    /// 1-based; 0 when unknown.
     pub(crate) column: u32,
+    /// e.g. `capabilities.tools[1].name`.
     pub(crate) field: String,
     pub(crate) message: String,
     pub(crate) suggestion: String,
 }
 
+/// `GET /api/v1/plugins/{name}`, and the answer to every change to a plugin.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub(crate) struct Plugin {
     pub(crate) name: String,
     pub(crate) version: String,
+    /// `tool` | `mcp` | `skill` | `endpoint`; only `mcp` plugins can be activated.
     pub(crate) plugin_type: String,
     pub(crate) description: String,
+    /// The plugins service's `PluginStatus` name: `registered`,
+    /// `needs_config`, `ready`, `configured`, `activated`, `errored`, or
+    /// `removed` (only in the answer to deactivating a plugin that is gone).
     pub(crate) status: String,
     pub(crate) active: bool,
     pub(crate) required_role: String,
     pub(crate) dir: String,
     pub(crate) tools: Vec<PluginTool>,
+    /// Hosts (or host:port) the plugin talks to.
     pub(crate) network: Vec<String>,
-    /// Embedded JSON; null when the manifest has none.
+    /// Embedded JSON (the manifest's JSON Schema); null when it has none.
+    #[cfg_attr(feature = "ts", ts(type = "JsonObject | null"))]
     pub(crate) config_schema: Value,
-    /// Embedded JSON; null when unset.
+    /// Embedded JSON; null when unset. A set secret shows as "[REDACTED]".
+    #[cfg_attr(feature = "ts", ts(type = "JsonObject | null"))]
     pub(crate) config: Value,
     /// Each secret field that holds a value, as `true`.
     pub(crate) secrets: BTreeMap<String, bool>,
+    /// Empty unless the manifest is invalid; on an active plugin: it runs
+    /// its last valid manifest.
     pub(crate) errors: Vec<PluginError>,
+    /// RFC 3339.
     pub(crate) updated_at: String,
 }
 
@@ -364,11 +428,16 @@ impl From<pb::Plugin> for Plugin {
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(rename = "PluginList"))]
 pub(crate) struct Plugins {
     pub(crate) plugins: Vec<Plugin>,
 }
 
+/// `POST /api/v1/plugins/rescan`: the list afterwards and the names that moved.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(rename = "PluginRescan"))]
 pub(crate) struct Rescan {
     pub(crate) plugins: Vec<Plugin>,
     pub(crate) added: Vec<String>,
@@ -378,33 +447,188 @@ pub(crate) struct Rescan {
 
 /// `{"error": {...}}`, every failure's body.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub(crate) struct ErrorBody<'a> {
     pub(crate) error: ErrorDetail<'a>,
 }
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub(crate) struct ErrorDetail<'a> {
-    pub(crate) code: &'static str,
+    pub(crate) code: ErrorCode,
     pub(crate) message: &'a str,
     pub(crate) action: &'static str,
 }
 
-/// The TypeScript declarations of the bodies the web app reads, as
+/// `POST /api/v1/users`'s body (admin). Its Rust name shows in the error
+/// that answers a malformed body ("expected struct NewUserBody").
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(rename = "NewUser"))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewUserBody {
+    pub(crate) username: String,
+    pub(crate) password: String,
+    pub(crate) role: String,
+    /// Absent or null: no cap.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub(crate) monthly_cost_cap_usd: Option<f64>,
+}
+
+/// `PATCH /api/v1/users/{id}`'s body (admin): only the fields to change.
+/// A field that is present must hold a value of its type (`null` only for
+/// the cap, where it means "no cap").
+#[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UserPatch {
+    #[serde(default, with = "present")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<String>", optional))]
+    pub(crate) role: Option<String>,
+    /// `Some(None)`: clear the cap.
+    #[serde(default, with = "present")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<Option<f64>>", optional))]
+    pub(crate) monthly_cost_cap_usd: Option<Option<f64>>,
+    #[serde(default, with = "present")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<bool>", optional))]
+    pub(crate) is_active: Option<bool>,
+}
+
+/// A field that, when present, must deserialize as `T` (`null` included
+/// only when `T` takes it); absence is the `#[serde(default)]`.
+mod present {
+    use super::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
+        T::deserialize(d).map(Some)
+    }
+}
+
+/// `PUT /api/v1/plugins/{name}/config`'s body. A secret omitted (or sent as
+/// "[REDACTED]") keeps its stored value; null clears it. Other top-level
+/// fields are ignored.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(rename = "PluginConfigUpdate"))]
+pub(crate) struct PluginConfig {
+    #[cfg_attr(feature = "ts", ts(type = "JsonObject"))]
+    pub(crate) config: Map<String, Value>,
+}
+
+/// A frame the browser sends on the WebSocket.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum ClientFrame {
+    Send {
+        text: String,
+        /// Echoed in the `user_message` event (at most 128 characters).
+        #[serde(default)]
+        #[cfg_attr(feature = "ts", ts(optional = nullable))]
+        client_id: Option<String>,
+    },
+    Interrupt,
+    Ping,
+}
+
+/// A frame of the session stream: the event's own fields plus its `seq`.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub(crate) struct StreamFrame<'a> {
+    #[serde(flatten)]
+    pub(crate) event: &'a Event,
+    pub(crate) seq: u64,
+}
+
+impl<'a> From<&'a SessionEvent> for StreamFrame<'a> {
+    fn from(ev: &'a SessionEvent) -> Self {
+        Self {
+            event: &ev.event,
+            seq: ev.seq,
+        }
+    }
+}
+
+/// A frame about the connection itself: never carries `seq`.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum ConnectionFrame<'a> {
+    /// A failure of this connection or of the frame just sent.
+    Error { code: ErrorCode, message: &'a str },
+    /// The answer to `ping`.
+    Pong,
+    /// The gateway got SIGTERM: the socket stays until it closes (1012),
+    /// then the browser reattaches.
+    ServerShuttingDown {
+        message: &'static str,
+        grace_seconds: u64,
+    },
+}
+
+/// The TypeScript declarations of every wire type, as
 /// `web/src/generated/api.ts` holds them (`scripts/check-generated.sh`).
 #[cfg(all(test, feature = "ts"))]
 pub(crate) fn typescript() -> String {
+    use csp_domain::{Action, ToolStatus};
     use ts_rs::TS;
     let cfg = ts_rs::Config::new().with_large_int("number");
     let mut out = String::from(
-        "// Generated from services/gateway/src/dto.rs by scripts/check-generated.sh --update.\n\
-         // Do not edit: change the Rust type and regenerate.\n",
+        "// Generated from services/gateway/src/dto.rs (and the csp-domain types it\n\
+         // carries) by scripts/check-generated.sh --update.\n\
+         // Do not edit: change the Rust type and regenerate.\n\
+         \n\
+         /** Embedded JSON: an object whose members the server does not type. */\n\
+         export type JsonObject = { [key in string]?: unknown };\n",
     );
     for decl in [
+        // Vocabularies (csp-domain).
+        Role::decl(&cfg),
+        SessionStatus::decl(&cfg),
+        StatusReason::decl(&cfg),
+        ToolStatus::decl(&cfg),
+        AuditStatus::decl(&cfg),
+        ErrorCode::decl(&cfg),
+        Named::<SessionStatus>::decl(&cfg),
+        // WebSocket frames (a stream frame inlines its `Event`).
+        Action::decl(&cfg),
+        StreamFrame::decl(&cfg),
+        ConnectionFrame::decl(&cfg),
+        ClientFrame::decl(&cfg),
+        // REST request bodies.
+        LoginRequest::decl(&cfg),
+        NewUserBody::decl(&cfg),
+        UserPatch::decl(&cfg),
+        PluginConfig::decl(&cfg),
+        // REST response bodies.
+        ErrorBody::decl(&cfg),
+        ErrorDetail::decl(&cfg),
+        Status::decl(&cfg),
+        Started::decl(&cfg),
+        NotStarted::decl(&cfg),
+        Ready::decl(&cfg),
+        NotReady::decl(&cfg),
         Sandbox::decl(&cfg),
+        Config::decl(&cfg),
+        LoginUser::decl(&cfg),
+        Login::decl(&cfg),
+        Me::decl(&cfg),
         Budget::decl(&cfg),
         User::decl(&cfg),
         Users::decl(&cfg),
-        Config::decl(&cfg),
+        Session::decl(&cfg),
+        Sessions::decl(&cfg),
+        Messages::decl(&cfg),
+        AuditEntry::decl(&cfg),
+        AuditPage::decl(&cfg),
+        PluginTool::decl(&cfg),
+        PluginError::decl(&cfg),
+        Plugin::decl(&cfg),
+        Plugins::decl(&cfg),
+        Rescan::decl(&cfg),
     ] {
         out.push_str("\nexport ");
         for line in decl.lines() {
@@ -476,6 +700,89 @@ mod tests {
         );
         assert_eq!(to_json(Sandbox::new(true)), json!("off"));
         assert_eq!(to_json(Sandbox::new(false)), json!("bubblewrap"));
+    }
+
+    #[test]
+    fn websocket_frames_keep_their_wire_shape() {
+        use csp_domain::{SessionId, ToolStatus};
+        let sid = SessionId::new();
+        for event in [
+            Event::status(SessionStatus::Ready, sid, Some("m".into()), None),
+            Event::UserMessage {
+                text: "hi".into(),
+                client_id: None,
+            },
+            Event::ToolUse {
+                tool_use_id: "t".into(),
+                name: "Bash".into(),
+                input: json!({"command": "ls"}),
+            },
+            Event::ToolResult {
+                tool_use_id: "t".into(),
+                status: ToolStatus::Denied,
+                duration_ms: 3,
+                content: "no".into(),
+            },
+            Event::session_expiring(2),
+            Event::session_restarted(sid),
+            Event::error(ErrorCode::QueueFull),
+        ] {
+            let ev = SessionEvent {
+                session_id: sid,
+                seq: 7,
+                event,
+                trace: None,
+            };
+            assert_eq!(to_json(StreamFrame::from(&ev)), ev.to_frame());
+        }
+        assert_eq!(
+            to_json(ConnectionFrame::Error {
+                code: ErrorCode::BadFrame,
+                message: "m",
+            }),
+            json!({"type": "error", "code": "bad_frame", "message": "m"})
+        );
+        assert_eq!(to_json(ConnectionFrame::Pong), json!({"type": "pong"}));
+        assert_eq!(
+            to_json(ConnectionFrame::ServerShuttingDown {
+                message: "bye",
+                grace_seconds: 30,
+            }),
+            json!({"type": "server_shutting_down", "message": "bye", "grace_seconds": 30})
+        );
+    }
+
+    #[test]
+    fn request_bodies_accept_what_they_always_did() {
+        let frame = |s: &str| serde_json::from_str::<ClientFrame>(s).ok();
+        assert!(matches!(
+            frame(r#"{"type":"ping","extra":1}"#),
+            Some(ClientFrame::Ping)
+        ));
+        assert!(matches!(
+            frame(r#"{"type":"send","text":"a","client_id":null}"#),
+            Some(ClientFrame::Send {
+                client_id: None,
+                ..
+            })
+        ));
+        assert!(frame(r#"{"type":"send"}"#).is_none());
+        let config = |s: &str| serde_json::from_str::<PluginConfig>(s).ok();
+        assert_eq!(
+            config(r#"{"config":{"a":1},"other":true}"#).map(|c| c.config.len()),
+            Some(1)
+        );
+        assert!(config(r#"{"config":[1]}"#).is_none());
+        assert!(config(r#"{"config":null}"#).is_none());
+        assert!(config("{}").is_none());
+        let login = |s: &str| serde_json::from_str::<LoginRequest>(s).ok();
+        assert!(login(r#"{"username":"a","password":"b","remember":true}"#).is_some());
+        let new_user = |s: &str| serde_json::from_str::<NewUserBody>(s).ok();
+        assert!(new_user(r#"{"username":"a","password":"b","role":"user"}"#).is_some());
+        assert!(
+            new_user(r#"{"username":"a","password":"b","role":"user","x":1}"#).is_none(),
+            "creating a user always refused unknown fields"
+        );
     }
 
     #[test]

@@ -38,7 +38,7 @@ impl IntoResponse for ApiError {
             .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
         let body = crate::dto::ErrorBody {
             error: crate::dto::ErrorDetail {
-                code: self.code.as_str(),
+                code: self.code,
                 message: self.message.as_deref().unwrap_or(self.code.user_message()),
                 action: self.code.suggested_action(),
             },

@@ -16,6 +16,7 @@ mod api;
 mod auth;
 mod dto;
 mod error;
+mod identity;
 mod metrics;
 mod plugins;
 mod routes;
@@ -212,7 +213,7 @@ fn router(state: AppState, web_dir: Option<PathBuf>) -> Router {
     let mut app = routes::router()
         // After routing, so the rule is looked up by the matched route.
         .route_layer(middleware::from_fn_with_state(
-            state.clone(),
+            auth::Rules::new(state.clone(), routes::access),
             auth::authorize,
         ))
         // Before authorisation: a cross-site request is refused before

@@ -11,7 +11,6 @@ use axum::Json;
 use axum::extract::{Path, State};
 use csp_domain::ErrorCode;
 use csp_proto::v1 as pb;
-use serde_json::Value;
 
 pub(crate) async fn list(
     State(state): State<AppState>,
@@ -83,18 +82,14 @@ pub(crate) async fn configure(
     State(state): State<AppState>,
     user: AuthUser,
     Path(name): Path<String>,
-    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<dto::PluginConfig>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<dto::Plugin>, ApiError> {
-    let config = match body {
-        Ok(Json(Value::Object(mut o))) => match o.remove("config") {
-            Some(c @ Value::Object(_)) => c,
-            _ => return Err(bad_config()),
-        },
-        _ => return Err(bad_config()),
+    let Ok(Json(dto::PluginConfig { config })) = body else {
+        return Err(bad_config());
     };
     let req = pb::ConfigurePluginRequest {
         name,
-        config_json: config.to_string(),
+        config_json: serde_json::Value::Object(config).to_string(),
     };
     let p = state
         .plugins

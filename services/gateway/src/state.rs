@@ -1,5 +1,8 @@
-//! Shared state of the gateway's handlers.
+//! Shared state of the gateway's handlers. It knows who a request is from
+//! (`identity.rs`) but not how that was established (`auth.rs`, which
+//! depends on this module).
 
+use crate::identity::AuthUser;
 use csp_auth::Tokens;
 use csp_bus::EventBus;
 use csp_cache::Cache;
@@ -113,7 +116,7 @@ impl AppState {
 
     /// `msg` as a request on behalf of `user`: a token of a minute's life
     /// carrying the role the policy service reported for this request.
-    pub(crate) fn as_user<T>(&self, user: &crate::auth::AuthUser, msg: T) -> tonic::Request<T> {
+    pub(crate) fn as_user<T>(&self, user: &AuthUser, msg: T) -> tonic::Request<T> {
         match self.tokens.issue_for(
             user.id,
             &user.name,
@@ -161,7 +164,7 @@ impl AppState {
     pub(crate) async fn ensure_running(
         &self,
         session: SessionId,
-        user: &crate::auth::AuthUser,
+        user: &AuthUser,
     ) -> Result<SessionPoolClient<Channel>, ErrorCode> {
         let req = csp_proto::v1::ResumeRequest {
             session_id: session.to_string(),

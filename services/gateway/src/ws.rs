@@ -7,6 +7,7 @@
 //! bounded and nothing is lost.
 
 use crate::auth::{AuthUser, Via, origin_matches};
+use crate::dto::{ClientFrame, ConnectionFrame, StreamFrame};
 use crate::error::ApiError;
 use crate::metrics as m;
 use crate::state::AppState;
@@ -16,7 +17,7 @@ use axum::response::Response;
 use csp_domain::{ErrorCode, SessionId};
 use csp_proto::v1 as pb;
 use futures::{SinkExt, StreamExt};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -40,18 +41,6 @@ const CLOSE_SERVICE_RESTART: u16 = 1012;
 pub(crate) struct WsQuery {
     session: Option<String>,
     after_seq: Option<u64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum ClientFrame {
-    Send {
-        text: String,
-        #[serde(default)]
-        client_id: Option<String>,
-    },
-    Interrupt,
-    Ping,
 }
 
 /// Browsers always send Origin on WebSockets. Without one, this is a
@@ -126,16 +115,16 @@ impl Drop for Gauge {
     }
 }
 
-fn text(v: &serde_json::Value) -> Message {
-    Message::Text(Utf8Bytes::from(v.to_string()))
+fn text(frame: &impl Serialize) -> Message {
+    let json = serde_json::to_string(frame).expect("frames always serialise");
+    Message::Text(Utf8Bytes::from(json))
 }
 
 fn error_frame(code: ErrorCode, message: Option<String>) -> Message {
-    text(&serde_json::json!({
-        "type": "error",
-        "code": code.as_str(),
-        "message": message.as_deref().unwrap_or(code.user_message()),
-    }))
+    text(&ConnectionFrame::Error {
+        code,
+        message: message.as_deref().unwrap_or(code.user_message()),
+    })
 }
 
 fn close(code: u16, reason: &'static str) -> Message {
@@ -146,11 +135,10 @@ fn close(code: u16, reason: &'static str) -> Message {
 }
 
 fn shutting_down_frame(grace: u64) -> Message {
-    text(&serde_json::json!({
-        "type": "server_shutting_down",
-        "message": ErrorCode::ServerShuttingDown.user_message(),
-        "grace_seconds": grace,
-    }))
+    text(&ConnectionFrame::ServerShuttingDown {
+        message: ErrorCode::ServerShuttingDown.user_message(),
+        grace_seconds: grace,
+    })
 }
 
 async fn connection(
@@ -424,7 +412,7 @@ async fn relay(
                         });
                         span.entered()
                     });
-                text(&ev.to_frame())
+                text(&StreamFrame::from(&ev))
             }
             Some(Err(csp_bus::Error::Gap { .. } | csp_bus::Error::Lagged { .. })) => {
                 let _ = tx.try_send(close(CLOSE_REPLAY_GAP, "replay_gap"));
@@ -598,7 +586,7 @@ async fn handle_frame(
         }
     };
     match frame {
-        ClientFrame::Ping => Some(text(&serde_json::json!({"type": "pong"}))),
+        ClientFrame::Ping => Some(text(&ConnectionFrame::Pong)),
         ClientFrame::Send { text, client_id } => {
             if text.trim().is_empty() {
                 return Some(error_frame(ErrorCode::EmptyMessage, None));
@@ -722,7 +710,15 @@ mod tests {
     #[test]
     fn one_frame_larger_than_the_bound_still_goes_when_nothing_waits() {
         let backlog = Backlog::new(10);
-        let big = text(&serde_json::json!({"type": "delta", "text": "x".repeat(100)}));
+        let delta = SessionEvent {
+            session_id: SessionId::new(),
+            seq: 1,
+            event: Event::Delta {
+                text: "x".repeat(100),
+            },
+            trace: None,
+        };
+        let big = text(&StreamFrame::from(&delta));
         assert!(backlog.admit(&big), "alone, it goes");
         assert!(!backlog.admit(&big), "behind another, it does not");
         backlog.dequeued(&big);

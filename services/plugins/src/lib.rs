@@ -44,6 +44,13 @@ pub enum Error {
     },
     #[error("first scan of the plugins directory failed: {0}")]
     Scan(String),
+    /// The directory watcher panicked: not a configuration problem.
+    #[error("{what} task failed")]
+    Task {
+        what: &'static str,
+        #[source]
+        source: tokio::task::JoinError,
+    },
 }
 
 /// How the service runs.
@@ -145,13 +152,9 @@ impl Server {
 
     /// Serves (and watches `PLUGINS_DIR`) until `shutdown` is cancelled.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
-        let probes = self.probes.clone();
         let (health, routes) = csp_rpc::Health::follow(
             <PluginsServer<Service> as tonic::server::NamedService>::NAME,
-            move || {
-                let probes = probes.clone();
-                async move { probes.not_ready().await.is_none() }
-            },
+            self.probes.readiness(),
         )
         .await;
         let service = Service {
@@ -160,12 +163,7 @@ impl Server {
             shutdown: shutdown.clone(),
         };
         let routes = routes.add_service(PluginsServer::new(service));
-        let probes = self.probes.clone();
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            stop.cancelled().await;
-            probes.shut_down();
-        });
+        self.probes.shut_down_on(shutdown.clone());
         let watching = tokio::spawn(watcher::run(
             self.catalog.clone(),
             self.watch,
@@ -174,8 +172,12 @@ impl Server {
         let guard = csp_rpc::Guard::new(self.tokens.clone(), access);
         let served = self.listener.serve(routes, guard, shutdown).await;
         drop(health);
-        let _ = watching.await;
+        let watched = watching.await;
         served?;
+        watched.map_err(|source| Error::Task {
+            what: "plugins directory watcher",
+            source,
+        })?;
         Ok(())
     }
 }

@@ -43,6 +43,14 @@ pub enum Error {
     Store(#[from] csp_store::Error),
     #[error(transparent)]
     Auth(#[from] csp_auth::Error),
+    /// A task of the running server (the audit writer, the plugin
+    /// follower) panicked: not a configuration or store problem.
+    #[error("{what} task failed")]
+    Task {
+        what: &'static str,
+        #[source]
+        source: tokio::task::JoinError,
+    },
 }
 
 /// How the service runs.
@@ -178,22 +186,13 @@ impl Server {
 
     /// Serves until `shutdown` is cancelled.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
-        let probes = self.probes.clone();
         let (health, routes) = csp_rpc::Health::follow(
             <PolicyServer<Service> as tonic::server::NamedService>::NAME,
-            move || {
-                let probes = probes.clone();
-                async move { probes.not_ready().await.is_none() }
-            },
+            self.probes.readiness(),
         )
         .await;
         let routes = routes.add_service(PolicyServer::new(self.service));
-        let probes = self.probes.clone();
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            stop.cancelled().await;
-            probes.shut_down();
-        });
+        self.probes.shut_down_on(shutdown.clone());
         let consumer = tokio::spawn(audit::consume(
             self.queue.clone(),
             self.store.clone(),
@@ -210,11 +209,20 @@ impl Server {
         let guard = csp_rpc::Guard::new(self.tokens.clone(), access);
         let served = self.listener.serve(routes, guard, shutdown).await;
         drop(health);
-        let _ = consumer.await;
-        if let Some(follower) = follower {
-            let _ = follower.await;
-        }
+        let consumed = consumer.await;
+        let followed = match follower {
+            Some(follower) => follower.await,
+            None => Ok(()),
+        };
         served?;
+        consumed.map_err(|source| Error::Task {
+            what: "audit writer",
+            source,
+        })?;
+        followed.map_err(|source| Error::Task {
+            what: "plugin follower",
+            source,
+        })?;
         Ok(())
     }
 }

@@ -17,7 +17,7 @@ use csp_egress::{ConnectProxy, Credential, Leases, Listener, ListenerAddr, Model
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
-use crate::Error;
+use crate::error::Error;
 use crate::plugins::PluginSet;
 
 /// The model credentials and endpoint csp holds; agents get none of them.
@@ -68,6 +68,8 @@ impl Egress {
             (None, Some(token)) => Credential::Bearer(SecretString::from(token)),
             (None, None) => Credential::None,
         };
+        // A bad ANTHROPIC_BASE_URL is the operator's setting; a proxy that
+        // cannot listen is not.
         let config_error = |e: csp_egress::Error| Error::Config(e.to_string());
         let upstream = Upstream::new(get("ANTHROPIC_BASE_URL").as_deref(), credential)
             .map_err(config_error)?;
@@ -83,13 +85,13 @@ impl Egress {
             })?;
             restrict(&run)?;
             (
-                Listener::unix(&run.join("model.sock")).map_err(config_error)?,
-                Listener::unix(&run.join("egress.sock")).map_err(config_error)?,
+                Listener::unix(&run.join("model.sock")).map_err(Error::Egress)?,
+                Listener::unix(&run.join("egress.sock")).map_err(Error::Egress)?,
             )
         } else {
             (
-                Listener::loopback().await.map_err(config_error)?,
-                Listener::loopback().await.map_err(config_error)?,
+                Listener::loopback().await.map_err(Error::Egress)?,
+                Listener::loopback().await.map_err(Error::Egress)?,
             )
         };
         let egress = Self {
@@ -185,7 +187,7 @@ pub(crate) async fn check_sandbox(sandbox: &Sandbox) -> Result<(), Error> {
             Ok(())
         }
         Sandbox::Bubblewrap(bwrap) => bwrap.check().await.map_err(|why| {
-            Error::Config(format!(
+            Error::MissingDependency(format!(
                 "the agent sandbox does not work on this machine ({why}); csp will not start agents without it. Install bubblewrap and socat and allow user namespaces (docs/operations.md), or set CSP_AGENT_SANDBOX=off to run agents unconfined"
             ))
         }),

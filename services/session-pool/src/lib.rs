@@ -8,8 +8,29 @@
 //! ended with it. Every agent process starts with the MCP servers of the
 //! active plugins (see `plugins`), and never with the model API key in their
 //! reach.
+//!
+//! Who owns what, and who may import whom (every arrow points one way; no
+//! two modules import each other):
+//!
+//! - `service` (gRPC) → `pool` → `session` → `context`, `process`.
+//! - `pool` owns the warm slots and the table of live sessions: it starts
+//!   each session's actor, makes room, drains, and hears how each actor
+//!   ended. It builds the [`context::Context`] every actor shares and the
+//!   production spawner (`spawner`).
+//! - `session` is one actor per session: its seq, queue, turn and process.
+//!   It knows the pool not at all, only its `Context` (store, bus, cache,
+//!   breaker, governor, gates, audit queue, usage, limits) and a
+//!   `process::Spawner`, which is why its state machine is unit-tested
+//!   with a fake spawner and no CLI.
+//! - `process` is the seam to agent processes (traits only, importing no
+//!   module of the crate); `spawner` implements it with `csp-agent`, the
+//!   sandbox, `egress` and the permission `gate`.
+//! - Pure pieces under them: `lifecycle`, `translate`, `output`; leaves:
+//!   `governor`, `gate`, `metrics`, `model_check`, `plugins`, `error`.
 
+mod context;
 mod egress;
+mod error;
 mod gate;
 pub mod governor;
 mod lifecycle;
@@ -18,10 +39,13 @@ mod model_check;
 mod output;
 mod plugins;
 mod pool;
+mod process;
 mod service;
 mod session;
+mod spawner;
 mod translate;
 
+pub use error::Error;
 pub use governor::{Governor, PolicyGovernor, Unlimited};
 pub use lifecycle::Limits;
 pub use output::{
@@ -39,27 +63,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Rpc(#[from] csp_rpc::Error),
-    #[error("cannot use the data directory {}: {source}", path.display())]
-    DataDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    /// A setting is invalid, or the agent CLI or its sandbox is unusable.
-    #[error("{0}")]
-    Config(String),
-    /// A task of the running server failed (panicked or was cancelled):
-    /// not a configuration problem.
-    #[error("{what} task failed: {source}")]
-    Task {
-        what: &'static str,
-        source: tokio::task::JoinError,
-    },
-}
 
 /// How the service runs.
 pub struct Config {
@@ -286,7 +289,7 @@ impl Server {
                 source,
             })?;
         if !config.agent.cli_path.is_file() {
-            return Err(Error::Config(
+            return Err(Error::MissingDependency(
                 csp_agent::Error::CliNotFound {
                     path: config.agent.cli_path.clone(),
                 }
@@ -342,8 +345,8 @@ impl Server {
         let weak = Arc::downgrade(&pool);
         csp_telemetry::add_collector(move |out| {
             if let Some(pool) = weak.upgrade() {
-                pool.render_rss(out);
-                pool.render_cost(out);
+                pool.usage().render_rss(out);
+                pool.usage().render_cost(out);
             }
         });
         Ok(Self {

@@ -1,4 +1,13 @@
 //! Metric names recorded by the session-pool. Labels are bounded.
+//!
+//! Also [`Usage`]: the two series rendered at scrape time (each live
+//! session's memory, the model spend), written by the session actors and
+//! read by the collector the server registers.
+
+use csp_domain::SessionId;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Sessions bound to a user and not ended (gauge).
 pub(crate) const ACTIVE_SESSIONS: &str = "csp_active_sessions";
@@ -60,6 +69,62 @@ pub(crate) const TOOL_DURATION: &str = "csp_tool_execution_duration_seconds";
 pub(crate) const API_COST: &str = "csp_api_cost_usd_total";
 /// Audit events that could not be queued after retries (counter; alert on > 0).
 pub(crate) const AUDIT_LOST: &str = "csp_audit_events_lost_total";
+
+/// What the actors measure and the scrape renders.
+#[derive(Default)]
+pub(crate) struct Usage {
+    /// Resident memory of each live session's process tree, for
+    /// [`SUBPROCESS_RSS`] (bounded by MAX_SESSIONS).
+    rss: Mutex<HashMap<SessionId, u64>>,
+    /// Model API spend reported by the CLI, micro-dollars ([`API_COST`]).
+    cost_micros: AtomicU64,
+}
+
+impl Usage {
+    pub(crate) fn record_rss(&self, id: SessionId, bytes: u64) {
+        self.rss.lock().expect("rss lock").insert(id, bytes);
+    }
+
+    pub(crate) fn forget_rss(&self, id: SessionId) {
+        self.rss.lock().expect("rss lock").remove(&id);
+    }
+
+    pub(crate) fn add_cost(&self, cost_usd: f64) {
+        if cost_usd.is_finite() && cost_usd > 0.0 {
+            self.cost_micros
+                .fetch_add((cost_usd * 1e6).round() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// `csp_subprocess_rss_bytes{session_id}` lines, rendered at scrape
+    /// time so an ended session's series disappears with it.
+    pub(crate) fn render_rss(&self, out: &mut String) {
+        use std::fmt::Write;
+        let rss = self.rss.lock().expect("rss lock");
+        if rss.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "# HELP {} Resident memory of a session's agent process tree\n# TYPE {} gauge",
+            SUBPROCESS_RSS, SUBPROCESS_RSS
+        );
+        for (id, bytes) in rss.iter() {
+            let _ = writeln!(out, "{}{{session_id=\"{id}\"}} {bytes}", SUBPROCESS_RSS);
+        }
+    }
+
+    pub(crate) fn render_cost(&self, out: &mut String) {
+        use std::fmt::Write;
+        let micros = self.cost_micros.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP {0} Model API spend reported by the agent CLI, USD\n# TYPE {0} counter\n{0} {1}",
+            API_COST,
+            micros as f64 / 1e6
+        );
+    }
+}
 
 pub(crate) fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};

@@ -8,7 +8,9 @@
 //! without this endpoint, a 5xx, a timeout) is logged and does not block
 //! traffic: outages are the circuit breaker's business, not readiness's.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
+use tokio::sync::Notify;
 
 const ANTHROPIC_API: &str = "https://api.anthropic.com";
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -21,6 +23,80 @@ pub(crate) enum Verdict {
     },
     /// No verdict: unreachable, or an answer that says nothing about the key.
     Unknown(String),
+}
+
+/// What is known of the model API key.
+const KEY_UNCHECKED: u8 = 0;
+const KEY_ACCEPTED: u8 = 1;
+const KEY_REJECTED: u8 = 2;
+
+/// The key's state, shared by the pool (which checks it before it
+/// pre-warms) and the session actors (which report an authentication
+/// failure, so the key is checked again).
+pub(crate) struct ModelKey {
+    check: Option<ModelCheck>,
+    state: AtomicU8,
+    suspected: Notify,
+}
+
+impl ModelKey {
+    /// `None`: no credential to check, the key is never "rejected".
+    pub(crate) fn new(check: Option<ModelCheck>) -> Self {
+        Self {
+            check,
+            state: AtomicU8::new(KEY_UNCHECKED),
+            suspected: Notify::new(),
+        }
+    }
+
+    /// True when the model API rejected the configured key.
+    pub(crate) fn rejected(&self) -> bool {
+        self.state.load(Ordering::Acquire) == KEY_REJECTED
+    }
+
+    /// An agent saw an authentication failure: verify the key again before
+    /// the next pre-warm.
+    pub(crate) fn suspect(&self) {
+        self.state.store(KEY_UNCHECKED, Ordering::Release);
+        self.suspected.notify_one();
+    }
+
+    /// Resolves after [`ModelKey::suspect`] (at once if it was called
+    /// while nobody waited).
+    pub(crate) async fn suspected(&self) {
+        self.suspected.notified().await;
+    }
+
+    /// Asks the model API whether the key is accepted, unless already known.
+    /// False only when the key was rejected.
+    pub(crate) async fn ok(&self) -> bool {
+        let Some(check) = &self.check else {
+            return true;
+        };
+        if self.state.load(Ordering::Acquire) == KEY_ACCEPTED {
+            return true;
+        }
+        match check.check().await {
+            Verdict::Accepted => {
+                self.state.store(KEY_ACCEPTED, Ordering::Release);
+                true
+            }
+            Verdict::Rejected { status } => {
+                tracing::error!(
+                    status,
+                    "the model API rejected the configured key (ANTHROPIC_API_KEY / ANTHROPIC_AUTH_TOKEN); not pre-warming"
+                );
+                self.state.store(KEY_REJECTED, Ordering::Release);
+                false
+            }
+            Verdict::Unknown(why) => {
+                // Not a verdict on the key: do not block on an outage.
+                tracing::warn!(%why, "could not verify the model API key; going ahead");
+                self.state.store(KEY_UNCHECKED, Ordering::Release);
+                true
+            }
+        }
+    }
 }
 
 type Client = hyper_util::client::legacy::Client<

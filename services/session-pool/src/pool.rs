@@ -20,41 +20,44 @@
 //! socket, no turn in flight, nothing queued; among the user's own for the
 //! per-user limit) is suspended as by the idle timeout, before anyone is
 //! refused (see [`Pool::room_for`]).
+//!
+//! The pool depends on the session actor, never the other way round: it
+//! gives each actor the shared [`Context`] and a handle pair, keeps the
+//! [`Handle`] in its table, and learns how the actor ended from the
+//! [`Outcome`] its task returns (then the route, the gate binding and the
+//! memory series go). What actors report back otherwise goes through the
+//! context's sinks (`Usage`, `ModelKey`), which the pool reads.
 
-use crate::gate::{Bindings, SessionGate};
+use crate::context::Context;
+use crate::egress::Egress;
+use crate::gate::Bindings;
 use crate::governor::Governor;
 use crate::lifecycle::Limits;
-use crate::metrics as m;
-use crate::model_check::{ModelCheck, Verdict};
-use crate::plugins::{self, PluginSet};
+use crate::metrics::{self as m, Usage};
+use crate::model_check::{ModelCheck, ModelKey};
+use crate::plugins::PluginSet;
+use crate::process::{Output, Reason, Request, Started};
 use crate::session::{Actor, Continue, Handle, Outcome, Start, Stop};
-use csp_agent::{Agent, AgentEvent, AgentEvents, SpawnSpec};
+use crate::spawner::AgentSpawner;
+use csp_agent::AgentEvent;
 use csp_breaker::Breaker;
 use csp_bus::EventBus;
 use csp_cache::Cache;
-use csp_domain::{
-    AUDIT_TOPIC, AuditEvent, ErrorCode, Role, SessionId, SessionStatus, StatusReason, UserId,
-};
+use csp_domain::{ErrorCode, Role, SessionId, SessionStatus, StatusReason, UserId};
 use csp_store::{NewSession, SessionStore};
 use futures::FutureExt;
-use futures::future::BoxFuture;
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Mutex, MutexGuard, Notify, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 /// How long a route to this replica lives without being renewed. Sessions
 /// end well before (duration limit); ended sessions delete their route.
 const ROUTE_TTL: Duration = Duration::from_secs(24 * 3600);
-
-/// How long a session start waits for the first plugin set before it goes
-/// ahead without plugins (the registry may be down at startup).
-const FIRST_SET_WAIT: Duration = Duration::from_secs(10);
 
 /// A session no browser has been seen to leave since it was (re)started
 /// may be suspended for room only after this long: its browser may still be
@@ -76,7 +79,7 @@ pub(crate) struct Settings {
     pub(crate) data_dir: PathBuf,
     pub(crate) agent: csp_agent::Config,
     /// The model and egress proxies every agent goes through.
-    pub(crate) egress: Arc<crate::egress::Egress>,
+    pub(crate) egress: Arc<Egress>,
     /// The model API settings csp holds (never given to agents).
     pub(crate) model_env: Vec<(String, String)>,
     pub(crate) governor: Arc<dyn Governor>,
@@ -91,15 +94,9 @@ pub(crate) struct Settings {
     pub(crate) known_secrets: csp_redact::KnownSecrets,
 }
 
-/// What is known of the model API key (see `model_check`).
-const KEY_UNCHECKED: u8 = 0;
-const KEY_ACCEPTED: u8 = 1;
-const KEY_REJECTED: u8 = 2;
-
 struct Warm {
     id: SessionId,
-    agent: Agent,
-    events: AgentEvents,
+    started: Started,
     /// The plugin set it was started with.
     fingerprint: String,
 }
@@ -154,8 +151,21 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// How many processes the pool keeps and runs.
+struct Capacity {
+    prewarm_pool_size: usize,
+    max_sessions: usize,
+    max_sessions_per_user: usize,
+}
+
 pub(crate) struct Pool {
-    settings: Settings,
+    capacity: Capacity,
+    /// How gateways reach this replica, recorded as each session's route.
+    advertise_addr: String,
+    /// Starts every agent process (warm slots here, the rest in the actors).
+    spawner: Arc<AgentSpawner>,
+    /// What every session actor is given.
+    ctx: Arc<Context>,
     pub(crate) bus: Arc<dyn EventBus>,
     pub(crate) store: Arc<dyn SessionStore>,
     pub(crate) cache: Arc<dyn Cache>,
@@ -174,15 +184,11 @@ pub(crate) struct Pool {
     kill: CancellationToken,
     tasks: Mutex<JoinSet<()>>,
     pub(crate) breaker: Arc<Breaker>,
-    model_check: Option<ModelCheck>,
-    key: AtomicU8,
-    /// Resident memory of each live session's process tree, for
-    /// `csp_subprocess_rss_bytes` (bounded by MAX_SESSIONS).
-    rss: std::sync::Mutex<HashMap<SessionId, u64>>,
+    key: Arc<ModelKey>,
+    /// Memory and spend of the sessions, rendered at scrape time.
+    usage: Arc<Usage>,
     /// Who each running session belongs to, for the permission gate.
-    pub(crate) bindings: Bindings,
-    /// Model API spend reported by the CLI, micro-dollars (`csp_api_cost_usd_total`).
-    cost_micros: std::sync::atomic::AtomicU64,
+    bindings: Bindings,
 }
 
 impl Pool {
@@ -194,9 +200,43 @@ impl Pool {
         breaker: Arc<Breaker>,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
-        let model_check = ModelCheck::from_agent_env(&settings.model_env);
+        let key = Arc::new(ModelKey::new(ModelCheck::from_agent_env(
+            &settings.model_env,
+        )));
+        let usage = Arc::new(Usage::default());
+        let bindings = Bindings::default();
+        let spawner = Arc::new(AgentSpawner {
+            agent: settings.agent,
+            data_dir: settings.data_dir,
+            egress: settings.egress,
+            governor: settings.governor.clone(),
+            bindings: bindings.clone(),
+            plugins: settings.plugins,
+        });
+        let ctx = Arc::new(Context {
+            spawner: spawner.clone(),
+            store: store.clone(),
+            bus: bus.clone(),
+            cache: cache.clone(),
+            breaker: breaker.clone(),
+            governor: settings.governor,
+            bindings: bindings.clone(),
+            audit: settings.audit,
+            usage: usage.clone(),
+            model_key: key.clone(),
+            limits: settings.limits,
+            known_secrets: settings.known_secrets,
+            model_label: settings.model_label,
+        });
         Arc::new(Self {
-            settings,
+            capacity: Capacity {
+                prewarm_pool_size: settings.prewarm_pool_size,
+                max_sessions: settings.max_sessions,
+                max_sessions_per_user: settings.max_sessions_per_user,
+            },
+            advertise_addr: settings.advertise_addr,
+            spawner,
+            ctx,
             bus,
             store,
             cache,
@@ -211,39 +251,23 @@ impl Pool {
             kill: CancellationToken::new(),
             tasks: Mutex::new(JoinSet::new()),
             breaker,
-            model_check,
-            key: AtomicU8::new(KEY_UNCHECKED),
-            rss: std::sync::Mutex::new(HashMap::new()),
-            bindings: Bindings::default(),
-            cost_micros: std::sync::atomic::AtomicU64::new(0),
+            key,
+            usage,
+            bindings,
         })
     }
 
     /// Where the plugins follower publishes new sets.
     pub(crate) fn plugin_sets(&self) -> watch::Sender<Option<Arc<PluginSet>>> {
-        self.settings.plugins.clone()
+        self.spawner.plugins.clone()
     }
 
     fn current_fingerprint(&self) -> Option<String> {
-        self.settings
+        self.spawner
             .plugins
             .borrow()
             .as_ref()
             .map(|set| set.fingerprint.clone())
-    }
-
-    /// The set a session's process starts with: the current one, or, while
-    /// none is known yet, the first one to arrive within [`FIRST_SET_WAIT`].
-    async fn set_for_session(&self, id: SessionId) -> Arc<PluginSet> {
-        let mut sets = self.settings.plugins.subscribe();
-        let waited = tokio::time::timeout(FIRST_SET_WAIT, sets.wait_for(Option::is_some)).await;
-        match waited {
-            Ok(Ok(set)) => set.clone().unwrap_or_else(|| Arc::new(PluginSet::empty())),
-            _ => {
-                tracing::warn!(session.id = %id, "the plugin registry has not answered yet; starting the session without plugins");
-                Arc::new(PluginSet::empty())
-            }
-        }
     }
 
     /// Replaces nothing itself: takes the warm slots built for another set
@@ -268,66 +292,27 @@ impl Pool {
     fn retire_stale(&self, w: Warm) {
         metrics::counter!(m::PREWARM_REBUILDS).increment(1);
         tracing::info!(session.id = %w.id, "replacing a warm agent process: the plugin set changed");
-        let root = self.session_root(w.id);
+        let root = self.spawner.session_root(w.id);
         tokio::spawn(async move {
-            w.agent.shutdown(Duration::from_millis(500)).await;
+            w.started.process.shutdown(Duration::from_millis(500)).await;
             if let Err(e) = std::fs::remove_dir_all(&root) {
                 tracing::debug!(error = %e, "could not remove a replaced warm process's directory");
             }
         });
     }
 
+    /// Decides every tool call and admits every turn.
     pub(crate) fn governor(&self) -> &Arc<dyn Governor> {
-        &self.settings.governor
-    }
-
-    pub(crate) fn add_cost(&self, cost_usd: f64) {
-        if cost_usd.is_finite() && cost_usd > 0.0 {
-            self.cost_micros
-                .fetch_add((cost_usd * 1e6).round() as u64, Ordering::Relaxed);
-        }
-    }
-
-    pub(crate) fn render_cost(&self, out: &mut String) {
-        use std::fmt::Write;
-        let micros = self.cost_micros.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "# HELP {0} Model API spend reported by the agent CLI, USD\n# TYPE {0} counter\n{0} {1}",
-            m::API_COST,
-            micros as f64 / 1e6
-        );
-    }
-
-    /// Queues an audit event for the policy service, retrying briefly; the
-    /// caller does not wait (a tool card must not stall on the queue).
-    pub(crate) fn audit(&self, event: AuditEvent) {
-        let queue = self.settings.audit.clone();
-        tokio::spawn(async move {
-            let Ok(payload) = serde_json::to_vec(&event) else {
-                return;
-            };
-            let id = event.audit_id.to_string();
-            let pushed =
-                csp_bus::push_retrying(queue.as_ref(), AUDIT_TOPIC, &id, payload.into(), 5).await;
-            if let Err(e) = pushed {
-                tracing::error!(audit_id = %id, tool = %event.tool_name, error = %e, "audit event lost: the queue is unavailable");
-                metrics::counter!(m::AUDIT_LOST).increment(1);
-            }
-        });
-    }
-
-    pub(crate) fn limits(&self) -> &Limits {
-        &self.settings.limits
+        &self.ctx.governor
     }
 
     /// Issue 12: what `output` redacts from every event.
     pub(crate) fn known_secrets(&self) -> &csp_redact::KnownSecrets {
-        &self.settings.known_secrets
+        &self.ctx.known_secrets
     }
 
-    pub(crate) fn model_label(&self) -> &str {
-        &self.settings.model_label
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.ctx.limits
     }
 
     pub(crate) fn draining(&self) -> bool {
@@ -336,72 +321,12 @@ impl Pool {
 
     /// True when the model API rejected the configured key.
     pub(crate) fn key_rejected(&self) -> bool {
-        self.key.load(Ordering::Acquire) == KEY_REJECTED
+        self.key.rejected()
     }
 
-    /// An agent saw an authentication failure: verify the key again before
-    /// the next pre-warm.
-    pub(crate) fn model_key_suspect(&self) {
-        self.key.store(KEY_UNCHECKED, Ordering::Release);
-        self.refill.notify_one();
-    }
-
-    pub(crate) fn record_rss(&self, id: SessionId, bytes: u64) {
-        self.rss.lock().expect("rss lock").insert(id, bytes);
-    }
-
-    pub(crate) fn forget_rss(&self, id: SessionId) {
-        self.rss.lock().expect("rss lock").remove(&id);
-    }
-
-    /// `csp_subprocess_rss_bytes{session_id}` lines, rendered at scrape
-    /// time so an ended session's series disappears with it.
-    pub(crate) fn render_rss(&self, out: &mut String) {
-        use std::fmt::Write;
-        let rss = self.rss.lock().expect("rss lock");
-        if rss.is_empty() {
-            return;
-        }
-        let _ = writeln!(
-            out,
-            "# HELP {} Resident memory of a session's agent process tree\n# TYPE {} gauge",
-            m::SUBPROCESS_RSS,
-            m::SUBPROCESS_RSS
-        );
-        for (id, bytes) in rss.iter() {
-            let _ = writeln!(out, "{}{{session_id=\"{id}\"}} {bytes}", m::SUBPROCESS_RSS);
-        }
-    }
-
-    /// Asks the model API whether the key is accepted, unless already known.
-    /// False only when the key was rejected.
-    async fn key_ok(&self) -> bool {
-        let Some(check) = &self.model_check else {
-            return true;
-        };
-        if self.key.load(Ordering::Acquire) == KEY_ACCEPTED {
-            return true;
-        }
-        match check.check().await {
-            Verdict::Accepted => {
-                self.key.store(KEY_ACCEPTED, Ordering::Release);
-                true
-            }
-            Verdict::Rejected { status } => {
-                tracing::error!(
-                    status,
-                    "the model API rejected the configured key (ANTHROPIC_API_KEY / ANTHROPIC_AUTH_TOKEN); not pre-warming"
-                );
-                self.key.store(KEY_REJECTED, Ordering::Release);
-                false
-            }
-            Verdict::Unknown(why) => {
-                // Not a verdict on the key: do not block on an outage.
-                tracing::warn!(%why, "could not verify the model API key; going ahead");
-                self.key.store(KEY_UNCHECKED, Ordering::Release);
-                true
-            }
-        }
+    /// What the scrape renders of the sessions (memory, spend).
+    pub(crate) fn usage(&self) -> &Usage {
+        &self.usage
     }
 
     /// Ready warm slots right now.
@@ -410,7 +335,7 @@ impl Pool {
     }
 
     pub(crate) fn max_sessions(&self) -> usize {
-        self.settings.max_sessions
+        self.capacity.max_sessions
     }
 
     pub(crate) async fn active(&self) -> usize {
@@ -418,12 +343,12 @@ impl Pool {
     }
 
     pub(crate) fn max_sessions_per_user(&self) -> usize {
-        self.settings.max_sessions_per_user
+        self.capacity.max_sessions_per_user
     }
 
     /// The proxies agents reach the model and the network through.
-    pub(crate) fn egress(&self) -> &crate::egress::Egress {
-        &self.settings.egress
+    pub(crate) fn egress(&self) -> &Egress {
+        &self.spawner.egress
     }
 
     pub(crate) async fn handle(&self, id: SessionId) -> Option<Handle> {
@@ -451,9 +376,9 @@ impl Pool {
                 return Err(ErrorCode::ServerShuttingDown);
             }
             let mine = sessions.values().filter(|l| l.handle.user == user).count();
-            let need = if mine >= self.settings.max_sessions_per_user {
+            let need = if mine >= self.capacity.max_sessions_per_user {
                 Need::UserCap
-            } else if sessions.len() >= self.settings.max_sessions {
+            } else if sessions.len() >= self.capacity.max_sessions {
                 Need::Capacity
             } else {
                 return Ok(sessions);
@@ -595,90 +520,11 @@ impl Pool {
         false
     }
 
-    /// A session's directories are keyed by the csp session id, so a
-    /// resumed or restarted process finds the transcript of the last one.
-    fn dirs(&self, id: SessionId, agent_session: Uuid, resume: bool) -> SpawnSpec {
-        let root = self.session_root(id);
-        let home = root.join("home");
-        SpawnSpec {
-            session_id: agent_session,
-            workdir: root.join("work"),
-            config_dir: home.join(".claude"),
-            home,
-            resume,
-            mcp_config: None,
-            reach: csp_agent::Reach::default(),
-            env: Vec::new(),
-            exit_guard: None,
-        }
-    }
-
-    fn session_root(&self, id: SessionId) -> PathBuf {
-        self.settings.data_dir.join("sessions").join(id.to_string())
-    }
-
-    pub(crate) fn spawn_boxed(
-        self: Arc<Self>,
-        id: SessionId,
-        agent_session: Uuid,
-        resume: bool,
-        start: &'static str,
-    ) -> BoxFuture<'static, Result<(Agent, AgentEvents), csp_agent::Error>> {
-        async move {
-            let set = self.set_for_session(id).await;
-            self.spawn_agent(id, agent_session, resume, start, &set)
-                .await
-        }
-        .boxed()
-    }
-
-    /// Spawns one agent with the MCP servers of `set` and waits for its
-    /// `initialize` reply.
-    async fn spawn_agent(
-        &self,
-        id: SessionId,
-        agent_session: Uuid,
-        resume: bool,
-        start: &'static str,
-        set: &PluginSet,
-    ) -> Result<(Agent, AgentEvents), csp_agent::Error> {
-        let mut spec = self.dirs(id, agent_session, resume);
-        for dir in [&spec.workdir, &spec.home] {
-            std::fs::create_dir_all(dir).map_err(|source| csp_agent::Error::Prepare {
-                path: dir.clone(),
-                source,
-            })?;
-        }
-        let root = self.session_root(id);
-        // Deleted when dropped: right after the spawn, however it ends.
-        let mcp_config =
-            plugins::write_mcp_config(&root, set).map_err(|source| csp_agent::Error::Prepare {
-                path: root.join(plugins::MCP_CONFIG_FILE),
-                source,
-            })?;
-        spec.mcp_config = mcp_config.as_ref().map(|f| f.path().to_owned());
-        self.settings.egress.prepare(&mut spec, &root, set);
-        let t0 = Instant::now();
-        let gate = Arc::new(SessionGate {
-            governor: self.settings.governor.clone(),
-            bindings: self.bindings.clone(),
-            session: id,
-        });
-        let result = Agent::spawn(&self.settings.agent, spec, gate).await;
-        drop(mcp_config);
-        match &result {
-            Ok(_) => metrics::histogram!(m::SESSION_INIT_DURATION, "start" => start)
-                .record(t0.elapsed().as_secs_f64()),
-            Err(_) => metrics::counter!(m::AGENT_START_FAILURES, "start" => start).increment(1),
-        }
-        result
-    }
-
     /// Keeps the warm pool filled until shutdown. Failures back off from 1 s
     /// to 30 s so a broken CLI or key does not spin the CPU.
     pub(crate) async fn refill_loop(self: Arc<Self>) {
         let mut backoff = Duration::from_secs(1);
-        let mut sets = self.settings.plugins.subscribe();
+        let mut sets = self.spawner.plugins.subscribe();
         loop {
             if self.shutdown.is_cancelled() {
                 return;
@@ -694,9 +540,9 @@ impl Pool {
             let want = {
                 let warm = self.warm.lock().await.len();
                 let active = self.sessions.lock().await.len();
-                warm < self.settings.prewarm_pool_size && warm + active < self.settings.max_sessions
+                warm < self.capacity.prewarm_pool_size && warm + active < self.capacity.max_sessions
             };
-            if want && !self.key_ok().await {
+            if want && !self.key.ok().await {
                 // A warm slot with a rejected key would serve nothing but
                 // errors: the attempt fails like a failed spawn.
                 metrics::counter!(m::AGENT_START_FAILURES, "start" => "prewarm").increment(1);
@@ -709,23 +555,28 @@ impl Pool {
             }
             if want {
                 let id = SessionId::new();
+                let request = Request {
+                    session: id,
+                    agent_session: id.0,
+                    reason: Reason::Prewarm,
+                };
                 let spawned = tokio::select! {
-                    r = self.spawn_agent(id, id.0, false, "prewarm", &set) => r,
+                    r = self.spawner.spawn_with(request, &set) => r,
                     _ = self.shutdown.cancelled() => return,
                 };
                 match spawned {
-                    Ok((agent, events)) => {
+                    Ok(started) => {
                         backoff = Duration::from_secs(1);
                         let sessions = self.sessions.lock().await;
                         let mut warm = self.warm.lock().await;
-                        if warm.len() + sessions.len() >= self.settings.max_sessions {
+                        if warm.len() + sessions.len() >= self.capacity.max_sessions {
                             // The slot went to a session while this process
                             // started (a start that made room by suspending
                             // one): never run more than MAX_SESSIONS.
                             drop((warm, sessions));
-                            let root = self.session_root(id);
+                            let root = self.spawner.session_root(id);
                             tokio::spawn(async move {
-                                agent.shutdown(Duration::from_millis(500)).await;
+                                started.process.shutdown(Duration::from_millis(500)).await;
                                 let _ = std::fs::remove_dir_all(&root);
                             });
                             continue;
@@ -733,8 +584,7 @@ impl Pool {
                         drop(sessions);
                         warm.push_back(Warm {
                             id,
-                            agent,
-                            events,
+                            started,
                             fingerprint: set.fingerprint.clone(),
                         });
                         metrics::gauge!(m::PREWARM_POOL_DEPTH).set(warm.len() as f64);
@@ -750,9 +600,7 @@ impl Pool {
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, retry_in_s = backoff.as_secs(), "pre-warm failed");
-                        let _ = std::fs::remove_dir_all(
-                            self.settings.data_dir.join("sessions").join(id.to_string()),
-                        );
+                        let _ = std::fs::remove_dir_all(self.spawner.session_root(id));
                         tokio::select! {
                             _ = tokio::time::sleep(backoff) => {}
                             _ = self.shutdown.cancelled() => return,
@@ -764,6 +612,8 @@ impl Pool {
             }
             tokio::select! {
                 _ = self.refill.notified() => {}
+                // An agent's key was refused: check it before pre-warming on.
+                _ = self.key.suspected() => {}
                 // A new plugin set: the loop's next round replaces the warm slots.
                 _ = sets.changed() => {}
                 // Also re-check periodically: a warm process may have died.
@@ -778,7 +628,7 @@ impl Pool {
         let before = warm.len();
         let mut alive = VecDeque::with_capacity(before);
         while let Some(mut w) = warm.pop_front() {
-            if is_alive(&mut w.events) {
+            if is_alive(&mut *w.started.output) {
                 alive.push_back(w);
             } else {
                 tracing::warn!(session.id = %w.id, "a warm agent process died; replacing it");
@@ -792,7 +642,7 @@ impl Pool {
     /// it was (the startup probe). Without pre-warming there is nothing to
     /// wait for.
     pub(crate) fn started_after_ms(&self) -> Option<u64> {
-        if self.settings.prewarm_pool_size == 0 {
+        if self.capacity.prewarm_pool_size == 0 {
             return Some(0);
         }
         match self.started_ms.load(Ordering::Acquire) {
@@ -822,7 +672,7 @@ impl Pool {
                     self.retire_stale(w);
                     continue;
                 }
-                if is_alive(&mut w.events) {
+                if is_alive(&mut *w.started.output) {
                     found = Some(w);
                     break;
                 }
@@ -856,7 +706,7 @@ impl Pool {
         }
         if let Err(e) = self
             .cache
-            .set_route(id, &self.settings.advertise_addr, ROUTE_TTL)
+            .set_route(id, &self.advertise_addr, ROUTE_TTL)
             .await
         {
             tracing::error!(error = %e, "could not record the session's route");
@@ -871,7 +721,7 @@ impl Pool {
         }
 
         let start = match warm {
-            Some(w) => Start::Warm(w.agent, w.events),
+            Some(w) => Start::Warm(w.started),
             None => Start::Cold,
         };
         self.launch(&mut sessions, id, user, role, start, None)
@@ -898,7 +748,7 @@ impl Pool {
             drain: self.shutdown.child_token(),
             kill: self.kill.child_token(),
         };
-        let (actor, handle, rx) = Actor::new(self.clone(), id, user, stop, from);
+        let (actor, handle, rx) = Actor::new(self.ctx.clone(), id, user, stop, from);
         sessions.insert(
             id,
             Live {
@@ -969,11 +819,13 @@ impl Pool {
         {
             // Warm processes count toward MAX_SESSIONS: make room if needed.
             let mut warm = self.warm.lock().await;
-            if sessions.len() + warm.len() >= self.settings.max_sessions
+            if sessions.len() + warm.len() >= self.capacity.max_sessions
                 && let Some(w) = warm.pop_back()
             {
                 metrics::gauge!(m::PREWARM_POOL_DEPTH).set(warm.len() as f64);
-                tokio::spawn(async move { w.agent.shutdown(Duration::from_millis(500)).await });
+                tokio::spawn(async move {
+                    w.started.process.shutdown(Duration::from_millis(500)).await
+                });
             }
         }
         // Events published by an earlier process may not all be in the
@@ -992,7 +844,7 @@ impl Pool {
         }
         if let Err(e) = self
             .cache
-            .set_route(id, &self.settings.advertise_addr, ROUTE_TTL)
+            .set_route(id, &self.advertise_addr, ROUTE_TTL)
             .await
         {
             tracing::error!(error = %e, "could not record the session's route");
@@ -1022,7 +874,7 @@ impl Pool {
         if let Err(e) = self.cache.remove_route(id).await {
             tracing::warn!(session.id = %id, error = %e, "could not remove the session's route");
         }
-        self.forget_rss(id);
+        self.usage.forget_rss(id);
         metrics::counter!(m::SESSION_TERMINATIONS, "reason" => outcome.reason().as_str())
             .increment(1);
         tracing::info!(session.id = %id, ?outcome, "session stopped");
@@ -1045,7 +897,7 @@ impl Pool {
         let warm: Vec<Warm> = self.warm.lock().await.drain(..).collect();
         metrics::gauge!(m::PREWARM_POOL_DEPTH).set(0.0);
         for w in warm {
-            w.agent.shutdown(Duration::from_millis(500)).await;
+            w.started.process.shutdown(Duration::from_millis(500)).await;
         }
         let mut tasks = std::mem::take(&mut *self.tasks.lock().await);
         let drained =
@@ -1093,9 +945,9 @@ impl Pool {
 
 /// A warm process that exited shows it as a pending `Exited` event; a live
 /// one has nothing to say before its first user message.
-fn is_alive(events: &mut AgentEvents) -> bool {
+fn is_alive(output: &mut dyn Output) -> bool {
     !matches!(
-        events.recv().now_or_never(),
+        output.recv().now_or_never(),
         Some(None) | Some(Some(AgentEvent::Exited { .. }))
     )
 }

@@ -1,26 +1,39 @@
 //! One session = one actor task that owns its agent process. Commands
-//! (send, interrupt) arrive on a channel; agent output is translated into
-//! session events, numbered, published and persisted — all in this one task,
-//! which is what makes the per-session sequence gap-free and ordered.
+//! (send, interrupt, yield) arrive on a channel; agent output is translated
+//! into session events, numbered, published and persisted — all in this one
+//! task, which is what makes the per-session sequence gap-free and ordered.
 //!
 //! The actor also enforces the session's limits (see `lifecycle`): it may
 //! replace its process (memory, `--resume`), stop it while keeping the
 //! session resumable (idle, shutdown) or end the session (duration). A
 //! session outlives its processes: one actor can run several in turn.
+//!
+//! Who owns what: the actor owns its session's state (seq, queue, turn in
+//! flight, the process it serves); it is given a [`Context`] (store, bus,
+//! breaker, governor, gates, audit queue, limits) and gets processes from
+//! its [`Spawner`](crate::process::Spawner). It never sees the pool: the
+//! pool owns the slots and the table of live sessions, starts actors and
+//! hears how each ended (its [`Outcome`]), so the dependency runs one way,
+//! pool → session. Serving a process is one `select!` over three sources,
+//! each with its handler: commands ([`Actor::on_command`]), the agent's
+//! output ([`Actor::on_output`]) and time ([`Actor::on_tick`], plus the
+//! pool's drain and kill signals).
 
+use crate::context::Context;
 use crate::governor::Reservation;
 use crate::lifecycle::{Action, Lifecycle, Observation};
 use crate::metrics as m;
 use crate::output::Outgoing;
-use crate::pool::Pool;
+use crate::process::{self, Process, Started};
 use crate::translate::{Failure, Translator};
-use csp_agent::{Agent, AgentEvent, AgentEvents};
+use csp_agent::AgentEvent;
 use csp_breaker::Permit;
 use csp_domain::{
     AuditEvent, AuditStatus, ErrorCode, Event, SessionEvent, SessionId, SessionStatus,
     StatusReason, ToolStatus, UserId,
 };
 use csp_store::NewMessage;
+use futures::FutureExt;
 use futures::future::BoxFuture;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -28,6 +41,15 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+#[cfg(test)]
+mod tests;
+
+/// Now, on tokio's clock: the same as `Instant::now()` in production, and
+/// paused time in the unit tests (limits are tested without waiting).
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
 
 /// Messages a user may stack behind the turn in flight.
 const MAX_QUEUED: usize = 32;
@@ -58,7 +80,7 @@ pub(crate) enum Command {
     Interrupt {
         reply: oneshot::Sender<bool>,
     },
-    /// The pool needs the slot (`pool::Pool::room_for`): true when the
+    /// The pool needs the slot (it is making room): true when the
     /// session is idle (a process, no turn in flight, nothing queued); with
     /// `suspend` it then stops exactly as after the idle timeout.
     Yield {
@@ -132,7 +154,7 @@ impl Handle {
 /// How the actor gets its first process.
 pub(crate) enum Start {
     /// A pre-warmed process.
-    Warm(Agent, AgentEvents),
+    Warm(Started),
     /// A new process for a new conversation.
     Cold,
     /// A new process continuing the stored conversation (`--resume`).
@@ -141,7 +163,7 @@ pub(crate) enum Start {
 
 /// How the next process is obtained inside the actor's loop.
 enum Next {
-    Warm(Agent, AgentEvents),
+    Warm(Started),
     Cold,
     Resume,
     /// After the memory limit: resume, then say so.
@@ -198,7 +220,7 @@ pub(crate) struct Stop {
 
 pub(crate) struct Actor {
     id: SessionId,
-    pool: Arc<Pool>,
+    ctx: Arc<Context>,
     stop: Stop,
     seq: u64,
     translator: Translator,
@@ -236,9 +258,36 @@ pub(crate) struct Continue {
     pub(crate) agent_session: Uuid,
 }
 
+/// One process being served, and the state of its limits.
+struct Run {
+    process: Box<dyn Process>,
+    life: Lifecycle,
+    /// Last output of the agent (or start of the turn): stalls count from it.
+    last_output: Instant,
+    /// Shutdown began: no new turn, the process ends after the one in flight.
+    draining: bool,
+}
+
+impl Run {
+    fn turn_started(&mut self) {
+        self.last_output = now();
+        self.life.turn_started();
+    }
+}
+
+/// Why serving a process stops, and how the process is ended.
+enum Exit {
+    /// It died or its stdin broke (`code`: its exit code, when it told).
+    Crashed(Option<i32>),
+    /// A limit or the pool ends it (interrupted if busy, then closed).
+    Stop(Served),
+    /// Shutdown: it is closed with this grace, the session stays resumable.
+    Shutdown(Duration),
+}
+
 impl Actor {
     pub(crate) fn new(
-        pool: Arc<Pool>,
+        ctx: Arc<Context>,
         id: SessionId,
         user: UserId,
         stop: Stop,
@@ -251,13 +300,10 @@ impl Actor {
             titled: false,
             agent_session: id.0,
         });
-        let outgoing = Outgoing::new(
-            pool.known_secrets().clone(),
-            pool.limits().tool_output_max_bytes,
-        );
+        let outgoing = Outgoing::new(ctx.known_secrets.clone(), ctx.limits.tool_output_max_bytes);
         let actor = Self {
             id,
-            pool,
+            ctx,
             stop,
             seq: from.last_seq,
             translator: Translator::resumed(from.total_cost_usd),
@@ -280,7 +326,7 @@ impl Actor {
 
     pub(crate) async fn run(mut self, start: Start, mut rx: mpsc::Receiver<Command>) -> Outcome {
         let mut next = match start {
-            Start::Warm(agent, events) => Next::Warm(agent, events),
+            Start::Warm(started) => Next::Warm(started),
             Start::Cold => Next::Cold,
             // Nothing was ever said: there is no conversation to restore.
             Start::Resume if !self.titled => Next::Cold,
@@ -288,28 +334,7 @@ impl Actor {
         };
         loop {
             let restarted = matches!(next, Next::Restart);
-            let started = match next {
-                Next::Warm(agent, events) => Some(Ok((agent, events))),
-                Next::Cold => {
-                    self.emit_status(SessionStatus::Preparing, None).await;
-                    let spawn =
-                        self.pool
-                            .clone()
-                            .spawn_boxed(self.id, self.agent_session, false, "cold");
-                    self.while_preparing(spawn, &mut rx).await
-                }
-                Next::Resume | Next::Restart => {
-                    let reason = if restarted {
-                        StatusReason::Restart
-                    } else {
-                        StatusReason::Resume
-                    };
-                    self.emit_status(SessionStatus::Preparing, Some(reason))
-                        .await;
-                    self.restore(&mut rx).await
-                }
-            };
-            let (agent, events) = match started {
+            let started = match self.start(next, &mut rx).await {
                 Some(Ok(started)) => started,
                 Some(Err(e)) => {
                     tracing::warn!(session.id = %self.id, error = %e, "agent failed to start");
@@ -325,11 +350,53 @@ impl Actor {
             if restarted {
                 self.emit(Event::session_restarted(self.id)).await;
             }
-            match self.serve(agent, events, &mut rx).await {
+            match self.serve(started, &mut rx).await {
                 Served::Restart => next = Next::Restart,
                 Served::Done(outcome) => return self.finish(outcome).await,
             }
         }
+    }
+
+    /// Gets the next process, saying `preparing` unless it is a warm one;
+    /// `None` when shutdown came first.
+    async fn start(
+        &mut self,
+        next: Next,
+        rx: &mut mpsc::Receiver<Command>,
+    ) -> Option<Result<Started, csp_agent::Error>> {
+        match next {
+            Next::Warm(started) => Some(Ok(started)),
+            Next::Cold => {
+                self.emit_status(SessionStatus::Preparing, None).await;
+                let spawn = self.spawn(process::Reason::Cold);
+                self.while_preparing(spawn, rx).await
+            }
+            Next::Resume | Next::Restart => {
+                let reason = if matches!(next, Next::Restart) {
+                    StatusReason::Restart
+                } else {
+                    StatusReason::Resume
+                };
+                self.emit_status(SessionStatus::Preparing, Some(reason))
+                    .await;
+                self.restore(rx).await
+            }
+        }
+    }
+
+    /// A start of a process for this session's CLI session, owned (it runs
+    /// while the actor keeps taking commands).
+    fn spawn(
+        &self,
+        reason: process::Reason,
+    ) -> BoxFuture<'static, Result<Started, csp_agent::Error>> {
+        let spawner = self.ctx.spawner.clone();
+        let request = process::Request {
+            session: self.id,
+            agent_session: self.agent_session,
+            reason,
+        };
+        async move { spawner.spawn(request).await }.boxed()
     }
 
     /// Starts a process that continues the conversation; if the CLI cannot
@@ -338,11 +405,8 @@ impl Actor {
     async fn restore(
         &mut self,
         rx: &mut mpsc::Receiver<Command>,
-    ) -> Option<Result<(Agent, AgentEvents), csp_agent::Error>> {
-        let spawn = self
-            .pool
-            .clone()
-            .spawn_boxed(self.id, self.agent_session, true, "resume");
+    ) -> Option<Result<Started, csp_agent::Error>> {
+        let spawn = self.spawn(process::Reason::Resume);
         match self.while_preparing(spawn, rx).await? {
             Ok(started) => return Some(Ok(started)),
             Err(e) => {
@@ -355,190 +419,243 @@ impl Actor {
         self.agent_session = Uuid::new_v4();
         self.translator.fresh_process();
         if let Err(e) = self
-            .pool
+            .ctx
             .store
             .set_agent_session(self.id, self.agent_session)
             .await
         {
             tracing::warn!(session.id = %self.id, error = %e, "could not store the new agent session id");
         }
-        let spawn = self
-            .pool
-            .clone()
-            .spawn_boxed(self.id, self.agent_session, false, "cold");
+        let spawn = self.spawn(process::Reason::Cold);
         self.while_preparing(spawn, rx).await
     }
 
     /// Serves one process until it must be replaced or the session stops.
-    async fn serve(
-        &mut self,
-        agent: Agent,
-        mut events: AgentEvents,
-        rx: &mut mpsc::Receiver<Command>,
-    ) -> Served {
-        let limits = self.pool.limits().clone();
-        let mut life = Lifecycle::new(limits.clone(), Instant::now());
+    async fn serve(&mut self, started: Started, rx: &mut mpsc::Receiver<Command>) -> Served {
+        let Started {
+            process,
+            mut output,
+        } = started;
+        let limits = self.ctx.limits.clone();
         let mut tick = tokio::time::interval(limits.check_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_output = Instant::now();
-        let mut draining = self.stop.drain.is_cancelled();
-        if !self.start_queued(&agent).await {
-            return self.crashed(agent, None).await;
+        let mut run = Run {
+            process,
+            life: Lifecycle::new(limits, now()),
+            last_output: now(),
+            draining: self.stop.drain.is_cancelled(),
+        };
+        let mut exit = self.next_queued(&mut run).await;
+        while exit.is_none() {
+            exit = tokio::select! {
+                cmd = rx.recv() => self.on_command(&mut run, cmd).await,
+                ev = output.recv() => self.on_output(&mut run, ev).await,
+                _ = tick.tick() => self.on_tick(&mut run).await,
+                _ = self.stop.drain.cancelled(), if !run.draining => self.on_drain(&mut run),
+                _ = self.stop.kill.cancelled() => Some(Exit::Shutdown(Duration::from_millis(500))),
+            };
+        }
+        let exit = exit.expect("the loop ends with an exit");
+        self.end_process(run.process, exit).await
+    }
+
+    /// A command while a process runs.
+    async fn on_command(&mut self, run: &mut Run, cmd: Option<Command>) -> Option<Exit> {
+        match cmd {
+            Some(Command::Send { turn, reply }) => self.on_send(run, turn, reply).await,
+            Some(Command::Interrupt { reply }) => {
+                let _ = reply.send(self.on_interrupt(run).await);
+                None
+            }
+            Some(Command::Yield { suspend, reply }) => {
+                let idle = !self.in_flight && self.queue.is_empty() && !run.draining;
+                let _ = reply.send(idle);
+                (idle && suspend).then(|| Exit::Stop(suspended()))
+            }
+            // Every handle is gone: the pool is shutting down.
+            None => Some(Exit::Shutdown(SHUTDOWN_GRACE)),
+        }
+    }
+
+    /// A message: refused, queued behind the turn in flight, or its turn
+    /// starts now.
+    async fn on_send(
+        &mut self,
+        run: &mut Run,
+        turn: Turn,
+        reply: oneshot::Sender<Result<bool, ErrorCode>>,
+    ) -> Option<Exit> {
+        let refused = if run.draining {
+            Some(ErrorCode::ServerShuttingDown)
+        } else if now() >= run.life.deadline() {
+            Some(ErrorCode::DurationLimit)
+        } else {
+            None
+        };
+        if let Some(code) = refused {
+            let _ = reply.send(Err(code));
+            return None;
+        }
+        match self.accept(&turn.text, self.in_flight) {
+            Err(code) => {
+                let _ = reply.send(Err(code));
+                None
+            }
+            Ok(true) => {
+                self.queue.push_back(turn);
+                let _ = reply.send(Ok(true));
+                None
+            }
+            Ok(false) => match self.start_turn(&*run.process, turn, false).await {
+                Ok(()) => {
+                    run.turn_started();
+                    let _ = reply.send(Ok(false));
+                    None
+                }
+                Err(Some(code)) => {
+                    let _ = reply.send(Err(code));
+                    None
+                }
+                Err(None) => {
+                    let _ = reply.send(Err(ErrorCode::AgentCrashed));
+                    Some(Exit::Crashed(None))
+                }
+            },
+        }
+    }
+
+    /// Stops the turn in flight; whether there was one.
+    async fn on_interrupt(&mut self, run: &Run) -> bool {
+        if !self.in_flight {
+            return false;
+        }
+        self.translator.interrupt_requested();
+        if let Err(e) = run.process.interrupt().await {
+            tracing::warn!(session.id = %self.id, error = %e, "interrupt failed");
+        }
+        true
+    }
+
+    /// What the agent said: translated into events; when it ends a turn,
+    /// the turn is accounted for and the next one may start.
+    async fn on_output(&mut self, run: &mut Run, ev: Option<AgentEvent>) -> Option<Exit> {
+        let msg = match ev {
+            Some(AgentEvent::Message(msg)) => msg,
+            Some(AgentEvent::Exited { code, stderr_tail }) => {
+                tracing::debug!(session.id = %self.id, stderr = %stderr_tail, "agent stderr");
+                return Some(Exit::Crashed(code));
+            }
+            None => return Some(Exit::Crashed(None)),
+        };
+        run.last_output = now();
+        if let Some(failure) = Failure::of(&msg) {
+            // Only a turn still retrying is stopped; a final `result`
+            // already ended its turn.
+            let retrying = !matches!(msg, csp_agent::Message::Result(_));
+            self.model_failure(&*run.process, failure, retrying).await;
+        }
+        // A turn's `result` goes out only once the turn is accounted for
+        // (breaker, budget): whoever reacts to it, like the budget
+        // indicator, sees the new state.
+        let results = self.emit_translated(&msg).await;
+        let csp_agent::Message::Result(result) = &msg else {
+            for event in results {
+                self.emit(event).await;
+            }
+            return None;
+        };
+        self.turn_ended(result.is_error, results).await;
+        self.after_turn(run).await
+    }
+
+    /// Emits the events of one agent message, except `result`s, which it
+    /// returns to be emitted once the turn is accounted for.
+    async fn emit_translated(&mut self, msg: &csp_agent::Message) -> Vec<Event> {
+        let mut results = Vec::new();
+        for event in self.translator.translate(msg, now()) {
+            for event in self.review(event) {
+                if matches!(event, Event::Result { .. }) {
+                    results.push(event);
+                } else {
+                    self.emit(event).await;
+                }
+            }
+        }
+        results
+    }
+
+    /// The turn in flight ended: the breaker hears of it, its budget is
+    /// settled, and its `result` (then any budget warning) goes out.
+    async fn turn_ended(&mut self, is_error: bool, results: Vec<Event>) {
+        self.in_flight = false;
+        if let Some(permit) = self.permit.take()
+            && !is_error
+        {
+            self.ctx.breaker.on_success(permit).await;
+        }
+        let notice = self.settle().await;
+        for event in results.into_iter().chain(notice) {
+            self.emit(event).await;
+        }
+        self.end_turn_span(is_error);
+    }
+
+    /// Between turns: shutdown and the limits may end the process, else the
+    /// next queued message starts.
+    async fn after_turn(&mut self, run: &mut Run) -> Option<Exit> {
+        if run.draining {
+            return Some(Exit::Shutdown(SHUTDOWN_GRACE));
+        }
+        if let Some(done) = self.act(run).await {
+            return Some(Exit::Stop(done));
+        }
+        self.next_queued(run).await
+    }
+
+    /// Starts the next queued message, if any.
+    async fn next_queued(&mut self, run: &mut Run) -> Option<Exit> {
+        if !self.start_queued(&*run.process).await {
+            return Some(Exit::Crashed(None));
         }
         if self.in_flight {
-            life.turn_started();
+            run.turn_started();
         }
-        loop {
-            tokio::select! {
-                cmd = rx.recv() => match cmd {
-                    Some(Command::Send { turn, reply }) => {
-                        if draining {
-                            let _ = reply.send(Err(ErrorCode::ServerShuttingDown));
-                            continue;
-                        }
-                        if Instant::now() >= life.deadline() {
-                            let _ = reply.send(Err(ErrorCode::DurationLimit));
-                            continue;
-                        }
-                        match self.accept(&turn.text, self.in_flight) {
-                            Err(code) => { let _ = reply.send(Err(code)); }
-                            Ok(true) => {
-                                self.queue.push_back(turn);
-                                let _ = reply.send(Ok(true));
-                            }
-                            Ok(false) => match self.start_turn(&agent, turn, false).await {
-                                Ok(()) => {
-                                    last_output = Instant::now();
-                                    life.turn_started();
-                                    let _ = reply.send(Ok(false));
-                                }
-                                Err(Some(code)) => { let _ = reply.send(Err(code)); }
-                                Err(None) => {
-                                    let _ = reply.send(Err(ErrorCode::AgentCrashed));
-                                    return self.crashed(agent, None).await;
-                                }
-                            },
-                        }
-                    }
-                    Some(Command::Interrupt { reply }) => {
-                        let interrupted = self.in_flight;
-                        if interrupted {
-                            self.translator.interrupt_requested();
-                            if let Err(e) = agent.interrupt().await {
-                                tracing::warn!(session.id = %self.id, error = %e, "interrupt failed");
-                            }
-                        }
-                        let _ = reply.send(interrupted);
-                    }
-                    Some(Command::Yield { suspend, reply }) => {
-                        let idle = !self.in_flight && self.queue.is_empty() && !draining;
-                        let _ = reply.send(idle);
-                        if idle && suspend {
-                            return self.stop_process(agent, suspended()).await;
-                        }
-                    }
-                    // Every handle is gone: the pool is shutting down.
-                    None => {
-                        agent.shutdown(SHUTDOWN_GRACE).await;
-                        return Served::Done(Outcome::Idle(StatusReason::Shutdown));
-                    }
-                },
-                ev = events.recv() => match ev {
-                    Some(AgentEvent::Message(msg)) => {
-                        last_output = Instant::now();
-                        if let Some(failure) = Failure::of(&msg) {
-                            // Only a turn still retrying is stopped; a final
-                            // `result` already ended its turn.
-                            let retrying = !matches!(msg, csp_agent::Message::Result(_));
-                            self.model_failure(&agent, failure, retrying).await;
-                        }
-                        let turn_ended = match &msg {
-                            csp_agent::Message::Result(r) => Some(r.is_error),
-                            _ => None,
-                        };
-                        // A turn's `result` goes out only once the turn is
-                        // accounted for (breaker, budget): whoever reacts to
-                        // it, like the budget indicator, sees the new state.
-                        let mut results = Vec::new();
-                        for event in self.translator.translate(&msg, Instant::now()) {
-                            for event in self.review(event) {
-                                if matches!(event, Event::Result { .. }) {
-                                    results.push(event);
-                                } else {
-                                    self.emit(event).await;
-                                }
-                            }
-                        }
-                        let Some(is_error) = turn_ended else {
-                            for event in results {
-                                self.emit(event).await;
-                            }
-                            continue;
-                        };
-                        self.in_flight = false;
-                        if let Some(permit) = self.permit.take()
-                            && !is_error
-                        {
-                            self.pool.breaker.on_success(permit).await;
-                        }
-                        let notice = self.settle().await;
-                        for event in results.into_iter().chain(notice) {
-                            self.emit(event).await;
-                        }
-                        self.end_turn_span(is_error);
-                        if draining {
-                            agent.shutdown(SHUTDOWN_GRACE).await;
-                            return Served::Done(Outcome::Idle(StatusReason::Shutdown));
-                        }
-                        if let Some(done) = self.act(&agent, &mut life, last_output).await {
-                            return self.stop_process(agent, done).await;
-                        }
-                        if !self.start_queued(&agent).await {
-                            return self.crashed(agent, None).await;
-                        }
-                        if self.in_flight {
-                            last_output = Instant::now();
-                            life.turn_started();
-                        }
-                    }
-                    Some(AgentEvent::Exited { code, stderr_tail }) => {
-                        tracing::debug!(session.id = %self.id, stderr = %stderr_tail, "agent stderr");
-                        return self.crashed(agent, code).await;
-                    }
-                    None => return self.crashed(agent, None).await,
-                },
-                _ = tick.tick() => {
-                    if let Some(done) = self.act(&agent, &mut life, last_output).await {
-                        return self.stop_process(agent, done).await;
-                    }
-                }
-                _ = self.stop.drain.cancelled(), if !draining => {
-                    draining = true;
-                    if !self.in_flight {
-                        agent.shutdown(SHUTDOWN_GRACE).await;
-                        return Served::Done(Outcome::Idle(StatusReason::Shutdown));
-                    }
-                    tracing::info!(session.id = %self.id, "shutting down: letting the turn in flight finish");
-                }
-                _ = self.stop.kill.cancelled() => {
-                    agent.shutdown(Duration::from_millis(500)).await;
-                    return Served::Done(Outcome::Idle(StatusReason::Shutdown));
-                }
+        None
+    }
+
+    /// The periodic check of the limits.
+    async fn on_tick(&mut self, run: &mut Run) -> Option<Exit> {
+        self.act(run).await.map(Exit::Stop)
+    }
+
+    /// Shutdown began: an idle process ends now, a busy one after its turn.
+    fn on_drain(&mut self, run: &mut Run) -> Option<Exit> {
+        run.draining = true;
+        if !self.in_flight {
+            return Some(Exit::Shutdown(SHUTDOWN_GRACE));
+        }
+        tracing::info!(session.id = %self.id, "shutting down: letting the turn in flight finish");
+        None
+    }
+
+    /// Ends the process the way `exit` says; what the session does next.
+    async fn end_process(&mut self, process: Box<dyn Process>, exit: Exit) -> Served {
+        match exit {
+            Exit::Crashed(code) => self.crashed(process, code).await,
+            Exit::Stop(served) => self.stop_process(process, served).await,
+            Exit::Shutdown(grace) => {
+                process.shutdown(grace).await;
+                Served::Done(Outcome::Idle(StatusReason::Shutdown))
             }
         }
     }
 
     /// Checks the limits and carries out what needs no process change;
     /// returns what ends this process.
-    async fn act(
-        &mut self,
-        agent: &Agent,
-        life: &mut Lifecycle,
-        last_output: Instant,
-    ) -> Option<Served> {
-        let rss_bytes = agent.rss_bytes();
-        self.pool.record_rss(self.id, rss_bytes);
-        let attended = match self.pool.cache.presence(self.id).await {
+    async fn act(&mut self, run: &mut Run) -> Option<Served> {
+        let rss_bytes = run.process.rss_bytes();
+        self.ctx.usage.record_rss(self.id, rss_bytes);
+        let attended = match self.ctx.cache.presence(self.id).await {
             Ok(n) => n > 0,
             // Unknown is not "away": never stop a session on a cache error.
             Err(e) => {
@@ -546,11 +663,11 @@ impl Actor {
                 true
             }
         };
-        let action = life.check(Observation {
-            now: Instant::now(),
+        let action = run.life.check(Observation {
+            now: now(),
             in_flight: self.in_flight,
             tool_running: self.translator.tool_running(),
-            last_output,
+            last_output: run.last_output,
             rss_bytes,
             attended,
             queued: !self.queue.is_empty(),
@@ -561,10 +678,10 @@ impl Actor {
                 None
             }
             Action::InterruptStalled => {
-                tracing::warn!(session.id = %self.id, stall_s = life.limits().stall_timeout.as_secs(), "model API silent; stopping the turn");
+                tracing::warn!(session.id = %self.id, stall_s = run.life.limits().stall_timeout.as_secs(), "model API silent; stopping the turn");
                 metrics::counter!(m::QUERY_ERRORS, "type" => "stalled").increment(1);
                 self.translator.stopped(ErrorCode::ModelStalled);
-                if let Err(e) = agent.interrupt().await {
+                if let Err(e) = run.process.interrupt().await {
                     tracing::warn!(session.id = %self.id, error = %e, "interrupt failed");
                 }
                 None
@@ -575,20 +692,20 @@ impl Actor {
             }
             Action::Suspend => Some(suspended()),
             Action::Restart => {
-                tracing::info!(session.id = %self.id, rss_bytes, limit = life.limits().max_rss_bytes, "memory limit exceeded; restarting the agent");
+                tracing::info!(session.id = %self.id, rss_bytes, limit = run.life.limits().max_rss_bytes, "memory limit exceeded; restarting the agent");
                 self.emit(Event::notice(ErrorCode::SessionRestarting)).await;
                 Some(Served::Restart)
             }
         }
     }
 
-    async fn stop_process(&mut self, agent: Agent, served: Served) -> Served {
+    async fn stop_process(&mut self, process: Box<dyn Process>, served: Served) -> Served {
         if self.in_flight {
             // Only the duration limit ends a process mid-turn, after its grace.
-            let _ = agent.interrupt().await;
+            let _ = process.interrupt().await;
         }
-        agent.shutdown(SHUTDOWN_GRACE).await;
-        self.pool.forget_rss(self.id);
+        process.shutdown(SHUTDOWN_GRACE).await;
+        self.ctx.usage.forget_rss(self.id);
         if matches!(served, Served::Restart) {
             metrics::counter!(m::SESSION_TERMINATIONS, "reason" => "rss_restart").increment(1);
         }
@@ -597,21 +714,21 @@ impl Actor {
 
     /// One failed model API request: metrics, the shared breaker, and when
     /// the breaker is now open, the turn stops instead of retrying on.
-    async fn model_failure(&mut self, agent: &Agent, failure: Failure, retrying: bool) {
+    async fn model_failure(&mut self, process: &dyn Process, failure: Failure, retrying: bool) {
         metrics::counter!(m::QUERY_ERRORS, "type" => failure.as_str()).increment(1);
         if failure == Failure::Authentication {
-            self.pool.model_key_suspect();
+            self.ctx.model_key.suspect();
         }
         if !failure.is_outage() {
             return;
         }
-        self.pool.breaker.on_failure().await;
-        if retrying && self.in_flight && self.pool.breaker.state().await == csp_breaker::State::Open
+        self.ctx.breaker.on_failure().await;
+        if retrying && self.in_flight && self.ctx.breaker.state().await == csp_breaker::State::Open
         {
             tracing::warn!(session.id = %self.id, "model API circuit open; stopping the retrying turn");
             self.translator.stopped(ErrorCode::ModelUnavailable);
             self.permit = None;
-            if let Err(e) = agent.interrupt().await {
+            if let Err(e) = process.interrupt().await {
                 tracing::warn!(session.id = %self.id, error = %e, "interrupt failed");
             }
         }
@@ -620,9 +737,9 @@ impl Actor {
     /// Waits for a process start while still taking messages (they queue).
     async fn while_preparing(
         &mut self,
-        mut spawn: BoxFuture<'static, Result<(Agent, AgentEvents), csp_agent::Error>>,
+        mut spawn: BoxFuture<'static, Result<Started, csp_agent::Error>>,
         rx: &mut mpsc::Receiver<Command>,
-    ) -> Option<Result<(Agent, AgentEvents), csp_agent::Error>> {
+    ) -> Option<Result<Started, csp_agent::Error>> {
         loop {
             tokio::select! {
                 started = &mut spawn => return Some(started),
@@ -644,8 +761,8 @@ impl Actor {
         }
         // Shutting down mid-start: let the start finish so the process can
         // be ended cleanly instead of abandoned half-spawned.
-        if let Ok(Ok((agent, _))) = tokio::time::timeout(SPAWN_DRAIN_WAIT, spawn).await {
-            agent.shutdown(SHUTDOWN_GRACE).await;
+        if let Ok(Ok(started)) = tokio::time::timeout(SPAWN_DRAIN_WAIT, spawn).await {
+            started.process.shutdown(SHUTDOWN_GRACE).await;
         }
         None
     }
@@ -665,9 +782,9 @@ impl Actor {
     /// Starts the next queued message, if any; false when the agent is gone.
     /// A queued message the open circuit refuses is shown with the refusal
     /// (the user must not think it was answered or lost).
-    async fn start_queued(&mut self, agent: &Agent) -> bool {
+    async fn start_queued(&mut self, process: &dyn Process) -> bool {
         while let Some(turn) = self.queue.pop_front() {
-            match self.start_turn(agent, turn, true).await {
+            match self.start_turn(process, turn, true).await {
                 Ok(()) => return true,
                 Err(Some(_)) => continue,
                 Err(None) => return false,
@@ -679,7 +796,7 @@ impl Actor {
     /// `Err(Some(code))`: refused, nothing sent; `Err(None)`: the agent is gone.
     async fn start_turn(
         &mut self,
-        agent: &Agent,
+        process: &dyn Process,
         turn: Turn,
         queued: bool,
     ) -> Result<(), Option<ErrorCode>> {
@@ -689,13 +806,13 @@ impl Actor {
             reservation,
             span,
         } = turn;
-        self.pool.bindings.set_turn(self.id, Some(span.clone()));
+        self.ctx.bindings.set_turn(self.id, Some(span.clone()));
         let traceparent = csp_telemetry::context_of(&span)
             .into_iter()
             .find(|(k, _)| *k == "traceparent")
             .map(|(_, v)| v);
-        self.turn_span = Some((span, Instant::now(), traceparent));
-        let permit = self.pool.breaker.permit().await;
+        self.turn_span = Some((span, now(), traceparent));
+        let permit = self.ctx.breaker.permit().await;
         if permit == Permit::Rejected {
             self.release(reservation);
             metrics::counter!(m::QUERY_ERRORS, "type" => "circuit_open").increment(1);
@@ -709,7 +826,7 @@ impl Actor {
             self.titled = true;
             let text = self.outgoing.secrets().redact(&text);
             let title: String = text.trim().chars().take(80).collect();
-            if let Err(e) = self.pool.store.set_title(self.id, &title).await {
+            if let Err(e) = self.ctx.store.set_title(self.id, &title).await {
                 tracing::warn!(session.id = %self.id, error = %e, "could not store the title");
             }
         }
@@ -721,15 +838,15 @@ impl Actor {
         self.in_flight = true;
         self.permit = Some(permit);
         self.reservation = reservation;
-        agent.send_user(&text).await.map_err(|_| None)
+        process.send_user(&text).await.map_err(|_| None)
     }
 
     /// Gives back budget set aside for a turn that did not run.
     fn release(&self, reservation: Option<Reservation>) {
         if let Some(r) = reservation {
-            let pool = self.pool.clone();
+            let governor = self.ctx.governor.clone();
             let (user, id) = (self.user, self.id);
-            tokio::spawn(async move { pool.governor().settle_turn(&r, user, id, 0.0).await });
+            tokio::spawn(async move { governor.settle_turn(&r, user, id, 0.0).await });
         }
     }
 
@@ -738,11 +855,11 @@ impl Actor {
     /// crossed it, to send after the `result`.
     async fn settle(&mut self) -> Option<Event> {
         let cost = self.translator.last_turn_cost();
-        self.pool.add_cost(cost);
+        self.ctx.usage.add_cost(cost);
         let r = self.reservation.take()?;
         let notice = self
-            .pool
-            .governor()
+            .ctx
+            .governor
             .settle_turn(&r, self.user, self.id, cost)
             .await?;
         Some(Event::Notice {
@@ -782,7 +899,7 @@ impl Actor {
                 duration_ms,
                 content,
             } => {
-                let denial = self.pool.bindings.take_denial(self.id, tool_use_id);
+                let denial = self.ctx.bindings.take_denial(self.id, tool_use_id);
                 if let Some(verdict) = &denial {
                     *status = ToolStatus::Denied;
                     *content = verdict.message.clone();
@@ -798,7 +915,7 @@ impl Actor {
                 // As stored in the conversation: no platform secret, and
                 // small enough for one queue message.
                 self.outgoing.secrets().redact_value(&mut input);
-                crate::output::bound_json(&mut input, self.pool.limits().tool_output_max_bytes);
+                crate::output::bound_json(&mut input, self.ctx.limits.tool_output_max_bytes);
                 let (label, audit_status) = (status.as_str(), AuditStatus::from(*status));
                 if let Some(span) = self.tool_spans.remove(tool_use_id.as_str()) {
                     span.record("tool.status", label);
@@ -814,7 +931,7 @@ impl Actor {
                 } else {
                     at_ms
                 };
-                self.pool.audit(AuditEvent {
+                self.ctx.audit(AuditEvent {
                     audit_id: Uuid::new_v4(),
                     timestamp_ms: at_ms,
                     user_id: Some(self.user),
@@ -838,12 +955,12 @@ impl Actor {
 
     /// Closes the span of the turn that just ended, marking a slow one.
     fn end_turn_span(&mut self, is_error: bool) {
-        self.pool.bindings.set_turn(self.id, None);
+        self.ctx.bindings.set_turn(self.id, None);
         self.tool_spans.clear();
         let Some((span, started, _)) = self.turn_span.take() else {
             return;
         };
-        let took = started.elapsed();
+        let took = now().saturating_duration_since(started);
         if took > SLOW_TURN {
             span.record("slow", true);
             tracing::warn!(session.id = %self.id, took_s = took.as_secs(), "slow turn");
@@ -853,9 +970,9 @@ impl Actor {
         }
     }
 
-    async fn crashed(&mut self, agent: Agent, code: Option<i32>) -> Served {
+    async fn crashed(&mut self, process: Box<dyn Process>, code: Option<i32>) -> Served {
         tracing::warn!(session.id = %self.id, exit_code = ?code, in_flight = self.in_flight, "agent process ended unexpectedly");
-        agent.shutdown(Duration::from_millis(100)).await;
+        process.shutdown(Duration::from_millis(100)).await;
         metrics::counter!(m::QUERY_ERRORS, "type" => "agent_crashed").increment(1);
         // The CLI reported no cost for the turn it died in: nothing to charge.
         let reservation = self.reservation.take();
@@ -865,7 +982,7 @@ impl Actor {
     }
 
     async fn finish(mut self, outcome: Outcome) -> Outcome {
-        self.pool.forget_rss(self.id);
+        self.ctx.usage.forget_rss(self.id);
         let reservation = self.reservation.take();
         self.release(reservation);
         while let Some(turn) = self.queue.pop_front() {
@@ -886,7 +1003,7 @@ impl Actor {
         reason: Option<StatusReason>,
     ) {
         if let Err(e) = self
-            .pool
+            .ctx
             .store
             .set_session_state(
                 self.id,
@@ -902,7 +1019,7 @@ impl Actor {
 
     async fn emit_status(&mut self, status: SessionStatus, reason: Option<StatusReason>) {
         let model = matches!(status, SessionStatus::Preparing | SessionStatus::Ready)
-            .then(|| self.pool.model_label().to_owned());
+            .then(|| self.ctx.model_label.clone());
         self.emit(Event::status(status, self.id, model, reason))
             .await;
     }
@@ -929,7 +1046,7 @@ impl Actor {
             trace: self.turn_span.as_ref().and_then(|(_, _, t)| t.clone()),
         };
         self.persist(&ev).await;
-        if let Err(e) = self.pool.bus.publish(&ev).await {
+        if let Err(e) = self.ctx.bus.publish(&ev).await {
             // Live viewers miss this frame; the store still has it for a
             // reload. Logged, not fatal: the turn goes on.
             tracing::error!(session.id = %self.id, seq = ev.seq, error = %e, "could not publish a session event");
@@ -960,12 +1077,7 @@ impl Actor {
                 self.flush_text().await;
                 if let Event::Result { total_cost_usd, .. } = &ev.event {
                     let total_cost_usd = *total_cost_usd;
-                    if let Err(e) = self
-                        .pool
-                        .store
-                        .set_total_cost(self.id, total_cost_usd)
-                        .await
-                    {
+                    if let Err(e) = self.ctx.store.set_total_cost(self.id, total_cost_usd).await {
                         tracing::warn!(session.id = %self.id, error = %e, "could not store the session cost");
                     }
                 }
@@ -1006,7 +1118,7 @@ impl Actor {
             kind: kind.to_owned(),
             body,
         };
-        if let Err(e) = self.pool.store.append_message(msg).await {
+        if let Err(e) = self.ctx.store.append_message(msg).await {
             tracing::warn!(session.id = %self.id, seq, error = %e, "could not persist a message");
         }
     }

@@ -1,7 +1,103 @@
-// Generated from services/gateway/src/dto.rs by scripts/check-generated.sh --update.
+// Generated from services/gateway/src/dto.rs (and the csp-domain types it
+// carries) by scripts/check-generated.sh --update.
 // Do not edit: change the Rust type and regenerate.
 
+/** Embedded JSON: an object whose members the server does not type. */
+export type JsonObject = { [key in string]?: unknown };
+
+export type Role = "admin" | "operator" | "user";
+
+export type SessionStatus = "preparing" | "ready" | "failed" | "idle" | "ended";
+
+export type StatusReason = "resume" | "restart" | "idle_timeout" | "shutdown" | "crashed" | "start_failed" | "duration_limit";
+
+export type ToolStatus = "complete" | "error" | "denied";
+
+export type AuditStatus = "success" | "error" | "denied";
+
+export type ErrorCode = "bad_frame" | "unknown_type" | "frame_too_large" | "empty_message" | "unauthenticated" | "bad_credentials" | "forbidden" | "session_not_found" | "not_found" | "at_capacity" | "too_many_sessions" | "session_unavailable" | "queue_full" | "agent_crashed" | "agent_start_failed" | "response_interrupted" | "rate_limited" | "unavailable" | "session_expiring" | "duration_limit" | "session_restarting" | "session_restarted" | "resume_failed" | "model_unavailable" | "model_api_failed" | "model_stalled" | "server_shutting_down" | "budget_exceeded" | "permission_denied" | "account_deactivated" | "budget_warning" | "permissions_changed" | "invalid_request" | "username_taken" | "plugin_not_found" | "plugin_not_activatable" | "invalid_plugin_config" | "too_many_login_attempts" | "unsupported_media_type" | "tenant_not_found" | "tenant_exists" | "invalid_tenant" | "webhook_signature_invalid" | "webhook_rate_limited" | "invalid_webhook" | "payload_too_large" | "enhancement_not_found" | "internal";
+
+export type Named<T> = T | string;
+
+export type FrameAction = { label: string, href: string, };
+
+export type StreamFrame = { seq: number, } & ({ "type": "session", status: SessionStatus, session_id: string,
+/**
+ * Label of the model in use, e.g. "offline demo model".
+ */
+model?: string, reason?: StatusReason, } | { "type": "user_message", text: string,
+/**
+ * Echo of the client's `client_id`, so a tab can match its local copy.
+ */
+client_id?: string, } | { "type": "delta", text: string, } | { "type": "thinking", text: string, } | { "type": "tool_use", tool_use_id: string, name: string, input: unknown, } | { "type": "tool_result", tool_use_id: string, status: ToolStatus, duration_ms: number, content: string, } | { "type": "result", cost_usd: number, total_cost_usd: number, is_error: boolean,
+/**
+ * Absent from events stored before it existed (history).
+ */
+interrupted?: boolean,
+/**
+ * Absent from events stored before it existed (history).
+ */
+duration_ms?: number, } | { "type": "error", code: ErrorCode, message: string, action?: FrameAction, } | { "type": "notice", code: ErrorCode, message: string, action?: FrameAction,
+/**
+ * `session_expiring` only: whole minutes left, rounded up.
+ */
+minutes_left?: number, });
+
+export type ConnectionFrame = { "type": "error", code: ErrorCode, message: string, } | { "type": "pong" } | { "type": "server_shutting_down", message: string, grace_seconds: number, };
+
+export type ClientFrame = { "type": "send", text: string,
+/**
+ * Echoed in the `user_message` event (at most 128 characters).
+ */
+client_id?: string | null, } | { "type": "interrupt" } | { "type": "ping" };
+
+export type LoginRequest = { username: string, password: string, };
+
+export type NewUser = { username: string, password: string, role: string,
+/**
+ * Absent or null: no cap.
+ */
+monthly_cost_cap_usd?: number | null, };
+
+export type UserPatch = { role?: string,
+/**
+ * `Some(None)`: clear the cap.
+ */
+monthly_cost_cap_usd?: number | null, is_active?: boolean, };
+
+export type PluginConfigUpdate = { config: JsonObject, };
+
+export type ErrorBody = { error: ErrorDetail, };
+
+export type ErrorDetail = { code: ErrorCode, message: string, action: string, };
+
+export type Live = { status: string, };
+
+export type Started = { status: string, startup_duration_ms: number, };
+
+export type NotStarted = { status: string, reason: string, };
+
+export type Ready = { status: string, active_sessions: number, max_sessions: number, pool_depth: number, circuit_breaker_state: string,
+/**
+ * A warning an operator must see: `off` means agents run unconfined.
+ */
+agent_sandbox: Sandbox, };
+
+export type NotReady = { status: string, reason: string, active_sessions: number, max_sessions: number, };
+
 export type Sandbox = "bubblewrap" | "off";
+
+export type AppConfig = { model_label: string, max_frame_bytes: number,
+/**
+ * Null when the session-pool cannot say.
+ */
+agent_sandbox: Sandbox | null, };
+
+export type LoginUser = { user_id: string, username: string, role: string, };
+
+export type Login = { token: string, expires_in: number, user: LoginUser, };
+
+export type Me = { user_id: string, username: string, role: Role, };
 
 export type Budget = {
 /**
@@ -29,8 +125,102 @@ last_login_at: string, is_active: boolean, monthly_cost_cap_usd: number | null, 
 
 export type UserList = { users: Array<AdminUser>, };
 
-export type AppConfig = { model_label: string, max_frame_bytes: number,
+export type SessionSummary = { session_id: string, user_id: string,
 /**
- * Null when the session-pool cannot say.
+ * `unknown` when the session-pool sent a status this gateway does not know.
  */
-agent_sandbox: Sandbox | null, };
+status: Named<SessionStatus>,
+/**
+ * RFC 3339.
+ */
+created_at: string,
+/**
+ * RFC 3339.
+ */
+last_active_at: string, message_count: number, total_cost_usd: number, title: string, resume_count: number, is_resumable: boolean,
+/**
+ * Empty while the session has not stopped.
+ */
+ended_reason: Named<StatusReason>, };
+
+export type SessionList = { sessions: Array<SessionSummary>, };
+
+export type History = {
+/**
+ * Each message is the stored event JSON (a [`StreamFrame`] as it was
+ * sent), passed through as it is.
+ */
+messages: Array<StreamFrame>, last_seq: number, };
+
+export type AuditEntry = { audit_id: string, seq: number,
+/**
+ * RFC 3339.
+ */
+timestamp: string, user_id: string,
+/**
+ * Null when the user no longer exists.
+ */
+username: string | null, session_id: string, tool_name: string, sanitized_input: string, result_status: Named<AuditStatus>, execution_duration_ms: number | null, cost_usd: number | null, };
+
+export type AuditPage = { entries: Array<AuditEntry>,
+/**
+ * The `before` of the next older page; null on the last page.
+ */
+next_before: number | null, };
+
+export type PluginTool = { name: string, description: string, required_role: string, };
+
+export type PluginProblem = { file: string,
+/**
+ * 1-based; 0 when unknown.
+ */
+line: number,
+/**
+ * 1-based; 0 when unknown.
+ */
+column: number,
+/**
+ * e.g. `capabilities.tools[1].name`.
+ */
+field: string, message: string, suggestion: string, };
+
+export type Plugin = { name: string, version: string,
+/**
+ * `tool` | `mcp` | `skill` | `endpoint`; only `mcp` plugins can be activated.
+ */
+plugin_type: string, description: string,
+/**
+ * The plugins service's `PluginStatus` name: `registered`,
+ * `needs_config`, `ready`, `configured`, `activated`, `errored`, or
+ * `removed` (only in the answer to deactivating a plugin that is gone).
+ */
+status: string, active: boolean, required_role: string, dir: string, tools: Array<PluginTool>,
+/**
+ * Hosts (or host:port) the plugin talks to.
+ */
+network: Array<string>,
+/**
+ * Embedded JSON (the manifest's JSON Schema); null when it has none.
+ */
+config_schema: JsonObject | null,
+/**
+ * Embedded JSON; null when unset. A set secret shows as "[REDACTED]".
+ */
+config: JsonObject | null,
+/**
+ * Each secret field that holds a value, as `true`.
+ */
+secrets: { [key in string]: boolean },
+/**
+ * Empty unless the manifest is invalid; on an active plugin: it runs
+ * its last valid manifest.
+ */
+errors: Array<PluginProblem>,
+/**
+ * RFC 3339.
+ */
+updated_at: string, };
+
+export type PluginList = { plugins: Array<Plugin>, };
+
+export type PluginRescan = { plugins: Array<Plugin>, added: Array<string>, changed: Array<string>, removed: Array<string>, };

@@ -1,4 +1,5 @@
 mod auth;
+mod chat;
 mod cli;
 mod docs;
 mod faults;

@@ -1,22 +1,33 @@
 use csp_domain::{Role, SessionId, UserId};
+use csp_store::test_support::TestStore;
 use csp_store::{Error, NewMessage, NewSession, NewUser, SessionRecord, Store, UserRecord};
 use std::time::Duration;
 
 /// Which SQL a raw statement must be written in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Dialect {
-    Postgres,
-    Sqlite,
-}
+pub(crate) use csp_store::test_support::Backend as Dialect;
 
 /// A store under test and whatever keeps it alive (a database, a directory)
 /// until the test ends.
 pub(crate) trait Fixture {
     fn store(&self) -> &dyn Store;
     fn dialect(&self) -> Dialect;
-    /// SQL straight to the database, past the store's API (the adapters'
-    /// `execute_raw`), for simulating what csp never does.
+    /// SQL straight to the database, past the store's API, for simulating
+    /// what csp never does.
     async fn execute_raw(&self, sql: &str) -> Result<(), Error>;
+}
+
+impl Fixture for TestStore {
+    fn store(&self) -> &dyn Store {
+        &**self
+    }
+
+    fn dialect(&self) -> Dialect {
+        self.backend()
+    }
+
+    async fn execute_raw(&self, sql: &str) -> Result<(), Error> {
+        TestStore::execute_raw(self, sql).await
+    }
 }
 
 pub(crate) async fn user(store: &dyn Store, username: &str) -> UserRecord {

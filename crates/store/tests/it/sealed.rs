@@ -3,8 +3,8 @@
 //! rotation through `reencrypt_secrets` moves every secret to the new key
 //! once.
 
-use crate::postgres::TestDb;
 use csp_secrets::{Error, Keyring, Sealed, SecretKey};
+use csp_store::test_support::TestDb;
 use csp_store::{SecretChange, SqliteStore, Store, StoredSecret};
 use secrecy::ExposeSecret as _;
 use sqlx::{PgPool, SqlitePool};
@@ -153,6 +153,6 @@ async fn sqlite_keeps_secrets_sealed_through_a_rotation() {
 async fn postgres_keeps_secrets_sealed_through_a_rotation() {
     let db = TestDb::create().await;
     let raw = PgPool::connect(db.url()).await.unwrap();
-    seal_store_and_rotate(db.pg_store(), &Raw::Postgres(raw.clone())).await;
+    seal_store_and_rotate(db.store(), &Raw::Postgres(raw.clone())).await;
     raw.close().await;
 }

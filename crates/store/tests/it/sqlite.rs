@@ -1,56 +1,34 @@
 //! The suite against SQLite, on a temporary file and in memory, plus files.
 
 use crate::helpers::{Dialect, Fixture, session, user};
+use csp_store::test_support::TestStore;
 use csp_store::{Error, SessionStore, SqliteStore, Store, UserStore};
 
+/// A store on a file in a temporary directory.
 pub(crate) struct File {
-    store: SqliteStore,
+    store: TestStore,
     _dir: tempfile::TempDir,
 }
 
 impl File {
     pub(crate) async fn create() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = SqliteStore::open(&dir.path().join("csp.db"))
-            .await
-            .expect("open SQLite file");
+        let store = TestStore::sqlite_file(&dir.path().join("csp.db")).await;
         Self { store, _dir: dir }
     }
 }
 
 impl Fixture for File {
     fn store(&self) -> &dyn Store {
-        &self.store
+        &*self.store
     }
 
     fn dialect(&self) -> Dialect {
-        Dialect::Sqlite
+        self.store.backend()
     }
 
     async fn execute_raw(&self, sql: &str) -> Result<(), Error> {
         self.store.execute_raw(sql).await
-    }
-}
-
-pub(crate) struct Memory(SqliteStore);
-
-impl Memory {
-    pub(crate) async fn create() -> Self {
-        Self(SqliteStore::in_memory().await.expect("in-memory SQLite"))
-    }
-}
-
-impl Fixture for Memory {
-    fn store(&self) -> &dyn Store {
-        &self.0
-    }
-
-    fn dialect(&self) -> Dialect {
-        Dialect::Sqlite
-    }
-
-    async fn execute_raw(&self, sql: &str) -> Result<(), Error> {
-        self.0.execute_raw(sql).await
     }
 }
 
@@ -59,7 +37,7 @@ mod file {
 }
 
 mod memory {
-    store_suite!(super::Memory::create());
+    store_suite!(csp_store::test_support::TestStore::sqlite());
 }
 
 #[tokio::test]

@@ -1,12 +1,12 @@
-//! The plugins service over real gRPC, on the embedded store, with a real
-//! plugins directory and file watcher.
+//! The plugins service over real gRPC, with a real plugins directory and
+//! file watcher, each case on both databases (`csp_store::backend_tests!`).
 
 use csp_auth::Tokens;
 use csp_bus::Queue;
 use csp_domain::{AUDIT_TOPIC, AuditEvent, ErrorCode, Role, UserId};
 use csp_proto::v1 as pb;
 use csp_proto::v1::plugins_client::PluginsClient;
-use csp_store::{NewUser, PluginStore, SqliteStore, UserStore};
+use csp_store::test_support::{Backend, TestStore};
 use futures::StreamExt;
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -30,7 +30,7 @@ fn key() -> csp_secrets::SecretKey {
 
 struct Running {
     channel: tonic::transport::Channel,
-    store: Arc<SqliteStore>,
+    store: TestStore,
     queue: Arc<csp_bus::InProcessQueue>,
     dir: PathBuf,
     stop: CancellationToken,
@@ -49,17 +49,17 @@ impl Drop for Running {
     }
 }
 
-async fn start(keys: Option<csp_secrets::Keyring>) -> Running {
+async fn start(backend: Backend, keys: Option<csp_secrets::Keyring>) -> Running {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("plugins");
-    let store = Arc::new(SqliteStore::in_memory().await.unwrap());
+    let store = backend.store().await;
     let mut r = start_on(store, dir, keys).await;
     r._tmp = Some(tmp);
     r
 }
 
 async fn start_on(
-    store: Arc<SqliteStore>,
+    store: TestStore,
     dir: PathBuf,
     keyring: Option<csp_secrets::Keyring>,
 ) -> Running {
@@ -72,7 +72,7 @@ async fn start_on(
             rescan_every: Duration::from_secs(3600),
             ..csp_plugins::Config::new("127.0.0.1:0".parse().unwrap(), tokens(), dir.clone())
         },
-        store.clone(),
+        store.shared(),
         queue.clone(),
     )
     .await
@@ -96,28 +96,7 @@ async fn user(r: &Running, role: Role, active: bool) -> (UserId, String) {
         role.as_str(),
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
-    let u = r
-        .store
-        .create_user(NewUser {
-            username: name.clone(),
-            password_hash: "x".into(),
-            role,
-            monthly_cost_cap_micros: None,
-        })
-        .await
-        .unwrap();
-    if !active {
-        r.store
-            .update_user(
-                u.user_id,
-                csp_store::UserUpdate {
-                    is_active: Some(false),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-    }
+    let u = csp_store::test_support::user(&*r.store, &name, role, active).await;
     let (token, _) = tokens().issue(u.user_id, &name, role).unwrap();
     (u.user_id, token)
 }
@@ -253,9 +232,8 @@ fn message(s: &tonic::Status) -> String {
     csp_rpc::user_message(s).unwrap_or_default()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn every_rpc_admits_exactly_the_roles_it_names() {
-    let r = start(None).await;
+async fn every_rpc_admits_exactly_the_roles_it_names(backend: Backend) {
+    let r = start(backend, None).await;
     write(&r.dir, "p", &plain("p"));
     let (_, plain_user) = user(&r, Role::User, true).await;
     let (_, operator) = user(&r, Role::Operator, true).await;
@@ -375,9 +353,8 @@ async fn every_rpc_admits_exactly_the_roles_it_names() {
     assert_eq!(call(&r, "WatchActiveSet", Some(&gateway)).await, Ok(()));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_directory_created_while_running_is_found_by_the_watcher() {
-    let r = start(None).await;
+async fn a_directory_created_while_running_is_found_by_the_watcher(backend: Backend) {
+    let r = start(backend, None).await;
     let (_, op) = user(&r, Role::Operator, true).await;
     assert!(list(&r, &op).await.is_empty());
 
@@ -425,10 +402,9 @@ async fn a_directory_created_while_running_is_found_by_the_watcher() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn secrets_are_encrypted_at_rest_and_redacted_everywhere() {
+async fn secrets_are_encrypted_at_rest_and_redacted_everywhere(backend: Backend) {
     let ring = csp_secrets::Keyring::new(key(), Vec::new());
-    let r = start(Some(ring.clone())).await;
+    let r = start(backend, Some(ring.clone())).await;
     write(&r.dir, "vault", &configurable("vault"));
     rescan(&r, &user(&r, Role::Operator, true).await.1).await;
     let (op_id, op) = user(&r, Role::Operator, true).await;
@@ -541,9 +517,8 @@ async fn secrets_are_encrypted_at_rest_and_redacted_everywhere() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn activation_publishes_the_active_set_with_roles_and_decrypted_servers() {
-    let r = start(Some(csp_secrets::Keyring::new(key(), Vec::new()))).await;
+async fn activation_publishes_the_active_set_with_roles_and_decrypted_servers(backend: Backend) {
+    let r = start(backend, Some(csp_secrets::Keyring::new(key(), Vec::new()))).await;
     write(&r.dir, "vault", &configurable("vault"));
     write(
         &r.dir,
@@ -669,9 +644,8 @@ async fn activation_publishes_the_active_set_with_roles_and_decrypted_servers() 
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_broken_edit_keeps_the_running_version_and_reports_the_error() {
-    let r = start(Some(csp_secrets::Keyring::new(key(), Vec::new()))).await;
+async fn a_broken_edit_keeps_the_running_version_and_reports_the_error(backend: Backend) {
+    let r = start(backend, Some(csp_secrets::Keyring::new(key(), Vec::new()))).await;
     write(&r.dir, "live", &plain("live"));
     let (_, op) = user(&r, Role::Operator, true).await;
     rescan(&r, &op).await;
@@ -706,9 +680,8 @@ async fn a_broken_edit_keeps_the_running_version_and_reports_the_error() {
     assert_eq!((p.version.as_str(), p.errors.len()), ("0.2.0", 0));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_tool_name_taken_by_another_plugin_errors_with_the_seed_message() {
-    let r = start(None).await;
+async fn a_tool_name_taken_by_another_plugin_errors_with_the_seed_message(backend: Backend) {
+    let r = start(backend, None).await;
     let (_, op) = user(&r, Role::Operator, true).await;
     let mut first = plain("slack-v1");
     first["capabilities"]["tools"] = json!([{"name": "mcp__slack__send_message"}]);
@@ -731,9 +704,8 @@ async fn a_tool_name_taken_by_another_plugin_errors_with_the_seed_message() {
     assert_eq!(plugin(&r, &op, "slack-v1").await.status, "ready");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn secrets_under_a_key_no_longer_held_keep_the_plugin_out_and_say_why() {
-    let store = Arc::new(SqliteStore::in_memory().await.unwrap());
+async fn secrets_under_a_key_no_longer_held_keep_the_plugin_out_and_say_why(backend: Backend) {
+    let store = backend.store().await;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("plugins");
     let old = key();
@@ -784,9 +756,8 @@ async fn secrets_under_a_key_no_longer_held_keep_the_plugin_out_and_say_why() {
     assert_eq!(active_servers(&r).await.servers.len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_removed_active_plugin_can_be_switched_off_before_it_returns() {
-    let r = start(None).await;
+async fn a_removed_active_plugin_can_be_switched_off_before_it_returns(backend: Backend) {
+    let r = start(backend, None).await;
     let (_, op) = user(&r, Role::Operator, true).await;
     write(&r.dir, "gone", &plain("gone"));
     rescan(&r, &op).await;
@@ -827,9 +798,10 @@ async fn a_removed_active_plugin_can_be_switched_off_before_it_returns() {
     assert_eq!(code(&e), ErrorCode::PluginNotFound);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn optional_settings_leave_a_plugin_ready_and_invalid_saved_ones_need_config() {
-    let r = start(None).await;
+async fn optional_settings_leave_a_plugin_ready_and_invalid_saved_ones_need_config(
+    backend: Backend,
+) {
+    let r = start(backend, None).await;
     let (_, op) = user(&r, Role::Operator, true).await;
     let mut m = plain("easy");
     m["config_schema"] = json!({
@@ -861,3 +833,16 @@ async fn optional_settings_leave_a_plugin_ready_and_invalid_saved_ones_need_conf
     );
     assert!(active_servers(&r).await.servers.is_empty());
 }
+
+csp_store::backend_tests!(
+    #[tokio::test(flavor = "multi_thread")]
+    every_rpc_admits_exactly_the_roles_it_names,
+    a_directory_created_while_running_is_found_by_the_watcher,
+    secrets_are_encrypted_at_rest_and_redacted_everywhere,
+    activation_publishes_the_active_set_with_roles_and_decrypted_servers,
+    a_broken_edit_keeps_the_running_version_and_reports_the_error,
+    a_tool_name_taken_by_another_plugin_errors_with_the_seed_message,
+    secrets_under_a_key_no_longer_held_keep_the_plugin_out_and_say_why,
+    a_removed_active_plugin_can_be_switched_off_before_it_returns,
+    optional_settings_leave_a_plugin_ready_and_invalid_saved_ones_need_config,
+);

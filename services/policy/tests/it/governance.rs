@@ -3,7 +3,8 @@
 use super::{Running, start, start_with, tokens};
 use csp_domain::{AUDIT_TOPIC, AuditEvent, AuditStatus, ErrorCode, Role, SessionId, UserId};
 use csp_proto::v1 as pb;
-use csp_store::{NewUser, SqliteStore, UserStore};
+use csp_store::test_support::{Backend, TestDb};
+use csp_store::{NewUser, PgStore, SqliteStore, Store};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -19,28 +20,7 @@ impl csp_policy::Clock for TestClock {
 }
 
 async fn user(r: &Running, name: &str, role: Role, active: bool) -> (UserId, String) {
-    let u = r
-        .store
-        .create_user(NewUser {
-            username: name.into(),
-            password_hash: "x".into(),
-            role,
-            monthly_cost_cap_micros: None,
-        })
-        .await
-        .unwrap();
-    if !active {
-        r.store
-            .update_user(
-                u.user_id,
-                csp_store::UserUpdate {
-                    is_active: Some(false),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-    }
+    let u = csp_store::test_support::user(&*r.store, name, role, active).await;
     let (token, _) = tokens().issue(u.user_id, name, role).unwrap();
     (u.user_id, token)
 }
@@ -151,9 +131,8 @@ fn denied(code: ErrorCode) -> bool {
     )
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn every_rpc_admits_exactly_the_roles_it_names() {
-    let r = start().await;
+async fn every_rpc_admits_exactly_the_roles_it_names(backend: Backend) {
+    let r = start(backend).await;
     let (admin_id, admin) = user(&r, "root", Role::Admin, true).await;
     let (op_id, op) = user(&r, "opal", Role::Operator, true).await;
     let (user_id, usr) = user(&r, "ursula", Role::User, true).await;
@@ -240,9 +219,8 @@ async fn every_rpc_admits_exactly_the_roles_it_names() {
     r.stop.cancel();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_gate_follows_the_current_role_and_names_a_downgrade() {
-    let mut r = start().await;
+async fn the_gate_follows_the_current_role_and_names_a_downgrade(backend: Backend) {
+    let mut r = start(backend).await;
     let (id, _) = user(&r, "opal", Role::Operator, true).await;
     let check = |tool: &str, session_role: &str| pb::CheckToolRequest {
         user_id: id.to_string(),
@@ -331,14 +309,9 @@ async fn settle(r: &mut Running, u: UserId, a: &pb::AdmitTurnResponse, cost: f64
         .notice
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn caps_warn_once_refuse_at_the_cap_and_reset_with_the_month() {
+async fn caps_warn_once_refuse_at_the_cap_and_reset_with_the_month(backend: Backend) {
     let clock = Arc::new(TestClock(Mutex::new(datetime!(2026-11-20 12:00 UTC))));
-    let mut r = start_with(
-        Arc::new(SqliteStore::in_memory().await.unwrap()),
-        clock.clone(),
-    )
-    .await;
+    let mut r = start_with(backend.store().await, clock.clone()).await;
     let (id, _) = user(&r, "capped", Role::User, true).await;
     r.store
         .update_user(
@@ -418,9 +391,8 @@ async fn caps_warn_once_refuse_at_the_cap_and_reset_with_the_month() {
     r.stop.cancel();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn concurrent_turns_overspend_at_most_what_was_admitted() {
-    let r = start().await;
+async fn concurrent_turns_overspend_at_most_what_was_admitted(backend: Backend) {
+    let r = start(backend).await;
     let (id, _) = user(&r, "burst", Role::User, true).await;
     // $10 cap, $8 already spent, reserve $0.25 per turn (the default).
     r.store
@@ -584,10 +556,9 @@ async fn wait_for_audit(r: &Running, token: &str, user: UserId, n: usize) -> Vec
     panic!("audit entries never arrived");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn queued_audit_events_are_stored_once_redacted_and_paged() {
+async fn queued_audit_events_are_stored_once_redacted_and_paged(backend: Backend) {
     use csp_bus::Queue;
-    let r = start().await;
+    let r = start(backend).await;
     let (admin_id, admin) = user(&r, "root", Role::Admin, true).await;
     let (u, _) = user(&r, "worker", Role::User, true).await;
     let secret = "curl -H 'Authorization: Bearer sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789' https://x";
@@ -675,20 +646,17 @@ async fn queued_audit_events_are_stored_once_redacted_and_paged() {
         created.sanitized_input.contains("newbie") && created.sanitized_input.contains("operator")
     );
     assert!(!created.sanitized_input.contains("a-long-password"));
-    let verified = csp_store::verify_audit_chain(r.store.as_ref())
-        .await
-        .unwrap();
+    let verified = csp_store::verify_audit_chain(&*r.store).await.unwrap();
     assert_eq!((verified.checked, verified.first_broken), (251, None));
     r.stop.cancel();
 }
 
 /// An event no retry can fix is not stored and not dropped: it is kept on
 /// `audit.dead` with its decode error, and the events after it go on.
-#[tokio::test(flavor = "multi_thread")]
-async fn an_unreadable_audit_event_is_dead_lettered_with_its_error() {
+async fn an_unreadable_audit_event_is_dead_lettered_with_its_error(backend: Backend) {
     use csp_bus::Queue;
     use futures::StreamExt;
-    let r = start().await;
+    let r = start(backend).await;
     let (_, admin) = user(&r, "root", Role::Admin, true).await;
     let (u, _) = user(&r, "worker", Role::User, true).await;
     let garbled = bytes::Bytes::from_static(b"{\"audit_id\": 7}");
@@ -728,17 +696,14 @@ async fn an_unreadable_audit_event_is_dead_lettered_with_its_error() {
         "{}",
         letter.last_error
     );
-    let verified = csp_store::verify_audit_chain(r.store.as_ref())
-        .await
-        .unwrap();
+    let verified = csp_store::verify_audit_chain(&*r.store).await.unwrap();
     assert_eq!(verified.checked, 1, "only the readable event is stored");
     r.stop.cancel();
 }
 
 /// Events queued on JetStream while the policy service is down are stored
 /// when it comes back.
-#[tokio::test(flavor = "multi_thread")]
-async fn audit_events_queued_while_policy_is_down_arrive_after_restart() {
+async fn audit_events_queued_while_policy_is_down_arrive_after_restart(backend: Backend) {
     use csp_bus::Queue;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("policy.db");
@@ -748,10 +713,20 @@ async fn audit_events_queued_while_policy_is_down_arrive_after_restart() {
         prefix: prefix.clone(),
         ..Default::default()
     };
+    // A restarted policy reconnects to the same database.
+    let pg = match backend {
+        Backend::Postgres => Some(TestDb::create().await),
+        Backend::Sqlite => None,
+    };
+    let pg_url = pg.as_ref().map(|pg| pg.url().to_owned());
     let start_policy = |queue: Arc<csp_bus::NatsQueue>| {
         let db = db.clone();
+        let pg_url = pg_url.clone();
         async move {
-            let store = Arc::new(SqliteStore::open(&db).await.unwrap());
+            let store: Arc<dyn Store> = match pg_url {
+                Some(url) => Arc::new(PgStore::connect(&url).await.unwrap()),
+                None => Arc::new(SqliteStore::open(&db).await.unwrap()),
+            };
             let server = csp_policy::Server::build(
                 csp_policy::Config {
                     grpc_addr: "127.0.0.1:0".parse().unwrap(),
@@ -826,3 +801,14 @@ async fn audit_events_queued_while_policy_is_down_arrive_after_restart() {
     let js = async_nats::jetstream::new(client);
     let _ = js.delete_stream(producer.stream_name()).await;
 }
+
+csp_store::backend_tests!(
+    #[tokio::test(flavor = "multi_thread")]
+    every_rpc_admits_exactly_the_roles_it_names,
+    the_gate_follows_the_current_role_and_names_a_downgrade,
+    caps_warn_once_refuse_at_the_cap_and_reset_with_the_month,
+    concurrent_turns_overspend_at_most_what_was_admitted,
+    queued_audit_events_are_stored_once_redacted_and_paged,
+    an_unreadable_audit_event_is_dead_lettered_with_its_error,
+    audit_events_queued_while_policy_is_down_arrive_after_restart,
+);

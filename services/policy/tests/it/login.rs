@@ -4,7 +4,8 @@
 use super::{Running, start};
 use csp_domain::{ErrorCode, Role};
 use csp_proto::v1 as pb;
-use csp_store::{NewUser, UserStore};
+use csp_store::NewUser;
+use csp_store::test_support::Backend;
 
 async fn admin_token(r: &Running) -> String {
     let admin = r
@@ -52,9 +53,8 @@ async fn login(
         .map(|r| r.into_inner())
 }
 
-#[tokio::test]
-async fn names_are_stored_in_nfkc_and_log_in_however_typed() {
-    let mut r = start().await;
+async fn names_are_stored_in_nfkc_and_log_in_however_typed(backend: Backend) {
+    let mut r = start(backend).await;
     let admin = admin_token(&r).await;
     let user = create(&r, &admin, "ｂｏｂ").await.unwrap();
     assert_eq!(user.username, "bob");
@@ -67,9 +67,8 @@ async fn names_are_stored_in_nfkc_and_log_in_however_typed() {
     r.stop.cancel();
 }
 
-#[tokio::test]
-async fn look_alike_names_are_refused_with_the_name_they_resemble() {
-    let r = start().await;
+async fn look_alike_names_are_refused_with_the_name_they_resemble(backend: Backend) {
+    let r = start(backend).await;
     let admin = admin_token(&r).await;
     for alike in ["\u{430}dmin", "\u{410}DMIN", "adrnin", "adm\u{456}n"] {
         let err = create(&r, &admin, alike).await.unwrap_err();
@@ -100,9 +99,8 @@ async fn look_alike_names_are_refused_with_the_name_they_resemble() {
     r.stop.cancel();
 }
 
-#[tokio::test]
-async fn unknown_wrong_and_deactivated_are_one_refusal() {
-    let mut r = start().await;
+async fn unknown_wrong_and_deactivated_are_one_refusal(backend: Backend) {
+    let mut r = start(backend).await;
     let admin = admin_token(&r).await;
     let gone = create(&r, &admin, "gone").await.unwrap();
     r.store
@@ -132,3 +130,10 @@ async fn unknown_wrong_and_deactivated_are_one_refusal() {
     assert_eq!(csp_rpc::error_code(&err), ErrorCode::AccountDeactivated);
     r.stop.cancel();
 }
+
+csp_store::backend_tests!(
+    #[tokio::test]
+    names_are_stored_in_nfkc_and_log_in_however_typed,
+    look_alike_names_are_refused_with_the_name_they_resemble,
+    unknown_wrong_and_deactivated_are_one_refusal,
+);

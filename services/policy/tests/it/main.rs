@@ -1,11 +1,13 @@
-//! The policy service over real gRPC, on the embedded store.
+//! The policy service over real gRPC, its store-backed cases on both
+//! databases (`csp_store::backend_tests!`).
 
 use csp_auth::Tokens;
 use csp_domain::{ErrorCode, Role};
 use csp_policy::{ADMIN_USERNAME, Config, Server, bootstrap_admin};
 use csp_proto::v1::policy_client::PolicyClient;
 use csp_proto::v1::{GetUserRequest, LoginRequest};
-use csp_store::{NewUser, SqliteStore, UserStore};
+use csp_store::NewUser;
+use csp_store::test_support::{Backend, TestStore};
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,27 +36,23 @@ struct Running {
     /// Calls as the service `gateway` unless a request carries its own token.
     client: SvcClient,
     channel: tonic::transport::Channel,
-    store: Arc<SqliteStore>,
+    store: TestStore,
     stop: CancellationToken,
     queue: Arc<csp_bus::InProcessQueue>,
 }
 
-async fn start() -> Running {
-    start_with(
-        Arc::new(SqliteStore::in_memory().await.unwrap()),
-        Arc::new(csp_policy::SystemClock),
-    )
-    .await
+async fn start(backend: Backend) -> Running {
+    start_with(backend.store().await, Arc::new(csp_policy::SystemClock)).await
 }
 
-async fn start_with(store: Arc<SqliteStore>, clock: Arc<dyn csp_policy::Clock>) -> Running {
+async fn start_with(store: TestStore, clock: Arc<dyn csp_policy::Clock>) -> Running {
     start_config(store, clock, Default::default(), None).await
 }
 
 /// A policy service with `tools` (`CSP_TOOL_ROLES`) following the plugins
 /// service at `plugins_addr`.
 async fn start_config(
-    store: Arc<SqliteStore>,
+    store: TestStore,
     clock: Arc<dyn csp_policy::Clock>,
     tools: csp_policy::ToolRoles,
     plugins_addr: Option<String>,
@@ -70,7 +68,7 @@ async fn start_config(
             plugins_addr,
             hash_concurrency: 2,
         },
-        store.clone(),
+        store.shared(),
         queue.clone(),
     )
     .await
@@ -92,16 +90,15 @@ async fn start_config(
     }
 }
 
-#[tokio::test]
-async fn bootstrap_generates_once_and_keeps_a_chosen_password() {
-    let store = SqliteStore::in_memory().await.unwrap();
-    let generated = bootstrap_admin(&store, None)
+async fn bootstrap_generates_once_and_keeps_a_chosen_password(backend: Backend) {
+    let store = backend.store().await;
+    let generated = bootstrap_admin(&*store, None)
         .await
         .unwrap()
         .expect("generated");
     assert_eq!(generated.expose_secret().len(), 24);
     // Second start: the admin exists, nothing is generated or changed.
-    assert!(bootstrap_admin(&store, None).await.unwrap().is_none());
+    assert!(bootstrap_admin(&*store, None).await.unwrap().is_none());
     let admin = store.user_by_name(ADMIN_USERNAME).await.unwrap().unwrap();
     assert_eq!(admin.role, Role::Admin);
     assert!(csp_auth::verify_password(
@@ -110,10 +107,10 @@ async fn bootstrap_generates_once_and_keeps_a_chosen_password() {
     ));
     assert!(!admin.password_hash.contains(generated.expose_secret()));
 
-    let store = SqliteStore::in_memory().await.unwrap();
+    let store = backend.store().await;
     let chosen = SecretString::from("chosen-password");
     assert!(
-        bootstrap_admin(&store, Some(&chosen))
+        bootstrap_admin(&*store, Some(&chosen))
             .await
             .unwrap()
             .is_none()
@@ -125,10 +122,9 @@ async fn bootstrap_generates_once_and_keeps_a_chosen_password() {
     ));
 }
 
-#[tokio::test]
-async fn login_issues_a_verifiable_token_and_records_the_time() {
-    let mut r = start().await;
-    bootstrap_admin(r.store.as_ref(), Some(&SecretString::from("pw-123456")))
+async fn login_issues_a_verifiable_token_and_records_the_time(backend: Backend) {
+    let mut r = start(backend).await;
+    bootstrap_admin(&*r.store, Some(&SecretString::from("pw-123456")))
         .await
         .unwrap();
     // Usernames are case-insensitive.
@@ -161,9 +157,8 @@ async fn login_issues_a_verifiable_token_and_records_the_time() {
     r.stop.cancel();
 }
 
-#[tokio::test]
-async fn wrong_password_unknown_user_and_empty_fields_are_the_same_refusal() {
-    let mut r = start().await;
+async fn wrong_password_unknown_user_and_empty_fields_are_the_same_refusal(backend: Backend) {
+    let mut r = start(backend).await;
     r.store
         .create_user(NewUser {
             username: "ada".into(),
@@ -209,7 +204,7 @@ async fn serves_grpc_health_and_reflection() {
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
-    let r = start().await;
+    let r = start(Backend::Sqlite).await;
     let channel = r.channel.clone();
     let health = HealthClient::new(channel.clone())
         .check(HealthCheckRequest {
@@ -241,3 +236,10 @@ async fn serves_grpc_health_and_reflection() {
     );
     r.stop.cancel();
 }
+
+csp_store::backend_tests!(
+    #[tokio::test]
+    bootstrap_generates_once_and_keeps_a_chosen_password,
+    login_issues_a_verifiable_token_and_records_the_time,
+    wrong_password_unknown_user_and_empty_fields_are_the_same_refusal,
+);

@@ -5,7 +5,8 @@ use super::{Running, start_config, tokens};
 use csp_domain::{Role, SessionId, UserId};
 use csp_proto::v1 as pb;
 use csp_proto::v1::plugins_server::{Plugins, PluginsServer};
-use csp_store::{NewUser, SqliteStore, UserStore};
+use csp_store::NewUser;
+use csp_store::test_support::Backend;
 use futures::StreamExt;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -100,6 +101,7 @@ fn access(path: &str) -> Option<csp_auth::Access> {
 /// A registry serving `set` on a free port, and a policy service following
 /// it with `tool_roles` as `CSP_TOOL_ROLES`.
 async fn start(
+    backend: Backend,
     set: Option<pb::ActiveSet>,
     tool_roles: &str,
 ) -> (Running, watch::Sender<Option<pb::ActiveSet>>) {
@@ -112,7 +114,7 @@ async fn start(
     let guard = csp_rpc::Guard::new(tokens(), access);
     tokio::spawn(listener.serve(routes, guard, CancellationToken::new()));
     let running = start_config(
-        Arc::new(SqliteStore::in_memory().await.unwrap()),
+        backend.store().await,
         Arc::new(csp_policy::SystemClock),
         csp_policy::ToolRoles::parse(tool_roles).unwrap(),
         Some(addr),
@@ -207,9 +209,10 @@ fn denied(reason: &str, message: &str) -> pb::CheckToolResponse {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn plugin_tools_take_their_manifest_roles_and_inactive_or_undeclared_ones_never_run() {
-    let (mut r, registry) = start(Some(catalog("v1", false)), "").await;
+async fn plugin_tools_take_their_manifest_roles_and_inactive_or_undeclared_ones_never_run(
+    backend: Backend,
+) {
+    let (mut r, registry) = start(backend, Some(catalog("v1", false)), "").await;
     let ursula = user(&r, "ursula", Role::User).await;
     let opal = user(&r, "opal", Role::Operator).await;
 
@@ -259,9 +262,13 @@ async fn plugin_tools_take_their_manifest_roles_and_inactive_or_undeclared_ones_
     r.stop.cancel();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_unreachable_registry_blocks_mcp_tools_and_explicit_roles_win() {
-    let (mut r, registry) = start(None, "mcp__everything__add=user, mcp__slack=disabled").await;
+async fn an_unreachable_registry_blocks_mcp_tools_and_explicit_roles_win(backend: Backend) {
+    let (mut r, registry) = start(
+        backend,
+        None,
+        "mcp__everything__add=user, mcp__slack=disabled",
+    )
+    .await;
     let ursula = user(&r, "ursula", Role::User).await;
     let opal = user(&r, "opal", Role::Operator).await;
 
@@ -308,3 +315,9 @@ async fn an_unreachable_registry_blocks_mcp_tools_and_explicit_roles_win() {
     );
     r.stop.cancel();
 }
+
+csp_store::backend_tests!(
+    #[tokio::test(flavor = "multi_thread")]
+    plugin_tools_take_their_manifest_roles_and_inactive_or_undeclared_ones_never_run,
+    an_unreachable_registry_blocks_mcp_tools_and_explicit_roles_win,
+);

@@ -1,0 +1,232 @@
+//! The vocabulary of ticket enhancement: who a tenant is, where a job
+//! stands, where a resolved ticket came from and which context sources a
+//! tenant wants. Each enum's JSON name and store text are its `as_str`.
+
+use crate::event::ParseStatusError;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The work queue of enhancement jobs: the tickets service pushes, the
+/// tickets workers consume (group [`ENHANCE_GROUP`]).
+pub const ENHANCE_TOPIC: &str = "tickets.enhance";
+/// The consumer group of the tickets workers.
+pub const ENHANCE_GROUP: &str = "tickets-workers";
+
+/// One message of [`ENHANCE_TOPIC`]: which job to work on. The job's row in
+/// the store is the source of truth; the message only points at it, so a
+/// message pushed twice (the sweeper re-queueing) is harmless.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnhanceJob {
+    pub job_id: uuid::Uuid,
+    pub tenant_id: TenantId,
+    /// Also the trace id: one trace from the webhook to the note.
+    pub correlation_id: String,
+}
+
+/// An MSP's id: a slug of 2 to 63 characters, `[a-z0-9][a-z0-9-]{1,62}`.
+/// It appears in webhook paths, log lines and metric labels, so nothing
+/// outside that alphabet is ever accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct TenantId(String);
+
+/// Why a text is not a [`TenantId`]; the message is shown to admins.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "tenant_id must be 2 to 63 characters of lower-case letters, digits and '-', starting with a letter or digit (got '{0}')"
+)]
+pub struct ParseTenantIdError(String);
+
+impl TenantId {
+    pub const MAX_LEN: usize = 63;
+
+    pub fn parse(text: &str) -> Result<Self, ParseTenantIdError> {
+        let bytes = text.as_bytes();
+        let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+        let valid = (2..=Self::MAX_LEN).contains(&bytes.len())
+            && bytes.first().is_some_and(alnum)
+            && bytes.iter().all(|b| alnum(b) || *b == b'-');
+        if valid {
+            Ok(Self(text.to_owned()))
+        } else {
+            // Shown back to an admin: bounded, and only printable ASCII.
+            let shown: String = text
+                .chars()
+                .take(Self::MAX_LEN + 1)
+                .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+                .collect();
+            Err(ParseTenantIdError(shown))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for TenantId {
+    type Err = ParseTenantIdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for TenantId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Declares a closed vocabulary whose JSON name and store text are one
+/// string per variant, with `ALL`, `as_str`, `FromStr` and `Display`.
+macro_rules! vocabulary {
+    ($(#[$meta:meta])* $name:ident, $what:literal { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant,)+
+        }
+
+        impl $name {
+            /// Every variant, for exhaustive mapping and the store's checks.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            /// The one name everywhere: JSON, the store and the proto text.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = ParseStatusError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| ParseStatusError::new($what, s))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+vocabulary! {
+    /// Where an enhancement job stands. `Pending` until a worker takes it,
+    /// `Processing` while one works on it (again after a redelivery), then
+    /// `Completed` (the note is on the ticket) or `Failed` (the error kept).
+    EnhancementStatus, "enhancement status" {
+        Pending = "pending",
+        Processing = "processing",
+        Completed = "completed",
+        Failed = "failed",
+    }
+}
+
+impl EnhancementStatus {
+    /// Completed and failed jobs are never worked on again.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed)
+    }
+}
+
+vocabulary! {
+    /// How a resolved ticket reached the history.
+    HistorySource, "ticket history source" {
+        BulkImport = "bulk_import",
+        WebhookResolved = "webhook_resolved",
+    }
+}
+
+vocabulary! {
+    /// A context source a tenant may switch on.
+    ContextSource, "context source" {
+        TicketHistory = "ticket_history",
+        Kb = "kb",
+        IpInventory = "ip_inventory",
+    }
+}
+
+vocabulary! {
+    /// How the note is written on the ticket; HTML unless a tenant asks
+    /// for Markdown.
+    #[derive(Default)]
+    NoteFormat, "note format" {
+        #[default]
+        Html = "html",
+        Markdown = "markdown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_ids_are_slugs() {
+        for ok in ["acme", "a1", "acme-msp-2", &"a".repeat(63)] {
+            assert_eq!(TenantId::parse(ok).unwrap().as_str(), ok);
+        }
+        for bad in [
+            "",
+            "a",
+            "-acme",
+            "Acme",
+            "acme_msp",
+            "acme msp",
+            "acme/../b",
+            "ácme",
+            &"a".repeat(64),
+        ] {
+            let err = TenantId::parse(bad).unwrap_err().to_string();
+            assert!(err.starts_with("tenant_id must be"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn tenant_id_errors_echo_only_printable_ascii() {
+        let err = TenantId::parse("a\nb\u{202e}c").unwrap_err().to_string();
+        assert!(err.ends_with("(got 'a?b?c')"), "{err}");
+    }
+
+    #[test]
+    fn tenant_ids_deserialize_through_the_check() {
+        assert!(serde_json::from_str::<TenantId>("\"acme\"").is_ok());
+        assert!(serde_json::from_str::<TenantId>("\"ACME\"").is_err());
+    }
+
+    #[test]
+    fn vocabularies_round_trip() {
+        for s in EnhancementStatus::ALL {
+            assert_eq!(s.as_str().parse::<EnhancementStatus>().unwrap(), *s);
+            assert_eq!(
+                serde_json::to_string(s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
+        }
+        for s in HistorySource::ALL {
+            assert_eq!(s.as_str().parse::<HistorySource>().unwrap(), *s);
+        }
+        for s in ContextSource::ALL {
+            assert_eq!(s.as_str().parse::<ContextSource>().unwrap(), *s);
+        }
+        assert!("done".parse::<EnhancementStatus>().is_err());
+        assert_eq!(NoteFormat::default(), NoteFormat::Html);
+        assert!(EnhancementStatus::Failed.is_final());
+        assert!(!EnhancementStatus::Processing.is_final());
+    }
+}

@@ -1,0 +1,211 @@
+//! The seam between the one store implementation and the two databases:
+//! what Postgres and SQLite spell differently, and nothing else.
+//!
+//! [`Dialect`] is implemented by `sqlx::Postgres` (`postgres.rs`) and
+//! `sqlx::Sqlite` (`sqlite.rs`). Its supertraits name, once, every Rust type
+//! the store binds and reads: generic code can then say `DB: Dialect` and
+//! nothing more, because Rust assumes a trait's supertraits wherever the
+//! trait holds, but not its other `where` clauses. The small traits below
+//! ([`Binds`], [`Reads`], [`Runs`]) exist for that reason only: each turns
+//! a bound sqlx asks for into a supertrait of the database type.
+
+use crate::error::Error;
+use sqlx::query::Query;
+use sqlx::types::Json;
+use sqlx::{
+    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, QueryBuilder, Row,
+    Transaction, Type,
+};
+use std::future::Future;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A statement of database `DB` with its arguments so far.
+pub(crate) type Statement<'q, DB> = Query<'q, DB, <DB as Database>::Arguments>;
+
+/// What a transaction runs its statements on: the pool (one connection for
+/// the statement) or a connection the caller holds (its transaction's).
+pub(crate) enum On<'c, DB: Database> {
+    Pool(&'c Pool<DB>),
+    Conn(&'c mut DB::Connection),
+}
+
+/// Values of `T` can be bound to a statement of this database.
+pub(crate) trait Binds<T>: Database {
+    fn bind<'q>(statement: Statement<'q, Self>, value: T) -> Statement<'q, Self>;
+    fn push_bind(builder: &mut QueryBuilder<Self>, value: T);
+}
+
+impl<DB: Database, T> Binds<T> for DB
+where
+    T: for<'e> Encode<'e, DB> + Type<DB>,
+{
+    fn bind<'q>(statement: Statement<'q, Self>, value: T) -> Statement<'q, Self> {
+        statement.bind(value)
+    }
+
+    fn push_bind(builder: &mut QueryBuilder<Self>, value: T) {
+        builder.push_bind(value);
+    }
+}
+
+/// Values of `T` can be read from a column of this database's rows.
+pub(crate) trait Reads<T>: Database {
+    fn get(row: &Self::Row, column: &str) -> Result<T, sqlx::Error>;
+}
+
+impl<DB: Database, T> Reads<T> for DB
+where
+    T: for<'r> Decode<'r, DB> + Type<DB>,
+    for<'c> &'c str: ColumnIndex<DB::Row>,
+{
+    fn get(row: &Self::Row, column: &str) -> Result<T, sqlx::Error> {
+        row.try_get(column)
+    }
+}
+
+/// A column type of this database, both ways.
+pub(crate) trait Holds<T>: Binds<T> + Reads<T> {}
+
+impl<DB: Binds<T> + Reads<T>, T> Holds<T> for DB {}
+
+/// Statements of this database can run on its pool and its connections.
+pub(crate) trait Runs: Database {
+    fn execute<'c>(
+        on: On<'c, Self>,
+        statement: Statement<'c, Self>,
+    ) -> impl Future<Output = Result<Self::QueryResult, sqlx::Error>> + Send + 'c;
+    fn fetch_all<'c>(
+        on: On<'c, Self>,
+        statement: Statement<'c, Self>,
+    ) -> impl Future<Output = Result<Vec<Self::Row>, sqlx::Error>> + Send + 'c;
+    fn fetch_optional<'c>(
+        on: On<'c, Self>,
+        statement: Statement<'c, Self>,
+    ) -> impl Future<Output = Result<Option<Self::Row>, sqlx::Error>> + Send + 'c;
+    /// `sql` as is, unprepared, possibly several statements.
+    #[cfg(any(test, feature = "test-support"))]
+    fn execute_raw<'c>(
+        on: On<'c, Self>,
+        sql: String,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send + 'c;
+}
+
+impl<DB: Database> Runs for DB
+where
+    DB::Arguments: IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+{
+    async fn execute<'c>(
+        on: On<'c, Self>,
+        statement: Statement<'c, Self>,
+    ) -> Result<Self::QueryResult, sqlx::Error> {
+        match on {
+            On::Pool(pool) => statement.execute(pool).await,
+            On::Conn(conn) => statement.execute(conn).await,
+        }
+    }
+
+    async fn fetch_all<'c>(
+        on: On<'c, Self>,
+        statement: Statement<'c, Self>,
+    ) -> Result<Vec<Self::Row>, sqlx::Error> {
+        match on {
+            On::Pool(pool) => statement.fetch_all(pool).await,
+            On::Conn(conn) => statement.fetch_all(conn).await,
+        }
+    }
+
+    async fn fetch_optional<'c>(
+        on: On<'c, Self>,
+        statement: Statement<'c, Self>,
+    ) -> Result<Option<Self::Row>, sqlx::Error> {
+        match on {
+            On::Pool(pool) => statement.fetch_optional(pool).await,
+            On::Conn(conn) => statement.fetch_optional(conn).await,
+        }
+    }
+
+    #[cfg(any(test, feature = "test-support"))]
+    async fn execute_raw<'c>(on: On<'c, Self>, sql: String) -> Result<(), sqlx::Error> {
+        let sql = sqlx::raw_sql(sqlx::AssertSqlSafe(sql));
+        match on {
+            On::Pool(pool) => sql.execute(pool).await?,
+            On::Conn(conn) => sql.execute(conn).await?,
+        };
+        Ok(())
+    }
+}
+
+/// What differs between the databases. The SQL text itself is written once
+/// (`$1` placeholders, `ON CONFLICT … DO UPDATE SET x = EXCLUDED.x`,
+/// `RETURNING`, `TRUE`, `CAST(… AS BIGINT)` mean the same in both); these
+/// are the few places where it cannot be.
+pub(crate) trait Dialect:
+    Runs
+    + Holds<String>
+    + for<'a> Binds<&'a str>
+    + Holds<Option<String>>
+    + Binds<Option<&'static str>>
+    + Holds<i64>
+    + Holds<Option<i64>>
+    + Holds<bool>
+    + Binds<Option<bool>>
+    + Holds<f64>
+    + Holds<Json<serde_json::Value>>
+    + Holds<Json<serde_json::Map<String, serde_json::Value>>>
+    + for<'a> Binds<Json<&'a serde_json::Value>>
+    + for<'a> Binds<Json<&'a serde_json::Map<String, serde_json::Value>>>
+    + Holds<Self::Id>
+    + Holds<Option<Self::Id>>
+    + Holds<Self::Time>
+    + Holds<Option<Self::Time>>
+{
+    /// How an id column holds a UUID: Postgres as `UUID`, SQLite as
+    /// hyphenated `TEXT` (readable in the sqlite3 shell).
+    type Id: Send;
+    /// How a timestamp column holds an instant: Postgres as `TIMESTAMPTZ`,
+    /// SQLite as unix milliseconds (`INTEGER`, which sorts and round-trips
+    /// exactly).
+    type Time: Send;
+
+    /// The scalar maximum of two values: `GREATEST` or `MAX`.
+    const GREATEST: &'static str;
+    /// Appended to an `ORDER BY` column so that text sorts by byte value,
+    /// whatever the database's collation (SQLite's default already does).
+    const BYTE_ORDER: &'static str;
+    /// Appended to a `SELECT` that reads rows a transaction is about to
+    /// rewrite: Postgres locks them (`FOR UPDATE`); SQLite needs nothing, as
+    /// [`Dialect::begin_write`] holds the database's write lock already.
+    const FOR_UPDATE: &'static str;
+
+    fn id(uuid: Uuid) -> Self::Id;
+    /// The UUID in a stored id; `column` names it in the error.
+    fn uuid(id: Self::Id, column: &str) -> Result<Uuid, Error>;
+    /// The stored form of `at`, truncated to the millisecond.
+    fn time(at: OffsetDateTime) -> Self::Time;
+    fn instant(time: Self::Time) -> Result<OffsetDateTime, Error>;
+
+    /// Rows a statement inserted, updated or deleted (sqlx has no generic
+    /// accessor).
+    fn rows_affected(done: &Self::QueryResult) -> u64;
+
+    /// A transaction that reads before it writes and needs what it read to
+    /// stay true until it commits (budgets, the audit chain, plugin saves,
+    /// re-encryption). Postgres: an ordinary transaction, whose statements
+    /// lock the rows they need. SQLite: `BEGIN IMMEDIATE`, the database's
+    /// write lock from the first statement (a deferred transaction that read
+    /// first could not upgrade while another connection writes: `SQLITE_BUSY`,
+    /// which the busy timeout does not wait out).
+    fn begin_write(
+        pool: &Pool<Self>,
+    ) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
+
+    /// Makes the audit appends of every replica take turns until `conn`'s
+    /// transaction ends, so each reads the true last hash. Postgres: a
+    /// transaction-level advisory lock; SQLite: nothing, the write lock of
+    /// [`Dialect::begin_write`] does it.
+    fn lock_audit_chain(
+        conn: &mut Self::Connection,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+}

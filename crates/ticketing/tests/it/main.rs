@@ -1,0 +1,4 @@
+//! The ServiceDesk Plus connector against the fake server.
+
+mod helpers;
+mod servicedesk;
