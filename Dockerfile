@@ -96,7 +96,8 @@ ENV CSP_WEB_DIR=/opt/csp/web/dist \
 # Numeric, so Kubernetes' runAsNonRoot can verify it without /etc/passwd.
 USER 10001:10001
 WORKDIR /var/lib/csp
-# gateway HTTP; session-pool, policy, plugins gRPC; their metrics/probes; mock-llm
-EXPOSE 8080 50051 50052 50053 9091 9092 9093 4010
+# gateway HTTP; session-pool, policy, plugins, tickets gRPC; their metrics/probes
+# (and the tickets worker's); mock-llm; mock-ticketing
+EXPOSE 8080 50051 50052 50053 50054 9091 9092 9093 9094 9095 4010 8090
 ENTRYPOINT ["tini", "--", "csp"]
 CMD ["--help"]

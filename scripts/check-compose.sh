@@ -92,7 +92,7 @@ body = text.split("services:\n", 1)[1]
 body = re.split(r"^\S", body, maxsplit=1, flags=re.M)[0]
 services = dict(re.findall(r"^  ([a-z0-9-]+):\n((?: {4}.*\n)*)", body, flags=re.M))
 want = {"alertmanager", "gateway", "grafana", "jaeger", "mock-llm", "nats", "plugins", "policy",
-        "postgres", "prometheus", "redis", "session-pool"}
+        "postgres", "prometheus", "redis", "session-pool", "tickets", "tickets-worker"}
 if set(services) != want:
     sys.exit(f"check-compose: FAIL: services are {sorted(services)}, expected {sorted(want)}")
 profiled = {name: re.findall(r"^    - (\S+)", block.split("    profiles:\n", 1)[1], flags=re.M)[:1]

@@ -8,7 +8,10 @@ when a metric the code records has no panel (a new metric nobody can see).
 Metric names come from the Rust sources (test modules skipped): every
 `const NAME: &str = "csp_..."` in a `metrics.rs` (where the crates keep their
 metric names), every such const elsewhere that a `counter!` / `gauge!` /
-`histogram!` / `describe_*!` call records, and literal names in those calls. A name is a histogram when a `histogram!` or
+`histogram!` / `describe_*!` call records, and literal names in those calls. Ticket
+enhancement keeps the seed's names without the `csp_` prefix (`queue_depth`,
+`enhancement_requests_total`, …): a const of any name in a `metrics.rs` counts
+once a metrics macro records it. A name is a histogram when a `histogram!` or
 `describe_histogram!` call records it; only histograms may be queried with
 the `_bucket`, `_sum` and `_count` suffixes.
 
@@ -33,6 +36,8 @@ SOURCE_DIRS = ("crates", "services")
 PROMETHEUS_SERIES = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
 
 CONST_RE = re.compile(r'const\s+([A-Z][A-Z0-9_]*)\s*:\s*&str\s*=\s*"(csp_[a-z0-9_]+)"')
+# Any name, for the consts of a metrics.rs (the seed's unprefixed names).
+ANY_CONST_RE = re.compile(r'const\s+([A-Z][A-Z0-9_]*)\s*:\s*&str\s*=\s*"([a-z][a-z0-9_]*)"')
 LITERAL_RE = re.compile(
     r'\b(?:describe_)?(counter|gauge|histogram)!\s*\(\s*"(csp_[a-z0-9_]+)"'
 )
@@ -73,6 +78,9 @@ def recorded_metrics() -> tuple[set[str], set[str]]:
                 consts.setdefault(ident, set()).add(value)
                 if path.name == "metrics.rs":
                     names.add(value)
+            if path.name == "metrics.rs":
+                for ident, value in ANY_CONST_RE.findall(text):
+                    consts.setdefault(ident, set()).add(value)
             for kind, value in LITERAL_RE.findall(text):
                 names.add(value)
                 if kind == "histogram":

@@ -33,7 +33,7 @@ CLUSTER_SCOPED = {
     "PriorityClass",
     "StorageClass",
 }
-CSP_SERVICES = {"gateway", "session-pool", "policy", "plugins"}
+CSP_SERVICES = {"gateway", "session-pool", "policy", "plugins", "tickets", "tickets-worker"}
 PROBE_PATHS = {
     "startupProbe": "/api/v1/health/startup",
     "readinessProbe": "/api/v1/health/ready",

@@ -9,6 +9,8 @@ scripts/setup.sh cli sandbox web browser services python plugins
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# No two modules of a crate import each other (ARCHITECTURE.md).
+python3 scripts/check_module_cycles.py
 # The web app's wire types, generated from the gateway's Rust types.
 scripts/check-generated.sh
 # Deployment artifacts, checked offline: Prometheus/Alertmanager configs,

@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "csp/v1/session_pool.proto",
         "csp/v1/policy.proto",
         "csp/v1/plugins.proto",
+        "csp/v1/tickets.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={}", root.join(f).display());

@@ -17,7 +17,9 @@
 //! [`run_worker`] (module [`worker`]): a group's deliveries decoded and
 //! handled with bounded concurrency, retried with exponential backoff up
 //! to a maximum number of deliveries, then kept with their last error on a
-//! dead-letter topic, and a graceful stop that settles what is in flight.
+//! dead-letter topic, handed back uncounted when a handler defers them,
+//! kept alive past the ack deadline while a handler runs, and a graceful
+//! stop that settles what is in flight.
 //!
 //! Must never: be the record of a conversation (the store is; the bus only
 //! retains a bounded window to bridge reconnects), assign or rewrite sequence

@@ -5,7 +5,8 @@
 /// Deliveries the worker loop settled, by `topic` and `outcome`: `handled`
 /// (acked after its handler succeeded), `retried` (nacked to be delivered
 /// again after the backoff), `dead_lettered` (kept on the dead-letter topic
-/// with its last error, then acked).
+/// with its last error, then acked), `deferred` (handed back uncounted: a
+/// copy pushed, the original acked).
 pub const QUEUE_MESSAGES: &str = "csp_queue_messages_total";
 
 /// Deliveries being worked on (decoded, handled, settled) right now, by

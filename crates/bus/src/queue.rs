@@ -13,7 +13,10 @@
 //! without ack or nack), or when an ack is lost. Consumers must handle a
 //! message idempotently, keyed by its id. A dropped delivery waits for its
 //! deadline rather than returning at once, so a consumer that keeps failing
-//! on a message retries it every `ack_wait`, not in a hot loop.
+//! on a message retries it every `ack_wait`, not in a hot loop. A consumer
+//! that needs longer than `ack_wait` for one message says it is still at
+//! work with [`Delivery::in_progress`] (NATS `+WPI`), which restarts the
+//! deadline; the worker loop does so every third of [`Delivery::ack_wait`].
 
 pub mod inprocess;
 pub mod nats;
@@ -68,6 +71,8 @@ pub struct Delivery {
     pub id: String,
     pub payload: Bytes,
     attempt: u64,
+    /// The queue's ack deadline for this delivery.
+    ack_wait: Duration,
     handle: Handle,
 }
 
@@ -107,6 +112,25 @@ impl Delivery {
     /// How many times this message was delivered (1 the first time).
     pub fn attempt(&self) -> u64 {
         self.attempt
+    }
+
+    /// How long this delivery may stay unsettled before the message is
+    /// delivered again, unless [`Delivery::in_progress`] restarts the clock.
+    pub fn ack_wait(&self) -> Duration {
+        self.ack_wait
+    }
+
+    /// Still at work: the ack deadline starts again from now (NATS sends
+    /// `+WPI`). Does nothing once the message was acked through another
+    /// delivery, or was delivered again after its deadline passed.
+    pub async fn in_progress(&self) -> Result<(), Error> {
+        match &self.handle {
+            Handle::Nats(acker) => acker.in_progress(&self.id).await,
+            Handle::InProcess(lease) => {
+                lease.in_progress(self.attempt);
+                Ok(())
+            }
+        }
     }
 }
 
@@ -199,7 +223,7 @@ pub(crate) fn validate_group(group: &str) -> Result<(), Error> {
 }
 
 /// An id travels in a NATS header, which cannot hold line breaks.
-fn validate_id(id: &str) -> Result<(), Error> {
+pub(crate) fn validate_id(id: &str) -> Result<(), Error> {
     if id.is_empty() || id.len() > MAX_ID_LEN {
         return Err(Error::Config(format!(
             "queue message id must be 1 to {MAX_ID_LEN} bytes, got {}",

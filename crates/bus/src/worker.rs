@@ -19,8 +19,49 @@
 //!   returns. Dropping the future instead (a crash) aborts them unsettled:
 //!   their messages are delivered again after the queue's ack deadline.
 //!
+//! - While a handler runs, its delivery is kept alive with
+//!   [`Delivery::in_progress`] every third of the queue's
+//!   [`Delivery::ack_wait`], so a handler may take longer than the ack
+//!   deadline without its message being delivered to a second consumer
+//!   meanwhile. A crashed worker stops sending them, and its message is
+//!   delivered again after one `ack_wait`; a handler that never returns
+//!   keeps its message, so handlers bound their own time.
+//! - A [`HandlerError::Defer`] hands the message back for later without
+//!   spending a delivery of its `max_deliveries` (the tickets worker defers a
+//!   job whose tenant is at its in-flight cap). See "Deferral" below.
+//!
 //! Delivery stays at least once: a handler must be idempotent by
 //! [`JobContext::id`].
+//!
+//! # Deferral
+//!
+//! A queue counts every delivery, and NATS JetStream has no way to hand a
+//! message back uncounted (`num_delivered` grows with every nack), so a
+//! deferral is not a nack. The loop frees the handler's slot at once, keeps
+//! the delivery alive (`in_progress`) for the delay, then pushes a *copy* of
+//! the message to the same topic and acks the original. The copy's payload
+//! is an envelope, `{"csp_queue_deferred":{"id","group","failed",
+//! "deferrals"},"payload":"<base64 of the original bytes>"}`: the original
+//! id (the handler's [`JobContext::id`] and the dead letter's id stay the
+//! original's), the deliveries of the message that did not end in a
+//! deferral (`failed`), and how often it was deferred. A copy's attempt is
+//! `failed` + its own deliveries, so its retry budget is where the original
+//! left it. Properties:
+//! - Both adapters, no adapter code: only `push`, `ack` and `in_progress`.
+//! - Nothing lost: the copy is stored before the original is acked; a crash
+//!   in between leaves both (a duplicate, which handlers tolerate), a crash
+//!   during the delay leaves the original to be delivered again (counted,
+//!   as any crash). If the copy cannot be pushed the original is nacked
+//!   after the delay instead (counted: the queue is failing anyway).
+//! - The copy goes to the back of the topic, behind messages pushed since:
+//!   that is what lets another tenant's job overtake a burst.
+//! - Every group of a topic receives the copy; a group acks another group's
+//!   copies unhandled (the envelope names the group).
+//! - Copies are pushed under a new id (`<id>~d<n>-<unix ms>`, the id hashed
+//!   when long): the queue deduplicates ids, and a retried push of one copy
+//!   is stored once.
+//! - A payload whose JSON starts with the key `csp_queue_deferred` is taken
+//!   for an envelope; no message of csp starts so.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -160,8 +201,11 @@ impl WorkerConfig {
 pub struct JobContext {
     /// The id the message was pushed with: the key of idempotent handling.
     pub id: String,
-    /// Deliveries of this message so far, 1 the first time.
+    /// Deliveries of this message so far, 1 the first time; deferrals
+    /// are not counted.
     pub attempt: u64,
+    /// Times the message was handed back with [`HandlerError::Defer`].
+    pub deferrals: u64,
 }
 
 /// Why a handler did not handle a message.
@@ -174,6 +218,10 @@ pub enum HandlerError {
     /// Can never work (the message is invalid): dead-lettered at once.
     #[error("{0}")]
     Permanent(String),
+    /// Not now: delivered again after this delay, without counting as a
+    /// delivery towards `max_deliveries` (module docs, "Deferral").
+    #[error("deferred for {0:?}")]
+    Defer(Duration),
 }
 
 impl HandlerError {
@@ -183,6 +231,10 @@ impl HandlerError {
 
     pub fn permanent(reason: impl std::fmt::Display) -> Self {
         Self::Permanent(reason.to_string())
+    }
+
+    pub fn defer(delay: Duration) -> Self {
+        Self::Defer(delay)
     }
 }
 
@@ -339,6 +391,66 @@ enum Outcome {
     Done,
     Retry(String),
     Dead(String),
+    Defer(Duration),
+}
+
+/// The key that marks a deferred copy's envelope; it comes first.
+const DEFERRED_KEY: &str = "csp_queue_deferred";
+
+/// A deferred copy as pushed (module docs, "Deferral").
+#[derive(Debug, Serialize, Deserialize)]
+struct Deferred {
+    csp_queue_deferred: DeferredMeta,
+    #[serde(with = "base64_bytes")]
+    payload: Bytes,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct DeferredMeta {
+    /// The original message's id.
+    id: String,
+    /// The group that deferred it; other groups ignore the copy.
+    group: String,
+    /// Deliveries of the message that did not end in a deferral.
+    failed: u64,
+    deferrals: u64,
+}
+
+/// A delivery as the loop sees it: the original message, whether it came
+/// directly or in a deferred copy.
+struct Message {
+    id: String,
+    payload: Bytes,
+    /// Deliveries that count towards `max_deliveries`, this one included.
+    attempt: u64,
+    deferrals: u64,
+}
+
+impl Message {
+    /// `None` for another group's deferred copy.
+    fn of(delivery: &Delivery, group: &str) -> Option<Self> {
+        let prefix = format!("{{\"{DEFERRED_KEY}\":");
+        if delivery.payload.starts_with(prefix.as_bytes())
+            && let Ok(copy) = serde_json::from_slice::<Deferred>(&delivery.payload)
+        {
+            let meta = copy.csp_queue_deferred;
+            if meta.group != group {
+                return None;
+            }
+            return Some(Self {
+                id: meta.id,
+                payload: copy.payload,
+                attempt: meta.failed.saturating_add(delivery.attempt()),
+                deferrals: meta.deferrals,
+            });
+        }
+        Some(Self {
+            id: delivery.id.clone(),
+            payload: delivery.payload.clone(),
+            attempt: delivery.attempt(),
+            deferrals: 0,
+        })
+    }
 }
 
 async fn work<M, H>(
@@ -346,13 +458,19 @@ async fn work<M, H>(
     config: Arc<WorkerConfig>,
     handler: Arc<H>,
     delivery: Delivery,
-    _permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
 ) where
     M: DeserializeOwned + Send + 'static,
     H: Handler<M>,
 {
-    let _running = crate::metrics::Running::start(&config.topic);
-    let attempt = delivery.attempt();
+    let running = crate::metrics::Running::start(&config.topic);
+    let Some(message) = Message::of(&delivery, &config.group) else {
+        // Another group's deferred copy: that group handles it.
+        let id = delivery.id.clone();
+        settle(delivery.ack().await, &id);
+        return;
+    };
+    let attempt = message.attempt;
     let max = u64::from(config.max_deliveries);
     let outcome = if attempt > max {
         Outcome::Dead(format!(
@@ -360,26 +478,29 @@ async fn work<M, H>(
              its consumer crashed or overran the ack deadline each time"
         ))
     } else {
-        match serde_json::from_slice::<M>(&delivery.payload) {
+        match serde_json::from_slice::<M>(&message.payload) {
             Err(err) => Outcome::Dead(format!(
                 "cannot decode the message as {}: {err}",
                 std::any::type_name::<M>()
             )),
-            Ok(message) => {
+            Ok(decoded) => {
                 let context = JobContext {
-                    id: delivery.id.clone(),
+                    id: message.id.clone(),
                     attempt,
+                    deferrals: message.deferrals,
                 };
-                match handler.handle(message, &context).await {
+                let handled = keep_alive(&delivery, handler.handle(decoded, &context)).await;
+                match handled {
                     Ok(()) => Outcome::Done,
                     Err(HandlerError::Permanent(reason)) => Outcome::Dead(reason),
                     Err(HandlerError::Retryable(reason)) if attempt >= max => Outcome::Dead(reason),
                     Err(HandlerError::Retryable(reason)) => Outcome::Retry(reason),
+                    Err(HandlerError::Defer(delay)) => Outcome::Defer(delay),
                 }
             }
         }
     };
-    let id = delivery.id.clone();
+    let id = message.id.clone();
     match outcome {
         Outcome::Done => {
             crate::metrics::settled(&config.topic, "handled");
@@ -391,8 +512,103 @@ async fn work<M, H>(
             crate::metrics::settled(&config.topic, "retried");
             settle(delivery.nack(delay).await, &id);
         }
-        Outcome::Dead(reason) => dead_letter(&*queue, &config, delivery, reason).await,
+        Outcome::Dead(reason) => dead_letter(&*queue, &config, delivery, message, reason).await,
+        Outcome::Defer(delay) => {
+            // The slot goes to the next delivery while this one waits.
+            drop(permit);
+            drop(running);
+            defer(&*queue, &config, delivery, message, delay).await;
+        }
     }
+}
+
+/// Runs `work`, telling the queue every third of its ack deadline that the
+/// delivery is still being worked on.
+async fn keep_alive<F: Future>(delivery: &Delivery, work: F) -> F::Output {
+    let every = (delivery.ack_wait() / 3).max(Duration::from_millis(10));
+    let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            biased;
+            output = &mut work => return output,
+            _ = beat.tick() => {
+                if let Err(err) = delivery.in_progress().await {
+                    // The next beat tries again; if none arrives in time the
+                    // message is delivered again, which handlers tolerate.
+                    tracing::warn!(id = %delivery.id, error = %err, "cannot extend a queue delivery's ack deadline");
+                }
+            }
+        }
+    }
+}
+
+/// Hands the message back after `delay` without spending a delivery: a
+/// copy is pushed to the back of the topic, then the original is acked.
+async fn defer(
+    queue: &dyn Queue,
+    config: &WorkerConfig,
+    delivery: Delivery,
+    message: Message,
+    delay: Duration,
+) {
+    keep_alive(&delivery, tokio::time::sleep(delay)).await;
+    let deferrals = message.deferrals.saturating_add(1);
+    let copy = Deferred {
+        csp_queue_deferred: DeferredMeta {
+            id: message.id.clone(),
+            group: config.group.clone(),
+            failed: message.attempt.saturating_sub(1),
+            deferrals,
+        },
+        payload: message.payload,
+    };
+    let bytes = Bytes::from(serde_json::to_vec(&copy).expect("a deferred copy serializes"));
+    let copy_id = deferred_id(&message.id, deferrals);
+    match push_retrying(
+        queue,
+        &config.topic,
+        &copy_id,
+        bytes,
+        DEAD_LETTER_PUSH_TRIES,
+    )
+    .await
+    {
+        Ok(()) => {
+            tracing::debug!(id = %message.id, deferrals, delay_ms = delay.as_millis() as u64, "queue message deferred");
+            crate::metrics::settled(&config.topic, "deferred");
+            settle(delivery.ack().await, &message.id);
+        }
+        Err(err) => {
+            tracing::warn!(id = %message.id, error = %err, "cannot push a deferred copy; the message is nacked instead (a delivery is spent)");
+            crate::metrics::settled(&config.topic, "retried");
+            settle(delivery.nack(Duration::ZERO).await, &message.id);
+        }
+    }
+}
+
+/// A deferred copy's id: new for each deferral (the queue drops an id it
+/// saw within its duplicate window), at most 256 bytes.
+fn deferred_id(id: &str, deferrals: u64) -> String {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis());
+    const KEEP: usize = 200;
+    let base = if id.len() <= KEEP {
+        id.to_owned()
+    } else {
+        let mut end = KEEP;
+        while !id.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!(
+            "{}~{:016x}",
+            &id[..end],
+            crate::queue::nats::fnv1a(id.as_bytes())
+        )
+    };
+    format!("{base}~d{deferrals}-{now_ms}")
 }
 
 fn settle(result: Result<(), Error>, id: &str) {
@@ -405,22 +621,28 @@ fn settle(result: Result<(), Error>, id: &str) {
 /// Keeps the message and its error on the dead-letter topic, then acks it;
 /// if the dead letter cannot be stored the message is nacked instead, so
 /// it is never lost.
-async fn dead_letter(queue: &dyn Queue, config: &WorkerConfig, delivery: Delivery, reason: String) {
+async fn dead_letter(
+    queue: &dyn Queue,
+    config: &WorkerConfig,
+    delivery: Delivery,
+    message: Message,
+    reason: String,
+) {
     let dead_at_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_millis() as u64);
-    let attempt = delivery.attempt();
+    let attempt = message.attempt;
     // A message published without an id (not by `push`) still needs one.
-    let id = if delivery.id.is_empty() {
+    let id = if message.id.is_empty() {
         format!("no-id-{dead_at_ms}")
     } else {
-        delivery.id.clone()
+        message.id.clone()
     };
     let letter = DeadLetter {
         id: id.clone(),
         topic: config.topic.clone(),
         group: config.group.clone(),
-        payload: delivery.payload.clone(),
+        payload: message.payload,
         attempts: attempt,
         last_error: reason,
         dead_at_ms,
@@ -499,6 +721,21 @@ mod tests {
             let err = config.validate().unwrap_err().to_string();
             assert!(err.contains(key), "{key}: {err}");
         }
+    }
+
+    #[test]
+    fn deferred_ids_are_new_per_deferral_and_bounded() {
+        assert!(deferred_id("job-1", 3).starts_with("job-1~d3-"));
+        let long = "é".repeat(200);
+        let id = deferred_id(&long, 1);
+        assert!(id.len() <= 256, "{}", id.len());
+        let other = format!("{}x", &long[..398]);
+        assert_ne!(
+            id.split("~d").next(),
+            deferred_id(&other, 1).split("~d").next(),
+            "long ids stay distinct"
+        );
+        crate::queue::validate_id(&id).unwrap();
     }
 
     #[test]

@@ -51,7 +51,9 @@ pub(crate) async fn start_all(
     let mut built = Vec::with_capacity(table.len());
     for row in start_order(table)? {
         let service = (row.dev)(dev, Addrs::new(row, &addrs)).await?;
-        addrs.insert(row.name, service.addr);
+        if let Some(addr) = service.addr {
+            addrs.insert(row.name, addr);
+        }
         built.push((row, service));
     }
     Ok(built)
@@ -104,11 +106,7 @@ pub(crate) async fn serve(
         let until = built.drained.clone().unwrap_or_else(|| shutdown.clone());
         serve_metrics(row.name, addr, until, probes).await?;
     }
-    println!(
-        "csp {}: listening on {}",
-        row.name,
-        row.api.shown(built.addr)
-    );
+    println!("csp {}: {}", row.name, row.api.shown(built.addr));
     built
         .run(Stops {
             shutdown,
@@ -185,7 +183,14 @@ mod tests {
         let order = start_order(crate::services::TABLE).unwrap();
         assert_eq!(
             names(&order),
-            ["plugins", "policy", "session-pool", "gateway"]
+            [
+                "plugins",
+                "policy",
+                "session-pool",
+                "tickets",
+                "gateway",
+                "tickets-worker"
+            ]
         );
         assert_eq!(names(&start_order(&[&A, &B]).unwrap()), ["b", "a"]);
     }

@@ -7,7 +7,10 @@
 //! them one at a time.
 
 use crate::error::Error;
-use crate::opts::{GatewayOpts, ModelOpts, PolicyOpts, PoolOpts, SecretKeyOpts, TokenOpts};
+use crate::opts::{
+    GatewayOpts, ModelOpts, PolicyOpts, PoolOpts, SecretKeyOpts, TicketsOpts, TicketsWorkerOpts,
+    TokenOpts,
+};
 use crate::row::Dev;
 use clap::Args;
 use secrecy::SecretString;
@@ -53,6 +56,10 @@ pub(crate) struct Options {
     gateway: GatewayOpts,
     #[command(flatten)]
     policy: PolicyOpts,
+    #[command(flatten)]
+    tickets: TicketsOpts,
+    #[command(flatten)]
+    tickets_worker: TicketsWorkerOpts,
 }
 
 /// Keys, the database and agents' directories are csp's alone.
@@ -104,6 +111,18 @@ fn dev_keyring(keys: &SecretKeyOpts, data_dir: &Path) -> Result<csp_secrets::Key
     let key = csp_secrets::SecretKey::parse(text.expose_secret())
         .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
     Ok(csp_secrets::Keyring::new(key, Vec::new()))
+}
+
+/// The key a `csp dev` keeps in `data_dir` (see [`dev_keyring`]), for the
+/// offline tools that open its secrets; never created here.
+pub(crate) fn kept_keyring(data_dir: &Path) -> Result<Option<csp_secrets::Keyring>, Error> {
+    let path = data_dir.join("secret-key");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let key = csp_secrets::SecretKey::parse(text.trim())
+        .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+    Ok(Some(csp_secrets::Keyring::new(key, Vec::new())))
 }
 
 /// A secret read from `path`, or made by `generate` and written there
@@ -216,6 +235,32 @@ pub(crate) async fn run(o: Options, shutdown: CancellationToken) -> Result<(), E
     .chain(o.model.secrets())
     .cloned()
     .collect();
+    // Ticket enhancement uses the chat's model (the scripted one offline,
+    // whose demo model writes deterministic notes) unless CSP_ENHANCE_*
+    // name another.
+    let chat_endpoint = |name: &str| {
+        model_env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let enhance_model = o.tickets_worker.enhance.provider(
+        chat_endpoint("ANTHROPIC_BASE_URL").as_deref(),
+        chat_endpoint("ANTHROPIC_API_KEY")
+            .map(SecretString::from)
+            .as_ref(),
+    )?;
+    let enhance_label = match &enhance_model {
+        Some(csp_enhance::ProviderConfig::Anthropic { model, .. })
+        | Some(csp_enhance::ProviderConfig::OpenAiCompatible { model, .. })
+            if mock.is_some() && o.tickets_worker.enhance.enhance_base_url.is_none() =>
+        {
+            format!("{OFFLINE_MODEL_LABEL} (as {model})")
+        }
+        Some(csp_enhance::ProviderConfig::Anthropic { model, .. })
+        | Some(csp_enhance::ProviderConfig::OpenAiCompatible { model, .. }) => model.clone(),
+        None => "none (notes carry the gathered context only)".to_owned(),
+    };
     let plugins_dir = o
         .plugins_dir
         .clone()
@@ -233,19 +278,36 @@ pub(crate) async fn run(o: Options, shutdown: CancellationToken) -> Result<(), E
         cache: Arc::new(csp_cache::MemoryCache::new()),
         queue: Arc::new(csp_bus::InProcessQueue::new()),
         model: o.model,
+        enhance_model,
         model_env,
         model_label: model_label.clone(),
         secrets,
         policy: o.policy,
         pool: o.pool,
         gateway: o.gateway,
+        tickets: o.tickets,
+        tickets_worker: o.tickets_worker,
     };
     let built = crate::compose::start_all(crate::services::TABLE, &dev).await?;
 
-    if let Some((_, gateway)) = built.iter().find(|(row, _)| row.name == "gateway") {
-        println!("csp dev: gateway listening on http://{}/", gateway.addr);
+    let addr_of = |name: &str| {
+        built
+            .iter()
+            .find(|(row, _)| row.name == name)
+            .and_then(|(_, b)| b.addr)
+    };
+    if let Some(addr) = addr_of("gateway") {
+        println!("csp dev: gateway listening on http://{addr}/");
     }
     println!("csp dev: model: {model_label}");
+    if let Some(addr) = addr_of("tickets") {
+        println!(
+            "csp dev: tickets service on {addr}; webhooks at /webhook/servicedesk_plus/<tenant_id>"
+        );
+    }
+    if built.iter().any(|(row, _)| row.name == "tickets-worker") {
+        println!("csp dev: tickets worker running, enhancement model: {enhance_label}");
+    }
     println!("csp dev: plugins from {}", plugins_dir.display());
     match generated {
         Some(p) => {

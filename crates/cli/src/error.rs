@@ -67,6 +67,10 @@ pub(crate) enum Error {
     Policy(#[from] csp_policy::Error),
     #[error(transparent)]
     Plugins(#[from] csp_plugins::Error),
+    #[error(transparent)]
+    Tickets(#[from] csp_tickets::Error),
+    #[error(transparent)]
+    TicketsWorker(#[from] csp_tickets_worker::Error),
 }
 
 impl Error {

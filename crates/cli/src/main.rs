@@ -4,8 +4,9 @@
 //! `csp serve <service>` runs one service against Postgres, Redis and NATS;
 //! both compose the services from one table (`services.rs`: one row per
 //! service, run by `compose.rs`), so a new service is one row there;
-//! `csp mock-llm` runs the scripted model server; `csp audit verify` checks
-//! the audit log's hash chain. This crate only parses
+//! `csp mock-llm` runs the scripted model server, `csp mock-ticketing` the
+//! fake ServiceDesk Plus; `csp audit verify` checks the audit log's hash
+//! chain; `csp tickets import` seeds a tenant's ticket history. This crate only parses
 //! configuration and composes the service crates; it holds no service logic.
 
 mod audit;
@@ -19,6 +20,7 @@ mod row;
 mod secrets;
 mod serve;
 mod services;
+mod tickets;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use csp_telemetry::LogFormat;
@@ -39,6 +41,8 @@ pub(crate) struct Cli {
 }
 
 #[derive(Subcommand)]
+// Parsed once at startup: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Command {
     /// Run every service in one process on embedded backends (SQLite,
     /// in-process bus, in-memory cache). Without ANTHROPIC_API_KEY or
@@ -51,6 +55,14 @@ pub(crate) enum Command {
     },
     /// Run the scripted Anthropic Messages API server (tests and demos only).
     MockLlm(serve::MockLlmOptions),
+    /// Run the fake ServiceDesk Plus (API v3) with seeded resolved tickets
+    /// (tests and the offline demo only).
+    MockTicketing(serve::MockTicketingOptions),
+    /// Ticket enhancement tools: import a tenant's resolved tickets.
+    Tickets {
+        #[command(subcommand)]
+        command: tickets::Command,
+    },
     /// Audit log tools.
     Audit {
         #[command(subcommand)]
@@ -70,7 +82,10 @@ impl Command {
             Command::Dev(_) => "csp-dev",
             Command::Serve { service } => service.row().span,
             Command::MockLlm(_) => "csp-mock-llm",
-            Command::Secrets { .. } | Command::Audit { .. } => "csp-tools",
+            Command::MockTicketing(_) => "csp-mock-ticketing",
+            Command::Secrets { .. } | Command::Audit { .. } | Command::Tickets { .. } => {
+                "csp-tools"
+            }
         }
     }
 }
@@ -139,6 +154,8 @@ async fn main() -> std::process::ExitCode {
             .await
             .map_err(anyhow::Error::from),
         Command::MockLlm(o) => serve::mock_llm(o, shutdown).await,
+        Command::MockTicketing(o) => serve::mock_ticketing(o, shutdown).await,
+        Command::Tickets { command } => tickets::run(command).await,
         Command::Secrets { command } => secrets::run(command).await,
         Command::Audit { command } => match audit::run(command).await {
             Ok(true) => Ok(()),

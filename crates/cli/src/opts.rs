@@ -308,6 +308,8 @@ const SECRET_VARS: &[&str] = &[
     "CSP_SECRET_KEY_PREVIOUS",
     "CSP_ADMIN_PASSWORD",
     "CSP_METRICS_TOKEN",
+    "CSP_ENHANCE_API_KEY",
+    "OPENROUTER_API_KEY",
 ];
 
 /// Variables holding URLs whose passwords are secret.
@@ -445,6 +447,10 @@ pub(crate) struct GatewayOpts {
     /// (only behind a proxy that appends it).
     #[arg(long, env = "CSP_TRUST_FORWARDED_FOR", default_value_t = false)]
     pub(crate) trust_forwarded_for: bool,
+    /// The gateway's public base URL (`https://csp.example`), the start of
+    /// every tenant's webhook_url (default: each request's own scheme and host).
+    #[arg(long, env = "CSP_PUBLIC_URL")]
+    pub(crate) public_url: Option<String>,
 }
 
 impl GatewayOpts {
@@ -490,6 +496,8 @@ impl GatewayOpts {
             session_pool_addr: upstreams.session_pool,
             policy_addr: upstreams.policy,
             plugins_addr: upstreams.plugins,
+            tickets_addr: upstreams.tickets,
+            public_url: self.public_url.clone().filter(|u| !u.trim().is_empty()),
             tokens,
             metrics_token: self.metrics_token.clone(),
             allowed_origins: self.origins(),
@@ -540,12 +548,18 @@ upstream! {
     /// The plugins service: plugin registry and MCP servers.
     PluginsAddr { plugins_addr, "CSP_PLUGINS_ADDR", "http://127.0.0.1:50053" }
 }
+upstream! {
+    /// The tickets service (any replica): tenants, webhook intake,
+    /// enhancement history.
+    TicketsAddr { tickets_addr, "CSP_TICKETS_ADDR", "http://127.0.0.1:50054" }
+}
 
 /// The services a gateway talks to (`http://host:port` each).
 pub(crate) struct Upstreams {
     pub(crate) session_pool: String,
     pub(crate) policy: String,
     pub(crate) plugins: String,
+    pub(crate) tickets: String,
 }
 
 #[derive(Args, Clone)]
@@ -598,6 +612,14 @@ pub(crate) struct StoreLocation {
 }
 
 impl StoreLocation {
+    /// The `csp dev` data directory, when the store is its SQLite file (no
+    /// `DATABASE_URL`): it also keeps that `csp dev`'s secret key.
+    pub(crate) fn dev_data_dir(&self) -> Option<&std::path::Path> {
+        self.database_url
+            .is_none()
+            .then_some(self.data_dir.as_path())
+    }
+
     pub(crate) async fn open(&self) -> anyhow::Result<Box<dyn csp_store::Store>> {
         use anyhow::Context;
         Ok(match &self.database_url {
@@ -616,5 +638,154 @@ impl StoreLocation {
                 )
             }
         })
+    }
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct TicketsOpts {
+    /// New-ticket webhooks one tenant may send per minute; more get 429.
+    #[arg(long, env = "CSP_TICKETS_WEBHOOK_RATE_LIMIT", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) tickets_webhook_rate_limit: u64,
+    /// How long a replica reuses a tenant's decrypted configuration (s);
+    /// a change reaches every replica at once anyway.
+    #[arg(long, env = "CSP_TICKETS_CONFIG_TTL_SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) tickets_config_ttl_seconds: u64,
+    /// How often jobs recorded but never queued are queued again, and
+    /// `queue_depth` is counted (s).
+    #[arg(long, env = "CSP_TICKETS_SWEEP_SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) tickets_sweep_seconds: u64,
+}
+
+impl TicketsOpts {
+    pub(crate) fn config(
+        &self,
+        grpc_addr: std::net::SocketAddr,
+        tokens: csp_auth::Tokens,
+        keyring: Option<csp_secrets::Keyring>,
+    ) -> csp_tickets::Config {
+        csp_tickets::Config {
+            keyring,
+            webhook_rate_limit: self.tickets_webhook_rate_limit,
+            config_ttl: Duration::from_secs(self.tickets_config_ttl_seconds),
+            sweep_every: Duration::from_secs(self.tickets_sweep_seconds),
+            ..csp_tickets::Config::new(grpc_addr, tokens)
+        }
+    }
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct TicketsWorkerOpts {
+    /// Enhancement jobs one worker runs at once.
+    #[arg(long, env = "CSP_TICKETS_WORKER_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024).map(|n| n as usize))]
+    pub(crate) tickets_worker_concurrency: usize,
+    /// Jobs of one tenant one worker runs at once, so a burst from one
+    /// tenant cannot take every slot.
+    #[arg(long, env = "CSP_TICKETS_TENANT_INFLIGHT", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1024).map(|n| n as usize))]
+    pub(crate) tickets_tenant_inflight: usize,
+    #[command(flatten)]
+    pub(crate) enhance: EnhanceOpts,
+}
+
+/// `CSP_ENHANCE_PROVIDER`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum EnhanceProvider {
+    /// The Anthropic Messages API (the chat's `ANTHROPIC_BASE_URL` and key).
+    Anthropic,
+    /// An OpenAI-compatible chat-completions API, such as OpenRouter.
+    Openai,
+}
+
+/// The model that writes enhancement notes.
+#[derive(Args, Clone)]
+pub(crate) struct EnhanceOpts {
+    #[arg(long, env = "CSP_ENHANCE_PROVIDER", value_enum, default_value_t = EnhanceProvider::Anthropic)]
+    pub(crate) enhance_provider: EnhanceProvider,
+    /// The provider's base URL (anthropic: default `ANTHROPIC_BASE_URL`, else
+    /// https://api.anthropic.com; openai: with its version path, default
+    /// https://openrouter.ai/api/v1).
+    #[arg(long, env = "CSP_ENHANCE_BASE_URL")]
+    pub(crate) enhance_base_url: Option<String>,
+    /// The provider's key (anthropic: default `ANTHROPIC_API_KEY`; openai:
+    /// default `OPENROUTER_API_KEY`).
+    #[arg(long, env = "CSP_ENHANCE_API_KEY", hide_env_values = true, value_parser = secret)]
+    pub(crate) enhance_api_key: Option<SecretString>,
+    #[arg(long, env = "OPENROUTER_API_KEY", hide_env_values = true, value_parser = secret)]
+    pub(crate) openrouter_api_key: Option<SecretString>,
+    /// The model (default: claude-sonnet-4-5, or anthropic/claude-sonnet-4.5
+    /// on an OpenAI-compatible provider).
+    #[arg(long, env = "CSP_ENHANCE_MODEL")]
+    pub(crate) enhance_model: Option<String>,
+    /// OpenRouter's `HTTP-Referer` header (your site).
+    #[arg(long, env = "CSP_ENHANCE_REFERER")]
+    pub(crate) enhance_referer: Option<String>,
+    /// OpenRouter's `X-Title` header (your app's name).
+    #[arg(long, env = "CSP_ENHANCE_TITLE")]
+    pub(crate) enhance_title: Option<String>,
+}
+
+impl EnhanceOpts {
+    /// The provider, given the chat's Anthropic endpoint and key (the
+    /// default of the Anthropic provider); `None` when nothing is configured:
+    /// every note is then the gathered context without analysis.
+    pub(crate) fn provider(
+        &self,
+        anthropic_base_url: Option<&str>,
+        anthropic_api_key: Option<&SecretString>,
+    ) -> Result<Option<csp_enhance::ProviderConfig>, Error> {
+        let non_empty = |s: &Option<String>| s.clone().filter(|v| !v.trim().is_empty());
+        let base_url = non_empty(&self.enhance_base_url);
+        let model = non_empty(&self.enhance_model);
+        Ok(match self.enhance_provider {
+            EnhanceProvider::Anthropic => {
+                let base_url = base_url.or_else(|| anthropic_base_url.map(str::to_owned));
+                let api_key = self
+                    .enhance_api_key
+                    .clone()
+                    .or_else(|| anthropic_api_key.cloned());
+                if base_url.is_none() && api_key.is_none() {
+                    return Ok(None);
+                }
+                Some(csp_enhance::ProviderConfig::Anthropic {
+                    base_url: base_url.unwrap_or_else(|| "https://api.anthropic.com".into()),
+                    // A gateway named by its URL alone may take no key.
+                    api_key: api_key.unwrap_or_else(|| SecretString::from(String::new())),
+                    model: model.unwrap_or_else(|| "claude-sonnet-4-5".into()),
+                })
+            }
+            EnhanceProvider::Openai => {
+                let api_key = self
+                    .enhance_api_key
+                    .clone()
+                    .or_else(|| self.openrouter_api_key.clone())
+                    .ok_or_else(|| {
+                        Error::config(
+                            "CSP_ENHANCE_PROVIDER=openai needs CSP_ENHANCE_API_KEY (or OPENROUTER_API_KEY)",
+                        )
+                    })?;
+                Some(csp_enhance::ProviderConfig::OpenAiCompatible {
+                    base_url: base_url.unwrap_or_else(|| "https://openrouter.ai/api/v1".into()),
+                    api_key,
+                    model: model.unwrap_or_else(|| "anthropic/claude-sonnet-4.5".into()),
+                    referer: non_empty(&self.enhance_referer),
+                    title: non_empty(&self.enhance_title),
+                })
+            }
+        })
+    }
+}
+
+impl TicketsWorkerOpts {
+    pub(crate) fn config(
+        &self,
+        provider: Option<csp_enhance::ProviderConfig>,
+        keyring: Option<csp_secrets::Keyring>,
+    ) -> csp_tickets_worker::Config {
+        csp_tickets_worker::Config {
+            concurrency: self.tickets_worker_concurrency,
+            tenant_inflight: self.tickets_tenant_inflight,
+            provider,
+            keyring,
+            ..csp_tickets_worker::Config::default()
+        }
     }
 }

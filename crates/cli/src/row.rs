@@ -9,7 +9,7 @@
 //! runs the same way whatever the service.
 
 use crate::error::Error;
-use crate::opts::{GatewayOpts, ModelOpts, PolicyOpts, PoolOpts};
+use crate::opts::{GatewayOpts, ModelOpts, PolicyOpts, PoolOpts, TicketsOpts, TicketsWorkerOpts};
 use secrecy::SecretString;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -50,14 +50,19 @@ pub(crate) enum Api {
     /// gRPC: `csp serve` adds the shared `/metrics` and probes listener
     /// (`CSP_METRICS_ADDR`).
     Grpc,
+    /// Nothing: it consumes the work queue (the tickets worker). `csp serve`
+    /// still adds the shared `/metrics` and probes listener.
+    Queue,
 }
 
 impl Api {
-    /// How `csp serve` announces the bound address.
-    pub(crate) fn shown(self, addr: SocketAddr) -> String {
-        match self {
-            Api::Http => format!("http://{addr}"),
-            Api::Grpc => addr.to_string(),
+    /// How `csp serve` announces what it serves: the bound address, or
+    /// for a queue consumer (which binds nothing), the queue.
+    pub(crate) fn shown(self, addr: Option<SocketAddr>) -> String {
+        match (self, addr) {
+            (Api::Http, Some(addr)) => format!("listening on http://{addr}"),
+            (Api::Grpc, Some(addr)) => format!("listening on {addr}"),
+            _ => "consuming the work queue".to_owned(),
         }
     }
 }
@@ -113,7 +118,8 @@ type Run = Box<dyn FnOnce(Stops) -> BoxFuture<'static, Result<(), Error>> + Send
 
 /// A service built and bound, ready to run.
 pub(crate) struct Built {
-    pub(crate) addr: SocketAddr,
+    /// Where it listens; `None` for a queue consumer.
+    pub(crate) addr: Option<SocketAddr>,
     /// The HTTP probes of a gRPC service, served beside `/metrics`.
     pub(crate) probes: Option<Arc<dyn csp_telemetry::Probes>>,
     /// Cancelled once the service has drained (the session-pool's
@@ -133,6 +139,26 @@ impl Built {
         Fut: Future<Output = Result<(), E>> + Send + 'static,
         E: Into<Error>,
     {
+        Self::serving(Some(addr), run)
+    }
+
+    /// A queue consumer (the tickets worker): it binds no port of its own,
+    /// and `run` works until its [`Stops`].
+    pub(crate) fn consumer<F, Fut, E>(run: F) -> Self
+    where
+        F: FnOnce(Stops) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<Error>,
+    {
+        Self::serving(None, run)
+    }
+
+    fn serving<F, Fut, E>(addr: Option<SocketAddr>, run: F) -> Self
+    where
+        F: FnOnce(Stops) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<Error>,
+    {
         Self {
             addr,
             probes: None,
@@ -144,8 +170,9 @@ impl Built {
         }
     }
 
-    /// A gRPC service the session-pool calls (policy, plugins): it has
-    /// probes, and in `csp dev` it answers until the session-pool drained.
+    /// A gRPC service the session-pool or the gateway calls (policy,
+    /// plugins, tickets): it has probes, and in `csp dev` it answers until
+    /// the session-pool drained (the gateway relays until then too).
     pub(crate) fn serving_the_pool<F, Fut, E>(
         addr: SocketAddr,
         probes: Arc<dyn csp_telemetry::Probes>,
@@ -195,6 +222,10 @@ pub(crate) struct Dev {
     /// Audit events, from the session-pool to the policy service in memory.
     pub(crate) queue: Arc<dyn csp_bus::Queue>,
     pub(crate) model: ModelOpts,
+    /// The model ticket enhancement uses: `csp dev`'s model (the real API or
+    /// the scripted one, which writes the offline demo's notes) unless
+    /// `CSP_ENHANCE_*` name another.
+    pub(crate) enhance_model: Option<csp_enhance::ProviderConfig>,
     /// What agents are given to reach their model (the real API, or the
     /// scripted one).
     pub(crate) model_env: Vec<(String, String)>,
@@ -205,4 +236,6 @@ pub(crate) struct Dev {
     pub(crate) policy: PolicyOpts,
     pub(crate) pool: PoolOpts,
     pub(crate) gateway: GatewayOpts,
+    pub(crate) tickets: TicketsOpts,
+    pub(crate) tickets_worker: TicketsWorkerOpts,
 }

@@ -1,6 +1,7 @@
 //! `csp serve <service>`: one service against Postgres, Redis and NATS, as
 //! a deployment runs it (its row of the composition table, `services.rs`,
-//! built from its own options and run by `compose.rs`); and `csp mock-llm`.
+//! built from its own options and run by `compose.rs`); `csp mock-llm` and
+//! `csp mock-ticketing`.
 
 use crate::error::Error;
 use crate::services::Service;
@@ -41,5 +42,47 @@ pub(crate) async fn mock_llm(o: MockLlmOptions, shutdown: CancellationToken) -> 
     println!("csp mock-llm: listening on {}", mock.base_url());
     shutdown.cancelled().await;
     mock.shutdown().await;
+    Ok(())
+}
+
+#[derive(Args)]
+pub(crate) struct MockTicketingOptions {
+    #[arg(
+        long,
+        env = "CSP_MOCK_TICKETING_ADDR",
+        default_value = "127.0.0.1:8090"
+    )]
+    addr: SocketAddr,
+    /// Answer 401 to calls without `authtoken: <this>` (default: any
+    /// credential, or none, is accepted).
+    #[arg(long, env = "CSP_MOCK_TICKETING_AUTHTOKEN", hide_env_values = true)]
+    authtoken: Option<String>,
+    /// Resolved and closed requests to seed (resolved over the last 80 days).
+    #[arg(long, default_value_t = 0)]
+    seed_resolved: usize,
+}
+
+pub(crate) async fn mock_ticketing(
+    o: MockTicketingOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let mut builder = csp_mock_ticketing::MockSdp::builder();
+    if let Some(key) = o.authtoken {
+        builder = builder.authtoken(key);
+    }
+    let mock = builder.build();
+    let seeded = mock.seed_resolved(o.seed_resolved);
+    let listener = tokio::net::TcpListener::bind(o.addr)
+        .await
+        .with_context(|| format!("cannot listen on {} (--addr)", o.addr))?;
+    println!(
+        "csp mock-ticketing: listening on http://{}",
+        listener.local_addr()?
+    );
+    if let Some((first, last)) = seeded {
+        println!("csp mock-ticketing: seeded resolved requests {first} to {last}");
+    }
+    csp_mock_ticketing::serve(listener, mock, shutdown).await?;
     Ok(())
 }

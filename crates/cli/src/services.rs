@@ -13,6 +13,8 @@ mod gateway;
 mod plugins;
 mod policy;
 mod session_pool;
+mod tickets;
+mod tickets_worker;
 
 /// Declares [`Service`] (the `csp serve` subcommands) and [`TABLE`] from
 /// the same lines, so no service can be served without its row.
@@ -56,4 +58,10 @@ services! {
     /// Plugin registry (PLUGINS_DIR, hot rescan), activation, configuration
     /// and encrypted plugin secrets.
     Plugins => plugins,
+    /// Ticket enhancement: tenants, signed webhooks (recorded, then
+    /// queued), enhancement history, knowledge base and inventory uploads.
+    Tickets => tickets,
+    /// Ticket enhancement's workers: context, the model's note, posted to
+    /// the tenant's ServiceDesk Plus.
+    TicketsWorker => tickets_worker,
 }

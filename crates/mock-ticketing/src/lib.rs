@@ -33,6 +33,7 @@
 
 mod api;
 mod criteria;
+mod request;
 mod seed;
 mod state;
 

@@ -2,7 +2,7 @@
 //! same subject, description and resolution, so a demo and the tests know
 //! which past ticket a new one should match.
 
-use crate::state::MockRequest;
+use crate::request::MockRequest;
 
 /// One kind of problem: the seed cycles through these in order.
 #[derive(Debug, Clone, Copy)]

@@ -2,60 +2,18 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::request::MockRequest;
+pub(crate) use crate::request::now_ms;
 use crate::seed::{FIRST_SEED_ID, seed_request};
 
 /// The most requests the mock holds.
 pub const MAX_REQUESTS: usize = 200_000;
 /// The most notes the mock holds; further posts are refused.
 pub const MAX_NOTES: usize = 10_000;
-
-/// A request as the mock stores it. Descriptions and resolutions are HTML,
-/// as ServiceDesk Plus keeps them; times are milliseconds since the epoch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MockRequest {
-    pub id: u64,
-    pub subject: String,
-    pub description: String,
-    pub status: String,
-    pub priority: String,
-    pub created_ms: i64,
-    #[serde(default)]
-    pub resolved_ms: Option<i64>,
-    #[serde(default)]
-    pub completed_ms: Option<i64>,
-    #[serde(default)]
-    pub resolution: Option<String>,
-    #[serde(default)]
-    pub category: Option<String>,
-    #[serde(default)]
-    pub subcategory: Option<String>,
-    #[serde(default)]
-    pub item: Option<String>,
-}
-
-impl MockRequest {
-    /// An open request, as a new ticket that a webhook announces.
-    pub fn open(id: u64, subject: &str, description: &str, priority: &str) -> Self {
-        Self {
-            id,
-            subject: subject.to_owned(),
-            description: description.to_owned(),
-            status: "Open".to_owned(),
-            priority: priority.to_owned(),
-            created_ms: now_ms(),
-            resolved_ms: None,
-            completed_ms: None,
-            resolution: None,
-            category: None,
-            subcategory: None,
-            item: None,
-        }
-    }
-}
 
 /// A note posted to the mock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -308,10 +266,4 @@ impl MockSdp {
         s.note_posts = 0;
         s.next_note_id = 1;
     }
-}
-
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -9,7 +9,7 @@
 
 mod convert;
 
-/// `csp.v1`: the session-pool, policy and plugins APIs.
+/// `csp.v1`: the session-pool, policy, plugins and tickets APIs.
 #[allow(unreachable_pub, clippy::all)]
 pub mod v1 {
     tonic::include_proto!("csp.v1");

@@ -155,6 +155,7 @@ pub(crate) trait Dialect:
     + Holds<Json<serde_json::Value>>
     + Holds<Json<serde_json::Map<String, serde_json::Value>>>
     + for<'a> Binds<Json<&'a serde_json::Value>>
+    + Holds<Option<Json<serde_json::Value>>>
     + for<'a> Binds<Json<&'a serde_json::Map<String, serde_json::Value>>>
     + Holds<Self::Id>
     + Holds<Option<Self::Id>>
@@ -208,4 +209,34 @@ pub(crate) trait Dialect:
     fn lock_audit_chain(
         conn: &mut Self::Connection,
     ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+
+    /// Scopes `conn`'s transaction to `tenant`, first thing in it.
+    /// Postgres: the transaction runs as role `csp_tenant` (no BYPASSRLS,
+    /// so row-level security applies even when csp connects as a superuser)
+    /// with `csp.tenant_id` set, both `LOCAL`, so they end with it: a
+    /// statement that forgets its tenant filter still sees only this
+    /// tenant's rows. SQLite: nothing; every statement filters by tenant
+    /// itself (and does so on Postgres too).
+    fn enter_tenant_scope(
+        conn: &mut Self::Connection,
+        tenant: &str,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+
+    /// Full text is where the databases differ most, so these statements
+    /// are the dialect's. Each binds `$1` the tenant, `$2` the query
+    /// ([`Dialect::full_text_query`]) and `$3` the limit, runs in the
+    /// tenant's scope, and returns the best matches first (ties by key).
+    /// Postgres: the security-definer functions of migration 0006, which
+    /// keep the GIN index usable under row-level security; SQLite: FTS5
+    /// with `bm25`.
+    ///
+    /// Columns: `ticket_id, description, resolution, resolved_date, tags`.
+    const SIMILAR_TICKETS: &'static str;
+    /// Columns: `title, summary, url, body`.
+    const SEARCH_KB: &'static str;
+
+    /// The query matching any of `words` (at least one; letters and digits
+    /// only, so nothing in them is syntax): `disk | full` for Postgres'
+    /// `to_tsquery`, `"disk" OR "full"` for FTS5's `MATCH`.
+    fn full_text_query(words: &[String]) -> String;
 }

@@ -1,6 +1,7 @@
 //! Durable records of csp: users, chat sessions and each session's message log,
-//! each user's monthly spend, the audit log, plugins' state and config, and
-//! the sealed secrets of plugins and tenants.
+//! each user's monthly spend, the audit log, plugins' state and config, the
+//! sealed secrets of plugins and tenants, and ticket enhancement's tenants,
+//! jobs and per-tenant context.
 //!
 //! Owns: one module per concern, each holding its trait, its records and
 //! its one implementation: `users.rs` ([`UserStore`]), `sessions.rs`
@@ -10,10 +11,18 @@
 //! `plugins.rs` ([`PluginStore`]: activation, config, and its secrets
 //! written with the config in one transaction) and `secrets.rs`
 //! ([`SecretStore`]: sealed secrets by [`Owner`] and key, all-or-nothing
-//! re-encryption of every owner's). Each implementation is written once for
+//! re-encryption of every owner's), `tenants.rs` ([`TenantStore`]: tenant
+//! configs written with their secrets in one transaction, monthly spend),
+//! `enhancements.rs` ([`EnhancementStore`]: jobs idempotent per delivery,
+//! attempts, final outcomes written once, the sweeper's unqueued jobs, the
+//! history page, the workers' pause flag) and `context.rs`
+//! ([`ContextStore`]: resolved tickets, knowledge-base articles and systems
+//! by IP, each call scoped to one tenant, full-text search). Each
+//! implementation is written once for
 //! [`SqlStore`], generic over the database; `dialect.rs` is the seam
 //! ([`Dialect`](dialect::Dialect): how ids and timestamps are stored, write
-//! locking, `GREATEST`/`MAX`, byte-order sorting), `sql.rs` the shared
+//! locking, `GREATEST`/`MAX`, byte-order sorting, entering a tenant's scope,
+//! full-text statements), `sql.rs` the shared
 //! plumbing (statements, typed row reads, transactions). `postgres.rs`
 //! ([`PgStore`], distributed mode) and `sqlite.rs` ([`SqliteStore`],
 //! `csp dev`) connect and implement the seam; the schema is in
@@ -23,17 +32,29 @@
 //! Behind the `test-support` feature, [`test_support`] gives other crates'
 //! tests a fresh store on either database.
 //!
+//! Tenant isolation: on Postgres every table with a `tenant_id` has forced
+//! row-level security; tenant-scoped work runs as role `csp_tenant` with
+//! `csp.tenant_id` set for the transaction (`SET LOCAL`), full-text search
+//! through security-definer functions that answer only for the scoped
+//! tenant (migration 0006). On SQLite, and on Postgres as well, every
+//! statement filters by tenant explicitly.
+//!
 //! Must never: hash or check passwords (it stores the hash it is given), decide
 //! who may see a session (callers authorise, the store only filters by owner),
 //! decide what a turn may cost (callers pass the cap; the store only makes the
 //! check-and-reserve atomic), redact audit input (callers do), see a
 //! secret in the clear (callers seal and open them), print a database URL
-//! with its password, or write a statement twice, once per database (what
-//! differs goes through the dialect).
+//! with its password, write a statement twice, once per database (what
+//! differs goes through the dialect), run a [`ContextStore`] statement
+//! outside its tenant's scope or without its tenant filter, read one
+//! tenant's context for another, let user text become full-text query
+//! syntax, or restart or rewrite a final (completed or failed) job.
 
 mod audit;
 mod budgets;
+mod context;
 mod dialect;
+mod enhancements;
 mod error;
 mod migrations;
 mod plugins;
@@ -43,6 +64,7 @@ mod sessions;
 mod sql;
 mod sqlite;
 mod store;
+mod tenants;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 mod timestamp;
@@ -53,6 +75,10 @@ pub use audit::{
     NewAuditEntry, Verification, audit_hash, verify_audit_chain,
 };
 pub use budgets::{Admission, BudgetStore, Reservation, Settled, Spend};
+pub use context::{ContextStore, HistoryRecord, HistoryTicket, KbArticleRecord, SystemRecord};
+pub use enhancements::{
+    EnhancementQuery, EnhancementRecord, EnhancementStore, NewEnhancement, Outcome, Recorded,
+};
 pub use error::Error;
 pub use plugins::{PluginState, PluginStore, SecretChange};
 pub use postgres::PgStore;
@@ -61,4 +87,5 @@ pub use sessions::{MessageRecord, NewMessage, NewSession, SessionRecord, Session
 pub use sql::{Config, SqlStore};
 pub use sqlite::SqliteStore;
 pub use store::Store;
+pub use tenants::{NewTenant, TenantRecord, TenantStore, TenantUpdate};
 pub use users::{NewUser, UserRecord, UserStore, UserUpdate};

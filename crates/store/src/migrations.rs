@@ -5,6 +5,18 @@
 //! `macros` feature, which compiles sqlx and SQLite a second time for the
 //! proc-macro (about 10 % of a cold build), to do what a list of
 //! `include_str!`s does.
+//!
+//! Reversible from 0006 on: a migration is either one `<n>_<name>.sql`
+//! (simple, 0001–0005) or a pair `<n>_<name>.up.sql` and `.down.sql`.
+//! sqlx's own directory reader (and its CLI) refuses to mix the two kinds,
+//! but its [`Migrator`] does not care: `run` applies the simple and the up
+//! scripts, `undo` runs the down scripts of applied versions above a target.
+//! 0001–0005 stay simple because they are applied in existing databases
+//! (rewriting them as pairs would keep their checksums, but a down script
+//! for the base schema would be a `DROP` of everything, which no one should
+//! run); each later migration comes with its down script, and the
+//! migrations tests roll the reversible ones back and apply them again on
+//! both databases. [`undo`] is that rollback.
 
 use crate::error::Error;
 use sqlx::migrate::{Migrate, Migration, MigrationType, Migrator};
@@ -31,6 +43,8 @@ pub(crate) const POSTGRES: Embedded = embed!(
     "0003_policy.sql",
     "0004_plugins.sql",
     "0005_sealed_secrets.sql",
+    "0006_tenants.down.sql",
+    "0006_tenants.up.sql",
 );
 pub(crate) const SQLITE: Embedded = embed!(
     "sqlite": "0001_init.sql",
@@ -38,17 +52,19 @@ pub(crate) const SQLITE: Embedded = embed!(
     "0003_policy.sql",
     "0004_plugins.sql",
     "0005_sealed_secrets.sql",
+    "0006_tenants.down.sql",
+    "0006_tenants.up.sql",
 );
 
 pub(crate) fn migrator(files: Embedded) -> Migrator {
     let migrations = files
         .iter()
         .map(|&(file, sql)| {
-            let (version, description) = parse_file_name(file);
+            let (version, description, kind) = parse_file_name(file);
             Migration::new(
                 version,
                 Cow::Owned(description.replace('_', " ")),
-                MigrationType::Simple,
+                kind,
                 sql.into_sql_str(),
                 false,
             )
@@ -76,17 +92,38 @@ where
         })
 }
 
-fn parse_file_name(file: &'static str) -> (i64, &'static str) {
-    let stem = file
-        .strip_suffix(".sql")
-        .unwrap_or_else(|| panic!("migration {file} does not end in .sql"));
+/// Reverts the applied reversible migrations above version `target`,
+/// newest first, each in its transaction. Tests only: csp itself only ever
+/// migrates up.
+#[cfg(test)]
+pub(crate) async fn undo<DB: Database>(
+    files: Embedded,
+    pool: &Pool<DB>,
+    target: i64,
+) -> Result<(), sqlx::migrate::MigrateError>
+where
+    DB::Connection: Migrate,
+{
+    migrator(files).undo(pool, target).await
+}
+
+fn parse_file_name(file: &'static str) -> (i64, &'static str, MigrationType) {
+    let (stem, kind) = if let Some(stem) = file.strip_suffix(".up.sql") {
+        (stem, MigrationType::ReversibleUp)
+    } else if let Some(stem) = file.strip_suffix(".down.sql") {
+        (stem, MigrationType::ReversibleDown)
+    } else if let Some(stem) = file.strip_suffix(".sql") {
+        (stem, MigrationType::Simple)
+    } else {
+        panic!("migration {file} does not end in .sql")
+    };
     let (version, description) = stem
         .split_once('_')
         .unwrap_or_else(|| panic!("migration {file} is not named <version>_<description>.sql"));
     let version = version
         .parse()
         .unwrap_or_else(|_| panic!("migration {file} does not start with a version number"));
-    (version, description)
+    (version, description, kind)
 }
 
 #[cfg(test)]
@@ -198,6 +235,212 @@ pub(crate) mod tests {
         .unwrap();
         assert_eq!(columns, (None, 0, true, None));
         tx.rollback().await.unwrap();
+    }
+
+    // Every reversible migration rolls back to the last simple one and
+    // applies again, leaving a schema the store works with.
+
+    /// The last migration that is not reversible.
+    const LAST_SIMPLE: i64 = 5;
+
+    /// Tables (and FTS5 indexes) created by the reversible migrations.
+    const REVERSIBLE_TABLES: [&str; 7] = [
+        "tenant_configs",
+        "tenant_spend",
+        "enhancement_history",
+        "ticket_processing",
+        "ticket_history",
+        "kb_articles",
+        "system_inventory",
+    ];
+
+    #[test]
+    fn reversible_migrations_come_in_pairs_after_the_simple_ones() {
+        for files in [POSTGRES, SQLITE] {
+            let migrator = migrator(files);
+            for m in migrator.iter() {
+                let reversible = m.migration_type.is_reversible();
+                assert_eq!(reversible, m.version > LAST_SIMPLE, "{}", m.version);
+                if reversible {
+                    let pair = migrator
+                        .iter()
+                        .filter(|other| other.version == m.version)
+                        .count();
+                    assert_eq!(pair, 2, "{} has an up and a down script", m.version);
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn sqlite_reversible_migrations_roll_back_and_apply_again() {
+        use sqlx::sqlite::SqlitePoolOptions;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let tables = |pool: sqlx::SqlitePool| async move {
+            sqlx::query_scalar::<_, String>(
+                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        };
+        migrator(SQLITE).run(&pool).await.unwrap();
+        let migrated = tables(pool.clone()).await;
+        for table in REVERSIBLE_TABLES
+            .iter()
+            .chain(&["ticket_history_fts", "kb_articles_fts"])
+        {
+            assert!(migrated.iter().any(|t| t == table), "{table}: {migrated:?}");
+        }
+        sqlx::raw_sql(
+            "INSERT INTO tenant_configs (tenant_id, name, created_at, updated_at) \
+             VALUES ('acme', 'Acme', 0, 0)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+
+        undo(SQLITE, &pool, LAST_SIMPLE).await.unwrap();
+        let rolled_back = tables(pool.clone()).await;
+        assert!(
+            !rolled_back
+                .iter()
+                .any(|t| REVERSIBLE_TABLES.contains(&t.as_str())
+                    || t.ends_with("_fts")
+                    || t.contains("_fts_")),
+            "{rolled_back:?}"
+        );
+        // What 0001–0005 made is untouched.
+        assert!(rolled_back.iter().any(|t| t == "sealed_secrets"));
+        let triggers: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        let before: i64 = {
+            let fresh = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect("sqlite::memory:")
+                .await
+                .unwrap();
+            migrator(SQLITE).run_to(LAST_SIMPLE, &fresh).await.unwrap();
+            sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'")
+                .fetch_one(&fresh)
+                .await
+                .unwrap()
+        };
+        assert_eq!(triggers, before, "0006's triggers are gone");
+
+        migrator(SQLITE).run(&pool).await.unwrap();
+        assert_eq!(tables(pool.clone()).await, migrated);
+        let store = crate::SqliteStore::new(pool, ":memory:".to_owned());
+        assert_reapplied_schema_works(&store).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_reversible_migrations_roll_back_and_apply_again() {
+        use sqlx::{AssertSqlSafe, Connection, PgConnection};
+        let server = std::env::var("CSP_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let mut admin = PgConnection::connect(&server).await.unwrap_or_else(|e| {
+            panic!("cannot reach the test Postgres (CSP_TEST_DATABASE_URL): {e}")
+        });
+        // A database of its own (row-level security and functions included);
+        // dropped whatever happens.
+        let name = format!("csp_undo_{}", uuid::Uuid::new_v4().simple());
+        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let mut url = url::Url::parse(&server).unwrap();
+        url.set_path(&name);
+        let outcome = std::panic::AssertUnwindSafe(postgres_round_trip(url.to_string()));
+        let outcome = futures::FutureExt::catch_unwind(outcome).await;
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+    }
+
+    async fn postgres_round_trip(url: String) {
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        // Tables, policies and functions in the database.
+        let objects = |pool: sqlx::PgPool| async move {
+            sqlx::query_scalar::<_, String>(
+                "SELECT 'table ' || tablename FROM pg_tables WHERE schemaname = 'public' \
+                 UNION ALL SELECT 'policy ' || tablename || '.' || policyname FROM pg_policies \
+                 UNION ALL SELECT 'function ' || proname FROM pg_proc \
+                 WHERE pronamespace = 'public'::regnamespace ORDER BY 1",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        };
+        migrator(POSTGRES).run_to(LAST_SIMPLE, &pool).await.unwrap();
+        let simple = objects(pool.clone()).await;
+        migrator(POSTGRES).run(&pool).await.unwrap();
+        let migrated = objects(pool.clone()).await;
+        for table in REVERSIBLE_TABLES {
+            assert!(migrated.contains(&format!("table {table}")), "{migrated:?}");
+        }
+        assert!(migrated.contains(&"function csp_similar_tickets".to_owned()));
+        assert!(migrated.contains(&"policy ticket_history.tenant_isolation".to_owned()));
+
+        undo(POSTGRES, &pool, LAST_SIMPLE).await.unwrap();
+        assert_eq!(objects(pool.clone()).await, simple);
+        migrator(POSTGRES).run(&pool).await.unwrap();
+        assert_eq!(objects(pool.clone()).await, migrated);
+        let store = crate::PgStore::new(pool, "test".to_owned());
+        assert_reapplied_schema_works(&store).await;
+        store.close().await;
+    }
+
+    async fn assert_reapplied_schema_works(store: &dyn crate::store::Store) {
+        use crate::{HistoryTicket, NewTenant};
+        use csp_domain::{HistorySource, TenantId};
+        let acme = TenantId::parse("acme").unwrap();
+        store
+            .create_tenant(NewTenant {
+                tenant_id: acme.clone(),
+                name: "Acme".to_owned(),
+                tool_type: "servicedesk_plus".to_owned(),
+                settings: serde_json::json!({}),
+                preferences: serde_json::json!({}),
+                monthly_budget_micros: None,
+                secrets: vec![],
+            })
+            .await
+            .unwrap();
+        let ticket = HistoryTicket {
+            ticket_id: "1".to_owned(),
+            description: "Disk full".to_owned(),
+            resolution: "Cleaned".to_owned(),
+            resolved_date: time::OffsetDateTime::UNIX_EPOCH,
+            tags: vec![],
+        };
+        let now = time::OffsetDateTime::now_utc();
+        store
+            .upsert_ticket_history(
+                &acme,
+                std::slice::from_ref(&ticket),
+                HistorySource::BulkImport,
+                now,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.similar_tickets(&acme, "disk", 5).await.unwrap(),
+            [ticket]
+        );
     }
 
     // Plugin secrets stored before migration 0005 (in plugin_secrets) must

@@ -31,8 +31,9 @@ pub struct PluginState {
     pub updated_at: OffsetDateTime,
 }
 
-/// A change to one secret of a plugin, applied by
-/// [`PluginStore::save_plugin_config`].
+/// A change to one secret of a plugin or a tenant, applied by
+/// [`PluginStore::save_plugin_config`] and
+/// [`TenantStore::update_tenant`](crate::TenantStore::update_tenant).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretChange {
     /// Stores the value, replacing the one under the same `key`.
@@ -72,16 +73,39 @@ pub trait PluginStore: Send + Sync {
     ) -> Result<PluginState, Error>;
 }
 
-/// Checks every key and orders the changes by config key, keeping the order
-/// of changes to one key. Rows are then locked in key order, the order in
-/// which a re-encryption locks them, so the two cannot deadlock.
-fn prepare_changes(name: &str, mut changes: Vec<SecretChange>) -> Result<Vec<SecretChange>, Error> {
-    check_key("plugin name", name)?;
+/// Checks the owner and every key and orders the changes by key, keeping
+/// the order of changes to one key. Rows are then locked in key order, the
+/// order in which a re-encryption locks them, so the two cannot deadlock.
+/// (Tenants' secret changes go through it too.)
+pub(crate) fn prepare_changes(
+    owner: &Owner,
+    mut changes: Vec<SecretChange>,
+) -> Result<Vec<SecretChange>, Error> {
+    secrets::check_owner(owner)?;
     for change in &changes {
         check_key("secret key", change_key(change))?;
     }
     changes.sort_by(|a, b| change_key(a).cmp(change_key(b)));
     Ok(changes)
+}
+
+/// Applies changes from [`prepare_changes`] in the caller's transaction.
+pub(crate) async fn apply_changes<DB: Dialect>(
+    store: &SqlStore<DB>,
+    tx: &mut Transaction<'static, DB>,
+    owner: &Owner,
+    changes: &[SecretChange],
+    now: OffsetDateTime,
+) -> Result<(), Error> {
+    for change in changes {
+        match change {
+            SecretChange::Set(secret) => secrets::upsert(store, tx, owner, secret, now).await?,
+            SecretChange::Remove(key) => {
+                secrets::remove(store, on(tx), owner, key).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn change_key(change: &SecretChange) -> &str {
@@ -263,7 +287,9 @@ impl<DB: Dialect> PluginStore for SqlStore<DB> {
         secrets: Vec<SecretChange>,
         by: Option<UserId>,
     ) -> Result<PluginState, Error> {
-        let changes = prepare_changes(name, secrets)?;
+        check_key("plugin name", name)?;
+        let owner = Owner::plugin(name);
+        let changes = prepare_changes(&owner, secrets)?;
         let now = timestamp::now();
         let db = &self.db;
         // Concurrent saves of one plugin take turns: on Postgres the state
@@ -281,17 +307,7 @@ impl<DB: Dialect> PluginStore for SqlStore<DB> {
         .bind_time(now)
         .execute(on(&mut tx))
         .await?;
-        let owner = Owner::plugin(name);
-        for change in &changes {
-            match change {
-                SecretChange::Set(secret) => {
-                    secrets::upsert(self, &mut tx, &owner, secret, now).await?;
-                }
-                SecretChange::Remove(key) => {
-                    secrets::remove(self, on(&mut tx), &owner, key).await?;
-                }
-            }
-        }
+        apply_changes(self, &mut tx, &owner, &changes, now).await?;
         let state = written(self, &mut tx, name).await?;
         // Dropping the transaction on error rolls every write back.
         check_no_secret_in_config(&state)?;
@@ -321,7 +337,7 @@ mod tests {
             SecretChange::Remove("b".to_owned()),
             SecretChange::Set(secret("a")),
         ];
-        let ordered = prepare_changes("p", changes).unwrap();
+        let ordered = prepare_changes(&Owner::plugin("p"), changes).unwrap();
         assert_eq!(
             ordered,
             vec![
@@ -336,11 +352,14 @@ mod tests {
     #[test]
     fn empty_names_and_keys_are_invalid() {
         assert!(matches!(
-            prepare_changes("", vec![]),
+            prepare_changes(&Owner::plugin(""), vec![]),
             Err(Error::InvalidInput(_))
         ));
         assert!(matches!(
-            prepare_changes("p", vec![SecretChange::Remove(String::new())]),
+            prepare_changes(
+                &Owner::plugin("p"),
+                vec![SecretChange::Remove(String::new())]
+            ),
             Err(Error::InvalidInput(_))
         ));
     }

@@ -61,6 +61,28 @@ impl Dialect for Postgres {
             .await?;
         Ok(())
     }
+
+    async fn enter_tenant_scope(conn: &mut PgConnection, tenant: &str) -> Result<(), sqlx::Error> {
+        // `set_config('role', …, true)` is `SET LOCAL ROLE`, with the same
+        // membership check, in the same round trip as the tenant.
+        sqlx::query(
+            "SELECT set_config('role', 'csp_tenant', true), \
+             set_config('csp.tenant_id', $1, true)",
+        )
+        .bind(tenant)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    const SIMILAR_TICKETS: &'static str = "SELECT ticket_id, description, resolution, \
+        resolved_date, tags FROM csp_similar_tickets($1, $2, $3)";
+    const SEARCH_KB: &'static str =
+        "SELECT title, summary, url, body FROM csp_search_kb($1, $2, $3)";
+
+    fn full_text_query(words: &[String]) -> String {
+        words.join(" | ")
+    }
 }
 
 impl PgStore {

@@ -150,6 +150,20 @@ impl<DB: Dialect> Db<DB> {
     }
 }
 
+impl<DB: Dialect> Db<DB> {
+    /// Runs a statement built with a [`QueryBuilder`] on `target` (a
+    /// transaction's connection) and returns its rows.
+    pub(crate) async fn fetch_built_on<'c>(
+        &self,
+        target: On<'c, DB>,
+        builder: &'c mut QueryBuilder<DB>,
+    ) -> Result<Vec<DB::Row>, Error> {
+        DB::fetch_all(target, builder.build())
+            .await
+            .map_err(|e| self.error(e))
+    }
+}
+
 /// `conn` for a statement of `tx`.
 pub(crate) fn on<'c, DB: Database>(tx: &'c mut Transaction<'static, DB>) -> On<'c, DB> {
     On::Conn(&mut **tx)

@@ -2,18 +2,38 @@
 
 use crate::audit::AuditStore;
 use crate::budgets::BudgetStore;
+use crate::context::ContextStore;
+use crate::enhancements::EnhancementStore;
 use crate::plugins::PluginStore;
 use crate::secrets::SecretStore;
 use crate::sessions::SessionStore;
+use crate::tenants::TenantStore;
 use crate::users::UserStore;
 
 /// Every concern's trait; implemented by every adapter.
 pub trait Store:
-    UserStore + SessionStore + BudgetStore + AuditStore + PluginStore + SecretStore
+    UserStore
+    + SessionStore
+    + BudgetStore
+    + AuditStore
+    + PluginStore
+    + SecretStore
+    + TenantStore
+    + EnhancementStore
+    + ContextStore
 {
 }
 
-impl<T: UserStore + SessionStore + BudgetStore + AuditStore + PluginStore + SecretStore + ?Sized>
-    Store for T
+impl<T> Store for T where
+    T: UserStore
+        + SessionStore
+        + BudgetStore
+        + AuditStore
+        + PluginStore
+        + SecretStore
+        + TenantStore
+        + EnhancementStore
+        + ContextStore
+        + ?Sized
 {
 }

@@ -14,7 +14,8 @@ use crate::postgres::PgStore;
 use crate::sql::SqlStore;
 use crate::sqlite::SqliteStore;
 use crate::store::Store;
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use csp_domain::TenantId;
+use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres};
 use std::ops::Deref;
 use std::path::Path;
 use std::sync::Arc;
@@ -168,6 +169,28 @@ impl TestDb {
 
     pub fn store(&self) -> &PgStore {
         &self.store
+    }
+
+    /// Runs `sql`, whose rows are one text column, in `tenant`'s scope as
+    /// the store enters it (role `csp_tenant`, `csp.tenant_id` set), and
+    /// rolls back: what row-level security lets a statement that forgets
+    /// its tenant filter see or write.
+    pub async fn query_in_tenant_scope(
+        &self,
+        tenant: &TenantId,
+        sql: &str,
+    ) -> Result<Vec<String>, Error> {
+        let db = &self.store.db;
+        let mut tx = db.begin().await?;
+        Postgres::enter_tenant_scope(&mut tx, tenant.as_str())
+            .await
+            .map_err(|e| db.error(e))?;
+        let rows = sqlx::query_scalar(AssertSqlSafe(sql.to_owned()))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| db.error(e))?;
+        db.rollback(tx).await?;
+        Ok(rows)
     }
 }
 

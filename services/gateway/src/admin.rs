@@ -174,7 +174,7 @@ pub(crate) struct AuditParams {
 
 /// `YYYY-MM-DD` or RFC 3339 as RFC 3339; a bare `end` date includes its
 /// whole day.
-fn bound(field: &str, value: &str, is_end: bool) -> Result<String, ApiError> {
+pub(crate) fn bound(field: &str, value: &str, is_end: bool) -> Result<String, ApiError> {
     use time::format_description::well_known::Rfc3339;
     if value.is_empty() {
         return Ok(String::new());

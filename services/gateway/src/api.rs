@@ -32,9 +32,10 @@ fn is_json(headers: &HeaderMap) -> bool {
     }
 }
 
-/// The address a login comes from: the TCP peer, or behind a trusted proxy
-/// the last `X-Forwarded-For` entry (the one that proxy appended).
-fn client_address(
+/// The address a login or a webhook comes from: the TCP peer, or behind a
+/// trusted proxy the last `X-Forwarded-For` entry (the one that proxy
+/// appended).
+pub(crate) fn client_address(
     state: &AppState,
     headers: &HeaderMap,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,

@@ -569,6 +569,388 @@ pub(crate) enum ConnectionFrame<'a> {
     },
 }
 
+/// `enhancement_preferences` as a tenant shows it (every field set: the
+/// tickets service fills in the defaults).
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub(crate) struct EnhancementPreferences {
+    /// Any of `ticket_history`, `kb`, `ip_inventory`.
+    #[cfg_attr(feature = "ts", ts(type = "Array<ContextSource>"))]
+    pub(crate) sources: Vec<String>,
+    #[cfg_attr(feature = "ts", ts(type = "NoteFormat"))]
+    pub(crate) note_format: String,
+    pub(crate) max_words: u32,
+    pub(crate) mask_pii: bool,
+}
+
+/// `enhancement_preferences` as sent: each field optional. On create an
+/// absent field takes its default (all sources, `html`, 500 words, no
+/// masking); on `PATCH` it keeps the tenant's value.
+#[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(rename = "EnhancementPreferencesInput"))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PreferencesBody {
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(type = "Array<ContextSource>", optional))]
+    pub(crate) sources: Option<Vec<String>>,
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(type = "NoteFormat", optional))]
+    pub(crate) note_format: Option<String>,
+    /// 1 to 500.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub(crate) max_words: Option<u32>,
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub(crate) mask_pii: Option<bool>,
+}
+
+/// What shows instead of a set secret.
+pub(crate) const REDACTED: &str = "[REDACTED]";
+
+/// A tenant (admin): `GET /api/v1/tenants/{tenant_id}` and the answer to
+/// every change. Secrets never: `api_key` is `"[REDACTED]"` when set.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub(crate) struct Tenant {
+    pub(crate) tenant_id: String,
+    pub(crate) name: String,
+    /// `servicedesk_plus`.
+    pub(crate) tool_type: String,
+    pub(crate) servicedesk_url: String,
+    #[cfg_attr(feature = "ts", ts(type = "ServiceDeskAuth"))]
+    pub(crate) servicedesk_auth: String,
+    /// `"[REDACTED]"` when set, null when not.
+    #[cfg_attr(feature = "ts", ts(type = "\"[REDACTED]\" | null"))]
+    pub(crate) api_key: Option<&'static str>,
+    /// The tenant's external knowledge-base API; null when none.
+    pub(crate) kb_api_url: Option<String>,
+    pub(crate) enhancement_preferences: EnhancementPreferences,
+    /// The model spend allowed per month; null: no cap.
+    pub(crate) monthly_budget_usd: Option<f64>,
+    /// False once deleted (soft delete: its webhooks are refused).
+    pub(crate) is_active: bool,
+    /// RFC 3339.
+    pub(crate) created_at: String,
+    /// RFC 3339.
+    pub(crate) updated_at: String,
+    /// Where its ticketing tool posts new tickets (`<public URL>/webhook/<tool_type>/<tenant_id>`).
+    pub(crate) webhook_url: String,
+}
+
+/// Micro-dollars as dollars.
+fn usd(micros: i64) -> f64 {
+    micros as f64 / 1_000_000.0
+}
+
+impl Tenant {
+    /// `t` as admins see it; `base` is the gateway's public URL.
+    pub(crate) fn new(t: pb::Tenant, base: &str) -> Self {
+        let path = if t.webhook_path.is_empty() {
+            format!("/webhook/{}/{}", t.tool_type, t.tenant_id)
+        } else {
+            t.webhook_path
+        };
+        let p = t.enhancement_preferences.unwrap_or_default();
+        Self {
+            webhook_url: format!("{base}{path}"),
+            tenant_id: t.tenant_id,
+            name: t.name,
+            tool_type: t.tool_type,
+            servicedesk_url: t.servicedesk_url,
+            servicedesk_auth: t.servicedesk_auth,
+            api_key: t.api_key_set.then_some(REDACTED),
+            kb_api_url: Some(t.kb_api_url).filter(|u| !u.is_empty()),
+            enhancement_preferences: EnhancementPreferences {
+                sources: p.sources,
+                note_format: p.note_format,
+                max_words: p.max_words,
+                mask_pii: p.mask_pii,
+            },
+            monthly_budget_usd: t.monthly_budget_micros.map(usd),
+            is_active: t.is_active,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        }
+    }
+}
+
+/// `POST /api/v1/tenants` (201): the tenant and its webhook secret, shown
+/// this once.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub(crate) struct CreatedTenant {
+    #[serde(flatten)]
+    pub(crate) tenant: Tenant,
+    pub(crate) webhook_secret: String,
+}
+
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(rename = "TenantList"))]
+pub(crate) struct Tenants {
+    pub(crate) tenants: Vec<Tenant>,
+}
+
+/// `POST /api/v1/tenants`'s body (admin). Optional fields may be absent or
+/// null. `monthly_budget_usd` is dollars (kept as micro-dollars).
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewTenant {
+    pub(crate) tenant_id: String,
+    pub(crate) name: String,
+    pub(crate) tool_type: String,
+    pub(crate) servicedesk_url: String,
+    /// Default `authtoken`.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(type = "ServiceDeskAuth | null", optional))]
+    pub(crate) servicedesk_auth: Option<String>,
+    pub(crate) api_key: String,
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub(crate) kb_api_url: Option<String>,
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub(crate) enhancement_preferences: Option<PreferencesBody>,
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub(crate) monthly_budget_usd: Option<f64>,
+}
+
+/// `PATCH /api/v1/tenants/{tenant_id}`'s body (admin): only the fields to
+/// change. `api_key` as `""` or `"[REDACTED]"` keeps the stored key;
+/// `kb_api_url` and `monthly_budget_usd` as null clear them. `tenant_id`
+/// and `tool_type` may be sent back as they are, never changed.
+#[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TenantPatch {
+    #[serde(default, with = "present")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<String>", optional))]
+    pub(crate) tenant_id: Option<String>,
+    #[serde(default, with = "present")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<String>", optional))]
+    pub(crate) tool_type: Option<String>,
+    #[serde(default, with = "present")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<String>", optional))]
+    pub(crate) name: Option<String>,
+    #[serde(default, with = "present")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<String>", optional))]
+    pub(crate) servicedesk_url: Option<String>,
+    #[serde(default, with = "present")]
+    #[cfg_attr(feature = "ts", ts(type = "ServiceDeskAuth", optional))]
+    pub(crate) servicedesk_auth: Option<String>,
+    #[serde(default, with = "present")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<String>", optional))]
+    pub(crate) api_key: Option<String>,
+    /// null removes it.
+    #[serde(default, with = "present")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<Option<String>>", optional))]
+    pub(crate) kb_api_url: Option<Option<String>>,
+    /// Merged into the tenant's: absent members keep their values.
+    #[serde(default, with = "present")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<PreferencesBody>", optional))]
+    pub(crate) enhancement_preferences: Option<PreferencesBody>,
+    #[serde(default, with = "present")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<bool>", optional))]
+    pub(crate) is_active: Option<bool>,
+    /// null: no cap.
+    #[serde(default, with = "present")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<Option<f64>>", optional))]
+    pub(crate) monthly_budget_usd: Option<Option<f64>>,
+}
+
+/// `POST /api/v1/tenants/{tenant_id}/webhook-secret`: the new secret, shown
+/// this once; the previous one is accepted until `previous_valid_until`.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub(crate) struct WebhookSecret {
+    pub(crate) webhook_secret: String,
+    /// RFC 3339.
+    pub(crate) previous_valid_until: String,
+}
+
+/// One row of `POST /api/v1/tenants/{tenant_id}/kb-articles` (a JSON list;
+/// upsert by `url`).
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KbArticle {
+    pub(crate) title: String,
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(as = "Option<String>", optional))]
+    pub(crate) summary: String,
+    pub(crate) url: String,
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(as = "Option<String>", optional))]
+    pub(crate) body: String,
+}
+
+/// One row of `POST /api/v1/tenants/{tenant_id}/inventory` (a JSON list;
+/// upsert by `ip`).
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SystemInfo {
+    pub(crate) ip: String,
+    pub(crate) hostname: String,
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(as = "Option<String>", optional))]
+    pub(crate) role: String,
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(as = "Option<String>", optional))]
+    pub(crate) client: String,
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(as = "Option<String>", optional))]
+    pub(crate) location: String,
+}
+
+/// The answer to an upload of context data.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub(crate) struct Upserted {
+    pub(crate) upserted: u32,
+}
+
+/// `GET /api/v1/enhancements/{job_id}` (operator), and each row of the list.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub(crate) struct Enhancement {
+    pub(crate) job_id: String,
+    pub(crate) ticket_id: String,
+    pub(crate) tenant_id: String,
+    #[cfg_attr(feature = "ts", ts(type = "EnhancementStatus"))]
+    pub(crate) status: String,
+    pub(crate) attempts: u32,
+    /// The gathered context with per-source timings and errors; null until
+    /// gathered.
+    #[cfg_attr(feature = "ts", ts(type = "JsonObject | null"))]
+    pub(crate) context_gathered: Value,
+    /// The note as synthesised; null until there is one.
+    pub(crate) llm_output: Option<String>,
+    pub(crate) error_message: Option<String>,
+    pub(crate) processing_time_ms: Option<u64>,
+    pub(crate) cost_usd: f64,
+    /// RFC 3339.
+    pub(crate) created_at: String,
+    /// RFC 3339; null until completed or failed.
+    pub(crate) completed_at: Option<String>,
+    /// Also the trace id, from the webhook to the note.
+    pub(crate) correlation_id: String,
+    pub(crate) subject: String,
+    pub(crate) description: String,
+    pub(crate) priority: String,
+    /// The note's id in the ticketing tool; null until posted.
+    pub(crate) note_id: Option<String>,
+}
+
+fn non_empty(text: String) -> Option<String> {
+    Some(text).filter(|t| !t.is_empty())
+}
+
+impl From<pb::Enhancement> for Enhancement {
+    fn from(e: pb::Enhancement) -> Self {
+        Self {
+            context_gathered: embedded(&e.context_gathered_json),
+            job_id: e.job_id,
+            ticket_id: e.ticket_id,
+            tenant_id: e.tenant_id,
+            status: e.status,
+            attempts: e.attempts,
+            llm_output: non_empty(e.llm_output),
+            error_message: non_empty(e.error_message),
+            processing_time_ms: e.processing_time_ms,
+            cost_usd: e.cost_usd,
+            created_at: e.created_at,
+            completed_at: non_empty(e.completed_at),
+            correlation_id: e.correlation_id,
+            subject: e.subject,
+            description: e.description,
+            priority: e.priority,
+            note_id: non_empty(e.note_id),
+        }
+    }
+}
+
+/// `GET /api/v1/enhancements` (operator): a page, newest first.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub(crate) struct EnhancementPage {
+    pub(crate) enhancements: Vec<Enhancement>,
+    /// Jobs matching the filters, on every page.
+    pub(crate) total: u64,
+    /// From 1.
+    pub(crate) page: u32,
+    /// 50.
+    pub(crate) per_page: u32,
+}
+
+/// `GET|PUT /api/v1/tickets/processing`: whether workers take new jobs.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub(crate) struct Processing {
+    pub(crate) paused: bool,
+    /// Jobs recorded and not yet finished.
+    pub(crate) queue_depth: u64,
+    pub(crate) active_workers: u32,
+}
+
+impl From<pb::ProcessingState> for Processing {
+    fn from(p: pb::ProcessingState) -> Self {
+        Self {
+            paused: p.paused,
+            queue_depth: p.queue_depth,
+            active_workers: p.active_workers,
+        }
+    }
+}
+
+/// `PUT /api/v1/tickets/processing`'s body (admin).
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProcessingUpdate {
+    pub(crate) paused: bool,
+}
+
+/// `202` to a new-ticket webhook: the job, recorded and queued (a repeated
+/// delivery: the first delivery's job).
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub(crate) struct WebhookQueued {
+    pub(crate) job_id: String,
+    /// `queued`.
+    pub(crate) status: String,
+}
+
+/// `202` to a resolved-ticket webhook: stored in the ticket history.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub(crate) struct WebhookStored {
+    /// `stored`.
+    pub(crate) status: String,
+}
+
+/// The TypeScript of the ticket-enhancement vocabularies (`csp-domain`
+/// declares them without ts-rs), each checked against its `ALL` in the
+/// tests.
+#[cfg(all(test, feature = "ts"))]
+const TICKET_VOCABULARIES: &str = "\
+/** Where an enhancement job stands (csp-domain `EnhancementStatus`). */
+export type EnhancementStatus = \"pending\" | \"processing\" | \"completed\" | \"failed\";
+
+/** A context source a tenant may use (csp-domain `ContextSource`). */
+export type ContextSource = \"ticket_history\" | \"kb\" | \"ip_inventory\";
+
+/** How notes are written (csp-domain `NoteFormat`). */
+export type NoteFormat = \"html\" | \"markdown\";
+
+/** How csp signs in to a tenant's ServiceDesk Plus. */
+export type ServiceDeskAuth = \"authtoken\" | \"zoho_oauth\";
+";
+
 /// The TypeScript declarations of every wire type, as
 /// `web/src/generated/api.ts` holds them (`scripts/check-generated.sh`).
 #[cfg(all(test, feature = "ts"))]
@@ -629,6 +1011,24 @@ pub(crate) fn typescript() -> String {
         Plugin::decl(&cfg),
         Plugins::decl(&cfg),
         Rescan::decl(&cfg),
+        // Ticket enhancement (its vocabularies are TICKET_VOCABULARIES).
+        PreferencesBody::decl(&cfg),
+        NewTenant::decl(&cfg),
+        TenantPatch::decl(&cfg),
+        KbArticle::decl(&cfg),
+        SystemInfo::decl(&cfg),
+        ProcessingUpdate::decl(&cfg),
+        EnhancementPreferences::decl(&cfg),
+        Tenant::decl(&cfg),
+        CreatedTenant::decl(&cfg),
+        Tenants::decl(&cfg),
+        WebhookSecret::decl(&cfg),
+        Upserted::decl(&cfg),
+        Enhancement::decl(&cfg),
+        EnhancementPage::decl(&cfg),
+        Processing::decl(&cfg),
+        WebhookQueued::decl(&cfg),
+        WebhookStored::decl(&cfg),
     ] {
         out.push_str("\nexport ");
         for line in decl.lines() {
@@ -636,11 +1036,46 @@ pub(crate) fn typescript() -> String {
             out.push('\n');
         }
     }
+    out.push('\n');
+    out.push_str(TICKET_VOCABULARIES);
     out
 }
 
 #[cfg(all(test, feature = "ts"))]
 mod generated {
+    /// The hand-written unions say exactly what csp-domain's vocabularies do.
+    #[test]
+    fn ticket_vocabularies_match_the_domain() {
+        use csp_domain::{ContextSource, EnhancementStatus, NoteFormat};
+        let union = |names: Vec<&str>| {
+            names
+                .iter()
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        };
+        for (ty, names) in [
+            (
+                "EnhancementStatus",
+                EnhancementStatus::ALL.iter().map(|s| s.as_str()).collect(),
+            ),
+            (
+                "ContextSource",
+                ContextSource::ALL.iter().map(|s| s.as_str()).collect(),
+            ),
+            (
+                "NoteFormat",
+                NoteFormat::ALL.iter().map(|s| s.as_str()).collect(),
+            ),
+        ] {
+            let line = format!("export type {ty} = {};", union(names));
+            assert!(
+                super::TICKET_VOCABULARIES.lines().any(|l| l == line),
+                "{line}"
+            );
+        }
+    }
+
     /// Fails when `web/src/generated/api.ts` is not what the Rust types
     /// generate. With `CSP_GENERATED_OUT=<dir>` it writes `<dir>/api.ts`
     /// instead (`scripts/check-generated.sh`).

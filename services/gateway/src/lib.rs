@@ -1,7 +1,10 @@
 //! The gateway: the only service a browser talks to.
 //!
 //! Owns: the web app's static files, REST under `/api/v1`, browser
-//! WebSockets, `/metrics` and probes; authentication of every request
+//! WebSockets, `/metrics` and probes, the ticketing tools' public webhooks
+//! (`/webhook/...`: passed on byte for byte to the tickets service, which
+//! verifies them); every request's id (`x-request-id`, also its trace id);
+//! authentication of every request
 //! (JWT, verified locally, refused once logged out), the Origin check on
 //! WebSockets and on every state-changing request made with the cookie, and
 //! login throttling (per account and client address, in the shared cache).
@@ -19,15 +22,20 @@ mod error;
 mod identity;
 mod metrics;
 mod plugins;
+mod request_id;
 mod routes;
 mod state;
+#[cfg(test)]
+mod testing;
 mod throttle;
+mod tickets;
+mod webhooks;
 mod ws;
 
 pub use throttle::LoginLimits;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use csp_auth::Tokens;
@@ -36,6 +44,7 @@ use csp_cache::Cache;
 use csp_proto::v1::plugins_client::PluginsClient;
 use csp_proto::v1::policy_client::PolicyClient;
 use csp_proto::v1::session_pool_client::SessionPoolClient;
+use csp_proto::v1::tickets_client::TicketsClient;
 use http::{HeaderValue, header};
 use state::{AppState, Limits, Parts};
 use std::net::SocketAddr;
@@ -69,6 +78,15 @@ pub struct Config {
     pub policy_addr: String,
     /// The plugins service (`http://host:port`).
     pub plugins_addr: String,
+    /// Any tickets service replica (`http://host:port`). Connected lazily:
+    /// the gateway starts and serves chat while it is down; its routes
+    /// answer 503 `unavailable` until it is reachable.
+    pub tickets_addr: String,
+    /// `CSP_PUBLIC_URL`: the gateway's public base URL (`https://csp.example`),
+    /// the start of every tenant's `webhook_url`. `None`: derived from each
+    /// request's Host and scheme (`X-Forwarded-Host`/`-Proto` when
+    /// `trust_forwarded_for`).
+    pub public_url: Option<String>,
     /// Verifies tokens; must share its secret with the policy service.
     pub tokens: Tokens,
     /// `CSP_METRICS_TOKEN`: lets a scraper read `/metrics` without a login.
@@ -118,6 +136,8 @@ impl Server {
             metrics_token: config.metrics_token,
             policy: PolicyClient::new(csp_rpc::channel(&config.policy_addr)?),
             plugins: PluginsClient::new(csp_rpc::channel(&config.plugins_addr)?),
+            tickets: TicketsClient::new(csp_rpc::channel(&config.tickets_addr)?),
+            public_url: config.public_url,
             default_pool: SessionPoolClient::new(csp_rpc::channel(&config.session_pool_addr)?),
             bus,
             cache: cache.clone(),
@@ -210,23 +230,37 @@ impl Server {
 }
 
 fn router(state: AppState, web_dir: Option<PathBuf>) -> Router {
-    let mut app = routes::router()
-        // After routing, so the rule is looked up by the matched route.
-        .route_layer(middleware::from_fn_with_state(
+    let (browsers, hooks) = routes::router();
+    let rules = || {
+        middleware::from_fn_with_state(
             auth::Rules::new(state.clone(), routes::access),
             auth::authorize,
-        ))
+        )
+    };
+    let browsers = browsers
+        // After routing, so the rule is looked up by the matched route.
+        .route_layer(rules())
         // Before authorisation: a cross-site request is refused before
         // anything looks at its cookie.
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::check_origin,
         ));
+    // Ticketing tools, not browsers: no Origin to check, and every webhook
+    // route is public, so no cookie is ever read there. Their body limit is
+    // the contract's; the handlers answer it with the catalogued 413.
+    let hooks = hooks
+        .route_layer(rules())
+        .route_layer(DefaultBodyLimit::max(webhooks::MAX_BODY_BYTES));
+    let mut app = browsers.merge(hooks);
     if let Some(dir) = web_dir {
         let index = dir.join("index.html");
         app = app.fallback_service(ServeDir::new(dir).fallback(ServeFile::new(index)));
     }
     app.layer(middleware::from_fn(track))
+        // Around routing and metrics: every answer carries its request id,
+        // and whatever runs for the request is in its trace.
+        .layer(middleware::from_fn(request_id::assign))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(

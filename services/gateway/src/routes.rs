@@ -1,9 +1,12 @@
 //! Every route of the gateway, declared once with its access rule. The
 //! router is built from this table and [`crate::auth::authorize`] answers
-//! from it, so a route without a rule cannot be served.
+//! from it, so a route without a rule cannot be served. Routes under
+//! [`WEBHOOKS`] are machine-to-machine: public, never authenticated by a
+//! cookie nor subject to the Origin check, with their own body limit
+//! (`lib.rs` layers the two routers differently).
 
 use crate::state::AppState;
-use crate::{admin, api, plugins, ws};
+use crate::{admin, api, plugins, tickets, webhooks, ws};
 use axum::Router;
 use axum::routing::{MethodFilter, on};
 use csp_auth::Access;
@@ -21,6 +24,8 @@ pub(crate) struct Route {
 
 /// The REST API's prefix; its routes share one fallback (`not_found`).
 pub(crate) const API: &str = "/api/v1";
+/// The prefix of the ticketing tools' webhooks (public, machine-to-machine).
+pub(crate) const WEBHOOKS: &str = "/webhook/";
 
 const PUBLIC: Access = Access::Public;
 const USER: Access = Access::Role(Role::User);
@@ -36,17 +41,19 @@ macro_rules! routes {
             $(Route { method: Method::$method, path: $path, access: $access },)+
         ];
 
-        /// The routes under [`API`] (paths relative to it) and the others.
-        fn routers() -> (Router<AppState>, Router<AppState>) {
-            let (mut api, mut top) = (Router::new(), Router::new());
+        /// The routes under [`API`] (paths relative to it), the webhooks
+        /// and the others.
+        fn routers() -> (Router<AppState>, Router<AppState>, Router<AppState>) {
+            let (mut api, mut hooks, mut top) = (Router::new(), Router::new(), Router::new());
             $(
                 let route = on(MethodFilter::$method, $handler);
                 match $path.strip_prefix(API) {
                     Some(rest) => api = api.route(rest, route),
+                    None if $path.starts_with(WEBHOOKS) => hooks = hooks.route($path, route),
                     None => top = top.route($path, route),
                 }
             )+
-            (api, top)
+            (api, hooks, top)
         }
     };
 }
@@ -70,6 +77,22 @@ routes! {
     POST "/api/v1/plugins/{name}/activate" => OPERATOR, plugins::activate;
     POST "/api/v1/plugins/{name}/deactivate" => OPERATOR, plugins::deactivate;
     PUT "/api/v1/plugins/{name}/config" => OPERATOR, plugins::configure;
+    GET "/api/v1/tenants" => ADMIN, tickets::list_tenants;
+    POST "/api/v1/tenants" => ADMIN, tickets::create_tenant;
+    GET "/api/v1/tenants/{tenant_id}" => ADMIN, tickets::get_tenant;
+    PATCH "/api/v1/tenants/{tenant_id}" => ADMIN, tickets::update_tenant;
+    DELETE "/api/v1/tenants/{tenant_id}" => ADMIN, tickets::delete_tenant;
+    POST "/api/v1/tenants/{tenant_id}/webhook-secret" => ADMIN, tickets::rotate_webhook_secret;
+    POST "/api/v1/tenants/{tenant_id}/kb-articles" => ADMIN, tickets::upsert_kb_articles;
+    POST "/api/v1/tenants/{tenant_id}/inventory" => ADMIN, tickets::upsert_inventory;
+    GET "/api/v1/enhancements" => OPERATOR, tickets::list_enhancements;
+    GET "/api/v1/enhancements/{job_id}" => OPERATOR, tickets::get_enhancement;
+    GET "/api/v1/tickets/processing" => OPERATOR, tickets::get_processing;
+    PUT "/api/v1/tickets/processing" => ADMIN, tickets::set_processing;
+    POST "/webhook/servicedesk" => PUBLIC, webhooks::seed_new_ticket;
+    POST "/webhook/servicedesk/resolved" => PUBLIC, webhooks::seed_resolved;
+    POST "/webhook/{tool_type}/{tenant_id}" => PUBLIC, webhooks::new_ticket;
+    POST "/webhook/{tool_type}/{tenant_id}/resolved" => PUBLIC, webhooks::resolved;
     GET "/api/v1/health/live" => PUBLIC, api::live;
     GET "/api/v1/health/ready" => PUBLIC, api::ready;
     GET "/api/v1/health/startup" => PUBLIC, api::startup;
@@ -86,13 +109,15 @@ pub(crate) fn access(method: &Method, path: &str) -> Option<Access> {
         .map(|r| r.access)
 }
 
-/// The routed part of the gateway: the API (with its own 404 fallback)
-/// and the top-level routes, without layers or state.
-pub(crate) fn router() -> Router<AppState> {
-    let (api, top) = routers();
-    Router::new()
+/// The routed part of the gateway, without layers or state: the browsers'
+/// routes (the API, with its own 404 fallback, and the top-level ones), and
+/// the webhooks.
+pub(crate) fn router() -> (Router<AppState>, Router<AppState>) {
+    let (api, hooks, top) = routers();
+    let browsers = Router::new()
         .nest(API, api.fallback(api::not_found))
-        .merge(top)
+        .merge(top);
+    (browsers, hooks)
 }
 
 #[cfg(test)]
@@ -103,166 +128,20 @@ mod tests {
     //! answers before any handler runs, so only allowed requests reach one.
 
     use super::*;
-    use crate::state::{Limits, Parts};
+    use crate::testing::{METRICS_TOKEN, gateway};
     use axum::body::Body;
     use csp_domain::UserId;
-    use csp_proto::v1 as pb;
-    use csp_proto::v1::policy_server::{Policy, PolicyServer};
     use http::{Request, StatusCode};
-    use std::collections::{HashMap, HashSet};
-    use std::sync::Arc;
+    use std::collections::HashSet;
     use tower::ServiceExt;
-
-    /// Answers `GetUser` for the known users; nothing else.
-    struct FakePolicy {
-        users: HashMap<String, Role>,
-    }
-
-    fn none<T>() -> Result<tonic::Response<T>, tonic::Status> {
-        Err(tonic::Status::unimplemented("fake policy"))
-    }
-
-    #[tonic::async_trait]
-    impl Policy for FakePolicy {
-        async fn login(
-            &self,
-            _: tonic::Request<pb::LoginRequest>,
-        ) -> Result<tonic::Response<pb::LoginResponse>, tonic::Status> {
-            none()
-        }
-        async fn get_user(
-            &self,
-            req: tonic::Request<pb::GetUserRequest>,
-        ) -> Result<tonic::Response<pb::User>, tonic::Status> {
-            let id = req.into_inner().user_id;
-            let role = self
-                .users
-                .get(&id)
-                .ok_or_else(|| tonic::Status::not_found("no such user"))?;
-            Ok(tonic::Response::new(pb::User {
-                user_id: id,
-                username: role.as_str().to_owned(),
-                role: role.as_str().to_owned(),
-                is_active: true,
-                ..Default::default()
-            }))
-        }
-        async fn list_users(
-            &self,
-            _: tonic::Request<pb::ListUsersRequest>,
-        ) -> Result<tonic::Response<pb::ListUsersResponse>, tonic::Status> {
-            none()
-        }
-        async fn create_user(
-            &self,
-            _: tonic::Request<pb::CreateUserRequest>,
-        ) -> Result<tonic::Response<pb::User>, tonic::Status> {
-            none()
-        }
-        async fn update_user(
-            &self,
-            _: tonic::Request<pb::UpdateUserRequest>,
-        ) -> Result<tonic::Response<pb::User>, tonic::Status> {
-            none()
-        }
-        async fn check_tool(
-            &self,
-            _: tonic::Request<pb::CheckToolRequest>,
-        ) -> Result<tonic::Response<pb::CheckToolResponse>, tonic::Status> {
-            none()
-        }
-        async fn admit_turn(
-            &self,
-            _: tonic::Request<pb::AdmitTurnRequest>,
-        ) -> Result<tonic::Response<pb::AdmitTurnResponse>, tonic::Status> {
-            none()
-        }
-        async fn settle_turn(
-            &self,
-            _: tonic::Request<pb::SettleTurnRequest>,
-        ) -> Result<tonic::Response<pb::SettleTurnResponse>, tonic::Status> {
-            none()
-        }
-        async fn get_budget(
-            &self,
-            _: tonic::Request<pb::GetBudgetRequest>,
-        ) -> Result<tonic::Response<pb::Budget>, tonic::Status> {
-            none()
-        }
-        async fn list_audit(
-            &self,
-            _: tonic::Request<pb::ListAuditRequest>,
-        ) -> Result<tonic::Response<pb::ListAuditResponse>, tonic::Status> {
-            none()
-        }
-    }
-
-    const METRICS_TOKEN: &str = "scrape-token-for-tests";
-
-    struct Gateway {
-        app: Router,
-        /// A bearer token per role.
-        tokens: Vec<(Role, String)>,
-    }
-
-    async fn gateway() -> Gateway {
-        let secret = secrecy::SecretString::from("a test secret of at least thirty-two bytes");
-        let tokens = csp_auth::Tokens::new(&secret, std::time::Duration::from_secs(600)).unwrap();
-        let mut users = HashMap::new();
-        let mut bearer = Vec::new();
-        for role in [Role::User, Role::Operator, Role::Admin] {
-            let id = UserId::new();
-            users.insert(id.to_string(), role);
-            bearer.push((role, tokens.issue(id, role.as_str(), role).unwrap().0));
-        }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let policy_addr = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(PolicyServer::new(FakePolicy { users }))
-                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
-        );
-        // Bound and dropped: nothing listens there.
-        let nowhere = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            format!("http://{}", l.local_addr().unwrap())
-        };
-        let channel = |addr: &str| csp_rpc::channel(addr).unwrap();
-        let cache: Arc<dyn csp_cache::Cache> = Arc::new(csp_cache::MemoryCache::new());
-        let state = AppState::new(Parts {
-            tokens,
-            metrics_token: Some(METRICS_TOKEN.into()),
-            policy: pb::policy_client::PolicyClient::new(channel(&policy_addr)),
-            plugins: pb::plugins_client::PluginsClient::new(channel(&nowhere)),
-            default_pool: pb::session_pool_client::SessionPoolClient::new(channel(&nowhere)),
-            bus: Arc::new(csp_bus::InProcessBus::new(Default::default()).unwrap()),
-            cache: cache.clone(),
-            allowed_origins: Vec::new(),
-            throttle: crate::throttle::Throttle::new(
-                cache,
-                crate::LoginLimits::default(),
-                Arc::new(crate::throttle::system_now_ms),
-            ),
-            trust_forwarded_for: false,
-            model_label: "test".into(),
-            cookie_secure: false,
-            limits: Limits {
-                max_frame_bytes: 1 << 16,
-                send_queue: 16,
-                send_queue_bytes: 1 << 20,
-            },
-            shutdown_grace_seconds: 1,
-        });
-        Gateway {
-            app: crate::router(state, None),
-            tokens: bearer,
-        }
-    }
 
     /// A concrete path for a route template.
     fn concrete(path: &str) -> String {
         path.replace("{id}", &UserId::new().to_string())
             .replace("{name}", "demo")
+            .replace("{tenant_id}", "acme")
+            .replace("{job_id}", &uuid::Uuid::new_v4().to_string())
+            .replace("{tool_type}", "servicedesk_plus")
     }
 
     async fn status(app: &Router, method: Method, path: &str, token: Option<&str>) -> StatusCode {
@@ -347,9 +226,13 @@ mod tests {
         let admin = &gw.tokens.iter().find(|(r, _)| *r == Role::Admin).unwrap().1;
         // A routed path with a method the table does not list: no rule, refused.
         for r in ROUTES {
+            let unlisted = [Method::DELETE, Method::PUT, Method::PATCH, Method::POST]
+                .into_iter()
+                .find(|m| access(m, r.path).is_none())
+                .unwrap();
             let path = concrete(r.path);
-            let got = status(&gw.app, Method::DELETE, &path, Some(admin)).await;
-            assert_eq!(got, StatusCode::FORBIDDEN, "DELETE {}", r.path);
+            let got = status(&gw.app, unlisted.clone(), &path, Some(admin)).await;
+            assert_eq!(got, StatusCode::FORBIDDEN, "{unlisted} {}", r.path);
         }
         // An unknown API path is the API's 404, whoever asks.
         for token in [None, Some(admin.as_str())] {

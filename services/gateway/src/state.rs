@@ -10,6 +10,7 @@ use csp_domain::{ErrorCode, SessionId};
 use csp_proto::v1::plugins_client::PluginsClient;
 use csp_proto::v1::policy_client::PolicyClient;
 use csp_proto::v1::session_pool_client::SessionPoolClient;
+use csp_proto::v1::tickets_client::TicketsClient;
 use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
@@ -37,6 +38,12 @@ pub(crate) struct Inner {
     pub(crate) metrics_token: Option<secrecy::SecretString>,
     pub(crate) policy: PolicyClient<Channel>,
     pub(crate) plugins: PluginsClient<Channel>,
+    /// Any tickets service replica (tenants, webhooks, enhancement history).
+    /// Connected lazily: the gateway starts, and chat works, while it is down.
+    pub(crate) tickets: TicketsClient<Channel>,
+    /// `CSP_PUBLIC_URL`: the gateway's public base URL (no trailing `/`),
+    /// which tenants' `webhook_url`s start with; `None`: the request's own.
+    pub(crate) public_url: Option<String>,
     /// Any session-pool replica: takes new sessions and answers reads.
     pub(crate) default_pool: SessionPoolClient<Channel>,
     replicas: Mutex<HashMap<String, SessionPoolClient<Channel>>>,
@@ -77,6 +84,8 @@ pub(crate) struct Parts {
     pub(crate) metrics_token: Option<secrecy::SecretString>,
     pub(crate) policy: PolicyClient<Channel>,
     pub(crate) plugins: PluginsClient<Channel>,
+    pub(crate) tickets: TicketsClient<Channel>,
+    pub(crate) public_url: Option<String>,
     pub(crate) default_pool: SessionPoolClient<Channel>,
     pub(crate) bus: Arc<dyn EventBus>,
     pub(crate) cache: Arc<dyn Cache>,
@@ -97,6 +106,11 @@ impl AppState {
             tokens: p.tokens,
             policy: p.policy,
             plugins: p.plugins,
+            tickets: p.tickets,
+            public_url: p
+                .public_url
+                .map(|u| u.trim_end_matches('/').to_owned())
+                .filter(|u| !u.is_empty()),
             default_pool: p.default_pool,
             replicas: Mutex::new(HashMap::new()),
             bus: p.bus,

@@ -68,6 +68,10 @@ pub struct Options {
     /// `CSP_PLUGINS_DIR`; `None`: an empty directory of the instance's own
     /// ([`Csp::plugins_dir`]).
     pub plugins_dir: Option<PathBuf>,
+    /// Distributed mode: also run ticket enhancement, `csp serve tickets`
+    /// (the gateway's `CSP_TICKETS_ADDR`) and `csp serve tickets-worker`
+    /// (its model: the instance's `csp mock-llm`). `csp dev` always runs both.
+    pub tickets: bool,
 }
 
 impl Default for Options {
@@ -80,6 +84,7 @@ impl Default for Options {
             await_startup: true,
             session_pool_db_addr: None,
             plugins_dir: None,
+            tickets: false,
         }
     }
 }
@@ -287,6 +292,35 @@ impl Csp {
                     .await?;
                 let mut gw_env = env.clone();
                 gw_env.push(("CSP_MODEL".into(), MODEL.into()));
+                if opts.tickets {
+                    let tickets = csp
+                        .spawn(
+                            "tickets",
+                            &[
+                                "serve",
+                                "tickets",
+                                "--grpc-addr",
+                                "127.0.0.1:0",
+                                "--metrics-addr",
+                                "127.0.0.1:0",
+                            ],
+                            &env,
+                        )
+                        .await?;
+                    gw_env.push(("CSP_TICKETS_ADDR".into(), format!("http://{tickets}")));
+                    let mut worker_env = env.clone();
+                    worker_env.push((
+                        "ANTHROPIC_BASE_URL".into(),
+                        csp.mock.clone().expect("mock-llm started"),
+                    ));
+                    worker_env.push(("ANTHROPIC_API_KEY".into(), "e2e-test-key".into()));
+                    csp.spawn(
+                        "tickets-worker",
+                        &["serve", "tickets-worker", "--metrics-addr", "127.0.0.1:0"],
+                        &worker_env,
+                    )
+                    .await?;
+                }
                 let gw = csp
                     .spawn(
                         "gateway",
@@ -378,6 +412,12 @@ impl Csp {
                     return Ok::<_, anyhow::Error>(Some(
                         rest.split_whitespace().next().unwrap_or("").to_owned(),
                     ));
+                }
+                // A queue consumer (`csp serve tickets-worker`) listens on
+                // no port: it is up once it says it consumes.
+                if line.ends_with("consuming the work queue") {
+                    banner.push(line);
+                    return Ok(Some(String::new()));
                 }
                 banner.push(line);
             }
@@ -558,6 +598,55 @@ impl Csp {
         Ok(())
     }
 
+    /// Starts a process of a distributed instance again with the same
+    /// arguments and environment (after [`Csp::kill9`] or [`Csp::sigterm`]);
+    /// for processes nothing else addresses, such as `tickets-worker`.
+    pub async fn restart(&mut self, name: &'static str) -> Result<()> {
+        let (_, args, env) = self
+            .started
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .cloned()
+            .with_context(|| format!("{name} was never started"))?;
+        self.procs.retain(|p| p.name != name);
+        self.started.retain(|(n, _, _)| *n != name);
+        self.addrs.retain(|(n, _)| *n != name);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.spawn(name, &args, &env).await?;
+        Ok(())
+    }
+
+    /// Runs a one-off `csp` command (e.g. `tickets import`) against this
+    /// instance's store: `DATABASE_URL` in distributed mode, `--data-dir`
+    /// of the `csp dev` otherwise (appended), with the instance's secret key.
+    pub async fn run_cli(&self, args: &[&str]) -> Result<std::process::Output> {
+        let mut cmd = Command::new(&self.bin);
+        for var in [
+            "ANTHROPIC_API_KEY",
+            "ANTHROPIC_AUTH_TOKEN",
+            "ANTHROPIC_BASE_URL",
+            "CSP_MODEL",
+            "DATABASE_URL",
+            "CSP_DATA_DIR",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.args(args)
+            .env("CSP_SECRET_KEY", SECRET_KEY)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        match &self.db {
+            Some((admin, db)) => {
+                cmd.env("DATABASE_URL", with_db(admin, db));
+            }
+            None => {
+                cmd.arg("--data-dir").arg(self.dir.path().join("data"));
+            }
+        }
+        Ok(cmd.output().await?)
+    }
+
     /// Starts `csp dev` again on the same data directory (after
     /// [`Csp::sigterm`]); `base` changes to the new address.
     pub async fn restart_dev(&mut self) -> Result<()> {
@@ -587,6 +676,13 @@ impl Csp {
             .iter()
             .find(|p| p.name == name)
             .and_then(|p| p.child.id())
+    }
+
+    /// The NATS prefix of this instance's streams and subjects
+    /// (distributed mode only): the work queue is stream
+    /// `<PREFIX>_QUEUE`, subjects `<prefix>.queue.<topic>`.
+    pub fn nats_prefix(&self) -> Option<String> {
+        self.nats_prefix.clone()
     }
 
     /// The JetStream stream holding this instance's session events
@@ -719,9 +815,11 @@ async fn remove_backends(db: Option<(String, String)>, prefix: Option<String>) {
         std::env::var("CSP_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
     if let Ok(client) = async_nats::connect(nats).await {
         let js = async_nats::jetstream::new(client);
-        let _ = js
-            .delete_stream(format!("{}_SESSION_EVENTS", prefix.to_ascii_uppercase()))
-            .await;
+        for stream in ["SESSION_EVENTS", "QUEUE"] {
+            let _ = js
+                .delete_stream(format!("{}_{stream}", prefix.to_ascii_uppercase()))
+                .await;
+        }
     }
     let redis =
         std::env::var("CSP_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());

@@ -224,3 +224,190 @@ updated_at: string, };
 export type PluginList = { plugins: Array<Plugin>, };
 
 export type PluginRescan = { plugins: Array<Plugin>, added: Array<string>, changed: Array<string>, removed: Array<string>, };
+
+export type EnhancementPreferencesInput = { sources?: Array<ContextSource>, note_format?: NoteFormat,
+/**
+ * 1 to 500.
+ */
+max_words?: number, mask_pii?: boolean, };
+
+export type NewTenant = { tenant_id: string, name: string, tool_type: string, servicedesk_url: string,
+/**
+ * Default `authtoken`.
+ */
+servicedesk_auth?: ServiceDeskAuth | null, api_key: string, kb_api_url?: string | null, enhancement_preferences?: EnhancementPreferencesInput | null, monthly_budget_usd?: number | null, };
+
+export type TenantPatch = { tenant_id?: string, tool_type?: string, name?: string, servicedesk_url?: string, servicedesk_auth?: ServiceDeskAuth, api_key?: string,
+/**
+ * null removes it.
+ */
+kb_api_url?: string | null,
+/**
+ * Merged into the tenant's: absent members keep their values.
+ */
+enhancement_preferences?: EnhancementPreferencesInput, is_active?: boolean,
+/**
+ * null: no cap.
+ */
+monthly_budget_usd?: number | null, };
+
+export type KbArticle = { title: string, summary?: string, url: string, body?: string, };
+
+export type SystemInfo = { ip: string, hostname: string, role?: string, client?: string, location?: string, };
+
+export type ProcessingUpdate = { paused: boolean, };
+
+export type EnhancementPreferences = {
+/**
+ * Any of `ticket_history`, `kb`, `ip_inventory`.
+ */
+sources: Array<ContextSource>, note_format: NoteFormat, max_words: number, mask_pii: boolean, };
+
+export type Tenant = { tenant_id: string, name: string,
+/**
+ * `servicedesk_plus`.
+ */
+tool_type: string, servicedesk_url: string, servicedesk_auth: ServiceDeskAuth,
+/**
+ * `"[REDACTED]"` when set, null when not.
+ */
+api_key: "[REDACTED]" | null,
+/**
+ * The tenant's external knowledge-base API; null when none.
+ */
+kb_api_url: string | null, enhancement_preferences: EnhancementPreferences,
+/**
+ * The model spend allowed per month; null: no cap.
+ */
+monthly_budget_usd: number | null,
+/**
+ * False once deleted (soft delete: its webhooks are refused).
+ */
+is_active: boolean,
+/**
+ * RFC 3339.
+ */
+created_at: string,
+/**
+ * RFC 3339.
+ */
+updated_at: string,
+/**
+ * Where its ticketing tool posts new tickets (`<public URL>/webhook/<tool_type>/<tenant_id>`).
+ */
+webhook_url: string, };
+
+export type CreatedTenant = { webhook_secret: string, tenant_id: string, name: string,
+/**
+ * `servicedesk_plus`.
+ */
+tool_type: string, servicedesk_url: string, servicedesk_auth: ServiceDeskAuth,
+/**
+ * `"[REDACTED]"` when set, null when not.
+ */
+api_key: "[REDACTED]" | null,
+/**
+ * The tenant's external knowledge-base API; null when none.
+ */
+kb_api_url: string | null, enhancement_preferences: EnhancementPreferences,
+/**
+ * The model spend allowed per month; null: no cap.
+ */
+monthly_budget_usd: number | null,
+/**
+ * False once deleted (soft delete: its webhooks are refused).
+ */
+is_active: boolean,
+/**
+ * RFC 3339.
+ */
+created_at: string,
+/**
+ * RFC 3339.
+ */
+updated_at: string,
+/**
+ * Where its ticketing tool posts new tickets (`<public URL>/webhook/<tool_type>/<tenant_id>`).
+ */
+webhook_url: string, };
+
+export type TenantList = { tenants: Array<Tenant>, };
+
+export type WebhookSecret = { webhook_secret: string,
+/**
+ * RFC 3339.
+ */
+previous_valid_until: string, };
+
+export type Upserted = { upserted: number, };
+
+export type Enhancement = { job_id: string, ticket_id: string, tenant_id: string, status: EnhancementStatus, attempts: number,
+/**
+ * The gathered context with per-source timings and errors; null until
+ * gathered.
+ */
+context_gathered: JsonObject | null,
+/**
+ * The note as synthesised; null until there is one.
+ */
+llm_output: string | null, error_message: string | null, processing_time_ms: number | null, cost_usd: number,
+/**
+ * RFC 3339.
+ */
+created_at: string,
+/**
+ * RFC 3339; null until completed or failed.
+ */
+completed_at: string | null,
+/**
+ * Also the trace id, from the webhook to the note.
+ */
+correlation_id: string, subject: string, description: string, priority: string,
+/**
+ * The note's id in the ticketing tool; null until posted.
+ */
+note_id: string | null, };
+
+export type EnhancementPage = { enhancements: Array<Enhancement>,
+/**
+ * Jobs matching the filters, on every page.
+ */
+total: number,
+/**
+ * From 1.
+ */
+page: number,
+/**
+ * 50.
+ */
+per_page: number, };
+
+export type Processing = { paused: boolean,
+/**
+ * Jobs recorded and not yet finished.
+ */
+queue_depth: number, active_workers: number, };
+
+export type WebhookQueued = { job_id: string,
+/**
+ * `queued`.
+ */
+status: string, };
+
+export type WebhookStored = {
+/**
+ * `stored`.
+ */
+status: string, };
+
+/** Where an enhancement job stands (csp-domain `EnhancementStatus`). */
+export type EnhancementStatus = "pending" | "processing" | "completed" | "failed";
+
+/** A context source a tenant may use (csp-domain `ContextSource`). */
+export type ContextSource = "ticket_history" | "kb" | "ip_inventory";
+
+/** How notes are written (csp-domain `NoteFormat`). */
+export type NoteFormat = "html" | "markdown";
+
+/** How csp signs in to a tenant's ServiceDesk Plus. */
+export type ServiceDeskAuth = "authtoken" | "zoho_oauth";

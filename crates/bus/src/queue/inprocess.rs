@@ -366,6 +366,7 @@ impl Shared {
                 id: message.id.clone(),
                 payload: message.payload.clone(),
                 attempt,
+                ack_wait: self.config.ack_wait,
                 handle: Handle::InProcess(Lease {
                     shared: Arc::clone(self),
                     topic: topic.to_owned(),
@@ -406,6 +407,29 @@ impl Shared {
             state.kept -= 1;
             state.kept_bytes -= message.size();
         }
+    }
+
+    /// Restarts the ack deadline of delivery `attempt` of `seq`, if it is
+    /// still the one in flight.
+    fn in_progress(&self, topic: &str, group: &str, seq: u64, attempt: u64) {
+        let now = Instant::now();
+        let mut state = self.state();
+        let Some(members) = state
+            .topics
+            .get_mut(topic)
+            .and_then(|topic| topic.groups.get_mut(group))
+        else {
+            return;
+        };
+        let Some(pending) = members.pending.get(&seq) else {
+            return;
+        };
+        // Acked, delivered again, or (never for a live delivery) ready.
+        let (true, Some(until)) = (pending.attempts == attempt, pending.waiting_until) else {
+            return;
+        };
+        members.unschedule(seq, Some(until));
+        members.wait(seq, later(now, self.config.ack_wait));
     }
 
     fn nack(&self, topic: &str, group: &str, seq: u64, attempt: u64, delay: Duration) {
@@ -449,6 +473,11 @@ pub(super) struct Lease {
 impl Lease {
     pub(super) fn ack(self) {
         self.shared.ack(&self.topic, &self.group, self.seq);
+    }
+
+    pub(super) fn in_progress(&self, attempt: u64) {
+        self.shared
+            .in_progress(&self.topic, &self.group, self.seq, attempt);
     }
 
     pub(super) fn nack(self, attempt: u64, delay: Duration) {

@@ -210,7 +210,7 @@ impl NatsQueue {
 
 /// FNV-1a, 64 bits: stable across Rust versions and processes, unlike
 /// `DefaultHasher`, as consumer names must be.
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
         (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
     })
@@ -284,6 +284,7 @@ impl Queue for NatsQueue {
             messages,
             topic: topic.to_owned(),
             group: group.to_owned(),
+            ack_wait: self.ack_wait,
             done: false,
         };
         let deliveries = futures::stream::unfold(reader, |mut reader| async move {
@@ -298,6 +299,7 @@ struct Reader {
     messages: consumer::pull::Stream,
     topic: String,
     group: String,
+    ack_wait: Duration,
     done: bool,
 }
 
@@ -352,6 +354,7 @@ impl Reader {
                 id,
                 payload: message.payload,
                 attempt,
+                ack_wait: self.ack_wait,
                 handle: Handle::Nats(Box::new(Acker {
                     inner: acker,
                     topic: self.topic.clone(),
@@ -371,6 +374,19 @@ pub(super) struct Acker {
 impl Acker {
     pub(super) async fn ack(self, id: &str) -> Result<(), Error> {
         self.settle(id, AckKind::Ack).await
+    }
+
+    /// `+WPI`, not waited for: the server resets the deadline when it reads
+    /// it, and a lost one is followed by the next.
+    pub(super) async fn in_progress(&self, id: &str) -> Result<(), Error> {
+        self.inner
+            .ack_with(AckKind::Progress)
+            .await
+            .map_err(|source| Error::Ack {
+                topic: self.topic.clone(),
+                id: id.to_owned(),
+                source,
+            })
     }
 
     pub(super) async fn nack(self, id: &str, delay: Duration) -> Result<(), Error> {

@@ -37,6 +37,8 @@ macro_rules! worker_suite {
             stop_lets_a_running_handler_finish_and_leaves_the_rest_queued,
             a_crashed_worker_s_message_is_delivered_again,
             concurrency_is_bounded,
+            a_deferred_message_comes_back_after_its_delay_with_its_retry_budget,
+            a_handler_longer_than_the_ack_deadline_keeps_its_delivery,
         );
     };
     (@tests $make:ident, $($name:ident),* $(,)?) => {
@@ -89,12 +91,20 @@ pub(crate) enum Act {
     Hang,
     /// Takes this long, then succeeds.
     Take(Duration),
+    /// Defers the first `times` calls by `delay`, then fails retryably
+    /// while the attempt is at most `fail_until`, then succeeds.
+    Defer {
+        times: usize,
+        delay: Duration,
+        fail_until: u64,
+    },
 }
 
 /// Records every call: id, attempt, when it started, and whether it succeeded.
 pub(crate) struct Recorder {
     act: Act,
     pub(crate) calls: Mutex<Vec<(String, u64, Instant)>>,
+    pub(crate) deferrals: Mutex<Vec<u64>>,
     pub(crate) succeeded: Mutex<Vec<String>>,
     started: mpsc::UnboundedSender<String>,
     pub(crate) release: Notify,
@@ -108,6 +118,7 @@ impl Recorder {
         let recorder = Arc::new(Self {
             act,
             calls: Mutex::default(),
+            deferrals: Mutex::default(),
             succeeded: Mutex::default(),
             started,
             release: Notify::new(),
@@ -133,10 +144,12 @@ impl Handler<Job> for Recorder {
     async fn handle(&self, _job: Job, context: &JobContext) -> Result<(), HandlerError> {
         let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_running.fetch_max(now, Ordering::SeqCst);
-        self.calls
-            .lock()
-            .unwrap()
-            .push((context.id.clone(), context.attempt, Instant::now()));
+        let earlier_calls = {
+            let mut calls = self.calls.lock().unwrap();
+            calls.push((context.id.clone(), context.attempt, Instant::now()));
+            self.deferrals.lock().unwrap().push(context.deferrals);
+            calls.len() - 1
+        };
         let _ = self.started.send(context.id.clone());
         let result = match self.act {
             Act::Succeed => Ok(()),
@@ -154,6 +167,13 @@ impl Handler<Job> for Recorder {
                 tokio::time::sleep(time).await;
                 Ok(())
             }
+            Act::Defer { times, delay, .. } if earlier_calls < times => {
+                Err(HandlerError::defer(delay))
+            }
+            Act::Defer { fail_until, .. } if context.attempt <= fail_until => Err(
+                HandlerError::retryable(format!("backend down at attempt {}", context.attempt)),
+            ),
+            Act::Defer { .. } => Ok(()),
         };
         self.running.fetch_sub(1, Ordering::SeqCst);
         if result.is_ok() {
@@ -414,4 +434,107 @@ where
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), COUNT as usize, "each handled once");
+}
+
+pub(crate) async fn a_deferred_message_comes_back_after_its_delay_with_its_retry_budget<F, G>(
+    make: impl FnOnce(Duration) -> F,
+) where
+    F: Future<Output = (Arc<dyn Queue>, G)>,
+{
+    const DELAY: Duration = Duration::from_millis(300);
+    let (queue, _guard) = make(LONG_ACK_WAIT).await;
+    // Deferred three times with a budget of two deliveries: were deferrals
+    // counted, it would be dead-lettered before it ever failed.
+    let (handler, _) = Recorder::new(Act::Defer {
+        times: 3,
+        delay: DELAY,
+        fail_until: 1,
+    });
+    let (task, stop) = spawn_worker(&queue, config(2, 2), &handler);
+    queue.push(TOPIC, "j1", job(1)).await.unwrap();
+    queue.push(TOPIC, "j2", job(2)).await.unwrap();
+
+    until("j1 and j2 succeeded", || {
+        handler.succeeded.lock().unwrap().len() == 2
+    })
+    .await;
+    tokio::time::sleep(QUIET).await;
+    stop_worker(task, stop).await;
+    let calls = handler.calls.lock().unwrap().clone();
+    let j1: Vec<_> = calls.iter().filter(|(id, ..)| id == "j1").collect();
+    // The handler's first three calls were deferrals; while one waited,
+    // the other message was handled (the slot was free).
+    assert_eq!(calls.len(), 3 + 2 + 2, "{calls:?}");
+    let attempts: Vec<u64> = j1.iter().map(|(_, attempt, _)| *attempt).collect();
+    assert!(
+        attempts.windows(2).all(|w| w[0] <= w[1]) && attempts.last() == Some(&2),
+        "j1 keeps its id and budget: {attempts:?}"
+    );
+    for (id, _, _) in &calls {
+        assert!(id == "j1" || id == "j2", "the original id: {id}");
+    }
+    // Each message's deferred calls were followed by one at attempt 1
+    // (failed) and one at attempt 2 (succeeded): nothing spent by waiting.
+    for id in ["j1", "j2"] {
+        let of: Vec<_> = calls.iter().filter(|(i, ..)| i == id).collect();
+        let tail: Vec<u64> = of[of.len() - 2..].iter().map(|(_, a, _)| *a).collect();
+        assert_eq!(tail, [1, 2], "{id}: {of:?}");
+        for pair in of.windows(2) {
+            if pair[0].1 == pair[1].1 {
+                let gap = pair[1].2 - pair[0].2;
+                assert!(
+                    gap >= DELAY,
+                    "{id} came back after {gap:?}, before its delay"
+                );
+            }
+        }
+    }
+    let mut succeeded = handler.succeeded.lock().unwrap().clone();
+    succeeded.sort();
+    assert_eq!(succeeded, ["j1", "j2"]);
+    // Each call is told how often its message was deferred before: every
+    // call but the last two of a message was a deferral.
+    let deferrals = handler.deferrals.lock().unwrap().clone();
+    for id in ["j1", "j2"] {
+        let of: Vec<u64> = calls
+            .iter()
+            .zip(&deferrals)
+            .filter(|((i, ..), _)| i == id)
+            .map(|(_, d)| *d)
+            .collect();
+        let deferred = of.len() as u64 - 2;
+        let expected: Vec<u64> = (0..of.len() as u64).map(|n| n.min(deferred)).collect();
+        assert_eq!(of, expected, "{id}");
+    }
+    dead_letters(&*queue, 0).await;
+    // The originals and every copy were acked: a new worker gets nothing.
+    let (again, _) = Recorder::new(Act::Succeed);
+    let (task, stop) = spawn_worker(&queue, config(1, 5), &again);
+    tokio::time::sleep(QUIET).await;
+    stop_worker(task, stop).await;
+    assert!(again.attempts().is_empty(), "{:?}", again.call_ids());
+}
+
+pub(crate) async fn a_handler_longer_than_the_ack_deadline_keeps_its_delivery<F, G>(
+    make: impl FnOnce(Duration) -> F,
+) where
+    F: Future<Output = (Arc<dyn Queue>, G)>,
+{
+    let (queue, _guard) = make(SHORT_ACK_WAIT).await;
+    let (handler, _) = Recorder::new(Act::Take(SHORT_ACK_WAIT * 3));
+    // A second free slot would take a redelivery at once.
+    let (task, stop) = spawn_worker(&queue, config(2, 5), &handler);
+    queue.push(TOPIC, "slow", job(1)).await.unwrap();
+    until("slow succeeded", || {
+        !handler.succeeded.lock().unwrap().is_empty()
+    })
+    .await;
+    tokio::time::sleep(SHORT_ACK_WAIT * 2).await;
+    stop_worker(task, stop).await;
+    assert_eq!(
+        handler.attempts(),
+        [1],
+        "delivered once: in_progress kept the deadline from passing"
+    );
+    dead_letters(&*queue, 0).await;
 }

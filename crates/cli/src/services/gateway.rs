@@ -3,7 +3,9 @@
 
 use crate::backends::Deployment;
 use crate::error::Error;
-use crate::opts::{GatewayOpts, ModelOpts, PluginsAddr, PolicyAddr, SessionPoolAddr, Upstreams};
+use crate::opts::{
+    GatewayOpts, ModelOpts, PluginsAddr, PolicyAddr, SessionPoolAddr, TicketsAddr, Upstreams,
+};
 use crate::row::{Addrs, Api, BoxFuture, Built, Dev, Row};
 use clap::Args;
 use std::net::SocketAddr;
@@ -13,13 +15,17 @@ pub(crate) static ROW: Row = Row {
     name: "gateway",
     span: "csp-gateway",
     api: Api::Http,
-    needs: &["session-pool", "policy", "plugins"],
+    needs: &["session-pool", "policy", "plugins", "tickets"],
     dev,
 };
 
 /// What a standalone gateway tells browsers to expect; the session-pool's
 /// own `SHUTDOWN_GRACE_SECONDS` default.
 const DEFAULT_SHUTDOWN_NOTICE_SECONDS: u64 = 30;
+
+/// `CSP_TICKETS_ADDR`'s default, for `csp dev` before it runs the tickets
+/// service in process.
+const DEV_TICKETS_ADDR: &str = "http://127.0.0.1:50054";
 
 #[derive(Args)]
 pub(crate) struct Options {
@@ -31,6 +37,8 @@ pub(crate) struct Options {
     policy: PolicyAddr,
     #[command(flatten)]
     plugins: PluginsAddr,
+    #[command(flatten)]
+    tickets: TicketsAddr,
     /// The session-pool's shutdown grace (s), told to browsers when a
     /// shutdown begins; set it to the session-pool's
     /// `SHUTDOWN_GRACE_SECONDS`.
@@ -57,6 +65,7 @@ pub(crate) async fn serve(o: Options) -> Result<Built, Error> {
             session_pool: o.session_pool.session_pool_addr,
             policy: o.policy.policy_addr,
             plugins: o.plugins.plugins_addr,
+            tickets: o.tickets.tickets_addr,
         },
         tokens,
         o.model.label(),
@@ -73,6 +82,13 @@ fn dev<'a>(d: &'a Dev, addrs: Addrs<'a>) -> BoxFuture<'a, Result<Built, Error>> 
                 session_pool: addrs.of("session-pool")?,
                 policy: addrs.of("policy")?,
                 plugins: addrs.of("plugins")?,
+                // The in-process tickets service's once its row lists it in
+                // `needs`; until then its standalone default. The gateway
+                // connects lazily, so it starts either way (its ticket
+                // routes answer 503 while nothing listens there).
+                tickets: addrs
+                    .of("tickets")
+                    .unwrap_or_else(|_| DEV_TICKETS_ADDR.to_owned()),
             },
             d.tokens.clone(),
             d.model_label.clone(),

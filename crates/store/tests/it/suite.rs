@@ -11,9 +11,12 @@ use csp_store::{
 };
 use csp_store::{Owner, OwnerKind, PluginState, SecretChange, StoredSecret};
 use futures::future::join_all;
+
+mod tickets;
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;
+pub(crate) use tickets::*;
 use time::macros::datetime;
 use time::{OffsetDateTime, UtcOffset};
 
@@ -69,10 +72,25 @@ macro_rules! store_suite {
             secrets_are_put_read_and_deleted_per_owner,
             owners_with_the_same_key_name_are_isolated,
             reencrypt_covers_every_owner_kind_all_or_nothing,
+            create_tenant_with_its_secrets_and_conflict_on_a_taken_id,
+            update_tenant_changes_fields_and_secrets_together,
+            tenant_spend_adds_up_per_month,
+            tenant_secrets_are_reencrypted_with_every_owner,
+            record_enhancement_is_idempotent_per_tenant_and_delivery,
+            attempts_start_and_finish_once_and_final_jobs_stay_final,
+            the_sweeper_finds_unpublished_and_lost_jobs_oldest_first,
+            enhancements_page_filters_by_tenant_status_time_and_text,
+            enhancement_counts_and_the_pause_flag,
+            ticket_history_upserts_by_tenant_and_ticket,
+            similar_tickets_rank_any_word_and_read_no_syntax,
+            kb_articles_upsert_by_url_and_rank_the_title_first,
+            inventory_upserts_by_ip_and_answers_in_the_order_asked,
+            tenant_a_never_reads_tenant_b,
         );
         store_suite!(@fixture_cases $fixture;
             tampered_audit_row_is_found,
             audit_log_rejects_update_and_delete,
+            enhancements_page_is_stable_and_complete_over_ties,
         );
     };
     (@cases $fixture:expr; $($case:ident),+ $(,)?) => {$(

@@ -12,4 +12,5 @@ mod plugins;
 mod resilience;
 mod sandbox;
 mod security;
+mod tickets;
 mod tracing;

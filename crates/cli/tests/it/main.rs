@@ -1,0 +1,4 @@
+//! Integration tests of the `csp` binary's offline tools.
+
+mod helpers;
+mod tickets_import;

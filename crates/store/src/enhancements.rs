@@ -1,0 +1,587 @@
+//! Enhancement jobs: one row per accepted new-ticket webhook, from
+//! `pending` to `completed` or `failed`, with what the worker gathered,
+//! what the model wrote and what it cost. The row is the source of truth;
+//! the queue only carries its id.
+
+use crate::budgets::check_micros;
+use crate::dialect::{Dialect, On};
+use crate::error::Error;
+use crate::sql::{Columns, SqlStore, count_from_db, on};
+use crate::tenants::unknown_tenant;
+use crate::timestamp;
+use async_trait::async_trait;
+use csp_domain::{EnhancementStatus, TenantId};
+use sqlx::QueryBuilder;
+use sqlx::error::ErrorKind;
+use sqlx::types::Json;
+use time::OffsetDateTime;
+use tracing::instrument;
+use uuid::Uuid;
+
+/// Rows per history page when the query asks for none, and the most it may
+/// ask for.
+const DEFAULT_PER_PAGE: u32 = 50;
+const MAX_PER_PAGE: u32 = 500;
+
+/// A job to record for an accepted webhook.
+#[derive(Debug, Clone)]
+pub struct NewEnhancement {
+    pub job_id: Uuid,
+    pub tenant_id: TenantId,
+    pub ticket_id: String,
+    /// Identifies the delivery (the signature's hex): a repeated delivery
+    /// finds the first job instead of recording a second.
+    pub delivery_key: String,
+    pub subject: String,
+    pub description: String,
+    pub priority: String,
+    pub correlation_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnhancementRecord {
+    pub job_id: Uuid,
+    pub tenant_id: TenantId,
+    pub ticket_id: String,
+    pub subject: String,
+    pub description: String,
+    pub priority: String,
+    pub status: EnhancementStatus,
+    /// Attempts started (a worker took the job).
+    pub attempts: u32,
+    /// JSON: gathered context, per-source timings and errors.
+    pub context_gathered: Option<serde_json::Value>,
+    pub llm_output: Option<String>,
+    pub error_message: Option<String>,
+    pub processing_time_ms: Option<i64>,
+    pub cost_micros: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub note_id: Option<String>,
+    pub correlation_id: String,
+    /// When the job was last put on the queue; `None` until it was.
+    pub queued_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    pub started_at: Option<OffsetDateTime>,
+    pub completed_at: Option<OffsetDateTime>,
+}
+
+/// What [`EnhancementStore::record_enhancement`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    pub job: EnhancementRecord,
+    /// False for a repeated delivery: `job` is the first delivery's.
+    pub created: bool,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// `Completed` or `Failed`; anything else is [`Error::InvalidInput`].
+    pub status: Option<EnhancementStatus>,
+    pub context_gathered: Option<serde_json::Value>,
+    pub llm_output: Option<String>,
+    pub error_message: Option<String>,
+    pub processing_time_ms: Option<i64>,
+    pub cost_micros: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub note_id: Option<String>,
+}
+
+/// A page of history: newest first (created_at, then job id), 50 a page.
+#[derive(Debug, Clone, Default)]
+pub struct EnhancementQuery {
+    pub tenant_id: Option<TenantId>,
+    pub status: Option<EnhancementStatus>,
+    pub from: Option<OffsetDateTime>,
+    pub to: Option<OffsetDateTime>,
+    /// Matches the ticket id exactly or a substring of the description
+    /// (case-insensitive), never as a pattern.
+    pub q: Option<String>,
+    /// From 1 (0 reads as 1).
+    pub page: u32,
+    /// 0: 50; at most 500.
+    pub per_page: u32,
+}
+
+#[async_trait]
+pub trait EnhancementStore: Send + Sync {
+    /// Records the job as `pending`, idempotent on (tenant, delivery_key):
+    /// a repeated delivery returns the first job with `created: false`.
+    /// [`Error::NotFound`] for an unknown tenant, [`Error::Conflict`] for a
+    /// job id taken by another delivery.
+    async fn record_enhancement(&self, new: NewEnhancement) -> Result<Recorded, Error>;
+    /// Notes that the job is on the queue now. [`Error::NotFound`] for an
+    /// unknown job.
+    async fn mark_queued(&self, job_id: Uuid, at: OffsetDateTime) -> Result<(), Error>;
+    /// Jobs created before `created_before` whose message may be lost: pending
+    /// and never queued, or queued before `queued_before` and still pending,
+    /// or processing since before `queued_before` (its worker, or the
+    /// in-process queue holding its message, died) and not queued since. The
+    /// sweeper queues them (again); the job row decides what a delivery does,
+    /// so a message pushed twice is harmless. Oldest first.
+    async fn unqueued_enhancements(
+        &self,
+        created_before: OffsetDateTime,
+        queued_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<EnhancementRecord>, Error>;
+    /// Starts an attempt: a pending or processing job becomes `processing`
+    /// with attempts + 1; `None` for a final (completed/failed) or unknown job.
+    async fn start_attempt(
+        &self,
+        job_id: Uuid,
+        at: OffsetDateTime,
+    ) -> Result<Option<EnhancementRecord>, Error>;
+    /// Ends the job (completed or failed), only if it is not final yet;
+    /// false when it was (a duplicate delivery finished it first). The
+    /// outcome's fields replace the job's. [`Error::NotFound`] for an
+    /// unknown job, [`Error::InvalidInput`] for a status that is not final
+    /// or a negative cost or token count.
+    async fn finish_enhancement(
+        &self,
+        job_id: Uuid,
+        outcome: Outcome,
+        at: OffsetDateTime,
+    ) -> Result<bool, Error>;
+    async fn enhancement(&self, job_id: Uuid) -> Result<Option<EnhancementRecord>, Error>;
+    /// A page and the total matching the filters. With a tenant, it runs in
+    /// that tenant's scope (Postgres: row-level security).
+    async fn enhancements_page(
+        &self,
+        q: &EnhancementQuery,
+    ) -> Result<(Vec<EnhancementRecord>, u64), Error>;
+    /// Jobs by status now (for queue depth and the dashboard): every status,
+    /// in [`EnhancementStatus::ALL`] order, zeros included.
+    async fn enhancement_counts(&self) -> Result<Vec<(EnhancementStatus, u64)>, Error>;
+    /// The pause flag of all workers; durable across restarts.
+    async fn processing_paused(&self) -> Result<bool, Error>;
+    async fn set_processing_paused(&self, paused: bool) -> Result<(), Error>;
+}
+
+macro_rules! job_columns {
+    () => {
+        "job_id, tenant_id, ticket_id, subject, description, priority, status, attempts, \
+         context_gathered, llm_output, error_message, processing_time_ms, cost_micros, \
+         input_tokens, output_tokens, note_id, correlation_id, queued_at, created_at, \
+         started_at, completed_at"
+    };
+}
+
+fn job_from_row<DB: Dialect>(row: Columns<'_, DB>) -> Result<EnhancementRecord, Error> {
+    let tenant: String = row.get("tenant_id")?;
+    let status: String = row.get("status")?;
+    let attempts: i64 = row.get("attempts")?;
+    let context: Option<Json<serde_json::Value>> = row.get("context_gathered")?;
+    Ok(EnhancementRecord {
+        job_id: row.uuid("job_id")?,
+        tenant_id: TenantId::parse(&tenant).map_err(|e| Error::Corrupt(e.to_string()))?,
+        ticket_id: row.get("ticket_id")?,
+        subject: row.get("subject")?,
+        description: row.get("description")?,
+        priority: row.get("priority")?,
+        status: status.parse().map_err(|e| Error::Corrupt(format!("{e}")))?,
+        attempts: u32::try_from(attempts)
+            .map_err(|_| Error::Corrupt(format!("attempts is out of range: {attempts}")))?,
+        context_gathered: context.map(|json| json.0),
+        llm_output: row.get("llm_output")?,
+        error_message: row.get("error_message")?,
+        processing_time_ms: row.get("processing_time_ms")?,
+        cost_micros: row.get("cost_micros")?,
+        input_tokens: row.get("input_tokens")?,
+        output_tokens: row.get("output_tokens")?,
+        note_id: row.get("note_id")?,
+        correlation_id: row.get("correlation_id")?,
+        queued_at: row.opt_time("queued_at")?,
+        created_at: row.time("created_at")?,
+        started_at: row.opt_time("started_at")?,
+        completed_at: row.opt_time("completed_at")?,
+    })
+}
+
+/// `q` as a `LIKE` pattern for a substring, lower-cased, with `%`, `_` and
+/// the escape character itself taken literally (`ESCAPE '\'`).
+fn contains_pattern(q: &str) -> String {
+    let mut pattern = String::with_capacity(q.len() + 2);
+    pattern.push('%');
+    for c in q.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// Page size and offset of a query: 50 a page unless it asks otherwise (at
+/// most [`MAX_PER_PAGE`]), pages from 1 (0 reads as 1).
+fn page_window(q: &EnhancementQuery) -> (i64, i64) {
+    let per_page = match q.per_page {
+        0 => DEFAULT_PER_PAGE,
+        n => n.min(MAX_PER_PAGE),
+    };
+    let page = q.page.max(1);
+    (
+        i64::from(per_page),
+        i64::from(page - 1) * i64::from(per_page),
+    )
+}
+
+/// Appends the query's filters to a statement ending in `WHERE TRUE`.
+fn push_filters<DB: Dialect>(query: &mut QueryBuilder<DB>, q: &EnhancementQuery) {
+    if let Some(tenant) = &q.tenant_id {
+        query.push(" AND tenant_id = ");
+        DB::push_bind(query, tenant.as_str().to_owned());
+    }
+    if let Some(status) = q.status {
+        query.push(" AND status = ");
+        DB::push_bind(query, status.as_str().to_owned());
+    }
+    if let Some(from) = q.from {
+        query.push(" AND created_at >= ");
+        DB::push_bind(query, DB::time(from));
+    }
+    if let Some(to) = q.to {
+        query.push(" AND created_at < ");
+        DB::push_bind(query, DB::time(to));
+    }
+    if let Some(text) = q.q.as_deref().filter(|text| !text.is_empty()) {
+        query.push(" AND (ticket_id = ");
+        DB::push_bind(query, text.to_owned());
+        // lower() folds ASCII only on SQLite, all of Unicode on Postgres.
+        query.push(" OR lower(description) LIKE ");
+        DB::push_bind(query, contains_pattern(text));
+        query.push(" ESCAPE '\\')");
+    }
+}
+
+/// The final status of an outcome, or why it is not one: a status it may not become.
+fn check_outcome(outcome: &Outcome) -> Result<EnhancementStatus, Error> {
+    let status = match outcome.status {
+        Some(status) if status.is_final() => status,
+        other => {
+            return Err(Error::InvalidInput(format!(
+                "an attempt ends completed or failed, not {}",
+                other.map_or("unset", EnhancementStatus::as_str)
+            )));
+        }
+    };
+    check_micros("cost", outcome.cost_micros)?;
+    for (what, tokens) in [
+        ("input tokens", outcome.input_tokens),
+        ("output tokens", outcome.output_tokens),
+    ] {
+        if tokens < 0 {
+            return Err(Error::InvalidInput(format!("{what} is negative: {tokens}")));
+        }
+    }
+    Ok(status)
+}
+
+async fn job_on<'c, DB: Dialect>(
+    store: &'c SqlStore<DB>,
+    target: On<'c, DB>,
+    job_id: Uuid,
+) -> Result<Option<EnhancementRecord>, Error> {
+    let db = &store.db;
+    let sql = concat!(
+        "SELECT ",
+        job_columns!(),
+        " FROM enhancement_history WHERE job_id = $1"
+    );
+    let row = db.sql(sql).bind_id(job_id).fetch_optional(target).await?;
+    row.map(|row| job_from_row(db.columns(&row))).transpose()
+}
+
+#[async_trait]
+impl<DB: Dialect> EnhancementStore for SqlStore<DB> {
+    #[instrument(name = "store.record_enhancement", skip_all, fields(tenant.id = %new.tenant_id, job.id = %new.job_id))]
+    async fn record_enhancement(&self, new: NewEnhancement) -> Result<Recorded, Error> {
+        let db = &self.db;
+        let now = timestamp::now();
+        // A repeated delivery inserts nothing (even while the first one's
+        // insert is still uncommitted: Postgres waits for it) and reads the
+        // first job instead.
+        let inserted = db
+            .sql(
+                "INSERT INTO enhancement_history (job_id, tenant_id, ticket_id, delivery_key, \
+                 subject, description, priority, status, correlation_id, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (tenant_id, delivery_key) DO NOTHING",
+            )
+            .bind_id(new.job_id)
+            .bind(new.tenant_id.as_str())
+            .bind(new.ticket_id.as_str())
+            .bind(new.delivery_key.as_str())
+            .bind(new.subject.as_str())
+            .bind(new.description.as_str())
+            .bind(new.priority.as_str())
+            .bind(EnhancementStatus::Pending.as_str())
+            .bind(new.correlation_id.as_str())
+            .bind_time(now)
+            .execute(db.pool())
+            .await
+            .map_err(|e| match e.violation() {
+                Some(ErrorKind::UniqueViolation) => Error::Conflict(format!("job {}", new.job_id)),
+                _ => unknown_tenant(&new.tenant_id)(e),
+            })?;
+        let created = inserted == 1;
+        let sql = concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM enhancement_history WHERE tenant_id = $1 AND delivery_key = $2"
+        );
+        let row = db
+            .sql(sql)
+            .bind(new.tenant_id.as_str())
+            .bind(new.delivery_key.as_str())
+            .fetch_optional(db.pool())
+            .await?
+            .ok_or_else(|| {
+                Error::Corrupt(format!("job of delivery {} vanished", new.delivery_key))
+            })?;
+        Ok(Recorded {
+            job: job_from_row(db.columns(&row))?,
+            created,
+        })
+    }
+
+    async fn mark_queued(&self, job_id: Uuid, at: OffsetDateTime) -> Result<(), Error> {
+        let db = &self.db;
+        let updated = db
+            .sql("UPDATE enhancement_history SET queued_at = $2 WHERE job_id = $1")
+            .bind_id(job_id)
+            .bind_time(at)
+            .execute(db.pool())
+            .await?;
+        if updated == 0 {
+            return Err(Error::NotFound(format!("job {job_id}")));
+        }
+        Ok(())
+    }
+
+    async fn unqueued_enhancements(
+        &self,
+        created_before: OffsetDateTime,
+        queued_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<EnhancementRecord>, Error> {
+        let db = &self.db;
+        let sql = concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM enhancement_history WHERE created_at < $1 \
+             AND (queued_at IS NULL OR queued_at < $2) \
+             AND (status = 'pending' OR (status = 'processing' AND started_at < $2)) \
+             ORDER BY created_at, job_id LIMIT $3"
+        );
+        let rows = db
+            .sql(sql)
+            .bind_time(created_before)
+            .bind_time(queued_before)
+            .bind(i64::from(limit))
+            .fetch_all(db.pool())
+            .await?;
+        rows.iter()
+            .map(|row| job_from_row(db.columns(row)))
+            .collect()
+    }
+
+    #[instrument(name = "store.start_attempt", skip_all, fields(job.id = %job_id))]
+    async fn start_attempt(
+        &self,
+        job_id: Uuid,
+        at: OffsetDateTime,
+    ) -> Result<Option<EnhancementRecord>, Error> {
+        let db = &self.db;
+        let sql = concat!(
+            "UPDATE enhancement_history SET status = 'processing', attempts = attempts + 1, \
+             started_at = $2 WHERE job_id = $1 AND status IN ('pending', 'processing') RETURNING ",
+            job_columns!()
+        );
+        let row = db
+            .sql(sql)
+            .bind_id(job_id)
+            .bind_time(at)
+            .fetch_optional(db.pool())
+            .await?;
+        row.map(|row| job_from_row(db.columns(&row))).transpose()
+    }
+
+    #[instrument(name = "store.finish_enhancement", skip_all, fields(job.id = %job_id))]
+    async fn finish_enhancement(
+        &self,
+        job_id: Uuid,
+        outcome: Outcome,
+        at: OffsetDateTime,
+    ) -> Result<bool, Error> {
+        let status = check_outcome(&outcome)?;
+        let db = &self.db;
+        let updated = db
+            .sql(
+                "UPDATE enhancement_history SET status = $2, context_gathered = $3, \
+                 llm_output = $4, error_message = $5, processing_time_ms = $6, cost_micros = $7, \
+                 input_tokens = $8, output_tokens = $9, note_id = $10, completed_at = $11 \
+                 WHERE job_id = $1 AND status NOT IN ('completed', 'failed')",
+            )
+            .bind_id(job_id)
+            .bind(status.as_str())
+            .bind(outcome.context_gathered.map(Json))
+            .bind(outcome.llm_output)
+            .bind(outcome.error_message)
+            .bind(outcome.processing_time_ms)
+            .bind(outcome.cost_micros)
+            .bind(outcome.input_tokens)
+            .bind(outcome.output_tokens)
+            .bind(outcome.note_id)
+            .bind_time(at)
+            .execute(db.pool())
+            .await?;
+        if updated == 1 {
+            return Ok(true);
+        }
+        match job_on(self, db.pool(), job_id).await? {
+            Some(_) => Ok(false),
+            None => Err(Error::NotFound(format!("job {job_id}"))),
+        }
+    }
+
+    async fn enhancement(&self, job_id: Uuid) -> Result<Option<EnhancementRecord>, Error> {
+        job_on(self, self.db.pool(), job_id).await
+    }
+
+    async fn enhancements_page(
+        &self,
+        q: &EnhancementQuery,
+    ) -> Result<(Vec<EnhancementRecord>, u64), Error> {
+        let db = &self.db;
+        let (limit, offset) = page_window(q);
+        let mut count =
+            QueryBuilder::<DB>::new("SELECT count(*) AS n FROM enhancement_history WHERE TRUE");
+        push_filters(&mut count, q);
+        let mut page = QueryBuilder::<DB>::new(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM enhancement_history WHERE TRUE"
+        ));
+        push_filters(&mut page, q);
+        // Newest first; job_id breaks ties, so every row is on exactly one page.
+        page.push(" ORDER BY created_at DESC, job_id DESC LIMIT ");
+        DB::push_bind(&mut page, limit);
+        page.push(" OFFSET ");
+        DB::push_bind(&mut page, offset);
+
+        // One tenant's page runs in that tenant's scope: on Postgres its
+        // row-level security holds even if a filter above were wrong.
+        let mut tx = db.begin().await?;
+        if let Some(tenant) = &q.tenant_id {
+            DB::enter_tenant_scope(&mut *tx, tenant.as_str())
+                .await
+                .map_err(|e| db.error(e))?;
+        }
+        let total = db.fetch_built_on(on(&mut tx), &mut count).await?;
+        let total = match total.first() {
+            Some(row) => count_from_db("count(*)", db.columns(row).get("n")?)?,
+            None => 0,
+        };
+        let rows = db.fetch_built_on(on(&mut tx), &mut page).await?;
+        db.commit(tx).await?;
+        let jobs = rows
+            .iter()
+            .map(|row| job_from_row(db.columns(row)))
+            .collect::<Result<_, _>>()?;
+        Ok((jobs, total))
+    }
+
+    async fn enhancement_counts(&self) -> Result<Vec<(EnhancementStatus, u64)>, Error> {
+        let db = &self.db;
+        let rows = db
+            .sql("SELECT status, count(*) AS n FROM enhancement_history GROUP BY status")
+            .fetch_all(db.pool())
+            .await?;
+        let mut counts: Vec<(EnhancementStatus, u64)> =
+            EnhancementStatus::ALL.iter().map(|s| (*s, 0)).collect();
+        for row in &rows {
+            let row = db.columns(row);
+            let status: String = row.get("status")?;
+            let status: EnhancementStatus =
+                status.parse().map_err(|e| Error::Corrupt(format!("{e}")))?;
+            let n = row.count("n")?;
+            if let Some(entry) = counts.iter_mut().find(|(s, _)| *s == status) {
+                entry.1 = n;
+            }
+        }
+        Ok(counts)
+    }
+
+    async fn processing_paused(&self) -> Result<bool, Error> {
+        let db = &self.db;
+        let row = db
+            .sql("SELECT paused FROM ticket_processing WHERE id = 1")
+            .fetch_optional(db.pool())
+            .await?;
+        match row {
+            Some(row) => db.columns(&row).get("paused"),
+            None => Ok(false),
+        }
+    }
+
+    #[instrument(name = "store.set_processing_paused", skip_all, fields(paused))]
+    async fn set_processing_paused(&self, paused: bool) -> Result<(), Error> {
+        let db = &self.db;
+        db.sql(
+            "INSERT INTO ticket_processing (id, paused, updated_at) VALUES (1, $1, $2) \
+             ON CONFLICT (id) DO UPDATE SET paused = EXCLUDED.paused, \
+             updated_at = EXCLUDED.updated_at",
+        )
+        .bind(paused)
+        .bind_time(timestamp::now())
+        .execute(db.pool())
+        .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn q_is_a_literal_lower_case_substring() {
+        assert_eq!(contains_pattern("Disk"), "%disk%");
+        assert_eq!(contains_pattern("100%_a\\b"), "%100\\%\\_a\\\\b%");
+    }
+
+    #[test]
+    fn pages_default_to_fifty_from_page_one() {
+        let q = |page, per_page| EnhancementQuery {
+            page,
+            per_page,
+            ..EnhancementQuery::default()
+        };
+        assert_eq!(page_window(&q(0, 0)), (50, 0));
+        assert_eq!(page_window(&q(1, 0)), (50, 0));
+        assert_eq!(page_window(&q(3, 10)), (10, 20));
+        assert_eq!(page_window(&q(2, 10_000)), (500, 500));
+    }
+
+    #[test]
+    fn only_final_outcomes_with_non_negative_amounts_are_accepted() {
+        let outcome = |status, cost| Outcome {
+            status,
+            cost_micros: cost,
+            ..Outcome::default()
+        };
+        assert!(check_outcome(&outcome(Some(EnhancementStatus::Completed), 0)).is_ok());
+        assert!(check_outcome(&outcome(Some(EnhancementStatus::Failed), 5)).is_ok());
+        for bad in [
+            outcome(None, 0),
+            outcome(Some(EnhancementStatus::Processing), 0),
+            outcome(Some(EnhancementStatus::Completed), -1),
+        ] {
+            assert!(matches!(check_outcome(&bad), Err(Error::InvalidInput(_))));
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! In-process test fixtures: the gateway's own router (every layer) with a
+//! fake policy service that reports each test user's role, and the other
+//! backends on a port where nothing listens, or a fake of the tickets
+//! service where a test needs one.
+
+use crate::state::{AppState, Limits, Parts};
+use axum::Router;
+use csp_domain::{Role, UserId};
+use csp_proto::v1 as pb;
+use csp_proto::v1::policy_server::{Policy, PolicyServer};
+use csp_proto::v1::tickets_server::{Tickets, TicketsServer};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Answers `GetUser` for the known users; nothing else.
+pub(crate) struct FakePolicy {
+    users: HashMap<String, Role>,
+}
+
+fn none<T>() -> Result<tonic::Response<T>, tonic::Status> {
+    Err(tonic::Status::unimplemented("fake policy"))
+}
+
+#[tonic::async_trait]
+impl Policy for FakePolicy {
+    async fn login(
+        &self,
+        _: tonic::Request<pb::LoginRequest>,
+    ) -> Result<tonic::Response<pb::LoginResponse>, tonic::Status> {
+        none()
+    }
+    async fn get_user(
+        &self,
+        req: tonic::Request<pb::GetUserRequest>,
+    ) -> Result<tonic::Response<pb::User>, tonic::Status> {
+        let id = req.into_inner().user_id;
+        let role = self
+            .users
+            .get(&id)
+            .ok_or_else(|| tonic::Status::not_found("no such user"))?;
+        Ok(tonic::Response::new(pb::User {
+            user_id: id,
+            username: role.as_str().to_owned(),
+            role: role.as_str().to_owned(),
+            is_active: true,
+            ..Default::default()
+        }))
+    }
+    async fn list_users(
+        &self,
+        _: tonic::Request<pb::ListUsersRequest>,
+    ) -> Result<tonic::Response<pb::ListUsersResponse>, tonic::Status> {
+        none()
+    }
+    async fn create_user(
+        &self,
+        _: tonic::Request<pb::CreateUserRequest>,
+    ) -> Result<tonic::Response<pb::User>, tonic::Status> {
+        none()
+    }
+    async fn update_user(
+        &self,
+        _: tonic::Request<pb::UpdateUserRequest>,
+    ) -> Result<tonic::Response<pb::User>, tonic::Status> {
+        none()
+    }
+    async fn check_tool(
+        &self,
+        _: tonic::Request<pb::CheckToolRequest>,
+    ) -> Result<tonic::Response<pb::CheckToolResponse>, tonic::Status> {
+        none()
+    }
+    async fn admit_turn(
+        &self,
+        _: tonic::Request<pb::AdmitTurnRequest>,
+    ) -> Result<tonic::Response<pb::AdmitTurnResponse>, tonic::Status> {
+        none()
+    }
+    async fn settle_turn(
+        &self,
+        _: tonic::Request<pb::SettleTurnRequest>,
+    ) -> Result<tonic::Response<pb::SettleTurnResponse>, tonic::Status> {
+        none()
+    }
+    async fn get_budget(
+        &self,
+        _: tonic::Request<pb::GetBudgetRequest>,
+    ) -> Result<tonic::Response<pb::Budget>, tonic::Status> {
+        none()
+    }
+    async fn list_audit(
+        &self,
+        _: tonic::Request<pb::ListAuditRequest>,
+    ) -> Result<tonic::Response<pb::ListAuditResponse>, tonic::Status> {
+        none()
+    }
+}
+
+pub(crate) const METRICS_TOKEN: &str = "scrape-token-for-tests";
+
+pub(crate) struct Gateway {
+    pub(crate) app: Router,
+    /// A bearer token per role.
+    pub(crate) tokens: Vec<(Role, String)>,
+}
+
+impl Gateway {
+    pub(crate) fn token(&self, role: Role) -> &str {
+        &self.tokens.iter().find(|(r, _)| *r == role).unwrap().1
+    }
+}
+
+/// The gateway with every backend but the policy service unreachable.
+pub(crate) async fn gateway() -> Gateway {
+    gateway_with(None, None).await
+}
+
+/// The gateway calling the tickets service at `tickets` (else nowhere),
+/// with `CSP_PUBLIC_URL` set to `public_url`.
+pub(crate) async fn gateway_with(tickets: Option<String>, public_url: Option<&str>) -> Gateway {
+    let secret = secrecy::SecretString::from("a test secret of at least thirty-two bytes");
+    let tokens = csp_auth::Tokens::new(&secret, std::time::Duration::from_secs(600)).unwrap();
+    let mut users = HashMap::new();
+    let mut bearer = Vec::new();
+    for role in [Role::User, Role::Operator, Role::Admin] {
+        let id = UserId::new();
+        users.insert(id.to_string(), role);
+        bearer.push((role, tokens.issue(id, role.as_str(), role).unwrap().0));
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let policy_addr = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(PolicyServer::new(FakePolicy { users }))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let nowhere = nowhere();
+    let channel = |addr: &str| csp_rpc::channel(addr).unwrap();
+    let cache: Arc<dyn csp_cache::Cache> = Arc::new(csp_cache::MemoryCache::new());
+    let state = AppState::new(Parts {
+        tokens,
+        metrics_token: Some(METRICS_TOKEN.into()),
+        policy: pb::policy_client::PolicyClient::new(channel(&policy_addr)),
+        plugins: pb::plugins_client::PluginsClient::new(channel(&nowhere)),
+        tickets: pb::tickets_client::TicketsClient::new(channel(
+            tickets.as_deref().unwrap_or(&nowhere),
+        )),
+        public_url: public_url.map(str::to_owned),
+        default_pool: pb::session_pool_client::SessionPoolClient::new(channel(&nowhere)),
+        bus: Arc::new(csp_bus::InProcessBus::new(Default::default()).unwrap()),
+        cache: cache.clone(),
+        allowed_origins: Vec::new(),
+        throttle: crate::throttle::Throttle::new(
+            cache,
+            crate::LoginLimits::default(),
+            Arc::new(crate::throttle::system_now_ms),
+        ),
+        trust_forwarded_for: false,
+        model_label: "test".into(),
+        cookie_secure: false,
+        limits: Limits {
+            max_frame_bytes: 1 << 16,
+            send_queue: 16,
+            send_queue_bytes: 1 << 20,
+        },
+        shutdown_grace_seconds: 1,
+    });
+    Gateway {
+        app: crate::router(state, None),
+        tokens: bearer,
+    }
+}
+
+/// An address where nothing listens (bound and dropped).
+pub(crate) fn nowhere() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", l.local_addr().unwrap())
+}
+
+/// A webhook delivery as the fake tickets service received it.
+pub(crate) struct Delivery {
+    pub(crate) delivery: pb::WebhookDelivery,
+    pub(crate) metadata: tonic::metadata::MetadataMap,
+}
+
+/// How the fake answers a webhook.
+pub(crate) type WebhookScript = fn() -> Result<pb::WebhookAccepted, tonic::Status>;
+
+/// A tickets service that records what it is asked and answers from a
+/// script: webhooks with `webhook_answer` (accepted as job `job-1` when
+/// unset), tenants from the one it holds.
+#[derive(Default)]
+pub(crate) struct FakeTickets {
+    pub(crate) deliveries: Mutex<Vec<Delivery>>,
+    pub(crate) webhook_answer: Mutex<Option<WebhookScript>>,
+    pub(crate) creates: Mutex<Vec<pb::CreateTenantRequest>>,
+    pub(crate) updates: Mutex<Vec<pb::UpdateTenantRequest>>,
+    pub(crate) lists: Mutex<Vec<pb::ListEnhancementsRequest>>,
+    /// What `GetTenant` answers (`UpdateTenant` too).
+    pub(crate) tenant: Mutex<pb::Tenant>,
+}
+
+impl FakeTickets {
+    /// Serves a fake on a loopback port; returns it and its address.
+    pub(crate) async fn serve() -> (Arc<FakeTickets>, String) {
+        let fake = Arc::new(FakeTickets::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(TicketsServer::from_arc(fake.clone()))
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+        );
+        (fake, addr)
+    }
+}
+
+fn unimplemented<T>() -> Result<tonic::Response<T>, tonic::Status> {
+    Err(tonic::Status::unimplemented("fake tickets"))
+}
+
+type Answer<T> = Result<tonic::Response<T>, tonic::Status>;
+
+#[tonic::async_trait]
+impl Tickets for FakeTickets {
+    async fn create_tenant(
+        &self,
+        req: tonic::Request<pb::CreateTenantRequest>,
+    ) -> Answer<pb::CreatedTenant> {
+        let r = req.into_inner();
+        let tenant = pb::Tenant {
+            tenant_id: r.tenant_id.clone(),
+            name: r.name.clone(),
+            tool_type: r.tool_type.clone(),
+            servicedesk_url: r.servicedesk_url.clone(),
+            servicedesk_auth: "authtoken".into(),
+            api_key_set: !r.api_key.is_empty(),
+            enhancement_preferences: Some(pb::EnhancementPreferences {
+                sources: vec!["ticket_history".into(), "kb".into(), "ip_inventory".into()],
+                note_format: "html".into(),
+                max_words: 500,
+                mask_pii: false,
+            }),
+            is_active: true,
+            monthly_budget_micros: r.monthly_budget_micros,
+            created_at: "2026-01-01T00:00:00Z".into(),
+            updated_at: "2026-01-01T00:00:00Z".into(),
+            webhook_path: format!("/webhook/{}/{}", r.tool_type, r.tenant_id),
+            ..Default::default()
+        };
+        self.creates.lock().unwrap().push(r);
+        Ok(tonic::Response::new(pb::CreatedTenant {
+            tenant: Some(tenant),
+            webhook_secret: "whsec-shown-once".into(),
+        }))
+    }
+    async fn list_tenants(
+        &self,
+        _: tonic::Request<pb::ListTenantsRequest>,
+    ) -> Answer<pb::ListTenantsResponse> {
+        unimplemented()
+    }
+    async fn get_tenant(&self, _: tonic::Request<pb::TenantRequest>) -> Answer<pb::Tenant> {
+        Ok(tonic::Response::new(self.tenant.lock().unwrap().clone()))
+    }
+    async fn update_tenant(
+        &self,
+        req: tonic::Request<pb::UpdateTenantRequest>,
+    ) -> Answer<pb::Tenant> {
+        self.updates.lock().unwrap().push(req.into_inner());
+        Ok(tonic::Response::new(self.tenant.lock().unwrap().clone()))
+    }
+    async fn delete_tenant(&self, _: tonic::Request<pb::TenantRequest>) -> Answer<pb::Tenant> {
+        unimplemented()
+    }
+    async fn rotate_webhook_secret(
+        &self,
+        _: tonic::Request<pb::TenantRequest>,
+    ) -> Answer<pb::RotatedWebhookSecret> {
+        unimplemented()
+    }
+    async fn upsert_kb_articles(
+        &self,
+        _: tonic::Request<pb::UpsertKbArticlesRequest>,
+    ) -> Answer<pb::UpsertResponse> {
+        unimplemented()
+    }
+    async fn upsert_inventory(
+        &self,
+        _: tonic::Request<pb::UpsertInventoryRequest>,
+    ) -> Answer<pb::UpsertResponse> {
+        unimplemented()
+    }
+    async fn accept_webhook(
+        &self,
+        req: tonic::Request<pb::WebhookDelivery>,
+    ) -> Answer<pb::WebhookAccepted> {
+        let (metadata, _, delivery) = req.into_parts();
+        self.deliveries
+            .lock()
+            .unwrap()
+            .push(Delivery { delivery, metadata });
+        match *self.webhook_answer.lock().unwrap() {
+            Some(answer) => answer().map(tonic::Response::new),
+            None => Ok(tonic::Response::new(pb::WebhookAccepted {
+                job_id: "job-1".into(),
+                status: "queued".into(),
+                duplicate: false,
+            })),
+        }
+    }
+    async fn list_enhancements(
+        &self,
+        req: tonic::Request<pb::ListEnhancementsRequest>,
+    ) -> Answer<pb::ListEnhancementsResponse> {
+        let r = req.into_inner();
+        let page = r.page;
+        self.lists.lock().unwrap().push(r);
+        Ok(tonic::Response::new(pb::ListEnhancementsResponse {
+            enhancements: vec![pb::Enhancement {
+                job_id: "j".into(),
+                status: "completed".into(),
+                context_gathered_json: r#"{"kb":[]}"#.into(),
+                ..Default::default()
+            }],
+            total: 1,
+            page,
+            per_page: 50,
+        }))
+    }
+    async fn get_enhancement(
+        &self,
+        _: tonic::Request<pb::GetEnhancementRequest>,
+    ) -> Answer<pb::Enhancement> {
+        Err(csp_rpc::status(
+            csp_domain::ErrorCode::EnhancementNotFound,
+            "no such job",
+        ))
+    }
+    async fn set_processing(
+        &self,
+        _: tonic::Request<pb::SetProcessingRequest>,
+    ) -> Answer<pb::ProcessingState> {
+        unimplemented()
+    }
+    async fn get_processing(
+        &self,
+        _: tonic::Request<pb::GetProcessingRequest>,
+    ) -> Answer<pb::ProcessingState> {
+        unimplemented()
+    }
+}
+
+/// Sends `req` through the router: its status, headers and JSON body
+/// (null when the body is not JSON).
+pub(crate) async fn call(
+    app: &Router,
+    req: http::Request<axum::body::Body>,
+) -> (http::StatusCode, http::HeaderMap, serde_json::Value) {
+    use tower::ServiceExt;
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let (parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    (parts.status, parts.headers, json)
+}
+
+/// A request as an admin program sends it (bearer token, JSON body).
+pub(crate) fn json_request(
+    method: http::Method,
+    path: &str,
+    token: &str,
+    body: serde_json::Value,
+) -> http::Request<axum::body::Body> {
+    http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::HOST, "csp.example:8080")
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap()
+}

@@ -1,0 +1,959 @@
+//! REST handlers of ticket enhancement: tenants and their context data
+//! (admins), the enhancement history and the workers' pause switch
+//! (operators; pausing is for admins). Authorisation happened in
+//! `auth::authorize` (route rule) and happens again in the tickets service
+//! (current role, audit log); these handlers check the JSON's shape and
+//! translate. The tickets service checks the values, and its messages name
+//! the field the same way the gateway's do (`enhancement_preferences.max_words`,
+//! `articles[3].url`).
+
+use crate::auth::AuthUser;
+use crate::dto;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use csp_domain::{EnhancementStatus, ErrorCode, TenantId};
+use csp_proto::v1 as pb;
+use http::HeaderMap;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+
+/// The most `enhancement_preferences.max_words` may be (the seed's cap).
+const MAX_WORDS: u64 = 500;
+/// The longest `q` of the history search.
+const MAX_QUERY_CHARS: usize = 200;
+
+fn invalid_tenant(message: impl Into<String>) -> ApiError {
+    ApiError {
+        code: ErrorCode::InvalidTenant,
+        message: Some(message.into()),
+    }
+}
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError {
+        code: ErrorCode::InvalidRequest,
+        message: Some(message.into()),
+    }
+}
+
+fn rpc(s: tonic::Status) -> ApiError {
+    ApiError::from_status(&s)
+}
+
+/// The body, or the catalogued answer to one over the limit (axum's own
+/// answer is plain text) or cut short.
+pub(crate) fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|e| {
+        if e.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(ErrorCode::PayloadTooLarge)
+        } else {
+            invalid("The request body could not be read.")
+        }
+    })
+}
+
+/// What a member of a JSON body must hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    Text,
+    Flag,
+    /// Dollars: a number, 0 or more.
+    Usd,
+    /// A whole number from 1 to [`MAX_WORDS`].
+    Words,
+    TextList,
+    Preferences,
+}
+
+/// A member: its name, what it holds, whether null is accepted (as absent
+/// on create; as "remove" where a patch allows it) and whether a create
+/// requires it.
+type Member = (&'static str, Want, bool, bool);
+
+/// The members of `NewTenant`, in the order of the form.
+const NEW_TENANT: &[Member] = &[
+    ("tenant_id", Want::Text, false, true),
+    ("name", Want::Text, false, true),
+    ("tool_type", Want::Text, false, true),
+    ("servicedesk_url", Want::Text, false, true),
+    ("servicedesk_auth", Want::Text, true, false),
+    ("api_key", Want::Text, false, true),
+    ("kb_api_url", Want::Text, true, false),
+    ("enhancement_preferences", Want::Preferences, true, false),
+    ("monthly_budget_usd", Want::Usd, true, false),
+];
+
+/// The members of `TenantPatch`.
+const TENANT_PATCH: &[Member] = &[
+    ("tenant_id", Want::Text, false, false),
+    ("tool_type", Want::Text, false, false),
+    ("name", Want::Text, false, false),
+    ("servicedesk_url", Want::Text, false, false),
+    ("servicedesk_auth", Want::Text, false, false),
+    ("api_key", Want::Text, false, false),
+    ("kb_api_url", Want::Text, true, false),
+    ("enhancement_preferences", Want::Preferences, false, false),
+    ("is_active", Want::Flag, false, false),
+    ("monthly_budget_usd", Want::Usd, true, false),
+];
+
+const PREFERENCES: &[Member] = &[
+    ("sources", Want::TextList, false, false),
+    ("note_format", Want::Text, false, false),
+    ("max_words", Want::Words, false, false),
+    ("mask_pii", Want::Flag, false, false),
+];
+
+const KB_ARTICLE: &[Member] = &[
+    ("title", Want::Text, false, true),
+    ("summary", Want::Text, false, false),
+    ("url", Want::Text, false, true),
+    ("body", Want::Text, false, false),
+];
+
+const SYSTEM: &[Member] = &[
+    ("ip", Want::Text, false, true),
+    ("hostname", Want::Text, false, true),
+    ("role", Want::Text, false, false),
+    ("client", Want::Text, false, false),
+    ("location", Want::Text, false, false),
+];
+
+fn names(members: &[Member]) -> String {
+    let names: Vec<&str> = members.iter().map(|m| m.0).collect();
+    names.join(", ")
+}
+
+/// Checks `obj` against `members`, naming the first problem with the
+/// member's full path (`prefix` + name): an unknown member, a missing
+/// required one (when `create`), a value of the wrong type.
+fn check(
+    prefix: &str,
+    obj: &Map<String, Value>,
+    members: &[Member],
+    create: bool,
+) -> Result<(), String> {
+    if let Some(k) = obj
+        .keys()
+        .find(|k| !members.iter().any(|m| m.0 == k.as_str()))
+    {
+        let shown: String = k.chars().take(64).collect();
+        return Err(format!(
+            "{prefix}{shown} is not a known field (known: {})",
+            names(members)
+        ));
+    }
+    for &(name, want, nullable, required) in members {
+        let field = format!("{prefix}{name}");
+        let value = match obj.get(name) {
+            None | Some(Value::Null) if create && required => {
+                return Err(format!("{field} is required"));
+            }
+            None => continue,
+            Some(Value::Null) if nullable => continue,
+            Some(v) => v,
+        };
+        let ok = match want {
+            Want::Text => value.is_string(),
+            Want::Flag => value.is_boolean(),
+            Want::Usd => value.as_f64().is_some_and(|n| n.is_finite() && n >= 0.0),
+            Want::Words => value.as_u64().is_some_and(|n| (1..=MAX_WORDS).contains(&n)),
+            Want::TextList => value
+                .as_array()
+                .is_some_and(|a| a.iter().all(Value::is_string)),
+            Want::Preferences => match value.as_object() {
+                Some(p) => {
+                    check(&format!("{field}."), p, PREFERENCES, false)?;
+                    true
+                }
+                None => false,
+            },
+        };
+        if !ok {
+            return Err(format!("{field} must be {}", describe(want, nullable)));
+        }
+    }
+    Ok(())
+}
+
+fn describe(want: Want, nullable: bool) -> String {
+    let what = match want {
+        Want::Text => "a string".to_owned(),
+        Want::Flag => "true or false".to_owned(),
+        Want::Usd => "a number of dollars, 0 or more".to_owned(),
+        Want::Words => format!("between 1 and {MAX_WORDS}"),
+        Want::TextList => "a list of strings".to_owned(),
+        Want::Preferences => format!("an object with {}", names(PREFERENCES)),
+    };
+    if nullable {
+        format!("{what} or null")
+    } else {
+        what
+    }
+}
+
+/// A JSON object body checked against `members`, then as `T`.
+fn object<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    members: &[Member],
+    create: bool,
+    what: &str,
+) -> Result<T, String> {
+    let obj: Map<String, Value> = serde_json::from_slice(body)
+        .map_err(|_| format!("Send {what} as a JSON object with {}", names(members)))?;
+    check("", &obj, members, create)?;
+    serde_json::from_value(Value::Object(obj)).map_err(|e| e.to_string())
+}
+
+/// A JSON list body of objects, each checked against `members` and named
+/// `<list>[i].<field>`, then as `T`s.
+fn list<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    members: &[Member],
+    list_name: &str,
+) -> Result<Vec<T>, String> {
+    let rows: Vec<Value> = serde_json::from_slice(body).map_err(|_| {
+        format!(
+            "Send {list_name} as a JSON list of objects with {}",
+            names(members)
+        )
+    })?;
+    rows.into_iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let Value::Object(obj) = row else {
+                return Err(format!("{list_name}[{i}] must be an object"));
+            };
+            check(&format!("{list_name}[{i}]."), &obj, members, true)?;
+            serde_json::from_value(Value::Object(obj)).map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+/// Dollars as micro-dollars.
+fn micros(usd: f64) -> i64 {
+    (usd * 1_000_000.0).round() as i64
+}
+
+fn preferences(p: dto::PreferencesBody) -> pb::EnhancementPreferences {
+    pb::EnhancementPreferences {
+        sources: p.sources.unwrap_or_default(),
+        note_format: p.note_format.unwrap_or_default(),
+        max_words: p.max_words.unwrap_or(0),
+        mask_pii: p.mask_pii.unwrap_or(false),
+    }
+}
+
+/// The base of `webhook_url`s: `CSP_PUBLIC_URL`, else this request's scheme
+/// and host (`X-Forwarded-Proto`/`-Host` behind a trusted proxy).
+fn public_base(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &state.public_url {
+        return url.clone();
+    }
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let forwarded = |name: &str| state.trust_forwarded_for.then(|| header(name)).flatten();
+    let scheme = forwarded("x-forwarded-proto")
+        .filter(|s| s == "http" || s == "https")
+        .unwrap_or_else(|| if state.cookie_secure { "https" } else { "http" }.to_owned());
+    let host = forwarded("x-forwarded-host")
+        .or_else(|| header(http::header::HOST.as_str()))
+        .filter(|h| {
+            h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
+        })
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{scheme}://{host}")
+}
+
+pub(crate) async fn list_tenants(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+) -> Result<Json<dto::Tenants>, ApiError> {
+    let list = state
+        .tickets
+        .clone()
+        .list_tenants(state.as_user(&user, pb::ListTenantsRequest {}))
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    let base = public_base(&state, &headers);
+    Ok(Json(dto::Tenants {
+        tenants: list
+            .tenants
+            .into_iter()
+            .map(|t| dto::Tenant::new(t, &base))
+            .collect(),
+    }))
+}
+
+/// `POST /api/v1/tenants`. The body is never logged: it holds the API key.
+pub(crate) async fn create_tenant(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body_bytes(body)?;
+    let t: dto::NewTenant =
+        object(&body, NEW_TENANT, true, "the tenant").map_err(invalid_tenant)?;
+    let req = pb::CreateTenantRequest {
+        tenant_id: t.tenant_id,
+        name: t.name,
+        tool_type: t.tool_type,
+        servicedesk_url: t.servicedesk_url,
+        servicedesk_auth: t.servicedesk_auth.unwrap_or_default(),
+        api_key: t.api_key,
+        kb_api_url: t.kb_api_url.unwrap_or_default(),
+        enhancement_preferences: t.enhancement_preferences.map(preferences),
+        monthly_budget_micros: t.monthly_budget_usd.map(micros),
+    };
+    let created = state
+        .tickets
+        .clone()
+        .create_tenant(state.as_user(&user, req))
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    let base = public_base(&state, &headers);
+    let body = dto::CreatedTenant {
+        tenant: dto::Tenant::new(created.tenant.unwrap_or_default(), &base),
+        webhook_secret: created.webhook_secret,
+    };
+    Ok((http::StatusCode::CREATED, Json(body)).into_response())
+}
+
+pub(crate) async fn get_tenant(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    Path(tenant_id): Path<String>,
+) -> Result<Json<dto::Tenant>, ApiError> {
+    let t = fetch_tenant(&state, &user, tenant_id).await?;
+    Ok(Json(dto::Tenant::new(t, &public_base(&state, &headers))))
+}
+
+async fn fetch_tenant(
+    state: &AppState,
+    user: &AuthUser,
+    tenant_id: String,
+) -> Result<pb::Tenant, ApiError> {
+    Ok(state
+        .tickets
+        .clone()
+        .get_tenant(state.as_user(user, pb::TenantRequest { tenant_id }))
+        .await
+        .map_err(rpc)?
+        .into_inner())
+}
+
+/// `PATCH /api/v1/tenants/{tenant_id}`: only what is sent changes; the
+/// preferences are merged member by member. The body is never logged.
+pub(crate) async fn update_tenant(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    Path(tenant_id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<dto::Tenant>, ApiError> {
+    let body = body_bytes(body)?;
+    let patch: dto::TenantPatch =
+        object(&body, TENANT_PATCH, false, "the changes").map_err(invalid_tenant)?;
+    if patch.tenant_id.as_ref().is_some_and(|id| *id != tenant_id) {
+        return Err(invalid_tenant("tenant_id cannot be changed"));
+    }
+    // What a patch is merged into: only fetched when it needs to be.
+    let current = if patch.tool_type.is_some() || patch.enhancement_preferences.is_some() {
+        Some(fetch_tenant(&state, &user, tenant_id.clone()).await?)
+    } else {
+        None
+    };
+    if let (Some(tool), Some(t)) = (&patch.tool_type, &current)
+        && *tool != t.tool_type
+    {
+        return Err(invalid_tenant("tool_type cannot be changed"));
+    }
+    let enhancement_preferences = patch.enhancement_preferences.map(|p| {
+        let was = current
+            .as_ref()
+            .and_then(|t| t.enhancement_preferences.clone())
+            .unwrap_or_default();
+        pb::EnhancementPreferences {
+            sources: p.sources.unwrap_or(was.sources),
+            note_format: p.note_format.unwrap_or(was.note_format),
+            max_words: p.max_words.unwrap_or(was.max_words),
+            mask_pii: p.mask_pii.unwrap_or(was.mask_pii),
+        }
+    });
+    let (monthly_budget_micros, clear_monthly_budget) = match patch.monthly_budget_usd {
+        None => (None, false),
+        Some(None) => (None, true),
+        Some(Some(usd)) => (Some(micros(usd)), false),
+    };
+    let req = pb::UpdateTenantRequest {
+        tenant_id,
+        name: patch.name,
+        servicedesk_url: patch.servicedesk_url,
+        servicedesk_auth: patch.servicedesk_auth,
+        // "" and "[REDACTED]" keep the stored key (the service's rule too).
+        api_key: patch
+            .api_key
+            .filter(|k| !k.is_empty() && k != dto::REDACTED),
+        // null removes it: "" is how the API says so.
+        kb_api_url: patch.kb_api_url.map(Option::unwrap_or_default),
+        enhancement_preferences,
+        is_active: patch.is_active,
+        monthly_budget_micros,
+        clear_monthly_budget,
+    };
+    let t = state
+        .tickets
+        .clone()
+        .update_tenant(state.as_user(&user, req))
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    Ok(Json(dto::Tenant::new(t, &public_base(&state, &headers))))
+}
+
+/// Soft delete: the tenant turns inactive (its webhooks are refused), its
+/// data stays.
+pub(crate) async fn delete_tenant(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    Path(tenant_id): Path<String>,
+) -> Result<Json<dto::Tenant>, ApiError> {
+    let t = state
+        .tickets
+        .clone()
+        .delete_tenant(state.as_user(&user, pb::TenantRequest { tenant_id }))
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    Ok(Json(dto::Tenant::new(t, &public_base(&state, &headers))))
+}
+
+pub(crate) async fn rotate_webhook_secret(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(tenant_id): Path<String>,
+) -> Result<Json<dto::WebhookSecret>, ApiError> {
+    let r = state
+        .tickets
+        .clone()
+        .rotate_webhook_secret(state.as_user(&user, pb::TenantRequest { tenant_id }))
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    Ok(Json(dto::WebhookSecret {
+        webhook_secret: r.webhook_secret,
+        previous_valid_until: r.previous_valid_until,
+    }))
+}
+
+pub(crate) async fn upsert_kb_articles(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(tenant_id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<dto::Upserted>, ApiError> {
+    let body = body_bytes(body)?;
+    let rows: Vec<dto::KbArticle> = list(&body, KB_ARTICLE, "articles").map_err(invalid)?;
+    let req = pb::UpsertKbArticlesRequest {
+        tenant_id,
+        articles: rows
+            .into_iter()
+            .map(|a| pb::KbArticle {
+                title: a.title,
+                summary: a.summary,
+                url: a.url,
+                body: a.body,
+            })
+            .collect(),
+    };
+    let r = state
+        .tickets
+        .clone()
+        .upsert_kb_articles(state.as_user(&user, req))
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    Ok(Json(dto::Upserted {
+        upserted: r.upserted,
+    }))
+}
+
+pub(crate) async fn upsert_inventory(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(tenant_id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<dto::Upserted>, ApiError> {
+    let body = body_bytes(body)?;
+    let rows: Vec<dto::SystemInfo> = list(&body, SYSTEM, "systems").map_err(invalid)?;
+    let req = pb::UpsertInventoryRequest {
+        tenant_id,
+        systems: rows
+            .into_iter()
+            .map(|s| pb::SystemInfo {
+                ip: s.ip,
+                hostname: s.hostname,
+                role: s.role,
+                client: s.client,
+                location: s.location,
+            })
+            .collect(),
+    };
+    let r = state
+        .tickets
+        .clone()
+        .upsert_inventory(state.as_user(&user, req))
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    Ok(Json(dto::Upserted {
+        upserted: r.upserted,
+    }))
+}
+
+/// `GET /api/v1/enhancements`' query, checked: every value names what is
+/// wrong with it (400 `invalid_request`). Unknown parameters are ignored.
+fn enhancement_query(q: &HashMap<String, String>) -> Result<pb::ListEnhancementsRequest, ApiError> {
+    let get = |k: &str| q.get(k).map(|v| v.trim()).unwrap_or("");
+    let tenant_id = match get("tenant_id") {
+        "" => String::new(),
+        t => TenantId::parse(t)
+            .map_err(|e| invalid(e.to_string()))?
+            .to_string(),
+    };
+    let status = match get("status") {
+        "" => String::new(),
+        s => s
+            .parse::<EnhancementStatus>()
+            .map_err(|_| {
+                let all: Vec<&str> = EnhancementStatus::ALL.iter().map(|s| s.as_str()).collect();
+                invalid(format!("status must be one of {}", all.join(", ")))
+            })?
+            .as_str()
+            .to_owned(),
+    };
+    let from = crate::admin::bound("from", get("from"), false)?;
+    let to = crate::admin::bound("to", get("to"), true)?;
+    let text = get("q");
+    if text.chars().count() > MAX_QUERY_CHARS {
+        return Err(invalid(format!(
+            "q must be at most {MAX_QUERY_CHARS} characters"
+        )));
+    }
+    let page = match get("page") {
+        "" => 1,
+        p => p
+            .parse::<u32>()
+            .ok()
+            .filter(|p| *p >= 1)
+            .ok_or_else(|| invalid("page must be a whole number from 1"))?,
+    };
+    Ok(pb::ListEnhancementsRequest {
+        tenant_id,
+        status,
+        from,
+        to,
+        q: text.to_owned(),
+        page,
+    })
+}
+
+pub(crate) async fn list_enhancements(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<dto::EnhancementPage>, ApiError> {
+    let req = enhancement_query(&q)?;
+    let r = state
+        .tickets
+        .clone()
+        .list_enhancements(state.as_user(&user, req))
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    Ok(Json(dto::EnhancementPage {
+        enhancements: r.enhancements.into_iter().map(Into::into).collect(),
+        total: r.total,
+        page: r.page,
+        per_page: r.per_page,
+    }))
+}
+
+pub(crate) async fn get_enhancement(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(job_id): Path<String>,
+) -> Result<Json<dto::Enhancement>, ApiError> {
+    // Job ids are UUIDs: anything else names no job.
+    let job_id: uuid::Uuid = job_id
+        .parse()
+        .map_err(|_| ApiError::new(ErrorCode::EnhancementNotFound))?;
+    let e = state
+        .tickets
+        .clone()
+        .get_enhancement(state.as_user(
+            &user,
+            pb::GetEnhancementRequest {
+                job_id: job_id.to_string(),
+            },
+        ))
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    Ok(Json(e.into()))
+}
+
+pub(crate) async fn get_processing(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<Json<dto::Processing>, ApiError> {
+    let p = state
+        .tickets
+        .clone()
+        .get_processing(state.as_user(&user, pb::GetProcessingRequest {}))
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    Ok(Json(p.into()))
+}
+
+pub(crate) async fn set_processing(
+    State(state): State<AppState>,
+    user: AuthUser,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<dto::Processing>, ApiError> {
+    let body = body_bytes(body)?;
+    let dto::ProcessingUpdate { paused } = serde_json::from_slice(&body)
+        .map_err(|_| invalid(r#"Send a JSON body {"paused": true} or {"paused": false}."#))?;
+    let p = state
+        .tickets
+        .clone()
+        .set_processing(state.as_user(&user, pb::SetProcessingRequest { paused }))
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    Ok(Json(p.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Tenants and the history against a fake tickets service: what the
+    //! gateway sends, and what it refuses before sending anything.
+
+    use super::*;
+    use crate::testing::{FakeTickets, call, gateway, gateway_with, json_request};
+    use csp_domain::Role;
+    use http::{Method, StatusCode};
+    use serde_json::json;
+
+    fn error(body: &Value) -> (&str, &str) {
+        (
+            body["error"]["code"].as_str().unwrap_or_default(),
+            body["error"]["message"].as_str().unwrap_or_default(),
+        )
+    }
+
+    #[tokio::test]
+    async fn creating_a_tenant_answers_201_with_its_webhook_url_and_no_key() {
+        let (fake, addr) = FakeTickets::serve().await;
+        let gw = gateway_with(Some(addr), Some("https://csp.example/")).await;
+        let body = json!({
+            "tenant_id": "acme", "name": "Acme MSP", "tool_type": "servicedesk_plus",
+            "servicedesk_url": "https://sdp.acme.example", "api_key": "sdp-key-123",
+            "enhancement_preferences": {"sources": ["kb"], "max_words": 300},
+            "monthly_budget_usd": 12.5, "kb_api_url": null,
+        });
+        let req = json_request(Method::POST, "/api/v1/tenants", gw.token(Role::Admin), body);
+        let (status, _, answer) = call(&gw.app, req).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        assert_eq!(answer["api_key"], "[REDACTED]");
+        assert_eq!(answer["webhook_secret"], "whsec-shown-once");
+        assert_eq!(
+            answer["webhook_url"],
+            "https://csp.example/webhook/servicedesk_plus/acme"
+        );
+        assert_eq!(answer["monthly_budget_usd"], 12.5);
+        assert_eq!(answer["kb_api_url"], Value::Null);
+        assert_eq!(answer["is_active"], true);
+        assert!(!answer.to_string().contains("sdp-key-123"));
+        let sent = &fake.creates.lock().unwrap()[0];
+        assert_eq!(sent.api_key, "sdp-key-123");
+        assert_eq!(sent.monthly_budget_micros, Some(12_500_000));
+        let prefs = sent.enhancement_preferences.as_ref().unwrap();
+        assert_eq!(
+            (prefs.sources.clone(), prefs.max_words),
+            (vec!["kb".to_owned()], 300)
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_public_url_the_webhook_url_is_the_requests_own() {
+        let (_fake, addr) = FakeTickets::serve().await;
+        let gw = gateway_with(Some(addr), None).await;
+        let body = json!({
+            "tenant_id": "acme", "name": "Acme", "tool_type": "servicedesk_plus",
+            "servicedesk_url": "https://sdp.acme.example", "api_key": "",
+        });
+        let req = json_request(Method::POST, "/api/v1/tenants", gw.token(Role::Admin), body);
+        let (status, _, answer) = call(&gw.app, req).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        assert_eq!(
+            answer["webhook_url"],
+            "http://csp.example:8080/webhook/servicedesk_plus/acme"
+        );
+        assert_eq!(answer["api_key"], Value::Null, "no key set");
+    }
+
+    #[tokio::test]
+    async fn a_malformed_tenant_is_400_naming_the_field_and_never_sent() {
+        let (fake, addr) = FakeTickets::serve().await;
+        let gw = gateway_with(Some(addr), None).await;
+        let good = json!({
+            "tenant_id": "acme", "name": "Acme", "tool_type": "servicedesk_plus",
+            "servicedesk_url": "https://sdp.acme.example", "api_key": "k",
+        });
+        let with = |k: &str, v: Value| {
+            let mut b = good.clone();
+            b[k] = v;
+            b
+        };
+        let mut missing = good.clone();
+        missing.as_object_mut().unwrap().remove("name");
+        for (body, want) in [
+            (missing, "name is required"),
+            (with("name", json!(7)), "name must be a string"),
+            (with("colour", json!("red")), "colour is not a known field"),
+            (
+                with("enhancement_preferences", json!({"max_words": "many"})),
+                "enhancement_preferences.max_words must be between 1 and 500",
+            ),
+            (
+                with("enhancement_preferences", json!({"max_words": 501})),
+                "enhancement_preferences.max_words must be between 1 and 500",
+            ),
+            (
+                with("enhancement_preferences", json!({"tone": "warm"})),
+                "enhancement_preferences.tone is not a known field",
+            ),
+            (
+                with("enhancement_preferences", json!({"sources": "kb"})),
+                "enhancement_preferences.sources must be a list of strings",
+            ),
+            (
+                with("monthly_budget_usd", json!(-1)),
+                "monthly_budget_usd must be a number of dollars, 0 or more or null",
+            ),
+            (json!([1]), "Send the tenant as a JSON object"),
+        ] {
+            let req = json_request(Method::POST, "/api/v1/tenants", gw.token(Role::Admin), body);
+            let (status, _, answer) = call(&gw.app, req).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{want}: {answer}");
+            let (code, message) = error(&answer);
+            assert_eq!(code, "invalid_tenant");
+            assert!(message.starts_with(want), "{want}: {message}");
+        }
+        assert!(fake.creates.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_patch_changes_only_what_it_names() {
+        let (fake, addr) = FakeTickets::serve().await;
+        let gw = gateway_with(Some(addr), None).await;
+        *fake.tenant.lock().unwrap() = pb::Tenant {
+            tenant_id: "acme".into(),
+            tool_type: "servicedesk_plus".into(),
+            enhancement_preferences: Some(pb::EnhancementPreferences {
+                sources: vec!["kb".into()],
+                note_format: "markdown".into(),
+                max_words: 300,
+                mask_pii: false,
+            }),
+            ..Default::default()
+        };
+        let admin = gw.token(Role::Admin);
+        let patch = |body: Value| json_request(Method::PATCH, "/api/v1/tenants/acme", admin, body);
+        // Sent back as shown: the key and the ids stay; null clears the cap;
+        // the preferences merge.
+        let (status, _, answer) = call(
+            &gw.app,
+            patch(json!({
+                "tenant_id": "acme", "tool_type": "servicedesk_plus", "api_key": "[REDACTED]",
+                "monthly_budget_usd": null, "kb_api_url": null,
+                "enhancement_preferences": {"mask_pii": true},
+            })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let (status, _, _) = call(
+            &gw.app,
+            patch(json!({"name": "Acme 2", "monthly_budget_usd": 3, "api_key": "", "is_active": true})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _, _) = call(&gw.app, patch(json!({"api_key": "new-key"}))).await;
+        assert_eq!(status, StatusCode::OK);
+        {
+            let updates = fake.updates.lock().unwrap();
+            let [first, second, third] = &updates[..] else {
+                panic!("{} updates", updates.len())
+            };
+            assert_eq!(first.api_key, None);
+            assert!(first.clear_monthly_budget && first.monthly_budget_micros.is_none());
+            assert_eq!(first.kb_api_url.as_deref(), Some(""));
+            assert_eq!(first.name, None);
+            assert_eq!(
+                first.enhancement_preferences,
+                Some(pb::EnhancementPreferences {
+                    sources: vec!["kb".into()],
+                    note_format: "markdown".into(),
+                    max_words: 300,
+                    mask_pii: true,
+                })
+            );
+            assert_eq!(second.name.as_deref(), Some("Acme 2"));
+            assert_eq!(second.api_key, None);
+            assert_eq!(second.is_active, Some(true));
+            assert_eq!(
+                (second.monthly_budget_micros, second.clear_monthly_budget),
+                (Some(3_000_000), false)
+            );
+            assert_eq!(
+                (
+                    second.enhancement_preferences.as_ref(),
+                    second.kb_api_url.as_ref()
+                ),
+                (None, None)
+            );
+            assert_eq!(third.api_key.as_deref(), Some("new-key"));
+        }
+        for (body, want) in [
+            (json!({"tenant_id": "other"}), "tenant_id cannot be changed"),
+            (json!({"tool_type": "jira"}), "tool_type cannot be changed"),
+            (json!({"name": null}), "name must be a string"),
+            (
+                json!({"created_at": "x"}),
+                "created_at is not a known field",
+            ),
+        ] {
+            let (status, _, answer) = call(&gw.app, patch(body)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{want}");
+            let (code, message) = error(&answer);
+            assert_eq!(code, "invalid_tenant");
+            assert!(message.starts_with(want), "{want}: {message}");
+        }
+        assert_eq!(fake.updates.lock().unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn the_history_query_is_checked_before_it_is_sent() {
+        let (fake, addr) = FakeTickets::serve().await;
+        let gw = gateway_with(Some(addr), None).await;
+        let get = |path: &str| {
+            http::Request::builder()
+                .uri(path)
+                .header(
+                    "authorization",
+                    format!("Bearer {}", gw.token(Role::Operator)),
+                )
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        for (query, field) in [
+            (
+                "status=done",
+                "status must be one of pending, processing, completed, failed",
+            ),
+            ("page=0", "page must be"),
+            ("page=x", "page must be"),
+            ("from=yesterday", "from must be"),
+            ("to=2026-13-01", "to must be"),
+            ("tenant_id=ACME", "tenant_id must be"),
+        ] {
+            let (status, _, answer) =
+                call(&gw.app, get(&format!("/api/v1/enhancements?{query}"))).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+            let (code, message) = error(&answer);
+            assert_eq!(code, "invalid_request");
+            assert!(message.starts_with(field), "{query}: {message}");
+        }
+        assert!(fake.lists.lock().unwrap().is_empty());
+        let (status, _, answer) = call(
+            &gw.app,
+            get("/api/v1/enhancements?tenant_id=acme&status=failed&from=2026-01-01&to=2026-01-31&q=1234&page=2&other=1"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["per_page"], 50);
+        assert_eq!(answer["page"], 2);
+        assert_eq!(
+            answer["enhancements"][0]["context_gathered"],
+            json!({"kb": []})
+        );
+        assert_eq!(answer["enhancements"][0]["completed_at"], Value::Null);
+        let sent = fake.lists.lock().unwrap()[0].clone();
+        assert_eq!(
+            sent,
+            pb::ListEnhancementsRequest {
+                tenant_id: "acme".into(),
+                status: "failed".into(),
+                from: "2026-01-01T00:00:00Z".into(),
+                to: "2026-02-01T00:00:00Z".into(),
+                q: "1234".into(),
+                page: 2,
+            }
+        );
+        let (_, _, answer) = call(&gw.app, get("/api/v1/enhancements")).await;
+        assert_eq!(answer["page"], 1, "the first page by default");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_job_is_404() {
+        let (_fake, addr) = FakeTickets::serve().await;
+        let gw = gateway_with(Some(addr), None).await;
+        for id in ["not-a-uuid".to_owned(), uuid::Uuid::new_v4().to_string()] {
+            let req = http::Request::builder()
+                .uri(format!("/api/v1/enhancements/{id}"))
+                .header(
+                    "authorization",
+                    format!("Bearer {}", gw.token(Role::Operator)),
+                )
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let (status, _, answer) = call(&gw.app, req).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{id}");
+            assert_eq!(error(&answer).0, "enhancement_not_found");
+        }
+    }
+
+    #[tokio::test]
+    async fn ticket_routes_answer_503_while_the_service_is_down() {
+        let gw = gateway().await;
+        let req = json_request(
+            Method::GET,
+            "/api/v1/tenants",
+            gw.token(Role::Admin),
+            json!(null),
+        );
+        let (status, _, answer) = call(&gw.app, req).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(error(&answer).0, "unavailable");
+    }
+}

@@ -1,0 +1,418 @@
+//! The tickets worker against the fake ServiceDesk Plus and the mock model,
+//! on the in-process queue, each case on Postgres and on SQLite.
+
+mod helpers;
+
+use std::time::Duration;
+
+use csp_bus::{DeadLetter, Queue};
+use csp_domain::EnhancementStatus;
+use csp_mock_llm::Behaviour;
+use csp_mock_ticketing::NoteFault;
+use csp_store::test_support::Backend;
+use csp_ticketing::servicedesk::{SdpAuth, SdpClient};
+use csp_ticketing::{JobMarker, NoteFormat};
+use futures::StreamExt;
+use helpers::{Harness, SDP_KEY, wait_until};
+
+csp_store::backend_tests!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    a_job_becomes_one_note_citing_its_context,
+    the_model_down_gives_the_fallback_note_and_a_completed_job,
+    over_budget_no_model_call_is_made,
+    without_a_model_the_note_says_so,
+    servicedesk_failing_every_post_fails_the_job_after_three_deliveries,
+    a_4xx_from_servicedesk_fails_the_job_at_once,
+    an_inactive_tenant_fails_its_job,
+    a_redelivered_completed_job_posts_no_second_note,
+    a_note_posted_before_a_crash_is_not_posted_again,
+    a_paused_worker_takes_no_job_until_resumed,
+    one_tenants_burst_does_not_starve_another,
+    a_job_whose_worker_died_on_its_last_delivery_ends_failed,
+    a_dead_letter_fails_only_a_job_not_final_yet,
+);
+
+async fn a_job_becomes_one_note_citing_its_context(backend: Backend) {
+    let mut h = Harness::new(backend).await;
+    h.start(h.config());
+    let acme = h.tenant("acme", Some(1_000_000)).await;
+    let job = h.job(&acme).await;
+    let record = h.finished(&job).await;
+    assert_eq!(record.status, EnhancementStatus::Completed, "{record:?}");
+    assert_eq!(record.attempts, 1);
+    assert_eq!(record.error_message, None);
+
+    let notes = h.notes_for(&record);
+    assert_eq!(notes.len(), 1, "one note");
+    let note = &notes[0];
+    for cited in ["TKT-4711", "Printer spooler recovery guide", "prn-floor2"] {
+        assert!(note.contains(cited), "the note cites {cited}: {note}");
+    }
+    assert!(note.contains(&format!("csp-job:{}", job.job_id)), "{note}");
+    assert!(record.note_id.as_deref().is_some_and(|id| !id.is_empty()));
+    assert!(
+        record
+            .llm_output
+            .as_deref()
+            .is_some_and(|o| o.contains("## Similar Tickets"))
+    );
+
+    assert!(
+        record.input_tokens > 0 && record.output_tokens > 0,
+        "{record:?}"
+    );
+    assert!(record.cost_micros > 0, "{record:?}");
+    let month = time::OffsetDateTime::now_utc();
+    let month = format!("{:04}-{:02}", month.year(), u8::from(month.month()));
+    assert_eq!(
+        h.store.tenant_spend(&acme, &month).await.unwrap(),
+        record.cost_micros,
+        "the cost is charged to the tenant"
+    );
+
+    let context = record.context_gathered.expect("context stored");
+    assert_eq!(context["similar_tickets"][0]["ticket_id"], "TKT-4711");
+    assert_eq!(context["systems"][0]["hostname"], "prn-floor2.acme.local");
+    for source in ["ticket_history", "kb", "ip_inventory"] {
+        assert!(
+            context["sources"][source]["elapsed_ms"].is_u64(),
+            "{context}"
+        );
+    }
+    // The model got the seed's prompt with the context.
+    let call = h
+        .llm
+        .log()
+        .into_iter()
+        .find(|e| e.path == "/v1/messages")
+        .unwrap();
+    let system = call.body["system"].as_str().unwrap();
+    assert!(system.contains(csp_enhance::SYSTEM_PROMPT_FIRST_LINE));
+    assert!(call.body.to_string().contains("TKT-4711"));
+    h.stop().await;
+}
+
+async fn the_model_down_gives_the_fallback_note_and_a_completed_job(backend: Backend) {
+    let mut h = Harness::new(backend).await;
+    h.llm.set_default(Some(Behaviour::http_error(500)));
+    h.start(h.config());
+    let acme = h.tenant("acme", None).await;
+    let job = h.job(&acme).await;
+    let record = h.finished(&job).await;
+    assert_eq!(record.status, EnhancementStatus::Completed, "{record:?}");
+    let reason = record.error_message.clone().unwrap();
+    assert!(reason.starts_with("synthesis skipped:"), "{reason}");
+    assert!(reason.contains("500"), "{reason}");
+    assert_eq!(record.cost_micros, 0);
+    let notes = h.notes_for(&record);
+    assert_eq!(notes.len(), 1);
+    assert!(
+        notes[0].contains("Automatic analysis unavailable"),
+        "{}",
+        notes[0]
+    );
+    assert!(notes[0].contains("TKT-4711"), "{}", notes[0]);
+    h.stop().await;
+}
+
+async fn over_budget_no_model_call_is_made(backend: Backend) {
+    let mut h = Harness::new(backend).await;
+    h.start(h.config());
+    let acme = h.tenant("acme", Some(0)).await;
+    let job = h.job(&acme).await;
+    let record = h.finished(&job).await;
+    assert_eq!(record.status, EnhancementStatus::Completed, "{record:?}");
+    assert_eq!(
+        record.error_message.as_deref(),
+        Some("synthesis skipped: the tenant's model budget is spent")
+    );
+    assert_eq!(h.model_calls(), 0, "the mock model's log shows no call");
+    let notes = h.notes_for(&record);
+    assert!(notes[0].contains("model budget reached"), "{}", notes[0]);
+    h.stop().await;
+}
+
+async fn without_a_model_the_note_says_so(backend: Backend) {
+    let mut h = Harness::new(backend).await;
+    let config = csp_tickets_worker::Config {
+        provider: None,
+        ..h.config()
+    };
+    h.start(config);
+    let acme = h.tenant("acme", None).await;
+    let record = h.finished(&h.job(&acme).await).await;
+    assert_eq!(record.status, EnhancementStatus::Completed);
+    assert_eq!(
+        record.error_message.as_deref(),
+        Some("synthesis skipped: no model is configured")
+    );
+    h.stop().await;
+}
+
+async fn servicedesk_failing_every_post_fails_the_job_after_three_deliveries(backend: Backend) {
+    let mut h = Harness::new(backend).await;
+    h.sdp
+        .mock()
+        .fail_next_note_posts(1000, NoteFault::Status { status: 500 });
+    h.start(h.config());
+    let acme = h.tenant("acme", None).await;
+    let job = h.job(&acme).await;
+    let record = h.finished(&job).await;
+    assert_eq!(record.status, EnhancementStatus::Failed, "{record:?}");
+    assert_eq!(record.attempts, 3);
+    let error = record.error_message.clone().unwrap();
+    assert!(
+        error.contains("ServiceDesk Plus") && error.contains("500"),
+        "{error}"
+    );
+    // 3 deliveries × 3 tries inside the client.
+    assert_eq!(h.sdp.mock().note_posts(), 9);
+    assert!(h.notes_for(&record).is_empty());
+    // The context of the last attempt is kept.
+    assert!(record.context_gathered.is_some());
+
+    let letter = h.dead_letter().await;
+    assert_eq!(letter.attempts, 3);
+    assert!(letter.last_error.contains("500"), "{}", letter.last_error);
+    assert_eq!(letter.id, job.job_id.to_string());
+    h.stop().await;
+}
+
+async fn a_4xx_from_servicedesk_fails_the_job_at_once(backend: Backend) {
+    let mut h = Harness::new(backend).await;
+    h.sdp
+        .mock()
+        .fail_next_note_posts(1000, NoteFault::Status { status: 400 });
+    h.start(h.config());
+    let acme = h.tenant("acme", None).await;
+    let record = h.finished(&h.job(&acme).await).await;
+    assert_eq!(record.status, EnhancementStatus::Failed);
+    assert_eq!(record.attempts, 1);
+    assert_eq!(h.sdp.mock().note_posts(), 1, "a 4xx is not retried");
+    assert!(h.dead_letter().await.last_error.contains("400"));
+    h.stop().await;
+}
+
+async fn an_inactive_tenant_fails_its_job(backend: Backend) {
+    let mut h = Harness::new(backend).await;
+    h.start(h.config());
+    let acme = h.tenant("acme", None).await;
+    h.store
+        .update_tenant(
+            &acme,
+            csp_store::TenantUpdate {
+                is_active: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let record = h.finished(&h.job(&acme).await).await;
+    assert_eq!(record.status, EnhancementStatus::Failed);
+    assert_eq!(record.error_message.as_deref(), Some("tenant inactive"));
+    assert_eq!(h.sdp.mock().note_posts(), 0);
+    h.stop().await;
+}
+
+async fn a_redelivered_completed_job_posts_no_second_note(backend: Backend) {
+    let mut h = Harness::new(backend).await;
+    h.start(h.config());
+    let acme = h.tenant("acme", None).await;
+    let job = h.job(&acme).await;
+    let first = h.finished(&job).await;
+    assert_eq!(first.status, EnhancementStatus::Completed);
+    // The sweeper (or a lost ack) queues it again under another message id.
+    h.push(&job, &format!("{}-again", job.job_id)).await;
+    wait_until(Duration::from_secs(10), || {
+        h.watched.starts(job.job_id) == 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(h.notes_for(&first).len(), 1);
+    assert_eq!(h.model_calls(), 1, "nothing is done again");
+    assert_eq!(h.record(&job).await, first, "the record is unchanged");
+    h.stop().await;
+}
+
+async fn a_note_posted_before_a_crash_is_not_posted_again(backend: Backend) {
+    let mut h = Harness::new(backend).await;
+    let acme = h.tenant("acme", None).await;
+    let job = h.job(&acme).await;
+    // A worker posted the job's note, then died before finishing the job.
+    let ticket = h.record(&job).await.ticket_id;
+    let client = SdpClient::new(
+        csp_http::HttpClient::new().unwrap(),
+        &h.sdp.base_url(),
+        SdpAuth::AuthToken(SDP_KEY.into()),
+    )
+    .unwrap();
+    let posted = client
+        .post_note_once(
+            &ticket,
+            &JobMarker::new(&job.job_id.to_string()).unwrap(),
+            "<p>the first worker's note</p>",
+            NoteFormat::Html,
+        )
+        .await
+        .unwrap();
+    h.start(h.config());
+    let record = h.finished(&job).await;
+    assert_eq!(record.status, EnhancementStatus::Completed);
+    let notes = h.notes_for(&record);
+    assert_eq!(notes.len(), 1, "still one note: {notes:?}");
+    assert_eq!(record.note_id.as_deref(), Some(posted.note_id.0.as_str()));
+    h.stop().await;
+}
+
+async fn a_paused_worker_takes_no_job_until_resumed(backend: Backend) {
+    let mut h = Harness::new(backend).await;
+    h.store.set_processing_paused(true).await.unwrap();
+    h.start(h.config());
+    let acme = h.tenant("acme", None).await;
+    let job = h.job(&acme).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(h.record(&job).await.status, EnhancementStatus::Pending);
+    assert!(!h.watched.any_started(), "no attempt started");
+
+    h.store.set_processing_paused(false).await.unwrap();
+    let record = h.finished(&job).await;
+    assert_eq!(record.status, EnhancementStatus::Completed);
+    assert_eq!(record.attempts, 1, "the pause spent no attempt");
+
+    // Paused again while running: the next job waits.
+    h.store.set_processing_paused(true).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = h.job(&acme).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(h.record(&second).await.status, EnhancementStatus::Pending);
+    h.store.set_processing_paused(false).await.unwrap();
+    assert_eq!(h.finished(&second).await.attempts, 1);
+    h.stop().await;
+}
+
+async fn one_tenants_burst_does_not_starve_another(backend: Backend) {
+    const FLOOD: usize = 200;
+    // Tenant A's jobs that may end before B's: those running when B's job
+    // is reached (A's cap, 2) and a few more while B's runs. With the cap
+    // lifted (`tenant_inflight` 100) all four slots work through A's jobs in
+    // queue order and B's ends after about 196 of them, failing this.
+    const BOUND: usize = 12;
+    let mut h = Harness::new(backend).await;
+    let flood = h.tenant("flood", None).await;
+    let other = h.tenant("other", None).await;
+    let mut flood_jobs = Vec::new();
+    for _ in 0..FLOOD {
+        flood_jobs.push(h.job(&flood).await);
+    }
+    let single = h.job(&other).await;
+    h.start(h.config());
+    let record = h.finished(&single).await;
+    assert_eq!(record.status, EnhancementStatus::Completed);
+    for job in &flood_jobs {
+        let record = h.finished(job).await;
+        assert_eq!(record.status, EnhancementStatus::Completed);
+        assert_eq!(record.attempts, 1, "a deferral spends no attempt");
+    }
+    let finished = h.watched.finished();
+    assert_eq!(finished.len(), FLOOD + 1);
+    let before = finished.iter().position(|id| *id == single.job_id).unwrap();
+    println!(
+        "fairness ({backend:?}): tenant B's job completed after {before} of tenant A's {FLOOD} queued before it"
+    );
+    assert!(
+        before <= BOUND,
+        "tenant B's job completed after {before} of the flood's {FLOOD} jobs (bound {BOUND})"
+    );
+    h.stop().await;
+}
+
+async fn a_job_whose_worker_died_on_its_last_delivery_ends_failed(backend: Backend) {
+    let mut h = Harness::with_ack_wait(backend, Duration::from_millis(200)).await;
+    let acme = h.tenant("acme", None).await;
+    let job = h.job(&acme).await;
+    // Three workers in turn took the job, started its attempt and died
+    // before settling the delivery.
+    let mut deliveries = h
+        .queue
+        .pull(csp_domain::ENHANCE_TOPIC, csp_domain::ENHANCE_GROUP)
+        .await
+        .unwrap();
+    for attempt in 1..=3 {
+        let delivery = tokio::time::timeout(Duration::from_secs(10), deliveries.next())
+            .await
+            .expect("delivered again after the ack deadline")
+            .unwrap()
+            .unwrap();
+        assert_eq!(delivery.attempt(), attempt);
+        h.store
+            .start_attempt(job.job_id, time::OffsetDateTime::now_utc())
+            .await
+            .unwrap();
+        drop(delivery);
+    }
+    drop(deliveries);
+    assert_eq!(h.record(&job).await.status, EnhancementStatus::Processing);
+
+    // The next worker gets its fourth delivery: over max_attempts (3), the
+    // loop dead-letters it without a handler, and the dead letters'
+    // consumer fails the job.
+    h.start(h.config());
+    let record = h.finished(&job).await;
+    assert_eq!(record.status, EnhancementStatus::Failed, "{record:?}");
+    assert_eq!(record.attempts, 3, "no fourth attempt");
+    let reason = record.error_message.unwrap();
+    assert!(
+        reason.starts_with("worker stopped during the last attempt"),
+        "{reason}"
+    );
+    assert_eq!(
+        h.watched.starts(job.job_id),
+        0,
+        "the worker never started it"
+    );
+    assert_eq!(h.sdp.mock().note_posts(), 0);
+    let letter = h.dead_letter().await;
+    assert_eq!((letter.id, letter.attempts), (job.job_id.to_string(), 4));
+    h.stop().await;
+}
+
+async fn a_dead_letter_fails_only_a_job_not_final_yet(backend: Backend) {
+    let mut h = Harness::new(backend).await;
+    h.start(h.config());
+    let acme = h.tenant("acme", None).await;
+    let done = h.job(&acme).await;
+    let completed = h.finished(&done).await;
+    assert_eq!(completed.status, EnhancementStatus::Completed);
+    let pending = h.recorded_job(&acme).await;
+    let letter = |job: &csp_domain::EnhanceJob, last_error: &str| DeadLetter {
+        id: job.job_id.to_string(),
+        topic: csp_domain::ENHANCE_TOPIC.into(),
+        group: csp_domain::ENHANCE_GROUP.into(),
+        payload: serde_json::to_vec(job).unwrap().into(),
+        attempts: 3,
+        last_error: last_error.into(),
+        dead_at_ms: 1,
+    };
+    // One at a time, in order: once the second is recorded, the first was
+    // read.
+    h.push_dead_letter(&letter(&done, "late letter")).await;
+    h.push_dead_letter(&letter(&pending, "the store was down"))
+        .await;
+    let failed = h.finished(&pending).await;
+    assert_eq!(failed.status, EnhancementStatus::Failed);
+    assert_eq!(failed.error_message.as_deref(), Some("the store was down"));
+    assert_eq!(
+        h.record(&done).await,
+        completed,
+        "a final job is kept as it is"
+    );
+    // Read twice (the queue redelivers): nothing changes.
+    let again = DeadLetter {
+        id: format!("{}-again", pending.job_id),
+        ..letter(&pending, "another error")
+    };
+    h.push_dead_letter(&again).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(h.record(&pending).await, failed);
+    h.stop().await;
+}

@@ -1,0 +1,378 @@
+//! The gRPC `csp.v1.Tickets` implementation and its access table.
+
+use crate::admin::{Admin, store_error, tenant_id};
+use crate::intake::Intake;
+use crate::outbox::Outbox;
+use csp_auth::{Access, Caller};
+use csp_domain::{AuditStatus, EnhancementStatus, ErrorCode, Role, UserId};
+use csp_proto::v1 as pb;
+use csp_proto::v1::tickets_server::Tickets;
+use csp_rpc::{status, status_with_message};
+use csp_store::{EnhancementQuery, EnhancementRecord, Store};
+use std::sync::Arc;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tonic::{Request, Response, Status};
+
+/// History pages hold this many jobs.
+pub const PER_PAGE: u32 = 50;
+const MAX_Q_CHARS: usize = 200;
+
+/// What each method requires (see `proto/csp/v1/tickets.proto`). A method
+/// missing here is refused by the guard.
+pub fn access(path: &str) -> Option<Access> {
+    let method = path.strip_prefix("/csp.v1.Tickets/")?;
+    Some(match method {
+        "CreateTenant"
+        | "ListTenants"
+        | "GetTenant"
+        | "UpdateTenant"
+        | "DeleteTenant"
+        | "RotateWebhookSecret"
+        | "UpsertKbArticles"
+        | "UpsertInventory"
+        | "SetProcessing" => Access::Role(Role::Admin),
+        "ListEnhancements" | "GetEnhancement" | "GetProcessing" => Access::Role(Role::Operator),
+        "AcceptWebhook" => Access::Service,
+        _ => return None,
+    })
+}
+
+pub struct Service {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) admin: Arc<Admin>,
+    pub(crate) intake: Arc<Intake>,
+    pub(crate) outbox: Arc<Outbox>,
+}
+
+impl Service {
+    /// The acting user from the store (current state, not the token): a
+    /// demotion or deactivation counts from the next call. A service acting
+    /// on its own (no user) is let through by the guard's rule and audited
+    /// without a user.
+    async fn acting<T>(&self, req: &Request<T>, required: Role) -> Result<Option<UserId>, Status> {
+        let caller = csp_rpc::caller(req)?;
+        let Caller::User { id, .. } = caller else {
+            return Ok(None);
+        };
+        let user = self
+            .store
+            .user_by_id(id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| status(ErrorCode::Unauthenticated, "no such user"))?;
+        if !user.is_active {
+            return Err(status(ErrorCode::AccountDeactivated, "deactivated"));
+        }
+        if !user.role.includes(required) {
+            return Err(status_with_message(
+                ErrorCode::PermissionDenied,
+                csp_auth::Denied::Role { required }.message(),
+            ));
+        }
+        Ok(Some(id))
+    }
+
+    async fn processing_state(&self) -> Result<pb::ProcessingState, Status> {
+        let paused = self.store.processing_paused().await.map_err(store_error)?;
+        let (depth, processing) = self.outbox.depth().await.map_err(store_error)?;
+        crate::metrics::queue_depth(depth);
+        Ok(pb::ProcessingState {
+            paused,
+            queue_depth: depth,
+            active_workers: u32::try_from(processing).unwrap_or(u32::MAX),
+        })
+    }
+}
+
+fn bad_request(message: impl Into<String>) -> Status {
+    status_with_message(ErrorCode::InvalidRequest, message)
+}
+
+fn time_filter(field: &str, text: &str) -> Result<Option<OffsetDateTime>, Status> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    OffsetDateTime::parse(text.trim(), &Rfc3339)
+        .map(Some)
+        .map_err(|_| {
+            bad_request(format!(
+                "{field} must be an RFC 3339 timestamp such as 2025-01-31T09:30:00Z"
+            ))
+        })
+}
+
+fn rfc3339(t: Option<OffsetDateTime>) -> String {
+    t.and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_default()
+}
+
+pub(crate) fn enhancement(r: EnhancementRecord) -> pb::Enhancement {
+    pb::Enhancement {
+        job_id: r.job_id.to_string(),
+        tenant_id: r.tenant_id.to_string(),
+        ticket_id: r.ticket_id,
+        status: r.status.as_str().to_owned(),
+        attempts: r.attempts,
+        context_gathered_json: r
+            .context_gathered
+            .map(|v| v.to_string())
+            .unwrap_or_default(),
+        llm_output: r.llm_output.unwrap_or_default(),
+        error_message: r.error_message.unwrap_or_default(),
+        processing_time_ms: r.processing_time_ms.and_then(|ms| u64::try_from(ms).ok()),
+        cost_usd: r.cost_micros as f64 / 1_000_000.0,
+        created_at: rfc3339(Some(r.created_at)),
+        completed_at: rfc3339(r.completed_at),
+        correlation_id: r.correlation_id,
+        subject: r.subject,
+        description: r.description,
+        priority: r.priority,
+        note_id: r.note_id.unwrap_or_default(),
+    }
+}
+
+#[tonic::async_trait]
+impl Tickets for Service {
+    async fn create_tenant(
+        &self,
+        req: Request<pb::CreateTenantRequest>,
+    ) -> Result<Response<pb::CreatedTenant>, Status> {
+        let actor = self.acting(&req, Role::Admin).await?;
+        Ok(Response::new(
+            self.admin.create(req.into_inner(), actor).await?,
+        ))
+    }
+
+    async fn list_tenants(
+        &self,
+        req: Request<pb::ListTenantsRequest>,
+    ) -> Result<Response<pb::ListTenantsResponse>, Status> {
+        self.acting(&req, Role::Admin).await?;
+        Ok(Response::new(pb::ListTenantsResponse {
+            tenants: self.admin.list().await?,
+        }))
+    }
+
+    async fn get_tenant(
+        &self,
+        req: Request<pb::TenantRequest>,
+    ) -> Result<Response<pb::Tenant>, Status> {
+        self.acting(&req, Role::Admin).await?;
+        Ok(Response::new(
+            self.admin.get(&req.get_ref().tenant_id).await?,
+        ))
+    }
+
+    async fn update_tenant(
+        &self,
+        req: Request<pb::UpdateTenantRequest>,
+    ) -> Result<Response<pb::Tenant>, Status> {
+        let actor = self.acting(&req, Role::Admin).await?;
+        Ok(Response::new(
+            self.admin.update(req.into_inner(), actor).await?,
+        ))
+    }
+
+    async fn delete_tenant(
+        &self,
+        req: Request<pb::TenantRequest>,
+    ) -> Result<Response<pb::Tenant>, Status> {
+        let actor = self.acting(&req, Role::Admin).await?;
+        Ok(Response::new(
+            self.admin.delete(&req.get_ref().tenant_id, actor).await?,
+        ))
+    }
+
+    async fn rotate_webhook_secret(
+        &self,
+        req: Request<pb::TenantRequest>,
+    ) -> Result<Response<pb::RotatedWebhookSecret>, Status> {
+        let actor = self.acting(&req, Role::Admin).await?;
+        Ok(Response::new(
+            self.admin.rotate(&req.get_ref().tenant_id, actor).await?,
+        ))
+    }
+
+    async fn upsert_kb_articles(
+        &self,
+        req: Request<pb::UpsertKbArticlesRequest>,
+    ) -> Result<Response<pb::UpsertResponse>, Status> {
+        let actor = self.acting(&req, Role::Admin).await?;
+        let upserted = self.admin.upsert_kb(req.into_inner(), actor).await?;
+        Ok(Response::new(pb::UpsertResponse { upserted }))
+    }
+
+    async fn upsert_inventory(
+        &self,
+        req: Request<pb::UpsertInventoryRequest>,
+    ) -> Result<Response<pb::UpsertResponse>, Status> {
+        let actor = self.acting(&req, Role::Admin).await?;
+        let upserted = self.admin.upsert_inventory(req.into_inner(), actor).await?;
+        Ok(Response::new(pb::UpsertResponse { upserted }))
+    }
+
+    async fn accept_webhook(
+        &self,
+        req: Request<pb::WebhookDelivery>,
+    ) -> Result<Response<pb::WebhookAccepted>, Status> {
+        Ok(Response::new(self.intake.accept(req.into_inner()).await?))
+    }
+
+    async fn list_enhancements(
+        &self,
+        req: Request<pb::ListEnhancementsRequest>,
+    ) -> Result<Response<pb::ListEnhancementsResponse>, Status> {
+        self.acting(&req, Role::Operator).await?;
+        let r = req.into_inner();
+        let tenant = match r.tenant_id.trim() {
+            "" => None,
+            t => Some(tenant_id(t)?),
+        };
+        let status_filter = match r.status.trim() {
+            "" => None,
+            s => Some(s.parse::<EnhancementStatus>().map_err(|_| {
+                bad_request("status must be pending, processing, completed or failed")
+            })?),
+        };
+        let q = r.q.trim();
+        if q.chars().count() > MAX_Q_CHARS {
+            return Err(bad_request(format!("q exceeds {MAX_Q_CHARS} characters")));
+        }
+        let page = r.page.max(1);
+        let query = EnhancementQuery {
+            tenant_id: tenant,
+            status: status_filter,
+            from: time_filter("from", &r.from)?,
+            to: time_filter("to", &r.to)?,
+            q: (!q.is_empty()).then(|| q.to_owned()),
+            page,
+            per_page: PER_PAGE,
+        };
+        let (rows, total) = self
+            .store
+            .enhancements_page(&query)
+            .await
+            .map_err(store_error)?;
+        Ok(Response::new(pb::ListEnhancementsResponse {
+            enhancements: rows.into_iter().map(enhancement).collect(),
+            total,
+            page,
+            per_page: PER_PAGE,
+        }))
+    }
+
+    async fn get_enhancement(
+        &self,
+        req: Request<pb::GetEnhancementRequest>,
+    ) -> Result<Response<pb::Enhancement>, Status> {
+        self.acting(&req, Role::Operator).await?;
+        let not_found = || {
+            status_with_message(
+                ErrorCode::EnhancementNotFound,
+                "There is no enhancement job with this id.",
+            )
+        };
+        let id = uuid::Uuid::parse_str(req.get_ref().job_id.trim()).map_err(|_| not_found())?;
+        let job = self
+            .store
+            .enhancement(id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(not_found)?;
+        Ok(Response::new(enhancement(job)))
+    }
+
+    async fn set_processing(
+        &self,
+        req: Request<pb::SetProcessingRequest>,
+    ) -> Result<Response<pb::ProcessingState>, Status> {
+        let actor = self.acting(&req, Role::Admin).await?;
+        let paused = req.get_ref().paused;
+        self.store
+            .set_processing_paused(paused)
+            .await
+            .map_err(store_error)?;
+        self.admin.audit.record(
+            actor,
+            "tickets.processing",
+            serde_json::json!({"paused": paused}),
+            AuditStatus::Success,
+        );
+        tracing::info!(
+            paused,
+            operation = "set_processing",
+            status = if paused { "paused" } else { "resumed" },
+            "enhancement processing {}",
+            if paused { "paused" } else { "resumed" }
+        );
+        Ok(Response::new(self.processing_state().await?))
+    }
+
+    async fn get_processing(
+        &self,
+        req: Request<pb::GetProcessingRequest>,
+    ) -> Result<Response<pb::ProcessingState>, Status> {
+        self.acting(&req, Role::Operator).await?;
+        Ok(Response::new(self.processing_state().await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The methods of `csp.v1.Tickets`, from the descriptor set the
+    /// server registers: a new RPC without a rule fails the test below.
+    fn methods() -> Vec<String> {
+        use prost::Message;
+        let set = prost_types::FileDescriptorSet::decode(csp_proto::FILE_DESCRIPTOR_SET).unwrap();
+        set.file
+            .iter()
+            .filter(|f| f.package() == "csp.v1")
+            .flat_map(|f| &f.service)
+            .filter(|s| s.name() == "Tickets")
+            .flat_map(|s| &s.method)
+            .map(|m| m.name().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn every_rpc_has_a_rule_and_nothing_else_does() {
+        let methods = methods();
+        assert_eq!(methods.len(), 13, "{methods:?}");
+        for m in &methods {
+            assert!(
+                access(&format!("/csp.v1.Tickets/{m}")).is_some(),
+                "{m} has no rule"
+            );
+        }
+        assert!(access("/csp.v1.Tickets/DropTables").is_none());
+        assert!(access("/csp.v1.Plugins/ListPlugins").is_none());
+        assert_eq!(
+            access("/csp.v1.Tickets/AcceptWebhook"),
+            Some(Access::Service)
+        );
+        for m in ["ListEnhancements", "GetEnhancement", "GetProcessing"] {
+            assert_eq!(
+                access(&format!("/csp.v1.Tickets/{m}")),
+                Some(Access::Role(Role::Operator)),
+                "{m}"
+            );
+        }
+        for m in methods.iter().filter(|m| {
+            ![
+                "ListEnhancements",
+                "GetEnhancement",
+                "GetProcessing",
+                "AcceptWebhook",
+            ]
+            .contains(&m.as_str())
+        }) {
+            assert_eq!(
+                access(&format!("/csp.v1.Tickets/{m}")),
+                Some(Access::Role(Role::Admin)),
+                "{m}"
+            );
+        }
+    }
+}

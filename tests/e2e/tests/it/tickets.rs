@@ -1,0 +1,1136 @@
+//! Ticket enhancement end to end (issue 14): the real binary in both modes,
+//! a fake ServiceDesk Plus (`csp-mock-ticketing`) and the scripted model.
+//! Signed webhooks in, one internal note per job out; every rejection's
+//! exact answer; the model down; ServiceDesk Plus failing; a worker killed
+//! mid-job; NATS restarted; tenant isolation; an import run twice.
+
+use csp_e2e::{Csp, Mode, Options};
+use csp_mock_llm::MockLlm;
+use csp_mock_ticketing::{MockRequest, MockSdp, NoteFault, RunningMock};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The ServiceDesk Plus technician key every tenant here is given; the fake
+/// server checks it.
+const SDP_KEY: &str = "e2e-technician-key";
+/// The open ticket the happy paths enhance.
+const SUBJECT: &str = "VPN keeps disconnecting";
+const DESCRIPTION: &str = "Since this morning the VPN client of user jdoe disconnects every few minutes. The VPN gateway at 10.0.0.1 logs certificate errors.";
+const KB_TITLE: &str = "Renewing VPN client certificates";
+const KB_URL: &str = "https://kb.acme.example/vpn-client-certificates";
+const HOST: &str = "vpn-gw-01";
+/// How long any job may take to reach a final state here.
+const JOB_DEADLINE: Duration = Duration::from_secs(90);
+
+/// A running instance with ticket enhancement, the model it uses and an
+/// admin token.
+struct Tickets {
+    csp: Csp,
+    admin: String,
+    /// The scripted model's base URL (`/_mock/log`, `/_mock/default`).
+    model: String,
+    /// `csp dev`'s model, started here (distributed mode has `csp mock-llm`).
+    _llm: Option<MockLlm>,
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+async fn start(mode: Mode, extra: &[(&str, &str)]) -> Tickets {
+    // Dev: a model of this test's own, so its log can be read; distributed:
+    // the instance's `csp mock-llm`, which the worker process is given.
+    let llm = match mode {
+        Mode::Dev => Some(
+            MockLlm::start(csp_mock_llm::Options::default())
+                .await
+                .unwrap(),
+        ),
+        Mode::Distributed => None,
+    };
+    let mut vars = env(extra);
+    if let Some(m) = &llm {
+        vars.push(("ANTHROPIC_BASE_URL".into(), m.base_url()));
+        vars.push(("ANTHROPIC_API_KEY".into(), "e2e-test-key".into()));
+    }
+    let csp = Csp::start(
+        mode,
+        Options {
+            prewarm: 0,
+            env: vars,
+            tickets: true,
+            ..Options::default()
+        },
+    )
+    .await
+    .unwrap();
+    let admin = csp.login().await.unwrap();
+    let model = match &llm {
+        Some(m) => m.base_url(),
+        None => csp.mock_url().expect("distributed mode runs csp mock-llm"),
+    };
+    Tickets {
+        csp,
+        admin,
+        model,
+        _llm: llm,
+    }
+}
+
+/// A fake ServiceDesk Plus with `resolved` seeded tickets and `open` ones.
+async fn sdp(resolved: usize, open: &[u64]) -> RunningMock {
+    // Seeded first, so the seeded ids start at FIRST_SEED_ID.
+    let mock = MockSdp::builder()
+        .authtoken(SDP_KEY)
+        .resolved(resolved)
+        .hang_for(Duration::from_secs(120))
+        .build();
+    for id in open {
+        assert!(mock.insert(MockRequest::open(*id, SUBJECT, DESCRIPTION, "High")));
+    }
+    RunningMock::start(mock).await.unwrap()
+}
+
+fn now_s() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A webhook's answer: status, `Retry-After`, body.
+struct Answer {
+    status: u16,
+    retry_after: Option<String>,
+    body: Value,
+}
+
+impl Tickets {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self
+            .csp
+            .http()
+            .request(method, format!("{}{path}", self.csp.base))
+            .bearer_auth(&self.admin);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Creates an active tenant on `sdp_url`; returns its webhook secret.
+    async fn tenant(&self, id: &str, sdp_url: &str) -> String {
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/tenants",
+                Some(json!({
+                    "tenant_id": id, "name": format!("{id} MSP"), "tool_type": "servicedesk_plus",
+                    "servicedesk_url": sdp_url, "api_key": SDP_KEY,
+                    "enhancement_preferences": {"sources": ["ticket_history", "kb", "ip_inventory"],
+                        "note_format": "html", "max_words": 500, "mask_pii": false}
+                })),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["api_key"], "[REDACTED]", "{body}");
+        assert!(
+            body["webhook_url"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("/webhook/servicedesk_plus/{id}")),
+            "{body}"
+        );
+        body["webhook_secret"].as_str().unwrap().to_owned()
+    }
+
+    async fn context(&self, tenant: &str) {
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/api/v1/tenants/{tenant}/kb-articles"),
+                Some(json!([{"title": KB_TITLE,
+                    "summary": "An expired VPN client certificate makes the tunnel drop every few minutes; renew it.",
+                    "url": KB_URL,
+                    "body": "Check the certificate expiry in the VPN client and request a new certificate."}])),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/api/v1/tenants/{tenant}/inventory"),
+                Some(
+                    json!([{"ip": "10.0.0.1", "hostname": HOST, "role": "VPN gateway",
+                    "client": "Acme", "location": "HQ, rack 2"}]),
+                ),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// Posts raw bytes to a webhook path with the given signature headers.
+    async fn deliver(&self, path: &str, body: Vec<u8>, headers: &[(&str, String)]) -> Answer {
+        let mut req = self
+            .csp
+            .http()
+            .post(format!("{}{path}", self.csp.base))
+            .header("content-type", "application/json")
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        Answer {
+            status,
+            retry_after,
+            body: resp.json().await.unwrap_or(Value::Null),
+        }
+    }
+
+    /// A delivery signed with `secret` at `ts`, as ServiceDesk Plus signs it.
+    async fn signed_at(&self, path: &str, secret: &str, ts: i64, body: &[u8]) -> Answer {
+        let sig = csp_ticketing::webhook::sign(secret.as_bytes(), ts, body);
+        self.deliver(
+            path,
+            body.to_vec(),
+            &[
+                ("x-servicedesk-timestamp", ts.to_string()),
+                ("x-servicedesk-signature", sig),
+            ],
+        )
+        .await
+    }
+
+    async fn signed(&self, path: &str, secret: &str, body: &Value) -> Answer {
+        self.signed_at(path, secret, now_s(), body.to_string().as_bytes())
+            .await
+    }
+
+    /// A new ticket's webhook; returns its job id (asserting the 202).
+    async fn new_ticket(&self, tenant: &str, secret: &str, ticket: u64) -> String {
+        let a = self
+            .signed(
+                &format!("/webhook/servicedesk_plus/{tenant}"),
+                secret,
+                &new_ticket_body(ticket),
+            )
+            .await;
+        assert_eq!(a.status, 202, "{}", a.body);
+        assert_eq!(a.body["status"], "queued", "{}", a.body);
+        a.body["job_id"].as_str().unwrap().to_owned()
+    }
+
+    /// A resolved ticket for the history, through the signed webhook.
+    async fn resolved(&self, tenant: &str, secret: &str, ticket: &str, description: &str) {
+        let a = self
+            .signed(
+                &format!("/webhook/servicedesk_plus/{tenant}/resolved"),
+                secret,
+                &json!({"ticket_id": ticket, "description": description,
+                    "resolution": "Renewed the expired VPN client certificate; the tunnel stays up.",
+                    "resolved_date": "2026-01-05T10:00:00Z", "tags": ["vpn"]}),
+            )
+            .await;
+        assert_eq!(a.status, 202, "{}", a.body);
+        assert_eq!(a.body["status"], "stored", "{}", a.body);
+    }
+
+    async fn job(&self, job_id: &str) -> Value {
+        let (status, job) = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/v1/enhancements/{job_id}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{job}");
+        job
+    }
+
+    /// Polls the job until it is completed or failed.
+    async fn finished(&self, job_id: &str) -> Value {
+        let deadline = Instant::now() + JOB_DEADLINE;
+        loop {
+            let job = self.job(job_id).await;
+            if job["status"] == "completed" || job["status"] == "failed" {
+                return job;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job {job_id} never finished: {job}\n{}",
+                self.csp
+                    .all_logs()
+                    .lines()
+                    .rev()
+                    .take(60)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The jobs of one tenant (first page) and their total.
+    async fn jobs_of(&self, tenant: &str) -> (Vec<Value>, u64) {
+        let (status, page) = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/v1/enhancements?tenant_id={tenant}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        (
+            page["enhancements"].as_array().unwrap().clone(),
+            page["total"].as_u64().unwrap(),
+        )
+    }
+
+    /// The model calls that carried the enhancement prompt.
+    async fn model_calls(&self) -> Vec<Value> {
+        let log: Value = reqwest::get(format!("{}/_mock/log", self.model))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        log.as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                e["method"] == "POST"
+                    && e["path"] == "/v1/messages"
+                    && system_text(&e["body"]).contains(csp_enhance::SYSTEM_PROMPT_FIRST_LINE)
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// `csp tickets import` for `tenant` (last 90 days); its stdout.
+    async fn import(&self, tenant: &str) -> String {
+        let out = self
+            .csp
+            .run_cli(&["tickets", "import", "--tenant-id", tenant, "--days", "90"])
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "import failed ({:?}): {stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    async fn stop(self) {
+        self.csp.stop().await;
+    }
+}
+
+fn new_ticket_body(ticket: u64) -> Value {
+    json!({"ticket_id": ticket.to_string(), "subject": SUBJECT, "description": DESCRIPTION,
+        "priority": "High", "created_at": "2026-03-01T09:00:00Z", "unknown_extra": true})
+}
+
+/// The system prompt of a Messages API body: a string or text blocks.
+fn system_text(body: &Value) -> String {
+    match &body["system"] {
+        Value::String(s) => s.clone(),
+        Value::Array(blocks) => blocks
+            .iter()
+            .filter_map(|b| b["text"].as_str())
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => String::new(),
+    }
+}
+
+/// The user text of a Messages API body.
+fn user_text(body: &Value) -> String {
+    let mut out = String::new();
+    for m in body["messages"].as_array().into_iter().flatten() {
+        match &m["content"] {
+            Value::String(s) => out.push_str(s),
+            Value::Array(blocks) => {
+                for b in blocks {
+                    out.push_str(b["text"].as_str().unwrap_or_default());
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The four seed sections, as Markdown headings or rendered `<h2>`s, in order.
+fn assert_four_sections(note: &str) {
+    let mut at = 0;
+    for heading in csp_enhance::SECTIONS {
+        let title = heading.trim_start_matches("## ");
+        let found = [heading.to_owned(), format!("<h2>{title}</h2>")]
+            .iter()
+            .filter_map(|h| note[at..].find(h.as_str()).map(|i| at + i + h.len()))
+            .min();
+        at = found.unwrap_or_else(|| panic!("section {heading:?} missing or out of order: {note}"));
+    }
+}
+
+/// Ids of the seeded resolved tickets about the VPN (topic 1 of 8).
+fn seeded_vpn_ids(count: u64) -> Vec<u64> {
+    (0..count)
+        .filter(|n| n % 8 == 1)
+        .map(|n| csp_mock_ticketing::FIRST_SEED_ID + n)
+        .collect()
+}
+
+/// Rows of `tenant`'s ticket history, read from the database itself.
+async fn history_rows(csp: &Csp, tenant: &str) -> i64 {
+    use sqlx::Connection;
+    let url = csp.database_url();
+    let sql = "SELECT COUNT(*) FROM ticket_history WHERE tenant_id = $1";
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query_scalar("SELECT COUNT(*) FROM ticket_history WHERE tenant_id = ?1")
+            .bind(tenant)
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+    } else {
+        let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query_scalar(sql)
+            .bind(tenant)
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+    }
+}
+
+// ------------------------------------------------------------ 1. happy path
+
+/// Tenant, context, imported history, a signed webhook → 202 → one note on
+/// the fake ServiceDesk Plus in the four seed sections citing the similar
+/// ticket, the article and the host; the model saw the seed prompt and that
+/// context.
+async fn happy_path(mode: Mode) {
+    let t = start(mode, &[]).await;
+    let sdp = sdp(16, &[900001]).await;
+    let secret = t.tenant("acme", &sdp.base_url()).await;
+    t.context("acme").await;
+    let out = t.import("acme").await;
+    assert!(out.contains("16 tickets imported"), "{out}");
+
+    let job_id = t.new_ticket("acme", &secret, 900001).await;
+    let job = t.finished(&job_id).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(job["attempts"], 1, "{job}");
+    assert_eq!(job["ticket_id"], "900001", "{job}");
+    assert_eq!(job["tenant_id"], "acme", "{job}");
+    assert!(job["error_message"].is_null(), "{job}");
+    assert!(job["cost_usd"].as_f64().unwrap() > 0.0, "{job}");
+    assert_eq!(job["correlation_id"].as_str().unwrap().len(), 32, "{job}");
+
+    let notes = sdp.mock().notes_for(900001);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let note = &notes[0];
+    assert!(!note.show_to_requester, "{note:?}");
+    assert_eq!(job["note_id"], note.id.to_string(), "{job}");
+    assert_four_sections(&note.description);
+    let vpn = seeded_vpn_ids(16);
+    let cited = vpn
+        .iter()
+        .find(|id| note.description.contains(&id.to_string()))
+        .unwrap_or_else(|| {
+            panic!(
+                "the note cites none of the similar tickets {vpn:?}: {}",
+                note.description
+            )
+        });
+    assert!(note.description.contains(KB_TITLE), "{}", note.description);
+    assert!(note.description.contains(HOST), "{}", note.description);
+    assert!(
+        note.description.contains("10.0.0.1"),
+        "{}",
+        note.description
+    );
+    // The context is stored on the job.
+    let ctx = job["context_gathered"].to_string();
+    assert!(
+        ctx.contains(&cited.to_string()) && ctx.contains(HOST) && ctx.contains(KB_URL),
+        "{ctx}"
+    );
+
+    // Exactly one model call, with the seed's system prompt verbatim and
+    // the gathered context in the seed's template.
+    let calls = t.model_calls().await;
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let body = &calls[0]["body"];
+    assert_eq!(
+        system_text(body).trim(),
+        csp_enhance::ENHANCEMENT_SYSTEM_PROMPT.trim()
+    );
+    assert_eq!(body["max_tokens"], 1000, "{body}");
+    assert_eq!(body["temperature"], 0.3, "{body}");
+    let user = user_text(body);
+    for part in [
+        "Ticket ID: 900001".to_owned(),
+        "### Similar Tickets Found:".to_owned(),
+        format!("- Ticket {cited}"),
+        KB_TITLE.to_owned(),
+        HOST.to_owned(),
+        "No monitoring data available.".to_owned(),
+    ] {
+        assert!(user.contains(&part), "{part:?} not in the prompt: {user}");
+    }
+    sdp.shutdown().await;
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tickets_happy_path_dev() {
+    happy_path(Mode::Dev).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tickets_happy_path_distributed() {
+    happy_path(Mode::Distributed).await;
+}
+
+// ------------------------------------------------------------ 2. rejections
+
+/// Every refusal of the issue with its exact answer, and nothing recorded
+/// by any of them.
+async fn rejections(mode: Mode) {
+    let t = start(mode, &[]).await;
+    let sdp = sdp(0, &[]).await;
+    let a = t.tenant("tenant-a", &sdp.base_url()).await;
+    let b = t.tenant("tenant-b", &sdp.base_url()).await;
+    let gone = t.tenant("tenant-gone", &sdp.base_url()).await;
+    let flood = t.tenant("tenant-flood", &sdp.base_url()).await;
+    let path_a = "/webhook/servicedesk_plus/tenant-a";
+    let body = new_ticket_body(4242).to_string().into_bytes();
+    let code = |a: &Answer| {
+        a.body["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+
+    // Bad signature, missing signature, a stale timestamp (301 s), B's secret.
+    let bad = t.signed_at(path_a, "not-the-secret", now_s(), &body).await;
+    assert_eq!(
+        (bad.status, code(&bad)),
+        (401, "webhook_signature_invalid".into()),
+        "{}",
+        bad.body
+    );
+    let missing = t.deliver(path_a, body.clone(), &[]).await;
+    assert_eq!(
+        (missing.status, code(&missing)),
+        (401, "webhook_signature_invalid".into()),
+        "{}",
+        missing.body
+    );
+    let stale = t.signed_at(path_a, &a, now_s() - 301, &body).await;
+    assert_eq!(
+        (stale.status, code(&stale)),
+        (401, "webhook_signature_invalid".into()),
+        "{}",
+        stale.body
+    );
+    let crossed = t.signed_at(path_a, &b, now_s(), &body).await;
+    assert_eq!(
+        (crossed.status, code(&crossed)),
+        (401, "webhook_signature_invalid".into()),
+        "{}",
+        crossed.body
+    );
+
+    // Each refused signature is a security event in the audit log (tenant,
+    // source address, reason), never with the secret.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, log) = t
+            .call(reqwest::Method::GET, "/api/v1/admin/audit-log", None)
+            .await;
+        assert_eq!(status, 200, "{log}");
+        let denied: Vec<&Value> = log["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["tool_name"] == "tickets.webhook_signature_invalid")
+            .collect();
+        assert!(
+            !log.to_string().contains(&a) && !log.to_string().contains(&b),
+            "a secret in the audit log"
+        );
+        if denied.len() >= 4 {
+            for e in denied {
+                assert_eq!(e["result_status"], "denied", "{e}");
+                let input = e["sanitized_input"].to_string();
+                assert!(
+                    input.contains("tenant-a") && input.contains("127.0.0.1"),
+                    "{e}"
+                );
+            }
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no security events in the audit log: {log}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A repeated delivery: the first job, nothing new.
+    let ts = now_s();
+    let first = t.signed_at(path_a, &a, ts, &body).await;
+    assert_eq!(first.status, 202, "{}", first.body);
+    assert_eq!(first.body["status"], "queued");
+    let again = t.signed_at(path_a, &a, ts, &body).await;
+    assert_eq!(again.status, 202, "{}", again.body);
+    assert_eq!(again.body["job_id"], first.body["job_id"], "{}", again.body);
+
+    // 10,001 characters of description.
+    let long = json!({"ticket_id": "4243", "subject": "long", "description": "x".repeat(10_001),
+        "priority": "High"});
+    let too_long = t.signed(path_a, &a, &long).await;
+    assert_eq!(
+        (too_long.status, code(&too_long)),
+        (400, "invalid_webhook".into()),
+        "{}",
+        too_long.body
+    );
+    assert!(
+        too_long.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("description"),
+        "{}",
+        too_long.body
+    );
+    let exactly = json!({"ticket_id": "4244", "subject": "long", "description": "x".repeat(10_000),
+        "priority": "High"});
+    assert_eq!(t.signed(path_a, &a, &exactly).await.status, 202);
+
+    // A body over 256 KiB.
+    let huge = json!({"ticket_id": "4245", "subject": "big", "description": "y",
+        "priority": "High", "padding": "z".repeat(256 * 1024)});
+    let big = t.signed(path_a, &a, &huge).await;
+    assert_eq!(
+        (big.status, code(&big)),
+        (413, "payload_too_large".into()),
+        "{}",
+        big.body
+    );
+
+    // Unknown and inactive tenants: the same 404.
+    let unknown = t
+        .signed(
+            "/webhook/servicedesk_plus/no-such-tenant",
+            &a,
+            &new_ticket_body(1),
+        )
+        .await;
+    assert_eq!(
+        (unknown.status, code(&unknown)),
+        (404, "tenant_not_found".into()),
+        "{}",
+        unknown.body
+    );
+    let (status, deleted) = t
+        .call(reqwest::Method::DELETE, "/api/v1/tenants/tenant-gone", None)
+        .await;
+    assert_eq!(status, 200, "{deleted}");
+    assert_eq!(deleted["is_active"], false, "{deleted}");
+    let inactive = t
+        .signed(
+            "/webhook/servicedesk_plus/tenant-gone",
+            &gone,
+            &new_ticket_body(1),
+        )
+        .await;
+    assert_eq!(inactive.status, 404, "{}", inactive.body);
+    assert_eq!(
+        inactive.body, unknown.body,
+        "unknown and inactive answer alike"
+    );
+    // The seed's path, with the tenant in the payload, refuses alike.
+    let mut seeded = new_ticket_body(1);
+    seeded["tenant_id"] = json!("tenant-gone");
+    let seed_path = t.signed("/webhook/servicedesk", &gone, &seeded).await;
+    assert_eq!(seed_path.status, 404, "{}", seed_path.body);
+    assert_eq!(seed_path.body, unknown.body);
+
+    // Only the one job for A: nothing refused was recorded.
+    let (jobs, total) = t.jobs_of("tenant-a").await;
+    assert_eq!(
+        total, 2,
+        "the first delivery and the 10,000-character one: {jobs:?}"
+    );
+
+    // 101st webhook in a minute. Processing is paused so that the flood's
+    // jobs stay queued (their tickets do not exist on the fake server).
+    let (status, state) = t
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/tickets/processing",
+            Some(json!({"paused": true})),
+        )
+        .await;
+    assert_eq!((status, &state["paused"]), (200, &json!(true)), "{state}");
+    let path_flood = "/webhook/servicedesk_plus/tenant-flood";
+    for i in 0..100 {
+        let ok = t
+            .signed(path_flood, &flood, &new_ticket_body(10_000 + i))
+            .await;
+        assert_eq!(ok.status, 202, "delivery {}: {}", i + 1, ok.body);
+    }
+    let limited = t.signed(path_flood, &flood, &new_ticket_body(10_100)).await;
+    assert_eq!(
+        (limited.status, code(&limited)),
+        (429, "webhook_rate_limited".into()),
+        "{}",
+        limited.body
+    );
+    let retry: u64 = limited
+        .retry_after
+        .as_deref()
+        .expect("Retry-After on a 429")
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After: {retry}");
+    let (_, flooded) = t.jobs_of("tenant-flood").await;
+    assert_eq!(flooded, 100);
+    // Another tenant is not limited by the flood.
+    assert_eq!(
+        t.signed(path_a, &a, &new_ticket_body(4246)).await.status,
+        202
+    );
+    sdp.shutdown().await;
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tickets_rejections_dev() {
+    rejections(Mode::Dev).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tickets_rejections_distributed() {
+    rejections(Mode::Distributed).await;
+}
+
+// ------------------------------------------------------------ 3. model down
+
+/// The model answers 500 to everything: the note is the gathered context
+/// without analysis, the job completes and says why.
+async fn model_down(mode: Mode) {
+    let t = start(mode, &[]).await;
+    let resp = t
+        .csp
+        .http()
+        .post(format!("{}/_mock/default", t.model))
+        .json(&json!({"type": "http_error", "status": 500, "headers": {"x-should-retry": "false"}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{resp:?}");
+    let sdp = sdp(0, &[900002]).await;
+    let secret = t.tenant("acme", &sdp.base_url()).await;
+    t.context("acme").await;
+    t.resolved(
+        "acme",
+        &secret,
+        "TKT-77",
+        "The VPN client disconnects every few minutes; certificate errors on the VPN gateway.",
+    )
+    .await;
+
+    let job_id = t.new_ticket("acme", &secret, 900002).await;
+    let job = t.finished(&job_id).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    let why = job["error_message"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("synthesis skipped"),
+        "the reason is recorded: {job}"
+    );
+    assert_eq!(job["cost_usd"].as_f64().unwrap_or(0.0), 0.0, "{job}");
+    let notes = sdp.mock().notes_for(900002);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let note = &notes[0].description;
+    assert_four_sections(note);
+    for part in ["TKT-77", KB_TITLE, HOST] {
+        assert!(
+            note.contains(part),
+            "{part} not in the fallback note: {note}"
+        );
+    }
+    let calls = t.model_calls().await;
+    assert!(!calls.is_empty(), "the model was tried");
+    assert!(calls.iter().all(|c| c["status"] == 500), "{calls:?}");
+    sdp.shutdown().await;
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tickets_model_down_dev() {
+    model_down(Mode::Dev).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tickets_model_down_distributed() {
+    model_down(Mode::Distributed).await;
+}
+
+// ------------------------------------------------- 4. ServiceDesk Plus 500
+
+/// Every note post answers 500: three attempts, then `failed` with the
+/// error kept, no note, and (distributed) a dead letter for the job.
+async fn sdp_down(mode: Mode) {
+    let t = start(mode, &[]).await;
+    let sdp = sdp(0, &[900003]).await;
+    sdp.mock()
+        .fail_next_note_posts(1000, NoteFault::Status { status: 500 });
+    let secret = t.tenant("acme", &sdp.base_url()).await;
+    let job_id = t.new_ticket("acme", &secret, 900003).await;
+    let job = t.finished(&job_id).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["attempts"], 3, "{job}");
+    let error = job["error_message"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("ServiceDesk Plus") && error.contains("500"),
+        "the error is kept: {job}"
+    );
+    assert!(sdp.mock().notes_for(900003).is_empty());
+    // Each attempt tried the post (and the client retried within it).
+    assert!(sdp.mock().note_posts() >= 3, "{:?}", sdp.mock().stats());
+
+    if let Some(prefix) = t.csp.nats_prefix() {
+        let letter = dead_letter(&prefix).await;
+        assert!(
+            letter["id"].as_str().unwrap_or_default().contains(&job_id),
+            "{letter}"
+        );
+        assert_eq!(letter["attempts"], 3, "{letter}");
+        assert!(
+            letter["last_error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("500"),
+            "{letter}"
+        );
+    }
+    sdp.shutdown().await;
+    t.stop().await;
+}
+
+/// The last message on the enhancement topic's dead-letter subject.
+async fn dead_letter(prefix: &str) -> Value {
+    let nats =
+        std::env::var("CSP_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let js = async_nats::jetstream::new(async_nats::connect(nats).await.unwrap());
+    let stream = js
+        .get_stream(format!("{}_QUEUE", prefix.to_ascii_uppercase()))
+        .await
+        .unwrap();
+    let subject = format!("{prefix}.queue.{}.dead", "tickets.enhance");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(m) => return serde_json::from_slice(&m.payload).unwrap(),
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "no dead letter on {subject}: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tickets_servicedesk_down_dev() {
+    sdp_down(Mode::Dev).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tickets_servicedesk_down_distributed() {
+    sdp_down(Mode::Distributed).await;
+}
+
+// ------------------------------------------------------ 5. worker kill -9
+
+/// The note is written on ServiceDesk Plus but its answer never comes; the
+/// worker is killed (-9) and a new one started: the job completes once,
+/// with the one note already there.
+#[tokio::test(flavor = "multi_thread")]
+async fn tickets_worker_killed_mid_job_distributed() {
+    let mut t = start(Mode::Distributed, &[]).await;
+    let sdp = sdp(0, &[900004]).await;
+    sdp.mock()
+        .fail_next_note_posts(1, NoteFault::CreateThenHang);
+    let secret = t.tenant("acme", &sdp.base_url()).await;
+    let job_id = t.new_ticket("acme", &secret, 900004).await;
+    wait_for(
+        || sdp.mock().notes_for(900004).len() == 1,
+        "the note reaches the fake ServiceDesk Plus",
+    )
+    .await;
+    assert_eq!(t.job(&job_id).await["status"], "processing");
+
+    t.csp.kill9("tickets-worker").await;
+    t.csp.restart("tickets-worker").await.unwrap();
+    let job = t.finished(&job_id).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(job["attempts"], 2, "{job}");
+    let notes = sdp.mock().notes_for(900004);
+    assert_eq!(
+        notes.len(),
+        1,
+        "one note, however many deliveries: {notes:?}"
+    );
+    assert_eq!(job["note_id"], notes[0].id.to_string(), "{job}");
+    assert_eq!(
+        sdp.mock().note_posts(),
+        1,
+        "the new worker found the note and posted none"
+    );
+    sdp.shutdown().await;
+    t.stop().await;
+}
+
+/// `csp dev` runs its worker in-process: `kill -9` of the whole process mid-
+/// job and a restart on the same data directory finish the job with one note.
+#[tokio::test(flavor = "multi_thread")]
+async fn tickets_worker_killed_mid_job_dev() {
+    let mut t = start(Mode::Dev, &[]).await;
+    let sdp = sdp(0, &[900005]).await;
+    sdp.mock()
+        .fail_next_note_posts(1, NoteFault::CreateThenHang);
+    let secret = t.tenant("acme", &sdp.base_url()).await;
+    let job_id = t.new_ticket("acme", &secret, 900005).await;
+    wait_for(
+        || sdp.mock().notes_for(900005).len() == 1,
+        "the note reaches the fake ServiceDesk Plus",
+    )
+    .await;
+
+    t.csp.kill9("dev").await;
+    t.csp.restart_dev().await.unwrap();
+    t.admin = t.csp.login().await.unwrap();
+    let job = t.finished(&job_id).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    let notes = sdp.mock().notes_for(900005);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(job["note_id"], notes[0].id.to_string(), "{job}");
+    sdp.shutdown().await;
+    t.stop().await;
+}
+
+async fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + JOB_DEADLINE;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+// ------------------------------------------------------- 6. NATS restart
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A throwaway JetStream server of this test (the machine's own must not
+/// be restarted under other tests).
+fn nats_server(port: u16, dir: &std::path::Path) -> std::process::Child {
+    std::process::Command::new("nats-server")
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nats-server is installed (scripts/setup.sh services)")
+}
+
+async fn port_open(port: u16) -> bool {
+    tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_ok()
+}
+
+/// NATS restarts while jobs are queued and in flight, and webhooks keep
+/// coming while it is down: every job completes with exactly one note.
+#[tokio::test(flavor = "multi_thread")]
+async fn tickets_nats_restart_loses_no_job_distributed() {
+    let store = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut nats = nats_server(port, store.path());
+    while !port_open(port).await {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let url = format!("nats://127.0.0.1:{port}");
+    let t = start(
+        Mode::Distributed,
+        &[("CSP_NATS_URL", &url), ("CSP_TICKETS_SWEEP_SECONDS", "1")],
+    )
+    .await;
+    let tickets: Vec<u64> = (910_001..=910_009).collect();
+    let sdp = sdp(0, &tickets).await;
+    let secret = t.tenant("acme", &sdp.base_url()).await;
+    let mut jobs = Vec::new();
+    for id in &tickets[..3] {
+        jobs.push(t.new_ticket("acme", &secret, *id).await);
+    }
+    nats.kill().unwrap();
+    nats.wait().unwrap();
+    // While NATS is down: still 202 (recorded; the sweeper queues it later).
+    for id in &tickets[3..6] {
+        jobs.push(t.new_ticket("acme", &secret, *id).await);
+    }
+    let mut nats = nats_server(port, store.path());
+    while !port_open(port).await {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for id in &tickets[6..] {
+        jobs.push(t.new_ticket("acme", &secret, *id).await);
+    }
+    for (job_id, ticket) in jobs.iter().zip(&tickets) {
+        let job = t.finished(job_id).await;
+        assert_eq!(job["status"], "completed", "{job}");
+        assert_eq!(sdp.mock().notes_for(*ticket).len(), 1, "ticket {ticket}");
+    }
+    assert_eq!(sdp.mock().notes().len(), tickets.len());
+    sdp.shutdown().await;
+    t.stop().await;
+    let _ = nats.kill();
+    let _ = nats.wait();
+}
+
+// ------------------------------------------------------ 7. tenant isolation
+
+/// Two tenants with near-identical histories: A's search returns only A's
+/// tickets, B's only B's.
+async fn isolation(mode: Mode) {
+    let t = start(mode, &[]).await;
+    let sdp = sdp(0, &[920001, 920002]).await;
+    let a = t.tenant("tenant-a", &sdp.base_url()).await;
+    let b = t.tenant("tenant-b", &sdp.base_url()).await;
+    let vpn = "The VPN client disconnects every few minutes; the VPN gateway at 10.0.0.1 logs certificate errors.";
+    t.resolved("tenant-a", &a, "A-1001", vpn).await;
+    t.resolved(
+        "tenant-a",
+        &a,
+        "A-1002",
+        "Printer offline on the second floor.",
+    )
+    .await;
+    for id in ["B-2001", "B-2002", "B-2003"] {
+        t.resolved("tenant-b", &b, id, vpn).await;
+    }
+    let job_a = t.new_ticket("tenant-a", &a, 920001).await;
+    let job_b = t.new_ticket("tenant-b", &b, 920002).await;
+    let (job_a, job_b) = (t.finished(&job_a).await, t.finished(&job_b).await);
+    assert_eq!(job_a["status"], "completed", "{job_a}");
+    assert_eq!(job_b["status"], "completed", "{job_b}");
+
+    let similar = |job: &Value| -> Vec<String> {
+        job["context_gathered"]["similar_tickets"]
+            .as_array()
+            .unwrap_or_else(|| panic!("similar_tickets in {job}"))
+            .iter()
+            .map(|s| s["ticket_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (found_a, found_b) = (similar(&job_a), similar(&job_b));
+    assert!(found_a.contains(&"A-1001".to_owned()), "{found_a:?}");
+    assert!(found_a.iter().all(|id| id.starts_with("A-")), "{found_a:?}");
+    assert_eq!(found_b.len(), 3, "{found_b:?}");
+    assert!(found_b.iter().all(|id| id.starts_with("B-")), "{found_b:?}");
+
+    let note_a = &sdp.mock().notes_for(920001)[0].description;
+    assert!(note_a.contains("A-1001"), "{note_a}");
+    assert!(
+        !note_a.contains("B-200"),
+        "A's note cites B's tickets: {note_a}"
+    );
+    let note_b = &sdp.mock().notes_for(920002)[0].description;
+    assert!(
+        !note_b.contains("A-100"),
+        "B's note cites A's tickets: {note_b}"
+    );
+    // And the model never saw the other tenant's tickets either.
+    for call in t.model_calls().await {
+        let user = user_text(&call["body"]);
+        assert!(
+            !(user.contains("A-100") && user.contains("B-200")),
+            "one prompt holds both tenants' tickets: {user}"
+        );
+    }
+    sdp.shutdown().await;
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tickets_tenant_isolation_dev() {
+    isolation(Mode::Dev).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tickets_tenant_isolation_distributed() {
+    isolation(Mode::Distributed).await;
+}
+
+// ------------------------------------------------------ 8. import, twice
+
+/// 1,000 resolved tickets imported twice: 1,000 rows.
+async fn import_twice(mode: Mode) {
+    let t = start(mode, &[]).await;
+    let sdp = sdp(1000, &[]).await;
+    t.tenant("acme", &sdp.base_url()).await;
+    for run in 1..=2 {
+        let out = t.import("acme").await;
+        assert!(
+            out.contains("Imported 1000/1000 tickets (100%)"),
+            "run {run}: {out}"
+        );
+        assert!(
+            out.contains("1000 tickets imported, 0 skipped"),
+            "run {run}: {out}"
+        );
+        assert!(
+            out.contains("'acme' now has 1000 tickets in its history"),
+            "run {run}: {out}"
+        );
+        assert_eq!(history_rows(&t.csp, "acme").await, 1000, "run {run}");
+    }
+    sdp.shutdown().await;
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tickets_import_twice_dev() {
+    import_twice(Mode::Dev).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tickets_import_twice_distributed() {
+    import_twice(Mode::Distributed).await;
+}
