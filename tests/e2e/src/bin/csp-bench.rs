@@ -24,6 +24,13 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+#[path = "bench/search.rs"]
+mod search;
+#[path = "bench/text.rs"]
+mod text;
+#[path = "bench/tickets.rs"]
+mod tickets;
+
 #[derive(Parser)]
 #[command(
     name = "csp-bench",
@@ -45,6 +52,19 @@ enum Bench {
     /// Real CLI: agent start (spawn → initialize) and message → first
     /// token through the model proxy, with the agent sandbox on and off.
     FirstToken(FirstTokenArgs),
+    /// Ticket enhancement: signed new-ticket webhooks → 202 (recorded and
+    /// queued), throughput and latency at concurrency 64, workers paused.
+    Webhook(tickets::WebhookArgs),
+    /// Ticket enhancement: similar-ticket search on Postgres (with and
+    /// without row-level security) and SQLite, through the store.
+    Search(search::SearchArgs),
+    /// Ticket enhancement: platform overhead of one enhancement, webhook
+    /// 202 → note posted, minus the model's and ServiceDesk Plus's time.
+    Enhance(tickets::EnhanceArgs),
+    /// Ticket enhancement: `csp tickets import` throughput.
+    Import(tickets::ImportArgs),
+    /// Ticket enhancement: tenant A's burst against tenant B's one ticket.
+    Fairness(tickets::FairnessArgs),
     /// Every benchmark with the settings of docs/benchmarks.md, one summary.
     All(Common),
 }
@@ -1088,6 +1108,11 @@ fn main() -> Result<()> {
                 vec![bench_idle(&a).await]
             }
             Bench::FirstToken(a) => vec![bench_first_token(&a).await],
+            Bench::Webhook(a) => vec![tickets::bench_webhook(&a).await],
+            Bench::Search(a) => vec![search::bench_search(&a).await],
+            Bench::Enhance(a) => vec![tickets::bench_enhance(&a).await],
+            Bench::Import(a) => vec![tickets::bench_import(&a).await],
+            Bench::Fairness(a) => vec![tickets::bench_fairness(&a).await],
             Bench::All(common) => bench_all(common).await,
         }
     });
