@@ -11,25 +11,10 @@
 //! escaped (`& < > " '`).
 
 use pulldown_cmark::{CodeBlockKind, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
-use serde::{Deserialize, Serialize};
 
-/// How a tenant wants its notes (`enhancement_preferences.note_format`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NoteFormat {
-    #[default]
-    Html,
-    Markdown,
-}
-
-impl NoteFormat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NoteFormat::Html => "html",
-            NoteFormat::Markdown => "markdown",
-        }
-    }
-}
+/// How a tenant wants its notes (`enhancement_preferences.note_format`):
+/// the platform's one vocabulary.
+pub use csp_domain::NoteFormat;
 
 /// The note in `format`: the Markdown itself, or [`markdown_to_html`]. Markdown notes are
 /// passed on as written; whoever renders them must not trust embedded HTML (the same rule as

@@ -326,6 +326,34 @@ async fn scoped<DB: Dialect>(
     Ok(tx)
 }
 
+/// One full-text search in the tenant's scope: `sql` (the dialect's
+/// statement, binding tenant, query and limit) over the words of `text`.
+/// Text without a searchable word finds nothing rather than erring.
+async fn search<DB: Dialect, T>(
+    store: &SqlStore<DB>,
+    tenant: &TenantId,
+    sql: &'static str,
+    text: &str,
+    limit: u32,
+    read: impl Fn(&Columns<'_, DB>) -> Result<T, Error>,
+) -> Result<Vec<T>, Error> {
+    let words = search_words(text);
+    if words.is_empty() || limit == 0 {
+        return Ok(Vec::new());
+    }
+    let db = &store.db;
+    let mut tx = scoped(store, tenant).await?;
+    let rows = db
+        .sql(sql)
+        .bind(tenant.as_str())
+        .bind(DB::full_text_query(&words))
+        .bind(i64::from(limit))
+        .fetch_all(on(&mut tx))
+        .await?;
+    db.commit(tx).await?;
+    rows.iter().map(|row| read(&db.columns(row))).collect()
+}
+
 #[async_trait]
 impl<DB: Dialect> ContextStore for SqlStore<DB> {
     #[instrument(name = "store.upsert_ticket_history", skip_all, fields(tenant.id = %tenant, count = tickets.len(), source = %source))]
@@ -421,23 +449,10 @@ impl<DB: Dialect> ContextStore for SqlStore<DB> {
         text: &str,
         limit: u32,
     ) -> Result<Vec<HistoryTicket>, Error> {
-        let words = search_words(text);
-        if words.is_empty() || limit == 0 {
-            return Ok(Vec::new());
-        }
-        let db = &self.db;
-        let mut tx = scoped(self, tenant).await?;
-        let rows = db
-            .sql(DB::SIMILAR_TICKETS)
-            .bind(tenant.as_str())
-            .bind(DB::full_text_query(&words))
-            .bind(i64::from(limit))
-            .fetch_all(on(&mut tx))
-            .await?;
-        db.commit(tx).await?;
-        rows.iter()
-            .map(|row| ticket_from_row(&db.columns(row)))
-            .collect()
+        search(self, tenant, DB::SIMILAR_TICKETS, text, limit, |row| {
+            ticket_from_row(row)
+        })
+        .await
     }
 
     #[instrument(name = "store.upsert_kb_articles", skip_all, fields(tenant.id = %tenant, count = articles.len()))]
@@ -485,23 +500,10 @@ impl<DB: Dialect> ContextStore for SqlStore<DB> {
         text: &str,
         limit: u32,
     ) -> Result<Vec<KbArticleRecord>, Error> {
-        let words = search_words(text);
-        if words.is_empty() || limit == 0 {
-            return Ok(Vec::new());
-        }
-        let db = &self.db;
-        let mut tx = scoped(self, tenant).await?;
-        let rows = db
-            .sql(DB::SEARCH_KB)
-            .bind(tenant.as_str())
-            .bind(DB::full_text_query(&words))
-            .bind(i64::from(limit))
-            .fetch_all(on(&mut tx))
-            .await?;
-        db.commit(tx).await?;
-        rows.iter()
-            .map(|row| article_from_row(&db.columns(row)))
-            .collect()
+        search(self, tenant, DB::SEARCH_KB, text, limit, |row| {
+            article_from_row(row)
+        })
+        .await
     }
 
     #[instrument(name = "store.upsert_inventory", skip_all, fields(tenant.id = %tenant, count = systems.len()))]

@@ -65,14 +65,8 @@ impl std::fmt::Display for NoteId {
     }
 }
 
-/// How a tenant wants its notes written.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NoteFormat {
-    #[default]
-    Html,
-    Markdown,
-}
+/// How a tenant wants its notes written: the platform's one vocabulary.
+pub use csp_domain::NoteFormat;
 
 /// Ties a note to the job that wrote it, so a redelivered job finds its note
 /// instead of posting a second one.

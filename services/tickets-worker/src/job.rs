@@ -342,10 +342,7 @@ impl Jobs {
                 format!("no synthesis ({reason}); the note carries the context without analysis"),
             ),
         }
-        let format = match prefs.note_format {
-            csp_domain::NoteFormat::Html => csp_enhance::NoteFormat::Html,
-            csp_domain::NoteFormat::Markdown => csp_enhance::NoteFormat::Markdown,
-        };
+        let format = prefs.note_format;
         let note = csp_enhance::compose_note(outcome, &ctx, NoteOptions { max_words, format });
         progress.synthesis = note.synthesis.clone();
         progress.skipped = note
@@ -529,10 +526,6 @@ impl Jobs {
             .with_retry(self.sdp_retry);
         let marker = JobMarker::new(&record.job_id.to_string())
             .map_err(|e| Failure::Fatal(e.to_string()))?;
-        let format = match format {
-            csp_domain::NoteFormat::Html => csp_ticketing::NoteFormat::Html,
-            csp_domain::NoteFormat::Markdown => csp_ticketing::NoteFormat::Markdown,
-        };
         client
             .post_note_once(&record.ticket_id, &marker, body, format)
             .await
