@@ -12,5 +12,6 @@ mod plugins;
 mod resilience;
 mod sandbox;
 mod security;
+mod throwaway_nats;
 mod tickets;
 mod tracing;

@@ -1,6 +1,7 @@
 //! Failures the user must be told about in plain words, the shared circuit
 //! breaker, the health probes, and a graceful restart.
 
+use crate::throwaway_nats::{free_port, nats_server, port_open};
 use csp_e2e::{Csp, Mode, Options, Ws, scripted, text_of};
 use csp_mock_llm::{Behaviour, MockLlm};
 use serde_json::{Value, json};
@@ -693,32 +694,6 @@ async fn a_session_pool_killed_mid_turn_is_reported_and_the_session_resumes() {
     );
     ws.close().await;
     csp.stop().await;
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A throwaway JetStream server of this test (the machine's own must not
-/// be restarted under other tests).
-fn nats_server(port: u16, dir: &std::path::Path) -> std::process::Child {
-    std::process::Command::new("nats-server")
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("nats-server is installed (scripts/setup.sh services)")
-}
-
-async fn port_open(port: u16) -> bool {
-    tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_ok()
 }
 
 /// NATS restarts while an answer streams (multi-service mode): the live

@@ -4,6 +4,7 @@
 //! exact answer; the model down; ServiceDesk Plus failing; a worker killed
 //! mid-job; NATS restarted; tenant isolation; an import run twice.
 
+use crate::throwaway_nats::{free_port, nats_server, port_open};
 use csp_e2e::{Csp, Mode, Options};
 use csp_mock_llm::MockLlm;
 use csp_mock_ticketing::{MockRequest, MockSdp, NoteFault, RunningMock};
@@ -949,32 +950,6 @@ async fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
 }
 
 // ------------------------------------------------------- 6. NATS restart
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A throwaway JetStream server of this test (the machine's own must not
-/// be restarted under other tests).
-fn nats_server(port: u16, dir: &std::path::Path) -> std::process::Child {
-    std::process::Command::new("nats-server")
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("nats-server is installed (scripts/setup.sh services)")
-}
-
-async fn port_open(port: u16) -> bool {
-    tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_ok()
-}
 
 /// NATS restarts while jobs are queued and in flight, and webhooks keep
 /// coming while it is down: every job completes with exactly one note.
