@@ -53,13 +53,32 @@ pub(crate) struct MockTicketingOptions {
         default_value = "127.0.0.1:8090"
     )]
     addr: SocketAddr,
-    /// Answer 401 to calls without `authtoken: <this>` (default: any
-    /// credential, or none, is accepted).
+    /// ServiceDesk Plus: answer 401 to calls without `authtoken: <this>`
+    /// (default: any credential, or none, is accepted).
     #[arg(long, env = "CSP_MOCK_TICKETING_AUTHTOKEN", hide_env_values = true)]
     authtoken: Option<String>,
-    /// Resolved and closed requests to seed (resolved over the last 80 days).
+    /// Jira: the account `<email>:<api token>` whose basic auth is accepted
+    /// (default: any).
+    #[arg(long, env = "CSP_MOCK_TICKETING_JIRA_ACCOUNT", hide_env_values = true)]
+    jira_account: Option<String>,
+    /// Zendesk: the agent `<email>:<api token>` whose basic auth is accepted
+    /// (default: any).
+    #[arg(long, env = "CSP_MOCK_TICKETING_ZENDESK_AGENT", hide_env_values = true)]
+    zendesk_agent: Option<String>,
+    /// Resolved tickets to seed in each tool (resolved over the last 80
+    /// days in ServiceDesk Plus, the last days in Jira and Zendesk).
     #[arg(long, default_value_t = 0)]
     seed_resolved: usize,
+}
+
+/// `email:token` of `--jira-account` / `--zendesk-agent`.
+fn account(flag: &str, text: &str) -> anyhow::Result<(String, String)> {
+    match text.split_once(':') {
+        Some((email, token)) if !email.is_empty() && !token.is_empty() => {
+            Ok((email.to_owned(), token.to_owned()))
+        }
+        _ => anyhow::bail!("{flag} must be <email>:<api token>"),
+    }
 }
 
 pub(crate) async fn mock_ticketing(
@@ -67,22 +86,37 @@ pub(crate) async fn mock_ticketing(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
-    let mut builder = csp_mock_ticketing::MockSdp::builder();
+    let mut sdp = csp_mock_ticketing::MockSdp::builder();
     if let Some(key) = o.authtoken {
-        builder = builder.authtoken(key);
+        sdp = sdp.authtoken(key);
     }
-    let mock = builder.build();
-    let seeded = mock.seed_resolved(o.seed_resolved);
+    let mut jira = csp_mock_ticketing::MockJira::builder();
+    if let Some(a) = &o.jira_account {
+        let (email, token) = account("--jira-account", a)?;
+        jira = jira.account(email, token);
+    }
+    let mut zendesk = csp_mock_ticketing::MockZendesk::builder();
+    if let Some(a) = &o.zendesk_agent {
+        let (email, token) = account("--zendesk-agent", a)?;
+        zendesk = zendesk.credential(email, token);
+    }
+    let (sdp, jira, zendesk) = (sdp.build(), jira.build(), zendesk.build());
+    let seeded = sdp.seed_resolved(o.seed_resolved);
+    if o.seed_resolved > 0 {
+        jira.seed_resolved(o.seed_resolved);
+        zendesk.seed_solved(o.seed_resolved);
+    }
     let listener = tokio::net::TcpListener::bind(o.addr)
         .await
         .with_context(|| format!("cannot listen on {} (--addr)", o.addr))?;
+    let base = format!("http://{}", listener.local_addr()?);
+    println!("csp mock-ticketing: listening on {base}");
     println!(
-        "csp mock-ticketing: listening on http://{}",
-        listener.local_addr()?
+        "csp mock-ticketing: ServiceDesk Plus at {base} (/api/v3), Jira at {base} (/rest), Zendesk at {base} (/api/v2, as zendesk_url)"
     );
     if let Some((first, last)) = seeded {
         println!("csp mock-ticketing: seeded resolved requests {first} to {last}");
     }
-    csp_mock_ticketing::serve(listener, mock, shutdown).await?;
+    csp_mock_ticketing::serve_all_tools(listener, sdp, jira, zendesk, shutdown).await?;
     Ok(())
 }

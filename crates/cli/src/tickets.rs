@@ -1,7 +1,8 @@
 //! `csp tickets import`: seeds a tenant's ticket history (seed story 2.5A)
-//! with the resolved and closed requests of its ServiceDesk Plus, read page
-//! by page (100 a page) and upserted by (tenant, ticket id), so running it
-//! again imports nothing twice. It works on the store directly, like
+//! with the resolved and closed tickets of its ticketing tool, read page by
+//! page through the tool's connector (`TicketingClient::list_resolved` and
+//! its cursor) and upserted by (tenant, ticket id), so running it again
+//! imports nothing twice. It works on the store directly, like
 //! `csp audit verify`: a deployment's Postgres, or a `csp dev` data
 //! directory (whose kept secret key opens the tenant's credential).
 
@@ -10,15 +11,16 @@ use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
 use csp_domain::{HistorySource, TenantId};
 use csp_http::HttpError;
-use csp_store::{HistoryTicket, Owner, Store};
-use csp_ticketing::servicedesk::{SdpAuth, SdpClient, SdpError};
+use csp_store::HistoryTicket;
+use csp_ticketing::connector::{ApiError, ClientOptions, FieldKind, Settings, ToolType};
+use csp_tickets_worker::ToolSettingsError;
 use std::io::{IsTerminal, Write};
 use time::{Date, Duration, OffsetDateTime, Time};
 
 #[derive(Subcommand)]
 pub(crate) enum Command {
-    /// Import a tenant's resolved and closed tickets from its ServiceDesk
-    /// Plus into the ticket history the workers search (idempotent).
+    /// Import a tenant's resolved and closed tickets from its ticketing
+    /// tool into the ticket history the workers search (idempotent).
     Import(ImportOptions),
 }
 
@@ -40,7 +42,7 @@ pub(crate) struct ImportOptions {
     end_date: Option<Date>,
     #[command(flatten)]
     store: StoreLocation,
-    /// Opens the tenant's sealed API key (default with a `csp dev` data
+    /// Opens the tenant's sealed credential (default with a `csp dev` data
     /// directory: the key it keeps there).
     #[command(flatten)]
     keys: SecretKeyOpts,
@@ -98,28 +100,44 @@ async fn import(o: ImportOptions) -> anyhow::Result<()> {
             "tenant '{tenant}' is inactive (deleted): reactivate it before importing its tickets"
         );
     }
-    let settings: csp_tickets::Settings = serde_json::from_value(record.settings.clone())
-        .map_err(|e| anyhow!("tenant '{tenant}' has invalid ServiceDesk Plus settings: {e}"))?;
-    let auth = credential(&*store, &tenant, &settings, &o).await?;
+    let tool = ToolType::parse(&record.tool_type).map_err(|e| anyhow!("tenant '{tenant}': {e}"))?;
+    let keyring = match o.keys.keyring()? {
+        Some(k) => Some(k),
+        None => match o.store.dev_data_dir() {
+            Some(dir) => crate::dev::kept_keyring(dir)?,
+            None => None,
+        },
+    };
+    let settings = csp_tickets_worker::tool_settings(&record, tool, &*store, keyring.as_ref())
+        .await
+        .map_err(|e| settings_failure(e, &tenant, tool))?;
     let http = csp_http::HttpClient::new().context("building the HTTP client")?;
-    let client = SdpClient::new(http, &settings.servicedesk_url, auth)
-        .map_err(|e| anyhow!("tenant '{tenant}': {e}"))?;
-    let shown_url = csp_redact::url(&settings.servicedesk_url);
+    let client = csp_ticketing::registry::connector(tool)
+        .client(http, &settings, ClientOptions::default())
+        .map_err(|e| {
+            anyhow!(
+                "tenant '{tenant}' has invalid {} settings: {e}",
+                tool.display_name()
+            )
+        })?;
+    let place = Place::of(tool, &settings);
 
     println!(
-        "Importing resolved and closed tickets of '{tenant}' from {shown_url}, resolved {} to {}",
+        "Importing resolved and closed tickets of '{tenant}' from {} at {}, resolved {} to {}",
+        tool.display_name(),
+        place.shown,
         from.date(),
         to.date()
     );
     let mut progress = Progress::new(std::io::stderr().is_terminal());
     let mut counts = Counts::default();
     let mut total: Option<u64> = None;
-    let mut start_index = 1;
+    let mut cursor: Option<String> = None;
     loop {
         let page = client
-            .list_resolved(from, to, start_index)
+            .list_resolved(from, to, cursor.as_deref())
             .await
-            .map_err(|e| sdp_failure(e, &shown_url))?;
+            .map_err(|e| api_failure(&e, &place))?;
         let total = *total.get_or_insert_with(|| {
             page.total_count
                 .unwrap_or((page.tickets.len() + page.skipped.len()) as u64)
@@ -164,10 +182,19 @@ async fn import(o: ImportOptions) -> anyhow::Result<()> {
             percent(seen, total)
         ));
         progress.bar(seen, total);
-        if !page.has_more_rows || page.next_start_index <= start_index {
-            break;
+        match page.next {
+            None => break,
+            // A cursor that does not move would read the same page forever.
+            Some(next) if cursor.as_deref() == Some(next.as_str()) => {
+                progress.finish();
+                bail!(
+                    "{} at {} gave the same page twice; the import stopped after {seen} tickets",
+                    tool.display_name(),
+                    place.shown
+                );
+            }
+            Some(next) => cursor = Some(next),
         }
-        start_index = page.next_start_index;
     }
     progress.finish();
     let stored = store
@@ -185,63 +212,107 @@ fn percent(done: u64, total: u64) -> u64 {
     (done.min(total) * 100).checked_div(total).unwrap_or(100)
 }
 
-/// The tenant's ServiceDesk Plus credential, opened with the keyring.
-async fn credential(
-    store: &dyn Store,
-    tenant: &TenantId,
-    settings: &csp_tickets::Settings,
-    o: &ImportOptions,
-) -> anyhow::Result<SdpAuth> {
-    let keyring = match o.keys.keyring()? {
-        Some(k) => Some(k),
-        None => match o.store.dev_data_dir() {
-            Some(dir) => crate::dev::kept_keyring(dir)?,
-            None => None,
-        },
-    };
-    let keyring = keyring.ok_or_else(|| {
-        anyhow!("CSP_SECRET_KEY is required to open tenant '{tenant}''s api_key (the key the tickets service uses)")
-    })?;
-    let sealed = store
-        .secrets(&Owner::tenant(tenant.as_str()))
-        .await
-        .context("reading the tenant's credentials")?
-        .into_iter()
-        .find(|s| s.key == csp_tickets::API_KEY)
-        .ok_or_else(|| anyhow!("tenant '{tenant}' has no api_key"))?;
-    let key = keyring
-        .open(&csp_secrets::Sealed {
-            token: sealed.encrypted_value,
-            key_version: sealed.encryption_key_version,
-        })
-        .map_err(|e| {
-            anyhow!("tenant '{tenant}''s api_key cannot be opened with this CSP_SECRET_KEY: {e}")
-        })?;
-    Ok(match settings.servicedesk_auth {
-        csp_tickets::ServiceDeskAuth::Authtoken => SdpAuth::AuthToken(key),
-        csp_tickets::ServiceDeskAuth::ZohoOauth => SdpAuth::ZohoOAuth(key),
-    })
+/// A tenant's settings that could not be read, in words an admin can act on.
+fn settings_failure(e: ToolSettingsError, tenant: &TenantId, tool: ToolType) -> anyhow::Error {
+    match e {
+        ToolSettingsError::Store(e) => {
+            anyhow::Error::new(e).context("reading the tenant's credentials")
+        }
+        ToolSettingsError::NotAnObject => anyhow!(
+            "tenant '{tenant}' has invalid {} settings: not a JSON object",
+            tool.display_name()
+        ),
+        ToolSettingsError::NoKeyring { field } => anyhow!(
+            "CSP_SECRET_KEY is required to open tenant '{tenant}''s {field} (the key the tickets service uses)"
+        ),
+        ToolSettingsError::Unseal { field, source } => anyhow!(
+            "tenant '{tenant}''s {field} cannot be opened with this CSP_SECRET_KEY: {source}"
+        ),
+    }
 }
 
-/// A failed ServiceDesk Plus call, in words an admin can act on.
-fn sdp_failure(e: SdpError, url: &str) -> anyhow::Error {
-    match &e {
-        SdpError::Http(HttpError::Timeout | HttpError::Connect(_)) => {
-            anyhow!(
-                "ServiceDesk Plus at {url} could not be reached ({e}): check the tenant's servicedesk_url and the network"
-            )
+/// Where a tenant's tool is, as errors name it.
+struct Place {
+    tool: ToolType,
+    /// Its URL (redacted), or the setting that locates it.
+    shown: String,
+    /// The setting that says where the tool is.
+    location: &'static str,
+    /// The settings a tool checks when it refuses a call.
+    credentials: String,
+}
+
+impl Place {
+    fn of(tool: ToolType, settings: &Settings) -> Self {
+        let fields = csp_ticketing::registry::connector(tool).fields();
+        let plain = |kind: fn(&FieldKind) -> bool| {
+            fields.iter().filter(move |f| !f.secret && kind(&f.kind))
+        };
+        // A URL when there is one, else the text that names the place (a
+        // Zendesk subdomain, say).
+        let (location, shown) = plain(|k| matches!(k, FieldKind::Url))
+            .find_map(|f| settings.value(f.name).map(|v| (f.name, csp_redact::url(v))))
+            .or_else(|| {
+                plain(|k| matches!(k, FieldKind::Text)).find_map(|f| {
+                    settings
+                        .value(f.name)
+                        .map(|v| (f.name, format!("{} '{v}'", f.name)))
+                })
+            })
+            .unwrap_or(("settings", "its configured address".to_owned()));
+        let credentials = fields
+            .iter()
+            .filter(|f| f.secret || matches!(f.kind, FieldKind::Email))
+            .map(|f| f.name)
+            .collect::<Vec<_>>()
+            .join(" and ");
+        Self {
+            tool,
+            shown,
+            location,
+            credentials,
         }
-        SdpError::Http(HttpError::Tls(_)) => anyhow!(
-            "the TLS connection to ServiceDesk Plus at {url} failed ({e}): check the URL's scheme and the server's certificate"
+    }
+}
+
+/// A failed call to the tenant's tool, in words an admin can act on.
+fn api_failure(e: &ApiError, at: &Place) -> anyhow::Error {
+    let name = at.tool.display_name();
+    let url = &at.shown;
+    // The tool is named already; its HTTP error says what happened.
+    let why = match e {
+        ApiError::Http { source, .. } => source.to_string(),
+        other => other.to_string(),
+    };
+    match e {
+        ApiError::Http {
+            source: HttpError::Timeout | HttpError::Connect(_),
+            ..
+        } => anyhow!(
+            "{name} at {url} could not be reached ({why}): check the tenant's {} and the network",
+            at.location
+        ),
+        ApiError::Http {
+            source: HttpError::Tls(_),
+            ..
+        } => anyhow!(
+            "the TLS connection to {name} at {url} failed ({why}): check the URL's scheme and the server's certificate"
         ),
         _ => match e.status().map(|s| s.as_u16()) {
             Some(401 | 403) => anyhow!(
-                "ServiceDesk Plus at {url} rejected the tenant's api_key ({e}): update it with PATCH /api/v1/tenants/<tenant_id>"
+                "{name} at {url} rejected the tenant's {} ({why}): update it with PATCH /api/v1/tenants/<tenant_id>",
+                at.credentials
             ),
-            Some(404) => anyhow!(
-                "no ServiceDesk Plus API v3 at {url} ({e}): cloud URLs end in /app/<portal>"
-            ),
-            _ => anyhow!("importing from ServiceDesk Plus at {url} failed: {e}"),
+            Some(404) => match at.tool {
+                ToolType::ServicedeskPlus => anyhow!(
+                    "no ServiceDesk Plus API v3 at {url} ({why}): cloud URLs end in /app/<portal>"
+                ),
+                _ => anyhow!(
+                    "no {name} API at {url} ({why}): check the tenant's {}",
+                    at.location
+                ),
+            },
+            _ => anyhow!("importing from {name} at {url} failed: {why}"),
         },
     }
 }
@@ -308,6 +379,42 @@ mod tests {
         assert_eq!(percent(0, 0), 100);
         assert_eq!(percent(7, 5), 100);
         assert_eq!(percent(99, 100), 99);
+    }
+
+    #[test]
+    fn errors_name_the_tools_own_settings() {
+        let mut settings = Settings::default();
+        settings.values.insert(
+            "servicedesk_url".into(),
+            "https://sdp.example/app/itdesk".into(),
+        );
+        let place = Place::of(ToolType::ServicedeskPlus, &settings);
+        assert_eq!(place.shown, "https://sdp.example/app/itdesk");
+        assert_eq!(place.location, "servicedesk_url");
+        assert_eq!(place.credentials, "api_key");
+        let refused = ApiError::Http {
+            tool: ToolType::ServicedeskPlus,
+            source: HttpError::Status {
+                status: 401u16.try_into().unwrap(),
+                body: String::new(),
+            },
+        };
+        let text = api_failure(&refused, &place).to_string();
+        assert!(
+            text.starts_with(
+                "ServiceDesk Plus at https://sdp.example/app/itdesk rejected the tenant's api_key (HTTP 401"
+            ),
+            "{text}"
+        );
+        let unreachable = ApiError::Http {
+            tool: ToolType::ServicedeskPlus,
+            source: HttpError::Timeout,
+        };
+        let text = api_failure(&unreachable, &place).to_string();
+        assert!(
+            text.ends_with("check the tenant's servicedesk_url and the network"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1,5 +1,8 @@
-//! A fake ServiceDesk Plus for tests, benchmarks and the offline demo
-//! (`csp mock-ticketing`).
+//! Fakes of the ticketing tools csp connects to — ServiceDesk Plus (this
+//! module and `api.rs`), Jira Service Management (`jira.rs`: [`MockJira`])
+//! and Zendesk (`zendesk.rs`: [`MockZendesk`]) — for tests, benchmarks and
+//! the offline demo (`csp mock-ticketing` serves all three on one port,
+//! [`all_tools_router`]: their API paths do not overlap).
 //!
 //! Owns: an HTTP server that speaks the ServiceDesk Plus API v3 wire format
 //! for what csp uses — the request list with `list_info` paging
@@ -33,9 +36,11 @@
 
 mod api;
 mod criteria;
+mod jira;
 mod request;
 mod seed;
 mod state;
+mod zendesk;
 
 use std::net::SocketAddr;
 
@@ -43,41 +48,121 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use jira::{
+    JIRA_MAX_COMMENTS, JIRA_MAX_ISSUES, JIRA_PROJECT, JiraStats, MockJira, MockJiraBuilder,
+    MockJiraComment, MockJiraIssue, jira_router, text_to_adf,
+};
 pub use seed::{FIRST_SEED_ID, TOPICS, Topic, seed_request};
 pub use state::{
     Builder, MAX_NOTES, MAX_REQUESTS, MockNote, MockRequest, MockSdp, NoteFault, Stats,
 };
+pub use zendesk::{
+    MockZendesk, MockZendeskBuilder, MockZendeskComment, MockZendeskTicket, ZENDESK_API_USER_ID,
+    ZENDESK_FIRST_SEED_ID, ZENDESK_MAX_POSTED_COMMENTS, ZENDESK_MAX_TICKETS, ZENDESK_REQUESTER_ID,
+    ZENDESK_SEED_AGENT_ID, ZendeskStats, zendesk_router,
+};
 
-/// The router, for serving elsewhere or calling in-process. Hung note posts
-/// end when `shutdown` is cancelled.
-pub fn router(mock: MockSdp, shutdown: CancellationToken) -> axum::Router {
-    api::router(mock, shutdown)
+/// A fake tool: its state, and the router that serves it.
+pub trait Fake: Clone + Send + Sync + 'static {
+    /// For log lines: "ServiceDesk Plus", "Jira", "Zendesk".
+    const NAME: &'static str;
+    /// The router; hung answers end when `shutdown` is cancelled.
+    fn router(self, shutdown: CancellationToken) -> axum::Router;
 }
 
-/// Serves `mock` on `listener` until `shutdown` is cancelled.
-pub async fn serve(
+impl Fake for MockSdp {
+    const NAME: &'static str = "ServiceDesk Plus";
+    fn router(self, shutdown: CancellationToken) -> axum::Router {
+        api::router(self, shutdown)
+    }
+}
+
+impl Fake for MockJira {
+    const NAME: &'static str = "Jira";
+    fn router(self, shutdown: CancellationToken) -> axum::Router {
+        jira_router(self, shutdown)
+    }
+}
+
+impl Fake for MockZendesk {
+    const NAME: &'static str = "Zendesk";
+    fn router(self, shutdown: CancellationToken) -> axum::Router {
+        zendesk_router(self, shutdown)
+    }
+}
+
+/// The ServiceDesk Plus router, for serving elsewhere or calling
+/// in-process. Hung note posts end when `shutdown` is cancelled.
+pub fn router(mock: MockSdp, shutdown: CancellationToken) -> axum::Router {
+    mock.router(shutdown)
+}
+
+/// Serves `app` on `listener` until `shutdown` is cancelled.
+async fn serve_router(
     listener: TcpListener,
-    mock: MockSdp,
+    app: axum::Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let app = api::router(mock, shutdown.clone());
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
 }
 
-/// A mock running in a background task, for tests and `csp dev`.
+/// Serves the fake `mock` on `listener` until `shutdown` is cancelled.
+pub async fn serve<M: Fake>(
+    listener: TcpListener,
+    mock: M,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    serve_router(listener, mock.router(shutdown.clone()), shutdown).await
+}
+
+/// The three fakes on one router: ServiceDesk Plus under `/api/v3` (and
+/// `/app/<portal>/api/v3`), Jira under `/rest`, Zendesk under `/api/v2`,
+/// each with its `/_mock/...` controls.
+pub fn all_tools_router(
+    sdp: MockSdp,
+    jira: MockJira,
+    zendesk: MockZendesk,
+    shutdown: CancellationToken,
+) -> axum::Router {
+    sdp.router(shutdown.clone())
+        .merge(jira.router(shutdown.clone()))
+        .merge(zendesk.router(shutdown))
+}
+
+/// Serves the three fakes ([`all_tools_router`]) on `listener` until
+/// `shutdown` is cancelled.
+pub async fn serve_all_tools(
+    listener: TcpListener,
+    sdp: MockSdp,
+    jira: MockJira,
+    zendesk: MockZendesk,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = all_tools_router(sdp, jira, zendesk, shutdown.clone());
+    serve_router(listener, app, shutdown).await
+}
+
+/// A fake running in a background task, for tests and `csp dev`.
 /// Dropping it stops the server.
-pub struct RunningMock {
+pub struct Running<M: Fake> {
     addr: SocketAddr,
-    mock: MockSdp,
+    mock: M,
     shutdown: CancellationToken,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
 
-impl RunningMock {
+/// A fake ServiceDesk Plus, running.
+pub type RunningMock = Running<MockSdp>;
+/// A fake Jira, running.
+pub type RunningJira = Running<MockJira>;
+/// A fake Zendesk, running.
+pub type RunningZendesk = Running<MockZendesk>;
+
+impl<M: Fake> Running<M> {
     /// Binds `127.0.0.1:0` and serves `mock`.
-    pub async fn start(mock: MockSdp) -> std::io::Result<Self> {
+    pub async fn start(mock: M) -> std::io::Result<Self> {
         let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
@@ -94,12 +179,13 @@ impl RunningMock {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`, the tenant's `servicedesk_url`.
+    /// `http://127.0.0.1:PORT`: the tenant's `servicedesk_url`, `jira_url`
+    /// or `zendesk_url`.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    pub fn mock(&self) -> &MockSdp {
+    pub fn mock(&self) -> &M {
         &self.mock
     }
 
@@ -109,14 +195,14 @@ impl RunningMock {
         if let Some(task) = self.task.take() {
             match task.await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "mock ServiceDesk Plus failed"),
-                Err(e) => tracing::warn!(error = %e, "mock ServiceDesk Plus task failed"),
+                Ok(Err(e)) => tracing::warn!(error = %e, tool = M::NAME, "mock failed"),
+                Err(e) => tracing::warn!(error = %e, tool = M::NAME, "mock task failed"),
             }
         }
     }
 }
 
-impl Drop for RunningMock {
+impl<M: Fake> Drop for Running<M> {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }

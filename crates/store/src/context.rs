@@ -4,8 +4,9 @@
 //! tenant: on Postgres it runs in that tenant's row-level-security scope,
 //! on SQLite with an explicit filter.
 
-use crate::dialect::Dialect;
+use crate::dialect::{Dialect, FullTextIndex};
 use crate::error::Error;
+use crate::search;
 use crate::sql::{Columns, SqlStore, on};
 use crate::tenants::unknown_tenant;
 use crate::timestamp;
@@ -82,6 +83,15 @@ pub trait ContextStore: Send + Sync {
         text: &str,
         limit: u32,
     ) -> Result<Vec<HistoryTicket>, Error>;
+    /// The full-text query [`ContextStore::similar_tickets`] runs for
+    /// `text`, in the database's syntax (`to_tsquery` or FTS5 `MATCH`):
+    /// which words a ticket is matched by. `None` when the text has no
+    /// searchable word. For benchmarks and diagnostics.
+    async fn similar_tickets_query(
+        &self,
+        tenant: &TenantId,
+        text: &str,
+    ) -> Result<Option<String>, Error>;
     /// Inserts or updates by (tenant, url); all or nothing.
     /// [`Error::InvalidInput`] for an empty url.
     async fn upsert_kb_articles(
@@ -111,167 +121,6 @@ pub trait ContextStore: Send + Sync {
         tenant: &TenantId,
         ips: &[IpAddr],
     ) -> Result<Vec<SystemRecord>, Error>;
-}
-
-/// Words that say nothing about a ticket: Postgres' `english` stop words
-/// (`tsearch_data/english.stop`). Postgres drops them itself; FTS5 has no
-/// such list, so the store drops them for both.
-const STOP_WORDS: &[&str] = &[
-    "i",
-    "me",
-    "my",
-    "myself",
-    "we",
-    "our",
-    "ours",
-    "ourselves",
-    "you",
-    "your",
-    "yours",
-    "yourself",
-    "yourselves",
-    "he",
-    "him",
-    "his",
-    "himself",
-    "she",
-    "her",
-    "hers",
-    "herself",
-    "it",
-    "its",
-    "itself",
-    "they",
-    "them",
-    "their",
-    "theirs",
-    "themselves",
-    "what",
-    "which",
-    "who",
-    "whom",
-    "this",
-    "that",
-    "these",
-    "those",
-    "am",
-    "is",
-    "are",
-    "was",
-    "were",
-    "be",
-    "been",
-    "being",
-    "have",
-    "has",
-    "had",
-    "having",
-    "do",
-    "does",
-    "did",
-    "doing",
-    "a",
-    "an",
-    "the",
-    "and",
-    "but",
-    "if",
-    "or",
-    "because",
-    "as",
-    "until",
-    "while",
-    "of",
-    "at",
-    "by",
-    "for",
-    "with",
-    "about",
-    "against",
-    "between",
-    "into",
-    "through",
-    "during",
-    "before",
-    "after",
-    "above",
-    "below",
-    "to",
-    "from",
-    "up",
-    "down",
-    "in",
-    "out",
-    "on",
-    "off",
-    "over",
-    "under",
-    "again",
-    "further",
-    "then",
-    "once",
-    "here",
-    "there",
-    "when",
-    "where",
-    "why",
-    "how",
-    "all",
-    "any",
-    "both",
-    "each",
-    "few",
-    "more",
-    "most",
-    "other",
-    "some",
-    "such",
-    "no",
-    "nor",
-    "not",
-    "only",
-    "own",
-    "same",
-    "so",
-    "than",
-    "too",
-    "very",
-    "s",
-    "t",
-    "can",
-    "will",
-    "just",
-    "don",
-    "should",
-    "now",
-];
-
-/// At most this many distinct words of a text are searched for: a ticket's
-/// first words say what it is about, and every word is one more index scan.
-const MAX_SEARCH_WORDS: usize = 64;
-/// Longer "words" are encoded blobs or hashes, not language.
-const MAX_WORD_CHARS: usize = 64;
-
-/// The words of `text` a full-text search looks for: runs of letters and
-/// digits, lower-cased, without stop words, each once, in order. Nothing
-/// else survives, so no character of the user's text is query syntax on
-/// either database; an empty list means nothing to search for.
-fn search_words(text: &str) -> Vec<String> {
-    let mut words: Vec<String> = Vec::new();
-    for word in text.split(|c: char| !c.is_alphanumeric()) {
-        if word.is_empty() || word.chars().count() > MAX_WORD_CHARS {
-            continue;
-        }
-        let word = word.to_lowercase();
-        if STOP_WORDS.contains(&word.as_str()) || words.contains(&word) {
-            continue;
-        }
-        words.push(word);
-        if words.len() == MAX_SEARCH_WORDS {
-            break;
-        }
-    }
-    words
 }
 
 fn tags_from_json(tags: serde_json::Value) -> Result<Vec<String>, Error> {
@@ -326,27 +175,50 @@ async fn scoped<DB: Dialect>(
     Ok(tx)
 }
 
+/// The query a search for `text` in `index` runs ([`search::plan`]), in
+/// the dialect's syntax; `None` when the text has no searchable word.
+async fn planned_query<DB: Dialect>(
+    tx: &mut Transaction<'static, DB>,
+    index: FullTextIndex,
+    text: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let words = search::search_words(text);
+    if words.is_empty() {
+        return Ok(None);
+    }
+    let frequencies = DB::word_frequencies(&mut **tx, index, &words).await?;
+    Ok(Some(DB::full_text_query(&search::plan(
+        words,
+        &frequencies,
+    ))))
+}
+
 /// One full-text search in the tenant's scope: `sql` (the dialect's
-/// statement, binding tenant, query and limit) over the words of `text`.
-/// Text without a searchable word finds nothing rather than erring.
+/// statement, binding tenant, query and limit) with the query planned for
+/// `text`. Text without a searchable word finds nothing rather than erring.
 async fn search<DB: Dialect, T>(
     store: &SqlStore<DB>,
     tenant: &TenantId,
-    sql: &'static str,
+    (index, sql): (FullTextIndex, &'static str),
     text: &str,
     limit: u32,
     read: impl Fn(&Columns<'_, DB>) -> Result<T, Error>,
 ) -> Result<Vec<T>, Error> {
-    let words = search_words(text);
-    if words.is_empty() || limit == 0 {
+    if limit == 0 {
         return Ok(Vec::new());
     }
     let db = &store.db;
     let mut tx = scoped(store, tenant).await?;
+    let Some(query) = planned_query(&mut tx, index, text)
+        .await
+        .map_err(|e| db.error(e))?
+    else {
+        return Ok(Vec::new());
+    };
     let rows = db
         .sql(sql)
         .bind(tenant.as_str())
-        .bind(DB::full_text_query(&words))
+        .bind(query)
         .bind(i64::from(limit))
         .fetch_all(on(&mut tx))
         .await?;
@@ -449,10 +321,29 @@ impl<DB: Dialect> ContextStore for SqlStore<DB> {
         text: &str,
         limit: u32,
     ) -> Result<Vec<HistoryTicket>, Error> {
-        search(self, tenant, DB::SIMILAR_TICKETS, text, limit, |row| {
-            ticket_from_row(row)
-        })
+        search(
+            self,
+            tenant,
+            (FullTextIndex::Tickets, DB::SIMILAR_TICKETS),
+            text,
+            limit,
+            |row| ticket_from_row(row),
+        )
         .await
+    }
+
+    async fn similar_tickets_query(
+        &self,
+        tenant: &TenantId,
+        text: &str,
+    ) -> Result<Option<String>, Error> {
+        let db = &self.db;
+        let mut tx = scoped(self, tenant).await?;
+        let query = planned_query(&mut tx, FullTextIndex::Tickets, text)
+            .await
+            .map_err(|e| db.error(e))?;
+        db.commit(tx).await?;
+        Ok(query)
     }
 
     #[instrument(name = "store.upsert_kb_articles", skip_all, fields(tenant.id = %tenant, count = articles.len()))]
@@ -500,9 +391,14 @@ impl<DB: Dialect> ContextStore for SqlStore<DB> {
         text: &str,
         limit: u32,
     ) -> Result<Vec<KbArticleRecord>, Error> {
-        search(self, tenant, DB::SEARCH_KB, text, limit, |row| {
-            article_from_row(row)
-        })
+        search(
+            self,
+            tenant,
+            (FullTextIndex::Kb, DB::SEARCH_KB),
+            text,
+            limit,
+            |row| article_from_row(row),
+        )
         .await
     }
 
@@ -578,40 +474,5 @@ impl<DB: Dialect> ContextStore for SqlStore<DB> {
         }
         db.commit(tx).await?;
         Ok(systems)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn search_words_are_letters_and_digits_without_stop_words() {
-        assert_eq!(
-            search_words("The DISK is full: disk /dev/sda1 \"quoted\" OR NOT (x) naïve 10.0.0.1"),
-            vec![
-                "disk", "full", "dev", "sda1", "quoted", "x", "naïve", "10", "0", "1"
-            ]
-        );
-        for nothing in ["", "  ", "!!! ??? ---", "the and of", "\"*:&|!()'\\"] {
-            assert_eq!(search_words(nothing), Vec::<String>::new(), "{nothing:?}");
-        }
-    }
-
-    #[test]
-    fn search_words_are_bounded() {
-        let many: String = (0..200).map(|i| format!("w{i} ")).collect();
-        assert_eq!(search_words(&many).len(), MAX_SEARCH_WORDS);
-        let long = "a".repeat(MAX_WORD_CHARS + 1);
-        assert_eq!(search_words(&format!("{long} disk")), vec!["disk"]);
-    }
-
-    #[test]
-    fn stop_words_are_lower_case_and_unique() {
-        for (i, word) in STOP_WORDS.iter().enumerate() {
-            assert_eq!(word.to_lowercase(), *word);
-            assert!(!STOP_WORDS[..i].contains(word), "{word}");
-        }
-        assert_eq!(STOP_WORDS.len(), 127);
     }
 }

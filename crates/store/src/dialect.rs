@@ -235,8 +235,47 @@ pub(crate) trait Dialect:
     /// Columns: `title, summary, url, body`.
     const SEARCH_KB: &'static str;
 
-    /// The query matching any of `words` (at least one; letters and digits
-    /// only, so nothing in them is syntax): `disk | full` for Postgres'
-    /// `to_tsquery`, `"disk" OR "full"` for FTS5's `MATCH`.
-    fn full_text_query(words: &[String]) -> String;
+    /// The query matching any of `groups`, a group when all of its words
+    /// are there (each group at least one word; words are letters and
+    /// digits only, so nothing in them is syntax): `disk | (full & sda1)`
+    /// for Postgres' `to_tsquery`, `"disk" OR ("full" AND "sda1")` for
+    /// FTS5's `MATCH`.
+    fn full_text_query(groups: &[Vec<String>]) -> String;
+
+    /// How common each of `words` is in `index` (see [`Frequencies`]), read
+    /// on `conn` in the tenant's scope. Postgres: the planner's statistics
+    /// (`csp_word_frequencies`, migration 0007); SQLite: FTS5's own counts
+    /// (`fts5vocab`).
+    fn word_frequencies(
+        conn: &mut Self::Connection,
+        index: FullTextIndex,
+        words: &[String],
+    ) -> impl Future<Output = Result<Frequencies, sqlx::Error>> + Send;
+}
+
+/// The two full-text indexes of the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FullTextIndex {
+    /// `ticket_history`: resolved tickets.
+    Tickets,
+    /// `kb_articles`: knowledge-base articles.
+    Kb,
+}
+
+impl FullTextIndex {
+    pub(crate) fn table(self) -> &'static str {
+        match self {
+            Self::Tickets => "ticket_history",
+            Self::Kb => "kb_articles",
+        }
+    }
+}
+
+/// How common words are in a full-text index, every tenant together: a
+/// word's share of the rows that hold it (`None`: no figure for it), and
+/// about how many rows the table has.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Frequencies {
+    pub(crate) table_rows: f64,
+    pub(crate) of_words: Vec<Option<f64>>,
 }

@@ -23,6 +23,12 @@ use uuid::Uuid;
 const DEFAULT_PER_PAGE: u32 = 50;
 const MAX_PER_PAGE: u32 = 500;
 
+/// Ids per statement of [`EnhancementStore::mark_queued_many`]: each is a
+/// placeholder of its own, and this stays far below what either database
+/// takes in one statement (SQLite 32,766, Postgres 65,535). The tickets
+/// service's batches are smaller (256), so one batch is one statement.
+const MARK_QUEUED_CHUNK: usize = 500;
+
 /// A job to record for an accepted webhook.
 #[derive(Debug, Clone)]
 pub struct NewEnhancement {
@@ -112,9 +118,11 @@ pub trait EnhancementStore: Send + Sync {
     /// [`Error::NotFound`] for an unknown tenant, [`Error::Conflict`] for a
     /// job id taken by another delivery.
     async fn record_enhancement(&self, new: NewEnhancement) -> Result<Recorded, Error>;
-    /// Notes that the job is on the queue now. [`Error::NotFound`] for an
-    /// unknown job.
-    async fn mark_queued(&self, job_id: Uuid, at: OffsetDateTime) -> Result<(), Error>;
+    /// Notes that these jobs are on the queue as of `at`: sets `queued_at`
+    /// on those that exist, in one statement (per 500 ids), and ignores
+    /// unknown ids. Returns how many jobs it changed; an empty slice is
+    /// `Ok(0)` without a statement.
+    async fn mark_queued_many(&self, job_ids: &[Uuid], at: OffsetDateTime) -> Result<u64, Error>;
     /// Jobs created before `created_before` whose message may be lost: pending
     /// and never queued, or queued before `queued_before` and still pending,
     /// or processing since before `queued_before` (its worker, or the
@@ -348,18 +356,32 @@ impl<DB: Dialect> EnhancementStore for SqlStore<DB> {
         })
     }
 
-    async fn mark_queued(&self, job_id: Uuid, at: OffsetDateTime) -> Result<(), Error> {
+    #[instrument(name = "store.mark_queued_many", skip_all, fields(jobs = job_ids.len()))]
+    async fn mark_queued_many(&self, job_ids: &[Uuid], at: OffsetDateTime) -> Result<u64, Error> {
         let db = &self.db;
-        let updated = db
-            .sql("UPDATE enhancement_history SET queued_at = $2 WHERE job_id = $1")
-            .bind_id(job_id)
-            .bind_time(at)
-            .execute(db.pool())
-            .await?;
-        if updated == 0 {
-            return Err(Error::NotFound(format!("job {job_id}")));
+        let mut marked = 0;
+        // An empty slice runs no statement. Chunks are not one transaction:
+        // a chunk that fails leaves the earlier ones marked, and marking a
+        // job again only moves its `queued_at`.
+        for chunk in job_ids.chunks(MARK_QUEUED_CHUNK) {
+            // One placeholder per id, which both databases read alike
+            // (an array parameter would not be: `= ANY($1)` is Postgres').
+            let mut update = QueryBuilder::<DB>::new("UPDATE enhancement_history SET queued_at = ");
+            DB::push_bind(&mut update, DB::time(at));
+            update.push(" WHERE job_id IN (");
+            for (i, id) in chunk.iter().enumerate() {
+                if i > 0 {
+                    update.push(", ");
+                }
+                DB::push_bind(&mut update, DB::id(*id));
+            }
+            update.push(")");
+            let done = DB::execute(db.pool(), update.build())
+                .await
+                .map_err(|e| db.error(e))?;
+            marked += DB::rows_affected(&done);
         }
-        Ok(())
+        Ok(marked)
     }
 
     async fn unqueued_enhancements(

@@ -59,6 +59,7 @@ mod error;
 mod migrations;
 mod plugins;
 mod postgres;
+mod search;
 mod secrets;
 mod sessions;
 mod sql;

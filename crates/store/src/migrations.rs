@@ -45,6 +45,8 @@ pub(crate) const POSTGRES: Embedded = embed!(
     "0005_sealed_secrets.sql",
     "0006_tenants.down.sql",
     "0006_tenants.up.sql",
+    "0007_search.down.sql",
+    "0007_search.up.sql",
 );
 pub(crate) const SQLITE: Embedded = embed!(
     "sqlite": "0001_init.sql",
@@ -54,6 +56,8 @@ pub(crate) const SQLITE: Embedded = embed!(
     "0005_sealed_secrets.sql",
     "0006_tenants.down.sql",
     "0006_tenants.up.sql",
+    "0007_search.down.sql",
+    "0007_search.up.sql",
 );
 
 pub(crate) fn migrator(files: Embedded) -> Migrator {
@@ -290,10 +294,12 @@ pub(crate) mod tests {
         };
         migrator(SQLITE).run(&pool).await.unwrap();
         let migrated = tables(pool.clone()).await;
-        for table in REVERSIBLE_TABLES
-            .iter()
-            .chain(&["ticket_history_fts", "kb_articles_fts"])
-        {
+        for table in REVERSIBLE_TABLES.iter().chain(&[
+            "ticket_history_fts",
+            "kb_articles_fts",
+            "ticket_history_vocab",
+            "kb_articles_vocab",
+        ]) {
             assert!(migrated.iter().any(|t| t == table), "{table}: {migrated:?}");
         }
         sqlx::raw_sql(
@@ -311,6 +317,7 @@ pub(crate) mod tests {
                 .iter()
                 .any(|t| REVERSIBLE_TABLES.contains(&t.as_str())
                     || t.ends_with("_fts")
+                    || t.ends_with("_vocab")
                     || t.contains("_fts_")),
             "{rolled_back:?}"
         );

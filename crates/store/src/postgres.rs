@@ -1,7 +1,7 @@
 //! The distributed-mode store: one Postgres database shared by every replica.
 //! Connecting, and Postgres' side of the [`Dialect`].
 
-use crate::dialect::Dialect;
+use crate::dialect::{Dialect, Frequencies, FullTextIndex};
 use crate::error::Error;
 use crate::migrations;
 use crate::sql::{Config, SqlStore};
@@ -80,8 +80,32 @@ impl Dialect for Postgres {
     const SEARCH_KB: &'static str =
         "SELECT title, summary, url, body FROM csp_search_kb($1, $2, $3)";
 
-    fn full_text_query(words: &[String]) -> String {
-        words.join(" | ")
+    fn full_text_query(groups: &[Vec<String>]) -> String {
+        let group = |words: &Vec<String>| match words.as_slice() {
+            [word] => word.clone(),
+            words => format!("({})", words.join(" & ")),
+        };
+        groups.iter().map(group).collect::<Vec<_>>().join(" | ")
+    }
+
+    async fn word_frequencies(
+        conn: &mut PgConnection,
+        index: FullTextIndex,
+        words: &[String],
+    ) -> Result<Frequencies, sqlx::Error> {
+        let rows: Vec<(Option<f32>, Option<f32>)> =
+            sqlx::query_as("SELECT frequency, table_rows FROM csp_word_frequencies($1, $2)")
+                .bind(index.table())
+                .bind(words)
+                .fetch_all(conn)
+                .await?;
+        Ok(Frequencies {
+            table_rows: rows
+                .first()
+                .and_then(|(_, rows)| *rows)
+                .map_or(0.0, f64::from),
+            of_words: rows.iter().map(|(f, _)| f.map(f64::from)).collect(),
+        })
     }
 }
 

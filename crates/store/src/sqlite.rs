@@ -1,7 +1,7 @@
 //! The embedded store of `csp dev`: one SQLite file (or memory), one
 //! process. Opening, and SQLite's side of the [`Dialect`].
 
-use crate::dialect::Dialect;
+use crate::dialect::{Dialect, Frequencies, FullTextIndex};
 use crate::error::Error;
 use crate::migrations;
 use crate::sql::{Config, SqlStore};
@@ -81,12 +81,54 @@ impl Dialect for Sqlite {
         WHERE kb_articles_fts MATCH $2 AND a.tenant_id = $1 \
         ORDER BY bm25(kb_articles_fts, 10.0, 5.0, 1.0), a.url LIMIT $3";
 
-    fn full_text_query(words: &[String]) -> String {
-        words
-            .iter()
-            .map(|word| format!("\"{}\"", word.replace('"', "\"\"")))
-            .collect::<Vec<_>>()
-            .join(" OR ")
+    fn full_text_query(groups: &[Vec<String>]) -> String {
+        let quoted = |word: &String| format!("\"{}\"", word.replace('"', "\"\""));
+        let group = |words: &Vec<String>| match words.as_slice() {
+            [word] => quoted(word),
+            words => format!(
+                "({})",
+                words.iter().map(quoted).collect::<Vec<_>>().join(" AND ")
+            ),
+        };
+        groups.iter().map(group).collect::<Vec<_>>().join(" OR ")
+    }
+
+    async fn word_frequencies(
+        conn: &mut SqliteConnection,
+        index: FullTextIndex,
+        words: &[String],
+    ) -> Result<Frequencies, sqlx::Error> {
+        let (rows_sql, term_sql) = match index {
+            FullTextIndex::Tickets => (
+                "SELECT coalesce(max(id), 0) FROM ticket_history",
+                "SELECT doc FROM ticket_history_vocab WHERE term = $1",
+            ),
+            FullTextIndex::Kb => (
+                "SELECT coalesce(max(id), 0) FROM kb_articles",
+                "SELECT doc FROM kb_articles_vocab WHERE term = $1",
+            ),
+        };
+        // The largest row id, not count(*): as good an estimate (rows are
+        // rarely deleted) at no cost.
+        let table_rows: i64 = sqlx::query_scalar(rows_sql).fetch_one(&mut *conn).await?;
+        let mut of_words = Vec::with_capacity(words.len());
+        for word in words {
+            // The index holds Porter stems (`tokenize = 'porter'`); a word
+            // whose stem differs from FTS5's reads as absent, which the
+            // search treats as rare: it is searched, not dropped.
+            let docs: Option<i64> = sqlx::query_scalar(term_sql)
+                .bind(crate::search::porter_stem(word))
+                .fetch_optional(&mut *conn)
+                .await?;
+            of_words.push(Some(match table_rows {
+                0 => 0.0,
+                rows => docs.unwrap_or(0) as f64 / rows as f64,
+            }));
+        }
+        Ok(Frequencies {
+            table_rows: table_rows as f64,
+            of_words,
+        })
     }
 }
 
@@ -168,5 +210,45 @@ mod tests {
         conn.close().await.unwrap();
         let store = SqliteStore::open(&path).await.unwrap();
         assert_old_secret_survives(&store).await;
+    }
+
+    /// The store looks words up in FTS5's vocabulary by their Porter stem:
+    /// its stemmer must agree with FTS5's on the words tickets are made of.
+    #[tokio::test]
+    async fn porter_stems_agree_with_fts5() {
+        use sqlx::{Connection, SqliteConnection};
+        let words = "users errors printer printers printing emails outlook passwords login \
+            logged vpn network networking laptops server servers access issues working unable \
+            accounts screens slowly updates updated windows connection connections reset \
+            resetting office teams drives files shared folders internet wifi phones installed \
+            installation application applications software licenses licensing backups restored \
+            disks spaces memory crashed crashes freezing restarted rebooting booting monitors \
+            keyboards certificate certificates expired renewal domain controllers policies dns \
+            replication degraded rebuilding virtualization happy relational conditional \
+            generalization triplicate hopeful goodness electrical agreed plastered motoring \
+            sing conflated troubled sized hopping tanned falling hissing fizzed failing filing \
+            cries ponies caresses ties caress cats feed agreed disabled matting mating meeting \
+            milling messing meetings";
+        let mut db = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        sqlx::raw_sql(
+            "CREATE VIRTUAL TABLE t USING fts5(x, tokenize = 'porter unicode61'); \
+             CREATE VIRTUAL TABLE v USING fts5vocab(t, row);",
+        )
+        .execute(&mut db)
+        .await
+        .unwrap();
+        for word in words.split_whitespace() {
+            sqlx::query("DELETE FROM t").execute(&mut db).await.unwrap();
+            sqlx::query("INSERT INTO t (x) VALUES ($1)")
+                .bind(word)
+                .execute(&mut db)
+                .await
+                .unwrap();
+            let fts5: String = sqlx::query_scalar("SELECT term FROM v")
+                .fetch_one(&mut db)
+                .await
+                .unwrap();
+            assert_eq!(crate::search::porter_stem(word), fts5, "{word}");
+        }
     }
 }

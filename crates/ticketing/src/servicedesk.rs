@@ -21,7 +21,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use csp_http::{HttpClient, HttpError, Limits};
@@ -33,10 +32,16 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use url::Url;
 
+use crate::connector::{
+    self, ApiError, BoxFuture, ClientOptions, Connector, Delivery, Event, FailureKind, Field,
+    FieldKind, Page, Route, Settings, SettingsError, TestFailure, TicketingClient, ToolType,
+    Verified,
+};
 use crate::text::html_to_text;
 use crate::types::{
     InvalidTicketId, JobMarker, NoteFormat, NoteId, ResolvedTicket, Ticket, validate_ticket_id,
 };
+use crate::webhook::{NewTicket, ResolvedTicketEvent, SignatureError, ValidationError};
 
 /// The media type every v3 call asks for.
 pub const V3_MEDIA_TYPE: &str = "application/vnd.manageengine.sdp.v3+json";
@@ -67,32 +72,8 @@ impl SdpAuth {
     }
 }
 
-/// Attempts and backoff for calls that may be repeated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included (at least 1).
-    pub attempts: u32,
-    /// The wait after the first failure; it doubles after each further one.
-    pub base_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    /// 3 attempts, waiting 0.5 s then 1 s.
-    fn default() -> Self {
-        Self {
-            attempts: 3,
-            base_delay: Duration::from_millis(500),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The wait after failed attempt `n` (from 1).
-    pub fn delay_after(&self, n: u32) -> Duration {
-        self.base_delay
-            .saturating_mul(2u32.saturating_pow(n.saturating_sub(1)))
-    }
-}
+/// Every connector's retry policy, here too for the callers of [`SdpClient`].
+pub use crate::connector::RetryPolicy;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SdpError {
@@ -360,8 +341,11 @@ impl SdpClient {
             .and_then(as_u64);
         let row_count = u32::try_from(rows.len()).unwrap_or(u32::MAX);
 
+        // Collected first: a stream over a borrowing closure is not `Send`
+        // enough for the boxed future of `TicketingClient`.
+        let details: Vec<_> = rows.iter().map(|row| self.resolved_detail(row)).collect();
         let outcomes: Vec<Result<Result<ResolvedTicket, Skipped>, SdpError>> =
-            futures::stream::iter(rows.iter().map(|row| self.resolved_detail(row)))
+            futures::stream::iter(details)
                 .buffered(DETAIL_CONCURRENCY)
                 .collect()
                 .await;
@@ -617,36 +601,15 @@ impl SdpClient {
         &self,
         operation: &'static str,
         ticket_id: &str,
-        mut call: F,
+        call: F,
     ) -> Result<T, SdpError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, SdpError>>,
     {
-        let attempts = self.retry.attempts.max(1);
-        let mut attempt = 1;
-        loop {
-            match call().await {
-                Ok(v) => return Ok(v),
-                Err(e) if e.is_retryable() && attempt < attempts => {
-                    let delay = self.retry.delay_after(attempt);
-                    tracing::warn!(
-                        operation,
-                        ticket_id,
-                        attempt,
-                        retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                        error = %e,
-                        "ServiceDesk Plus call failed; retrying"
-                    );
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-                Err(e) => {
-                    tracing::warn!(operation, ticket_id, attempt, error = %e, "ServiceDesk Plus call failed");
-                    return Err(e);
-                }
-            }
-        }
+        self.retry
+            .run(ToolType::ServicedeskPlus, operation, ticket_id, call)
+            .await
     }
 }
 
@@ -775,18 +738,195 @@ fn ticket_from(v: &Value) -> Result<Ticket, SdpError> {
     })
 }
 
+// ------------------------------------------------------------ the connector
+
+/// ServiceDesk Plus behind the [`Connector`] interface: csp's own webhook
+/// scheme ([`crate::webhook`]: `X-ServiceDesk-Signature` over timestamp and
+/// body, sent by the custom function of `docs/ticket-enhancement.md`) and
+/// [`SdpClient`].
+pub struct ServiceDeskPlus;
+
+/// Tenant fields of a ServiceDesk Plus tenant.
+pub const FIELDS: &[Field] = &[
+    Field {
+        name: "servicedesk_url",
+        label: "ServiceDesk Plus URL",
+        required: true,
+        secret: false,
+        kind: FieldKind::Url,
+    },
+    Field {
+        name: "servicedesk_auth",
+        label: "Authentication",
+        required: false,
+        secret: false,
+        kind: FieldKind::Choice(&["authtoken", "zoho_oauth"]),
+    },
+    Field {
+        name: "api_key",
+        label: "API key (on premises) or Zoho OAuth token (cloud)",
+        required: true,
+        secret: true,
+        kind: FieldKind::Credential,
+    },
+];
+
+impl Connector for ServiceDeskPlus {
+    fn tool_type(&self) -> ToolType {
+        ToolType::ServicedeskPlus
+    }
+
+    fn fields(&self) -> &'static [Field] {
+        FIELDS
+    }
+
+    fn verify(
+        &self,
+        secrets: &[&[u8]],
+        delivery: &Delivery<'_>,
+    ) -> Result<Verified, SignatureError> {
+        crate::webhook::verify_signature(
+            secrets,
+            delivery.header(crate::webhook::TIMESTAMP_HEADER),
+            delivery.header(crate::webhook::SIGNATURE_HEADER),
+            delivery.body,
+            delivery.now,
+        )?;
+        // No delivery id: a repeated delivery is recognised by its signature.
+        Ok(Verified::default())
+    }
+
+    fn parse(&self, route: Route, body: &[u8]) -> Result<Event, ValidationError> {
+        Ok(match route {
+            Route::New => Event::NewTicket(NewTicket::parse(body)?),
+            Route::Resolved => Event::Resolved(ResolvedTicketEvent::parse(body)?),
+        })
+    }
+
+    fn client(
+        &self,
+        http: HttpClient,
+        settings: &Settings,
+        options: ClientOptions,
+    ) -> Result<Box<dyn TicketingClient>, SettingsError> {
+        self.check(settings)?;
+        let key = settings
+            .secret("api_key")
+            .cloned()
+            .ok_or_else(|| SettingsError::new("api_key", "api_key is required"))?;
+        let auth = match settings.value("servicedesk_auth") {
+            Some("zoho_oauth") => SdpAuth::ZohoOAuth(key),
+            _ => SdpAuth::AuthToken(key),
+        };
+        let url = settings.value("servicedesk_url").unwrap_or_default();
+        let client = SdpClient::new(http, url, auth)
+            .map_err(|e| SettingsError::new("servicedesk_url", e.to_string()))?
+            .with_retry(options.retry)
+            .with_limits(options.limits);
+        Ok(Box::new(client))
+    }
+}
+
+impl crate::connector::Retryable for SdpError {
+    fn retryable(&self) -> bool {
+        self.is_retryable()
+    }
+}
+
+impl From<SdpError> for ApiError {
+    fn from(e: SdpError) -> Self {
+        let tool = ToolType::ServicedeskPlus;
+        match e {
+            SdpError::Config(message) => ApiError::Config { tool, message },
+            SdpError::InvalidTicketId(e) => ApiError::InvalidTicketId(e),
+            SdpError::Http(source) => ApiError::Http { tool, source },
+            SdpError::Unexpected(message) => ApiError::Unexpected { tool, message },
+        }
+    }
+}
+
+impl From<ConnectionError> for TestFailure {
+    fn from(e: ConnectionError) -> Self {
+        let kind = match e {
+            ConnectionError::Unreachable => FailureKind::Unreachable,
+            ConnectionError::Tls => FailureKind::Tls,
+            ConnectionError::CredentialsRejected => FailureKind::CredentialsRejected,
+            ConnectionError::NotFound => FailureKind::NotFound,
+            ConnectionError::Other(_) => FailureKind::Other,
+        };
+        TestFailure {
+            kind,
+            reason: e.to_string(),
+        }
+    }
+}
+
+impl TicketingClient for SdpClient {
+    fn tool_type(&self) -> ToolType {
+        ToolType::ServicedeskPlus
+    }
+
+    fn get_ticket<'a>(&'a self, ticket_id: &'a str) -> BoxFuture<'a, Result<Ticket, ApiError>> {
+        Box::pin(async move { Ok(self.get_request(ticket_id).await?) })
+    }
+
+    fn post_note_once<'a>(
+        &'a self,
+        ticket_id: &'a str,
+        marker: &'a JobMarker,
+        body: &'a str,
+        format: NoteFormat,
+    ) -> BoxFuture<'a, Result<connector::PostedNote, ApiError>> {
+        Box::pin(async move {
+            let posted = SdpClient::post_note_once(self, ticket_id, marker, body, format).await?;
+            Ok(connector::PostedNote {
+                note_id: posted.note_id,
+                created: posted.created,
+            })
+        })
+    }
+
+    fn list_resolved<'a>(
+        &'a self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        cursor: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Page, ApiError>> {
+        Box::pin(async move {
+            // The cursor is the next page's `start_index`.
+            let start_index = match cursor {
+                None => 1,
+                Some(c) => c.parse().map_err(|_| ApiError::Config {
+                    tool: ToolType::ServicedeskPlus,
+                    message: format!("not a page cursor: {c:?}"),
+                })?,
+            };
+            let page = SdpClient::list_resolved(self, from, to, start_index).await?;
+            let more = page.has_more_rows && page.next_start_index > start_index;
+            Ok(Page {
+                tickets: page.tickets,
+                skipped: page
+                    .skipped
+                    .into_iter()
+                    .map(|s| connector::Skipped {
+                        ticket_id: s.ticket_id,
+                        reason: s.reason,
+                    })
+                    .collect(),
+                next: more.then(|| page.next_start_index.to_string()),
+                total_count: page.total_count,
+            })
+        })
+    }
+
+    fn test_connection(&self) -> BoxFuture<'_, Result<(), TestFailure>> {
+        Box::pin(async move { Ok(SdpClient::test_connection(self).await?) })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_from_the_base() {
-        let p = RetryPolicy::default();
-        assert_eq!(p.attempts, 3);
-        assert_eq!(p.delay_after(1), Duration::from_millis(500));
-        assert_eq!(p.delay_after(2), Duration::from_secs(1));
-        assert_eq!(p.delay_after(3), Duration::from_secs(2));
-    }
 
     #[test]
     fn base_urls_are_checked_without_echoing_secrets() {

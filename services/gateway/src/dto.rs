@@ -610,20 +610,34 @@ pub(crate) struct PreferencesBody {
 pub(crate) const REDACTED: &str = "[REDACTED]";
 
 /// A tenant (admin): `GET /api/v1/tenants/{tenant_id}` and the answer to
-/// every change. Secrets never: `api_key` is `"[REDACTED]"` when set.
+/// every change. Every tool's fields are members: those of the tenant's
+/// tool hold its values (null when not set), the other tools' are null.
+/// Secrets never: a secret field (`api_key`, `jira_api_token`,
+/// `zendesk_api_token`) is `"[REDACTED]"` when set.
 #[derive(Debug, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub(crate) struct Tenant {
     pub(crate) tenant_id: String,
     pub(crate) name: String,
-    /// `servicedesk_plus`.
+    /// `servicedesk_plus`, `jira` or `zendesk`.
     pub(crate) tool_type: String,
-    pub(crate) servicedesk_url: String,
-    #[cfg_attr(feature = "ts", ts(type = "ServiceDeskAuth"))]
-    pub(crate) servicedesk_auth: String,
+    pub(crate) servicedesk_url: Option<String>,
+    #[cfg_attr(feature = "ts", ts(type = "ServiceDeskAuth | null"))]
+    pub(crate) servicedesk_auth: Option<String>,
     /// `"[REDACTED]"` when set, null when not.
     #[cfg_attr(feature = "ts", ts(type = "\"[REDACTED]\" | null"))]
     pub(crate) api_key: Option<&'static str>,
+    pub(crate) jira_url: Option<String>,
+    pub(crate) jira_email: Option<String>,
+    #[cfg_attr(feature = "ts", ts(type = "\"[REDACTED]\" | null"))]
+    pub(crate) jira_api_token: Option<&'static str>,
+    pub(crate) jira_project_key: Option<String>,
+    pub(crate) jira_issue_type: Option<String>,
+    pub(crate) zendesk_subdomain: Option<String>,
+    pub(crate) zendesk_email: Option<String>,
+    #[cfg_attr(feature = "ts", ts(type = "\"[REDACTED]\" | null"))]
+    pub(crate) zendesk_api_token: Option<&'static str>,
+    pub(crate) zendesk_url: Option<String>,
     /// The tenant's external knowledge-base API; null when none.
     pub(crate) kb_api_url: Option<String>,
     pub(crate) enhancement_preferences: EnhancementPreferences,
@@ -653,14 +667,28 @@ impl Tenant {
             t.webhook_path
         };
         let p = t.enhancement_preferences.unwrap_or_default();
+        let value = |name: &str| t.tool_settings.get(name).filter(|v| !v.is_empty()).cloned();
+        let secret = |name: &str| t.secrets_set.iter().any(|s| s == name).then_some(REDACTED);
+        // A tickets service older than tool_settings fills only the
+        // ServiceDesk Plus fields.
+        let legacy = |v: String| Some(v).filter(|v| !v.is_empty());
         Self {
             webhook_url: format!("{base}{path}"),
+            servicedesk_url: value("servicedesk_url").or_else(|| legacy(t.servicedesk_url)),
+            servicedesk_auth: value("servicedesk_auth").or_else(|| legacy(t.servicedesk_auth)),
+            api_key: secret("api_key").or(t.api_key_set.then_some(REDACTED)),
+            jira_url: value("jira_url"),
+            jira_email: value("jira_email"),
+            jira_api_token: secret("jira_api_token"),
+            jira_project_key: value("jira_project_key"),
+            jira_issue_type: value("jira_issue_type"),
+            zendesk_subdomain: value("zendesk_subdomain"),
+            zendesk_email: value("zendesk_email"),
+            zendesk_api_token: secret("zendesk_api_token"),
+            zendesk_url: value("zendesk_url"),
             tenant_id: t.tenant_id,
             name: t.name,
             tool_type: t.tool_type,
-            servicedesk_url: t.servicedesk_url,
-            servicedesk_auth: t.servicedesk_auth,
-            api_key: t.api_key_set.then_some(REDACTED),
             kb_api_url: Some(t.kb_api_url).filter(|u| !u.is_empty()),
             enhancement_preferences: EnhancementPreferences {
                 sources: p.sources,
@@ -694,20 +722,66 @@ pub(crate) struct Tenants {
 }
 
 /// `POST /api/v1/tenants`'s body (admin). Optional fields may be absent or
-/// null. `monthly_budget_usd` is dollars (kept as micro-dollars).
+/// null. `monthly_budget_usd` is dollars (kept as micro-dollars). Of the
+/// tool fields, the tenant's tool's are used (which it requires: see
+/// `docs/ticket-enhancement.md`); another tool's must be absent, null or "".
 #[derive(Debug, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewTenant {
     pub(crate) tenant_id: String,
     pub(crate) name: String,
+    /// `servicedesk_plus`, `jira` or `zendesk`.
     pub(crate) tool_type: String,
-    pub(crate) servicedesk_url: String,
-    /// Default `authtoken`.
+    /// ServiceDesk Plus (required).
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub(crate) servicedesk_url: Option<String>,
+    /// ServiceDesk Plus; default `authtoken`.
     #[serde(default)]
     #[cfg_attr(feature = "ts", ts(type = "ServiceDeskAuth | null", optional))]
     pub(crate) servicedesk_auth: Option<String>,
-    pub(crate) api_key: String,
+    /// ServiceDesk Plus (required): the technician key or Zoho OAuth token.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub(crate) api_key: Option<String>,
+    /// Jira (required): `https://<site>.atlassian.net`.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub(crate) jira_url: Option<String>,
+    /// Jira (required): the account the API token belongs to.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub(crate) jira_email: Option<String>,
+    /// Jira (required, secret).
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub(crate) jira_api_token: Option<String>,
+    /// Jira (required): the service desk project's key.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub(crate) jira_project_key: Option<String>,
+    /// Jira (optional).
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub(crate) jira_issue_type: Option<String>,
+    /// Zendesk (required): `<subdomain>.zendesk.com`.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub(crate) zendesk_subdomain: Option<String>,
+    /// Zendesk (required): the agent the API token belongs to.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub(crate) zendesk_email: Option<String>,
+    /// Zendesk (required, secret).
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub(crate) zendesk_api_token: Option<String>,
+    /// Zendesk (optional): the API's base URL when not
+    /// `https://<subdomain>.zendesk.com`.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub(crate) zendesk_url: Option<String>,
     #[serde(default)]
     #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub(crate) kb_api_url: Option<String>,
@@ -719,10 +793,130 @@ pub(crate) struct NewTenant {
     pub(crate) monthly_budget_usd: Option<f64>,
 }
 
+impl NewTenant {
+    /// The tool fields after ServiceDesk Plus' (which travel in the
+    /// request's own fields), by name, those sent.
+    pub(crate) fn tool_fields(&self) -> HashMap<String, String> {
+        sent([
+            ("jira_url", &self.jira_url),
+            ("jira_email", &self.jira_email),
+            ("jira_api_token", &self.jira_api_token),
+            ("jira_project_key", &self.jira_project_key),
+            ("jira_issue_type", &self.jira_issue_type),
+            ("zendesk_subdomain", &self.zendesk_subdomain),
+            ("zendesk_email", &self.zendesk_email),
+            ("zendesk_api_token", &self.zendesk_api_token),
+            ("zendesk_url", &self.zendesk_url),
+        ])
+    }
+}
+
+fn sent<'a>(
+    fields: impl IntoIterator<Item = (&'a str, &'a Option<String>)>,
+) -> HashMap<String, String> {
+    fields
+        .into_iter()
+        .filter_map(|(name, value)| Some((name.to_owned(), value.clone()?)))
+        .collect()
+}
+
+/// `POST /api/v1/tenants/test-connection`'s body (admin): a tenant as
+/// `POST /api/v1/tenants` takes it, of which only `tool_type` (required)
+/// and the tool fields are used, so that a form can test what it would
+/// save.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub(crate) struct ConnectionTestBody {
+    /// `servicedesk_plus`, `jira` or `zendesk`.
+    pub(crate) tool_type: String,
+    /// ServiceDesk Plus (required).
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub(crate) servicedesk_url: Option<String>,
+    /// ServiceDesk Plus; default `authtoken`.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(type = "ServiceDeskAuth | null", optional))]
+    pub(crate) servicedesk_auth: Option<String>,
+    /// ServiceDesk Plus (required): the technician key or Zoho OAuth token.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub(crate) api_key: Option<String>,
+    /// Jira (required): `https://<site>.atlassian.net`.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub(crate) jira_url: Option<String>,
+    /// Jira (required): the account the API token belongs to.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub(crate) jira_email: Option<String>,
+    /// Jira (required, secret).
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub(crate) jira_api_token: Option<String>,
+    /// Jira (required): the service desk project's key.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub(crate) jira_project_key: Option<String>,
+    /// Jira (optional).
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub(crate) jira_issue_type: Option<String>,
+    /// Zendesk (required): `<subdomain>.zendesk.com`.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub(crate) zendesk_subdomain: Option<String>,
+    /// Zendesk (required): the agent the API token belongs to.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub(crate) zendesk_email: Option<String>,
+    /// Zendesk (required, secret).
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub(crate) zendesk_api_token: Option<String>,
+    /// Zendesk (optional): the API's base URL when not
+    /// `https://<subdomain>.zendesk.com`.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub(crate) zendesk_url: Option<String>,
+}
+
+impl ConnectionTestBody {
+    /// As [`NewTenant::tool_fields`].
+    pub(crate) fn tool_fields(&self) -> HashMap<String, String> {
+        sent([
+            ("jira_url", &self.jira_url),
+            ("jira_email", &self.jira_email),
+            ("jira_api_token", &self.jira_api_token),
+            ("jira_project_key", &self.jira_project_key),
+            ("jira_issue_type", &self.jira_issue_type),
+            ("zendesk_subdomain", &self.zendesk_subdomain),
+            ("zendesk_email", &self.zendesk_email),
+            ("zendesk_api_token", &self.zendesk_api_token),
+            ("zendesk_url", &self.zendesk_url),
+        ])
+    }
+}
+
+/// `POST /api/v1/tenants/{tenant_id}/test-connection` and
+/// `POST /api/v1/tenants/test-connection`: `{"ok": true}`, or
+/// `{"ok": false, "reason": "..."}` with why in words an admin can act on
+/// (settings that do not validate, the tool refusing or out of reach;
+/// never a credential).
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub(crate) struct ConnectionTest {
+    pub(crate) ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub(crate) reason: Option<String>,
+}
+
 /// `PATCH /api/v1/tenants/{tenant_id}`'s body (admin): only the fields to
-/// change. `api_key` as `""` or `"[REDACTED]"` keeps the stored key;
-/// `kb_api_url` and `monthly_budget_usd` as null clear them. `tenant_id`
-/// and `tool_type` may be sent back as they are, never changed.
+/// change. A secret (`api_key`, `jira_api_token`, `zendesk_api_token`) as
+/// `""`, `"[REDACTED]"` or null keeps the stored one; another tool field as
+/// null or `""` clears it (refused for a required one); `kb_api_url` and
+/// `monthly_budget_usd` as null clear them. `tenant_id` and `tool_type` may
+/// be sent back as they are, never changed.
 #[derive(Debug, Default, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
@@ -737,14 +931,41 @@ pub(crate) struct TenantPatch {
     #[cfg_attr(feature = "ts", ts(as = "Option<String>", optional))]
     pub(crate) name: Option<String>,
     #[serde(default, with = "present")]
-    #[cfg_attr(feature = "ts", ts(as = "Option<String>", optional))]
-    pub(crate) servicedesk_url: Option<String>,
+    #[cfg_attr(feature = "ts", ts(as = "Option<Option<String>>", optional))]
+    pub(crate) servicedesk_url: Option<Option<String>>,
     #[serde(default, with = "present")]
-    #[cfg_attr(feature = "ts", ts(type = "ServiceDeskAuth", optional))]
-    pub(crate) servicedesk_auth: Option<String>,
+    #[cfg_attr(feature = "ts", ts(type = "ServiceDeskAuth | null", optional))]
+    pub(crate) servicedesk_auth: Option<Option<String>>,
     #[serde(default, with = "present")]
-    #[cfg_attr(feature = "ts", ts(as = "Option<String>", optional))]
-    pub(crate) api_key: Option<String>,
+    #[cfg_attr(feature = "ts", ts(as = "Option<Option<String>>", optional))]
+    pub(crate) api_key: Option<Option<String>>,
+    #[serde(default, with = "present")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<Option<String>>", optional))]
+    pub(crate) jira_url: Option<Option<String>>,
+    #[serde(default, with = "present")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<Option<String>>", optional))]
+    pub(crate) jira_email: Option<Option<String>>,
+    #[serde(default, with = "present")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<Option<String>>", optional))]
+    pub(crate) jira_api_token: Option<Option<String>>,
+    #[serde(default, with = "present")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<Option<String>>", optional))]
+    pub(crate) jira_project_key: Option<Option<String>>,
+    #[serde(default, with = "present")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<Option<String>>", optional))]
+    pub(crate) jira_issue_type: Option<Option<String>>,
+    #[serde(default, with = "present")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<Option<String>>", optional))]
+    pub(crate) zendesk_subdomain: Option<Option<String>>,
+    #[serde(default, with = "present")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<Option<String>>", optional))]
+    pub(crate) zendesk_email: Option<Option<String>>,
+    #[serde(default, with = "present")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<Option<String>>", optional))]
+    pub(crate) zendesk_api_token: Option<Option<String>>,
+    #[serde(default, with = "present")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<Option<String>>", optional))]
+    pub(crate) zendesk_url: Option<Option<String>>,
     /// null removes it.
     #[serde(default, with = "present")]
     #[cfg_attr(feature = "ts", ts(as = "Option<Option<String>>", optional))]
@@ -760,6 +981,37 @@ pub(crate) struct TenantPatch {
     #[serde(default, with = "present")]
     #[cfg_attr(feature = "ts", ts(as = "Option<Option<f64>>", optional))]
     pub(crate) monthly_budget_usd: Option<Option<f64>>,
+}
+
+impl TenantPatch {
+    /// As [`NewTenant::tool_fields`]; null is sent as "".
+    pub(crate) fn tool_fields(&self) -> HashMap<String, String> {
+        [
+            ("jira_url", &self.jira_url),
+            ("jira_email", &self.jira_email),
+            ("jira_api_token", &self.jira_api_token),
+            ("jira_project_key", &self.jira_project_key),
+            ("jira_issue_type", &self.jira_issue_type),
+            ("zendesk_subdomain", &self.zendesk_subdomain),
+            ("zendesk_email", &self.zendesk_email),
+            ("zendesk_api_token", &self.zendesk_api_token),
+            ("zendesk_url", &self.zendesk_url),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| {
+            let value = value.as_ref()?;
+            Some((name.to_owned(), value.clone().unwrap_or_default()))
+        })
+        .collect()
+    }
+}
+
+/// `POST /api/v1/tenants/{tenant_id}/webhook-secret`'s optional body: the
+/// tool's own signing secret, stored instead of a generated one.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProvidedWebhookSecret {
+    pub(crate) webhook_secret: String,
 }
 
 /// `POST /api/v1/tenants/{tenant_id}/webhook-secret`: the new secret, shown
@@ -1015,6 +1267,7 @@ pub(crate) fn typescript() -> String {
         PreferencesBody::decl(&cfg),
         NewTenant::decl(&cfg),
         TenantPatch::decl(&cfg),
+        ConnectionTestBody::decl(&cfg),
         KbArticle::decl(&cfg),
         SystemInfo::decl(&cfg),
         ProcessingUpdate::decl(&cfg),
@@ -1023,6 +1276,7 @@ pub(crate) fn typescript() -> String {
         CreatedTenant::decl(&cfg),
         Tenants::decl(&cfg),
         WebhookSecret::decl(&cfg),
+        ConnectionTest::decl(&cfg),
         Upserted::decl(&cfg),
         Enhancement::decl(&cfg),
         EnhancementPage::decl(&cfg),

@@ -85,6 +85,8 @@ routes! {
     POST "/api/v1/tenants/{tenant_id}/webhook-secret" => ADMIN, tickets::rotate_webhook_secret;
     POST "/api/v1/tenants/{tenant_id}/kb-articles" => ADMIN, tickets::upsert_kb_articles;
     POST "/api/v1/tenants/{tenant_id}/inventory" => ADMIN, tickets::upsert_inventory;
+    POST "/api/v1/tenants/test-connection" => ADMIN, tickets::test_unsaved_connection;
+    POST "/api/v1/tenants/{tenant_id}/test-connection" => ADMIN, tickets::test_tenant_connection;
     GET "/api/v1/enhancements" => OPERATOR, tickets::list_enhancements;
     GET "/api/v1/enhancements/{job_id}" => OPERATOR, tickets::get_enhancement;
     GET "/api/v1/tickets/processing" => OPERATOR, tickets::get_processing;

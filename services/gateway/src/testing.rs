@@ -198,6 +198,10 @@ pub(crate) struct FakeTickets {
     pub(crate) lists: Mutex<Vec<pb::ListEnhancementsRequest>>,
     /// What `GetTenant` answers (`UpdateTenant` too).
     pub(crate) tenant: Mutex<pb::Tenant>,
+    pub(crate) connection_tests: Mutex<Vec<pb::TestConnectionRequest>>,
+    /// What `TestConnection` answers (for a tenant other than `tenant`:
+    /// `tenant_not_found`).
+    pub(crate) connection_answer: Mutex<pb::TestConnectionResult>,
 }
 
 impl FakeTickets {
@@ -228,7 +232,22 @@ impl Tickets for FakeTickets {
         req: tonic::Request<pb::CreateTenantRequest>,
     ) -> Answer<pb::CreatedTenant> {
         let r = req.into_inner();
+        // The tickets service's split: secret fields by name, the others
+        // by value.
+        let secret = |k: &str| k == "api_key" || k.ends_with("_token");
         let tenant = pb::Tenant {
+            tool_settings: r
+                .tool_fields
+                .iter()
+                .filter(|(k, v)| !secret(k) && !v.is_empty())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            secrets_set: r
+                .tool_fields
+                .iter()
+                .filter(|(k, v)| secret(k) && !v.is_empty())
+                .map(|(k, _)| k.clone())
+                .collect(),
             tenant_id: r.tenant_id.clone(),
             name: r.name.clone(),
             tool_type: r.tool_type.clone(),
@@ -275,7 +294,7 @@ impl Tickets for FakeTickets {
     }
     async fn rotate_webhook_secret(
         &self,
-        _: tonic::Request<pb::TenantRequest>,
+        _: tonic::Request<pb::RotateWebhookSecretRequest>,
     ) -> Answer<pb::RotatedWebhookSecret> {
         unimplemented()
     }
@@ -348,6 +367,27 @@ impl Tickets for FakeTickets {
         _: tonic::Request<pb::GetProcessingRequest>,
     ) -> Answer<pb::ProcessingState> {
         unimplemented()
+    }
+    async fn test_connection(
+        &self,
+        req: tonic::Request<pb::TestConnectionRequest>,
+    ) -> Answer<pb::TestConnectionResult> {
+        let r = req.into_inner();
+        let known = self.tenant.lock().unwrap().tenant_id.clone();
+        let unknown = matches!(
+            &r.target,
+            Some(pb::test_connection_request::Target::TenantId(id)) if *id != known
+        );
+        self.connection_tests.lock().unwrap().push(r);
+        if unknown {
+            return Err(csp_rpc::status(
+                csp_domain::ErrorCode::TenantNotFound,
+                "no such tenant",
+            ));
+        }
+        Ok(tonic::Response::new(
+            self.connection_answer.lock().unwrap().clone(),
+        ))
     }
 }
 

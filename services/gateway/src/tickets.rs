@@ -75,27 +75,56 @@ enum Want {
 /// requires it.
 type Member = (&'static str, Want, bool, bool);
 
-/// The members of `NewTenant`, in the order of the form.
+/// The members of `NewTenant`, in the order of the form. Which tool fields
+/// are required depends on the tool: the tickets service says (naming the
+/// field).
 const NEW_TENANT: &[Member] = &[
     ("tenant_id", Want::Text, false, true),
     ("name", Want::Text, false, true),
     ("tool_type", Want::Text, false, true),
-    ("servicedesk_url", Want::Text, false, true),
+    ("servicedesk_url", Want::Text, true, false),
     ("servicedesk_auth", Want::Text, true, false),
-    ("api_key", Want::Text, false, true),
+    ("api_key", Want::Text, true, false),
+    ("jira_url", Want::Text, true, false),
+    ("jira_email", Want::Text, true, false),
+    ("jira_api_token", Want::Text, true, false),
+    ("jira_project_key", Want::Text, true, false),
+    ("jira_issue_type", Want::Text, true, false),
+    ("zendesk_subdomain", Want::Text, true, false),
+    ("zendesk_email", Want::Text, true, false),
+    ("zendesk_api_token", Want::Text, true, false),
+    ("zendesk_url", Want::Text, true, false),
     ("kb_api_url", Want::Text, true, false),
     ("enhancement_preferences", Want::Preferences, true, false),
     ("monthly_budget_usd", Want::Usd, true, false),
 ];
+
+/// The members of `ConnectionTestBody`: those of `NewTenant` (a form sends
+/// what it would save), only `tool_type` required.
+fn connection_test_members() -> Vec<Member> {
+    NEW_TENANT
+        .iter()
+        .map(|&(name, want, nullable, _)| (name, want, nullable, name == "tool_type"))
+        .collect()
+}
 
 /// The members of `TenantPatch`.
 const TENANT_PATCH: &[Member] = &[
     ("tenant_id", Want::Text, false, false),
     ("tool_type", Want::Text, false, false),
     ("name", Want::Text, false, false),
-    ("servicedesk_url", Want::Text, false, false),
-    ("servicedesk_auth", Want::Text, false, false),
-    ("api_key", Want::Text, false, false),
+    ("servicedesk_url", Want::Text, true, false),
+    ("servicedesk_auth", Want::Text, true, false),
+    ("api_key", Want::Text, true, false),
+    ("jira_url", Want::Text, true, false),
+    ("jira_email", Want::Text, true, false),
+    ("jira_api_token", Want::Text, true, false),
+    ("jira_project_key", Want::Text, true, false),
+    ("jira_issue_type", Want::Text, true, false),
+    ("zendesk_subdomain", Want::Text, true, false),
+    ("zendesk_email", Want::Text, true, false),
+    ("zendesk_api_token", Want::Text, true, false),
+    ("zendesk_url", Want::Text, true, false),
     ("kb_api_url", Want::Text, true, false),
     ("enhancement_preferences", Want::Preferences, false, false),
     ("is_active", Want::Flag, false, false),
@@ -299,7 +328,8 @@ pub(crate) async fn list_tenants(
     }))
 }
 
-/// `POST /api/v1/tenants`. The body is never logged: it holds the API key.
+/// `POST /api/v1/tenants`. The body is never logged: it holds the tool's
+/// credential.
 pub(crate) async fn create_tenant(
     State(state): State<AppState>,
     user: AuthUser,
@@ -310,12 +340,13 @@ pub(crate) async fn create_tenant(
     let t: dto::NewTenant =
         object(&body, NEW_TENANT, true, "the tenant").map_err(invalid_tenant)?;
     let req = pb::CreateTenantRequest {
+        tool_fields: t.tool_fields(),
         tenant_id: t.tenant_id,
         name: t.name,
         tool_type: t.tool_type,
-        servicedesk_url: t.servicedesk_url,
+        servicedesk_url: t.servicedesk_url.unwrap_or_default(),
         servicedesk_auth: t.servicedesk_auth.unwrap_or_default(),
-        api_key: t.api_key,
+        api_key: t.api_key.unwrap_or_default(),
         kb_api_url: t.kb_api_url.unwrap_or_default(),
         enhancement_preferences: t.enhancement_preferences.map(preferences),
         monthly_budget_micros: t.monthly_budget_usd.map(micros),
@@ -380,6 +411,7 @@ pub(crate) async fn update_tenant(
     } else {
         None
     };
+    let tool_fields = patch.tool_fields();
     if let (Some(tool), Some(t)) = (&patch.tool_type, &current)
         && *tool != t.tool_type
     {
@@ -405,11 +437,15 @@ pub(crate) async fn update_tenant(
     let req = pb::UpdateTenantRequest {
         tenant_id,
         name: patch.name,
-        servicedesk_url: patch.servicedesk_url,
-        servicedesk_auth: patch.servicedesk_auth,
-        // "" and "[REDACTED]" keep the stored key (the service's rule too).
+        tool_type: patch.tool_type,
+        tool_fields,
+        // null: "" (removed; refused for a required field).
+        servicedesk_url: patch.servicedesk_url.map(Option::unwrap_or_default),
+        servicedesk_auth: patch.servicedesk_auth.map(Option::unwrap_or_default),
+        // null, "" and "[REDACTED]" keep the stored key (the service's rule too).
         api_key: patch
             .api_key
+            .flatten()
             .filter(|k| !k.is_empty() && k != dto::REDACTED),
         // null removes it: "" is how the API says so.
         kb_api_url: patch.kb_api_url.map(Option::unwrap_or_default),
@@ -446,21 +482,95 @@ pub(crate) async fn delete_tenant(
     Ok(Json(dto::Tenant::new(t, &public_base(&state, &headers))))
 }
 
+/// `POST /api/v1/tenants/{tenant_id}/webhook-secret`: a generated secret,
+/// or with `{"webhook_secret": "…"}` the tool's own (Zendesk generates it).
 pub(crate) async fn rotate_webhook_secret(
     State(state): State<AppState>,
     user: AuthUser,
     Path(tenant_id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<dto::WebhookSecret>, ApiError> {
+    let body = body_bytes(body)?;
+    let webhook_secret = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        // The serde error may quote the body: it is not echoed.
+        let given: dto::ProvidedWebhookSecret = serde_json::from_slice(&body)
+            .map_err(|_| invalid("The body must be {\"webhook_secret\": \"...\"} or empty."))?;
+        Some(given.webhook_secret)
+    };
     let r = state
         .tickets
         .clone()
-        .rotate_webhook_secret(state.as_user(&user, pb::TenantRequest { tenant_id }))
+        .rotate_webhook_secret(state.as_user(
+            &user,
+            pb::RotateWebhookSecretRequest {
+                tenant_id,
+                webhook_secret,
+            },
+        ))
         .await
         .map_err(rpc)?
         .into_inner();
     Ok(Json(dto::WebhookSecret {
         webhook_secret: r.webhook_secret,
         previous_valid_until: r.previous_valid_until,
+    }))
+}
+
+/// `POST /api/v1/tenants/{tenant_id}/test-connection`: the saved tenant's
+/// settings against its tool.
+pub(crate) async fn test_tenant_connection(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(tenant_id): Path<String>,
+) -> Result<Json<dto::ConnectionTest>, ApiError> {
+    use pb::test_connection_request::Target;
+    test_connection(&state, &user, Target::TenantId(tenant_id)).await
+}
+
+/// `POST /api/v1/tenants/test-connection`: settings not saved yet (a
+/// create's body; only `tool_type` and the tool fields are used). The body
+/// is never logged: it holds the tool's credential.
+pub(crate) async fn test_unsaved_connection(
+    State(state): State<AppState>,
+    user: AuthUser,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<dto::ConnectionTest>, ApiError> {
+    use pb::test_connection_request::Target;
+    let body = body_bytes(body)?;
+    let t: dto::ConnectionTestBody =
+        object(&body, &connection_test_members(), true, "the tenant").map_err(invalid_tenant)?;
+    let settings = pb::ConnectionSettings {
+        tool_fields: t.tool_fields(),
+        tool_type: t.tool_type,
+        servicedesk_url: t.servicedesk_url.unwrap_or_default(),
+        servicedesk_auth: t.servicedesk_auth.unwrap_or_default(),
+        api_key: t.api_key.unwrap_or_default(),
+    };
+    test_connection(&state, &user, Target::Settings(settings)).await
+}
+
+async fn test_connection(
+    state: &AppState,
+    user: &AuthUser,
+    target: pb::test_connection_request::Target,
+) -> Result<Json<dto::ConnectionTest>, ApiError> {
+    let r = state
+        .tickets
+        .clone()
+        .test_connection(state.as_user(
+            user,
+            pb::TestConnectionRequest {
+                target: Some(target),
+            },
+        ))
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    Ok(Json(dto::ConnectionTest {
+        ok: r.ok,
+        reason: (!r.ok).then_some(r.reason),
     }))
 }
 
@@ -860,6 +970,277 @@ mod tests {
             assert!(message.starts_with(want), "{want}: {message}");
         }
         assert_eq!(fake.updates.lock().unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_jira_tenant_sends_its_fields_and_is_shown_without_its_token() {
+        let (fake, addr) = FakeTickets::serve().await;
+        let gw = gateway_with(Some(addr), Some("https://csp.example")).await;
+        let body = json!({
+            "tenant_id": "globex", "name": "Globex", "tool_type": "jira",
+            "jira_url": "https://globex.atlassian.net", "jira_email": "bot@globex.example",
+            "jira_api_token": "jira-token-secret-42", "jira_project_key": "OPS",
+            "jira_issue_type": null, "zendesk_url": "", "servicedesk_url": null,
+        });
+        let req = json_request(Method::POST, "/api/v1/tenants", gw.token(Role::Admin), body);
+        let (status, _, answer) = call(&gw.app, req).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        {
+            let sent = &fake.creates.lock().unwrap()[0];
+            assert_eq!(sent.tool_type, "jira");
+            assert_eq!(
+                sent.tool_fields,
+                HashMap::from([
+                    (
+                        "jira_url".to_owned(),
+                        "https://globex.atlassian.net".to_owned()
+                    ),
+                    ("jira_email".to_owned(), "bot@globex.example".to_owned()),
+                    (
+                        "jira_api_token".to_owned(),
+                        "jira-token-secret-42".to_owned()
+                    ),
+                    ("jira_project_key".to_owned(), "OPS".to_owned()),
+                    ("zendesk_url".to_owned(), String::new()),
+                ])
+            );
+            assert_eq!(
+                (sent.servicedesk_url.as_str(), sent.api_key.as_str()),
+                ("", "")
+            );
+        }
+        assert_eq!(answer["jira_url"], "https://globex.atlassian.net");
+        assert_eq!(answer["jira_email"], "bot@globex.example");
+        assert_eq!(answer["jira_project_key"], "OPS");
+        assert_eq!(answer["jira_api_token"], "[REDACTED]");
+        assert_eq!(answer["jira_issue_type"], Value::Null);
+        for other in [
+            "servicedesk_url",
+            "api_key",
+            "zendesk_subdomain",
+            "zendesk_api_token",
+        ] {
+            assert_eq!(answer[other], Value::Null, "{other}");
+        }
+        assert_eq!(
+            answer["webhook_url"],
+            "https://csp.example/webhook/jira/globex"
+        );
+        assert!(!answer.to_string().contains("jira-token-secret-42"));
+        // A tool field of the wrong type is named like any other member.
+        let req = json_request(
+            Method::POST,
+            "/api/v1/tenants",
+            gw.token(Role::Admin),
+            json!({"tenant_id": "x1", "name": "X", "tool_type": "zendesk", "zendesk_subdomain": 7}),
+        );
+        let (status, _, answer) = call(&gw.app, req).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            error(&answer),
+            (
+                "invalid_tenant",
+                "zendesk_subdomain must be a string or null"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn a_patch_sends_the_other_tools_fields_as_tool_fields() {
+        let (fake, addr) = FakeTickets::serve().await;
+        let gw = gateway_with(Some(addr), None).await;
+        *fake.tenant.lock().unwrap() = pb::Tenant {
+            tenant_id: "globex".into(),
+            tool_type: "zendesk".into(),
+            tool_settings: HashMap::from([
+                ("zendesk_subdomain".to_owned(), "globex".to_owned()),
+                ("zendesk_email".to_owned(), "bot@globex.example".to_owned()),
+            ]),
+            secrets_set: vec!["zendesk_api_token".into()],
+            ..Default::default()
+        };
+        let req = json_request(
+            Method::PATCH,
+            "/api/v1/tenants/globex",
+            gw.token(Role::Admin),
+            // Sent back as read, with one change: the token and the other
+            // tools' nulls stay as they were.
+            json!({
+                "tenant_id": "globex", "tool_type": "zendesk", "zendesk_subdomain": "globex2",
+                "zendesk_api_token": "[REDACTED]", "zendesk_url": null,
+                "servicedesk_url": null, "api_key": null,
+            }),
+        );
+        let (status, _, answer) = call(&gw.app, req).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["zendesk_subdomain"], "globex");
+        assert_eq!(answer["zendesk_api_token"], "[REDACTED]");
+        assert_eq!(answer["servicedesk_auth"], Value::Null);
+        let sent = fake.updates.lock().unwrap()[0].clone();
+        assert_eq!(
+            sent.tool_fields,
+            HashMap::from([
+                ("zendesk_subdomain".to_owned(), "globex2".to_owned()),
+                ("zendesk_api_token".to_owned(), "[REDACTED]".to_owned()),
+                ("zendesk_url".to_owned(), String::new()),
+            ])
+        );
+        assert_eq!(sent.tool_type.as_deref(), Some("zendesk"));
+        assert_eq!(sent.servicedesk_url.as_deref(), Some(""));
+        assert_eq!(sent.api_key, None);
+    }
+
+    fn post(path: &str, token: Option<&str>, body: Value) -> http::Request<axum::body::Body> {
+        let mut req = http::Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::HOST, "csp.example:8080");
+        if let Some(t) = token {
+            req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        req.body(axum::body::Body::from(body.to_string())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_saved_tenants_connection_is_tested_by_the_service() {
+        let (fake, addr) = FakeTickets::serve().await;
+        let gw = gateway_with(Some(addr), None).await;
+        fake.tenant.lock().unwrap().tenant_id = "acme".into();
+        *fake.connection_answer.lock().unwrap() = pb::TestConnectionResult {
+            ok: true,
+            reason: String::new(),
+        };
+        let admin = gw.token(Role::Admin);
+        let path = "/api/v1/tenants/acme/test-connection";
+        let (status, _, answer) = call(&gw.app, post(path, Some(admin), json!(null))).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer, json!({"ok": true}));
+        assert_eq!(
+            fake.connection_tests.lock().unwrap()[0].target,
+            Some(pb::test_connection_request::Target::TenantId("acme".into()))
+        );
+        *fake.connection_answer.lock().unwrap() = pb::TestConnectionResult {
+            ok: false,
+            reason: "ServiceDesk Plus rejected the API key or token".into(),
+        };
+        let (status, _, answer) = call(&gw.app, post(path, Some(admin), json!(null))).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            answer,
+            json!({"ok": false, "reason": "ServiceDesk Plus rejected the API key or token"})
+        );
+        // An unknown tenant: 404, like every tenant route.
+        let (status, _, answer) = call(
+            &gw.app,
+            post(
+                "/api/v1/tenants/nobody/test-connection",
+                Some(admin),
+                json!(null),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(error(&answer).0, "tenant_not_found");
+    }
+
+    #[tokio::test]
+    async fn unsaved_settings_are_tested_with_only_the_tool_fields() {
+        let (fake, addr) = FakeTickets::serve().await;
+        let gw = gateway_with(Some(addr), None).await;
+        *fake.connection_answer.lock().unwrap() = pb::TestConnectionResult {
+            ok: false,
+            reason: "jira_project_key must be ...".into(),
+        };
+        let admin = gw.token(Role::Admin);
+        let path = "/api/v1/tenants/test-connection";
+        // A create form's body as it stands, before its first save.
+        let body = json!({
+            "tenant_id": "globex", "name": "Globex", "tool_type": "jira",
+            "jira_url": "https://globex.atlassian.net", "jira_email": "bot@globex.example",
+            "jira_api_token": "jira-token-secret-42", "jira_project_key": "ops",
+            "enhancement_preferences": {"max_words": 200}, "monthly_budget_usd": null,
+        });
+        let (status, _, answer) = call(&gw.app, post(path, Some(admin), body)).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(
+            answer,
+            json!({"ok": false, "reason": "jira_project_key must be ..."})
+        );
+        let sent = fake.connection_tests.lock().unwrap()[0].clone();
+        let Some(pb::test_connection_request::Target::Settings(settings)) = sent.target else {
+            panic!("{sent:?}")
+        };
+        assert_eq!(settings.tool_type, "jira");
+        assert_eq!(
+            settings.tool_fields["jira_api_token"],
+            "jira-token-secret-42"
+        );
+        assert_eq!(settings.tool_fields["jira_project_key"], "ops");
+        assert_eq!(settings.tool_fields.len(), 4);
+        // The JSON's shape is checked here, before anything is sent.
+        for (body, want) in [
+            (
+                json!({"jira_url": "https://x.example"}),
+                "tool_type is required",
+            ),
+            (
+                json!({"tool_type": "jira", "jira_token": "t"}),
+                "jira_token is not a known field",
+            ),
+            (
+                json!({"tool_type": "jira", "jira_api_token": 42}),
+                "jira_api_token must be a string or null",
+            ),
+            (json!("jira"), "Send the tenant as a JSON object"),
+        ] {
+            let (status, _, answer) = call(&gw.app, post(path, Some(admin), body)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{want}");
+            let (code, message) = error(&answer);
+            assert_eq!(code, "invalid_tenant");
+            assert!(message.starts_with(want), "{want}: {message}");
+        }
+        assert_eq!(fake.connection_tests.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn connection_tests_are_for_admins_from_csps_own_pages() {
+        let (fake, addr) = FakeTickets::serve().await;
+        let gw = gateway_with(Some(addr), None).await;
+        fake.tenant.lock().unwrap().tenant_id = "acme".into();
+        let body = json!({"tool_type": "servicedesk_plus"});
+        for path in [
+            "/api/v1/tenants/acme/test-connection",
+            "/api/v1/tenants/test-connection",
+        ] {
+            let (status, _, answer) = call(&gw.app, post(path, None, body.clone())).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}: {answer}");
+            for role in [Role::User, Role::Operator] {
+                let (status, _, answer) =
+                    call(&gw.app, post(path, Some(gw.token(role)), body.clone())).await;
+                assert_eq!(status, StatusCode::FORBIDDEN, "{path} as {role}: {answer}");
+            }
+            // The admin's cookie from another site's page: refused as every
+            // state-changing request is; from csp's own page: answered.
+            for (origin, want) in [
+                ("https://evil.example", StatusCode::FORBIDDEN),
+                ("http://csp.example:8080", StatusCode::OK),
+            ] {
+                let mut req = post(path, None, body.clone());
+                let cookie = format!("csp_token={}", gw.token(Role::Admin));
+                req.headers_mut()
+                    .insert(http::header::COOKIE, cookie.parse().unwrap());
+                req.headers_mut()
+                    .insert(http::header::ORIGIN, origin.parse().unwrap());
+                let (status, _, answer) = call(&gw.app, req).await;
+                assert_eq!(status, want, "{path} from {origin}: {answer}");
+            }
+        }
+        assert_eq!(
+            fake.connection_tests.lock().unwrap().len(),
+            2,
+            "only the admin's own-page requests reached the service"
+        );
     }
 
     #[tokio::test]

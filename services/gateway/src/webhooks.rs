@@ -31,15 +31,19 @@ use tracing::Instrument;
 pub(crate) const MAX_BODY_BYTES: usize = 256 * 1024;
 /// The longest header value passed on; longer ones are cut.
 pub(crate) const MAX_HEADER_BYTES: usize = 1024;
-/// The headers that verification may need (this connector's and the next
-/// ones'), by their lower-case names; no other header is passed on.
-pub(crate) const FORWARDED_HEADERS: [&str; 6] = [
+/// The headers that verification may need, by their lower-case names:
+/// ServiceDesk Plus' (csp's own scheme), Jira's (`X-Hub-Signature`, and the
+/// delivery id that recognises a repeated delivery) and Zendesk's. No other
+/// header is passed on. Which tool a path names is the tickets service's to
+/// decide: the gateway keeps no list of tools.
+pub(crate) const FORWARDED_HEADERS: [&str; 7] = [
     "x-servicedesk-timestamp",
     "x-servicedesk-signature",
     "x-hub-signature",
     "x-atlassian-webhook-identifier",
     "x-zendesk-webhook-signature",
     "x-zendesk-webhook-signature-timestamp",
+    "x-zendesk-webhook-invocation-id",
 ];
 /// The tool of the seed's paths (`/webhook/servicedesk`).
 const SEED_TOOL: &str = "servicedesk_plus";
@@ -392,6 +396,83 @@ mod forwarding {
         let auth = d.metadata.get("authorization").unwrap().to_str().unwrap();
         assert!(auth.starts_with("Bearer "), "{auth}");
         assert!(!auth.contains("not-a-token"));
+    }
+
+    #[tokio::test]
+    async fn jira_and_zendesk_deliveries_reach_the_service_with_their_headers() {
+        let (fake, addr) = FakeTickets::serve().await;
+        let gw = gateway_with(Some(addr), None).await;
+        let jira = || {
+            post("/webhook/jira/acme")
+                .header("X-Hub-Signature", "sha256=0a1b")
+                .header(
+                    "X-Atlassian-Webhook-Identifier",
+                    "5f1c2d3e-0000-4000-8000-000000000001",
+                )
+                .header("X-ServiceDesk-Signature", "not jira's, passed on anyway")
+                .header("x-unrelated", "not forwarded")
+        };
+        let zendesk = || {
+            post("/webhook/zendesk/acme")
+                .header("X-Zendesk-Webhook-Signature", "c2lnbmF0dXJl")
+                .header(
+                    "X-Zendesk-Webhook-Signature-Timestamp",
+                    "2026-01-31T12:00:00Z",
+                )
+                .header("authorization", "Basic bm90LWZvcndhcmRlZA==")
+        };
+        let resolved = |b: http::request::Builder| {
+            let uri = format!("{}/resolved", b.uri_ref().unwrap());
+            b.uri(uri)
+        };
+        for req in [jira(), resolved(jira()), zendesk(), resolved(zendesk())] {
+            let req = req.body(Body::from(b"{}".to_vec())).unwrap();
+            let (status, _, answer) = call(&gw.app, req).await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+        }
+        let seen = fake.deliveries.lock().unwrap();
+        type Forwarded<'a> = (&'a str, &'a str, i32, Vec<(&'a str, &'a str)>);
+        let got: Vec<Forwarded<'_>> = seen
+            .iter()
+            .map(|d| {
+                let d = &d.delivery;
+                let mut headers: Vec<(&str, &str)> = d
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                headers.sort_unstable();
+                (d.tool_type.as_str(), d.tenant_id.as_str(), d.kind, headers)
+            })
+            .collect();
+        let (new, resolved) = (
+            pb::WebhookKind::New as i32,
+            pb::WebhookKind::Resolved as i32,
+        );
+        let jira_headers = vec![
+            (
+                "x-atlassian-webhook-identifier",
+                "5f1c2d3e-0000-4000-8000-000000000001",
+            ),
+            ("x-hub-signature", "sha256=0a1b"),
+            ("x-servicedesk-signature", "not jira's, passed on anyway"),
+        ];
+        let zendesk_headers = vec![
+            ("x-zendesk-webhook-signature", "c2lnbmF0dXJl"),
+            (
+                "x-zendesk-webhook-signature-timestamp",
+                "2026-01-31T12:00:00Z",
+            ),
+        ];
+        assert_eq!(
+            got,
+            [
+                ("jira", "acme", new, jira_headers.clone()),
+                ("jira", "acme", resolved, jira_headers),
+                ("zendesk", "acme", new, zendesk_headers.clone()),
+                ("zendesk", "acme", resolved, zendesk_headers),
+            ]
+        );
     }
 
     #[tokio::test]

@@ -3,11 +3,12 @@
 //! why not), post the note once, finish the job.
 //!
 //! Failures are of two kinds: [`Failure::Retry`] (a backend did not answer:
-//! the store, ServiceDesk Plus after its own retries, the attempt's 120 s)
-//! and [`Failure::Fatal`] (nothing later can fix it: an inactive tenant, a
-//! 4xx from ServiceDesk Plus, bad settings). A fatal failure, or a retryable
-//! one on the job's last attempt, is written to the store as `failed`
-//! *before* the handler answers the loop, and the message is dead-lettered.
+//! the store, the ticketing tool after its client's own retries, the
+//! attempt's 120 s) and [`Failure::Fatal`] (nothing later can fix it: an
+//! inactive tenant, a tool csp has no connector for, a 4xx from the tool,
+//! bad settings). A fatal failure, or a retryable one on the job's last
+//! attempt, is written to the store as `failed` *before* the handler answers
+//! the loop, and the message is dead-lettered.
 //! The model failing is neither: the note carries the context without
 //! analysis and the job completes, with the reason kept.
 
@@ -27,7 +28,7 @@ use csp_http::HttpClient;
 use csp_secrets::Keyring;
 use csp_store::{EnhancementRecord, Outcome, TenantRecord};
 use csp_ticketing::JobMarker;
-use csp_ticketing::servicedesk::{RetryPolicy, SdpClient};
+use csp_ticketing::connector::{ClientOptions, PostedNote, RetryPolicy, ToolType};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 use tracing::{Instrument, field};
@@ -36,11 +37,9 @@ use crate::fairness::{Fairness, OnePerJob, defer_delay};
 use crate::message::Queued;
 use crate::metrics::{self, Active, SuccessRate};
 use crate::sources::{KbApi, StoreHistory, StoreInventory, TenantKb};
-use crate::tenant::{self, Credential, Preferences, Settings};
+use crate::tenant::{self, Preferences, Settings};
 use crate::{Config, Stores};
 
-/// The only tool a tenant can have today.
-const SERVICEDESK_PLUS: &str = "servicedesk_plus";
 /// Tries of the final write of a job, a second apart and then two: a store
 /// blip must not leave a job the queue gives up on `processing`.
 const FINISH_TRIES: u32 = 3;
@@ -64,7 +63,7 @@ pub(crate) struct Jobs {
     kb_api_timeout: Duration,
     kb_cache_ttl: Duration,
     kb_stale_ttl: Duration,
-    sdp_retry: RetryPolicy,
+    tool_retry: RetryPolicy,
 }
 
 /// Why an attempt did not complete.
@@ -111,7 +110,7 @@ impl Jobs {
             kb_api_timeout: config.kb_api_timeout,
             kb_cache_ttl: config.kb_cache_ttl,
             kb_stale_ttl: config.kb_stale_ttl,
-            sdp_retry: config.sdp_retry,
+            tool_retry: config.tool_retry,
         }
     }
 
@@ -297,12 +296,7 @@ impl Jobs {
             Ok(None) => return Err(Failure::Fatal("tenant not found".into())),
             Err(e) => return Err(Failure::Retry(format!("cannot read the tenant: {e}"))),
         };
-        if tenant.tool_type != SERVICEDESK_PLUS {
-            return Err(Failure::Fatal(format!(
-                "tool_type {:?} has no connector",
-                tenant.tool_type
-            )));
-        }
+        let tool = ToolType::parse(&tenant.tool_type).map_err(|e| Failure::Fatal(e.to_string()))?;
         let settings: Settings =
             tenant::read(&tenant.settings, "settings").map_err(Failure::Fatal)?;
         let prefs: Preferences =
@@ -352,7 +346,7 @@ impl Jobs {
         progress.note_markdown = Some(note.markdown.clone());
 
         let posted = self
-            .post(&tenant, &settings, record, &note.body, prefs.note_format)
+            .post(&tenant, tool, record, &note.body, prefs.note_format)
             .instrument(tracing::info_span!("ticket_update"))
             .await;
         match posted {
@@ -495,42 +489,45 @@ impl Jobs {
         }
     }
 
+    /// Posts the note once through the tenant's tool's connector.
     async fn post(
         &self,
         tenant: &TenantRecord,
-        settings: &Settings,
+        tool: ToolType,
         record: &EnhancementRecord,
         body: &str,
         format: csp_domain::NoteFormat,
-    ) -> Result<csp_ticketing::servicedesk::PostedNote, Failure> {
-        let url = settings
-            .servicedesk_url
-            .as_deref()
-            .filter(|u| !u.trim().is_empty())
-            .ok_or_else(|| Failure::Fatal("the tenant has no servicedesk_url".into()))?;
-        let auth = tenant::sdp_auth(
+    ) -> Result<PostedNote, Failure> {
+        let settings = tenant::tool_settings(
             tenant,
-            settings,
+            tool,
             self.stores.secrets.as_ref(),
             self.keyring.as_ref(),
         )
         .await
-        .map_err(|e| match e {
-            Credential::Store(e) => {
-                Failure::Retry(format!("cannot read the tenant's api_key: {e}"))
+        .map_err(|e| {
+            if e.is_retryable() {
+                Failure::Retry(e.to_string())
+            } else {
+                Failure::Fatal(e.to_string())
             }
-            Credential::Invalid(e) => Failure::Fatal(e),
         })?;
-        let client = SdpClient::new(self.http.clone(), url, auth)
-            .map_err(|e| Failure::Fatal(e.to_string()))?
-            .with_retry(self.sdp_retry);
+        let options = ClientOptions {
+            retry: self.tool_retry,
+            ..ClientOptions::default()
+        };
+        let client = csp_ticketing::registry::connector(tool)
+            .client(self.http.clone(), &settings, options)
+            .map_err(|e| {
+                Failure::Fatal(format!("invalid {} settings: {e}", tool.display_name()))
+            })?;
         let marker = JobMarker::new(&record.job_id.to_string())
             .map_err(|e| Failure::Fatal(e.to_string()))?;
         client
             .post_note_once(&record.ticket_id, &marker, body, format)
             .await
             .map_err(|e| {
-                let reason = format!("posting the note to ServiceDesk Plus failed: {e}");
+                let reason = format!("posting the note to {} failed: {e}", tool.display_name());
                 if e.is_retryable() {
                     Failure::Retry(reason)
                 } else {

@@ -42,7 +42,7 @@ pub use error::Error;
 pub use metrics::{
     ACTIVE_COUNT, DURATION_SECONDS, REQUESTS_TOTAL, SUCCESS_RATE, SUCCESS_WINDOW, describe,
 };
-pub use tenant::{API_KEY, Preferences, Settings};
+pub use tenant::{Preferences, Settings, ToolSettingsError, tool_settings};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,7 +55,7 @@ use csp_enhance::{CallOptions, GatherTimeouts, ProviderConfig, Synthesizer};
 use csp_http::HttpClient;
 use csp_secrets::Keyring;
 use csp_store::{ContextStore, EnhancementStore, SecretStore, Store, TenantStore};
-use csp_ticketing::servicedesk::RetryPolicy;
+use csp_ticketing::connector::RetryPolicy;
 use tokio_util::sync::CancellationToken;
 
 /// How the worker runs. [`Config::default`] is the contract.
@@ -92,9 +92,11 @@ pub struct Config {
     pub provider: Option<ProviderConfig>,
     /// Per model call: 30 s, one retry, the price table.
     pub model_call: CallOptions,
-    /// ServiceDesk Plus calls: 3 attempts (0.5 s, 1 s) on 5xx and timeouts.
-    pub sdp_retry: RetryPolicy,
-    /// Opens tenants' sealed `api_key` (`CSP_SECRET_KEY`).
+    /// Calls to a tenant's ticketing tool: 3 attempts (0.5 s, 1 s) on 5xx
+    /// and timeouts.
+    pub tool_retry: RetryPolicy,
+    /// Opens the sealed secret settings of tenants' tools, such as
+    /// ServiceDesk Plus' `api_key` (`CSP_SECRET_KEY`).
     pub keyring: Option<Keyring>,
     /// The queue topic and group ([`csp_domain::ENHANCE_TOPIC`], [`csp_domain::ENHANCE_GROUP`]).
     pub topic: String,
@@ -126,7 +128,7 @@ impl Default for Config {
             pause_poll: Duration::from_secs(2),
             provider: None,
             model_call: CallOptions::default(),
-            sdp_retry: RetryPolicy::default(),
+            tool_retry: RetryPolicy::default(),
             keyring: None,
             topic: csp_domain::ENHANCE_TOPIC.to_owned(),
             group: csp_domain::ENHANCE_GROUP.to_owned(),

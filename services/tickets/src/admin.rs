@@ -1,22 +1,33 @@
 //! Tenant administration and context uploads: checks (`tenants.rs`,
 //! `context.rs`), sealing, the store, the audit row, and the config
-//! cache's invalidation, in that order.
+//! cache's invalidation, in that order; and the connection test of a
+//! tenant's tool, saved or not.
 
 use crate::Clock;
 use crate::audit::Auditor;
 use crate::configs::Configs;
 use crate::tenants::{
-    self, API_KEY, Preferences, Settings, WEBHOOK_SECRET, WEBHOOK_SECRET_GRACE,
+    self, API_KEY, Current, Preferences, ServiceDeskAuth, WEBHOOK_SECRET, WEBHOOK_SECRET_GRACE,
     WEBHOOK_SECRET_PREVIOUS,
 };
 use csp_domain::{AuditStatus, ErrorCode, TenantId, UserId};
+use csp_http::{HttpClient, Limits};
 use csp_proto::v1 as pb;
 use csp_rpc::{status, status_with_message};
 use csp_secrets::{Keyring, Sealed};
 use csp_store::{NewTenant, Owner, SecretChange, Store, StoredSecret, TenantRecord, TenantUpdate};
+use csp_ticketing::connector::{self, ClientOptions, FailureKind, ToolType};
+use csp_ticketing::registry::connector;
 use secrecy::ExposeSecret;
 use std::sync::Arc;
+use std::time::Duration;
 use tonic::Status;
+
+/// A connection test's call: an admin waits for it, so shorter than a
+/// worker's 30 s.
+const TEST_CALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// The longest a connection test may take, whatever its connector does.
+const TEST_CONNECTION_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub(crate) struct Admin {
     pub(crate) store: Arc<dyn Store>,
@@ -24,6 +35,8 @@ pub(crate) struct Admin {
     pub(crate) keyring: Option<Keyring>,
     pub(crate) audit: Auditor,
     pub(crate) clock: Arc<dyn Clock>,
+    /// For connection tests.
+    pub(crate) http: HttpClient,
 }
 
 fn invalid(message: String) -> Status {
@@ -71,13 +84,19 @@ impl Admin {
         })
     }
 
-    async fn view(&self, r: TenantRecord) -> Result<pb::Tenant, Status> {
+    /// The names of the tenant's sealed secrets (never their values).
+    async fn secret_names(&self, id: &TenantId) -> Result<Vec<String>, Status> {
         let secrets = self
             .store
-            .secrets(&Owner::tenant(r.tenant_id.as_str()))
+            .secrets(&Owner::tenant(id.as_str()))
             .await
             .map_err(store_error)?;
-        Ok(to_proto(r, secrets.iter().any(|s| s.key == API_KEY)))
+        Ok(secrets.into_iter().map(|s| s.key).collect())
+    }
+
+    async fn view(&self, r: TenantRecord) -> Result<pb::Tenant, Status> {
+        let secrets = self.secret_names(&r.tenant_id).await?;
+        Ok(to_proto(r, &secrets))
     }
 
     async fn record(&self, id: &TenantId) -> Result<TenantRecord, Status> {
@@ -95,18 +114,40 @@ impl Admin {
     ) -> Result<pb::CreatedTenant, Status> {
         let input = tenants::check_create(&r).map_err(invalid)?;
         let webhook_secret = csp_auth::generate_secret();
-        let secrets = vec![
-            self.seal(API_KEY, input.api_key.expose_secret())?,
-            self.seal(WEBHOOK_SECRET, webhook_secret.expose_secret())?,
-        ];
+        let mut secrets = Vec::new();
+        for (name, value) in &input.tool.secrets {
+            secrets.push(self.seal(name, value.expose_secret())?);
+        }
+        secrets.push(self.seal(WEBHOOK_SECRET, webhook_secret.expose_secret())?);
+        let secret_names: Vec<String> = secrets.iter().map(|s| s.key.clone()).collect();
         let id = input.tenant_id.clone();
+        // Field names for the audit row: the tool's that are set, in the
+        // order of the form.
+        let mut fields = vec!["name", "tool_type"];
+        fields.extend(
+            connector(input.tool.tool)
+                .fields()
+                .iter()
+                .map(|f| f.name)
+                .filter(|n| {
+                    input.tool.values.contains_key(n) || input.tool.secrets.contains_key(n)
+                }),
+        );
+        fields.extend(["webhook_secret", "enhancement_preferences"]);
+        if input.kb_api_url.is_some() {
+            fields.push("kb_api_url");
+        }
+        if input.monthly_budget_micros.is_some() {
+            fields.push("monthly_budget_micros");
+        }
+        let settings = input.settings_json();
         let record = self
             .store
             .create_tenant(NewTenant {
                 tenant_id: input.tenant_id,
                 name: input.name,
-                tool_type: tenants::TOOL_TYPE.to_owned(),
-                settings: input.settings.to_json(),
+                tool_type: input.tool.tool.as_str().to_owned(),
+                settings,
                 preferences: serde_json::to_value(&input.preferences).expect("preferences"),
                 monthly_budget_micros: input.monthly_budget_micros,
                 secrets,
@@ -119,26 +160,11 @@ impl Admin {
                 ),
                 e => store_error(e),
             })?;
-        let mut fields = vec![
-            "name",
-            "tool_type",
-            "servicedesk_url",
-            "servicedesk_auth",
-            "api_key",
-            "webhook_secret",
-            "enhancement_preferences",
-        ];
-        if !r.kb_api_url.is_empty() {
-            fields.push("kb_api_url");
-        }
-        if r.monthly_budget_micros.is_some() {
-            fields.push("monthly_budget_micros");
-        }
         self.audited(actor, "tenant.create", &id, &fields);
         self.configs.changed(&id).await;
         tracing::info!(tenant_id = %id, operation = "tenant.create", status = "created", "tenant created");
         Ok(pb::CreatedTenant {
-            tenant: Some(to_proto(record, true)),
+            tenant: Some(to_proto(record, &secret_names)),
             webhook_secret: webhook_secret.expose_secret().to_owned(),
         })
     }
@@ -165,11 +191,20 @@ impl Admin {
     ) -> Result<pb::Tenant, Status> {
         let id = tenant_id(&r.tenant_id)?;
         let current = self.record(&id).await?;
-        let input = tenants::check_update(&r, &Settings::from_stored(&current.settings))
-            .map_err(invalid)?;
+        let tool = stored_tool(&current)?;
+        let secret_names = self.secret_names(&id).await?;
+        let input = tenants::check_update(
+            &r,
+            &Current {
+                tool,
+                settings: &current.settings,
+                secrets: &secret_names,
+            },
+        )
+        .map_err(invalid)?;
         let mut secrets = Vec::new();
-        if let Some(key) = &input.api_key {
-            secrets.push(SecretChange::Set(self.seal(API_KEY, key.expose_secret())?));
+        for (name, value) in &input.secrets {
+            secrets.push(SecretChange::Set(self.seal(name, value.expose_secret())?));
         }
         let record = self
             .store
@@ -177,7 +212,7 @@ impl Admin {
                 &id,
                 TenantUpdate {
                     name: input.name,
-                    settings: input.settings.as_ref().map(Settings::to_json),
+                    settings: input.settings,
                     preferences: input
                         .preferences
                         .as_ref()
@@ -227,16 +262,24 @@ impl Admin {
         self.view(record).await
     }
 
-    /// A new webhook secret; the current one becomes the previous one
-    /// (moved sealed, never opened) and stays valid for the grace period.
+    /// A new webhook secret (`provided`, or generated); the current one
+    /// becomes the previous one (moved sealed, never opened) and stays
+    /// valid for the grace period.
     pub(crate) async fn rotate(
         &self,
         id: &str,
+        provided: Option<&str>,
         actor: Option<UserId>,
     ) -> Result<pb::RotatedWebhookSecret, Status> {
         let id = tenant_id(id)?;
+        if let Some(p) = provided {
+            crate::tenants::check_webhook_secret(p).map_err(invalid)?;
+        }
         self.record(&id).await?;
-        let secret = csp_auth::generate_secret();
+        let secret = match provided {
+            Some(p) => secrecy::SecretString::from(p.to_owned()),
+            None => csp_auth::generate_secret(),
+        };
         let mut changes = vec![SecretChange::Set(
             self.seal(WEBHOOK_SECRET, secret.expose_secret())?,
         )];
@@ -276,9 +319,157 @@ impl Admin {
         self.configs.changed(&id).await;
         tracing::info!(tenant_id = %id, operation = "tenant.rotate_webhook_secret", status = "rotated", "webhook secret rotated");
         Ok(pb::RotatedWebhookSecret {
-            webhook_secret: secret.expose_secret().to_owned(),
+            // A secret the admin brought is not sent back.
+            webhook_secret: match provided {
+                Some(_) => crate::tenants::REDACTED.to_owned(),
+                None => secret.expose_secret().to_owned(),
+            },
             previous_valid_until: rfc3339(now + WEBHOOK_SECRET_GRACE),
         })
+    }
+
+    /// Tries the tool with a saved tenant's settings or with settings not
+    /// saved yet. A configuration that does not validate, a tool that
+    /// refuses or cannot be reached: `ok: false` and why, never with a
+    /// credential in it.
+    pub(crate) async fn test_connection(
+        &self,
+        r: pb::TestConnectionRequest,
+        actor: Option<UserId>,
+    ) -> Result<pb::TestConnectionResult, Status> {
+        use pb::test_connection_request::Target;
+        let (subject, outcome) = match r.target {
+            None => {
+                return Err(status_with_message(
+                    ErrorCode::InvalidRequest,
+                    "Send the tenant_id of a saved tenant or the settings to test.",
+                ));
+            }
+            Some(Target::TenantId(id)) => {
+                let id = tenant_id(&id)?;
+                let record = self.record(&id).await?;
+                let subject = serde_json::json!({"tenant_id": id.as_str()});
+                let outcome = match ToolType::parse(&record.tool_type) {
+                    Ok(tool) => {
+                        let settings = self.stored_settings(&record, tool).await?;
+                        self.try_tool(tool, &settings).await
+                    }
+                    Err(e) => Err((FailureKind::Other, e.to_string())),
+                };
+                (subject, outcome)
+            }
+            Some(Target::Settings(s)) => {
+                let subject = serde_json::json!({"tool_type": tenants::shown(s.tool_type.trim())});
+                let outcome = match tenants::check_connection_settings(&s) {
+                    Ok(config) => self.try_tool(config.tool, &config.settings()).await,
+                    Err(message) => Err((
+                        FailureKind::Other,
+                        without_secrets(message, &sent_secrets(&s)),
+                    )),
+                };
+                (subject, outcome)
+            }
+        };
+        let (ok, reason, kind) = match outcome {
+            Ok(()) => (true, String::new(), None),
+            Err((kind, reason)) => (false, reason, Some(kind)),
+        };
+        let mut details = subject;
+        details["ok"] = ok.into();
+        tracing::info!(
+            operation = "tenant.test_connection",
+            subject = %details,
+            failure = ?kind,
+            status = if ok { "ok" } else { "failed" },
+            "connection tested"
+        );
+        self.audit.record(
+            actor,
+            "tenant.test_connection",
+            details,
+            if ok {
+                AuditStatus::Success
+            } else {
+                AuditStatus::Error
+            },
+        );
+        Ok(pb::TestConnectionResult { ok, reason })
+    }
+
+    /// A saved tenant's settings for its tool: the stored plain values and
+    /// its secret fields opened (nothing else of its secrets).
+    async fn stored_settings(
+        &self,
+        record: &TenantRecord,
+        tool: ToolType,
+    ) -> Result<connector::Settings, Status> {
+        let mut settings = connector::Settings {
+            values: tenants::stored_values(tool, &record.settings)
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+            ..Default::default()
+        };
+        let sealed = self
+            .store
+            .secrets(&Owner::tenant(record.tenant_id.as_str()))
+            .await
+            .map_err(store_error)?;
+        for field in connector(tool).fields().iter().filter(|f| f.secret) {
+            let Some(s) = sealed.iter().find(|s| s.key == field.name) else {
+                continue;
+            };
+            let plain = self
+                .keyring()?
+                .open(&Sealed {
+                    token: s.encrypted_value.clone(),
+                    key_version: s.encryption_key_version.clone(),
+                })
+                .map_err(|e| {
+                    tracing::error!(tenant_id = %record.tenant_id, field = field.name, error = %e, "a tenant secret cannot be opened");
+                    status_with_message(
+                        ErrorCode::Unavailable,
+                        format!(
+                            "The tenant's {} cannot be decrypted with CSP_SECRET_KEY (or CSP_SECRET_KEY_PREVIOUS).",
+                            field.name
+                        ),
+                    )
+                })?;
+            settings.secrets.insert(field.name.to_owned(), plain);
+        }
+        Ok(settings)
+    }
+
+    /// One connection test; the reason of a failure with every secret of
+    /// `settings` taken out, whatever the connector put in it.
+    async fn try_tool(
+        &self,
+        tool: ToolType,
+        settings: &connector::Settings,
+    ) -> Result<(), (FailureKind, String)> {
+        let scrub = |reason: String| without_secrets(reason, settings);
+        let options = ClientOptions {
+            limits: Limits {
+                timeout: TEST_CALL_TIMEOUT,
+                ..Limits::default()
+            },
+            ..ClientOptions::default()
+        };
+        let client = connector(tool)
+            .client(self.http.clone(), settings, options)
+            .map_err(|e| (FailureKind::Other, scrub(e.message)))?;
+        match tokio::time::timeout(TEST_CONNECTION_TIMEOUT, client.test_connection()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(f)) => Err((f.kind, scrub(f.reason))),
+            Err(_) => Err((
+                FailureKind::Unreachable,
+                format!(
+                    "{} did not answer within {} seconds",
+                    tool.display_name(),
+                    TEST_CONNECTION_TIMEOUT.as_secs()
+                ),
+            )),
+        }
     }
 
     pub(crate) async fn upsert_kb(
@@ -341,22 +532,140 @@ impl Admin {
     }
 }
 
-pub(crate) fn to_proto(r: TenantRecord, api_key_set: bool) -> pb::Tenant {
-    let settings = Settings::from_stored(&r.settings);
+/// `reason` with every secret of `settings` replaced by the redaction
+/// marker: a connector's message is an admin's to read, never a
+/// credential's way out.
+fn without_secrets(reason: String, settings: &connector::Settings) -> String {
+    settings
+        .secrets
+        .values()
+        .map(|s| s.expose_secret())
+        .filter(|s| !s.is_empty())
+        .fold(reason, |r, s| r.replace(s, tenants::REDACTED))
+}
+
+/// Whatever `s` sends for a secret field of any tool, as settings for
+/// [`without_secrets`].
+fn sent_secrets(s: &pb::ConnectionSettings) -> connector::Settings {
+    let mut settings = connector::Settings::default();
+    let secret_fields = ToolType::ALL
+        .into_iter()
+        .flat_map(|t| connector(t).fields())
+        .filter(|f| f.secret);
+    for field in secret_fields {
+        let sent = s.tool_fields.get(field.name).map(String::as_str);
+        let sent = sent.or((field.name == API_KEY).then_some(s.api_key.as_str()));
+        if let Some(value) = sent {
+            settings
+                .secrets
+                .insert(field.name.to_owned(), value.trim().to_owned().into());
+        }
+    }
+    settings
+}
+
+/// The tenant's tool; a stored `tool_type` without a connector (never
+/// written by this service) cannot be administered.
+fn stored_tool(r: &TenantRecord) -> Result<ToolType, Status> {
+    ToolType::parse(&r.tool_type).map_err(|e| {
+        tracing::error!(tenant_id = %r.tenant_id, error = %e, "a stored tenant has an unknown tool_type");
+        invalid(e.to_string())
+    })
+}
+
+/// A tenant as admins see it; `secrets` are the names of its sealed
+/// secrets, of which only the tool's secret fields are named.
+pub(crate) fn to_proto(r: TenantRecord, secrets: &[String]) -> pb::Tenant {
     let prefs = Preferences::from_stored(&r.preferences);
+    let text = |key: &str| {
+        r.settings
+            .get(key)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let tool = ToolType::parse(&r.tool_type).ok();
+    let (tool_settings, secrets_set) = match tool {
+        Some(tool) => (
+            tenants::stored_values(tool, &r.settings)
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+            connector(tool)
+                .fields()
+                .iter()
+                .filter(|f| f.secret && secrets.iter().any(|s| s == f.name))
+                .map(|f| f.name.to_owned())
+                .collect(),
+        ),
+        None => Default::default(),
+    };
+    let sdp = tool == Some(ToolType::ServicedeskPlus);
     pb::Tenant {
         webhook_path: tenants::webhook_path(&r.tool_type, &r.tenant_id),
         tenant_id: r.tenant_id.to_string(),
         name: r.name,
         tool_type: r.tool_type,
-        servicedesk_url: settings.servicedesk_url,
-        servicedesk_auth: settings.servicedesk_auth.as_str().to_owned(),
-        api_key_set,
-        kb_api_url: settings.kb_api_url.unwrap_or_default(),
+        servicedesk_url: if sdp {
+            text("servicedesk_url")
+        } else {
+            String::new()
+        },
+        servicedesk_auth: match text("servicedesk_auth") {
+            _ if !sdp => String::new(),
+            a if a.is_empty() => ServiceDeskAuth::Authtoken.as_str().to_owned(),
+            a => a,
+        },
+        api_key_set: sdp && secrets.iter().any(|s| s == API_KEY),
+        kb_api_url: text("kb_api_url"),
         enhancement_preferences: Some(prefs.to_proto()),
         is_active: r.is_active,
         monthly_budget_micros: r.monthly_budget_micros,
         created_at: rfc3339(r.created_at),
         updated_at: rfc3339(r.updated_at),
+        tool_settings,
+        secrets_set,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    #[test]
+    fn a_reason_never_carries_a_secret_of_the_settings() {
+        let mut settings = connector::Settings::default();
+        settings
+            .values
+            .insert("jira_email".into(), "bot@globex.example".into());
+        settings
+            .secrets
+            .insert("jira_api_token".into(), SecretString::from("tok-123"));
+        settings
+            .secrets
+            .insert("other".into(), SecretString::from(""));
+        assert_eq!(
+            without_secrets(
+                "Jira said: bad token tok-123 for bot@globex.example (tok-123)".into(),
+                &settings
+            ),
+            "Jira said: bad token [REDACTED] for bot@globex.example ([REDACTED])"
+        );
+        assert_eq!(without_secrets("fine".into(), &settings), "fine");
+        let sent = sent_secrets(&pb::ConnectionSettings {
+            tool_type: "jira".into(),
+            tool_fields: [
+                ("jira_api_token".to_owned(), " t1 ".to_owned()),
+                ("jira_url".to_owned(), "https://x.example".to_owned()),
+            ]
+            .into(),
+            api_key: "k2".into(),
+            ..Default::default()
+        });
+        assert_eq!(
+            without_secrets("t1 k2 https://x.example".into(), &sent),
+            "[REDACTED] [REDACTED] https://x.example"
+        );
     }
 }

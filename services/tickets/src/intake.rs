@@ -16,25 +16,28 @@
 //! 5. the payload is parsed and validated;
 //! 6. a new ticket is recorded (idempotent on the signature: a repeated
 //!    delivery finds the first job), and only after that commit pushed to
-//!    the queue and marked queued. A push that fails is logged and left to
-//!    the sweeper: the job is durable, so the answer is still "queued".
+//!    the queue; the answer waits for that one commit only, as the job's
+//!    queued mark is written in the background, batched (`marks.rs`). A
+//!    push that fails is logged and left to the sweeper: the job is
+//!    durable, so the answer is still "queued".
 
 use crate::Clock;
 use crate::audit::Auditor;
 use crate::configs::{Configs, LoadError, TenantConfig};
 use crate::metrics::{self, Reject, UNKNOWN_TENANT};
 use crate::outbox::Outbox;
-use crate::tenants::TOOL_TYPE;
 use csp_cache::Cache;
 use csp_domain::{AuditStatus, ErrorCode, HistorySource, TenantId};
 use csp_proto::v1 as pb;
 use csp_rpc::{status, status_with_message};
 use csp_store::{HistoryTicket, NewEnhancement, Store};
+use csp_ticketing::connector::{Delivery, Event, Route, ToolType};
+use csp_ticketing::registry::connector;
 use csp_ticketing::webhook::{
-    MAX_WEBHOOK_BODY_BYTES, NewTicket, ResolvedTicketEvent, SIGNATURE_HEADER, TIMESTAMP_HEADER,
-    ValidationError, verify_signature,
+    MAX_WEBHOOK_BODY_BYTES, NewTicket, ResolvedTicketEvent, SIGNATURE_HEADER, ValidationError,
 };
 use secrecy::ExposeSecret;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::Status;
@@ -145,29 +148,25 @@ impl Intake {
                 ),
             ));
         }
-        if d.tool_type != TOOL_TYPE {
-            return Err(refused(
+        let tool = ToolType::parse(&d.tool_type).map_err(|e| {
+            refused(
                 Reject::Invalid,
-                status_with_message(
-                    ErrorCode::InvalidWebhook,
-                    format!(
-                        "tool_type '{}' is not supported. Supported: {TOOL_TYPE}.",
-                        crate::tenants::shown(&d.tool_type)
-                    ),
-                ),
-            ));
-        }
-        let now = self.clock.now();
-        let header = |name: &str| d.headers.get(name).map(String::as_str);
-        let verify = |secrets: &[&[u8]]| {
-            verify_signature(
-                secrets,
-                header(TIMESTAMP_HEADER),
-                header(SIGNATURE_HEADER),
-                &d.body,
-                now.into(),
+                status_with_message(ErrorCode::InvalidWebhook, e.to_string()),
             )
+        })?;
+        let connector = connector(tool);
+        let now = self.clock.now();
+        let headers: BTreeMap<String, String> = d
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect();
+        let delivery = Delivery {
+            headers: &headers,
+            body: &d.body,
+            now: now.into(),
         };
+        let verify = |secrets: &[&[u8]]| connector.verify(secrets, &delivery);
         let Some(tenant) = self.resolve_tenant(d)? else {
             // A malformed id cannot name a tenant: answered like an unknown one.
             let _ = verify(&[DUMMY_SECRET, DUMMY_SECRET]);
@@ -175,7 +174,9 @@ impl Intake {
         };
         tracing::Span::current().record("tenant_id", tracing::field::display(&tenant));
         let config = match self.configs.get(&tenant).await {
-            Ok(Some(c)) if c.record.is_active => c,
+            // A tenant of another tool is not this path's: answered like
+            // an unknown one, so the path says nothing of who uses what.
+            Ok(Some(c)) if c.record.is_active && c.record.tool_type == tool.as_str() => c,
             Ok(_) => {
                 // Same work as a real check, then the same answer for
                 // unknown and inactive.
@@ -199,7 +200,8 @@ impl Intake {
         let previous = config
             .previous_secret(now)
             .map_or(DUMMY_SECRET, |s| s.expose_secret().as_bytes());
-        if let Err(why) = verify(&[current, previous]) {
+        let verified = verify(&[current, previous]);
+        if let Err(why) = &verified {
             // The security event: who and why, never the secret or the
             // signature.
             tracing::warn!(security = true, tenant_id = %tenant, source_addr, reason = %why,
@@ -221,11 +223,37 @@ impl Intake {
                 status(ErrorCode::WebhookSignatureInvalid, why.to_string()),
             ));
         }
+        let verified = verified.unwrap_or_default();
         tracing::info!(tenant_id = %tenant, correlation_id, operation = "verify_signature", status = "ok", "webhook signature verified");
         self.rate_limit(&tenant, now).await?;
-        match kind {
-            Kind::New => self.new_ticket(d, &config, correlation_id).await,
-            Kind::Resolved => self.resolved_ticket(d, &config, correlation_id).await,
+        let route = match kind {
+            Kind::New => Route::New,
+            Kind::Resolved => Route::Resolved,
+        };
+        match connector.parse(route, &d.body).map_err(invalid)? {
+            Event::NewTicket(ticket) => {
+                // The tool's delivery id where it sends one; else the
+                // signature, which a repeated delivery repeats.
+                let delivery_key = match verified.delivery_id {
+                    Some(id) => format!("{tool}:{id}"),
+                    None => headers
+                        .get(SIGNATURE_HEADER)
+                        .map(|s| s.trim().trim_start_matches("sha256=").to_ascii_lowercase())
+                        .unwrap_or_default(),
+                };
+                self.new_ticket(ticket, delivery_key, &config, correlation_id)
+                    .await
+            }
+            Event::Resolved(event) => self.resolved_ticket(event, &config, correlation_id).await,
+            Event::Ignored(why) => {
+                tracing::info!(tenant_id = %tenant, correlation_id, operation = "webhook_received",
+                    status = "ignored", reason = %why, "webhook event not acted on");
+                Ok(pb::WebhookAccepted {
+                    job_id: String::new(),
+                    status: "ignored".into(),
+                    duplicate: false,
+                })
+            }
         }
     }
 
@@ -307,19 +335,14 @@ impl Intake {
 
     async fn new_ticket(
         &self,
-        d: &pb::WebhookDelivery,
+        ticket: NewTicket,
+        delivery_key: String,
         config: &TenantConfig,
         correlation_id: &str,
     ) -> Result<pb::WebhookAccepted, Refused> {
         let tenant = &config.record.tenant_id;
-        let ticket = NewTicket::parse(&d.body).map_err(invalid)?;
         check_same_tenant(tenant, ticket.tenant_id.as_deref())?;
         tracing::Span::current().record("ticket_id", ticket.ticket_id.as_str());
-        let delivery_key = d
-            .headers
-            .get(SIGNATURE_HEADER)
-            .map(|s| s.trim().trim_start_matches("sha256=").to_ascii_lowercase())
-            .unwrap_or_default();
         let recorded = self
             .store
             .record_enhancement(NewEnhancement {
@@ -366,12 +389,11 @@ impl Intake {
 
     async fn resolved_ticket(
         &self,
-        d: &pb::WebhookDelivery,
+        event: ResolvedTicketEvent,
         config: &TenantConfig,
         correlation_id: &str,
     ) -> Result<pb::WebhookAccepted, Refused> {
         let tenant = &config.record.tenant_id;
-        let event = ResolvedTicketEvent::parse(&d.body).map_err(invalid)?;
         check_same_tenant(tenant, event.tenant_id.as_deref())?;
         let t = event.ticket;
         tracing::Span::current().record("ticket_id", t.ticket_id.as_str());

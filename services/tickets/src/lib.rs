@@ -1,9 +1,11 @@
 //! The tickets service: ticket enhancement's front office, behind gRPC
 //! (`csp.v1.Tickets`; the gateway is its only public door).
 //!
-//! Owns: tenants (an MSP's ServiceDesk Plus settings, preferences, monthly
-//! cap, soft delete) with their credentials sealed by `csp-secrets` under
-//! `CSP_SECRET_KEY` (`tenants.rs` checks, `admin.rs` acts); the webhook
+//! Owns: tenants (an MSP's ticketing tool — ServiceDesk Plus, Jira or
+//! Zendesk — and that tool's fields, checked by its `csp-ticketing`
+//! connector; preferences, monthly cap, soft delete) with their credentials
+//! sealed by `csp-secrets` under `CSP_SECRET_KEY` (`tenants.rs` checks,
+//! `admin.rs` acts), and the connection test of a tenant's tool; the webhook
 //! secret (generated on create, shown once; a rotation keeps the previous
 //! one valid for [`WEBHOOK_SECRET_GRACE`], 24 hours); each tenant's decrypted
 //! configuration, cached 5 minutes per replica and invalidated on every
@@ -12,7 +14,8 @@
 //! bytes, rate limit — counted only after the signature is verified, so
 //! forged traffic cannot use up a tenant's 100 a minute — validation, record,
 //! then queue); the outbox sweeper that queues what was recorded but never
-//! queued (`outbox.rs`); the enhancement history, the workers' pause flag
+//! queued (`outbox.rs`) and the batcher that marks pushed jobs queued off the
+//! request path (`marks.rs`); the enhancement history, the workers' pause flag
 //! and the context uploads (knowledge base, inventory; `context.rs`).
 //!
 //! Must never: return, log or audit a secret (audit rows name the fields that
@@ -21,16 +24,19 @@
 //! signature is verified; queue a job before its row has committed; answer
 //! "queued" for a job that is not durably recorded.
 //!
-//! Stored shapes the workers share: a tenant's `settings` JSON is
-//! [`Settings`], its `preferences` JSON is [`Preferences`]; its secrets are
-//! `Owner::tenant(id)` keys [`API_KEY`], [`WEBHOOK_SECRET`],
-//! [`WEBHOOK_SECRET_PREVIOUS`].
+//! Stored shapes the workers share: a tenant's `settings` JSON holds its
+//! tool's non-secret field values by field name and its `kb_api_url` (a
+//! ServiceDesk Plus tenant's reads as [`Settings`]), its `preferences` JSON
+//! is [`Preferences`]; its secrets are `Owner::tenant(id)` keys: each secret
+//! field of its tool under the field's name ([`API_KEY`], `jira_api_token`,
+//! `zendesk_api_token`), [`WEBHOOK_SECRET`], [`WEBHOOK_SECRET_PREVIOUS`].
 
 mod admin;
 mod audit;
 mod configs;
 mod context;
 mod intake;
+mod marks;
 mod metrics;
 mod outbox;
 mod service;
@@ -60,7 +66,8 @@ pub enum Error {
     Rpc(#[from] csp_rpc::Error),
     #[error("invalid tickets configuration: {0}")]
     Config(String),
-    /// The sweeper panicked: not a configuration problem.
+    /// A background task (the sweeper, the queued-marks batcher) panicked:
+    /// not a configuration problem.
     #[error("{what} task failed")]
     Task {
         what: &'static str,
@@ -130,6 +137,7 @@ pub struct Server {
     listener: csp_rpc::Listener,
     service: Service,
     outbox: Arc<outbox::Outbox>,
+    marks: marks::Batcher,
     probes: Arc<csp_telemetry::StoreProbes>,
     tokens: Tokens,
     sweep_every: Duration,
@@ -173,17 +181,22 @@ impl Server {
             config.clock.clone(),
             config.config_ttl,
         ));
+        let (marks, batcher) = marks::channel(store.clone(), config.clock.clone());
         let outbox = Arc::new(outbox::Outbox {
             store: store.clone(),
             queue,
             clock: config.clock.clone(),
+            marks,
         });
+        let http =
+            csp_http::HttpClient::new().map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
         let admin = Arc::new(admin::Admin {
             store: store.clone(),
             configs: configs.clone(),
             keyring: config.keyring,
             audit: audit.clone(),
             clock: config.clock.clone(),
+            http,
         });
         let intake = Arc::new(intake::Intake {
             configs,
@@ -209,6 +222,7 @@ impl Server {
                 outbox: outbox.clone(),
             },
             outbox,
+            marks: batcher,
             probes,
             tokens: config.tokens,
             sweep_every: config.sweep_every,
@@ -225,7 +239,8 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// Serves (and sweeps) until `shutdown` is cancelled.
+    /// Serves (and sweeps, and marks pushed jobs queued) until `shutdown` is
+    /// cancelled.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
         let (health, routes) = csp_rpc::Health::follow(
             <TicketsServer<Service> as tonic::server::NamedService>::NAME,
@@ -244,14 +259,25 @@ impl Server {
             self.volatile_queue,
             sweeper_stop.clone(),
         ));
+        // Its own token too, but not a child of `shutdown`: it stops only
+        // once serving has ended, so the marks of the requests answered
+        // while draining are written (its last flush) rather than dropped.
+        let marks_stop = CancellationToken::new();
+        let marking = tokio::spawn(self.marks.run(marks_stop.clone()));
         let guard = csp_rpc::Guard::new(self.tokens.clone(), access);
         let served = self.listener.serve(routes, guard, shutdown).await;
         drop(health);
         sweeper_stop.cancel();
         let swept = sweeping.await;
+        marks_stop.cancel();
+        let marked = marking.await;
         served?;
         swept.map_err(|source| Error::Task {
             what: "outbox sweeper",
+            source,
+        })?;
+        marked.map_err(|source| Error::Task {
+            what: "queued-marks batcher",
             source,
         })
     }

@@ -4,8 +4,16 @@
 //! store is the source of truth; the queue only carries a job's id, so a
 //! message pushed twice is harmless (the worker starts an attempt only on a
 //! job that is not final, and posts at most one note per job).
+//!
+//! The intake's path has one commit, the job row's. After its push, the
+//! job's `queued_at` (the sweeper's bookkeeping, nobody's promise) is handed
+//! to the queued-marks batcher (`marks.rs`), which writes it within
+//! [`FLUSH_EVERY`] in one statement per batch; a mark that is late or lost
+//! only lets the sweeper push the job once more. The sweeper marks its own
+//! pushes directly, one statement per pass.
 
 use crate::Clock;
+use crate::marks::{FLUSH_EVERY, Marks};
 use csp_bus::Queue;
 use csp_domain::{ENHANCE_TOPIC, EnhanceJob, EnhancementStatus};
 use csp_store::{EnhancementRecord, Store};
@@ -15,9 +23,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 /// A job younger than this is left alone by the sweeper: its intake may
-/// still be between the commit and the push (which has a 2 s deadline),
-/// and pushing it twice would only cost a duplicate message.
+/// still be between the commit and the push (which has a 2 s deadline) or
+/// its mark may still wait in the batcher (flushed every [`FLUSH_EVERY`],
+/// 100 ms, plus a few retries), and pushing it twice would only cost a
+/// duplicate message. Kept well above the flush interval, so that a job
+/// the intake queued is marked long before the sweeper looks at it.
 pub(crate) const SETTLE: Duration = Duration::from_secs(5);
+const _: () = assert!(SETTLE.as_millis() >= 20 * FLUSH_EVERY.as_millis());
 /// A job queued this long ago and still pending lost its message (a broker
 /// that forgot it, or a worker group that never saw it): queue it again.
 /// Long against the workers' ack deadline and retries, so a job that is
@@ -32,12 +44,21 @@ pub(crate) struct Outbox {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) queue: Arc<dyn Queue>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Where the intake's pushes are marked queued, off its path.
+    pub(crate) marks: Marks,
 }
 
 impl Outbox {
-    /// Pushes the job's message (id = job id, so the broker dedups a retry)
-    /// and notes it as queued.
+    /// Pushes the job's message and hands its id to the queued-marks
+    /// batcher: the caller does not wait for that write.
     pub(crate) async fn publish(&self, job: &EnhancementRecord) -> Result<(), String> {
+        self.push(job).await?;
+        self.marks.mark(job.job_id);
+        Ok(())
+    }
+
+    /// Pushes the job's message (id = job id, so the broker dedups a retry).
+    async fn push(&self, job: &EnhancementRecord) -> Result<(), String> {
         let span = tracing::info_span!("job_queued", tenant_id = %job.tenant_id, ticket_id = %job.ticket_id,
             job_id = %job.job_id, correlation_id = %job.correlation_id);
         async {
@@ -66,10 +87,6 @@ impl Outbox {
                 Ok(Err(e)) => return Err(format!("push failed: {e}")),
                 Err(_) => return Err("push timed out".into()),
             }
-            self.store
-                .mark_queued(job.job_id, self.clock.now())
-                .await
-                .map_err(|e| format!("queued, but not marked so: {e}"))?;
             tracing::info!(tenant_id = %job.tenant_id, ticket_id = %job.ticket_id, job_id = %job.job_id,
                 correlation_id = %job.correlation_id, operation = "job_queued", status = "queued", "job queued");
             Ok(())
@@ -88,7 +105,9 @@ impl Outbox {
 
     /// A pass over the jobs created before `created_before` whose message
     /// counts as lost when it was pushed (or the job started) before
-    /// `lost_before`.
+    /// `lost_before`. Its pushes are marked queued before it returns (one
+    /// statement, not through the batcher): the recovery's next batch reads
+    /// the store right after and must not find them again.
     async fn sweep_before(
         &self,
         created_before: time::OffsetDateTime,
@@ -99,11 +118,11 @@ impl Outbox {
             .store
             .unqueued_enhancements(created_before, lost_before, batch)
             .await?;
-        let mut pushed = 0;
+        let mut pushed = Vec::with_capacity(jobs.len());
         for job in &jobs {
-            match self.publish(job).await {
+            match self.push(job).await {
                 Ok(()) => {
-                    pushed += 1;
+                    pushed.push(job.job_id);
                     tracing::info!(tenant_id = %job.tenant_id, ticket_id = %job.ticket_id, job_id = %job.job_id,
                         correlation_id = %job.correlation_id, operation = "sweep", status = "requeued",
                         never_queued = job.queued_at.is_none(), "sweeper queued a recorded job");
@@ -116,7 +135,12 @@ impl Outbox {
                 }
             }
         }
-        Ok(pushed)
+        // Unmarked (the store failing), they are pushed again by a later
+        // pass: harmless, as above.
+        self.store
+            .mark_queued_many(&pushed, self.clock.now())
+            .await?;
+        Ok(pushed.len())
     }
 
     /// Queues every job not final now (`Config::volatile_queue`: the
@@ -189,7 +213,7 @@ pub(crate) async fn run_sweeper(
                 "sweeper queued recorded jobs"
             ),
             Err(e) => {
-                tracing::warn!(error = %e, operation = "sweep", "sweeper cannot read the store")
+                tracing::warn!(error = %e, operation = "sweep", "sweeper cannot reach the store")
             }
         }
         if let Ok((depth, _)) = outbox.depth().await {

@@ -31,7 +31,8 @@ pub fn access(path: &str) -> Option<Access> {
         | "RotateWebhookSecret"
         | "UpsertKbArticles"
         | "UpsertInventory"
-        | "SetProcessing" => Access::Role(Role::Admin),
+        | "SetProcessing"
+        | "TestConnection" => Access::Role(Role::Admin),
         "ListEnhancements" | "GetEnhancement" | "GetProcessing" => Access::Role(Role::Operator),
         "AcceptWebhook" => Access::Service,
         _ => return None,
@@ -185,11 +186,14 @@ impl Tickets for Service {
 
     async fn rotate_webhook_secret(
         &self,
-        req: Request<pb::TenantRequest>,
+        req: Request<pb::RotateWebhookSecretRequest>,
     ) -> Result<Response<pb::RotatedWebhookSecret>, Status> {
         let actor = self.acting(&req, Role::Admin).await?;
+        let r = req.get_ref();
         Ok(Response::new(
-            self.admin.rotate(&req.get_ref().tenant_id, actor).await?,
+            self.admin
+                .rotate(&r.tenant_id, r.webhook_secret.as_deref(), actor)
+                .await?,
         ))
     }
 
@@ -315,6 +319,16 @@ impl Tickets for Service {
         self.acting(&req, Role::Operator).await?;
         Ok(Response::new(self.processing_state().await?))
     }
+
+    async fn test_connection(
+        &self,
+        req: Request<pb::TestConnectionRequest>,
+    ) -> Result<Response<pb::TestConnectionResult>, Status> {
+        let actor = self.acting(&req, Role::Admin).await?;
+        Ok(Response::new(
+            self.admin.test_connection(req.into_inner(), actor).await?,
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -339,7 +353,7 @@ mod tests {
     #[test]
     fn every_rpc_has_a_rule_and_nothing_else_does() {
         let methods = methods();
-        assert_eq!(methods.len(), 13, "{methods:?}");
+        assert_eq!(methods.len(), 14, "{methods:?}");
         for m in &methods {
             assert!(
                 access(&format!("/csp.v1.Tickets/{m}")).is_some(),

@@ -231,13 +231,62 @@ export type EnhancementPreferencesInput = { sources?: Array<ContextSource>, note
  */
 max_words?: number, mask_pii?: boolean, };
 
-export type NewTenant = { tenant_id: string, name: string, tool_type: string, servicedesk_url: string,
+export type NewTenant = { tenant_id: string, name: string,
 /**
- * Default `authtoken`.
+ * `servicedesk_plus`, `jira` or `zendesk`.
  */
-servicedesk_auth?: ServiceDeskAuth | null, api_key: string, kb_api_url?: string | null, enhancement_preferences?: EnhancementPreferencesInput | null, monthly_budget_usd?: number | null, };
+tool_type: string,
+/**
+ * ServiceDesk Plus (required).
+ */
+servicedesk_url?: string | null,
+/**
+ * ServiceDesk Plus; default `authtoken`.
+ */
+servicedesk_auth?: ServiceDeskAuth | null,
+/**
+ * ServiceDesk Plus (required): the technician key or Zoho OAuth token.
+ */
+api_key?: string | null,
+/**
+ * Jira (required): `https://<site>.atlassian.net`.
+ */
+jira_url?: string | null,
+/**
+ * Jira (required): the account the API token belongs to.
+ */
+jira_email?: string | null,
+/**
+ * Jira (required, secret).
+ */
+jira_api_token?: string | null,
+/**
+ * Jira (required): the service desk project's key.
+ */
+jira_project_key?: string | null,
+/**
+ * Jira (optional).
+ */
+jira_issue_type?: string | null,
+/**
+ * Zendesk (required): `<subdomain>.zendesk.com`.
+ */
+zendesk_subdomain?: string | null,
+/**
+ * Zendesk (required): the agent the API token belongs to.
+ */
+zendesk_email?: string | null,
+/**
+ * Zendesk (required, secret).
+ */
+zendesk_api_token?: string | null,
+/**
+ * Zendesk (optional): the API's base URL when not
+ * `https://<subdomain>.zendesk.com`.
+ */
+zendesk_url?: string | null, kb_api_url?: string | null, enhancement_preferences?: EnhancementPreferencesInput | null, monthly_budget_usd?: number | null, };
 
-export type TenantPatch = { tenant_id?: string, tool_type?: string, name?: string, servicedesk_url?: string, servicedesk_auth?: ServiceDeskAuth, api_key?: string,
+export type TenantPatch = { tenant_id?: string, tool_type?: string, name?: string, servicedesk_url?: string | null, servicedesk_auth?: ServiceDeskAuth | null, api_key?: string | null, jira_url?: string | null, jira_email?: string | null, jira_api_token?: string | null, jira_project_key?: string | null, jira_issue_type?: string | null, zendesk_subdomain?: string | null, zendesk_email?: string | null, zendesk_api_token?: string | null, zendesk_url?: string | null,
 /**
  * null removes it.
  */
@@ -250,6 +299,61 @@ enhancement_preferences?: EnhancementPreferencesInput, is_active?: boolean,
  * null: no cap.
  */
 monthly_budget_usd?: number | null, };
+
+export type ConnectionTestBody = {
+/**
+ * `servicedesk_plus`, `jira` or `zendesk`.
+ */
+tool_type: string,
+/**
+ * ServiceDesk Plus (required).
+ */
+servicedesk_url?: string | null,
+/**
+ * ServiceDesk Plus; default `authtoken`.
+ */
+servicedesk_auth?: ServiceDeskAuth | null,
+/**
+ * ServiceDesk Plus (required): the technician key or Zoho OAuth token.
+ */
+api_key?: string | null,
+/**
+ * Jira (required): `https://<site>.atlassian.net`.
+ */
+jira_url?: string | null,
+/**
+ * Jira (required): the account the API token belongs to.
+ */
+jira_email?: string | null,
+/**
+ * Jira (required, secret).
+ */
+jira_api_token?: string | null,
+/**
+ * Jira (required): the service desk project's key.
+ */
+jira_project_key?: string | null,
+/**
+ * Jira (optional).
+ */
+jira_issue_type?: string | null,
+/**
+ * Zendesk (required): `<subdomain>.zendesk.com`.
+ */
+zendesk_subdomain?: string | null,
+/**
+ * Zendesk (required): the agent the API token belongs to.
+ */
+zendesk_email?: string | null,
+/**
+ * Zendesk (required, secret).
+ */
+zendesk_api_token?: string | null,
+/**
+ * Zendesk (optional): the API's base URL when not
+ * `https://<subdomain>.zendesk.com`.
+ */
+zendesk_url?: string | null, };
 
 export type KbArticle = { title: string, summary?: string, url: string, body?: string, };
 
@@ -265,13 +369,13 @@ sources: Array<ContextSource>, note_format: NoteFormat, max_words: number, mask_
 
 export type Tenant = { tenant_id: string, name: string,
 /**
- * `servicedesk_plus`.
+ * `servicedesk_plus`, `jira` or `zendesk`.
  */
-tool_type: string, servicedesk_url: string, servicedesk_auth: ServiceDeskAuth,
+tool_type: string, servicedesk_url: string | null, servicedesk_auth: ServiceDeskAuth | null,
 /**
  * `"[REDACTED]"` when set, null when not.
  */
-api_key: "[REDACTED]" | null,
+api_key: "[REDACTED]" | null, jira_url: string | null, jira_email: string | null, jira_api_token: "[REDACTED]" | null, jira_project_key: string | null, jira_issue_type: string | null, zendesk_subdomain: string | null, zendesk_email: string | null, zendesk_api_token: "[REDACTED]" | null, zendesk_url: string | null,
 /**
  * The tenant's external knowledge-base API; null when none.
  */
@@ -299,13 +403,13 @@ webhook_url: string, };
 
 export type CreatedTenant = { webhook_secret: string, tenant_id: string, name: string,
 /**
- * `servicedesk_plus`.
+ * `servicedesk_plus`, `jira` or `zendesk`.
  */
-tool_type: string, servicedesk_url: string, servicedesk_auth: ServiceDeskAuth,
+tool_type: string, servicedesk_url: string | null, servicedesk_auth: ServiceDeskAuth | null,
 /**
  * `"[REDACTED]"` when set, null when not.
  */
-api_key: "[REDACTED]" | null,
+api_key: "[REDACTED]" | null, jira_url: string | null, jira_email: string | null, jira_api_token: "[REDACTED]" | null, jira_project_key: string | null, jira_issue_type: string | null, zendesk_subdomain: string | null, zendesk_email: string | null, zendesk_api_token: "[REDACTED]" | null, zendesk_url: string | null,
 /**
  * The tenant's external knowledge-base API; null when none.
  */
@@ -338,6 +442,8 @@ export type WebhookSecret = { webhook_secret: string,
  * RFC 3339.
  */
 previous_valid_until: string, };
+
+export type ConnectionTest = { ok: boolean, reason?: string, };
 
 export type Upserted = { upserted: number, };
 

@@ -79,6 +79,7 @@ macro_rules! store_suite {
             record_enhancement_is_idempotent_per_tenant_and_delivery,
             attempts_start_and_finish_once_and_final_jobs_stay_final,
             the_sweeper_finds_unpublished_and_lost_jobs_oldest_first,
+            mark_queued_many_marks_known_jobs_and_ignores_unknown_ones,
             enhancements_page_filters_by_tenant_status_time_and_text,
             enhancement_counts_and_the_pause_flag,
             ticket_history_upserts_by_tenant_and_ticket,
@@ -91,6 +92,7 @@ macro_rules! store_suite {
             tampered_audit_row_is_found,
             audit_log_rejects_update_and_delete,
             enhancements_page_is_stable_and_complete_over_ties,
+            similar_tickets_of_a_large_history_search_the_rare_words,
         );
     };
     (@cases $fixture:expr; $($case:ident),+ $(,)?) => {$(

@@ -22,7 +22,7 @@ use csp_store::{
     EnhancementQuery, EnhancementRecord, EnhancementStore, Error, HistoryTicket, KbArticleRecord,
     NewEnhancement, NewTenant, Outcome, Recorded, StoredSecret, SystemRecord,
 };
-use csp_ticketing::servicedesk::RetryPolicy;
+use csp_ticketing::connector::RetryPolicy;
 use csp_tickets_worker::{Config, Stores, Worker};
 use futures::StreamExt;
 use time::OffsetDateTime;
@@ -69,8 +69,8 @@ impl EnhancementStore for Watched {
     async fn record_enhancement(&self, new: NewEnhancement) -> Result<Recorded, Error> {
         self.store.record_enhancement(new).await
     }
-    async fn mark_queued(&self, job_id: Uuid, at: OffsetDateTime) -> Result<(), Error> {
-        self.store.mark_queued(job_id, at).await
+    async fn mark_queued_many(&self, job_ids: &[Uuid], at: OffsetDateTime) -> Result<u64, Error> {
+        self.store.mark_queued_many(job_ids, at).await
     }
     async fn unqueued_enhancements(
         &self,
@@ -159,7 +159,7 @@ pub(crate) fn config(llm: &MockLlm, keyring: &Keyring) -> Config {
             retry_delay: Duration::from_millis(10),
             ..CallOptions::default()
         },
-        sdp_retry: RetryPolicy {
+        tool_retry: RetryPolicy {
             attempts: 3,
             base_delay: Duration::from_millis(10),
         },
@@ -236,24 +236,15 @@ impl Harness {
     /// An active ServiceDesk Plus tenant with every source and the context
     /// of the happy path: a similar resolved ticket, an article, a system.
     pub(crate) async fn tenant(&self, id: &str, budget: Option<i64>) -> TenantId {
-        let tenant_id = TenantId::parse(id).unwrap();
-        let sealed = self.keyring.seal(SDP_KEY);
-        self.store
-            .create_tenant(NewTenant {
-                tenant_id: tenant_id.clone(),
-                name: format!("{id} MSP"),
-                tool_type: "servicedesk_plus".into(),
-                settings: serde_json::json!({ "servicedesk_url": self.sdp.base_url() }),
-                preferences: serde_json::json!({ "sources": ["ticket_history", "kb", "ip_inventory"] }),
-                monthly_budget_micros: budget,
-                secrets: vec![StoredSecret {
-                    key: "api_key".into(),
-                    encrypted_value: sealed.token,
-                    encryption_key_version: sealed.key_version,
-                }],
-            })
-            .await
-            .unwrap();
+        let tenant_id = self
+            .tool_tenant(
+                id,
+                "servicedesk_plus",
+                serde_json::json!({ "servicedesk_url": self.sdp.base_url() }),
+                &[("api_key", SDP_KEY)],
+                budget,
+            )
+            .await;
         self.store
             .upsert_ticket_history(
                 &tenant_id,
@@ -292,6 +283,43 @@ impl Harness {
                     location: "HQ floor 2".into(),
                 }],
             )
+            .await
+            .unwrap();
+        tenant_id
+    }
+
+    /// An active tenant of `tool_type` with `settings` and the secrets
+    /// `(name, value)` sealed under their names, and no context.
+    pub(crate) async fn tool_tenant(
+        &self,
+        id: &str,
+        tool_type: &str,
+        settings: serde_json::Value,
+        secrets: &[(&str, &str)],
+        budget: Option<i64>,
+    ) -> TenantId {
+        let tenant_id = TenantId::parse(id).unwrap();
+        let secrets = secrets
+            .iter()
+            .map(|(key, value)| {
+                let sealed = self.keyring.seal(value);
+                StoredSecret {
+                    key: (*key).into(),
+                    encrypted_value: sealed.token,
+                    encryption_key_version: sealed.key_version,
+                }
+            })
+            .collect();
+        self.store
+            .create_tenant(NewTenant {
+                tenant_id: tenant_id.clone(),
+                name: format!("{id} MSP"),
+                tool_type: tool_type.into(),
+                settings,
+                preferences: serde_json::json!({ "sources": ["ticket_history", "kb", "ip_inventory"] }),
+                monthly_budget_micros: budget,
+                secrets,
+            })
             .await
             .unwrap();
         tenant_id

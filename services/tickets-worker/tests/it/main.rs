@@ -30,6 +30,8 @@ csp_store::backend_tests!(
     one_tenants_burst_does_not_starve_another,
     a_job_whose_worker_died_on_its_last_delivery_ends_failed,
     a_dead_letter_fails_only_a_job_not_final_yet,
+    a_tool_without_a_connector_fails_the_job_at_once,
+    settings_the_connector_refuses_fail_the_job_at_once,
 );
 
 async fn a_job_becomes_one_note_citing_its_context(backend: Backend) {
@@ -414,5 +416,69 @@ async fn a_dead_letter_fails_only_a_job_not_final_yet(backend: Backend) {
     h.push_dead_letter(&again).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(h.record(&pending).await, failed);
+    h.stop().await;
+}
+
+async fn a_tool_without_a_connector_fails_the_job_at_once(backend: Backend) {
+    let mut h = Harness::new(backend).await;
+    h.start(h.config());
+    let tenant = h
+        .tool_tenant(
+            "legacy",
+            "freshservice",
+            serde_json::json!({ "servicedesk_url": h.sdp.base_url() }),
+            &[("api_key", SDP_KEY)],
+            None,
+        )
+        .await;
+    let job = h.job(&tenant).await;
+    let record = h.finished(&job).await;
+    assert_eq!(record.status, EnhancementStatus::Failed, "{record:?}");
+    assert_eq!(record.attempts, 1, "nothing later can fix it");
+    assert_eq!(
+        record.error_message.as_deref(),
+        Some("Unknown tool_type 'freshservice'. Supported: servicedesk_plus, jira, zendesk.")
+    );
+    assert_eq!(h.model_calls(), 0);
+    assert_eq!(h.sdp.mock().note_posts(), 0);
+    assert!(h.dead_letter().await.last_error.contains("freshservice"));
+    h.stop().await;
+}
+
+async fn settings_the_connector_refuses_fail_the_job_at_once(backend: Backend) {
+    let mut h = Harness::new(backend).await;
+    h.start(h.config());
+    // The key is stored under another name than the tool's field.
+    let misnamed = h
+        .tool_tenant(
+            "misnamed",
+            "servicedesk_plus",
+            serde_json::json!({ "servicedesk_url": h.sdp.base_url() }),
+            &[("webhook_secret", SDP_KEY)],
+            None,
+        )
+        .await;
+    // Settings of another tool's fields only.
+    let foreign = h
+        .tool_tenant(
+            "foreign",
+            "servicedesk_plus",
+            serde_json::json!({ "jira_url": h.sdp.base_url() }),
+            &[("api_key", SDP_KEY)],
+            None,
+        )
+        .await;
+    for (tenant, field) in [(misnamed, "api_key"), (foreign, "servicedesk_url")] {
+        let record = h.finished(&h.job(&tenant).await).await;
+        assert_eq!(record.status, EnhancementStatus::Failed, "{record:?}");
+        assert_eq!(record.attempts, 1, "{tenant}: not retried");
+        let error = record.error_message.unwrap();
+        assert!(
+            error.starts_with("invalid ServiceDesk Plus settings:") && error.contains(field),
+            "{tenant}: {error}"
+        );
+        assert!(!error.contains(SDP_KEY), "{error}");
+    }
+    assert_eq!(h.sdp.mock().note_posts(), 0);
     h.stop().await;
 }

@@ -273,6 +273,7 @@ pub(crate) fn new_tenant(id: &str) -> pb::CreateTenantRequest {
         kb_api_url: String::new(),
         enhancement_preferences: None,
         monthly_budget_micros: None,
+        tool_fields: HashMap::new(),
     }
 }
 

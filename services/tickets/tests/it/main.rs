@@ -3,6 +3,7 @@
 //! cache.
 
 mod helpers;
+mod tools;
 
 use csp_domain::{
     AUDIT_TOPIC, AuditEvent, ENHANCE_TOPIC, EnhanceJob, EnhancementStatus, ErrorCode, TenantId,
@@ -12,6 +13,7 @@ use csp_store::test_support::Backend;
 use csp_store::{NewEnhancement, Owner, TenantUpdate};
 use helpers::*;
 use std::time::Duration;
+use tools::*;
 
 const SHORT: Duration = Duration::from_millis(300);
 
@@ -152,13 +154,17 @@ async fn tenants_are_created_read_updated_deleted_and_rotated_without_showing_se
         .await
         .unwrap_err();
     assert_eq!(code(&e), ErrorCode::InvalidTenant);
-    assert_eq!(message(&e), "servicedesk_url must be an http or https URL");
+    assert_eq!(
+        message(&e),
+        "servicedesk_url must be an http or https URL without credentials, query or fragment"
+    );
     // Rotate: a new secret once, the old one kept sealed as the previous.
     let rotated = c
         .rotate_webhook_secret(as_(
             &r.admin,
-            pb::TenantRequest {
+            pb::RotateWebhookSecretRequest {
                 tenant_id: "acme".into(),
+                webhook_secret: None,
             },
         ))
         .await
@@ -184,6 +190,49 @@ async fn tenants_are_created_read_updated_deleted_and_rotated_without_showing_se
     assert_eq!(
         keys,
         ["api_key", "webhook_secret", "webhook_secret_previous"]
+    );
+    // A secret the tool generated (Zendesk's): stored, never sent back;
+    // one that is too short or has whitespace is refused, naming it.
+    for bad in ["short", "has a space in it 0123456789"] {
+        let e = c
+            .rotate_webhook_secret(as_(
+                &r.admin,
+                pb::RotateWebhookSecretRequest {
+                    tenant_id: "acme".into(),
+                    webhook_secret: Some(bad.into()),
+                },
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), ErrorCode::InvalidTenant);
+        assert!(
+            message(&e).starts_with("webhook_secret must"),
+            "{}",
+            message(&e)
+        );
+    }
+    let brought = c
+        .rotate_webhook_secret(as_(
+            &r.admin,
+            pb::RotateWebhookSecretRequest {
+                tenant_id: "acme".into(),
+                webhook_secret: Some("zendesk-signing-secret-0123456789".into()),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(brought.webhook_secret, "[REDACTED]");
+    let stored = r
+        .shared
+        .store
+        .secrets(&Owner::tenant("acme"))
+        .await
+        .unwrap();
+    let current = stored.iter().find(|s| s.key == "webhook_secret").unwrap();
+    assert!(
+        !current.encrypted_value.contains("zendesk-signing-secret"),
+        "sealed"
     );
     // Delete is soft.
     let deleted = c
@@ -219,6 +268,7 @@ async fn tenants_are_created_read_updated_deleted_and_rotated_without_showing_se
         [
             "tenant.create",
             "tenant.delete",
+            "tenant.rotate_webhook_secret",
             "tenant.rotate_webhook_secret",
             "tenant.update"
         ]
@@ -259,10 +309,10 @@ async fn validation_messages_name_the_field(backend: Backend) {
         ),
         (
             pb::CreateTenantRequest {
-                tool_type: "jira".into(),
+                tool_type: "freshservice".into(),
                 ..new_tenant("acme")
             },
-            "Unknown tool_type 'jira'. Supported: servicedesk_plus.",
+            "Unknown tool_type 'freshservice'. Supported: servicedesk_plus, jira, zendesk.",
         ),
         (
             pb::CreateTenantRequest {
@@ -276,7 +326,7 @@ async fn validation_messages_name_the_field(backend: Backend) {
                 servicedesk_auth: "basic".into(),
                 ..new_tenant("acme")
             },
-            "servicedesk_auth must be authtoken or zoho_oauth",
+            "servicedesk_auth must be one of: authtoken, zoho_oauth",
         ),
         (
             pb::CreateTenantRequest {
@@ -367,7 +417,20 @@ async fn a_signed_webhook_is_recorded_then_queued(backend: Backend) {
     assert_eq!(job.status, EnhancementStatus::Pending);
     assert_eq!(job.ticket_id, "1234");
     assert_eq!(job.correlation_id, "req-1");
-    assert!(job.queued_at.is_some(), "marked queued after the push");
+    // Marked queued after the push, in the background (batched within
+    // 100 ms), not before the answer.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let job = r.shared.store.enhancement(job_id).await.unwrap().unwrap();
+        if job.queued_at.is_some() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never marked queued"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let messages = r.drain(ENHANCE_TOPIC, SHORT).await;
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0].id, accepted.job_id);
@@ -600,8 +663,9 @@ async fn the_previous_secret_is_accepted_within_the_grace_period_only(backend: B
         .client()
         .rotate_webhook_secret(as_(
             &r.admin,
-            pb::TenantRequest {
+            pb::RotateWebhookSecretRequest {
                 tenant_id: "acme".into(),
+                webhook_secret: None,
             },
         ))
         .await
@@ -714,8 +778,9 @@ async fn a_change_on_one_replica_reaches_the_other_before_the_ttl(backend: Backe
         .client()
         .rotate_webhook_secret(as_(
             &a.admin,
-            pb::TenantRequest {
+            pb::RotateWebhookSecretRequest {
                 tenant_id: "acme".into(),
+                webhook_secret: None,
             },
         ))
         .await
@@ -931,4 +996,8 @@ csp_store::backend_tests!(
     a_change_on_one_replica_reaches_the_other_before_the_ttl,
     history_paging_filters_and_the_pause_flag,
     context_uploads_are_checked_and_upserted,
+    jira_and_zendesk_tenants_keep_their_fields_and_seal_their_tokens,
+    a_servicedesk_plus_tenant_stored_before_other_tools_reads_and_tests_as_it_did,
+    servicedesk_plus_connection_tests_say_what_failed,
+    jira_and_zendesk_connection_tests_use_their_fakes,
 );

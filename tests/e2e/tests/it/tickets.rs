@@ -1109,3 +1109,261 @@ async fn tickets_import_twice_dev() {
 async fn tickets_import_twice_distributed() {
     import_twice(Mode::Distributed).await;
 }
+
+// ------------------------------------------- 7. Jira and Zendesk (issue 15)
+
+const JIRA_EMAIL: &str = "csp@acme.example";
+const JIRA_TOKEN: &str = "e2e-jira-api-token";
+const ZENDESK_EMAIL: &str = "agent@acme.example";
+const ZENDESK_TOKEN: &str = "e2e-zendesk-api-token";
+/// The signing secret Zendesk generated (csp stores it; it cannot choose one).
+const ZENDESK_SECRET: &str = "zendesk-generated-signing-secret-0123";
+
+impl Tickets {
+    /// Creates a tenant of another tool from `fields`; returns its webhook
+    /// secret and webhook URL.
+    async fn tool_tenant(&self, id: &str, tool: &str, fields: Value) -> (String, String) {
+        let mut body = json!({
+            "tenant_id": id, "name": format!("{id} MSP"), "tool_type": tool,
+            "enhancement_preferences": {"sources": ["ticket_history", "kb", "ip_inventory"],
+                "note_format": "html", "max_words": 500, "mask_pii": false}
+        });
+        for (k, v) in fields.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let (status, created) = self
+            .call(reqwest::Method::POST, "/api/v1/tenants", Some(body))
+            .await;
+        assert_eq!(status, 201, "{created}");
+        let text = created.to_string();
+        assert!(
+            !text.contains(JIRA_TOKEN) && !text.contains(ZENDESK_TOKEN),
+            "{text}"
+        );
+        (
+            created["webhook_secret"].as_str().unwrap().to_owned(),
+            created["webhook_url"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    async fn test_connection(&self, path: &str, body: Option<Value>) -> Value {
+        let (status, answer) = self.call(reqwest::Method::POST, path, body).await;
+        assert_eq!(status, 200, "{answer}");
+        answer
+    }
+}
+
+async fn jira_and_zendesk(mode: Mode) {
+    use csp_mock_ticketing::{
+        MockJira, MockJiraIssue, MockZendesk, MockZendeskTicket, RunningJira, RunningZendesk,
+        text_to_adf,
+    };
+    let t = start(mode, &[]).await;
+
+    // ---- Jira Service Management: a signed `jira:issue_created`.
+    let jira = MockJira::builder()
+        .account(JIRA_EMAIL, JIRA_TOKEN)
+        .hang_for(Duration::from_secs(120))
+        .build();
+    let key = format!("{}-7", csp_mock_ticketing::JIRA_PROJECT);
+    assert!(jira.insert(MockJiraIssue::open(
+        &key,
+        SUBJECT,
+        text_to_adf(DESCRIPTION),
+        "High"
+    )));
+    let jira = RunningJira::start(jira).await.unwrap();
+    let fields = json!({"jira_url": jira.base_url(), "jira_email": JIRA_EMAIL,
+        "jira_api_token": JIRA_TOKEN, "jira_project_key": csp_mock_ticketing::JIRA_PROJECT});
+    // Test connection before saving: fine; with a wrong token: refused, and
+    // the answer never echoes the token.
+    let mut unsaved = fields.clone();
+    unsaved["tool_type"] = json!("jira");
+    let ok = t
+        .test_connection("/api/v1/tenants/test-connection", Some(unsaved.clone()))
+        .await;
+    assert_eq!(ok, json!({"ok": true}));
+    unsaved["jira_api_token"] = json!("wrong-token-0123");
+    let refused = t
+        .test_connection("/api/v1/tenants/test-connection", Some(unsaved.clone()))
+        .await;
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert!(
+        refused["reason"].as_str().unwrap().contains("rejected"),
+        "{refused}"
+    );
+    assert!(!refused.to_string().contains("wrong-token-0123"));
+    unsaved["jira_api_token"] = json!(JIRA_TOKEN);
+    unsaved["jira_project_key"] = json!("NOPE");
+    let missing = t
+        .test_connection("/api/v1/tenants/test-connection", Some(unsaved.clone()))
+        .await;
+    assert_eq!(missing["ok"], false, "{missing}");
+    assert!(
+        missing["reason"].as_str().unwrap().contains("NOPE"),
+        "{missing}"
+    );
+    unsaved["jira_project_key"] = json!(csp_mock_ticketing::JIRA_PROJECT);
+    unsaved["jira_url"] = json!(format!("http://127.0.0.1:{}", free_port()));
+    let down = t
+        .test_connection("/api/v1/tenants/test-connection", Some(unsaved))
+        .await;
+    assert_eq!(down["ok"], false, "{down}");
+    assert!(
+        down["reason"].as_str().unwrap().contains("reached"),
+        "{down}"
+    );
+
+    let (secret, url) = t.tool_tenant("jira-acme", "jira", fields).await;
+    assert!(url.ends_with("/webhook/jira/jira-acme"), "{url}");
+    t.context("jira-acme").await;
+    let saved = t
+        .test_connection("/api/v1/tenants/jira-acme/test-connection", None)
+        .await;
+    assert_eq!(saved, json!({"ok": true}));
+    let body = jira
+        .mock()
+        .webhook_body("jira:issue_created", &key)
+        .unwrap()
+        .to_string()
+        .into_bytes();
+    let signature = csp_ticketing::jira::sign(secret.as_bytes(), &body);
+    let headers = [
+        ("x-hub-signature", signature.clone()),
+        (
+            "x-atlassian-webhook-identifier",
+            "e2e-delivery-1".to_owned(),
+        ),
+    ];
+    let a = t
+        .deliver("/webhook/jira/jira-acme", body.clone(), &headers)
+        .await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    let job_id = a.body["job_id"].as_str().unwrap().to_owned();
+    // Jira delivers again (same identifier): the first job stands.
+    let again = t
+        .deliver("/webhook/jira/jira-acme", body.clone(), &headers)
+        .await;
+    assert_eq!(again.status, 202, "{}", again.body);
+    assert_eq!(again.body["job_id"], job_id.as_str());
+    // Forged: refused.
+    let forged = t
+        .deliver(
+            "/webhook/jira/jira-acme",
+            body.clone(),
+            &[("x-hub-signature", format!("sha256={}", "0".repeat(64)))],
+        )
+        .await;
+    assert_eq!(forged.status, 401, "{}", forged.body);
+    // A Jira tenant's webhook on another tool's path: unknown there.
+    let elsewhere = t
+        .deliver("/webhook/zendesk/jira-acme", body, &headers)
+        .await;
+    assert_eq!(elsewhere.status, 404, "{}", elsewhere.body);
+
+    let job = t.finished(&job_id).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(job["ticket_id"], key.as_str(), "{job}");
+    let comments = jira.mock().posted_comments();
+    assert_eq!(comments.len(), 1, "{comments:?}");
+    assert!(!comments[0].public, "an internal comment: {comments:?}");
+    assert!(comments[0].body.contains(HOST), "{}", comments[0].body);
+    assert!(
+        comments[0].body.contains(&format!("csp-job:{job_id}")),
+        "{}",
+        comments[0].body
+    );
+
+    // ---- Zendesk: the signing secret is Zendesk's, brought to csp.
+    let zendesk = MockZendesk::builder()
+        .credential(ZENDESK_EMAIL, ZENDESK_TOKEN)
+        .hang_for(Duration::from_secs(120))
+        .build();
+    assert!(zendesk.insert(MockZendeskTicket::open(
+        5158,
+        SUBJECT,
+        DESCRIPTION,
+        Some("high")
+    )));
+    let zendesk = RunningZendesk::start(zendesk).await.unwrap();
+    let (_, url) = t
+        .tool_tenant(
+            "zd-acme",
+            "zendesk",
+            json!({"zendesk_subdomain": "acme", "zendesk_email": ZENDESK_EMAIL,
+                "zendesk_api_token": ZENDESK_TOKEN, "zendesk_url": zendesk.base_url()}),
+        )
+        .await;
+    assert!(url.ends_with("/webhook/zendesk/zd-acme"), "{url}");
+    t.context("zd-acme").await;
+    let (status, set) = t
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/tenants/zd-acme/webhook-secret",
+            Some(json!({"webhook_secret": ZENDESK_SECRET})),
+        )
+        .await;
+    assert_eq!(status, 200, "{set}");
+    assert_eq!(set["webhook_secret"], "[REDACTED]", "{set}");
+    let body = json!({
+        "type": "zen:event-type:ticket.created",
+        "account_id": 22129848,
+        "id": "e2e-event-1",
+        "time": "2026-12-06T10:12:07Z",
+        "zendesk_event_version": "2022-11-06",
+        "subject": "zen:ticket:5158",
+        "detail": {"id": "5158", "subject": SUBJECT, "description": DESCRIPTION,
+            "priority": "HIGH", "status": "OPEN", "created_at": "2026-12-06T10:12:07Z",
+            "tags": ["vpn"]},
+        "event": {}
+    })
+    .to_string()
+    .into_bytes();
+    let timestamp = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let signature = csp_ticketing::zendesk::sign(ZENDESK_SECRET.as_bytes(), &timestamp, &body);
+    let a = t
+        .deliver(
+            "/webhook/zendesk/zd-acme",
+            body,
+            &[
+                ("x-zendesk-webhook-signature", signature),
+                ("x-zendesk-webhook-signature-timestamp", timestamp),
+                (
+                    "x-zendesk-webhook-invocation-id",
+                    "e2e-invocation-1".to_owned(),
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    let job_id = a.body["job_id"].as_str().unwrap().to_owned();
+    let job = t.finished(&job_id).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(job["ticket_id"], "5158", "{job}");
+    let comments = zendesk.mock().posted_comments_for(5158);
+    assert_eq!(comments.len(), 1, "{comments:?}");
+    assert!(!comments[0].public, "a private comment: {comments:?}");
+    assert!(
+        comments[0].html_body.contains(HOST),
+        "{}",
+        comments[0].html_body
+    );
+
+    jira.shutdown().await;
+    zendesk.shutdown().await;
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tickets_jira_and_zendesk_dev() {
+    jira_and_zendesk(Mode::Dev).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tickets_jira_and_zendesk_distributed() {
+    jira_and_zendesk(Mode::Distributed).await;
+}

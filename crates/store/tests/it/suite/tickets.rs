@@ -2,7 +2,7 @@
 //! jobs, and the per-tenant context, including that no tenant ever reads
 //! another's rows.
 
-use crate::helpers::{Fixture, next_millisecond};
+use crate::helpers::{Dialect, Fixture, next_millisecond};
 use csp_domain::{EnhancementStatus, HistorySource, TenantId};
 use csp_store::{
     EnhancementQuery, EnhancementRecord, Error, HistoryTicket, KbArticleRecord, NewEnhancement,
@@ -553,14 +553,13 @@ pub(crate) async fn the_sweeper_finds_unpublished_and_lost_jobs_oldest_first(sto
     let working = record(store, job(&acme, "4", "d4")).await;
     let now = OffsetDateTime::now_utc() + Duration::seconds(1);
     let long_ago = now - Duration::minutes(10);
-    store.mark_queued(lost.job_id, long_ago).await.unwrap();
-    store.mark_queued(fresh.job_id, now).await.unwrap();
-    store.mark_queued(working.job_id, long_ago).await.unwrap();
+    let marked = store
+        .mark_queued_many(&[lost.job_id, working.job_id], long_ago)
+        .await
+        .unwrap();
+    assert_eq!(marked, 2);
+    store.mark_queued_many(&[fresh.job_id], now).await.unwrap();
     store.start_attempt(working.job_id, now).await.unwrap();
-    assert!(matches!(
-        store.mark_queued(Uuid::new_v4(), now).await,
-        Err(Error::NotFound(_))
-    ));
 
     let queued_before = now - Duration::minutes(5);
     let found = store
@@ -590,7 +589,10 @@ pub(crate) async fn the_sweeper_finds_unpublished_and_lost_jobs_oldest_first(sto
     // (or the in-process queue that held its message): found again; one
     // that started recently (`working`) is left to its worker.
     let stranded = record(store, job(&acme, "5", "d5")).await;
-    store.mark_queued(stranded.job_id, long_ago).await.unwrap();
+    store
+        .mark_queued_many(&[stranded.job_id], long_ago)
+        .await
+        .unwrap();
     store
         .start_attempt(stranded.job_id, long_ago)
         .await
@@ -602,12 +604,73 @@ pub(crate) async fn the_sweeper_finds_unpublished_and_lost_jobs_oldest_first(sto
     let found: Vec<Uuid> = found.iter().map(|j| j.job_id).collect();
     assert_eq!(found, [never.job_id, lost.job_id, stranded.job_id]);
     // Queued again now: not found again until that is long ago too.
-    store.mark_queued(stranded.job_id, now).await.unwrap();
+    store
+        .mark_queued_many(&[stranded.job_id], now)
+        .await
+        .unwrap();
     let found = store
         .unqueued_enhancements(now, queued_before, 10)
         .await
         .unwrap();
     assert!(found.iter().all(|j| j.job_id != stranded.job_id));
+}
+
+pub(crate) async fn mark_queued_many_marks_known_jobs_and_ignores_unknown_ones(store: &dyn Store) {
+    let acme = tenant(store, "acme").await;
+    // A millisecond apart: the sweeper's order (oldest first) is theirs.
+    let a = record(store, job(&acme, "1", "d1")).await;
+    next_millisecond().await;
+    let b = record(store, job(&acme, "2", "d2")).await;
+    next_millisecond().await;
+    let c = record(store, job(&acme, "3", "d3")).await;
+    let now = OffsetDateTime::now_utc() + Duration::seconds(1);
+    let unqueued = || async {
+        let found = store
+            .unqueued_enhancements(now, now - Duration::minutes(5), 10)
+            .await
+            .unwrap();
+        found.iter().map(|j| j.job_id).collect::<Vec<_>>()
+    };
+    assert_eq!(unqueued().await, [a.job_id, b.job_id, c.job_id]);
+
+    // Nothing to mark: nothing changes (and no statement runs).
+    assert_eq!(store.mark_queued_many(&[], now).await.unwrap(), 0);
+    assert_eq!(unqueued().await, [a.job_id, b.job_id, c.job_id]);
+
+    // Several at once, an unknown id among them ignored.
+    let unknown = Uuid::new_v4();
+    let marked = store
+        .mark_queued_many(&[a.job_id, unknown, c.job_id], now)
+        .await
+        .unwrap();
+    assert_eq!(marked, 2);
+    for (job, at) in [(&a, Some(now)), (&b, None), (&c, Some(now))] {
+        let stored = store.enhancement(job.job_id).await.unwrap().unwrap();
+        let expected = at.map(time_ms);
+        assert_eq!(stored.queued_at, expected, "{}", job.ticket_id);
+        // Only `queued_at` moves.
+        let unchanged = EnhancementRecord {
+            queued_at: None,
+            ..stored
+        };
+        assert_eq!(unchanged, *job);
+    }
+    assert_eq!(store.enhancement(unknown).await.unwrap(), None);
+    // Marked jobs are no longer the sweeper's.
+    assert_eq!(unqueued().await, [b.job_id]);
+
+    // More ids than one statement binds (500): every known one marked.
+    let mut many: Vec<Uuid> = (0..600).map(|_| Uuid::new_v4()).collect();
+    many[3] = a.job_id;
+    many[550] = b.job_id;
+    let later = now + Duration::seconds(1);
+    assert_eq!(store.mark_queued_many(&many, later).await.unwrap(), 2);
+    for (job, at) in [(&a, later), (&b, later), (&c, now)] {
+        let stored = store.enhancement(job.job_id).await.unwrap().unwrap();
+        let expected = Some(time_ms(at));
+        assert_eq!(stored.queued_at, expected, "{}", job.ticket_id);
+    }
+    assert_eq!(unqueued().await, Vec::<Uuid>::new());
 }
 
 fn time_ms(at: OffsetDateTime) -> OffsetDateTime {
@@ -1041,6 +1104,88 @@ pub(crate) async fn similar_tickets_rank_any_word_and_read_no_syntax(store: &dyn
         ids(&store.similar_tickets(&acme, "scanner", 5).await.unwrap()),
         ["12"]
     );
+}
+
+/// Past `SMALL_TABLE_ROWS` the search plans its query from how common each
+/// word is: a ticket's common words are left out, its rare ones find the
+/// similar tickets; with only common words, they are searched together.
+pub(crate) async fn similar_tickets_of_a_large_history_search_the_rare_words(
+    fixture: &impl Fixture,
+) {
+    let store = fixture.store();
+    let acme = tenant(store, "acme").await;
+    let _other = tenant(store, "other").await;
+    // 12,000 tickets about the same few words, written in bulk past the
+    // store (a statement per row through it would only measure round trips).
+    let (bulk, analyse) = match fixture.dialect() {
+        Dialect::Postgres => (
+            "INSERT INTO ticket_history (tenant_id, ticket_id, description, resolution, \
+             resolved_date, tags, source, ingested_at) \
+             SELECT CASE WHEN g % 2 = 0 THEN 'acme' ELSE 'other' END, 'bulk-' || g, \
+             'User reports printer error, printer offline', 'Restarted the spooler', now(), \
+             '[]', 'bulk_import', now() FROM generate_series(1, 12000) AS g",
+            "ANALYZE ticket_history",
+        ),
+        Dialect::Sqlite => (
+            "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 12000) \
+             INSERT INTO ticket_history (tenant_id, ticket_id, description, resolution, \
+             resolved_date, tags, source, ingested_at) \
+             SELECT CASE WHEN n % 2 = 0 THEN 'acme' ELSE 'other' END, 'bulk-' || n, \
+             'User reports printer error, printer offline', 'Restarted the spooler', 0, \
+             '[]', 'bulk_import', 0 FROM g",
+            "ANALYZE",
+        ),
+    };
+    fixture.execute_raw(bulk).await.unwrap();
+    let at = OffsetDateTime::now_utc();
+    let rare = [
+        history(
+            "77",
+            "Printer KX500 shows error 0x51 after a firmware update",
+            "Rolled the firmware back",
+        ),
+        history("78", "KX500 toner light stays on", "Reseated the toner"),
+    ];
+    store
+        .upsert_ticket_history(&acme, &rare, HistorySource::BulkImport, at)
+        .await
+        .unwrap();
+    fixture.execute_raw(analyse).await.unwrap();
+
+    let text = "User says the printer shows an error on the KX500 after the firmware update";
+    let query = store
+        .similar_tickets_query(&acme, text)
+        .await
+        .unwrap()
+        .expect("words to search");
+    assert!(query.contains("kx500"), "{query}");
+    for common in ["user", "printer", "error"] {
+        assert!(!query.contains(common), "{common} in {query}");
+    }
+    let found = store.similar_tickets(&acme, text, 5).await.unwrap();
+    assert_eq!(ids(&found), ["77", "78"], "{query}");
+
+    // Only common words: searched together (all of them in one ticket),
+    // still answered, still only the tenant's own rows.
+    let query = store
+        .similar_tickets_query(&acme, "printer error user")
+        .await
+        .unwrap()
+        .expect("words to search");
+    assert!(query.contains('&') || query.contains(" AND "), "{query}");
+    let found = store
+        .similar_tickets(&acme, "printer error user", 5)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 5);
+    for ticket in &found {
+        let n: u32 = ticket
+            .ticket_id
+            .trim_start_matches("bulk-")
+            .parse()
+            .unwrap();
+        assert_eq!(n % 2, 0, "{} is the other tenant's", ticket.ticket_id);
+    }
 }
 
 pub(crate) async fn kb_articles_upsert_by_url_and_rank_the_title_first(store: &dyn Store) {

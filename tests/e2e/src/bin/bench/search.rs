@@ -1,10 +1,12 @@
 //! `csp-bench search`: similar-ticket search at 10k and 100k resolved
 //! tickets per tenant, 10 tenants, through `csp_store` on Postgres (the
-//! store's `similar_tickets`: row-level security scope + the SECURITY
+//! store's `similar_tickets`: row-level security scope, the word-frequency
+//! lookup that plans the query from the text's rare words, and the SECURITY
 //! DEFINER function) and SQLite (FTS5), against two bench-local queries on
-//! the same Postgres data: the same full-text query as the platform owner
-//! (no RLS, explicit tenant filter) and the plain `WHERE search @@ q` under
-//! `SET ROLE csp_tenant`, the case where RLS keeps `@@` off the GIN index.
+//! the same Postgres data, each running the query the store planned: as
+//! the platform owner (no RLS, explicit tenant filter) and as a plain
+//! `WHERE search @@ q` under `SET ROLE csp_tenant`, the case where RLS keeps
+//! `@@` off the GIN index.
 //! The store is used as a library; nothing of it is changed.
 
 use super::text::{Rng, Vocabulary};
@@ -94,22 +96,6 @@ fn new_tenant(id: &TenantId) -> NewTenant {
         monthly_budget_micros: None,
         secrets: Vec::new(),
     }
-}
-
-/// The words the store would search with (its `search_words`, for this
-/// vocabulary that has no stop words): distinct, at most 64.
-fn query_words(text: &str) -> Vec<String> {
-    let mut words: Vec<String> = Vec::new();
-    for w in text.split(|c: char| !c.is_alphanumeric()) {
-        let w = w.to_lowercase();
-        if !w.is_empty() && !words.contains(&w) {
-            words.push(w);
-        }
-        if words.len() == 64 {
-            break;
-        }
-    }
-    words
 }
 
 /// Query texts and the tenant each one is for.
@@ -259,6 +245,21 @@ async fn postgres_run(args: &SearchArgs, table: &mut Table, url: &str) -> Result
         for (kind, rare) in KINDS {
             let qs = queries(&vocab, &tenants, args.queries + 20, size as u64, rare);
             let label = |what: &str| format!("{what} [{kind}]");
+            // The query the store plans for each text (its rare words), run
+            // as is by the two bench-local variants below.
+            let mut planned = Vec::with_capacity(qs.len());
+            for (t, q) in &qs {
+                planned.push(
+                    store
+                        .similar_tickets_query(t, q)
+                        .await?
+                        .context("a query text without words")?,
+                );
+            }
+            progress(format!(
+                "search/postgres: e.g. {:?} -> {}",
+                qs[0].1, planned[0]
+            ));
 
             // 1. The store: tenant scope (SET LOCAL ROLE csp_tenant) and the
             //    SECURITY DEFINER function, one transaction per search.
@@ -288,12 +289,11 @@ async fn postgres_run(args: &SearchArgs, table: &mut Table, url: &str) -> Result
              WHERE h.tenant_id = $1 AND h.search @@ q";
             let mut lat = Vec::new();
             let mut matched = 0.0;
-            for (i, (t, q)) in qs.iter().enumerate() {
-                let tsq = query_words(q).join(" | ");
+            for (i, ((t, _), tsq)) in qs.iter().zip(&planned).enumerate() {
                 let start = Instant::now();
                 let rows = sqlx::query(owner_sql)
                     .bind(t.as_str())
-                    .bind(&tsq)
+                    .bind(tsq)
                     .bind(LIMIT_I64)
                     .fetch_all(&pool)
                     .await?;
@@ -302,17 +302,17 @@ async fn postgres_run(args: &SearchArgs, table: &mut Table, url: &str) -> Result
                 }
                 anyhow::ensure!(!rows.is_empty(), "owner query found nothing");
             }
-            for (t, q) in qs.iter().take(20) {
+            for ((t, _), tsq) in qs.iter().zip(&planned).take(20) {
                 let n: i64 = sqlx::query(count_sql)
                     .bind(t.as_str())
-                    .bind(query_words(q).join(" | "))
+                    .bind(tsq)
                     .fetch_one(&pool)
                     .await?
                     .get(0);
                 matched += n as f64 / 20.0;
             }
-            let (t0, q0) = &qs[0];
-            let gin = uses_gin(&pool, t0, &query_words(q0).join(" | "), false).await?;
+            let (t0, _) = &qs[0];
+            let gin = uses_gin(&pool, t0, &planned[0], false).await?;
             table.rows.push(row(
                 &label("postgres: owner, no RLS (same query, explicit tenant filter)"),
                 size,
@@ -323,8 +323,12 @@ async fn postgres_run(args: &SearchArgs, table: &mut Table, url: &str) -> Result
 
             // 3. Plain `WHERE search @@ q` under RLS: SET ROLE csp_tenant.
             let mut lat = Vec::new();
-            for (i, (t, q)) in qs.iter().take(args.slow_queries + 5).enumerate() {
-                let tsq = query_words(q).join(" | ");
+            for (i, ((t, _), tsq)) in qs
+                .iter()
+                .zip(&planned)
+                .take(args.slow_queries + 5)
+                .enumerate()
+            {
                 let start = Instant::now();
                 let mut tx = pool.begin().await?;
                 sqlx::query(
@@ -335,7 +339,7 @@ async fn postgres_run(args: &SearchArgs, table: &mut Table, url: &str) -> Result
             .await?;
                 let rows = sqlx::query(owner_sql)
                     .bind(t.as_str())
-                    .bind(&tsq)
+                    .bind(tsq)
                     .bind(LIMIT_I64)
                     .fetch_all(&mut *tx)
                     .await?;
@@ -345,7 +349,7 @@ async fn postgres_run(args: &SearchArgs, table: &mut Table, url: &str) -> Result
                 }
                 anyhow::ensure!(!rows.is_empty(), "RLS query found nothing");
             }
-            let gin = uses_gin(&pool, t0, &query_words(q0).join(" | "), true).await?;
+            let gin = uses_gin(&pool, t0, &planned[0], true).await?;
             table.rows.push(row(
                 &label("postgres: plain SELECT … WHERE search @@ q under SET ROLE csp_tenant"),
                 size,
@@ -389,7 +393,7 @@ async fn uses_gin(
         "search/postgres: plan ({}):\n{plan}",
         if as_tenant { "csp_tenant" } else { "owner" }
     ));
-    Ok(plan.contains("ticket_history_search"))
+    Ok(plan.contains("ticket_history_tenant_search"))
 }
 
 // ---------------------------------------------------------------- sqlite
