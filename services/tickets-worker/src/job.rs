@@ -498,7 +498,7 @@ impl Jobs {
         body: &str,
         format: csp_domain::NoteFormat,
     ) -> Result<PostedNote, Failure> {
-        let settings = tenant::tool_settings(
+        let settings = csp_tenant_tool::tool_settings(
             tenant,
             tool,
             self.stores.secrets.as_ref(),

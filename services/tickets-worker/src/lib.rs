@@ -38,11 +38,12 @@ mod pause;
 mod sources;
 mod tenant;
 
+pub use csp_tenant_tool::{ToolSettingsError, tool_settings};
 pub use error::Error;
 pub use metrics::{
     ACTIVE_COUNT, DURATION_SECONDS, REQUESTS_TOTAL, SUCCESS_RATE, SUCCESS_WINDOW, describe,
 };
-pub use tenant::{Preferences, Settings, ToolSettingsError, tool_settings};
+pub use tenant::{Preferences, Settings};
 
 use std::sync::Arc;
 use std::time::Duration;

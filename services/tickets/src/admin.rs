@@ -403,41 +403,31 @@ impl Admin {
         record: &TenantRecord,
         tool: ToolType,
     ) -> Result<connector::Settings, Status> {
-        let mut settings = connector::Settings {
-            values: tenants::stored_values(tool, &record.settings)
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect(),
-            ..Default::default()
-        };
-        let sealed = self
-            .store
-            .secrets(&Owner::tenant(record.tenant_id.as_str()))
+        use csp_tenant_tool::ToolSettingsError as E;
+        csp_tenant_tool::tool_settings(record, tool, self.store.as_ref(), self.keyring.as_ref())
             .await
-            .map_err(store_error)?;
-        for field in connector(tool).fields().iter().filter(|f| f.secret) {
-            let Some(s) = sealed.iter().find(|s| s.key == field.name) else {
-                continue;
-            };
-            let plain = self
-                .keyring()?
-                .open(&Sealed {
-                    token: s.encrypted_value.clone(),
-                    key_version: s.encryption_key_version.clone(),
-                })
-                .map_err(|e| {
-                    tracing::error!(tenant_id = %record.tenant_id, field = field.name, error = %e, "a tenant secret cannot be opened");
+            .map_err(|e| match e {
+                E::Store(e) => store_error(e),
+                E::NoKeyring { field } => status_with_message(
+                    ErrorCode::Unavailable,
+                    format!(
+                        "The tenant's {field} cannot be opened: CSP_SECRET_KEY is not set on the tickets service."
+                    ),
+                ),
+                E::NotAnObject => status_with_message(
+                    ErrorCode::Unavailable,
+                    "The tenant's stored settings are not a JSON object.",
+                ),
+                E::Unseal { field, source } => {
+                    tracing::error!(tenant_id = %record.tenant_id, field, error = %source, "a tenant secret cannot be opened");
                     status_with_message(
                         ErrorCode::Unavailable,
                         format!(
-                            "The tenant's {} cannot be decrypted with CSP_SECRET_KEY (or CSP_SECRET_KEY_PREVIOUS).",
-                            field.name
+                            "The tenant's {field} cannot be decrypted with CSP_SECRET_KEY (or CSP_SECRET_KEY_PREVIOUS)."
                         ),
                     )
-                })?;
-            settings.secrets.insert(field.name.to_owned(), plain);
-        }
-        Ok(settings)
+                }
+            })
     }
 
     /// One connection test; the reason of a failure with every secret of
