@@ -381,6 +381,55 @@ impl RetryPolicy {
     }
 }
 
+/// The one-note-per-job rule, whatever the tool: each attempt (retried as
+/// `retry` says) reads the ticket's notes — `find` answers the id of one
+/// carrying `marker`'s token, if any — and returns that note, or else posts
+/// the note (`post`). Reading again before every post is what keeps a retry,
+/// or a redelivered job, from posting twice once the tool has stored the
+/// note. (Two deliveries of one job at the same moment could still both
+/// post; the queue hands a job to one worker at a time.)
+pub(crate) async fn post_once<E, Find, FindFut, Post, PostFut>(
+    retry: &RetryPolicy,
+    tool: ToolType,
+    ticket_id: &str,
+    marker: &JobMarker,
+    find: Find,
+    post: Post,
+) -> Result<PostedNote, E>
+where
+    E: Retryable,
+    Find: Fn() -> FindFut,
+    FindFut: Future<Output = Result<Option<NoteId>, E>>,
+    Post: Fn() -> PostFut,
+    PostFut: Future<Output = Result<NoteId, E>>,
+{
+    let (find, post) = (&find, &post);
+    let result = retry
+        .run(tool, "post_note", ticket_id, move || async move {
+            if let Some(note_id) = find().await? {
+                return Ok(PostedNote {
+                    note_id,
+                    created: false,
+                });
+            }
+            Ok(PostedNote {
+                note_id: post().await?,
+                created: true,
+            })
+        })
+        .await?;
+    tracing::info!(
+        tool = tool.display_name(),
+        operation = "post_note",
+        ticket_id,
+        job_id = marker.job_id(),
+        note_id = %result.note_id,
+        created = result.created,
+        "note on the ticket"
+    );
+    Ok(result)
+}
+
 /// A failed attempt, as [`RetryPolicy::run`] sees it.
 pub(crate) trait Retryable: fmt::Display {
     /// Whether another attempt may succeed (timeouts, failed connections,

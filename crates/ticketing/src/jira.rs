@@ -73,7 +73,7 @@ use crate::adf;
 use crate::connector::{
     ApiError, BoxFuture, ClientOptions, Connector, Delivery, Event, FailureKind, Field, FieldKind,
     Page, PostedNote, RetryPolicy, Route, Settings, SettingsError, Skipped, TestFailure,
-    TicketingClient, ToolType, Verified, check_fields,
+    TicketingClient, ToolType, Verified, check_fields, post_once,
 };
 use crate::text::html_to_text;
 use crate::types::{JobMarker, NoteFormat, NoteId, ResolvedTicket, Ticket, validate_ticket_id};
@@ -930,31 +930,21 @@ impl JiraClient {
         validate_ticket_id(issue_key)?;
         let content = note_text(marker, body, format);
         let content = content.as_str();
-        let result = self
-            .retrying("post_note", issue_key, move || async move {
+        post_once(
+            &self.retry,
+            TOOL,
+            issue_key,
+            marker,
+            || async {
                 let comments = self.comments_attempt(issue_key).await?;
-                if let Some(c) = comments.iter().find(|c| marker.found_in(&c.body)) {
-                    return Ok(PostedNote {
-                        note_id: c.id.clone(),
-                        created: false,
-                    });
-                }
-                let note_id = self.add_comment_attempt(issue_key, content).await?;
-                Ok(PostedNote {
-                    note_id,
-                    created: true,
-                })
-            })
-            .await?;
-        tracing::info!(
-            operation = "post_note",
-            ticket_id = issue_key,
-            job_id = marker.job_id(),
-            note_id = %result.note_id,
-            created = result.created,
-            "comment on Jira"
-        );
-        Ok(result)
+                Ok(comments
+                    .into_iter()
+                    .find(|c| marker.found_in(&c.body))
+                    .map(|c| c.id))
+            },
+            || self.add_comment_attempt(issue_key, content),
+        )
+        .await
     }
 
     /// One page (up to [`PAGE_SIZE`]) of the project's issues resolved

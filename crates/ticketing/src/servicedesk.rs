@@ -35,7 +35,7 @@ use url::Url;
 use crate::connector::{
     self, ApiError, BoxFuture, ClientOptions, Connector, Delivery, Event, FailureKind, Field,
     FieldKind, Page, Route, Settings, SettingsError, TestFailure, TicketingClient, ToolType,
-    Verified,
+    Verified, post_once,
 };
 use crate::text::html_to_text;
 use crate::types::{
@@ -272,31 +272,25 @@ impl SdpClient {
         validate_ticket_id(ticket_id)?;
         let content = marker.apply(body, format);
         let content = content.as_str();
-        let result = self
-            .retrying("post_note", ticket_id, move || async move {
-                let notes = self.notes_attempt(ticket_id).await?;
-                if let Some(note) = notes.iter().find(|n| marker.found_in(&n.description)) {
-                    return Ok(PostedNote {
-                        note_id: note.id.clone(),
-                        created: false,
-                    });
-                }
-                let note_id = self.add_note_attempt(ticket_id, content).await?;
-                Ok(PostedNote {
-                    note_id,
-                    created: true,
-                })
-            })
-            .await?;
-        tracing::info!(
-            operation = "post_note",
+        let posted = post_once(
+            &self.retry,
+            ToolType::ServicedeskPlus,
             ticket_id,
-            job_id = marker.job_id(),
-            note_id = %result.note_id,
-            created = result.created,
-            "note on ServiceDesk Plus"
-        );
-        Ok(result)
+            marker,
+            || async {
+                let notes = self.notes_attempt(ticket_id).await?;
+                Ok(notes
+                    .into_iter()
+                    .find(|n| marker.found_in(&n.description))
+                    .map(|n| n.id))
+            },
+            || self.add_note_attempt(ticket_id, content),
+        )
+        .await?;
+        Ok(PostedNote {
+            note_id: posted.note_id,
+            created: posted.created,
+        })
     }
 
     /// One page (up to [`PAGE_SIZE`]) of requests in a resolved status

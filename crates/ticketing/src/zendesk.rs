@@ -67,7 +67,7 @@ use url::Url;
 use crate::connector::{
     ApiError, BoxFuture, ClientOptions, Connector, Delivery, Event, FailureKind, Field, FieldKind,
     Page, PostedNote, RetryPolicy, Route, Settings, SettingsError, Skipped, TestFailure,
-    TicketingClient, ToolType, Verified, check_fields,
+    TicketingClient, ToolType, Verified, check_fields, post_once,
 };
 use crate::types::{JobMarker, NoteFormat, NoteId, ResolvedTicket, Ticket, validate_ticket_id};
 use crate::webhook::{
@@ -792,31 +792,22 @@ impl ZendeskClient {
         validate_ticket_id(ticket_id)?;
         let content = marker.apply(body, format);
         let content = content.as_str();
-        let result = self
-            .retrying("post_note", ticket_id, move || async move {
-                let comments = self.comments_attempt(ticket_id).await?;
-                if let Some(c) = comments.iter().find(|c| c.carries(marker)) {
-                    return Ok(PostedNote {
-                        note_id: c.id.clone(),
-                        created: false,
-                    });
-                }
-                let note_id = self.add_comment_attempt(ticket_id, content, format).await?;
-                Ok(PostedNote {
-                    note_id,
-                    created: true,
-                })
-            })
-            .await?;
-        tracing::info!(
-            operation = "post_note",
+        post_once(
+            &self.retry,
+            TOOL,
             ticket_id,
-            job_id = marker.job_id(),
-            note_id = %result.note_id,
-            created = result.created,
-            "note on Zendesk"
-        );
-        Ok(result)
+            marker,
+            || async {
+                let comments = self.comments_attempt(ticket_id).await?;
+                Ok(comments
+                    .into_iter()
+                    .find(|c| c.carries(marker))
+                    .map(|c| c.id))
+            },
+            || self.add_comment_attempt(ticket_id, content, format),
+        )
+        .await
+        .map_err(|f: Failure| f.error)
     }
 
     /// One page (up to [`PAGE_SIZE`]) of solved and closed tickets updated
