@@ -33,9 +33,9 @@ use time::OffsetDateTime;
 use url::Url;
 
 use crate::connector::{
-    self, ApiError, BoxFuture, ClientOptions, Connector, Delivery, Event, FailureKind, Field,
-    FieldKind, Page, Route, Settings, SettingsError, TestFailure, TicketingClient, ToolType,
-    Verified, post_once,
+    ApiError, BoxFuture, ClientOptions, Connector, Delivery, Event, FailureKind, Field, FieldKind,
+    Page, Route, Settings, SettingsError, TestFailure, TicketingClient, ToolType, Verified,
+    post_once,
 };
 use crate::text::html_to_text;
 use crate::types::{
@@ -131,21 +131,9 @@ pub struct Note {
     pub show_to_requester: Option<bool>,
 }
 
-/// What [`SdpClient::post_note_once`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PostedNote {
-    pub note_id: NoteId,
-    /// `false` when the job's note was already on the ticket.
-    pub created: bool,
-}
-
-/// A request that [`SdpClient::list_resolved`] could not turn into a
-/// [`ResolvedTicket`], and why; the import logs it and goes on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Skipped {
-    pub ticket_id: String,
-    pub reason: String,
-}
+/// What [`SdpClient::post_note_once`] did, and a request
+/// [`SdpClient::list_resolved`] could not take: the connector's types.
+pub use crate::connector::{PostedNote, Skipped};
 
 /// One page of resolved and closed requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -272,7 +260,7 @@ impl SdpClient {
         validate_ticket_id(ticket_id)?;
         let content = marker.apply(body, format);
         let content = content.as_str();
-        let posted = post_once(
+        post_once(
             &self.retry,
             ToolType::ServicedeskPlus,
             ticket_id,
@@ -286,11 +274,7 @@ impl SdpClient {
             },
             || self.add_note_attempt(ticket_id, content),
         )
-        .await?;
-        Ok(PostedNote {
-            note_id: posted.note_id,
-            created: posted.created,
-        })
+        .await
     }
 
     /// One page (up to [`PAGE_SIZE`]) of requests in a resolved status
@@ -870,13 +854,9 @@ impl TicketingClient for SdpClient {
         marker: &'a JobMarker,
         body: &'a str,
         format: NoteFormat,
-    ) -> BoxFuture<'a, Result<connector::PostedNote, ApiError>> {
+    ) -> BoxFuture<'a, Result<PostedNote, ApiError>> {
         Box::pin(async move {
-            let posted = SdpClient::post_note_once(self, ticket_id, marker, body, format).await?;
-            Ok(connector::PostedNote {
-                note_id: posted.note_id,
-                created: posted.created,
-            })
+            Ok(SdpClient::post_note_once(self, ticket_id, marker, body, format).await?)
         })
     }
 
@@ -899,14 +879,7 @@ impl TicketingClient for SdpClient {
             let more = page.has_more_rows && page.next_start_index > start_index;
             Ok(Page {
                 tickets: page.tickets,
-                skipped: page
-                    .skipped
-                    .into_iter()
-                    .map(|s| connector::Skipped {
-                        ticket_id: s.ticket_id,
-                        reason: s.reason,
-                    })
-                    .collect(),
+                skipped: page.skipped,
                 next: more.then(|| page.next_start_index.to_string()),
                 total_count: page.total_count,
             })
