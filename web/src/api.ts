@@ -6,6 +6,7 @@ import type {
   AppConfig,
   AuditPage,
   Budget,
+  ChatTenantList,
   History,
   Login,
   LoginRequest,
@@ -84,6 +85,11 @@ export function history(sessionId: string): Promise<History> {
 /** The caller's sessions, most recently active first. */
 export function sessions(): Promise<SessionList> {
   return call('GET', '/api/v1/sessions');
+}
+
+/** The tenants the caller may bind a new session to (`/ws?tenant=<id>`). */
+export function chatTenants(): Promise<ChatTenantList> {
+  return call('GET', '/api/v1/chat/tenants');
 }
 
 /** The caller's spend this month against their cap. */

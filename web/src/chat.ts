@@ -38,6 +38,8 @@ interface Elements {
   progress: HTMLElement;
   elapsed: HTMLElement;
   model: HTMLElement;
+  /** The bound tenant's id, in the header; hidden for a session without one. */
+  tenant: HTMLElement;
   messages: HTMLElement;
   input: HTMLTextAreaElement;
   form: HTMLFormElement;
@@ -70,6 +72,8 @@ export class Chat {
   private renderQueued = false;
   /** Bumped by every (re)start so stale async work from an old session does nothing. */
   private generation = 0;
+  /** The tenant a new session was asked for (`/ws?tenant=`); null for none or a reopened session. */
+  private tenant: string | null = null;
   private readonly list: MessageList;
   private readonly sidebar: Sidebar;
 
@@ -80,8 +84,10 @@ export class Chat {
     this.list = new MessageList(el.messages, createMarkdownRenderer(window));
     this.sidebar = new Sidebar(el.sidebar, {
       load: api.sessions,
+      loadTenants: api.chatTenants,
       open: (id) => this.open(id),
-      create: () => void this.start(null),
+      create: (tenant) => void this.start(null, tenant),
+      changed: () => this.scheduleRender(),
     });
     el.form.addEventListener('submit', (ev) => {
       ev.preventDefault();
@@ -101,7 +107,7 @@ export class Chat {
       this.interrupt();
     });
     el.interrupt.addEventListener('click', () => this.interrupt());
-    el.startNew.addEventListener('click', () => void this.start(null));
+    el.startNew.addEventListener('click', () => void this.start(null, this.sidebar.selectedTenant()));
     // A notice's "[Continue in new session]" opens that session in place.
     el.messages.addEventListener('click', (ev) => {
       const link = (ev.target as Element | null)?.closest?.<HTMLAnchorElement>('a.notice-action');
@@ -118,11 +124,15 @@ export class Chat {
     });
   }
 
-  /** Opens `sessionId` (history first, then the live stream) or a new session. */
-  async start(sessionId: string | null): Promise<void> {
+  /**
+   * Opens `sessionId` (history first, then the live stream) or a new
+   * session, bound to `tenant` unless null.
+   */
+  async start(sessionId: string | null, tenant: string | null = null): Promise<void> {
     this.teardown();
     const generation = this.generation;
     this.state = createState(sessionId);
+    this.tenant = sessionId === null ? tenant : null;
     this.connection = 'connecting';
     this.connectionMessage = null;
     this.setUrl(sessionId);
@@ -201,6 +211,7 @@ export class Chat {
       if (err instanceof ApiError && (err.status === 404 || err.status === 403)) {
         // A stale or foreign link: say so and start over with a new session.
         this.state = createState(null);
+        this.tenant = null;
         this.setUrl(null);
         this.sidebar.setCurrent(null);
         this.connectionMessage = null;
@@ -217,7 +228,7 @@ export class Chat {
   private connect(): void {
     const generation = this.generation;
     let opened = false;
-    const url = wsUrl(location, this.state.sessionId, this.state.lastSeq);
+    const url = wsUrl(location, this.state.sessionId, this.state.lastSeq, this.tenant);
     this.socket = new SessionSocket(url, {
       onOpen: () => {
         opened = true;
@@ -291,6 +302,7 @@ export class Chat {
     try {
       await api.me();
       if (!opened && this.state.sessionId !== null) await api.history(this.state.sessionId);
+      if (!opened && this.state.sessionId === null && this.tenant !== null) await this.checkTenant(this.tenant);
     } catch (err) {
       if (generation !== this.generation) return;
       if (err instanceof ApiError && err.status === 401) {
@@ -311,6 +323,23 @@ export class Chat {
       this.retryTimer = null;
       if (generation === this.generation) this.connect();
     }, delay);
+  }
+
+  /**
+   * A new session's tenant the gateway refused (403 before the upgrade):
+   * one the user may no longer chat about. Throws the refusal for `onClose`.
+   */
+  private async checkTenant(tenant: string): Promise<void> {
+    const list = await api.chatTenants();
+    if (!list.tenants.some((t) => t.tenant_id === tenant)) {
+      throw new ApiError(403, 'forbidden', `You may not chat about tenant '${tenant}'.`);
+    }
+  }
+
+  /** The tenant the session shown is bound to: the one asked for, or the listed session's. */
+  private boundTenant(): string | null {
+    const id = this.state.sessionId;
+    return this.tenant ?? (id === null ? null : this.sidebar.tenantOf(id));
   }
 
   private submit(): void {
@@ -386,6 +415,9 @@ export class Chat {
     this.renderStatus();
     renderBanner(this.el.banner, this.state.shutdown);
     this.el.model.textContent = this.state.model ?? this.modelLabel;
+    const tenant = this.boundTenant();
+    this.el.tenant.hidden = tenant === null;
+    this.el.tenant.textContent = tenant === null ? '' : `Tenant: ${tenant}`;
     this.el.interrupt.hidden = !this.state.turnActive;
     const composer = composerView(this.state.sessionStatus);
     this.el.input.disabled = !composer.enabled;
@@ -437,6 +469,7 @@ export function chatElements(root: HTMLElement): Elements {
     progress: get('status-progress'),
     elapsed: get('status-elapsed'),
     model: get('model-label'),
+    tenant: get('session-tenant'),
     messages: get('message-list'),
     input: get<HTMLTextAreaElement>('chat-input'),
     form: get<HTMLFormElement>('composer'),
@@ -451,6 +484,10 @@ export function chatElements(root: HTMLElement): Elements {
       error: get('session-list-error'),
       toggle: get<HTMLButtonElement>('sessions-toggle'),
       newSession: get<HTMLButtonElement>('new-session'),
+      tenant: {
+        picker: get('new-session-tenant-picker'),
+        select: get<HTMLSelectElement>('new-session-tenant'),
+      },
     },
   };
 }

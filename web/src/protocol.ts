@@ -13,6 +13,8 @@ export type {
   AuditPage,
   AuditStatus,
   Budget,
+  ChatTenant,
+  ChatTenantList,
   ClientFrame,
   ConnectionFrame,
   ErrorBody,

@@ -1,11 +1,13 @@
 // The session list: a sidebar on wide screens, a panel behind the "Sessions"
 // button on narrow ones. It lists `GET /api/v1/sessions` and opens one in
-// place through the chat controller. Titles come from the conversation, so
-// they are untrusted and only ever set as text.
+// place through the chat controller; next to "New session", a "Tenant" select
+// offers the tenants a new session may be bound to (`GET /api/v1/chat/tenants`)
+// when there are any. Titles and tenant names are untrusted and only ever set
+// as text.
 
 import { isPlainClick } from './action';
 import { formatRelativeTime } from './format';
-import type { SessionList, SessionStatus, SessionSummary } from './protocol';
+import type { ChatTenant, ChatTenantList, SessionList, SessionStatus, SessionSummary } from './protocol';
 
 export const UNTITLED = 'Untitled session';
 
@@ -150,6 +152,58 @@ function updateRow(row: Row, session: SessionSummary, current: boolean, now: num
   }
 }
 
+/** What the "Tenant" select shows for one tenant. */
+export function tenantLabel(tenant: ChatTenant): string {
+  const name = typeof tenant.name === 'string' ? tenant.name.trim() : '';
+  return name && name !== tenant.tenant_id ? `${name} (${tenant.tenant_id})` : tenant.tenant_id;
+}
+
+export interface TenantPickerElements {
+  /** Holds the select and its label; hidden while there is nothing to pick. */
+  picker: HTMLElement;
+  /** Its first option is "No tenant" (value ""). */
+  select: HTMLSelectElement;
+}
+
+/**
+ * The tenant a new session is bound to: "No tenant" or one of the caller's
+ * chat tenants. Shown only when there is at least one.
+ */
+export class TenantPicker {
+  constructor(private readonly el: TenantPickerElements) {
+    this.show(null);
+  }
+
+  /** Offers `tenants` (null: unknown, nothing is offered); a choice still offered stays chosen. */
+  show(tenants: readonly ChatTenant[] | null): void {
+    const doc = this.el.select.ownerDocument;
+    const chosen = this.el.select.value;
+    const seen = new Set<string>();
+    const options = [option(doc, '', 'No tenant')];
+    for (const t of tenants ?? []) {
+      if (typeof t?.tenant_id !== 'string' || t.tenant_id === '' || seen.has(t.tenant_id)) continue;
+      seen.add(t.tenant_id);
+      options.push(option(doc, t.tenant_id, tenantLabel(t)));
+    }
+    this.el.select.replaceChildren(...options);
+    this.el.select.value = seen.has(chosen) ? chosen : '';
+    this.el.picker.hidden = seen.size === 0;
+  }
+
+  /** The chosen tenant's id; null for "No tenant" or while nothing is offered. */
+  selected(): string | null {
+    if (this.el.picker.hidden) return null;
+    return this.el.select.value || null;
+  }
+}
+
+function option(doc: Document, value: string, text: string): HTMLOptionElement {
+  const el = doc.createElement('option');
+  el.value = value;
+  el.textContent = text;
+  return el;
+}
+
 export interface SidebarElements {
   panel: HTMLElement;
   list: HTMLElement;
@@ -157,14 +211,20 @@ export interface SidebarElements {
   /** Opens and closes the panel on narrow screens (hidden by CSS on wide ones). */
   toggle: HTMLButtonElement;
   newSession: HTMLButtonElement;
+  /** The "Tenant" select next to "New session". */
+  tenant?: TenantPickerElements;
 }
 
 export interface SidebarOptions {
   load(): Promise<SessionList>;
+  /** The tenants the user may bind a new session to; without it, none is offered. */
+  loadTenants?(): Promise<ChatTenantList>;
   /** Open `sessionId` in place. */
   open(sessionId: string): void;
-  /** Start a new session. */
-  create(): void;
+  /** Start a new session, bound to `tenantId` unless null. */
+  create(tenantId: string | null): void;
+  /** The list was loaded again (what `tenantOf` answers may have changed). */
+  changed?(): void;
   now?(): number;
 }
 
@@ -178,12 +238,16 @@ export class Sidebar {
   /** Bumped by `clear()` so a response for the previous user is dropped. */
   private generation = 0;
   private readonly view: SessionListView;
+  private readonly picker: TenantPicker | null;
+  /** The chat tenants were asked for since the last `clear()` (asked again after a failure). */
+  private tenantsAsked = false;
 
   constructor(
     private readonly el: SidebarElements,
     private readonly opts: SidebarOptions,
   ) {
     this.view = new SessionListView(el.list);
+    this.picker = el.tenant ? new TenantPicker(el.tenant) : null;
     el.list.addEventListener('click', (ev) => {
       const link = (ev.target as Element | null)?.closest?.<HTMLElement>('a[data-session-id]');
       const id = link?.dataset.sessionId;
@@ -195,7 +259,7 @@ export class Sidebar {
     });
     el.newSession.addEventListener('click', () => {
       this.setOpen(false);
-      opts.create();
+      opts.create(this.selectedTenant());
     });
     el.toggle.addEventListener('click', () => this.setOpen(!this.isOpen()));
     el.panel.addEventListener('keydown', (ev) => {
@@ -218,6 +282,17 @@ export class Sidebar {
     this.render();
   }
 
+  /** The tenant chosen for the next new session; null for none. */
+  selectedTenant(): string | null {
+    return this.picker?.selected() ?? null;
+  }
+
+  /** The tenant a listed session is bound to; null for none, or a session not (yet) listed. */
+  tenantOf(sessionId: string): string | null {
+    const tenant = this.sessions.find((s) => s.session_id === sessionId)?.tenant_id;
+    return typeof tenant === 'string' && tenant !== '' ? tenant : null;
+  }
+
   /** Loads the list again. Calls during a load fold into one more load after it. */
   refresh(): Promise<void> {
     if (this.loading) {
@@ -235,11 +310,32 @@ export class Sidebar {
     this.generation++;
     this.sessions = [];
     this.current = null;
+    this.tenantsAsked = false;
+    this.picker?.show(null);
     this.showError(null);
     this.render();
   }
 
+  /** Asks once per sign-in which tenants a new session may be bound to. */
+  private async loadTenants(): Promise<void> {
+    const load = this.opts.loadTenants;
+    if (!this.picker || !load || this.tenantsAsked) return;
+    this.tenantsAsked = true;
+    const generation = this.generation;
+    let list: ChatTenantList | null;
+    try {
+      list = await load();
+    } catch {
+      list = null;
+    }
+    if (generation !== this.generation) return;
+    // Not offered rather than half-known; the next refresh asks again.
+    if (list === null) this.tenantsAsked = false;
+    this.picker.show(list !== null && Array.isArray(list.tenants) ? list.tenants : null);
+  }
+
   private async load(): Promise<void> {
+    void this.loadTenants();
     do {
       this.stale = false;
       const generation = this.generation;
@@ -258,6 +354,7 @@ export class Sidebar {
         this.showError(null);
       }
       this.render();
+      this.opts.changed?.();
     } while (this.stale);
   }
 

@@ -11,15 +11,22 @@ export const CLOSE_SERVICE_RESTART = 1012;
 
 const PING_EVERY_MS = 25_000;
 
-/** `/ws` for a new session, or `/ws?session=<id>&after_seq=<n>` to reattach. */
+/**
+ * `/ws` for a new session (`/ws?tenant=<id>` for one bound to a tenant), or
+ * `/ws?session=<id>&after_seq=<n>` to reattach (a session keeps the tenant it
+ * started with: the gateway refuses `tenant` on a reattach).
+ */
 export function wsUrl(
   loc: { protocol: string; host: string },
   sessionId: string | null,
   afterSeq: number,
+  tenantId: string | null = null,
 ): string {
   const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
   const base = `${scheme}//${loc.host}/ws`;
-  if (sessionId === null) return base;
+  if (sessionId === null) {
+    return tenantId ? `${base}?${new URLSearchParams({ tenant: tenantId }).toString()}` : base;
+  }
   const query = new URLSearchParams({ session: sessionId, after_seq: String(afterSeq) });
   return `${base}?${query.toString()}`;
 }

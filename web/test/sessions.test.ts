@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { JSDOM } from 'jsdom';
-import type { SessionList, SessionSummary } from '../src/protocol';
-import { messageCountText, SessionListView, sessionTitle, Sidebar, sortSessions, UNTITLED } from '../src/sessions';
+import type { ChatTenantList, SessionList, SessionSummary } from '../src/protocol';
+import { messageCountText, SessionListView, sessionTitle, Sidebar, sortSessions, tenantLabel, TenantPicker, UNTITLED } from '../src/sessions';
+import { appDocument } from './page';
 
 const NOW = Date.parse('2025-06-10T12:00:00Z');
 
@@ -20,6 +21,7 @@ function session(id: string, minutesAgo: number, more: Partial<Omit<SessionSumma
     resume_count: 0,
     is_resumable: true,
     ended_reason: '',
+    tenant_id: null,
     ...more,
   } as SessionSummary;
 }
@@ -27,6 +29,7 @@ function session(id: string, minutesAgo: number, more: Partial<Omit<SessionSumma
 const PAGE = `<!doctype html><body>
   <aside id="panel" data-open="false">
     <button id="new-session">New session</button>
+    <label id="tenant-picker" hidden>Tenant <select id="tenant"><option value="">No tenant</option></select></label>
     <p id="err" hidden></p>
     <ul id="session-list"></ul>
   </aside>
@@ -58,6 +61,44 @@ describe('session list helpers', () => {
     assert.equal(messageCountText(1), '1 message');
     assert.equal(messageCountText(0), '0 messages');
     assert.equal(messageCountText(12), '12 messages');
+  });
+});
+
+describe('TenantPicker', () => {
+  it('is in the page next to New session, hidden, with No tenant first', () => {
+    const { doc } = appDocument();
+    const picker = doc.querySelector<HTMLElement>('[data-testid="new-session-tenant-picker"]')!;
+    const select = doc.querySelector<HTMLSelectElement>('[data-testid="new-session-tenant"]')!;
+    assert.equal(picker.closest('.sessions-head')?.querySelector('#new-session')?.textContent, 'New session');
+    assert.equal(picker.hidden, true);
+    assert.deepEqual([...select.options].map((o) => [o.value, o.textContent]), [['', 'No tenant']]);
+    const tenants = new TenantPicker({ picker, select });
+    tenants.show([ACME]);
+    assert.equal(picker.hidden, false);
+    assert.equal(tenants.selected(), null, 'No tenant until one is chosen');
+  });
+
+  it('shows names as text and drops a choice no longer offered', () => {
+    const { get } = dom();
+    const tenants = new TenantPicker({ picker: get('tenant-picker'), select: get<HTMLSelectElement>('tenant') });
+    const name = '<img src=x onerror="window.__xss=1">';
+    tenants.show([{ ...ACME, name }, ACME, { ...GLOBEX, tenant_id: '' }]);
+    const select = get<HTMLSelectElement>('tenant');
+    assert.equal(select.options.length, 2, 'duplicates and empty ids are left out');
+    assert.equal(select.options[1]!.textContent, `${name} (acme)`);
+    assert.equal(select.querySelector('img'), null);
+    select.value = 'acme';
+    assert.equal(tenants.selected(), 'acme');
+    tenants.show([GLOBEX]);
+    assert.equal(tenants.selected(), null);
+    tenants.show(null);
+    assert.equal(get('tenant-picker').hidden, true);
+  });
+
+  it('labels a tenant by name and id, or by id alone', () => {
+    assert.equal(tenantLabel(ACME), 'Acme MSP (acme)');
+    assert.equal(tenantLabel(GLOBEX), 'globex');
+    assert.equal(tenantLabel({ ...ACME, name: '  ' }), 'acme');
   });
 });
 
@@ -123,10 +164,11 @@ describe('SessionListView', () => {
   });
 });
 
-function sidebar(load: () => Promise<SessionList>) {
+function sidebar(load: () => Promise<SessionList>, loadTenants?: () => Promise<ChatTenantList>) {
   const { win, doc, get } = dom();
   const opened: string[] = [];
-  let created = 0;
+  const creates: (string | null)[] = [];
+  let changes = 0;
   const bar = new Sidebar(
     {
       panel: get('panel'),
@@ -134,13 +176,29 @@ function sidebar(load: () => Promise<SessionList>) {
       error: get('err'),
       toggle: get<HTMLButtonElement>('toggle'),
       newSession: get<HTMLButtonElement>('new-session'),
+      tenant: { picker: get('tenant-picker'), select: get<HTMLSelectElement>('tenant') },
     },
-    { load, open: (id) => opened.push(id), create: () => created++, now: () => NOW },
+    {
+      load,
+      ...(loadTenants ? { loadTenants } : {}),
+      open: (id) => opened.push(id),
+      create: (tenant) => creates.push(tenant),
+      changed: () => changes++,
+      now: () => NOW,
+    },
   );
   const click = (el: Element, init: MouseEventInit = {}) =>
     el.dispatchEvent(new win.MouseEvent('click', { bubbles: true, cancelable: true, button: 0, ...init }));
-  return { bar, doc, get, opened, created: () => created, click };
+  const choose = (value: string) => {
+    const select = get<HTMLSelectElement>('tenant');
+    select.value = value;
+    select.dispatchEvent(new win.Event('change', { bubbles: true }));
+  };
+  return { bar, doc, get, opened, created: () => creates.length, creates, changes: () => changes, click, choose };
 }
+
+const ACME = { tenant_id: 'acme', name: 'Acme MSP', tool_type: 'servicedesk_plus' };
+const GLOBEX = { tenant_id: 'globex', name: 'globex', tool_type: 'jira' };
 
 /** A load() the test answers by hand, to see what happens while one is in flight. */
 function manualLoads() {
@@ -175,9 +233,77 @@ describe('Sidebar', () => {
   });
 
   it('starts a new session from the New session button', () => {
-    const { get, created, click } = sidebar(async () => ({ sessions: [] }));
+    const { get, created, creates, click } = sidebar(async () => ({ sessions: [] }));
     click(get('new-session'));
     assert.equal(created(), 1);
+    assert.deepEqual(creates, [null], 'bound to no tenant');
+  });
+
+  it('offers the chat tenants next to New session and starts the new session with the chosen one', async () => {
+    let asked = 0;
+    const { bar, get, creates, click, choose } = sidebar(
+      async () => ({ sessions: [] }),
+      async () => {
+        asked++;
+        return { tenants: [ACME, GLOBEX] };
+      },
+    );
+    assert.equal(get('tenant-picker').hidden, true, 'hidden until the list is known');
+    await bar.refresh();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(get('tenant-picker').hidden, false);
+    const options = [...get<HTMLSelectElement>('tenant').options].map((o) => [o.value, o.textContent]);
+    assert.deepEqual(options, [
+      ['', 'No tenant'],
+      ['acme', 'Acme MSP (acme)'],
+      ['globex', 'globex'],
+    ]);
+    click(get('new-session'));
+    choose('acme');
+    click(get('new-session'));
+    assert.deepEqual(creates, [null, 'acme']);
+    await bar.refresh();
+    assert.equal(asked, 1, 'asked once per sign-in, not on every refresh');
+    assert.equal(bar.selectedTenant(), 'acme', 'the choice stays');
+  });
+
+  it('offers no tenant when there are none or they cannot be loaded, and asks again after a failure', async () => {
+    const answers: (() => Promise<ChatTenantList>)[] = [
+      async () => ({ tenants: [] }),
+    ];
+    const { bar, get, creates, click } = sidebar(
+      async () => ({ sessions: [] }),
+      () => answers.shift()!(),
+    );
+    await bar.refresh();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(get('tenant-picker').hidden, true, 'nothing to pick');
+    click(get('new-session'));
+    assert.deepEqual(creates, [null]);
+    bar.clear();
+    answers.push(async () => {
+      throw new Error('offline');
+    });
+    await bar.refresh();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(get('tenant-picker').hidden, true);
+    answers.push(async () => ({ tenants: [ACME] }));
+    await bar.refresh();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(get('tenant-picker').hidden, false, 'asked again after the failure');
+    assert.equal(answers.length, 0);
+  });
+
+  it('says which tenant a listed session is bound to', async () => {
+    const { bar, changes } = sidebar(async () => ({
+      sessions: [session('bound', 1, { tenant_id: 'acme' }), session('free', 2)],
+    }));
+    assert.equal(bar.tenantOf('bound'), null, 'not listed yet');
+    await bar.refresh();
+    assert.equal(bar.tenantOf('bound'), 'acme');
+    assert.equal(bar.tenantOf('free'), null);
+    assert.equal(bar.tenantOf('unknown'), null);
+    assert.equal(changes(), 1, 'the chat is told the list changed');
   });
 
   it('folds refreshes during a load into one more load', async () => {

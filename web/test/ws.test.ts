@@ -8,6 +8,14 @@ describe('wsUrl', () => {
     assert.equal(wsUrl({ protocol: 'http:', host: '127.0.0.1:8080' }, null, 0), 'ws://127.0.0.1:8080/ws');
   });
 
+  it('binds a new session to a tenant, and never a reattach', () => {
+    const loc = { protocol: 'https:', host: 'chat.example' };
+    assert.equal(wsUrl(loc, null, 0, 'acme'), 'wss://chat.example/ws?tenant=acme');
+    assert.equal(wsUrl(loc, null, 0, 'a&b c'), 'wss://chat.example/ws?tenant=a%26b+c');
+    assert.equal(wsUrl(loc, null, 0, null), 'wss://chat.example/ws');
+    assert.equal(wsUrl(loc, 's-1', 3, 'acme'), 'wss://chat.example/ws?session=s-1&after_seq=3');
+  });
+
   it('reattaches with session and after_seq, over wss behind https', () => {
     assert.equal(
       wsUrl({ protocol: 'https:', host: 'chat.example' }, 'abc-1', 42),

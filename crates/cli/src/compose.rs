@@ -186,8 +186,8 @@ mod tests {
             [
                 "plugins",
                 "policy",
-                "session-pool",
                 "tickets",
+                "session-pool",
                 "gateway",
                 "tickets-worker"
             ]

@@ -6,8 +6,10 @@
 //! service, run by `compose.rs`), so a new service is one row there;
 //! `csp mock-llm` runs the scripted model server, `csp mock-ticketing` the
 //! fake ServiceDesk Plus; `csp audit verify` checks the audit log's hash
-//! chain; `csp tickets import` seeds a tenant's ticket history. This crate only parses
-//! configuration and composes the service crates; it holds no service logic.
+//! chain; `csp tickets import` seeds a tenant's ticket history; `csp mcp tickets`
+//! is the ticket tools' MCP server that an agent's CLI starts in its sandbox.
+//! This crate only parses configuration and composes the service crates; it
+//! holds no service logic.
 
 mod audit;
 mod backends;
@@ -15,6 +17,7 @@ mod compose;
 mod config_file;
 mod dev;
 mod error;
+mod mcp;
 mod opts;
 mod row;
 mod secrets;
@@ -73,6 +76,12 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: secrets::Command,
     },
+    /// MCP servers built into csp, started by an agent's Claude Code CLI
+    /// inside its sandbox (stdio).
+    Mcp {
+        #[command(subcommand)]
+        command: mcp::Command,
+    },
 }
 
 impl Command {
@@ -83,6 +92,7 @@ impl Command {
             Command::Serve { service } => service.row().span,
             Command::MockLlm(_) => "csp-mock-llm",
             Command::MockTicketing(_) => "csp-mock-ticketing",
+            Command::Mcp { .. } => "csp-mcp",
             Command::Secrets { .. } | Command::Audit { .. } | Command::Tickets { .. } => {
                 "csp-tools"
             }
@@ -157,6 +167,7 @@ async fn main() -> std::process::ExitCode {
         Command::MockTicketing(o) => serve::mock_ticketing(o, shutdown).await,
         Command::Tickets { command } => tickets::run(command).await,
         Command::Secrets { command } => secrets::run(command).await,
+        Command::Mcp { command } => mcp::run(command, shutdown).await,
         Command::Audit { command } => match audit::run(command).await {
             Ok(true) => Ok(()),
             Ok(false) => return std::process::ExitCode::FAILURE,

@@ -205,6 +205,7 @@ impl PoolOpts {
             model_env,
             model_label,
             plugins_addr,
+            tickets_addr,
             known_secrets,
         } = wiring;
         let mut agent = csp_agent::Config {
@@ -263,6 +264,7 @@ impl PoolOpts {
             },
             reaper_interval: Duration::from_secs(self.reaper_interval_seconds.max(1)),
             plugins_addr: Some(plugins_addr),
+            tickets_addr: Some(tickets_addr),
             known_secrets,
         }
     }
@@ -292,6 +294,8 @@ pub(crate) struct PoolWiring {
     pub(crate) model_label: String,
     /// The plugins service: the MCP servers sessions start with.
     pub(crate) plugins_addr: String,
+    /// The tickets service: what the built-in ticket tools read.
+    pub(crate) tickets_addr: String,
     /// The secrets this process holds, redacted from agent output
     /// ([`known_secrets`]).
     pub(crate) known_secrets: csp_redact::KnownSecrets,

@@ -11,6 +11,9 @@
 //! upstream request only, and never logged); forward a request whose token
 //! is unknown or revoked; open a tunnel to a host no lease names.
 //!
+//! The same [`Listener`] serves the session-pool's tool door
+//! ([`Listener::serve_http`]), with a [`Leases`] table of its own.
+//!
 //! Sandboxed agents reach both proxies through Unix sockets bound into their
 //! otherwise empty network namespace; unsandboxed ones (`CSP_AGENT_SANDBOX=off`)
 //! through loopback TCP.

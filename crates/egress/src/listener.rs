@@ -5,6 +5,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio_util::sync::CancellationToken;
@@ -100,6 +103,35 @@ impl Listener {
             };
             tokio::spawn(serve(stream));
         }
+    }
+
+    /// Serves HTTP/1.1 until `stop`: every request of every connection
+    /// goes to `handle`. The model proxy and the session-pool's tool door
+    /// answer this way.
+    pub async fn serve_http<H, Fut, B>(self, what: &'static str, stop: CancellationToken, handle: H)
+    where
+        H: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Response<B>> + Send + 'static,
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.serve_each(what, stop, move |stream| {
+            let handle = handle.clone();
+            async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let handle = handle.clone();
+                    async move { Ok::<_, std::convert::Infallible>(handle(req).await) }
+                });
+                if let Err(e) = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
+                {
+                    tracing::debug!(error = %e, "{what}: connection ended with an error");
+                }
+            }
+        })
+        .await
     }
 
     async fn accept(&self) -> std::io::Result<Box<dyn Stream>> {

@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
 
@@ -145,20 +145,9 @@ impl ModelProxy {
     /// Serves `listener` until `stop`; connections in flight finish on their own.
     pub async fn serve(self, listener: Listener, stop: CancellationToken) {
         listener
-            .serve_each("model proxy", stop, |stream| {
+            .serve_http("model proxy", stop, move |request| {
                 let proxy = self.clone();
-                async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        let proxy = proxy.clone();
-                        async move { Ok::<_, std::convert::Infallible>(proxy.handle(req).await) }
-                    });
-                    if let Err(e) = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await
-                    {
-                        tracing::debug!(error = %e, "model proxy: connection ended with an error");
-                    }
-                }
+                async move { proxy.handle(request).await }
             })
             .await;
     }

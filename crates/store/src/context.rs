@@ -167,11 +167,31 @@ async fn scoped<DB: Dialect>(
     store: &SqlStore<DB>,
     tenant: &TenantId,
 ) -> Result<Transaction<'static, DB>, Error> {
-    let db = &store.db;
-    let mut tx = db.begin().await?;
+    let tx = store.db.begin().await?;
+    in_scope(store, tenant, tx).await
+}
+
+/// [`scoped`] for the upserts: a write transaction from its start
+/// ([`Dialect::begin_write`]). A deferred SQLite transaction that starts
+/// reading and then writes fails at once with "database is locked" when
+/// another connection committed in between (its snapshot is stale, and the
+/// busy timeout does not apply); an immediate one waits its turn.
+async fn scoped_write<DB: Dialect>(
+    store: &SqlStore<DB>,
+    tenant: &TenantId,
+) -> Result<Transaction<'static, DB>, Error> {
+    let tx = store.db.begin_write().await?;
+    in_scope(store, tenant, tx).await
+}
+
+async fn in_scope<DB: Dialect>(
+    store: &SqlStore<DB>,
+    tenant: &TenantId,
+    mut tx: Transaction<'static, DB>,
+) -> Result<Transaction<'static, DB>, Error> {
     DB::enter_tenant_scope(&mut *tx, tenant.as_str())
         .await
-        .map_err(|e| db.error(e))?;
+        .map_err(|e| store.db.error(e))?;
     Ok(tx)
 }
 
@@ -243,7 +263,7 @@ impl<DB: Dialect> ContextStore for SqlStore<DB> {
             return Ok(0);
         }
         let db = &self.db;
-        let mut tx = scoped(self, tenant).await?;
+        let mut tx = scoped_write(self, tenant).await?;
         let mut written = 0;
         for ticket in tickets {
             let tags = serde_json::Value::from(ticket.tags.clone());
@@ -360,7 +380,7 @@ impl<DB: Dialect> ContextStore for SqlStore<DB> {
         }
         let db = &self.db;
         let now = timestamp::now();
-        let mut tx = scoped(self, tenant).await?;
+        let mut tx = scoped_write(self, tenant).await?;
         let mut written = 0;
         for article in articles {
             written += db
@@ -413,7 +433,7 @@ impl<DB: Dialect> ContextStore for SqlStore<DB> {
         }
         let db = &self.db;
         let now = timestamp::now();
-        let mut tx = scoped(self, tenant).await?;
+        let mut tx = scoped_write(self, tenant).await?;
         let mut written = 0;
         for system in systems {
             written += db

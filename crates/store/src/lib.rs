@@ -12,7 +12,8 @@
 //! written with the config in one transaction) and `secrets.rs`
 //! ([`SecretStore`]: sealed secrets by [`Owner`] and key, all-or-nothing
 //! re-encryption of every owner's), `tenants.rs` ([`TenantStore`]: tenant
-//! configs written with their secrets in one transaction, monthly spend),
+//! configs written with their secrets in one transaction, monthly spend,
+//! the grants of tenants to users),
 //! `enhancements.rs` ([`EnhancementStore`]: jobs idempotent per delivery,
 //! attempts, final outcomes written once, the sweeper's unqueued jobs, the
 //! history page, the workers' pause flag) and `context.rs`
@@ -32,8 +33,10 @@
 //! Behind the `test-support` feature, [`test_support`] gives other crates'
 //! tests a fresh store on either database.
 //!
-//! Tenant isolation: on Postgres every table with a `tenant_id` has forced
-//! row-level security; tenant-scoped work runs as role `csp_tenant` with
+//! Tenant isolation: on Postgres every tenant table (each table with a
+//! `tenant_id` but `sessions`, whose rows are users' and only name the
+//! tenant a session is bound to) has forced row-level security
+//! (migrations 0006 and 0008); tenant-scoped work runs as role `csp_tenant` with
 //! `csp.tenant_id` set for the transaction (`SET LOCAL`), full-text search
 //! through security-definer functions that answer only for the scoped
 //! tenant (migration 0006). On SQLite, and on Postgres as well, every
@@ -88,5 +91,5 @@ pub use sessions::{MessageRecord, NewMessage, NewSession, SessionRecord, Session
 pub use sql::{Config, SqlStore};
 pub use sqlite::SqliteStore;
 pub use store::Store;
-pub use tenants::{NewTenant, TenantRecord, TenantStore, TenantUpdate};
+pub use tenants::{NewTenant, TenantGrant, TenantRecord, TenantStore, TenantUpdate};
 pub use users::{NewUser, UserRecord, UserStore, UserUpdate};

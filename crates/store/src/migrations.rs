@@ -47,6 +47,8 @@ pub(crate) const POSTGRES: Embedded = embed!(
     "0006_tenants.up.sql",
     "0007_search.down.sql",
     "0007_search.up.sql",
+    "0008_tenant_grants.down.sql",
+    "0008_tenant_grants.up.sql",
 );
 pub(crate) const SQLITE: Embedded = embed!(
     "sqlite": "0001_init.sql",
@@ -58,6 +60,8 @@ pub(crate) const SQLITE: Embedded = embed!(
     "0006_tenants.up.sql",
     "0007_search.down.sql",
     "0007_search.up.sql",
+    "0008_tenant_grants.down.sql",
+    "0008_tenant_grants.up.sql",
 );
 
 pub(crate) fn migrator(files: Embedded) -> Migrator {
@@ -248,7 +252,7 @@ pub(crate) mod tests {
     const LAST_SIMPLE: i64 = 5;
 
     /// Tables (and FTS5 indexes) created by the reversible migrations.
-    const REVERSIBLE_TABLES: [&str; 7] = [
+    const REVERSIBLE_TABLES: [&str; 8] = [
         "tenant_configs",
         "tenant_spend",
         "enhancement_history",
@@ -256,7 +260,11 @@ pub(crate) mod tests {
         "ticket_history",
         "kb_articles",
         "system_inventory",
+        "tenant_grants",
     ];
+
+    /// A column the reversible migrations add to a table of 0001–0005.
+    const REVERSIBLE_COLUMN: (&str, &str) = ("sessions", "tenant_id");
 
     #[test]
     fn reversible_migrations_come_in_pairs_after_the_simple_ones() {
@@ -292,8 +300,20 @@ pub(crate) mod tests {
             .await
             .unwrap()
         };
+        let columns = |pool: sqlx::SqlitePool| async move {
+            sqlx::query_scalar::<_, String>("SELECT name FROM pragma_table_info($1) ORDER BY cid")
+                .bind(REVERSIBLE_COLUMN.0)
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+        };
         migrator(SQLITE).run(&pool).await.unwrap();
         let migrated = tables(pool.clone()).await;
+        let migrated_columns = columns(pool.clone()).await;
+        assert!(
+            migrated_columns.iter().any(|c| c == REVERSIBLE_COLUMN.1),
+            "{migrated_columns:?}"
+        );
         for table in REVERSIBLE_TABLES.iter().chain(&[
             "ticket_history_fts",
             "kb_articles_fts",
@@ -328,22 +348,24 @@ pub(crate) mod tests {
                 .fetch_one(&pool)
                 .await
                 .unwrap();
-        let before: i64 = {
-            let fresh = SqlitePoolOptions::new()
-                .max_connections(1)
-                .connect("sqlite::memory:")
-                .await
-                .unwrap();
-            migrator(SQLITE).run_to(LAST_SIMPLE, &fresh).await.unwrap();
+        let fresh = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        migrator(SQLITE).run_to(LAST_SIMPLE, &fresh).await.unwrap();
+        let before: i64 =
             sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'")
                 .fetch_one(&fresh)
                 .await
-                .unwrap()
-        };
+                .unwrap();
         assert_eq!(triggers, before, "0006's triggers are gone");
+        // 0008's column is gone, and the table is as 0001–0005 left it.
+        assert_eq!(columns(pool.clone()).await, columns(fresh).await);
 
         migrator(SQLITE).run(&pool).await.unwrap();
         assert_eq!(tables(pool.clone()).await, migrated);
+        assert_eq!(columns(pool.clone()).await, migrated_columns);
         let store = crate::SqliteStore::new(pool, ":memory:".to_owned());
         assert_reapplied_schema_works(&store).await;
     }
@@ -380,10 +402,14 @@ pub(crate) mod tests {
 
     async fn postgres_round_trip(url: String) {
         let pool = sqlx::PgPool::connect(&url).await.unwrap();
-        // Tables, policies and functions in the database.
+        // Tables, their columns and indexes, policies and functions in the
+        // database.
         let objects = |pool: sqlx::PgPool| async move {
             sqlx::query_scalar::<_, String>(
                 "SELECT 'table ' || tablename FROM pg_tables WHERE schemaname = 'public' \
+                 UNION ALL SELECT 'column ' || table_name || '.' || column_name \
+                 FROM information_schema.columns WHERE table_schema = 'public' \
+                 UNION ALL SELECT 'index ' || indexname FROM pg_indexes WHERE schemaname = 'public' \
                  UNION ALL SELECT 'policy ' || tablename || '.' || policyname FROM pg_policies \
                  UNION ALL SELECT 'function ' || proname FROM pg_proc \
                  WHERE pronamespace = 'public'::regnamespace ORDER BY 1",
@@ -401,6 +427,9 @@ pub(crate) mod tests {
         }
         assert!(migrated.contains(&"function csp_similar_tickets".to_owned()));
         assert!(migrated.contains(&"policy ticket_history.tenant_isolation".to_owned()));
+        assert!(migrated.contains(&"policy tenant_grants.tenant_isolation".to_owned()));
+        let (table, column) = REVERSIBLE_COLUMN;
+        assert!(migrated.contains(&format!("column {table}.{column}")));
 
         undo(POSTGRES, &pool, LAST_SIMPLE).await.unwrap();
         assert_eq!(objects(pool.clone()).await, simple);
@@ -448,6 +477,37 @@ pub(crate) mod tests {
             store.similar_tickets(&acme, "disk", 5).await.unwrap(),
             [ticket]
         );
+        // 0008: a grant and a session bound to the tenant.
+        let user = store
+            .create_user(crate::NewUser {
+                username: "alice".to_owned(),
+                password_hash: "h".to_owned(),
+                role: csp_domain::Role::User,
+                monthly_cost_cap_micros: None,
+            })
+            .await
+            .unwrap();
+        assert!(
+            store
+                .grant_tenant(&acme, user.user_id, None, now)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store.granted_tenants(user.user_id).await.unwrap(),
+            std::slice::from_ref(&acme)
+        );
+        let session = store
+            .create_session(crate::NewSession {
+                session_id: csp_domain::SessionId::new(),
+                user_id: user.user_id,
+                status: "ready".to_owned(),
+                tenant_id: Some(acme.clone()),
+            })
+            .await
+            .unwrap();
+        let read = store.session(session.session_id).await.unwrap().unwrap();
+        assert_eq!(read.tenant_id, Some(acme));
     }
 
     // Plugin secrets stored before migration 0005 (in plugin_secrets) must

@@ -5,7 +5,7 @@ use crate::error::Error;
 use crate::sql::{Columns, Sql, SqlStore};
 use crate::timestamp;
 use async_trait::async_trait;
-use csp_domain::{SessionId, UserId};
+use csp_domain::{SessionId, TenantId, UserId};
 use sqlx::error::ErrorKind;
 use sqlx::types::Json;
 use time::OffsetDateTime;
@@ -19,6 +19,10 @@ pub struct NewSession {
     pub user_id: UserId,
     /// A [`csp_domain::SessionStatus::store_text`].
     pub status: String,
+    /// The tenant the session works for; `None`: no tenant. The caller
+    /// checks that the user may use it (an admin, or a grant); the store
+    /// only checks that it exists.
+    pub tenant_id: Option<TenantId>,
 }
 
 /// A stored session. Timestamps are UTC, truncated to the millisecond.
@@ -46,6 +50,8 @@ pub struct SessionRecord {
     /// Why the session last ended (a [`csp_domain::StatusReason`]'s text);
     /// `None` while it runs.
     pub ended_reason: Option<String>,
+    /// The tenant the session is bound to; `None`: no tenant.
+    pub tenant_id: Option<TenantId>,
 }
 
 /// A message to append to a session's log. `seq` is chosen by the writer and
@@ -70,7 +76,8 @@ pub struct MessageRecord {
 
 #[async_trait]
 pub trait SessionStore: Send + Sync {
-    /// [`Error::Conflict`] if the id exists, [`Error::NotFound`] if the user does not.
+    /// [`Error::Conflict`] if the id exists, [`Error::NotFound`] if the user
+    /// or the tenant does not.
     async fn create_session(&self, new: NewSession) -> Result<SessionRecord, Error>;
     /// Succeeds when the database answers (readiness probes).
     async fn ping(&self) -> Result<(), Error>;
@@ -147,6 +154,7 @@ impl SessionRecord {
             resume_count: 0,
             is_resumable: true,
             ended_reason: None,
+            tenant_id: new.tenant_id,
         }
     }
 }
@@ -155,7 +163,7 @@ macro_rules! session_columns {
     () => {
         "session_id, user_id, status, created_at, last_active_at, \
          message_count, total_cost_usd, title, last_seq, \
-         agent_session_id, resume_count, is_resumable, ended_reason"
+         agent_session_id, resume_count, is_resumable, ended_reason, tenant_id"
     };
 }
 
@@ -167,6 +175,7 @@ macro_rules! session_order {
 }
 
 fn session_from_row<DB: Dialect>(row: Columns<'_, DB>) -> Result<SessionRecord, Error> {
+    let tenant_id: Option<String> = row.get("tenant_id")?;
     Ok(SessionRecord {
         session_id: SessionId(row.uuid("session_id")?),
         user_id: UserId(row.uuid("user_id")?),
@@ -181,7 +190,30 @@ fn session_from_row<DB: Dialect>(row: Columns<'_, DB>) -> Result<SessionRecord, 
         resume_count: row.count("resume_count")?,
         is_resumable: row.get("is_resumable")?,
         ended_reason: row.get("ended_reason")?,
+        tenant_id: tenant_id
+            .map(|id| TenantId::parse(&id).map_err(|e| Error::Corrupt(e.to_string())))
+            .transpose()?,
     })
+}
+
+/// Which key a session insert's foreign-key violation is about, the user
+/// or the tenant: SQLite's error does not say, so both databases ask.
+async fn missing_owner<DB: Dialect>(store: &SqlStore<DB>, session: &SessionRecord) -> Error {
+    let user = Error::NotFound(format!("user {}", session.user_id));
+    let Some(tenant) = &session.tenant_id else {
+        return user;
+    };
+    let db = &store.db;
+    match db
+        .sql("SELECT 1 AS one FROM users WHERE user_id = $1")
+        .bind_id(session.user_id.0)
+        .fetch_optional(db.pool())
+        .await
+    {
+        Ok(Some(_)) => Error::NotFound(format!("tenant '{tenant}'")),
+        Ok(None) => user,
+        Err(e) => e,
+    }
 }
 
 /// Runs `update`, a statement that changes session `id`;
@@ -204,26 +236,28 @@ impl<DB: Dialect> SessionStore for SqlStore<DB> {
         let now = timestamp::now();
         let session = SessionRecord::new(new, now);
         let db = &self.db;
-        db.sql(
-            "INSERT INTO sessions (session_id, user_id, status, created_at, last_active_at) \
-             VALUES ($1, $2, $3, $4, $4)",
-        )
-        .bind_id(session.session_id.0)
-        .bind_id(session.user_id.0)
-        .bind(session.status.as_str())
-        .bind_time(now)
-        .execute(db.pool())
-        .await
-        .map_err(|e| match e.violation() {
-            Some(ErrorKind::UniqueViolation) => {
-                Error::Conflict(format!("session {}", session.session_id))
-            }
-            Some(ErrorKind::ForeignKeyViolation) => {
-                Error::NotFound(format!("user {}", session.user_id))
-            }
-            _ => e,
-        })?;
-        Ok(session)
+        let inserted = db
+            .sql(
+                "INSERT INTO sessions (session_id, user_id, status, created_at, last_active_at, \
+                 tenant_id) VALUES ($1, $2, $3, $4, $4, $5)",
+            )
+            .bind_id(session.session_id.0)
+            .bind_id(session.user_id.0)
+            .bind(session.status.as_str())
+            .bind_time(now)
+            .bind(session.tenant_id.as_ref().map(|t| t.as_str().to_owned()))
+            .execute(db.pool())
+            .await;
+        match inserted {
+            Ok(_) => Ok(session),
+            Err(e) => match e.violation() {
+                Some(ErrorKind::UniqueViolation) => {
+                    Err(Error::Conflict(format!("session {}", session.session_id)))
+                }
+                Some(ErrorKind::ForeignKeyViolation) => Err(missing_owner(self, &session).await),
+                _ => Err(e),
+            },
+        }
     }
 
     async fn ping(&self) -> Result<(), Error> {

@@ -1,7 +1,9 @@
 //! Tenants of ticket enhancement: an MSP's ticketing tool, its non-secret
 //! settings and preferences, whether it is active, and its monthly model
 //! spend. Its credentials are sealed secrets of `Owner::tenant(id)`,
-//! written in the same transaction as the tenant.
+//! written in the same transaction as the tenant. And the grants of tenants
+//! to users, which let a user who is not an admin bind a chat session to a
+//! tenant (the callers decide that; the store keeps the grants).
 
 use crate::budgets::{check_micros, check_month};
 use crate::dialect::Dialect;
@@ -11,7 +13,7 @@ use crate::secrets::{self, Owner, StoredSecret};
 use crate::sql::{Columns, SqlStore, on};
 use crate::timestamp;
 use async_trait::async_trait;
-use csp_domain::TenantId;
+use csp_domain::{TenantId, UserId};
 use sqlx::error::ErrorKind;
 use sqlx::types::Json;
 use time::OffsetDateTime;
@@ -66,6 +68,17 @@ pub struct TenantUpdate {
     pub secrets: Vec<SecretChange>,
 }
 
+/// A tenant granted to a user. `granted_at` is UTC, truncated to the
+/// millisecond.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantGrant {
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    /// The admin who granted it; `None` when not recorded.
+    pub granted_by: Option<UserId>,
+    pub granted_at: OffsetDateTime,
+}
+
 #[async_trait]
 pub trait TenantStore: Send + Sync {
     /// The tenant (active) and its secrets in one transaction.
@@ -92,6 +105,28 @@ pub trait TenantStore: Send + Sync {
     /// [`Error::InvalidInput`] for a negative amount or a malformed month.
     async fn add_tenant_spend(&self, id: &TenantId, month: &str, micros: i64)
     -> Result<i64, Error>;
+
+    /// Grants `tenant` to `user`; true when the grant is new, false when it
+    /// existed already (then it stays as it was, `by` and `at` included).
+    /// [`Error::NotFound`] for an unknown or soft-deleted tenant or an
+    /// unknown user.
+    async fn grant_tenant(
+        &self,
+        tenant: &TenantId,
+        user: UserId,
+        by: Option<UserId>,
+        at: OffsetDateTime,
+    ) -> Result<bool, Error>;
+    /// Removes the grant; true when there was one.
+    async fn revoke_tenant(&self, tenant: &TenantId, user: UserId) -> Result<bool, Error>;
+    /// The tenant's grants as stored, whether the tenant is active or not
+    /// (they count again if it is reactivated), oldest first, then by user;
+    /// none for an unknown tenant.
+    async fn tenant_grants(&self, tenant: &TenantId) -> Result<Vec<TenantGrant>, Error>;
+    /// The active tenants granted to `user`, by tenant id.
+    async fn granted_tenants(&self, user: UserId) -> Result<Vec<TenantId>, Error>;
+    /// Whether `tenant` is granted to `user` and active.
+    async fn is_granted(&self, tenant: &TenantId, user: UserId) -> Result<bool, Error>;
 }
 
 macro_rules! tenant_columns {
@@ -102,11 +137,10 @@ macro_rules! tenant_columns {
 }
 
 fn tenant_from_row<DB: Dialect>(row: Columns<'_, DB>) -> Result<TenantRecord, Error> {
-    let id: String = row.get("tenant_id")?;
     let settings: Json<serde_json::Value> = row.get("settings")?;
     let preferences: Json<serde_json::Value> = row.get("preferences")?;
     Ok(TenantRecord {
-        tenant_id: TenantId::parse(&id).map_err(|e| Error::Corrupt(e.to_string()))?,
+        tenant_id: tenant_id_from_row(&row)?,
         name: row.get("name")?,
         tool_type: row.get("tool_type")?,
         settings: settings.0,
@@ -117,6 +151,20 @@ fn tenant_from_row<DB: Dialect>(row: Columns<'_, DB>) -> Result<TenantRecord, Er
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
     })
+}
+
+fn grant_from_row<DB: Dialect>(row: Columns<'_, DB>) -> Result<TenantGrant, Error> {
+    Ok(TenantGrant {
+        tenant_id: tenant_id_from_row(&row)?,
+        user_id: UserId(row.uuid("user_id")?),
+        granted_by: row.opt_uuid("granted_by")?.map(UserId),
+        granted_at: row.time("granted_at")?,
+    })
+}
+
+fn tenant_id_from_row<DB: Dialect>(row: &Columns<'_, DB>) -> Result<TenantId, Error> {
+    let id: String = row.get("tenant_id")?;
+    TenantId::parse(&id).map_err(|e| Error::Corrupt(e.to_string()))
 }
 
 /// Settings and preferences are JSON objects (the schema checks the same;
@@ -315,5 +363,106 @@ impl<DB: Dialect> TenantStore for SqlStore<DB> {
             .await
             .map_err(unknown_tenant(id))?;
         db.columns(&row).get("spent_micros")
+    }
+
+    #[instrument(name = "store.grant_tenant", skip_all, fields(tenant.id = %tenant, user.id = %user))]
+    async fn grant_tenant(
+        &self,
+        tenant: &TenantId,
+        user: UserId,
+        by: Option<UserId>,
+        at: OffsetDateTime,
+    ) -> Result<bool, Error> {
+        let db = &self.db;
+        // No lock on the tenant: a soft delete that commits between the
+        // check and the insert leaves a grant that reads as not granted
+        // while the tenant is inactive, as every grant of it does.
+        let mut tx = db.begin_write().await?;
+        let live = db
+            .sql("SELECT is_active FROM tenant_configs WHERE tenant_id = $1")
+            .bind(tenant.as_str())
+            .fetch_optional(on(&mut tx))
+            .await?
+            .map(|row| db.columns(&row).get::<bool>("is_active"))
+            .transpose()?;
+        if live != Some(true) {
+            return Err(Error::NotFound(format!("tenant '{tenant}'")));
+        }
+        let inserted = db
+            .sql(
+                "INSERT INTO tenant_grants (tenant_id, user_id, granted_by, granted_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, user_id) DO NOTHING",
+            )
+            .bind(tenant.as_str())
+            .bind_id(user.0)
+            .bind_opt_id(by.map(|by| by.0))
+            .bind_time(at)
+            .execute(on(&mut tx))
+            .await
+            .map_err(|e| match e.violation() {
+                Some(ErrorKind::ForeignKeyViolation) => Error::NotFound(format!("user {user}")),
+                _ => e,
+            })?;
+        db.commit(tx).await?;
+        Ok(inserted == 1)
+    }
+
+    #[instrument(name = "store.revoke_tenant", skip_all, fields(tenant.id = %tenant, user.id = %user))]
+    async fn revoke_tenant(&self, tenant: &TenantId, user: UserId) -> Result<bool, Error> {
+        let db = &self.db;
+        let deleted = db
+            .sql("DELETE FROM tenant_grants WHERE tenant_id = $1 AND user_id = $2")
+            .bind(tenant.as_str())
+            .bind_id(user.0)
+            .execute(db.pool())
+            .await?;
+        Ok(deleted > 0)
+    }
+
+    async fn tenant_grants(&self, tenant: &TenantId) -> Result<Vec<TenantGrant>, Error> {
+        let db = &self.db;
+        let rows = db
+            .sql(
+                "SELECT tenant_id, user_id, granted_by, granted_at FROM tenant_grants \
+                 WHERE tenant_id = $1 ORDER BY granted_at, user_id",
+            )
+            .bind(tenant.as_str())
+            .fetch_all(db.pool())
+            .await?;
+        rows.iter()
+            .map(|row| grant_from_row(db.columns(row)))
+            .collect()
+    }
+
+    async fn granted_tenants(&self, user: UserId) -> Result<Vec<TenantId>, Error> {
+        let db = &self.db;
+        let rows = db
+            .dialect_sql(format!(
+                "SELECT g.tenant_id FROM tenant_grants g \
+                 JOIN tenant_configs t ON t.tenant_id = g.tenant_id \
+                 WHERE g.user_id = $1 AND t.is_active = TRUE ORDER BY g.tenant_id{}",
+                DB::BYTE_ORDER
+            ))
+            .bind_id(user.0)
+            .fetch_all(db.pool())
+            .await?;
+        rows.iter()
+            .map(|row| tenant_id_from_row(&db.columns(row)))
+            .collect()
+    }
+
+    async fn is_granted(&self, tenant: &TenantId, user: UserId) -> Result<bool, Error> {
+        let db = &self.db;
+        let row = db
+            .sql(
+                "SELECT 1 AS granted FROM tenant_grants g \
+                 JOIN tenant_configs t ON t.tenant_id = g.tenant_id \
+                 WHERE g.tenant_id = $1 AND g.user_id = $2 AND t.is_active = TRUE",
+            )
+            .bind(tenant.as_str())
+            .bind_id(user.0)
+            .fetch_optional(db.pool())
+            .await?;
+        Ok(row.is_some())
     }
 }

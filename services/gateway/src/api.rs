@@ -319,6 +319,51 @@ pub(crate) async fn not_found() -> ApiError {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn session_lists_say_which_tenant_a_session_is_bound_to() {
+        use crate::testing::{Backends, FakePool, call, gateway_on};
+        use csp_domain::Role;
+        let (pool, addr) = FakePool::serve().await;
+        let gw = gateway_on(Backends {
+            pool: Some(addr),
+            ..Backends::default()
+        })
+        .await;
+        *pool.sessions.lock().unwrap() = vec![
+            pb::SessionInfo {
+                session_id: "bound".into(),
+                tenant_id: "acme".into(),
+                ..Default::default()
+            },
+            pb::SessionInfo {
+                session_id: "free".into(),
+                ..Default::default()
+            },
+        ];
+        for (path, role) in [
+            ("/api/v1/sessions", Role::User),
+            ("/api/v1/admin/sessions", Role::Operator),
+        ] {
+            let req = http::Request::builder()
+                .uri(path)
+                .header(
+                    http::header::AUTHORIZATION,
+                    format!("Bearer {}", gw.token(role)),
+                )
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let (status, _, answer) = call(&gw.app, req).await;
+            assert_eq!(status, http::StatusCode::OK, "{path}: {answer}");
+            let tenants: Vec<&Value> = answer["sessions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| &s["tenant_id"])
+                .collect();
+            assert_eq!(tenants, [&Value::from("acme"), &Value::Null], "{path}");
+        }
+    }
+
     #[test]
     fn only_json_bodies_count_as_json() {
         let with = |ct: Option<&str>| {

@@ -120,6 +120,9 @@ pub(crate) struct Session {
     pub(crate) is_resumable: bool,
     /// Empty while the session has not stopped.
     pub(crate) ended_reason: Named<StatusReason>,
+    /// The ticket-enhancement tenant the session is bound to (its agent's
+    /// ticket tools read only that tenant); null for none.
+    pub(crate) tenant_id: Option<String>,
 }
 
 impl From<pb::SessionInfo> for Session {
@@ -140,6 +143,7 @@ impl From<pb::SessionInfo> for Session {
             resume_count: s.resume_count,
             is_resumable: s.is_resumable,
             ended_reason: Named::parse(s.ended_reason),
+            tenant_id: non_empty(s.tenant_id),
         }
     }
 }
@@ -721,6 +725,85 @@ pub(crate) struct Tenants {
     pub(crate) tenants: Vec<Tenant>,
 }
 
+/// One user granted a tenant: besides admins, only they may bind a chat
+/// session to it.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub(crate) struct TenantGrant {
+    pub(crate) user_id: String,
+    /// Null when the policy service does not know the user (or could not
+    /// be asked).
+    pub(crate) username: Option<String>,
+    /// The admin who granted it; null when not recorded.
+    pub(crate) granted_by: Option<String>,
+    /// RFC 3339.
+    pub(crate) granted_at: String,
+}
+
+/// `GET /api/v1/tenants/{tenant_id}/grants` (admin), and the answer to
+/// granting or revoking: the users granted the tenant.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(rename = "TenantGrantList"))]
+pub(crate) struct TenantGrants {
+    pub(crate) tenant_id: String,
+    pub(crate) grants: Vec<TenantGrant>,
+}
+
+impl TenantGrants {
+    /// `g` with each user's name from `names` (user id → username).
+    pub(crate) fn new(g: pb::TenantGrants, names: &HashMap<String, String>) -> Self {
+        Self {
+            tenant_id: g.tenant_id,
+            grants: g
+                .grants
+                .into_iter()
+                .map(|g| TenantGrant {
+                    username: names.get(&g.user_id).cloned(),
+                    user_id: g.user_id,
+                    granted_by: non_empty(g.granted_by),
+                    granted_at: g.granted_at,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A tenant a user may bind a chat session to (`GET /ws?tenant=<tenant_id>`).
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub(crate) struct ChatTenant {
+    pub(crate) tenant_id: String,
+    pub(crate) name: String,
+    /// `servicedesk_plus`, `jira` or `zendesk`.
+    pub(crate) tool_type: String,
+}
+
+/// `GET /api/v1/chat/tenants` (user): the tenants the caller may bind a
+/// chat session to (an admin: every active one; anyone else: those granted).
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(rename = "ChatTenantList"))]
+pub(crate) struct ChatTenants {
+    pub(crate) tenants: Vec<ChatTenant>,
+}
+
+impl From<pb::ChatTenants> for ChatTenants {
+    fn from(list: pb::ChatTenants) -> Self {
+        Self {
+            tenants: list
+                .tenants
+                .into_iter()
+                .map(|t| ChatTenant {
+                    tenant_id: t.tenant_id,
+                    name: t.name,
+                    tool_type: t.tool_type,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// `POST /api/v1/tenants`'s body (admin). Optional fields may be absent or
 /// null. `monthly_budget_usd` is dollars (kept as micro-dollars). Of the
 /// tool fields, the tenant's tool's are used (which it requires: see
@@ -1275,6 +1358,10 @@ pub(crate) fn typescript() -> String {
         Tenant::decl(&cfg),
         CreatedTenant::decl(&cfg),
         Tenants::decl(&cfg),
+        TenantGrant::decl(&cfg),
+        TenantGrants::decl(&cfg),
+        ChatTenant::decl(&cfg),
+        ChatTenants::decl(&cfg),
         WebhookSecret::decl(&cfg),
         ConnectionTest::decl(&cfg),
         Upserted::decl(&cfg),
@@ -1488,6 +1575,7 @@ mod tests {
                 "session_id": "s", "user_id": "", "status": "unknown", "created_at": "",
                 "last_active_at": "", "message_count": 0, "total_cost_usd": 0.0, "title": "",
                 "resume_count": 0, "is_resumable": false, "ended_reason": "idle_timeout",
+                "tenant_id": null,
             }]})
         );
     }
@@ -1509,6 +1597,19 @@ mod tests {
                 "session_id": "", "tool_name": "", "sanitized_input": "",
                 "result_status": "denied", "execution_duration_ms": null, "cost_usd": null,
             }], "next_before": null})
+        );
+        let grants = pb::TenantGrants {
+            tenant_id: "acme".into(),
+            grants: vec![pb::TenantGrant {
+                user_id: "u".into(),
+                ..Default::default()
+            }],
+        };
+        assert_eq!(
+            to_json(TenantGrants::new(grants, &HashMap::new())),
+            json!({"tenant_id": "acme", "grants": [
+                {"user_id": "u", "username": null, "granted_by": null, "granted_at": ""},
+            ]})
         );
         assert_eq!(
             to_json(Budget::from(pb::Budget::default())),

@@ -87,6 +87,10 @@ routes! {
     POST "/api/v1/tenants/{tenant_id}/inventory" => ADMIN, tickets::upsert_inventory;
     POST "/api/v1/tenants/test-connection" => ADMIN, tickets::test_unsaved_connection;
     POST "/api/v1/tenants/{tenant_id}/test-connection" => ADMIN, tickets::test_tenant_connection;
+    GET "/api/v1/tenants/{tenant_id}/grants" => ADMIN, tickets::list_grants;
+    PUT "/api/v1/tenants/{tenant_id}/grants/{user_id}" => ADMIN, tickets::grant_tenant;
+    DELETE "/api/v1/tenants/{tenant_id}/grants/{user_id}" => ADMIN, tickets::revoke_tenant;
+    GET "/api/v1/chat/tenants" => USER, tickets::chat_tenants;
     GET "/api/v1/enhancements" => OPERATOR, tickets::list_enhancements;
     GET "/api/v1/enhancements/{job_id}" => OPERATOR, tickets::get_enhancement;
     GET "/api/v1/tickets/processing" => OPERATOR, tickets::get_processing;
@@ -140,6 +144,7 @@ mod tests {
     /// A concrete path for a route template.
     fn concrete(path: &str) -> String {
         path.replace("{id}", &UserId::new().to_string())
+            .replace("{user_id}", &UserId::new().to_string())
             .replace("{name}", "demo")
             .replace("{tenant_id}", "acme")
             .replace("{job_id}", &uuid::Uuid::new_v4().to_string())
@@ -177,6 +182,29 @@ mod tests {
         }
         assert_eq!(access(&Method::DELETE, "/api/v1/me"), None);
         assert_eq!(access(&Method::GET, "/api/v1/nothing"), None);
+    }
+
+    /// The rules of chat tenants, spelled out: the walk below checks each
+    /// route against the table, this checks the table.
+    #[test]
+    fn grants_are_for_admins_and_chat_tenants_for_everyone() {
+        for (method, path, want) in [
+            (Method::GET, "/api/v1/tenants/{tenant_id}/grants", ADMIN),
+            (
+                Method::PUT,
+                "/api/v1/tenants/{tenant_id}/grants/{user_id}",
+                ADMIN,
+            ),
+            (
+                Method::DELETE,
+                "/api/v1/tenants/{tenant_id}/grants/{user_id}",
+                ADMIN,
+            ),
+            (Method::GET, "/api/v1/chat/tenants", USER),
+            (Method::GET, "/ws", USER),
+        ] {
+            assert_eq!(access(&method, path), Some(want), "{method} {path}");
+        }
     }
 
     #[tokio::test]

@@ -1,18 +1,20 @@
 //! In-process test fixtures: the gateway's own router (every layer) with a
 //! fake policy service that reports each test user's role, and the other
 //! backends on a port where nothing listens, or a fake of the tickets
-//! service where a test needs one.
+//! service or of the session-pool where a test needs one.
 
 use crate::state::{AppState, Limits, Parts};
 use axum::Router;
 use csp_domain::{Role, UserId};
 use csp_proto::v1 as pb;
 use csp_proto::v1::policy_server::{Policy, PolicyServer};
+use csp_proto::v1::session_pool_server::{SessionPool, SessionPoolServer};
 use csp_proto::v1::tickets_server::{Tickets, TicketsServer};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// Answers `GetUser` for the known users; nothing else.
+/// Answers `GetUser` and `ListUsers` for the known users (each named after
+/// its role); nothing else.
 pub(crate) struct FakePolicy {
     users: HashMap<String, Role>,
 }
@@ -50,7 +52,19 @@ impl Policy for FakePolicy {
         &self,
         _: tonic::Request<pb::ListUsersRequest>,
     ) -> Result<tonic::Response<pb::ListUsersResponse>, tonic::Status> {
-        none()
+        let mut users: Vec<pb::User> = self
+            .users
+            .iter()
+            .map(|(id, role)| pb::User {
+                user_id: id.clone(),
+                username: role.as_str().to_owned(),
+                role: role.as_str().to_owned(),
+                is_active: true,
+                ..Default::default()
+            })
+            .collect();
+        users.sort_by(|a, b| a.username.cmp(&b.username));
+        Ok(tonic::Response::new(pb::ListUsersResponse { users }))
     }
     async fn create_user(
         &self,
@@ -102,12 +116,24 @@ pub(crate) struct Gateway {
     pub(crate) app: Router,
     /// A bearer token per role.
     pub(crate) tokens: Vec<(Role, String)>,
+    /// Each role's user id.
+    pub(crate) users: Vec<(Role, UserId)>,
 }
 
 impl Gateway {
     pub(crate) fn token(&self, role: Role) -> &str {
         &self.tokens.iter().find(|(r, _)| *r == role).unwrap().1
     }
+
+    pub(crate) fn user(&self, role: Role) -> UserId {
+        self.users.iter().find(|(r, _)| *r == role).unwrap().1
+    }
+}
+
+/// The test gateway's token keys (the fakes verify callers with them).
+pub(crate) fn test_tokens() -> csp_auth::Tokens {
+    let secret = secrecy::SecretString::from("a test secret of at least thirty-two bytes");
+    csp_auth::Tokens::new(&secret, std::time::Duration::from_secs(600)).unwrap()
 }
 
 /// The gateway with every backend but the policy service unreachable.
@@ -118,14 +144,39 @@ pub(crate) async fn gateway() -> Gateway {
 /// The gateway calling the tickets service at `tickets` (else nowhere),
 /// with `CSP_PUBLIC_URL` set to `public_url`.
 pub(crate) async fn gateway_with(tickets: Option<String>, public_url: Option<&str>) -> Gateway {
-    let secret = secrecy::SecretString::from("a test secret of at least thirty-two bytes");
-    let tokens = csp_auth::Tokens::new(&secret, std::time::Duration::from_secs(600)).unwrap();
+    gateway_on(Backends {
+        tickets,
+        public_url,
+        ..Backends::default()
+    })
+    .await
+}
+
+/// Where the gateway's backends are (other than the fake policy service);
+/// `None`: a port where nothing listens.
+#[derive(Default)]
+pub(crate) struct Backends<'a> {
+    pub(crate) tickets: Option<String>,
+    pub(crate) pool: Option<String>,
+    /// `CSP_PUBLIC_URL`.
+    pub(crate) public_url: Option<&'a str>,
+}
+
+pub(crate) async fn gateway_on(backends: Backends<'_>) -> Gateway {
+    let Backends {
+        tickets,
+        pool,
+        public_url,
+    } = backends;
+    let tokens = test_tokens();
     let mut users = HashMap::new();
     let mut bearer = Vec::new();
+    let mut ids = Vec::new();
     for role in [Role::User, Role::Operator, Role::Admin] {
         let id = UserId::new();
         users.insert(id.to_string(), role);
         bearer.push((role, tokens.issue(id, role.as_str(), role).unwrap().0));
+        ids.push((role, id));
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let policy_addr = format!("http://{}", listener.local_addr().unwrap());
@@ -146,7 +197,9 @@ pub(crate) async fn gateway_with(tickets: Option<String>, public_url: Option<&st
             tickets.as_deref().unwrap_or(&nowhere),
         )),
         public_url: public_url.map(str::to_owned),
-        default_pool: pb::session_pool_client::SessionPoolClient::new(channel(&nowhere)),
+        default_pool: pb::session_pool_client::SessionPoolClient::new(channel(
+            pool.as_deref().unwrap_or(&nowhere),
+        )),
         bus: Arc::new(csp_bus::InProcessBus::new(Default::default()).unwrap()),
         cache: cache.clone(),
         allowed_origins: Vec::new(),
@@ -168,7 +221,17 @@ pub(crate) async fn gateway_with(tickets: Option<String>, public_url: Option<&st
     Gateway {
         app: crate::router(state, None),
         tokens: bearer,
+        users: ids,
     }
+}
+
+/// Serves `app` on a loopback port (for what needs a real connection: a
+/// WebSocket upgrade); returns its address.
+pub(crate) async fn serve(app: Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
 }
 
 /// An address where nothing listens (bound and dropped).
@@ -202,6 +265,51 @@ pub(crate) struct FakeTickets {
     /// What `TestConnection` answers (for a tenant other than `tenant`:
     /// `tenant_not_found`).
     pub(crate) connection_answer: Mutex<pb::TestConnectionResult>,
+    /// The grants of `tenant` (another tenant: `tenant_not_found`), as
+    /// `(user_id, granted_by)`; granting and revoking change them.
+    pub(crate) grants: Mutex<Vec<(String, String)>>,
+    /// What `ListChatTenants` answers, by the calling user's id.
+    pub(crate) chat_tenants: Mutex<HashMap<String, Vec<pb::ChatTenant>>>,
+    /// Who asked `ListChatTenants` (the user ids of their tokens).
+    pub(crate) chat_tenant_lists: Mutex<Vec<String>>,
+}
+
+impl FakeTickets {
+    fn grants_of(&self, tenant_id: &str) -> Answer<pb::TenantGrants> {
+        if tenant_id != self.tenant.lock().unwrap().tenant_id {
+            return Err(csp_rpc::status(
+                csp_domain::ErrorCode::TenantNotFound,
+                "no such tenant",
+            ));
+        }
+        let grants = self
+            .grants
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(user_id, by)| pb::TenantGrant {
+                user_id: user_id.clone(),
+                granted_by: by.clone(),
+                granted_at: "2026-01-02T03:04:05Z".into(),
+            })
+            .collect();
+        Ok(tonic::Response::new(pb::TenantGrants {
+            tenant_id: tenant_id.to_owned(),
+            grants,
+        }))
+    }
+}
+
+/// The user id of the token a request carries, verified with the test
+/// gateway's key ("" without a valid one).
+fn caller<T>(req: &tonic::Request<T>) -> String {
+    req.metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|token| test_tokens().verify(token).ok())
+        .map(|claims| claims.sub.to_string())
+        .unwrap_or_default()
 }
 
 impl FakeTickets {
@@ -389,6 +497,145 @@ impl Tickets for FakeTickets {
             self.connection_answer.lock().unwrap().clone(),
         ))
     }
+    async fn list_tenant_grants(
+        &self,
+        req: tonic::Request<pb::TenantRequest>,
+    ) -> Answer<pb::TenantGrants> {
+        self.grants_of(&req.get_ref().tenant_id)
+    }
+    async fn grant_tenant(
+        &self,
+        req: tonic::Request<pb::TenantGrantRequest>,
+    ) -> Answer<pb::TenantGrants> {
+        let by = caller(&req);
+        let r = req.into_inner();
+        self.grants_of(&r.tenant_id)?;
+        let mut grants = self.grants.lock().unwrap();
+        if !grants.iter().any(|(u, _)| *u == r.user_id) {
+            grants.push((r.user_id, by));
+        }
+        drop(grants);
+        self.grants_of(&r.tenant_id)
+    }
+    async fn revoke_tenant(
+        &self,
+        req: tonic::Request<pb::TenantGrantRequest>,
+    ) -> Answer<pb::TenantGrants> {
+        let r = req.into_inner();
+        self.grants_of(&r.tenant_id)?;
+        self.grants.lock().unwrap().retain(|(u, _)| *u != r.user_id);
+        self.grants_of(&r.tenant_id)
+    }
+    async fn list_chat_tenants(
+        &self,
+        req: tonic::Request<pb::ListChatTenantsRequest>,
+    ) -> Answer<pb::ChatTenants> {
+        let user = caller(&req);
+        self.chat_tenant_lists.lock().unwrap().push(user.clone());
+        let tenants = self
+            .chat_tenants
+            .lock()
+            .unwrap()
+            .get(&user)
+            .cloned()
+            .unwrap_or_default();
+        Ok(tonic::Response::new(pb::ChatTenants { tenants }))
+    }
+    async fn run_chat_tool(
+        &self,
+        _: tonic::Request<pb::ChatToolRequest>,
+    ) -> Answer<pb::ChatToolResult> {
+        unimplemented()
+    }
+}
+
+/// A session-pool that hands out sessions and lists them: it records every
+/// `Acquire` and answers it with a new session id, and lists `sessions`
+/// whoever asks.
+#[derive(Default)]
+pub(crate) struct FakePool {
+    pub(crate) acquires: Mutex<Vec<pb::AcquireRequest>>,
+    pub(crate) sessions: Mutex<Vec<pb::SessionInfo>>,
+}
+
+impl FakePool {
+    /// Serves a fake on a loopback port; returns it and its address.
+    pub(crate) async fn serve() -> (Arc<FakePool>, String) {
+        let fake = Arc::new(FakePool::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(SessionPoolServer::from_arc(fake.clone()))
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+        );
+        (fake, addr)
+    }
+}
+
+fn no_pool<T>() -> Answer<T> {
+    Err(tonic::Status::unimplemented("fake session-pool"))
+}
+
+#[tonic::async_trait]
+impl SessionPool for FakePool {
+    async fn acquire(
+        &self,
+        req: tonic::Request<pb::AcquireRequest>,
+    ) -> Answer<pb::AcquireResponse> {
+        self.acquires.lock().unwrap().push(req.into_inner());
+        Ok(tonic::Response::new(pb::AcquireResponse {
+            session_id: csp_domain::SessionId::new().to_string(),
+            status: pb::SessionStatus::Preparing.into(),
+            warm: false,
+        }))
+    }
+    async fn send(&self, _: tonic::Request<pb::SendRequest>) -> Answer<pb::SendResponse> {
+        no_pool()
+    }
+    async fn interrupt(
+        &self,
+        _: tonic::Request<pb::InterruptRequest>,
+    ) -> Answer<pb::InterruptResponse> {
+        no_pool()
+    }
+    async fn get_session(
+        &self,
+        _: tonic::Request<pb::GetSessionRequest>,
+    ) -> Answer<pb::SessionInfo> {
+        Err(csp_rpc::status(
+            csp_domain::ErrorCode::SessionNotFound,
+            "no such session",
+        ))
+    }
+    async fn list_sessions(
+        &self,
+        _: tonic::Request<pb::ListSessionsRequest>,
+    ) -> Answer<pb::ListSessionsResponse> {
+        Ok(tonic::Response::new(pb::ListSessionsResponse {
+            sessions: self.sessions.lock().unwrap().clone(),
+        }))
+    }
+    async fn list_messages(
+        &self,
+        _: tonic::Request<pb::ListMessagesRequest>,
+    ) -> Answer<pb::ListMessagesResponse> {
+        no_pool()
+    }
+    async fn status(&self, _: tonic::Request<pb::StatusRequest>) -> Answer<pb::StatusResponse> {
+        no_pool()
+    }
+    async fn resume(&self, _: tonic::Request<pb::ResumeRequest>) -> Answer<pb::ResumeResponse> {
+        no_pool()
+    }
+    async fn list_all_sessions(
+        &self,
+        _: tonic::Request<pb::ListAllSessionsRequest>,
+    ) -> Answer<pb::ListSessionsResponse> {
+        Ok(tonic::Response::new(pb::ListSessionsResponse {
+            sessions: self.sessions.lock().unwrap().clone(),
+        }))
+    }
 }
 
 /// Sends `req` through the router: its status, headers and JSON body
@@ -420,4 +667,60 @@ pub(crate) fn json_request(
         .header(http::header::HOST, "csp.example:8080")
         .body(axum::body::Body::from(body.to_string()))
         .unwrap()
+}
+
+/// Opens a WebSocket on `path` of the gateway served at `addr`, with
+/// `token` as a bearer (a program's socket: no Origin): the answer's
+/// status, its JSON body (null for none) and the connection, left open
+/// (after a 101, the socket's).
+pub(crate) async fn ws_handshake(
+    addr: std::net::SocketAddr,
+    path: &str,
+    token: &str,
+) -> (http::StatusCode, serde_json::Value, tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let read = |buf: &[u8]| buf.windows(4).position(|w| w == b"\r\n\r\n");
+    let head_end = loop {
+        if let Some(i) = read(&buf) {
+            break i + 4;
+        }
+        let n = tcp.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "the connection closed before an answer");
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let status: u16 = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {head}"));
+    let status = http::StatusCode::from_u16(status).unwrap();
+    if status == http::StatusCode::SWITCHING_PROTOCOLS {
+        return (status, serde_json::Value::Null, tcp);
+    }
+    let len = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().unwrap())
+        })
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        let n = tcp.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "the connection closed in the body");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body =
+        serde_json::from_slice(&buf[head_end..head_end + len]).unwrap_or(serde_json::Value::Null);
+    (status, body, tcp)
 }

@@ -1,6 +1,7 @@
-//! REST handlers of ticket enhancement: tenants and their context data
-//! (admins), the enhancement history and the workers' pause switch
-//! (operators; pausing is for admins). Authorisation happened in
+//! REST handlers of ticket enhancement: tenants, their context data and
+//! who may chat about them (admins), the enhancement history and the
+//! workers' pause switch (operators; pausing is for admins), and the
+//! tenants a user may bind a chat session to. Authorisation happened in
 //! `auth::authorize` (route rule) and happens again in the tickets service
 //! (current role, audit log); these handlers check the JSON's shape and
 //! translate. The tickets service checks the values, and its messages name
@@ -763,6 +764,86 @@ pub(crate) async fn set_processing(
     Ok(Json(p.into()))
 }
 
+/// The grants as admins see them: each user's name from the policy
+/// service's user list, asked alongside `grants`. The names only decorate
+/// the answer: when the list cannot be had, they are null (after a grant or
+/// a revoke, the change has happened either way).
+async fn with_names(
+    state: &AppState,
+    user: &AuthUser,
+    grants: impl std::future::Future<Output = Result<tonic::Response<pb::TenantGrants>, tonic::Status>>,
+) -> Result<Json<dto::TenantGrants>, ApiError> {
+    let mut policy = state.policy.clone();
+    let users = policy.list_users(state.as_user(user, pb::ListUsersRequest {}));
+    let (grants, users) = tokio::join!(grants, users);
+    let grants = grants.map_err(rpc)?.into_inner();
+    let names: HashMap<String, String> = match users {
+        Ok(list) => list
+            .into_inner()
+            .users
+            .into_iter()
+            .map(|u| (u.user_id, u.username))
+            .collect(),
+        Err(s) => {
+            tracing::warn!(grpc.code = ?s.code(), "no usernames for the tenant's grants");
+            HashMap::new()
+        }
+    };
+    Ok(Json(dto::TenantGrants::new(grants, &names)))
+}
+
+/// `GET /api/v1/tenants/{tenant_id}/grants`: the users granted the tenant.
+pub(crate) async fn list_grants(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(tenant_id): Path<String>,
+) -> Result<Json<dto::TenantGrants>, ApiError> {
+    let mut tickets = state.tickets.clone();
+    let req = state.as_user(&user, pb::TenantRequest { tenant_id });
+    with_names(&state, &user, tickets.list_tenant_grants(req)).await
+}
+
+/// `PUT /api/v1/tenants/{tenant_id}/grants/{user_id}` (no body): the user
+/// may bind chat sessions to the tenant. Idempotent.
+pub(crate) async fn grant_tenant(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((tenant_id, user_id)): Path<(String, String)>,
+) -> Result<Json<dto::TenantGrants>, ApiError> {
+    let mut tickets = state.tickets.clone();
+    let req = state.as_user(&user, pb::TenantGrantRequest { tenant_id, user_id });
+    with_names(&state, &user, tickets.grant_tenant(req)).await
+}
+
+/// `DELETE /api/v1/tenants/{tenant_id}/grants/{user_id}`: the grant is
+/// gone. Idempotent. Sessions bound before keep their binding, but their
+/// ticket tools stop answering.
+pub(crate) async fn revoke_tenant(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((tenant_id, user_id)): Path<(String, String)>,
+) -> Result<Json<dto::TenantGrants>, ApiError> {
+    let mut tickets = state.tickets.clone();
+    let req = state.as_user(&user, pb::TenantGrantRequest { tenant_id, user_id });
+    with_names(&state, &user, tickets.revoke_tenant(req)).await
+}
+
+/// `GET /api/v1/chat/tenants`: the tenants the caller may bind a chat
+/// session to (the tickets service answers for the caller).
+pub(crate) async fn chat_tenants(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<Json<dto::ChatTenants>, ApiError> {
+    let list = state
+        .tickets
+        .clone()
+        .list_chat_tenants(state.as_user(&user, pb::ListChatTenantsRequest {}))
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    Ok(Json(list.into()))
+}
+
 #[cfg(test)]
 mod tests {
     //! Tenants and the history against a fake tickets service: what the
@@ -1322,6 +1403,170 @@ mod tests {
             assert_eq!(status, StatusCode::NOT_FOUND, "{id}");
             assert_eq!(error(&answer).0, "enhancement_not_found");
         }
+    }
+
+    fn request(method: Method, path: &str, token: &str) -> http::Request<axum::body::Body> {
+        http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(http::header::HOST, "csp.example:8080")
+            .body(axum::body::Body::empty())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn admins_grant_and_revoke_tenants_and_see_who_holds_them() {
+        let (fake, addr) = FakeTickets::serve().await;
+        let gw = gateway_with(Some(addr), None).await;
+        fake.tenant.lock().unwrap().tenant_id = "acme".into();
+        let (admin, user) = (gw.token(Role::Admin), gw.user(Role::User).to_string());
+        let path = format!("/api/v1/tenants/acme/grants/{user}");
+        let (status, _, answer) = call(
+            &gw.app,
+            request(Method::GET, "/api/v1/tenants/acme/grants", admin),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer, json!({"tenant_id": "acme", "grants": []}));
+        let granted = json!({"tenant_id": "acme", "grants": [{
+            "user_id": user, "username": "user",
+            "granted_by": gw.user(Role::Admin).to_string(),
+            "granted_at": "2026-01-02T03:04:05Z",
+        }]});
+        // Granting twice is granting once.
+        for _ in 0..2 {
+            let (status, _, answer) = call(&gw.app, request(Method::PUT, &path, admin)).await;
+            assert_eq!(status, StatusCode::OK, "{answer}");
+            assert_eq!(answer, granted);
+        }
+        let (_, _, answer) = call(
+            &gw.app,
+            request(Method::GET, "/api/v1/tenants/acme/grants", admin),
+        )
+        .await;
+        assert_eq!(answer, granted);
+        // A user the policy service does not know: no name.
+        let stranger = csp_domain::UserId::new().to_string();
+        let (_, _, answer) = call(
+            &gw.app,
+            request(
+                Method::PUT,
+                &format!("/api/v1/tenants/acme/grants/{stranger}"),
+                admin,
+            ),
+        )
+        .await;
+        assert_eq!(answer["grants"][1]["user_id"], stranger.as_str());
+        assert_eq!(answer["grants"][1]["username"], Value::Null);
+        for _ in 0..2 {
+            let (status, _, answer) = call(
+                &gw.app,
+                request(
+                    Method::DELETE,
+                    &format!("/api/v1/tenants/acme/grants/{stranger}"),
+                    admin,
+                ),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{answer}");
+            assert_eq!(answer, granted);
+        }
+        let (status, _, answer) = call(&gw.app, request(Method::DELETE, &path, admin)).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer, json!({"tenant_id": "acme", "grants": []}));
+        // An unknown tenant: 404, like every tenant route.
+        for (method, path) in [
+            (Method::GET, "/api/v1/tenants/nobody/grants".to_owned()),
+            (Method::PUT, format!("/api/v1/tenants/nobody/grants/{user}")),
+            (
+                Method::DELETE,
+                format!("/api/v1/tenants/nobody/grants/{user}"),
+            ),
+        ] {
+            let (status, _, answer) = call(&gw.app, request(method.clone(), &path, admin)).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}");
+            assert_eq!(error(&answer).0, "tenant_not_found");
+        }
+    }
+
+    #[tokio::test]
+    async fn grants_change_only_by_admins_from_csps_own_pages() {
+        let (fake, addr) = FakeTickets::serve().await;
+        let gw = gateway_with(Some(addr), None).await;
+        fake.tenant.lock().unwrap().tenant_id = "acme".into();
+        let user = gw.user(Role::User).to_string();
+        let path = format!("/api/v1/tenants/acme/grants/{user}");
+        for method in [Method::PUT, Method::DELETE] {
+            for role in [Role::User, Role::Operator] {
+                let (status, _, _) =
+                    call(&gw.app, request(method.clone(), &path, gw.token(role))).await;
+                assert_eq!(status, StatusCode::FORBIDDEN, "{method} as {role}");
+            }
+            // The admin's cookie from another site's page is refused.
+            let mut req = request(method.clone(), &path, "");
+            req.headers_mut().remove(http::header::AUTHORIZATION);
+            let cookie = format!("csp_token={}", gw.token(Role::Admin));
+            req.headers_mut()
+                .insert(http::header::COOKIE, cookie.parse().unwrap());
+            req.headers_mut().insert(
+                http::header::ORIGIN,
+                "https://evil.example".parse().unwrap(),
+            );
+            let (status, _, answer) = call(&gw.app, req).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{method}: {answer}");
+        }
+        assert!(fake.grants.lock().unwrap().is_empty(), "nothing changed");
+        // From csp's own page, it is answered.
+        let mut req = request(Method::PUT, &path, "");
+        req.headers_mut().remove(http::header::AUTHORIZATION);
+        let cookie = format!("csp_token={}", gw.token(Role::Admin));
+        req.headers_mut()
+            .insert(http::header::COOKIE, cookie.parse().unwrap());
+        req.headers_mut().insert(
+            http::header::ORIGIN,
+            "http://csp.example:8080".parse().unwrap(),
+        );
+        let (status, _, answer) = call(&gw.app, req).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(fake.grants.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn each_user_is_told_their_own_chat_tenants() {
+        let (fake, addr) = FakeTickets::serve().await;
+        let gw = gateway_with(Some(addr), None).await;
+        fake.chat_tenants.lock().unwrap().insert(
+            gw.user(Role::User).to_string(),
+            vec![pb::ChatTenant {
+                tenant_id: "acme".into(),
+                name: "Acme MSP".into(),
+                tool_type: "servicedesk_plus".into(),
+            }],
+        );
+        let path = "/api/v1/chat/tenants";
+        let (status, _, answer) =
+            call(&gw.app, request(Method::GET, path, gw.token(Role::User))).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(
+            answer,
+            json!({"tenants": [{"tenant_id": "acme", "name": "Acme MSP", "tool_type": "servicedesk_plus"}]})
+        );
+        let (status, _, answer) = call(
+            &gw.app,
+            request(Method::GET, path, gw.token(Role::Operator)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer, json!({"tenants": []}));
+        assert_eq!(
+            *fake.chat_tenant_lists.lock().unwrap(),
+            [
+                gw.user(Role::User).to_string(),
+                gw.user(Role::Operator).to_string()
+            ],
+            "asked as each caller"
+        );
     }
 
     #[tokio::test]

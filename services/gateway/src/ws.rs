@@ -41,6 +41,51 @@ const CLOSE_SERVICE_RESTART: u16 = 1012;
 pub(crate) struct WsQuery {
     session: Option<String>,
     after_seq: Option<u64>,
+    /// A new session's ticket-enhancement tenant (refused with `session`).
+    tenant: Option<String>,
+}
+
+/// What a socket opens: the user's session `session` (replayed after
+/// `after_seq`; `not_running`: why it cannot run, told once the socket is
+/// open), or a new session, bound to `tenant` when one is given.
+enum Open {
+    Attach {
+        session: SessionId,
+        after_seq: u64,
+        not_running: Option<ErrorCode>,
+    },
+    New {
+        tenant: Option<String>,
+    },
+}
+
+/// The longest tenant id repeated in a refusal (a real one is at most 63).
+const SHOWN_TENANT_CHARS: usize = 64;
+
+/// `tenant` if the user may bind a chat session to it: it is in the
+/// tickets service's list of the user's chat tenants. An unknown tenant is
+/// refused with the same words as a forbidden one, so ids cannot be probed.
+async fn chat_tenant(
+    state: &AppState,
+    user: &AuthUser,
+    tenant: String,
+) -> Result<String, ApiError> {
+    let list = state
+        .tickets
+        .clone()
+        .list_chat_tenants(state.as_user(user, pb::ListChatTenantsRequest {}))
+        .await
+        .map_err(|s| ApiError::from_status(&s))?
+        .into_inner();
+    if list.tenants.iter().any(|t| t.tenant_id == tenant) {
+        return Ok(tenant);
+    }
+    let shown: String = tenant.chars().take(SHOWN_TENANT_CHARS).collect();
+    tracing::info!(user.id = %user.id, tenant.id = %shown, "chat about a tenant the user may not see refused");
+    Err(ApiError {
+        code: ErrorCode::Forbidden,
+        message: Some(format!("You may not chat about tenant '{shown}'.")),
+    })
 }
 
 /// Browsers always send Origin on WebSockets. Without one, this is a
@@ -64,9 +109,18 @@ pub(crate) async fn upgrade(
             message: Some("This page's origin may not open a chat connection.".into()),
         });
     }
+    // `tenant=` (empty) is no tenant.
+    let tenant = q.tenant.filter(|t| !t.is_empty());
+    if tenant.is_some() && q.session.is_some() {
+        return Err(ApiError {
+            code: ErrorCode::InvalidRequest,
+            message: Some("tenant applies to a new session only".into()),
+        });
+    }
     // Reattach: the session must exist and be the user's, checked before
-    // the upgrade so that a wrong id is a plain 404.
-    let attach = match q.session.as_deref() {
+    // the upgrade so that a wrong id is a plain 404. A new session's tenant
+    // too: a refusal is a plain 403, and nothing was acquired.
+    let open = match q.session.as_deref() {
         Some(s) => {
             let id: SessionId = s
                 .parse()
@@ -87,9 +141,18 @@ pub(crate) async fn upgrade(
             // restart of the server) continues it. When it cannot run, the
             // socket still opens: the history replays and the error says why.
             let not_running = state.ensure_running(id, &user).await.err();
-            Some((id, q.after_seq.unwrap_or(0), not_running))
+            Open::Attach {
+                session: id,
+                after_seq: q.after_seq.unwrap_or(0),
+                not_running,
+            }
         }
-        None => None,
+        None => match tenant {
+            Some(t) => Open::New {
+                tenant: Some(chat_tenant(&state, &user, t).await?),
+            },
+            None => Open::New { tenant: None },
+        },
     };
     let ws = ws
         .max_message_size(HARD_FRAME_LIMIT)
@@ -99,7 +162,7 @@ pub(crate) async fn upgrade(
         .read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024)
         .max_write_buffer_size(HARD_FRAME_LIMIT * 2);
-    Ok(ws.on_upgrade(move |socket| connection(state, user, attach, socket)))
+    Ok(ws.on_upgrade(move |socket| connection(state, user, open, socket)))
 }
 
 struct Gauge;
@@ -141,12 +204,7 @@ fn shutting_down_frame(grace: u64) -> Message {
     })
 }
 
-async fn connection(
-    state: AppState,
-    user: AuthUser,
-    attach: Option<(SessionId, u64, Option<ErrorCode>)>,
-    socket: WebSocket,
-) {
+async fn connection(state: AppState, user: AuthUser, open: Open, socket: WebSocket) {
     let _gauge = Gauge::open();
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Message>(state.limits.send_queue);
@@ -187,9 +245,13 @@ async fn connection(
         })
     };
 
-    let (session, after_seq, not_running) = match attach {
-        Some(a) => a,
-        None => match acquire(&state, &user).await {
+    let (session, after_seq, not_running) = match open {
+        Open::Attach {
+            session,
+            after_seq,
+            not_running,
+        } => (session, after_seq, not_running),
+        Open::New { tenant } => match acquire(&state, &user, tenant).await {
             Ok(id) => (id, 0, None),
             Err(e) => {
                 let _ = tx.send(error_frame(e.code, e.message)).await;
@@ -287,8 +349,16 @@ async fn connection(
     tracing::info!(session.id = %session, "WebSocket closed");
 }
 
-#[tracing::instrument(name = "acquire", skip_all, fields(user.id = %user.id))]
-async fn acquire(state: &AppState, user: &AuthUser) -> Result<SessionId, ApiError> {
+#[tracing::instrument(
+    name = "acquire",
+    skip_all,
+    fields(user.id = %user.id, tenant.id = tenant.as_deref().unwrap_or_default())
+)]
+async fn acquire(
+    state: &AppState,
+    user: &AuthUser,
+    tenant: Option<String>,
+) -> Result<SessionId, ApiError> {
     let reply = state
         .default_pool
         .clone()
@@ -296,6 +366,7 @@ async fn acquire(state: &AppState, user: &AuthUser) -> Result<SessionId, ApiErro
             user,
             pb::AcquireRequest {
                 user_id: user.id.to_string(),
+                tenant_id: tenant.unwrap_or_default(),
             },
         ))
         .await
@@ -751,6 +822,136 @@ mod tests {
         assert_eq!(seqs, vec![4, 5]);
         done.cancel();
         task.await.unwrap();
+    }
+
+    mod tenants {
+        //! `GET /ws?tenant=…` against a fake tickets service and a fake
+        //! session-pool, over a real connection (the checks answer before
+        //! the upgrade; an allowed socket upgrades and acquires).
+
+        use crate::testing::{Backends, FakePool, FakeTickets, gateway_on, serve, ws_handshake};
+        use csp_domain::Role;
+        use csp_proto::v1 as pb;
+        use http::StatusCode;
+        use serde_json::json;
+        use std::time::Duration;
+
+        fn acme() -> pb::ChatTenant {
+            pb::ChatTenant {
+                tenant_id: "acme".into(),
+                name: "Acme MSP".into(),
+                tool_type: "servicedesk_plus".into(),
+            }
+        }
+
+        /// The acquires the pool has seen, once there are `n` (5 s at most).
+        async fn acquired(pool: &FakePool, n: usize) -> Vec<pb::AcquireRequest> {
+            for _ in 0..500 {
+                let seen = pool.acquires.lock().unwrap().clone();
+                if seen.len() >= n {
+                    return seen;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("fewer than {n} acquires");
+        }
+
+        #[tokio::test]
+        async fn a_tenant_outside_the_users_list_is_403_before_any_acquire() {
+            let (tickets, tickets_addr) = FakeTickets::serve().await;
+            let (pool, pool_addr) = FakePool::serve().await;
+            let gw = gateway_on(Backends {
+                tickets: Some(tickets_addr),
+                pool: Some(pool_addr),
+                ..Backends::default()
+            })
+            .await;
+            let user = gw.user(Role::User).to_string();
+            tickets
+                .chat_tenants
+                .lock()
+                .unwrap()
+                .insert(user.clone(), vec![acme()]);
+            let addr = serve(gw.app.clone()).await;
+            let token = gw.token(Role::User);
+            // Another tenant and one that does not exist: the same answer.
+            for tenant in ["globex", "nobody"] {
+                let (status, body, _) =
+                    ws_handshake(addr, &format!("/ws?tenant={tenant}"), token).await;
+                assert_eq!(status, StatusCode::FORBIDDEN, "{tenant}: {body}");
+                assert_eq!(body["error"]["code"], "forbidden");
+                assert_eq!(
+                    body["error"]["message"],
+                    format!("You may not chat about tenant '{tenant}'.")
+                );
+            }
+            assert!(pool.acquires.lock().unwrap().is_empty(), "nothing acquired");
+            assert_eq!(
+                *tickets.chat_tenant_lists.lock().unwrap(),
+                [user.clone(), user.clone()]
+            );
+            // One in the list: the socket opens and the session is bound to it.
+            let (status, body, _socket) = ws_handshake(addr, "/ws?tenant=acme", token).await;
+            assert_eq!(status, StatusCode::SWITCHING_PROTOCOLS, "{body}");
+            let sent = acquired(&pool, 1).await;
+            assert_eq!(
+                (sent[0].user_id.as_str(), sent[0].tenant_id.as_str()),
+                (user.as_str(), "acme")
+            );
+            // No tenant (or an empty one): a session bound to none, and
+            // the tickets service is not asked.
+            for path in ["/ws", "/ws?tenant="] {
+                let (status, body, _socket) = ws_handshake(addr, path, token).await;
+                assert_eq!(status, StatusCode::SWITCHING_PROTOCOLS, "{path}: {body}");
+            }
+            let sent = acquired(&pool, 3).await;
+            assert!(sent[1..].iter().all(|a| a.tenant_id.is_empty()));
+            assert_eq!(tickets.chat_tenant_lists.lock().unwrap().len(), 3);
+        }
+
+        #[tokio::test]
+        async fn a_tenant_on_a_reattach_is_400() {
+            let (tickets, tickets_addr) = FakeTickets::serve().await;
+            let (pool, pool_addr) = FakePool::serve().await;
+            let gw = gateway_on(Backends {
+                tickets: Some(tickets_addr),
+                pool: Some(pool_addr),
+                ..Backends::default()
+            })
+            .await;
+            let addr = serve(gw.app.clone()).await;
+            let path = format!(
+                "/ws?session={}&after_seq=3&tenant=acme",
+                csp_domain::SessionId::new()
+            );
+            let (status, body, _) = ws_handshake(addr, &path, gw.token(Role::Admin)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+            assert_eq!(
+                (&body["error"]["code"], &body["error"]["message"]),
+                (
+                    &json!("invalid_request"),
+                    &json!("tenant applies to a new session only")
+                )
+            );
+            assert!(tickets.chat_tenant_lists.lock().unwrap().is_empty());
+            assert!(pool.acquires.lock().unwrap().is_empty());
+        }
+
+        #[tokio::test]
+        async fn a_tenant_cannot_be_checked_while_the_tickets_service_is_down() {
+            let (pool, pool_addr) = FakePool::serve().await;
+            let gw = gateway_on(Backends {
+                pool: Some(pool_addr),
+                ..Backends::default()
+            })
+            .await;
+            let addr = serve(gw.app.clone()).await;
+            let (status, body, _) =
+                ws_handshake(addr, "/ws?tenant=acme", gw.token(Role::Admin)).await;
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+            assert_eq!(body["error"]["code"], "unavailable");
+            assert!(pool.acquires.lock().unwrap().is_empty());
+        }
     }
 
     #[test]

@@ -429,7 +429,13 @@ impl Catalog {
                 .cwd
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
-            plugin_dir: v.entry.dir.display().to_string(),
+            // A built-in's server is csp's own executable: nothing to mount.
+            plugin_dir: if v.entry.builtin {
+                String::new()
+            } else {
+                v.entry.dir.display().to_string()
+            },
+            builtin: v.entry.builtin,
             network: m.network.clone(),
         })
     }

@@ -12,6 +12,10 @@
 //!
 //! Pure apart from reading the directory: activation comes in as a predicate,
 //! so the same code runs after a scan and after an activation change.
+//!
+//! Built-in plugins ([`BUILTIN`]: csp's own MCP servers, run as `csp mcp
+//! <name>`) are registered like the directory's, before any of them: their
+//! names are always theirs, and a directory of the same name is ignored.
 
 use csp_manifest::{MANIFEST_FILE, Manifest, Problem};
 use sha2::{Digest, Sha256};
@@ -23,6 +27,14 @@ use std::sync::Arc;
 /// Bigger files are refused before parsing (the manifest parser refuses
 /// them too; reading stops here so a huge file is never held in memory).
 const MAX_READ: u64 = 1024 * 1024 + 1;
+
+/// The plugins csp ships, by name: the ticket context of a chat session's
+/// tenant (`csp mcp tickets`, crate `csp-ticket-tools`).
+pub(crate) const BUILTIN: &[(&str, &str)] =
+    &[("tickets", include_str!("../builtin/tickets/plugin.json"))];
+
+/// Where built-in manifests appear to be (in errors and the plugin list).
+const BUILTIN_DIR: &str = "(built in)";
 
 /// One plugin directory.
 #[derive(Debug, Clone)]
@@ -38,6 +50,8 @@ pub(crate) struct Entry {
     /// Problems of the latest file (parse or registration); empty when the
     /// latest file is the one in force.
     pub(crate) errors: Vec<Problem>,
+    /// One of [`BUILTIN`]: its server is csp itself.
+    pub(crate) builtin: bool,
 }
 
 impl Entry {
@@ -87,7 +101,19 @@ impl Registry {
     /// Reads the directory again and registers what it finds. A missing
     /// `PLUGINS_DIR` is an empty registry (and logged by the caller).
     pub(crate) fn scan(&mut self, active: &dyn Fn(&str) -> bool) -> Changes {
-        let found = read_dir(&self.root);
+        let mut found = read_dir(&self.root);
+        for (name, manifest) in BUILTIN {
+            if found.contains_key(*name) {
+                tracing::warn!(plugin = name, dir = %self.root.display(), "a plugin directory has the name of a built-in plugin; it is ignored");
+            }
+            found.insert(
+                (*name).to_owned(),
+                (
+                    Path::new(BUILTIN_DIR).join(name),
+                    manifest.as_bytes().to_vec(),
+                ),
+            );
+        }
         let mut changes = Changes::default();
         let before: BTreeSet<String> = self.entries.keys().cloned().collect();
         for name in before.iter().filter(|n| !found.contains_key(*n)) {
@@ -113,6 +139,7 @@ impl Registry {
                             latest,
                             manifest: None,
                             errors: Vec::new(),
+                            builtin: BUILTIN.iter().any(|(n, _)| *n == name),
                         },
                     );
                     changes.added.push(name);
@@ -129,6 +156,7 @@ impl Registry {
     pub(crate) fn reconcile(&mut self, active: &dyn Fn(&str) -> bool) {
         // Incumbents first: plugins that had a manifest in force keep their
         // claims against newcomers.
+        // Built-ins before everyone: their names are never contested.
         let mut order: Vec<String> = self
             .entries
             .iter()
@@ -141,6 +169,7 @@ impl Registry {
                 .filter(|(_, e)| e.manifest.is_none())
                 .map(|(n, _)| n.clone()),
         );
+        order.sort_by_key(|n| !self.entries[n].builtin);
         let mut claims = Claims::default();
         for name in order {
             let entry = self.entries.get_mut(&name).expect("listed above");
@@ -321,7 +350,7 @@ mod tests {
         std::fs::create_dir_all(tmp.path().join("not-a-plugin")).unwrap();
         std::fs::create_dir_all(tmp.path().join(".hidden")).unwrap();
         let c = reg.scan(&|_| false);
-        assert_eq!(c.added, ["a", "b"]);
+        assert_eq!(c.added, ["a", "b", "tickets"]);
         assert!(reg.get("a").unwrap().manifest.is_some());
 
         assert!(
@@ -427,9 +456,53 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_directory_is_an_empty_registry() {
+    fn a_missing_directory_holds_the_builtins_only() {
         let mut reg = Registry::new("/nonexistent/csp-plugins".into());
+        assert_eq!(reg.scan(&|_| true).added, ["tickets"]);
         assert!(reg.scan(&|_| true).is_empty());
-        assert!(reg.entries().is_empty());
+        let names: Vec<_> = reg.entries().keys().collect();
+        assert_eq!(names, ["tickets"]);
+        let tickets = reg.get("tickets").unwrap();
+        assert!(tickets.builtin && tickets.errors.is_empty(), "{tickets:?}");
+        let m = tickets
+            .manifest
+            .as_ref()
+            .expect("the built-in manifest is valid");
+        let declared: Vec<_> = m
+            .tools
+            .iter()
+            .map(|t| (t.name.clone(), t.required_role))
+            .collect();
+        let served: Vec<_> = csp_ticket_tools::TicketTool::ALL
+            .iter()
+            .map(|t| (t.mcp_name(), t.required_role()))
+            .collect();
+        assert_eq!(
+            declared, served,
+            "the manifest declares exactly the tools csp mcp tickets serves, at their roles"
+        );
+    }
+
+    #[test]
+    fn a_builtins_names_are_never_taken_by_a_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut reg = Registry::new(tmp.path().to_owned());
+        // Sorted before "tickets", so registered first without the rule.
+        write(
+            tmp.path(),
+            "aaa",
+            &mcp("aaa", "aaa", &["mcp__tickets__get_ticket"]),
+        );
+        write(
+            tmp.path(),
+            "tickets",
+            &mcp("tickets", "tickets", &["mcp__tickets__x"]),
+        );
+        reg.scan(&|_| false);
+        let tickets = reg.get("tickets").unwrap();
+        assert!(tickets.builtin, "the directory of that name is ignored");
+        assert!(tickets.manifest.is_some(), "{tickets:?}");
+        let aaa = reg.get("aaa").unwrap();
+        assert!(aaa.manifest.is_none() && !aaa.errors.is_empty(), "{aaa:?}");
     }
 }

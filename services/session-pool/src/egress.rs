@@ -5,10 +5,13 @@
 //! and given to the model proxy; every spawn gets a lease (a token that
 //! dies with its process) as its `ANTHROPIC_API_KEY`, the proxy as its
 //! `ANTHROPIC_BASE_URL`, and the egress proxy (the plugins' declared hosts)
-//! as `HTTPS_PROXY`. Sandboxed agents reach both proxies through Unix
-//! sockets forwarded to fixed loopback ports inside their network
-//! namespace; unsandboxed ones through loopback TCP.
+//! as `HTTPS_PROXY`. Its built-in MCP servers get a second lease, for the
+//! tool door (`tool_door.rs`) only, and csp's own executable to run.
+//! Sandboxed agents reach the proxies and the door through Unix sockets
+//! forwarded to fixed loopback ports inside their network namespace;
+//! unsandboxed ones through loopback TCP.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -18,7 +21,8 @@ use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
-use crate::plugins::PluginSet;
+use crate::plugins::{Builtin, PluginSet};
+use crate::tool_door::ToolDoor;
 
 /// The model credentials and endpoint csp holds; agents get none of them.
 pub(crate) const MODEL_ENV: &[&str] = &[
@@ -30,15 +34,31 @@ pub(crate) const MODEL_ENV: &[&str] = &[
 /// Inside a sandbox's network namespace: where the proxies appear.
 const MODEL_PORT: u16 = 4180;
 const EGRESS_PORT: u16 = 4181;
+const TOOL_DOOR_PORT: u16 = 4182;
 
 /// The proxies of one replica and what each spawn needs from them.
 pub(crate) struct Egress {
     leases: Leases,
+    /// The tool door's own tokens: a built-in MCP server never holds the
+    /// model lease.
+    tool_leases: Leases,
     sandboxed: bool,
     model_addr: ListenerAddr,
     connect_addr: ListenerAddr,
+    door_addr: ListenerAddr,
+    /// What built-in MCP servers run: this very executable (`csp mcp …`).
+    /// `None` when it cannot be found; they are left out then.
+    own_exe: Option<PathBuf>,
     /// Taken by `serve`.
-    parts: std::sync::Mutex<Option<(ModelProxy, Listener, ConnectProxy, Listener)>>,
+    parts: std::sync::Mutex<Option<Parts>>,
+}
+
+struct Parts {
+    model: ModelProxy,
+    model_listener: Listener,
+    connect: ConnectProxy,
+    connect_listener: Listener,
+    door_listener: Listener,
 }
 
 impl Egress {
@@ -77,7 +97,7 @@ impl Egress {
         let model = ModelProxy::new(upstream, leases.clone()).map_err(config_error)?;
         let connect = ConnectProxy::new(leases.clone());
         let sandboxed = agent.sandbox.is_on();
-        let (model_listener, connect_listener) = if sandboxed {
+        let (model_listener, connect_listener, door_listener) = if sandboxed {
             let run = data_dir.join("run");
             std::fs::create_dir_all(&run).map_err(|source| Error::DataDir {
                 path: run.clone(),
@@ -87,51 +107,105 @@ impl Egress {
             (
                 Listener::unix(&run.join("model.sock")).map_err(Error::Egress)?,
                 Listener::unix(&run.join("egress.sock")).map_err(Error::Egress)?,
+                Listener::unix(&run.join("tools.sock")).map_err(Error::Egress)?,
             )
         } else {
             (
                 Listener::loopback().await.map_err(Error::Egress)?,
                 Listener::loopback().await.map_err(Error::Egress)?,
+                Listener::loopback().await.map_err(Error::Egress)?,
             )
         };
+        let own_exe = std::env::current_exe()
+            .inspect_err(|e| tracing::warn!(error = %e, "cannot find csp's own executable; built-in MCP servers are left out"))
+            .ok();
         let egress = Self {
             leases,
+            tool_leases: Leases::new(),
             sandboxed,
             model_addr: model_listener.local_addr(),
             connect_addr: connect_listener.local_addr(),
-            parts: std::sync::Mutex::new(Some((model, model_listener, connect, connect_listener))),
+            door_addr: door_listener.local_addr(),
+            own_exe,
+            parts: std::sync::Mutex::new(Some(Parts {
+                model,
+                model_listener,
+                connect,
+                connect_listener,
+                door_listener,
+            })),
         };
         Ok((egress, model_env))
     }
 
-    /// Serves both proxies until `stop`.
-    pub(crate) fn serve(&self, stop: &CancellationToken) {
+    /// The tool door's tokens, for the door to check.
+    pub(crate) fn tool_leases(&self) -> Leases {
+        self.tool_leases.clone()
+    }
+
+    /// Serves both proxies and the tool door until `stop`.
+    pub(crate) fn serve(&self, stop: &CancellationToken, door: ToolDoor) {
         let parts = self.parts.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some((model, model_listener, connect, connect_listener)) = parts {
-            tokio::spawn(model.serve(model_listener, stop.clone()));
-            tokio::spawn(connect.serve(connect_listener, stop.clone()));
+        if let Some(p) = parts {
+            tokio::spawn(p.model.serve(p.model_listener, stop.clone()));
+            tokio::spawn(p.connect.serve(p.connect_listener, stop.clone()));
+            tokio::spawn(door.serve(p.door_listener, stop.clone()));
         }
     }
 
-    /// Gives one spawn its credential, proxies and (when sandboxed) what it
-    /// may see: its session directory and its plugins' directories.
-    pub(crate) fn prepare(&self, spec: &mut SpawnSpec, session_root: &Path, set: &PluginSet) {
+    /// Gives one spawn of csp session `session` its credential, proxies
+    /// and (when sandboxed) what it may see: its session directory, its
+    /// plugins' directories and, when a built-in server runs, csp's
+    /// executable. Returns what its built-in MCP servers run with.
+    pub(crate) fn prepare(
+        &self,
+        spec: &mut SpawnSpec,
+        session: csp_domain::SessionId,
+        session_root: &Path,
+        set: &PluginSet,
+    ) -> Option<Builtin> {
         let hosts: Vec<String> = set
             .servers
             .iter()
             .flat_map(|s| s.network.iter().cloned())
             .collect();
         let lease = self.leases.issue(spec.session_id, &hosts);
-        let (model_url, proxy_host) = if self.sandboxed {
+        let (model_url, proxy_host, door_url) = if self.sandboxed {
             (
                 format!("http://127.0.0.1:{MODEL_PORT}"),
                 format!("127.0.0.1:{EGRESS_PORT}"),
+                format!("http://127.0.0.1:{TOOL_DOOR_PORT}"),
             )
         } else {
             (
                 format!("http://{}", self.model_addr),
                 self.connect_addr.to_string(),
+                format!("http://{}", self.door_addr),
             )
+        };
+        // Only processes that run a built-in server get a door token.
+        let door = match &self.own_exe {
+            Some(exe) if set.servers.iter().any(|s| s.builtin) => {
+                let lease = self.tool_leases.issue(session.0, &[]);
+                let env = BTreeMap::from([
+                    (
+                        csp_ticket_tools::door::URL_ENV,
+                        SecretString::from(door_url),
+                    ),
+                    (
+                        csp_ticket_tools::door::TOKEN_ENV,
+                        SecretString::from(lease.token().to_owned()),
+                    ),
+                ]);
+                Some((
+                    Builtin {
+                        command: exe.clone(),
+                        env,
+                    },
+                    lease,
+                ))
+            }
+            _ => None,
         };
         let proxy = format!("http://csp:{}@{proxy_host}", lease.token());
         spec.env = vec![
@@ -150,26 +224,41 @@ impl Egress {
             else {
                 unreachable!("sandboxed proxies listen on Unix sockets");
             };
+            let ListenerAddr::Unix(tools) = &self.door_addr else {
+                unreachable!("a sandboxed tool door listens on a Unix socket");
+            };
+            let mut read_only: Vec<PathBuf> = set
+                .servers
+                .iter()
+                .filter_map(|s| s.plugin_dir.clone())
+                .collect();
+            let mut forwards = vec![
+                Forward {
+                    port: MODEL_PORT,
+                    socket: model.clone(),
+                },
+                Forward {
+                    port: EGRESS_PORT,
+                    socket: connect.clone(),
+                },
+            ];
+            if let Some((builtin, _)) = &door {
+                read_only.push(builtin.command.clone());
+                forwards.push(Forward {
+                    port: TOOL_DOOR_PORT,
+                    socket: tools.clone(),
+                });
+            }
             spec.reach = Reach {
                 writable: vec![session_root.to_owned()],
-                read_only: set
-                    .servers
-                    .iter()
-                    .filter_map(|s| s.plugin_dir.clone())
-                    .collect::<Vec<PathBuf>>(),
-                forwards: vec![
-                    Forward {
-                        port: MODEL_PORT,
-                        socket: model.clone(),
-                    },
-                    Forward {
-                        port: EGRESS_PORT,
-                        socket: connect.clone(),
-                    },
-                ],
+                read_only,
+                forwards,
             };
         }
-        spec.exit_guard = Some(Arc::new(lease));
+        // Both tokens die with the process.
+        let (builtin, door_lease) = door.unzip();
+        spec.exit_guard = Some(Arc::new((lease, door_lease)));
+        builtin
     }
 
     pub(crate) fn sandboxed(&self) -> bool {

@@ -11,7 +11,7 @@
 use crate::governor::{Governor, ToolCall, Verdict};
 use async_trait::async_trait;
 use csp_agent::{Decision, PermissionHook, PermissionRequest};
-use csp_domain::{Role, SessionId, UserId};
+use csp_domain::{Role, SessionId, TenantId, UserId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -23,6 +23,8 @@ pub(crate) struct Binding {
     pub(crate) user: UserId,
     /// The user's role when the session (re)started.
     pub(crate) role: Option<Role>,
+    /// The tenant whose ticket context the session's ticket tools read.
+    pub(crate) tenant: Option<TenantId>,
     denials: HashMap<String, Verdict>,
     /// The span of the turn in flight: the gate's policy decisions are
     /// its children (the hook runs in the driver's task, not the turn's).
@@ -34,12 +36,19 @@ pub(crate) struct Binding {
 pub(crate) struct Bindings(Arc<Mutex<HashMap<SessionId, Binding>>>);
 
 impl Bindings {
-    pub(crate) fn bind(&self, session: SessionId, user: UserId, role: Option<Role>) {
+    pub(crate) fn bind(
+        &self,
+        session: SessionId,
+        user: UserId,
+        role: Option<Role>,
+        tenant: Option<TenantId>,
+    ) {
         self.0.lock().expect("bindings lock").insert(
             session,
             Binding {
                 user,
                 role,
+                tenant,
                 denials: HashMap::new(),
                 turn: None,
             },
@@ -56,6 +65,20 @@ impl Bindings {
             .expect("bindings lock")
             .get(&session)
             .map(|b| (b.user, b.role, b.turn.clone()))
+    }
+
+    /// Whom a running session serves: its user, their role when it
+    /// (re)started, and its tenant. `None` for a warm process not yet
+    /// handed to anyone.
+    pub(crate) fn identity(
+        &self,
+        session: SessionId,
+    ) -> Option<(UserId, Option<Role>, Option<TenantId>)> {
+        self.0
+            .lock()
+            .expect("bindings lock")
+            .get(&session)
+            .map(|b| (b.user, b.role, b.tenant.clone()))
     }
 
     /// The span of the session's turn in flight (`None` when it ends).

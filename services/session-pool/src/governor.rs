@@ -40,6 +40,9 @@ pub struct Verdict {
     pub allowed: bool,
     pub message: String,
     pub reason: String,
+    /// The user's current role, when the governor knows it (the policy
+    /// service says it with every answer).
+    pub role: Option<Role>,
 }
 
 impl Verdict {
@@ -48,6 +51,7 @@ impl Verdict {
             allowed: true,
             message: String::new(),
             reason: String::new(),
+            role: None,
         }
     }
 
@@ -56,6 +60,7 @@ impl Verdict {
             allowed: false,
             message: message.into(),
             reason: reason.into(),
+            role: None,
         }
     }
 }
@@ -171,10 +176,14 @@ impl Governor for PolicyGovernor {
         match asked {
             Ok(Ok(r)) => {
                 let r = r.into_inner();
-                if r.allowed {
+                let verdict = if r.allowed {
                     Verdict::allow()
                 } else {
                     Verdict::deny(&r.reason, r.message)
+                };
+                Verdict {
+                    role: r.role.parse().ok(),
+                    ..verdict
                 }
             }
             Ok(Err(status)) => {

@@ -25,6 +25,9 @@
 //! - `process` is the seam to agent processes (traits only, importing no
 //!   module of the crate); `spawner` implements it with `csp-agent`, the
 //!   sandbox, `egress` and the permission `gate`.
+//! - `tool_door` answers the built-in ticket tools' MCP server (inside the
+//!   sandbox) for the session its token names, through the `gate`'s
+//!   bindings, the `governor` and the tickets service.
 //! - Pure pieces under them: `lifecycle`, `translate`, `output`; leaves:
 //!   `governor`, `gate`, `metrics`, `model_check`, `plugins`, `error`.
 
@@ -43,6 +46,7 @@ mod process;
 mod service;
 mod session;
 mod spawner;
+mod tool_door;
 mod translate;
 
 pub use error::Error;
@@ -99,6 +103,9 @@ pub struct Config {
     /// The plugins service (`http://host:port`) whose active MCP servers
     /// every new agent process runs. `None`: no plugins, no waiting for them.
     pub plugins_addr: Option<String>,
+    /// The tickets service (`http://host:port`) that answers the built-in
+    /// ticket tools of chat agents. `None`: those tools say there is none.
+    pub tickets_addr: Option<String>,
     /// Issue 12 (bounded, redacted output): the platform's own secrets
     /// (JWT secret, model key, database password…), replaced by
     /// `[REDACTED]` in every event before it is stored or published.
@@ -210,6 +217,8 @@ pub struct Server {
     reaper_interval: Duration,
     /// The plugins service to follow, when there is one.
     plugins: Option<tonic::transport::Channel>,
+    /// Where the built-in ticket tools' calls go.
+    tool_door: tool_door::ToolDoor,
     /// Cancelled by `run` once every agent process is gone.
     drained: CancellationToken,
 }
@@ -342,6 +351,23 @@ impl Server {
             breaker,
             CancellationToken::new(),
         );
+        let tickets = config
+            .tickets_addr
+            .as_deref()
+            .map(csp_rpc::channel)
+            .transpose()?
+            .map(|channel| {
+                (
+                    channel,
+                    csp_rpc::ServiceToken::new(config.tokens.clone(), "session-pool"),
+                )
+            });
+        let tool_door = tool_door::ToolDoor::new(
+            pool.egress().tool_leases(),
+            pool.bindings(),
+            pool.governor().clone(),
+            tickets,
+        );
         let weak = Arc::downgrade(&pool);
         csp_telemetry::add_collector(move |out| {
             if let Some(pool) = weak.upgrade() {
@@ -356,6 +382,7 @@ impl Server {
             grace: config.shutdown_grace,
             reaper_interval: config.reaper_interval,
             plugins,
+            tool_door,
             drained: CancellationToken::new(),
         })
     }
@@ -409,7 +436,9 @@ impl Server {
             ))
         });
         let stop_proxies = CancellationToken::new();
-        self.pool.egress().serve(&stop_proxies);
+        self.pool
+            .egress()
+            .serve(&stop_proxies, self.tool_door.clone());
         let refill = tokio::spawn(self.pool.clone().refill_loop());
         let reaper = tokio::spawn(self.pool.clone().reaper_loop(self.reaper_interval));
         let pool = self.pool.clone();

@@ -65,6 +65,17 @@ pub(crate) struct McpServer {
     pub(crate) plugin_dir: Option<PathBuf>,
     /// `permissions.network` of its plugin: where its egress may go.
     pub(crate) network: Vec<String>,
+    /// csp's own server (`csp mcp <name>`): run with [`Builtin`].
+    pub(crate) builtin: bool,
+}
+
+/// What a built-in server of one agent process runs with: csp's own
+/// executable (its manifest's `command` is only a name) and the
+/// environment that leads it to the tool door (`tool_door.rs`).
+#[derive(Debug)]
+pub(crate) struct Builtin {
+    pub(crate) command: PathBuf,
+    pub(crate) env: BTreeMap<&'static str, SecretString>,
 }
 
 impl PluginSet {
@@ -93,6 +104,7 @@ impl PluginSet {
                 cwd: (!s.cwd.is_empty()).then_some(s.cwd),
                 plugin_dir: (!s.plugin_dir.is_empty()).then(|| PathBuf::from(s.plugin_dir)),
                 network: s.network,
+                builtin: s.builtin,
             })
             .collect();
         Self {
@@ -141,7 +153,7 @@ struct StdioServer<'a> {
 }
 
 /// `env [-C cwd] -u <credential>... -- command args...`
-fn wrapped_args(server: &McpServer) -> Vec<&str> {
+fn wrapped_args<'a>(server: &'a McpServer, command: &'a str) -> Vec<&'a str> {
     let mut args = Vec::with_capacity(server.args.len() + 8);
     if let Some(cwd) = &server.cwd {
         args.extend(["-C", cwd.as_str()]);
@@ -149,7 +161,7 @@ fn wrapped_args(server: &McpServer) -> Vec<&str> {
     for key in MODEL_CREDENTIALS {
         args.extend(["-u", key]);
     }
-    args.extend(["--", server.command.as_str()]);
+    args.extend(["--", command]);
     args.extend(server.args.iter().map(String::as_str));
     args
 }
@@ -167,11 +179,13 @@ fn unusable(server: &McpServer) -> Option<&'static str> {
 }
 
 /// Writes the MCP config of `set` into `dir` (a session's root directory),
-/// readable by the owner only from the moment it exists. `None` when the
-/// set has no servers: the CLI then runs none.
+/// readable by the owner only from the moment it exists; built-in servers
+/// run as `builtin` says (left out without it). `None` when the set has no
+/// servers: the CLI then runs none.
 pub(crate) fn write_mcp_config(
     dir: &Path,
     set: &PluginSet,
+    builtin: Option<&Builtin>,
 ) -> std::io::Result<Option<McpConfigFile>> {
     let mut mcp_servers = BTreeMap::new();
     for server in &set.servers {
@@ -179,15 +193,31 @@ pub(crate) fn write_mcp_config(
             tracing::error!(plugin = %server.plugin_name, why, "skipping an MCP server that cannot be started");
             continue;
         }
-        let entry = StdioServer {
-            kind: "stdio",
-            command: ENV,
-            args: wrapped_args(server),
-            env: server
+        let (command, mut env): (&str, BTreeMap<&str, &str>) = (
+            &server.command,
+            server
                 .env
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.expose_secret()))
                 .collect(),
+        );
+        let command = match (server.builtin, builtin) {
+            (false, _) => command,
+            (true, Some(b)) => {
+                env.extend(b.env.iter().map(|(k, v)| (*k, v.expose_secret())));
+                let Some(exe) = b.command.to_str() else {
+                    tracing::error!(plugin = %server.plugin_name, "skipping a built-in MCP server: csp's path is not UTF-8");
+                    continue;
+                };
+                exe
+            }
+            (true, None) => continue,
+        };
+        let entry = StdioServer {
+            kind: "stdio",
+            command: ENV,
+            args: wrapped_args(server, command),
+            env,
         };
         if mcp_servers
             .insert(server.server_name.as_str(), entry)
@@ -315,7 +345,7 @@ mod tests {
         )
         .unwrap();
 
-        let file = write_mcp_config(dir.path(), &set()).unwrap().unwrap();
+        let file = write_mcp_config(dir.path(), &set(), None).unwrap().unwrap();
         assert_eq!(file.path(), dir.path().join(MCP_CONFIG_FILE));
         let mode = std::fs::metadata(file.path()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
@@ -341,7 +371,7 @@ mod tests {
     fn no_servers_no_file_and_secrets_stay_out_of_debug() {
         let dir = tempfile::tempdir().unwrap();
         assert!(
-            write_mcp_config(dir.path(), &PluginSet::empty())
+            write_mcp_config(dir.path(), &PluginSet::empty(), None)
                 .unwrap()
                 .is_none()
         );
@@ -349,5 +379,48 @@ mod tests {
         let shown = format!("{:?}", set());
         assert!(shown.contains("TOKEN"), "{shown}");
         assert!(!shown.contains(SECRET), "{shown}");
+    }
+
+    #[test]
+    fn a_builtin_server_runs_csp_itself_with_the_door_and_is_left_out_without_it() {
+        let set = PluginSet::from_proto(pb::ActiveServersResponse {
+            fingerprint: "f2".into(),
+            servers: vec![pb::McpServer {
+                plugin_name: "tickets".into(),
+                server_name: "tickets".into(),
+                command: "csp".into(),
+                args: vec!["mcp".into(), "tickets".into()],
+                builtin: true,
+                ..Default::default()
+            }],
+        });
+        let dir = tempfile::tempdir().unwrap();
+        assert!(write_mcp_config(dir.path(), &set, None).unwrap().is_none());
+        let builtin = Builtin {
+            command: PathBuf::from("/usr/local/bin/csp"),
+            env: BTreeMap::from([
+                (
+                    "CSP_TICKET_TOOLS_URL",
+                    SecretString::from("http://127.0.0.1:4182"),
+                ),
+                ("CSP_TICKET_TOOLS_TOKEN", SecretString::from(SECRET)),
+            ]),
+        };
+        let file = write_mcp_config(dir.path(), &set, Some(&builtin))
+            .unwrap()
+            .unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(file.path()).unwrap()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"mcpServers": {"tickets": {
+                "type": "stdio",
+                "command": "/usr/bin/env",
+                "args": ["-u", "ANTHROPIC_API_KEY", "-u", "ANTHROPIC_AUTH_TOKEN",
+                         "--", "/usr/local/bin/csp", "mcp", "tickets"],
+                "env": {"CSP_TICKET_TOOLS_URL": "http://127.0.0.1:4182", "CSP_TICKET_TOOLS_TOKEN": SECRET},
+            }}})
+        );
+        assert!(!format!("{builtin:?}").contains(SECRET));
     }
 }

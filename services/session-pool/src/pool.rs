@@ -43,7 +43,7 @@ use csp_agent::AgentEvent;
 use csp_breaker::Breaker;
 use csp_bus::EventBus;
 use csp_cache::Cache;
-use csp_domain::{ErrorCode, Role, SessionId, SessionStatus, StatusReason, UserId};
+use csp_domain::{ErrorCode, Role, SessionId, SessionStatus, StatusReason, TenantId, UserId};
 use csp_store::{NewSession, SessionStore};
 use futures::FutureExt;
 use std::collections::{HashMap, VecDeque};
@@ -302,6 +302,11 @@ impl Pool {
     }
 
     /// Decides every tool call and admits every turn.
+    /// Whom each running session serves (the tool door reads it).
+    pub(crate) fn bindings(&self) -> Bindings {
+        self.bindings.clone()
+    }
+
     pub(crate) fn governor(&self) -> &Arc<dyn Governor> {
         &self.ctx.governor
     }
@@ -656,6 +661,7 @@ impl Pool {
         self: &Arc<Self>,
         user: UserId,
         role: Option<Role>,
+        tenant: Option<TenantId>,
     ) -> Result<(SessionId, bool), ErrorCode> {
         if self.draining() {
             return Err(ErrorCode::ServerShuttingDown);
@@ -695,6 +701,7 @@ impl Pool {
                 }
                 .store_text()
                 .into(),
+                tenant_id: tenant.clone(),
             })
             .await;
         if let Err(e) = created {
@@ -724,7 +731,7 @@ impl Pool {
             Some(w) => Start::Warm(w.started),
             None => Start::Cold,
         };
-        self.launch(&mut sessions, id, user, role, start, None)
+        self.launch(&mut sessions, id, (user, role, tenant), start, None)
             .await;
         drop(sessions);
         self.refill.notify_one();
@@ -738,12 +745,11 @@ impl Pool {
         self: &Arc<Self>,
         sessions: &mut Table,
         id: SessionId,
-        user: UserId,
-        role: Option<Role>,
+        (user, role, tenant): (UserId, Option<Role>, Option<TenantId>),
         start: Start,
         from: Option<Continue>,
     ) {
-        self.bindings.bind(id, user, role);
+        self.bindings.bind(id, user, role, tenant);
         let stop = Stop {
             drain: self.shutdown.child_token(),
             kill: self.kill.child_token(),
@@ -856,7 +862,8 @@ impl Pool {
             titled: record.title.is_some(),
             agent_session: record.agent_session_id.unwrap_or(id.0),
         };
-        self.launch(&mut sessions, id, user, role, Start::Resume, Some(from))
+        let whom = (user, role, record.tenant_id.clone());
+        self.launch(&mut sessions, id, whom, Start::Resume, Some(from))
             .await;
         drop(sessions);
         metrics::counter!(m::SESSION_RESUMES).increment(1);

@@ -3,7 +3,7 @@
 
 use crate::pool::Pool;
 use csp_auth::{Access, Caller};
-use csp_domain::{ErrorCode, Role, SessionId, SessionStatus, UserId};
+use csp_domain::{ErrorCode, Role, SessionId, SessionStatus, TenantId, UserId};
 use csp_proto::v1 as pb;
 use csp_proto::v1::session_pool_server::SessionPool;
 use csp_rpc::{status, status_with_message};
@@ -110,6 +110,11 @@ fn info(r: &SessionRecord) -> pb::SessionInfo {
         resume_count: r.resume_count,
         is_resumable: r.is_resumable,
         ended_reason: r.ended_reason.clone().unwrap_or_default(),
+        tenant_id: r
+            .tenant_id
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
     }
 }
 
@@ -173,9 +178,17 @@ impl SessionPool for Service {
         req: Request<pb::AcquireRequest>,
     ) -> Result<Response<pb::AcquireResponse>, Status> {
         let (user, caller) = acting_for(&req, &req.get_ref().user_id)?;
+        // The gateway checked that the user may see the tenant; the ticket
+        // tools check it again on every call.
+        let tenant = match req.get_ref().tenant_id.trim() {
+            "" => None,
+            text => Some(TenantId::parse(text).map_err(|e| {
+                status_with_message(ErrorCode::InvalidRequest, format!("tenant_id: {e}"))
+            })?),
+        };
         let (id, warm) = self
             .pool
-            .acquire(user, role_of(&caller, user))
+            .acquire(user, role_of(&caller, user), tenant)
             .await
             .map_err(|code| refused(&self.pool, code, "acquire failed"))?;
         Ok(Response::new(pb::AcquireResponse {

@@ -95,14 +95,17 @@ impl AgentSpawner {
             })?;
         }
         let root = self.session_root(id);
+        let builtin = self.egress.prepare(&mut spec, id, &root, set);
         // Deleted when dropped: right after the spawn, however it ends.
         let mcp_config =
-            plugins::write_mcp_config(&root, set).map_err(|source| csp_agent::Error::Prepare {
-                path: root.join(plugins::MCP_CONFIG_FILE),
-                source,
+            plugins::write_mcp_config(&root, set, builtin.as_ref()).map_err(|source| {
+                csp_agent::Error::Prepare {
+                    path: root.join(plugins::MCP_CONFIG_FILE),
+                    source,
+                }
             })?;
+        drop(builtin);
         spec.mcp_config = mcp_config.as_ref().map(|f| f.path().to_owned());
-        self.egress.prepare(&mut spec, &root, set);
         let t0 = Instant::now();
         let gate = Arc::new(SessionGate {
             governor: self.governor.clone(),

@@ -398,7 +398,7 @@ impl Admin {
 
     /// A saved tenant's settings for its tool: the stored plain values and
     /// its secret fields opened (nothing else of its secrets).
-    async fn stored_settings(
+    pub(crate) async fn stored_settings(
         &self,
         record: &TenantRecord,
         tool: ToolType,
@@ -556,7 +556,7 @@ fn sent_secrets(s: &pb::ConnectionSettings) -> connector::Settings {
 
 /// The tenant's tool; a stored `tool_type` without a connector (never
 /// written by this service) cannot be administered.
-fn stored_tool(r: &TenantRecord) -> Result<ToolType, Status> {
+pub(crate) fn stored_tool(r: &TenantRecord) -> Result<ToolType, Status> {
     ToolType::parse(&r.tool_type).map_err(|e| {
         tracing::error!(tenant_id = %r.tenant_id, error = %e, "a stored tenant has an unknown tool_type");
         invalid(e.to_string())

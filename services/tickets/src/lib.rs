@@ -16,7 +16,9 @@
 //! then queue); the outbox sweeper that queues what was recorded but never
 //! queued (`outbox.rs`) and the batcher that marks pushed jobs queued off the
 //! request path (`marks.rs`); the enhancement history, the workers' pause flag
-//! and the context uploads (knowledge base, inventory; `context.rs`).
+//! and the context uploads (knowledge base, inventory; `context.rs`); the
+//! tenants granted to users for chat and the ticket tools of chat agents,
+//! answered for the tenant their session is bound to (`chat.rs`).
 //!
 //! Must never: return, log or audit a secret (audit rows name the fields that
 //! changed); answer an unknown tenant faster or differently than an inactive
@@ -33,6 +35,7 @@
 
 mod admin;
 mod audit;
+mod chat;
 mod configs;
 mod context;
 mod intake;
@@ -217,6 +220,9 @@ impl Server {
             listener,
             service: Service {
                 store,
+                chat: chat::Chat {
+                    admin: admin.clone(),
+                },
                 admin,
                 intake,
                 outbox: outbox.clone(),

@@ -1,6 +1,7 @@
 //! The gRPC `csp.v1.Tickets` implementation and its access table.
 
 use crate::admin::{Admin, store_error, tenant_id};
+use crate::chat::Chat;
 use crate::intake::Intake;
 use crate::outbox::Outbox;
 use csp_auth::{Access, Caller};
@@ -32,9 +33,13 @@ pub fn access(path: &str) -> Option<Access> {
         | "UpsertKbArticles"
         | "UpsertInventory"
         | "SetProcessing"
-        | "TestConnection" => Access::Role(Role::Admin),
+        | "TestConnection"
+        | "ListTenantGrants"
+        | "GrantTenant"
+        | "RevokeTenant" => Access::Role(Role::Admin),
         "ListEnhancements" | "GetEnhancement" | "GetProcessing" => Access::Role(Role::Operator),
-        "AcceptWebhook" => Access::Service,
+        "ListChatTenants" => Access::Role(Role::User),
+        "AcceptWebhook" | "RunChatTool" => Access::Service,
         _ => return None,
     })
 }
@@ -42,6 +47,7 @@ pub fn access(path: &str) -> Option<Access> {
 pub struct Service {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) admin: Arc<Admin>,
+    pub(crate) chat: Chat,
     pub(crate) intake: Arc<Intake>,
     pub(crate) outbox: Arc<Outbox>,
 }
@@ -52,6 +58,15 @@ impl Service {
     /// on its own (no user) is let through by the guard's rule and audited
     /// without a user.
     async fn acting<T>(&self, req: &Request<T>, required: Role) -> Result<Option<UserId>, Status> {
+        Ok(self.acting_as(req, required).await?.map(|(id, _)| id))
+    }
+
+    /// [`Service::acting`] with the user's current role.
+    async fn acting_as<T>(
+        &self,
+        req: &Request<T>,
+        required: Role,
+    ) -> Result<Option<(UserId, Role)>, Status> {
         let caller = csp_rpc::caller(req)?;
         let Caller::User { id, .. } = caller else {
             return Ok(None);
@@ -71,7 +86,7 @@ impl Service {
                 csp_auth::Denied::Role { required }.message(),
             ));
         }
-        Ok(Some(id))
+        Ok(Some((id, user.role)))
     }
 
     async fn processing_state(&self) -> Result<pb::ProcessingState, Status> {
@@ -329,6 +344,57 @@ impl Tickets for Service {
             self.admin.test_connection(req.into_inner(), actor).await?,
         ))
     }
+
+    async fn list_tenant_grants(
+        &self,
+        req: Request<pb::TenantRequest>,
+    ) -> Result<Response<pb::TenantGrants>, Status> {
+        self.acting(&req, Role::Admin).await?;
+        Ok(Response::new(
+            self.chat.grants(&req.get_ref().tenant_id).await?,
+        ))
+    }
+
+    async fn grant_tenant(
+        &self,
+        req: Request<pb::TenantGrantRequest>,
+    ) -> Result<Response<pb::TenantGrants>, Status> {
+        let actor = self.acting(&req, Role::Admin).await?;
+        Ok(Response::new(
+            self.chat.set_grant(req.get_ref(), true, actor).await?,
+        ))
+    }
+
+    async fn revoke_tenant(
+        &self,
+        req: Request<pb::TenantGrantRequest>,
+    ) -> Result<Response<pb::TenantGrants>, Status> {
+        let actor = self.acting(&req, Role::Admin).await?;
+        Ok(Response::new(
+            self.chat.set_grant(req.get_ref(), false, actor).await?,
+        ))
+    }
+
+    async fn list_chat_tenants(
+        &self,
+        req: Request<pb::ListChatTenantsRequest>,
+    ) -> Result<Response<pb::ChatTenants>, Status> {
+        // Only a user's own list: a service caller has none.
+        let Some((user, role)) = self.acting_as(&req, Role::User).await? else {
+            return Err(status_with_message(
+                ErrorCode::InvalidRequest,
+                "ListChatTenants answers for the calling user.",
+            ));
+        };
+        Ok(Response::new(self.chat.chat_tenants(user, role).await?))
+    }
+
+    async fn run_chat_tool(
+        &self,
+        req: Request<pb::ChatToolRequest>,
+    ) -> Result<Response<pb::ChatToolResult>, Status> {
+        Ok(Response::new(self.chat.run(req.into_inner()).await?))
+    }
 }
 
 #[cfg(test)]
@@ -353,7 +419,7 @@ mod tests {
     #[test]
     fn every_rpc_has_a_rule_and_nothing_else_does() {
         let methods = methods();
-        assert_eq!(methods.len(), 14, "{methods:?}");
+        assert_eq!(methods.len(), 19, "{methods:?}");
         for m in &methods {
             assert!(
                 access(&format!("/csp.v1.Tickets/{m}")).is_some(),
@@ -362,9 +428,16 @@ mod tests {
         }
         assert!(access("/csp.v1.Tickets/DropTables").is_none());
         assert!(access("/csp.v1.Plugins/ListPlugins").is_none());
+        for m in ["AcceptWebhook", "RunChatTool"] {
+            assert_eq!(
+                access(&format!("/csp.v1.Tickets/{m}")),
+                Some(Access::Service),
+                "{m}"
+            );
+        }
         assert_eq!(
-            access("/csp.v1.Tickets/AcceptWebhook"),
-            Some(Access::Service)
+            access("/csp.v1.Tickets/ListChatTenants"),
+            Some(Access::Role(Role::User))
         );
         for m in ["ListEnhancements", "GetEnhancement", "GetProcessing"] {
             assert_eq!(
@@ -379,6 +452,8 @@ mod tests {
                 "GetEnhancement",
                 "GetProcessing",
                 "AcceptWebhook",
+                "RunChatTool",
+                "ListChatTenants",
             ]
             .contains(&m.as_str())
         }) {

@@ -262,7 +262,31 @@ impl Csp {
                         &env,
                     )
                     .await?;
+                // Before the session-pool: its built-in ticket tools ask it.
+                let tickets = match opts.tickets {
+                    true => {
+                        let addr = csp
+                            .spawn(
+                                "tickets",
+                                &[
+                                    "serve",
+                                    "tickets",
+                                    "--grpc-addr",
+                                    "127.0.0.1:0",
+                                    "--metrics-addr",
+                                    "127.0.0.1:0",
+                                ],
+                                &env,
+                            )
+                            .await?;
+                        Some(format!("http://{addr}"))
+                    }
+                    false => None,
+                };
                 let mut pool_env = env.clone();
+                if let Some(tickets) = &tickets {
+                    pool_env.push(("CSP_TICKETS_ADDR".into(), tickets.clone()));
+                }
                 pool_env.push(("ANTHROPIC_BASE_URL".into(), mock));
                 pool_env.push(("ANTHROPIC_API_KEY".into(), "e2e-test-key".into()));
                 if let Some(addr) = &opts.session_pool_db_addr {
@@ -292,22 +316,8 @@ impl Csp {
                     .await?;
                 let mut gw_env = env.clone();
                 gw_env.push(("CSP_MODEL".into(), MODEL.into()));
-                if opts.tickets {
-                    let tickets = csp
-                        .spawn(
-                            "tickets",
-                            &[
-                                "serve",
-                                "tickets",
-                                "--grpc-addr",
-                                "127.0.0.1:0",
-                                "--metrics-addr",
-                                "127.0.0.1:0",
-                            ],
-                            &env,
-                        )
-                        .await?;
-                    gw_env.push(("CSP_TICKETS_ADDR".into(), format!("http://{tickets}")));
+                if let Some(tickets) = &tickets {
+                    gw_env.push(("CSP_TICKETS_ADDR".into(), tickets.clone()));
                     let mut worker_env = env.clone();
                     worker_env.push((
                         "ANTHROPIC_BASE_URL".into(),

@@ -141,7 +141,12 @@ last_active_at: string, message_count: number, total_cost_usd: number, title: st
 /**
  * Empty while the session has not stopped.
  */
-ended_reason: Named<StatusReason>, };
+ended_reason: Named<StatusReason>,
+/**
+ * The ticket-enhancement tenant the session is bound to (its agent's
+ * ticket tools read only that tenant); null for none.
+ */
+tenant_id: string | null, };
 
 export type SessionList = { sessions: Array<SessionSummary>, };
 
@@ -436,6 +441,31 @@ updated_at: string,
 webhook_url: string, };
 
 export type TenantList = { tenants: Array<Tenant>, };
+
+export type TenantGrant = { user_id: string,
+/**
+ * Null when the policy service does not know the user (or could not
+ * be asked).
+ */
+username: string | null,
+/**
+ * The admin who granted it; null when not recorded.
+ */
+granted_by: string | null,
+/**
+ * RFC 3339.
+ */
+granted_at: string, };
+
+export type TenantGrantList = { tenant_id: string, grants: Array<TenantGrant>, };
+
+export type ChatTenant = { tenant_id: string, name: string,
+/**
+ * `servicedesk_plus`, `jira` or `zendesk`.
+ */
+tool_type: string, };
+
+export type ChatTenantList = { tenants: Array<ChatTenant>, };
 
 export type WebhookSecret = { webhook_secret: string,
 /**

@@ -1,10 +1,11 @@
 //! The session-pool's row: agent processes, turns and session events. It
-//! asks the policy service about every tool call and turn, and starts
-//! agents with the plugins service's active MCP servers.
+//! asks the policy service about every tool call and turn, starts agents
+//! with the plugins service's active MCP servers, and answers the built-in
+//! ticket tools from the tickets service.
 
 use crate::backends::Deployment;
 use crate::error::Error;
-use crate::opts::{ModelOpts, PluginsAddr, PolicyAddr, PoolOpts, PoolWiring};
+use crate::opts::{ModelOpts, PluginsAddr, PolicyAddr, PoolOpts, PoolWiring, TicketsAddr};
 use crate::row::{Addrs, Api, BoxFuture, Built, Dev, LOOPBACK, Row};
 use clap::Args;
 use std::net::SocketAddr;
@@ -15,7 +16,7 @@ pub(crate) static ROW: Row = Row {
     name: "session-pool",
     span: "csp-session-pool",
     api: Api::Grpc,
-    needs: &["policy", "plugins"],
+    needs: &["policy", "plugins", "tickets"],
     dev,
 };
 
@@ -35,6 +36,8 @@ pub(crate) struct Options {
     policy: PolicyAddr,
     #[command(flatten)]
     plugins: PluginsAddr,
+    #[command(flatten)]
+    tickets: TicketsAddr,
     #[command(flatten)]
     pub(crate) pool: PoolOpts,
     #[command(flatten)]
@@ -66,6 +69,7 @@ pub(crate) async fn serve(o: Options) -> Result<Built, Error> {
             audit: backends.queue().await?,
             tokens: tokens.clone(),
             plugins_addr: o.plugins.plugins_addr,
+            tickets_addr: o.tickets.tickets_addr,
             // Issue 12: secrets redacted from agent output.
             known_secrets: crate::opts::known_secrets(
                 token_opts.jwt_secret.iter().chain(o.model.secrets()),
@@ -97,6 +101,7 @@ fn dev<'a>(d: &'a Dev, addrs: Addrs<'a>) -> BoxFuture<'a, Result<Built, Error>> 
                 audit: d.queue.clone(),
                 tokens: d.tokens.clone(),
                 plugins_addr: addrs.of("plugins")?,
+                tickets_addr: addrs.of("tickets")?,
                 // Issue 12: every secret this process holds, redacted from
                 // agent output.
                 known_secrets: crate::opts::known_secrets(&d.secrets, []),

@@ -48,6 +48,7 @@ pub(crate) async fn session(store: &dyn Store, user: UserId) -> SessionRecord {
             session_id: SessionId::new(),
             user_id: user,
             status: "ready".to_owned(),
+            tenant_id: None,
         })
         .await
         .expect("create session")

@@ -72,14 +72,16 @@ async fn invalid_url_is_reported_without_the_password() {
 // even when a statement forgets its tenant filter (the store's statements
 // never do; these are written to forget on purpose).
 
-/// Every table that carries a tenant_id.
-const TENANT_TABLES: [&str; 6] = [
+/// Every tenant table: each table that carries a tenant_id but sessions,
+/// which are users' rows.
+const TENANT_TABLES: [&str; 7] = [
     "tenant_configs",
     "tenant_spend",
     "enhancement_history",
     "ticket_history",
     "kb_articles",
     "system_inventory",
+    "tenant_grants",
 ];
 
 /// Tenants a and b with a row of their own in every tenant table.
@@ -89,6 +91,7 @@ async fn two_tenants_with_rows(db: &TestDb) -> (TenantId, TenantId) {
         TenantId::parse("aa").unwrap(),
         TenantId::parse("bb").unwrap(),
     );
+    let granted = user(store, "granted").await;
     for (t, word) in [(&a, "alpha"), (&b, "bravo")] {
         store
             .create_tenant(NewTenant {
@@ -147,8 +150,108 @@ async fn two_tenants_with_rows(db: &TestDb) -> (TenantId, TenantId) {
             location: "l".to_owned(),
         };
         store.upsert_inventory(t, &[system]).await.unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        assert!(
+            store
+                .grant_tenant(t, granted.user_id, None, now)
+                .await
+                .unwrap()
+        );
     }
     (a, b)
+}
+
+/// The invariant TENANT_TABLES stands for, read from the catalog: every
+/// table with a tenant_id column but sessions has row-level security
+/// enabled and forced, with the two policies.
+#[tokio::test]
+async fn every_tenant_table_has_row_level_security_forced() {
+    let db = TestDb::create().await;
+    let raw = sqlx::PgPool::connect(db.url()).await.unwrap();
+    let mut with_tenant_id: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.columns \
+         WHERE table_schema = 'public' AND column_name = 'tenant_id' \
+         AND table_name IN (SELECT tablename FROM pg_tables WHERE schemaname = 'public') \
+         AND table_name <> 'sessions' ORDER BY 1",
+    )
+    .fetch_all(&raw)
+    .await
+    .unwrap();
+    let mut expected = TENANT_TABLES.map(str::to_owned).to_vec();
+    with_tenant_id.sort();
+    expected.sort();
+    assert_eq!(with_tenant_id, expected);
+    for table in TENANT_TABLES {
+        let (enabled, forced): (bool, bool) = sqlx::query_as(
+            "SELECT relrowsecurity, relforcerowsecurity FROM pg_class \
+             WHERE oid = to_regclass($1)",
+        )
+        .bind(table)
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+        assert!(enabled && forced, "{table}");
+        let policies: Vec<String> = sqlx::query_scalar(
+            "SELECT policyname::text FROM pg_policies WHERE tablename = $1 ORDER BY 1",
+        )
+        .bind(table)
+        .fetch_all(&raw)
+        .await
+        .unwrap();
+        assert_eq!(policies, ["platform", "tenant_isolation"], "{table}");
+    }
+    raw.close().await;
+}
+
+#[tokio::test]
+async fn a_tenant_scope_sees_only_its_tenants_grants() {
+    let db = TestDb::create().await;
+    let store = db.store();
+    let (a, b) = two_tenants_with_rows(&db).await;
+    // b granted to a user of its own too: none of b's grants shows in a's
+    // scope, whoever they are for.
+    let bobs = user(store, "bob").await;
+    let now = time::OffsetDateTime::now_utc();
+    assert!(
+        store
+            .grant_tenant(&b, bobs.user_id, None, now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.tenant_grants(&b).await.unwrap().len(), 2);
+
+    let every_grant = "SELECT tenant_id || ' ' || user_id::text FROM tenant_grants ORDER BY 1";
+    let seen = db.query_in_tenant_scope(&a, every_grant).await.unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(seen[0].starts_with("aa "), "{seen:?}");
+    let by_b = format!(
+        "SELECT tenant_id FROM tenant_grants WHERE tenant_id = 'bb' OR user_id = '{}'",
+        bobs.user_id
+    );
+    assert_eq!(
+        db.query_in_tenant_scope(&a, &by_b).await.unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        db.query_in_tenant_scope(&b, every_grant)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    // Grants are the platform's to write.
+    let err = db
+        .query_in_tenant_scope(
+            &a,
+            &format!(
+                "INSERT INTO tenant_grants (tenant_id, user_id, granted_at) \
+                 VALUES ('aa', '{}', now()) RETURNING tenant_id",
+                bobs.user_id
+            ),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("permission denied"), "{err}");
 }
 
 #[tokio::test]

@@ -12,7 +12,9 @@ use csp_store::{
 use csp_store::{Owner, OwnerKind, PluginState, SecretChange, StoredSecret};
 use futures::future::join_all;
 
+mod grants;
 mod tickets;
+pub(crate) use grants::*;
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -87,6 +89,12 @@ macro_rules! store_suite {
             kb_articles_upsert_by_url_and_rank_the_title_first,
             inventory_upserts_by_ip_and_answers_in_the_order_asked,
             tenant_a_never_reads_tenant_b,
+            sessions_with_and_without_a_tenant_read_back_alike,
+            session_with_an_unknown_tenant_is_not_found,
+            grant_tenant_is_new_once_and_listed,
+            revoke_tenant_is_true_once,
+            grants_of_unknown_tenants_and_users_are_not_found,
+            a_soft_deleted_tenant_is_no_longer_granted,
         );
         store_suite!(@fixture_cases $fixture;
             tampered_audit_row_is_found,
@@ -201,6 +209,7 @@ pub(crate) async fn create_session_and_read_back(store: &dyn Store) {
             session_id: id,
             user_id: alice.user_id,
             status: "starting".to_owned(),
+            tenant_id: None,
         })
         .await
         .unwrap();
@@ -217,6 +226,7 @@ pub(crate) async fn create_session_and_read_back(store: &dyn Store) {
         (0, 0, 0.0)
     );
     assert_eq!(created.title, None);
+    assert_eq!(created.tenant_id, None);
     assert_eq!(store.session(id).await.unwrap(), Some(created));
     assert_eq!(store.session(SessionId::new()).await.unwrap(), None);
     assert_eq!(store.messages(id).await.unwrap(), (vec![], 0));
@@ -228,6 +238,7 @@ pub(crate) async fn session_requires_an_existing_user(store: &dyn Store) {
             session_id: SessionId::new(),
             user_id: UserId::new(),
             status: "starting".to_owned(),
+            tenant_id: None,
         })
         .await
         .unwrap_err();
@@ -243,6 +254,7 @@ pub(crate) async fn duplicate_session_id_conflicts(store: &dyn Store) {
             session_id: first.session_id,
             user_id: bob.user_id,
             status: "starting".to_owned(),
+            tenant_id: None,
         })
         .await
         .unwrap_err();

@@ -77,6 +77,7 @@ impl Session {
                 session_id: id,
                 user_id: user,
                 status: SessionStatus::Preparing.store_text().into(),
+                tenant_id: None,
             })
             .await
             .unwrap();

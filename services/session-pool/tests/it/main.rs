@@ -139,6 +139,7 @@ async fn start_full(setup: Setup<'_>) -> Pool {
             breaker: Default::default(),
             reaper_interval: Duration::from_secs(60),
             plugins_addr,
+            tickets_addr: None,
             known_secrets: csp_redact::KnownSecrets::new([JWT_SECRET]),
         },
         bus.clone(),
@@ -249,6 +250,7 @@ async fn acquire(
             u,
             pb::AcquireRequest {
                 user_id: u.to_string(),
+                ..Default::default()
             },
         ))
         .await
@@ -427,6 +429,7 @@ async fn invalid_sizes_are_refused_with_the_setting_named() {
         breaker: Default::default(),
         reaper_interval: Duration::from_secs(60),
         plugins_addr: None,
+        tickets_addr: None,
         known_secrets: Default::default(),
     };
     let backends = || {

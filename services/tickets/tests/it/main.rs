@@ -2,9 +2,11 @@
 //! (`csp_store::backend_tests!`), with the in-process queue and the memory
 //! cache.
 
+mod chat;
 mod helpers;
 mod tools;
 
+use chat::*;
 use csp_domain::{
     AUDIT_TOPIC, AuditEvent, ENHANCE_TOPIC, EnhanceJob, EnhancementStatus, ErrorCode, TenantId,
 };
@@ -1000,4 +1002,11 @@ csp_store::backend_tests!(
     a_servicedesk_plus_tenant_stored_before_other_tools_reads_and_tests_as_it_did,
     servicedesk_plus_connection_tests_say_what_failed,
     jira_and_zendesk_connection_tests_use_their_fakes,
+    admins_grant_list_and_revoke_tenants_and_every_change_is_audited,
+    chat_tenants_are_every_active_one_for_admins_and_the_granted_ones_for_others,
+    chat_tools_read_only_a_tenant_the_user_may_see_now,
+    chat_tool_input_is_checked_naming_the_field,
+    kb_and_ip_lookups_answer_the_sessions_tenant_only,
+    tickets_are_read_and_notes_posted_through_the_tenants_tool,
+    text_for_the_model_is_redacted_and_masked_when_the_tenant_asks,
 );

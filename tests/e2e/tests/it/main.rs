@@ -13,5 +13,6 @@ mod resilience;
 mod sandbox;
 mod security;
 mod throwaway_nats;
+mod ticket_tools;
 mod tickets;
 mod tracing;

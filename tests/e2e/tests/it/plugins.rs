@@ -100,7 +100,8 @@ pub(crate) async fn warm_rebuilt(csp: &Csp) {
     }
 }
 
-async fn tool_turn(ws: &mut Ws, name: &str, input: Value) -> Vec<Value> {
+/// One turn in which the scripted model calls `name` with `input`.
+pub(crate) async fn tool_turn(ws: &mut Ws, name: &str, input: Value) -> Vec<Value> {
     let text = scripted(json!({"type": "tool_use", "name": name, "input": input}));
     ws.send(json!({"type": "send", "text": text}))
         .await

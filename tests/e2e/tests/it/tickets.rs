@@ -17,17 +17,17 @@ const SDP_KEY: &str = "e2e-technician-key";
 /// The open ticket the happy paths enhance.
 const SUBJECT: &str = "VPN keeps disconnecting";
 const DESCRIPTION: &str = "Since this morning the VPN client of user jdoe disconnects every few minutes. The VPN gateway at 10.0.0.1 logs certificate errors.";
-const KB_TITLE: &str = "Renewing VPN client certificates";
+pub(crate) const KB_TITLE: &str = "Renewing VPN client certificates";
 const KB_URL: &str = "https://kb.acme.example/vpn-client-certificates";
-const HOST: &str = "vpn-gw-01";
+pub(crate) const HOST: &str = "vpn-gw-01";
 /// How long any job may take to reach a final state here.
 const JOB_DEADLINE: Duration = Duration::from_secs(90);
 
 /// A running instance with ticket enhancement, the model it uses and an
 /// admin token.
-struct Tickets {
-    csp: Csp,
-    admin: String,
+pub(crate) struct Tickets {
+    pub(crate) csp: Csp,
+    pub(crate) admin: String,
     /// The scripted model's base URL (`/_mock/log`, `/_mock/default`).
     model: String,
     /// `csp dev`'s model, started here (distributed mode has `csp mock-llm`).
@@ -41,7 +41,7 @@ fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn start(mode: Mode, extra: &[(&str, &str)]) -> Tickets {
+pub(crate) async fn start(mode: Mode, extra: &[(&str, &str)]) -> Tickets {
     // Dev: a model of this test's own, so its log can be read; distributed:
     // the instance's `csp mock-llm`, which the worker process is given.
     let llm = match mode {
@@ -82,7 +82,7 @@ async fn start(mode: Mode, extra: &[(&str, &str)]) -> Tickets {
 }
 
 /// A fake ServiceDesk Plus with `resolved` seeded tickets and `open` ones.
-async fn sdp(resolved: usize, open: &[u64]) -> RunningMock {
+pub(crate) async fn sdp(resolved: usize, open: &[u64]) -> RunningMock {
     // Seeded first, so the seeded ids start at FIRST_SEED_ID.
     let mock = MockSdp::builder()
         .authtoken(SDP_KEY)
@@ -110,7 +110,12 @@ struct Answer {
 }
 
 impl Tickets {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = self
             .csp
             .http()
@@ -125,7 +130,7 @@ impl Tickets {
     }
 
     /// Creates an active tenant on `sdp_url`; returns its webhook secret.
-    async fn tenant(&self, id: &str, sdp_url: &str) -> String {
+    pub(crate) async fn tenant(&self, id: &str, sdp_url: &str) -> String {
         let (status, body) = self
             .call(
                 reqwest::Method::POST,
@@ -150,7 +155,7 @@ impl Tickets {
         body["webhook_secret"].as_str().unwrap().to_owned()
     }
 
-    async fn context(&self, tenant: &str) {
+    pub(crate) async fn context(&self, tenant: &str) {
         let (status, body) = self
             .call(
                 reqwest::Method::POST,
@@ -161,7 +166,7 @@ impl Tickets {
                     "body": "Check the certificate expiry in the VPN client and request a new certificate."}])),
             )
             .await;
-        assert_eq!(status, 200, "{body}");
+        assert_eq!(status, 200, "{body}\n{}", self.logs());
         let (status, body) = self
             .call(
                 reqwest::Method::POST,
@@ -218,6 +223,14 @@ impl Tickets {
             .await
     }
 
+    /// The tails of the logs of the processes that answer webhooks, for
+    /// failure messages.
+    fn logs(&self) -> String {
+        ["dev", "gateway", "tickets"]
+            .map(|name| format!("--- {name}:\n{}", self.csp.log_tail(name)))
+            .join("\n")
+    }
+
     /// A new ticket's webhook; returns its job id (asserting the 202).
     async fn new_ticket(&self, tenant: &str, secret: &str, ticket: u64) -> String {
         let a = self
@@ -227,13 +240,19 @@ impl Tickets {
                 &new_ticket_body(ticket),
             )
             .await;
-        assert_eq!(a.status, 202, "{}", a.body);
+        assert_eq!(a.status, 202, "{}\n{}", a.body, self.logs());
         assert_eq!(a.body["status"], "queued", "{}", a.body);
         a.body["job_id"].as_str().unwrap().to_owned()
     }
 
     /// A resolved ticket for the history, through the signed webhook.
-    async fn resolved(&self, tenant: &str, secret: &str, ticket: &str, description: &str) {
+    pub(crate) async fn resolved(
+        &self,
+        tenant: &str,
+        secret: &str,
+        ticket: &str,
+        description: &str,
+    ) {
         let a = self
             .signed(
                 &format!("/webhook/servicedesk_plus/{tenant}/resolved"),
@@ -335,7 +354,7 @@ impl Tickets {
         stdout
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.csp.stop().await;
     }
 }
