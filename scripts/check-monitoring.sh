@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Checks deploy/monitoring: the Prometheus config, the alert rules and their
-# unit tests, the Alertmanager routing, the runbook links and the Grafana
-# dashboard against the metrics the code records. Installs promtool and
-# amtool from Debian (packages prometheus, prometheus-alertmanager) when
-# missing. Exits non-zero on any failure.
+# unit tests, the Alertmanager routing and channels, the runbook links and
+# the Grafana dashboards against the metrics the code records. Installs
+# promtool, amtool and PyYAML from Debian (packages prometheus,
+# prometheus-alertmanager, python3-yaml) when missing. Exits non-zero on any
+# failure.
 #
 #   scripts/check-monitoring.sh
 set -euo pipefail
@@ -28,6 +29,7 @@ apt_install() {
 command -v promtool >/dev/null || { say "installing promtool (Debian prometheus)"; apt_install prometheus; }
 command -v amtool >/dev/null || { say "installing amtool (Debian prometheus-alertmanager)"; apt_install prometheus-alertmanager; }
 command -v python3 >/dev/null || { say "installing python3 (Debian)"; apt_install python3; }
+python3 -c 'import yaml' 2>/dev/null || { say "installing PyYAML (Debian python3-yaml)"; apt_install python3-yaml; }
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
@@ -101,6 +103,50 @@ for case in critical warning; do
     severity="$case" alertname=Check job=gateway 2>/dev/null >/dev/null \
     || fail "severity=$case is not routed to the $case receiver"
 done
+
+# The channels of each severity (critical: Slack and PagerDuty, warning:
+# Slack, both with e-mail as the secondary copy), resolution notices on
+# every channel, grouping by tenant, and no secret written into the file.
+say "alertmanager channels"
+python3 - "$mon/alertmanager.yml" <<'EOF'
+import sys, yaml
+cfg = yaml.safe_load(open(sys.argv[1]))
+errors = []
+receivers = {r["name"]: r for r in cfg.get("receivers", [])}
+want = {"critical": ("slack_configs", "pagerduty_configs", "email_configs"),
+        "warning": ("slack_configs", "email_configs")}
+for name, kinds in want.items():
+    r = receivers.get(name)
+    if r is None:
+        errors.append(f"no receiver {name}")
+        continue
+    for kind in kinds:
+        if not r.get(kind):
+            errors.append(f"receiver {name} has no {kind}")
+    if name == "warning" and r.get("pagerduty_configs"):
+        errors.append("receiver warning pages (pagerduty_configs): warnings go to Slack only")
+secret_keys = {"api_url", "routing_key", "service_key", "auth_password", "auth_secret", "api_key", "bot_token"}
+for r in cfg.get("receivers", []):
+    for kind, configs in r.items():
+        if not kind.endswith("_configs"):
+            continue
+        for c in configs:
+            if c.get("send_resolved") is not True:
+                errors.append(f"receiver {r['name']}: a {kind} entry lacks send_resolved: true")
+            for k in secret_keys & c.keys():
+                errors.append(f"receiver {r['name']}: {kind} has an inline {k}; use {k}_file")
+for k in ("slack_api_url", "smtp_auth_password", "pagerduty_url_secret"):
+    if k in cfg.get("global", {}):
+        errors.append(f"global {k} is inline; use {k}_file")
+route = cfg.get("route", {})
+if "tenant_id" not in route.get("group_by", []):
+    errors.append("the root route does not group by tenant_id")
+if route.get("group_interval") != "5m":
+    errors.append("the root route's group_interval is not 5m")
+for e in errors:
+    print("error:", e)
+sys.exit(1 if errors else 0)
+EOF
 
 say "dashboard"
 python3 scripts/check_dashboard.py --emit-rules "$tmp/dashboard-rules.yml"

@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
-"""Checks the Grafana dashboard against the metrics the code records.
+"""Checks the Grafana dashboards against the metrics the code records.
 
-Fails when a panel query names a metric no csp service records (a typo or a
-renamed metric: the panel would stay empty without anyone noticing), and
-when a metric the code records has no panel (a new metric nobody can see).
+Fails when a query (a panel's, an annotation's, a variable's label_values)
+names a metric no csp service records (a typo or a renamed metric: the panel
+would stay empty without anyone noticing), when a metric the code records
+has no panel on the overview dashboard (a new metric nobody can see), when a
+runbook a dashboard links (`${runbook_base}/<page>.md` or
+`docs/runbooks/<page>.md`) is not a file in docs/runbooks/, and when two
+dashboards share a uid or two panels of one dashboard an id.
 
 Metric names come from the Rust sources (test modules skipped): every
 `const NAME: &str = "csp_..."` in a `metrics.rs` (where the crates keep their
@@ -15,7 +19,11 @@ once a metrics macro records it. A name is a histogram when a `histogram!` or
 `describe_histogram!` call records it; only histograms may be queried with
 the `_bucket`, `_sum` and `_count` suffixes.
 
-Usage: scripts/check_dashboard.py [--emit-rules RULES] [dashboard.json]
+Usage: scripts/check_dashboard.py [--emit-rules RULES] [overview.json [other.json ...]]
+
+Without paths: every dashboard in deploy/monitoring/grafana/dashboards, the
+csp dashboard (csp.json) as the overview. Every recorded metric needs a
+panel on the overview; the other dashboards' queries are checked for names.
 
 With --emit-rules it also writes every query as a recording rule (Grafana's
 $__rate_interval and $__range replaced by durations) so that
@@ -29,11 +37,19 @@ import re
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-DEFAULT_DASHBOARD = ROOT / "deploy/monitoring/grafana/dashboards/csp.json"
+DASHBOARDS = ROOT / "deploy/monitoring/grafana/dashboards"
+DEFAULT_DASHBOARD = DASHBOARDS / "csp.json"
+RUNBOOKS = ROOT / "docs/runbooks"
 SOURCE_DIRS = ("crates", "services")
 
-# Series Prometheus itself records for every target.
-PROMETHEUS_SERIES = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
+# Series Prometheus itself records: for every target, and for alert rules.
+PROMETHEUS_SERIES = {
+    "up", "scrape_duration_seconds", "scrape_samples_scraped", "ALERTS", "ALERTS_FOR_STATE",
+}
+
+# A runbook a dashboard links: through its runbook_base variable, or by path.
+RUNBOOK_RE = re.compile(r"(?:\$\{runbook_base\}|\$runbook_base|docs/runbooks)/([A-Za-z0-9_.-]+\.md)")
+LABEL_VALUES_RE = re.compile(r"^\s*label_values\((.*),\s*[A-Za-z_][A-Za-z0-9_]*\s*\)\s*$")
 
 CONST_RE = re.compile(r'const\s+([A-Z][A-Z0-9_]*)\s*:\s*&str\s*=\s*"(csp_[a-z0-9_]+)"')
 # Any name, for the consts of a metrics.rs (the seed's unprefixed names).
@@ -125,6 +141,25 @@ def panels(dashboard: dict):
         yield from p.get("panels", [])  # panels inside collapsed rows
 
 
+def queries(dashboard: dict):
+    """(where, refId, PromQL) of every query: panel targets, annotation
+    queries and the metric of query variables' label_values(...)."""
+    for p in panels(dashboard):
+        for t in p.get("targets", []):
+            yield f"panel {p.get('title')!r}", f"panel_{p.get('id')}_{t.get('refId')}", t.get("expr", "")
+    for i, a in enumerate(dashboard.get("annotations", {}).get("list", [])):
+        if a.get("expr"):
+            yield f"annotation {a.get('name')!r}", f"annotation_{i}", a["expr"]
+    for v in dashboard.get("templating", {}).get("list", []):
+        if v.get("type") != "query":
+            continue
+        q = v.get("query")
+        q = q.get("query", "") if isinstance(q, dict) else (q or "")
+        m = LABEL_VALUES_RE.match(q)
+        if m:
+            yield f"variable {v.get('name')!r}", f"variable_{v.get('name')}", m.group(1)
+
+
 def base_metric(name: str, recorded: set[str], histograms: set[str]) -> str | None:
     if name in recorded or name in PROMETHEUS_SERIES:
         return name
@@ -134,16 +169,33 @@ def base_metric(name: str, recorded: set[str], histograms: set[str]) -> str | No
     return None
 
 
-def emit_rules(dashboard: dict, out: pathlib.Path) -> None:
-    """Writes the queries as a Prometheus rule file (JSON is YAML)."""
-    rules = []
-    for p in panels(dashboard):
-        for t in p.get("targets", []):
-            expr = t.get("expr", "")
+def emit_rules(dashboards: list[dict], out: pathlib.Path) -> None:
+    """Writes the queries as a Prometheus rule file (JSON is YAML), one
+    group per dashboard."""
+    groups = []
+    for dashboard in dashboards:
+        uid = re.sub(r"[^A-Za-z0-9_]", "_", str(dashboard.get("uid", "dashboard")))
+        rules = []
+        for _, ref, expr in queries(dashboard):
             if expr.strip():
                 expr = expr.replace("$__rate_interval", "1m").replace("$__range", "6h")
-                rules.append({"record": f"dashboard:panel_{p.get('id')}_{t.get('refId')}", "expr": expr})
-    out.write_text(json.dumps({"groups": [{"name": "dashboard", "rules": rules}]}, indent=1))
+                rules.append({"record": f"dashboard:{uid}_{ref}", "expr": expr})
+        groups.append({"name": f"dashboard_{uid}", "rules": rules})
+    out.write_text(json.dumps({"groups": groups}, indent=1))
+
+
+def structure_errors(path: pathlib.Path, dashboard: dict, text: str) -> list[str]:
+    """Runbook links that lead nowhere, panel ids used twice."""
+    errors = []
+    for page in sorted(set(RUNBOOK_RE.findall(text))):
+        if not (RUNBOOKS / page).is_file():
+            errors.append(f"{path.name}: links runbook {page}, which is not a file in docs/runbooks/")
+    seen: set = set()
+    for p in panels(dashboard):
+        if p.get("id") in seen:
+            errors.append(f"{path.name}: panel id {p.get('id')} is used twice")
+        seen.add(p.get("id"))
+    return errors
 
 
 def main() -> int:
@@ -152,46 +204,62 @@ def main() -> int:
     if args[:1] == ["--emit-rules"] and len(args) >= 2:
         rules_out = pathlib.Path(args[1])
         args = args[2:]
-    path = pathlib.Path(args[0]) if args else DEFAULT_DASHBOARD
-    dashboard = json.loads(path.read_text(encoding="utf-8"))
+    if args:
+        paths = [pathlib.Path(a) for a in args]
+    else:
+        paths = [DEFAULT_DASHBOARD] + sorted(
+            p for p in DASHBOARDS.glob("*.json") if p != DEFAULT_DASHBOARD
+        )
+    texts = [path.read_text(encoding="utf-8") for path in paths]
+    dashboards = [json.loads(text) for text in texts]
     if rules_out is not None:
-        emit_rules(dashboard, rules_out)
+        emit_rules(dashboards, rules_out)
     recorded, histograms = recorded_metrics()
     if not recorded:
         print(f"no csp_ metric found in {', '.join(SOURCE_DIRS)}: wrong checkout?")
         return 1
 
     errors = []
-    covered: set[str] = set()
-    queries = 0
-    for p in panels(dashboard):
-        for t in p.get("targets", []):
-            expr = t.get("expr", "")
+    uids: dict = {}
+    for index, (path, dashboard, text) in enumerate(zip(paths, dashboards, texts)):
+        shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+        uid = dashboard.get("uid")
+        if uid in uids:
+            errors.append(f"{path.name}: uid {uid!r} is also the uid of {uids[uid]}")
+        uids[uid] = path.name
+        errors += structure_errors(path, dashboard, text)
+        covered: set[str] = set()
+        count = 0
+        for where, _, expr in queries(dashboard):
             if not expr.strip():
                 continue
-            queries += 1
+            count += 1
             names = query_metrics(expr)
             if not names:
-                errors.append(f"panel {p.get('title')!r}: query names no metric: {expr}")
+                errors.append(f"{path.name}: {where}: query names no metric: {expr}")
             for name in sorted(names):
                 base = base_metric(name, recorded, histograms)
                 if base is None:
                     errors.append(
-                        f"panel {p.get('title')!r}: {name} is not recorded by any csp service: {expr}"
+                        f"{path.name}: {where}: {name} is not recorded by any csp service: {expr}"
                     )
                 else:
                     covered.add(base)
-    for name in sorted(recorded - covered):
-        kind = "histogram" if name in histograms else "metric"
-        errors.append(f"{kind} {name} is recorded by the code but has no dashboard panel")
+        if index == 0:
+            for name in sorted(recorded - covered):
+                kind = "histogram" if name in histograms else "metric"
+                errors.append(
+                    f"{kind} {name} is recorded by the code but has no panel on {path.name}"
+                )
+            print(
+                f"{shown}: {count} queries, {len(recorded)} csp metrics recorded "
+                f"({len(histograms)} histograms), {len(covered & recorded)} on the dashboard"
+            )
+        else:
+            print(f"{shown}: {count} queries checked")
 
     for e in errors:
         print(f"error: {e}")
-    print(
-        f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: "
-        f"{queries} queries, {len(recorded)} csp metrics recorded "
-        f"({len(histograms)} histograms), {len(covered & recorded)} on the dashboard"
-    )
     return 1 if errors else 0
 
 
