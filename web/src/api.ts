@@ -7,6 +7,11 @@ import type {
   AuditPage,
   Budget,
   ChatTenantList,
+  ConfigsReloaded,
+  Dashboard,
+  Enhancement,
+  EnhancementPage,
+  EnhancementStatus,
   History,
   Login,
   LoginRequest,
@@ -16,9 +21,14 @@ import type {
   PluginConfigUpdate,
   PluginList,
   PluginRescan,
+  Processing,
+  ProcessingUpdate,
+  QueueCleared,
   SessionList,
+  TenantList,
   UserList,
   UserPatch,
+  WorkerList,
 } from './protocol';
 
 /** A failed API call, carrying the gateway's catalogued message. */
@@ -163,4 +173,99 @@ export function savePluginConfig(name: string, update: PluginConfigUpdate): Prom
 /** Reads the plugins directory again and says what was added, changed and removed. */
 export function rescanPlugins(): Promise<PluginRescan> {
   return call('POST', '/api/v1/plugins/rescan');
+}
+
+/** Ticket enhancement's health, figures, backends and last failures (operator). */
+export function dashboard(): Promise<Dashboard> {
+  return call('GET', '/api/v1/tickets/dashboard');
+}
+
+/** The tickets workers from their heartbeats (operator). */
+export function workers(): Promise<WorkerList> {
+  return call('GET', '/api/v1/tickets/workers');
+}
+
+/** The history's filters as the form holds them; "" is "not filtered". */
+export interface HistoryFilters {
+  tenantId: string;
+  status: '' | EnhancementStatus;
+  /** `YYYY-MM-DD`. */
+  from: string;
+  /** `YYYY-MM-DD`, inclusive (the gateway counts a date `to` to the end of that day). */
+  to: string;
+  /** A ticket id, or words of the description. */
+  q: string;
+}
+
+function historyQuery(filters: HistoryFilters): URLSearchParams {
+  const q = new URLSearchParams();
+  if (filters.tenantId) q.set('tenant_id', filters.tenantId);
+  if (filters.status) q.set('status', filters.status);
+  if (filters.from) q.set('from', filters.from);
+  if (filters.to) q.set('to', filters.to);
+  const text = filters.q.trim();
+  if (text) q.set('q', text);
+  return q;
+}
+
+/** One page of the history (`page` from 1); empty filters are left out. */
+export function enhancementsUrl(filters: HistoryFilters, page: number): string {
+  const q = historyQuery(filters);
+  if (page > 1) q.set('page', String(page));
+  const text = q.toString();
+  return text ? `/api/v1/enhancements?${text}` : '/api/v1/enhancements';
+}
+
+/** The CSV of every job the filters match (no page: the export is all of them). */
+export function exportUrl(filters: HistoryFilters): string {
+  const text = historyQuery(filters).toString();
+  return text ? `/api/v1/enhancements/export.csv?${text}` : '/api/v1/enhancements/export.csv';
+}
+
+/** A page of the enhancement history (operator). */
+export function enhancements(filters: HistoryFilters, page: number): Promise<EnhancementPage> {
+  return call('GET', enhancementsUrl(filters, page));
+}
+
+/** Queues a failed job again (operator); any other job is refused. */
+export function retryEnhancement(jobId: string): Promise<Enhancement> {
+  return call('POST', `/api/v1/enhancements/${encodeURIComponent(jobId)}/retry`);
+}
+
+/** Every tenant, active or not (admin). */
+export function tenants(): Promise<TenantList> {
+  return call('GET', '/api/v1/tenants');
+}
+
+/** Whether the workers take jobs, and the queue's depth (operator). */
+export function processing(): Promise<Processing> {
+  return call('GET', '/api/v1/tickets/processing');
+}
+
+/** Pauses or resumes the workers (admin). */
+export function setProcessing(paused: boolean): Promise<Processing> {
+  const body: ProcessingUpdate = { paused };
+  return call('PUT', '/api/v1/tickets/processing', body);
+}
+
+/** Every pending job becomes failed as `cleared` (admin). */
+export function clearQueue(): Promise<QueueCleared> {
+  return call('POST', '/api/v1/tickets/queue/clear');
+}
+
+/** Every replica reads the tenant configurations again (admin). */
+export function reloadConfigs(): Promise<ConfigsReloaded> {
+  return call('POST', '/api/v1/tickets/configs/reload');
+}
+
+/** The audit actions of the operations page, as the tickets service writes them. */
+export const OPERATION_ACTIONS = ['tickets.pause', 'tickets.resume', 'tickets.clear_queue', 'tickets.reload_configs', 'tickets.retry'] as const;
+
+/** The audit log filtered to the operations, newest first (admin). */
+export function operationsUrl(): string {
+  return `/api/v1/admin/audit-log?${new URLSearchParams({ tool_name: OPERATION_ACTIONS.join(',') }).toString()}`;
+}
+
+export function operationsLog(): Promise<AuditPage> {
+  return call('GET', operationsUrl());
 }

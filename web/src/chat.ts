@@ -126,13 +126,18 @@ export class Chat {
 
   /**
    * Opens `sessionId` (history first, then the live stream) or a new
-   * session, bound to `tenant` unless null.
+   * session, bound to `tenant` unless null; a new session's `firstMessage`
+   * is sent as soon as its socket opens (the History page's "Open in chat").
    */
-  async start(sessionId: string | null, tenant: string | null = null): Promise<void> {
+  async start(sessionId: string | null, tenant: string | null = null, firstMessage: string | null = null): Promise<void> {
     this.teardown();
     const generation = this.generation;
     this.state = createState(sessionId);
     this.tenant = sessionId === null ? tenant : null;
+    // Queued like a message typed while connecting: `onOpen` flushes it.
+    if (sessionId === null && firstMessage !== null && isSendable(firstMessage)) {
+      addLocalMessage(this.state, firstMessage.trim(), newClientId(), false);
+    }
     this.connection = 'connecting';
     this.connectionMessage = null;
     this.setUrl(sessionId);

@@ -1,5 +1,6 @@
 // Entry point: decides between the sign-in form, the chat and the admin pages
-// (`/admin/users`, `/admin/audit`, `/admin/plugins`; the gateway serves this
+// (`/admin/users`, `/admin/audit`, `/admin/plugins`, `/admin/dashboard`,
+// `/admin/workers`, `/admin/history`, `/admin/operations`; the gateway serves this
 // page for any path), and switches between them when the cookie is set or
 // goes stale, or the user follows a link in the header.
 
@@ -10,11 +11,16 @@ import { ApiError } from './api';
 import { AuditLogPage, auditElements } from './audit';
 import { BudgetIndicator } from './budget';
 import { Chat, chatElements } from './chat';
+import { DashboardPage, dashboardElements } from './dashboard';
+import { HistoryPage, historyElements } from './history';
 import { loginElements, setupLogin } from './login';
-import { type Route, ROUTE_PATHS, routeFor, showRouteLinks, showsAdminNav } from './nav';
+import { createMarkdownRenderer } from './markdown';
+import { hasRole, type Route, ROUTE_PATHS, routeFor, showRouteLinks, showsAdminNav } from './nav';
+import { OperationsPage, operationsElements } from './operations';
 import { PluginsPage, pluginsElements } from './plugins';
 import type { User } from './protocol';
 import { UsersPage, usersElements } from './users';
+import { WorkersPage, workersElements } from './workers';
 
 function byId(id: string): HTMLElement {
   const el = document.getElementById(id);
@@ -28,9 +34,22 @@ const adminView = byId('admin-view');
 const usersSection = byId('users-page');
 const auditSection = byId('audit-page');
 const pluginsSection = byId('plugins-page');
+const dashboardSection = byId('dashboard-page');
+const workersSection = byId('workers-page');
+const historySection = byId('history-page');
+const operationsSection = byId('operations-page');
 const adminNav = byId('admin-nav');
 
-const TITLES: Record<Route, string> = { chat: 'csp', users: 'Users · csp', audit: 'Audit log · csp', plugins: 'Plugins · csp' };
+const TITLES: Record<Route, string> = {
+  chat: 'csp',
+  users: 'Users · csp',
+  audit: 'Audit log · csp',
+  plugins: 'Plugins · csp',
+  dashboard: 'Dashboard · csp',
+  workers: 'Workers · csp',
+  history: 'History · csp',
+  operations: 'Operations · csp',
+};
 
 /** The signed-in user; null while the sign-in form shows. */
 let me: User | null = null;
@@ -68,6 +87,51 @@ const pluginsPage = new PluginsPage(pluginsElements(document), {
   rescan: api.rescanPlugins,
   onSignedOut: signedOut,
 });
+/** Remembers each operations page's refresh interval; null where storage is refused. */
+function localStore(): Storage | null {
+  try {
+    return window.localStorage;
+  } catch {
+    return null;
+  }
+}
+const dashboardPage = new DashboardPage(dashboardElements(document), {
+  load: api.dashboard,
+  onSignedOut: signedOut,
+  storage: localStore(),
+});
+const workersPage = new WorkersPage(workersElements(document), {
+  load: api.workers,
+  onSignedOut: signedOut,
+  storage: localStore(),
+});
+/** A chat the History page asked for ("Open in chat"), started when the chat shows next. */
+let chatIntent: { tenant: string; message: string } | null = null;
+const historyPage = new HistoryPage(historyElements(document), {
+  load: api.enhancements,
+  retry: api.retryEnhancement,
+  // Admins may list every tenant; anyone else the ones they may chat about.
+  loadTenants: () =>
+    Promise.all([
+      me !== null && hasRole(me.role, 'admin') ? api.tenants().catch(() => null) : Promise.resolve(null),
+      api.chatTenants().catch(() => null),
+    ]),
+  renderNote: createMarkdownRenderer(window),
+  confirm: (message) => window.confirm(message),
+  openInChat: (tenant, message) => {
+    chatIntent = { tenant, message };
+    navigate('chat');
+  },
+  onSignedOut: signedOut,
+});
+const operationsPage = new OperationsPage(operationsElements(document), {
+  processing: api.processing,
+  setProcessing: api.setProcessing,
+  clearQueue: api.clearQueue,
+  reloadConfigs: api.reloadConfigs,
+  loadOperations: api.operationsLog,
+  onSignedOut: signedOut,
+});
 setupLogin(loginElements(loginView), showSignedIn);
 
 for (const id of ['logout', 'admin-logout']) {
@@ -97,6 +161,11 @@ function forget(): void {
   usersPage.clear();
   auditPage.clear();
   pluginsPage.clear();
+  dashboardPage.clear();
+  workersPage.clear();
+  historyPage.clear();
+  operationsPage.clear();
+  chatIntent = null;
 }
 
 function signedOut(): void {
@@ -133,6 +202,9 @@ function showRoute(): void {
   const route = routeFor(location.pathname, me.role);
   loginView.hidden = true;
   document.title = TITLES[route];
+  // The operations pages refresh only while shown.
+  if (route !== 'dashboard') dashboardPage.hide();
+  if (route !== 'workers') workersPage.hide();
   if (route === 'chat') {
     // The chat keeps its session in the query of the app's root path.
     if (location.pathname !== ROUTE_PATHS.chat) history.replaceState(null, '', `${ROUTE_PATHS.chat}${location.search}`);
@@ -141,7 +213,10 @@ function showRoute(): void {
     void budget.refresh();
     if (!chatRunning) {
       chatRunning = true;
-      void chat.start(new URLSearchParams(location.search).get('session'));
+      const intent = chatIntent;
+      chatIntent = null;
+      if (intent) void chat.start(null, intent.tenant, intent.message);
+      else void chat.start(new URLSearchParams(location.search).get('session'));
     }
     return;
   }
@@ -156,11 +231,23 @@ function showRoute(): void {
   usersSection.hidden = route !== 'users';
   auditSection.hidden = route !== 'audit';
   pluginsSection.hidden = route !== 'plugins';
+  dashboardSection.hidden = route !== 'dashboard';
+  workersSection.hidden = route !== 'workers';
+  historySection.hidden = route !== 'history';
+  operationsSection.hidden = route !== 'operations';
   for (const link of adminView.querySelectorAll<HTMLAnchorElement>('a[data-route]')) {
     if (link.dataset.route === route) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
   }
-  const page = { users: usersPage, audit: auditPage, plugins: pluginsPage }[route];
+  const page = {
+    users: usersPage,
+    audit: auditPage,
+    plugins: pluginsPage,
+    dashboard: dashboardPage,
+    workers: workersPage,
+    history: historyPage,
+    operations: operationsPage,
+  }[route];
   void page.show();
   void showSandboxWarning();
 }

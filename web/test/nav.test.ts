@@ -33,6 +33,18 @@ describe('roles', () => {
     );
   });
 
+  it('open the Dashboard and Workers to operators and admins, never to users', () => {
+    assert.deepEqual(
+      ['admin', 'operator', 'user', 'root'].map((role) => [role, mayOpen('dashboard', role), mayOpen('workers', role)]),
+      [
+        ['admin', true, true],
+        ['operator', true, true],
+        ['user', false, false],
+        ['root', false, false],
+      ],
+    );
+  });
+
   it('show the admin links to anyone who may open an admin page', () => {
     assert.equal(showsAdminNav('admin'), true);
     assert.equal(showsAdminNav('operator'), true);
@@ -43,14 +55,14 @@ describe('roles', () => {
 
 describe('route links', () => {
   const visible = (doc: Document, ids: string[]) => ids.filter((id) => doc.getElementById(id)?.hidden === false);
-  const HEADER = ['nav-users', 'nav-audit', 'nav-plugins'];
-  const TABS = ['nav-chat', 'admin-nav-users', 'admin-nav-audit', 'admin-nav-plugins'];
+  const HEADER = ['nav-users', 'nav-audit', 'nav-plugins', 'nav-dashboard', 'nav-workers'];
+  const TABS = ['nav-chat', 'admin-nav-users', 'admin-nav-audit', 'admin-nav-plugins', 'admin-nav-dashboard', 'admin-nav-workers'];
 
   it('show each role the pages it may open, in the header and the admin tabs', () => {
     const { doc } = appDocument();
     for (const [role, header, tabs] of [
       ['admin', HEADER, TABS],
-      ['operator', ['nav-plugins'], ['nav-chat', 'admin-nav-plugins']],
+      ['operator', ['nav-plugins', 'nav-dashboard', 'nav-workers'], ['nav-chat', 'admin-nav-plugins', 'admin-nav-dashboard', 'admin-nav-workers']],
       ['user', [], ['nav-chat']],
       ['admin', HEADER, TABS],
     ] as const) {
@@ -82,6 +94,13 @@ describe('routeFor', () => {
   it('maps the plugins page for operators', () => {
     assert.equal(routeFor('/admin/plugins', 'operator'), 'plugins');
     assert.equal(routeFor('/admin/plugins/', 'operator'), 'plugins');
+  });
+
+  it('maps the dashboard and the workers for operators, the chat for users', () => {
+    assert.equal(routeFor('/admin/dashboard', 'operator'), 'dashboard');
+    assert.equal(routeFor('/admin/workers/', 'admin'), 'workers');
+    assert.equal(routeFor('/admin/dashboard', 'user'), 'chat');
+    assert.equal(routeFor('/admin/workers', 'user'), 'chat');
   });
 
   it('shows the chat for anything else, and for admin paths to anyone else', () => {

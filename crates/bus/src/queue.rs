@@ -55,6 +55,10 @@ pub trait Queue: Send + Sync + 'static {
     /// it has yielded an error; pull again to go on (what was not acked is
     /// delivered again).
     async fn pull(&self, topic: &str, group: &str) -> Result<Deliveries, Error>;
+
+    /// Succeeds when the broker answers (NATS: the queue's stream can be
+    /// read), for health checks; it neither pushes nor pulls anything.
+    async fn ping(&self) -> Result<(), Error>;
 }
 
 /// One consumer's deliveries, in no promised order. An adapter may fetch a
@@ -277,6 +281,10 @@ mod tests {
 
         async fn pull(&self, topic: &str, group: &str) -> Result<Deliveries, Error> {
             self.inner.pull(topic, group).await
+        }
+
+        async fn ping(&self) -> Result<(), Error> {
+            self.inner.ping().await
         }
     }
 

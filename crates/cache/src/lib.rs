@@ -78,6 +78,11 @@ pub trait Cache: Send + Sync {
     async fn get(&self, key: &str) -> Result<Option<String>, Error>;
     /// Forgets the value; a no-op when there is none.
     async fn delete(&self, key: &str) -> Result<(), Error>;
+    /// Every live value whose key starts with `prefix` (taken literally),
+    /// as `(key, value)` sorted by key. For small families of keys, such as
+    /// one heartbeat per worker: Redis finds them by walking its keyspace
+    /// (`SCAN`), so the cost grows with every key the cache holds.
+    async fn values_by_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>, Error>;
 }
 
 /// Redis keeps milliseconds; a TTL below one millisecond would mean "already

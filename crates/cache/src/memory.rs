@@ -274,6 +274,19 @@ impl Cache for MemoryCache {
         inner.after_write(now);
         Ok(())
     }
+
+    async fn values_by_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>, Error> {
+        let now = Instant::now();
+        let inner = self.lock();
+        let mut found: Vec<(String, String)> = inner
+            .values
+            .iter()
+            .filter(|(key, (_, expires))| key.starts_with(prefix) && *expires > now)
+            .map(|(key, (value, _))| (key.clone(), value.clone()))
+            .collect();
+        found.sort();
+        Ok(found)
+    }
 }
 
 #[cfg(test)]

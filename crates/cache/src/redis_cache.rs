@@ -277,4 +277,68 @@ impl Cache for RedisCache {
             .await
             .map_err(|e| self.error(e))
     }
+
+    /// `SCAN` for the keys (it may return a key twice, and a key that
+    /// expires meanwhile), then `MGET` of those found: a key gone between
+    /// the two reads nil and is left out.
+    async fn values_by_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>, Error> {
+        let full = self.value_key("");
+        let pattern = format!("{}*", glob_literal(&format!("{full}{prefix}")));
+        let mut conn = self.conn.clone();
+        let mut keys = std::collections::BTreeSet::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| self.error(e))?;
+            keys.extend(batch);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = keys.into_iter().collect();
+        let values: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(keys
+            .into_iter()
+            .zip(values)
+            .filter_map(|(key, value)| Some((key.strip_prefix(&full)?.to_owned(), value?)))
+            .collect())
+    }
+}
+
+/// `text` as a Redis glob pattern that matches only itself.
+fn glob_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_characters_are_escaped() {
+        assert_eq!(glob_literal("csp:kv:w"), "csp:kv:w");
+        assert_eq!(glob_literal("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
+    }
 }

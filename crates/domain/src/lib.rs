@@ -8,8 +8,9 @@
 //! are declared once per code in one table (`error.rs`). Each status
 //! vocabulary — [`SessionStatus`], [`StatusReason`] (also the stored
 //! `ended_reason`), [`AuditStatus`], [`ToolStatus`], and ticket enhancement's
-//! [`EnhancementStatus`], [`HistorySource`], [`ContextSource`],
-//! [`NoteFormat`] — is one enum whose JSON
+//! [`EnhancementStatus`], [`FeedbackVote`], [`HistorySource`], [`ContextSource`],
+//! [`NoteFormat`], and the operations pages' [`Health`] and [`WorkerStatus`]
+//! — is one enum whose JSON
 //! name (serde, `as_str`) and store text (`store_text` or `as_str`, parsed
 //! back with `from_store_text` or `FromStr`) are mapped here once; its proto
 //! value is mapped once in `csp-proto`. Must never do I/O, depend on another
@@ -19,6 +20,7 @@ mod audit;
 mod error;
 mod event;
 mod ids;
+mod operations;
 mod tickets;
 
 pub use audit::{AUDIT_TOPIC, AuditEvent, AuditStatus};
@@ -27,9 +29,13 @@ pub use event::{
     Action, Event, ParseStatusError, SessionEvent, SessionStatus, StatusReason, ToolStatus,
 };
 pub use ids::{ParseIdError, SessionId, UserId};
+pub use operations::{
+    HEARTBEAT_EVERY, HEARTBEAT_TTL, HEARTBEATS_MISSED, Health, WORKER_HEARTBEAT_PREFIX,
+    WorkerHeartbeat, WorkerStatus, heartbeat_key,
+};
 pub use tickets::{
-    ContextSource, ENHANCE_GROUP, ENHANCE_TOPIC, EnhanceJob, EnhancementStatus, HistorySource,
-    NoteFormat, ParseTenantIdError, TenantId,
+    ContextSource, ENHANCE_GROUP, ENHANCE_TOPIC, EnhanceJob, EnhancementStatus, FeedbackVote,
+    HistorySource, NoteFormat, ParseTenantIdError, TenantId,
 };
 
 /// Roles, from most to least privileged: admin ⊃ operator ⊃ user.

@@ -124,6 +124,7 @@ macro_rules! vocabulary {
         }
     };
 }
+pub(crate) use vocabulary;
 
 vocabulary! {
     /// Where an enhancement job stands. `Pending` until a worker takes it,
@@ -141,6 +142,25 @@ impl EnhancementStatus {
     /// Completed and failed jobs are never worked on again.
     pub fn is_final(self) -> bool {
         matches!(self, Self::Completed | Self::Failed)
+    }
+}
+
+vocabulary! {
+    /// A technician's vote on a posted note, from the "Was this helpful?"
+    /// links at its end; a job keeps its latest vote.
+    FeedbackVote, "feedback vote" {
+        Helpful = "helpful",
+        NotHelpful = "not_helpful",
+    }
+}
+
+impl FeedbackVote {
+    /// The other vote: what a technician who changes their mind clicks.
+    pub fn other(self) -> Self {
+        match self {
+            Self::Helpful => Self::NotHelpful,
+            Self::NotHelpful => Self::Helpful,
+        }
     }
 }
 
@@ -224,6 +244,12 @@ mod tests {
         for s in ContextSource::ALL {
             assert_eq!(s.as_str().parse::<ContextSource>().unwrap(), *s);
         }
+        for v in FeedbackVote::ALL {
+            assert_eq!(v.as_str().parse::<FeedbackVote>().unwrap(), *v);
+            assert_eq!(v.other().other(), *v);
+            assert_ne!(v.other(), *v);
+        }
+        assert!("Helpful".parse::<FeedbackVote>().is_err());
         assert!("done".parse::<EnhancementStatus>().is_err());
         assert_eq!(NoteFormat::default(), NoteFormat::Html);
         assert!(EnhancementStatus::Failed.is_final());

@@ -10,8 +10,9 @@
 //! before it leaves ([`prepare_text`]: secrets, and with `mask_pii` e-mails and phones); the
 //! model call over the Anthropic Messages API or an OpenAI-compatible chat-completions API
 //! ([`Synthesizer`], [`synthesizer`]), its price table and its typed errors; the word cap
-//! ([`cap_words`]); the note without synthesis ([`fallback_note`]); and the note's Markdown or
-//! allow-listed HTML ([`compose_note`], [`markdown_to_html`]).
+//! ([`cap_words`]); the note without synthesis ([`fallback_note`]); the note's Markdown or
+//! allow-listed HTML ([`compose_note`], [`markdown_to_html`]); and the signed "Was this
+//! helpful?" links that end a posted note ([`FeedbackLinks`], checked with [`FeedbackKey`]).
 //!
 //! Must never: send ticket text to a model without [`prepare_text`] (which [`build_prompt`]
 //! applies to every field); let a failing context source fail the whole; put an API key into
@@ -41,6 +42,7 @@
 //! ```
 
 mod context;
+mod feedback;
 mod gather;
 mod ip;
 mod note;
@@ -53,6 +55,7 @@ mod words;
 pub use context::{
     GatheredContext, KbArticle, SimilarTicket, SourceKind, SourceReport, SystemInfo, TicketInput,
 };
+pub use feedback::{FEEDBACK_PATH, FeedbackKey, FeedbackLinks, InvalidPublicUrl, KEY_PURPOSE};
 pub use gather::{
     GatherTimeouts, Inventory, KnowledgeBase, MAX_KB_ARTICLES, MAX_SIMILAR_TICKETS, MAX_SYSTEMS,
     SimilarTickets, SourceError, Sources, gather,

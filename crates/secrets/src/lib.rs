@@ -5,7 +5,9 @@
 //!
 //! Owns: parsing a Fernet key ([`SecretKey`]), the key version that is stored
 //! beside every token, and the [`Keyring`] that seals under the current key
-//! and still opens what older keys sealed, so a key can be rotated.
+//! and still opens what older keys sealed, so a key can be rotated; keys
+//! derived from the configured ones for other purposes ([`DerivedKey`]: the
+//! signing key of technicians' feedback links), one per key of the ring.
 //!
 //! Must never: print a key or a plaintext (keys show only their version;
 //! errors never quote their input), store anything (csp-store keeps the
@@ -14,6 +16,7 @@
 
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use hmac::{Hmac, KeyInit, Mac as _};
 use secrecy::zeroize::{Zeroize as _, Zeroizing};
 use secrecy::{ExposeSecret as _, SecretString};
 use sha2::{Digest as _, Sha256};
@@ -64,6 +67,9 @@ pub enum Error {
 pub struct SecretKey {
     /// Zeroes its key bytes on drop.
     fernet: fernet::Fernet,
+    /// The raw key, for [`SecretKey::derive`] only (the fernet crate does
+    /// not hand its bytes back); zeroed on drop.
+    raw: Zeroizing<[u8; KEY_BYTES]>,
     version: String,
 }
 
@@ -101,10 +107,23 @@ impl SecretKey {
         let canonical = Zeroizing::new(base64::engine::general_purpose::URL_SAFE.encode(&*bytes));
         let fernet = fernet::Fernet::new(&canonical)
             .ok_or_else(|| Error::BadKey("the Fernet implementation refused it".into()))?;
+        let mut raw = Zeroizing::new([0u8; KEY_BYTES]);
+        raw.copy_from_slice(&bytes);
         Ok(Self {
             fernet,
+            raw,
             version: version_of(&bytes),
         })
+    }
+
+    /// A key for `purpose`, independent of this one and of every other
+    /// purpose's: HMAC-SHA256 under the 32 raw key bytes of the purpose's
+    /// name. Knowing it reveals nothing of the key (or of what it seals).
+    pub fn derive(&self, purpose: &str) -> DerivedKey {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&*self.raw)
+            .expect("HMAC accepts keys of any length");
+        mac.update(purpose.as_bytes());
+        DerivedKey(Zeroizing::new(mac.finalize().into_bytes().into()))
     }
 
     /// A new random key and its text (what `CSP_SECRET_KEY` should hold).
@@ -137,6 +156,24 @@ fn version_of(key: &[u8]) -> String {
         write!(hex, "{byte:02x}").expect("writing to a String cannot fail");
     }
     hex
+}
+
+/// A key derived from a [`SecretKey`] for one purpose ([`SecretKey::derive`],
+/// [`Keyring::derive`]). Zeroed on drop; its `Debug` shows nothing of it.
+#[derive(Clone)]
+pub struct DerivedKey(Zeroizing<[u8; 32]>);
+
+impl DerivedKey {
+    /// The key bytes, for the one MAC they key.
+    pub fn expose(&self) -> &[u8] {
+        &self.0[..]
+    }
+}
+
+impl fmt::Debug for DerivedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DerivedKey([REDACTED])")
+    }
 }
 
 /// A secret as stored: its Fernet token and the version of the key that
@@ -192,6 +229,17 @@ impl Keyring {
                 Err(Error::Invalid)
             }
         }
+    }
+
+    /// The keys for `purpose` derived from every key of the ring, the
+    /// current key's first: sign with the first, accept any (so what was
+    /// signed before a rotation still verifies while the previous key is
+    /// configured).
+    pub fn derive(&self, purpose: &str) -> Vec<DerivedKey> {
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .map(|key| key.derive(purpose))
+            .collect()
     }
 
     /// `sealed` sealed again under the current key, or `None` when it is
@@ -357,6 +405,32 @@ mod tests {
                 assert!(!format!("{err:?}").contains(text.trim()), "{err:?}");
             }
         }
+    }
+
+    #[test]
+    fn derived_keys_are_hmac_of_the_purpose_per_key() {
+        // HMAC-SHA256(raw key, purpose), as Python's hmac computes it.
+        let known = SecretKey::parse("9Ovzd5TFSI0cLzNvDKm1EiBDkbaoY9aQJk4ziRe0J4c=").unwrap();
+        let hex: String = known
+            .derive("csp feedback links v1")
+            .expose()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            hex,
+            "a259035dfeee70534f2dd0bc9c1a79b61dff904cfed8467fc5257cdd5bd58a2b"
+        );
+        let (a, b) = (key(), key());
+        assert_eq!(a.derive("x").expose(), a.derive("x").expose());
+        assert_ne!(a.derive("x").expose(), a.derive("y").expose());
+        assert_ne!(a.derive("x").expose(), b.derive("x").expose());
+        // The ring: the current key's first, then the previous ones'.
+        let derived = ring(&b, &[&a]).derive("x");
+        assert_eq!(derived.len(), 2);
+        assert_eq!(derived[0].expose(), b.derive("x").expose());
+        assert_eq!(derived[1].expose(), a.derive("x").expose());
+        assert_eq!(format!("{:?}", derived[0]), "DerivedKey([REDACTED])");
     }
 
     #[test]

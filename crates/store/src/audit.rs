@@ -81,6 +81,9 @@ pub struct AuditQuery {
     pub before_seq: Option<i64>,
     /// Page size.
     pub limit: u32,
+    /// Only rows whose `tool_name` (the action) is one of these, exactly;
+    /// empty: every action.
+    pub tool_names: Vec<String>,
 }
 
 /// The first link of the chain that does not hold.
@@ -312,6 +315,19 @@ impl<DB: Dialect> AuditStore for SqlStore<DB> {
         if let Some(before) = q.before_seq {
             query.push(" AND seq < ");
             DB::push_bind(&mut query, before);
+        }
+        if !q.tool_names.is_empty() {
+            // One placeholder per name (both databases read it alike); the
+            // index on (tool_name, seq) of migration 0011 keeps a rare
+            // action's rows cheap to find in a long log.
+            query.push(" AND tool_name IN (");
+            for (i, name) in q.tool_names.iter().enumerate() {
+                if i > 0 {
+                    query.push(", ");
+                }
+                DB::push_bind(&mut query, name.clone());
+            }
+            query.push(")");
         }
         query.push(" ORDER BY seq DESC LIMIT ");
         DB::push_bind(&mut query, i64::from(q.limit));

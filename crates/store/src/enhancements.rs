@@ -10,7 +10,7 @@ use crate::sql::{Columns, SqlStore, count_from_db, on};
 use crate::tenants::unknown_tenant;
 use crate::timestamp;
 use async_trait::async_trait;
-use csp_domain::{EnhancementStatus, TenantId};
+use csp_domain::{EnhancementStatus, FeedbackVote, TenantId};
 use sqlx::QueryBuilder;
 use sqlx::error::ErrorKind;
 use sqlx::types::Json;
@@ -70,6 +70,10 @@ pub struct EnhancementRecord {
     pub created_at: OffsetDateTime,
     pub started_at: Option<OffsetDateTime>,
     pub completed_at: Option<OffsetDateTime>,
+    /// A technician's latest vote on the posted note, and when it was cast
+    /// (`feedback.rs`); `None` until someone votes.
+    pub feedback: Option<FeedbackVote>,
+    pub feedback_at: Option<OffsetDateTime>,
 }
 
 /// What [`EnhancementStore::record_enhancement`] did.
@@ -166,6 +170,62 @@ pub trait EnhancementStore: Send + Sync {
     /// The pause flag of all workers; durable across restarts.
     async fn processing_paused(&self) -> Result<bool, Error>;
     async fn set_processing_paused(&self, paused: bool) -> Result<(), Error>;
+
+    // ---- Operations (clear the queue, retry a job) and the export.
+
+    /// Clears the queue: every `pending` job (recorded or queued, not taken
+    /// by a worker) becomes `failed` with the error [`CLEARED`] and
+    /// `completed_at = at`, in one statement; a job a worker has taken
+    /// (`processing`) or that is final is left alone. Nothing is deleted.
+    /// Returns how many jobs it failed. A worker that later receives a
+    /// cleared job's message finds it final ([`EnhancementStore::start_attempt`]
+    /// answers `None`) and drops it.
+    async fn clear_pending_enhancements(&self, at: OffsetDateTime) -> Result<u64, Error>;
+    /// Puts a `failed` job back to `pending` for another try: its attempts
+    /// kept, its error, `completed_at` and `processing_time_ms` cleared, and
+    /// `queued_at = at` (the caller pushes its message next; if that push
+    /// is lost, the sweeper queues it again once `queued_at` is old). `None`
+    /// when the job exists but is not failed (nothing changes);
+    /// [`Error::NotFound`] for an unknown job.
+    async fn retry_enhancement(
+        &self,
+        job_id: Uuid,
+        at: OffsetDateTime,
+    ) -> Result<Option<EnhancementRecord>, Error>;
+    /// The export's page: jobs matching `q`'s filters (`page` and `per_page`
+    /// ignored), newest first (created_at, then job id, as
+    /// [`EnhancementStore::enhancements_page`]), strictly after `after`
+    /// (keyset paging: pass [`EnhancementCursor::of`] the last row of the
+    /// previous page), at most `limit` (1 to 500) rows. Rows come without
+    /// `context_gathered` and `llm_output` (`None`): the export does not
+    /// carry them, and reading them for 100k rows would dominate its cost.
+    /// With a tenant, it runs in that tenant's scope.
+    async fn enhancements_after(
+        &self,
+        q: &EnhancementQuery,
+        after: Option<EnhancementCursor>,
+        limit: u32,
+    ) -> Result<Vec<EnhancementRecord>, Error>;
+}
+
+/// The error of a job the queue was cleared of
+/// ([`EnhancementStore::clear_pending_enhancements`]).
+pub const CLEARED: &str = "cleared";
+
+/// Where an export page ends: the (created_at, job id) of its last row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnhancementCursor {
+    pub created_at: OffsetDateTime,
+    pub job_id: Uuid,
+}
+
+impl EnhancementCursor {
+    pub fn of(job: &EnhancementRecord) -> Self {
+        Self {
+            created_at: job.created_at,
+            job_id: job.job_id,
+        }
+    }
 }
 
 macro_rules! job_columns {
@@ -173,15 +233,37 @@ macro_rules! job_columns {
         "job_id, tenant_id, ticket_id, subject, description, priority, status, attempts, \
          context_gathered, llm_output, error_message, processing_time_ms, cost_micros, \
          input_tokens, output_tokens, note_id, correlation_id, queued_at, created_at, \
-         started_at, completed_at"
+         started_at, completed_at, feedback, feedback_at"
+    };
+}
+
+/// [`job_columns!`] without the two large ones (the export's rows).
+macro_rules! job_summary_columns {
+    () => {
+        "job_id, tenant_id, ticket_id, subject, description, priority, status, attempts, \
+         error_message, processing_time_ms, cost_micros, input_tokens, output_tokens, note_id, \
+         correlation_id, queued_at, created_at, started_at, completed_at, feedback, \
+         feedback_at"
     };
 }
 
 fn job_from_row<DB: Dialect>(row: Columns<'_, DB>) -> Result<EnhancementRecord, Error> {
+    job_from_columns(row, true)
+}
+
+/// A job from [`job_columns!`] (`full`) or [`job_summary_columns!`].
+fn job_from_columns<DB: Dialect>(
+    row: Columns<'_, DB>,
+    full: bool,
+) -> Result<EnhancementRecord, Error> {
     let tenant: String = row.get("tenant_id")?;
     let status: String = row.get("status")?;
     let attempts: i64 = row.get("attempts")?;
-    let context: Option<Json<serde_json::Value>> = row.get("context_gathered")?;
+    let (context, llm_output): (Option<Json<serde_json::Value>>, Option<String>) = if full {
+        (row.get("context_gathered")?, row.get("llm_output")?)
+    } else {
+        (None, None)
+    };
     Ok(EnhancementRecord {
         job_id: row.uuid("job_id")?,
         tenant_id: TenantId::parse(&tenant).map_err(|e| Error::Corrupt(e.to_string()))?,
@@ -193,7 +275,7 @@ fn job_from_row<DB: Dialect>(row: Columns<'_, DB>) -> Result<EnhancementRecord, 
         attempts: u32::try_from(attempts)
             .map_err(|_| Error::Corrupt(format!("attempts is out of range: {attempts}")))?,
         context_gathered: context.map(|json| json.0),
-        llm_output: row.get("llm_output")?,
+        llm_output,
         error_message: row.get("error_message")?,
         processing_time_ms: row.get("processing_time_ms")?,
         cost_micros: row.get("cost_micros")?,
@@ -205,6 +287,8 @@ fn job_from_row<DB: Dialect>(row: Columns<'_, DB>) -> Result<EnhancementRecord, 
         created_at: row.time("created_at")?,
         started_at: row.opt_time("started_at")?,
         completed_at: row.opt_time("completed_at")?,
+        feedback: crate::feedback::vote_from_db(row.get("feedback")?)?,
+        feedback_at: row.opt_time("feedback_at")?,
     })
 }
 
@@ -563,6 +647,94 @@ impl<DB: Dialect> EnhancementStore for SqlStore<DB> {
         .execute(db.pool())
         .await?;
         Ok(())
+    }
+
+    #[instrument(name = "store.clear_pending_enhancements", skip_all)]
+    async fn clear_pending_enhancements(&self, at: OffsetDateTime) -> Result<u64, Error> {
+        let db = &self.db;
+        // One statement: a worker's `start_attempt` on the same row either
+        // ran first (the job is processing and stays so) or finds it failed.
+        db.sql(
+            "UPDATE enhancement_history SET status = 'failed', error_message = $1, \
+             completed_at = $2 WHERE status = 'pending'",
+        )
+        .bind(CLEARED)
+        .bind_time(at)
+        .execute(db.pool())
+        .await
+    }
+
+    #[instrument(name = "store.retry_enhancement", skip_all, fields(job.id = %job_id))]
+    async fn retry_enhancement(
+        &self,
+        job_id: Uuid,
+        at: OffsetDateTime,
+    ) -> Result<Option<EnhancementRecord>, Error> {
+        let db = &self.db;
+        let sql = concat!(
+            "UPDATE enhancement_history SET status = 'pending', error_message = NULL, \
+             completed_at = NULL, processing_time_ms = NULL, queued_at = $2 \
+             WHERE job_id = $1 AND status = 'failed' RETURNING ",
+            job_columns!()
+        );
+        let row = db
+            .sql(sql)
+            .bind_id(job_id)
+            .bind_time(at)
+            .fetch_optional(db.pool())
+            .await?;
+        if let Some(row) = row {
+            return job_from_row(db.columns(&row)).map(Some);
+        }
+        match job_on(self, db.pool(), job_id).await? {
+            Some(_) => Ok(None),
+            None => Err(Error::NotFound(format!("job {job_id}"))),
+        }
+    }
+
+    async fn enhancements_after(
+        &self,
+        q: &EnhancementQuery,
+        after: Option<EnhancementCursor>,
+        limit: u32,
+    ) -> Result<Vec<EnhancementRecord>, Error> {
+        let db = &self.db;
+        let limit = limit.clamp(1, MAX_PER_PAGE);
+        let mut page = QueryBuilder::<DB>::new(concat!(
+            "SELECT ",
+            job_summary_columns!(),
+            " FROM enhancement_history WHERE TRUE"
+        ));
+        push_filters(&mut page, q);
+        if let Some(after) = after {
+            // Strictly after the cursor in (created_at DESC, job_id DESC)
+            // order: no OFFSET, so page 200 costs what page 1 does. The
+            // first bound is implied by the second; it is there so that the
+            // planner starts its index scan at the cursor instead of
+            // filtering every newer row again.
+            page.push(" AND created_at <= ");
+            DB::push_bind(&mut page, DB::time(after.created_at));
+            page.push(" AND (created_at < ");
+            DB::push_bind(&mut page, DB::time(after.created_at));
+            page.push(" OR (created_at = ");
+            DB::push_bind(&mut page, DB::time(after.created_at));
+            page.push(" AND job_id < ");
+            DB::push_bind(&mut page, DB::id(after.job_id));
+            page.push("))");
+        }
+        page.push(" ORDER BY created_at DESC, job_id DESC LIMIT ");
+        DB::push_bind(&mut page, i64::from(limit));
+        let mut tx = db.begin().await?;
+        if let Some(tenant) = &q.tenant_id {
+            DB::enter_tenant_scope(&mut *tx, tenant.as_str())
+                .await
+                .map_err(|e| db.error(e))?;
+        }
+        let rows = db.fetch_built_on(on(&mut tx), &mut page).await?;
+        db.commit(tx).await?;
+        rows.iter()
+            .map(|row| job_from_columns(db.columns(row), false))
+            .collect()
     }
 }
 

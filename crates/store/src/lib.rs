@@ -16,9 +16,13 @@
 //! the grants of tenants to users),
 //! `enhancements.rs` ([`EnhancementStore`]: jobs idempotent per delivery,
 //! attempts, final outcomes written once, the sweeper's unqueued jobs, the
-//! history page, the workers' pause flag) and `context.rs`
+//! history page and its keyset export, clearing the queue, retrying a
+//! failed job, the workers' pause flag), `feedback.rs` ([`FeedbackStore`]:
+//! technicians' votes on posted notes, the latest per job, counted per
+//! tenant) and `context.rs`
 //! ([`ContextStore`]: resolved tickets, knowledge-base articles and systems
-//! by IP, each call scoped to one tenant, full-text search). Each
+//! by IP, each call scoped to one tenant, full-text search), `stats.rs`
+//! ([`StatsStore`]: the dashboard's figures over the history). Each
 //! implementation is written once for
 //! [`SqlStore`], generic over the database; `dialect.rs` is the seam
 //! ([`Dialect`](dialect::Dialect): how ids and timestamps are stored, write
@@ -51,7 +55,9 @@
 //! differs goes through the dialect), run a [`ContextStore`] statement
 //! outside its tenant's scope or without its tenant filter, read one
 //! tenant's context for another, let user text become full-text query
-//! syntax, or restart or rewrite a final (completed or failed) job.
+//! syntax, or restart or rewrite a final (completed or failed) job — but
+//! for an operator's retry, which puts a failed one back to pending
+//! ([`EnhancementStore::retry_enhancement`]).
 
 mod audit;
 mod budgets;
@@ -59,6 +65,7 @@ mod context;
 mod dialect;
 mod enhancements;
 mod error;
+mod feedback;
 mod migrations;
 mod plugins;
 mod postgres;
@@ -67,6 +74,7 @@ mod secrets;
 mod sessions;
 mod sql;
 mod sqlite;
+mod stats;
 mod store;
 mod tenants;
 #[cfg(feature = "test-support")]
@@ -81,15 +89,18 @@ pub use audit::{
 pub use budgets::{Admission, BudgetStore, Reservation, Settled, Spend};
 pub use context::{ContextStore, HistoryRecord, HistoryTicket, KbArticleRecord, SystemRecord};
 pub use enhancements::{
-    EnhancementQuery, EnhancementRecord, EnhancementStore, NewEnhancement, Outcome, Recorded,
+    CLEARED, EnhancementCursor, EnhancementQuery, EnhancementRecord, EnhancementStore,
+    NewEnhancement, Outcome, Recorded,
 };
 pub use error::Error;
+pub use feedback::{FeedbackStore, TenantFeedback};
 pub use plugins::{PluginState, PluginStore, SecretChange};
 pub use postgres::PgStore;
 pub use secrets::{Owner, OwnerKind, Reseal, SecretStore, StoredSecret};
 pub use sessions::{MessageRecord, NewMessage, NewSession, SessionRecord, SessionStore};
 pub use sql::{Config, SqlStore};
 pub use sqlite::SqliteStore;
+pub use stats::{EnhancementStats, StatsStore};
 pub use store::Store;
 pub use tenants::{NewTenant, TenantGrant, TenantRecord, TenantStore, TenantUpdate};
 pub use users::{NewUser, UserRecord, UserStore, UserUpdate};

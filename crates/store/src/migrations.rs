@@ -49,6 +49,12 @@ pub(crate) const POSTGRES: Embedded = embed!(
     "0007_search.up.sql",
     "0008_tenant_grants.down.sql",
     "0008_tenant_grants.up.sql",
+    "0009_enhancement_feedback.down.sql",
+    "0009_enhancement_feedback.up.sql",
+    "0010_enhancement_completed_index.down.sql",
+    "0010_enhancement_completed_index.up.sql",
+    "0011_audit_tool_index.down.sql",
+    "0011_audit_tool_index.up.sql",
 );
 pub(crate) const SQLITE: Embedded = embed!(
     "sqlite": "0001_init.sql",
@@ -62,6 +68,12 @@ pub(crate) const SQLITE: Embedded = embed!(
     "0007_search.up.sql",
     "0008_tenant_grants.down.sql",
     "0008_tenant_grants.up.sql",
+    "0009_enhancement_feedback.down.sql",
+    "0009_enhancement_feedback.up.sql",
+    "0010_enhancement_completed_index.down.sql",
+    "0010_enhancement_completed_index.up.sql",
+    "0011_audit_tool_index.down.sql",
+    "0011_audit_tool_index.up.sql",
 );
 
 pub(crate) fn migrator(files: Embedded) -> Migrator {
@@ -266,6 +278,11 @@ pub(crate) mod tests {
     /// A column the reversible migrations add to a table of 0001–0005.
     const REVERSIBLE_COLUMN: (&str, &str) = ("sessions", "tenant_id");
 
+    /// Columns a reversible migration adds to a table of another one
+    /// (0009's votes on jobs), with an index of their own.
+    const FEEDBACK_COLUMNS: [&str; 2] = ["feedback", "feedback_at"];
+    const FEEDBACK_INDEX: &str = "enhancement_history_feedback";
+
     #[test]
     fn reversible_migrations_come_in_pairs_after_the_simple_ones() {
         for files in [POSTGRES, SQLITE] {
@@ -314,6 +331,22 @@ pub(crate) mod tests {
             migrated_columns.iter().any(|c| c == REVERSIBLE_COLUMN.1),
             "{migrated_columns:?}"
         );
+        let job_columns: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM pragma_table_info('enhancement_history')")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        for column in FEEDBACK_COLUMNS {
+            assert!(job_columns.iter().any(|c| c == column), "{job_columns:?}");
+        }
+        let feedback_index: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = $1",
+        )
+        .bind(FEEDBACK_INDEX)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(feedback_index, 1);
         for table in REVERSIBLE_TABLES.iter().chain(&[
             "ticket_history_fts",
             "kb_articles_fts",
@@ -428,6 +461,11 @@ pub(crate) mod tests {
         assert!(migrated.contains(&"function csp_similar_tickets".to_owned()));
         assert!(migrated.contains(&"policy ticket_history.tenant_isolation".to_owned()));
         assert!(migrated.contains(&"policy tenant_grants.tenant_isolation".to_owned()));
+        for column in FEEDBACK_COLUMNS {
+            let column = format!("column enhancement_history.{column}");
+            assert!(migrated.contains(&column), "{column}: {migrated:?}");
+        }
+        assert!(migrated.contains(&format!("index {FEEDBACK_INDEX}")));
         let (table, column) = REVERSIBLE_COLUMN;
         assert!(migrated.contains(&format!("column {table}.{column}")));
 
@@ -507,7 +545,30 @@ pub(crate) mod tests {
             .await
             .unwrap();
         let read = store.session(session.session_id).await.unwrap().unwrap();
-        assert_eq!(read.tenant_id, Some(acme));
+        assert_eq!(read.tenant_id, Some(acme.clone()));
+        // 0009: a vote on a job, read back on the job and in the summary.
+        let job = store
+            .record_enhancement(crate::NewEnhancement {
+                job_id: uuid::Uuid::new_v4(),
+                tenant_id: acme.clone(),
+                ticket_id: "2".to_owned(),
+                delivery_key: "d".to_owned(),
+                subject: "s".to_owned(),
+                description: "d".to_owned(),
+                priority: "High".to_owned(),
+                correlation_id: "c".to_owned(),
+            })
+            .await
+            .unwrap()
+            .job;
+        let vote = csp_domain::FeedbackVote::Helpful;
+        assert_eq!(
+            store.record_feedback(job.job_id, vote, now).await.unwrap(),
+            Some(acme)
+        );
+        let read = store.enhancement(job.job_id).await.unwrap().unwrap();
+        assert_eq!(read.feedback, Some(vote));
+        assert_eq!(store.feedback_summary(None, None).await.unwrap().len(), 1);
     }
 
     // Plugin secrets stored before migration 0005 (in plugin_secrets) must

@@ -4,9 +4,11 @@ use crate::audit::AuditStore;
 use crate::budgets::BudgetStore;
 use crate::context::ContextStore;
 use crate::enhancements::EnhancementStore;
+use crate::feedback::FeedbackStore;
 use crate::plugins::PluginStore;
 use crate::secrets::SecretStore;
 use crate::sessions::SessionStore;
+use crate::stats::StatsStore;
 use crate::tenants::TenantStore;
 use crate::users::UserStore;
 
@@ -20,7 +22,9 @@ pub trait Store:
     + SecretStore
     + TenantStore
     + EnhancementStore
+    + FeedbackStore
     + ContextStore
+    + StatsStore
 {
 }
 
@@ -33,7 +37,9 @@ impl<T> Store for T where
         + SecretStore
         + TenantStore
         + EnhancementStore
+        + FeedbackStore
         + ContextStore
+        + StatsStore
         + ?Sized
 {
 }

@@ -75,7 +75,7 @@ use crate::connector::{
     Page, PostedNote, RetryPolicy, Route, Settings, SettingsError, Skipped, TestFailure,
     TicketingClient, ToolType, Verified, check_fields, post_once,
 };
-use crate::text::html_to_text;
+use crate::text::html_to_text_keeping_links;
 use crate::types::{JobMarker, NoteFormat, NoteId, ResolvedTicket, Ticket, validate_ticket_id};
 use crate::webhook::{
     MAX_DESCRIPTION_CHARS, MAX_PRIORITY_CHARS, MAX_RESOLUTION_CHARS, MAX_SUBJECT_CHARS,
@@ -1218,11 +1218,12 @@ impl TicketingClient for JiraClient {
 }
 
 /// The comment text for a note: HTML (the note and its marker footer) as
-/// plain text, since JSM comments are plain text or wiki markup; Markdown
+/// plain text, since JSM comments are plain text or wiki markup, each link's
+/// target after its text (the note's sources, its feedback links); Markdown
 /// as it is, with the Markdown footer.
 pub fn note_text(marker: &JobMarker, body: &str, format: NoteFormat) -> String {
     match format {
-        NoteFormat::Html => html_to_text(&marker.apply(body, NoteFormat::Html)),
+        NoteFormat::Html => html_to_text_keeping_links(&marker.apply(body, NoteFormat::Html)),
         NoteFormat::Markdown => marker.apply(body, NoteFormat::Markdown),
     }
 }

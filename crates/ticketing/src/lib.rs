@@ -33,7 +33,7 @@ mod types;
 pub mod webhook;
 pub mod zendesk;
 
-pub use text::html_to_text;
+pub use text::{html_to_text, html_to_text_keeping_links};
 pub use types::{
     InvalidJobId, InvalidTicketId, JobMarker, MAX_TICKET_ID_LEN, NoteFormat, NoteId,
     ResolvedTicket, Ticket, validate_ticket_id,

@@ -8,12 +8,27 @@
 /// comes back unchanged. The output is plain text, never markup to render:
 /// `&lt;b&gt;` becomes the characters `<b>`.
 pub fn html_to_text(input: &str) -> String {
+    to_text(input, false)
+}
+
+/// [`html_to_text`], with each link's `http(s)` target kept after its text:
+/// `<a href="https://x.example/a">docs</a>` becomes `docs
+/// (https://x.example/a)`. For a note written into a tool that takes plain
+/// text (Jira's service-desk comments), whose links would otherwise be
+/// lost; never for text that is searched or sent to a model.
+pub fn html_to_text_keeping_links(input: &str) -> String {
+    to_text(input, true)
+}
+
+fn to_text(input: &str, keep_links: bool) -> String {
     if !looks_like_html(input) {
         return input.to_owned();
     }
     let mut out = String::with_capacity(input.len());
     let mut text = String::new();
     let mut rest = input;
+    // The target of the link being read, shown when it closes.
+    let mut link: Option<String> = None;
     while let Some(lt) = rest.find('<') {
         text.push_str(&rest[..lt]);
         let tag = &rest[lt..];
@@ -47,6 +62,14 @@ pub fn html_to_text(input: &str) -> String {
             continue;
         }
         rest = &tag[gt + 1..];
+        if keep_links && name == "a" {
+            if !closing {
+                link = href(inner);
+            } else if let Some(target) = link.take() {
+                flush(&mut out, &mut text);
+                out.push_str(&format!(" ({target})"));
+            }
+        }
         if !closing && (name == "script" || name == "style") {
             let end = format!("</{name}");
             rest = find_ascii_ci(rest, &end).map_or("", |at| {
@@ -72,6 +95,21 @@ pub fn html_to_text(input: &str) -> String {
     text.push_str(rest);
     flush(&mut out, &mut text);
     tidy(&out)
+}
+
+/// The `http(s)` URL of an `a` tag's `href` (quoted), its entities decoded.
+fn href(tag: &str) -> Option<String> {
+    let at = find_ascii_ci(tag, "href=")?;
+    let value = &tag[at + 5..];
+    let quote = value.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let value = &value[1..];
+    let url = decode_entities(&value[..value.find(quote)?]);
+    let lower = url
+        .get(..8)
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    let web = lower.starts_with("https://") || lower.starts_with("http://");
+    (web && !url.chars().any(|c| c.is_whitespace() || c.is_control())).then_some(url)
 }
 
 fn looks_like_html(s: &str) -> bool {
@@ -242,6 +280,23 @@ mod tests {
         assert_eq!(
             html_to_text("<p>&bogus; &#0; &#xZZ;</p>"),
             "&bogus; &#0; &#xZZ;"
+        );
+    }
+
+    #[test]
+    fn links_keep_their_web_targets_only_when_asked() {
+        let html = "<p>See <a href=\"https://kb.example/a?b=1&amp;c=2\">the <b>KB</b></a>, \
+                    <a href='http://x.example/'>x</a> or <a href=\"javascript:alert(1)\">y</a>.</p>";
+        assert_eq!(html_to_text(html), "See the KB, x or y.");
+        assert_eq!(
+            html_to_text_keeping_links(html),
+            "See the KB (https://kb.example/a?b=1&c=2), x (http://x.example/) or y."
+        );
+        assert_eq!(
+            html_to_text_keeping_links(
+                "<p>Was this helpful? <a href=\"https://csp.example/feedback/j/helpful?sig=ab\">👍 Yes</a> · <a href=\"https://csp.example/feedback/j/not_helpful?sig=cd\">👎 No</a></p>"
+            ),
+            "Was this helpful? 👍 Yes (https://csp.example/feedback/j/helpful?sig=ab) · 👎 No (https://csp.example/feedback/j/not_helpful?sig=cd)"
         );
     }
 

@@ -170,6 +170,20 @@ pub(crate) struct AuditParams {
     before: Option<i64>,
     #[serde(default)]
     format: String,
+    /// Actions, comma-separated (`tickets.pause,tickets.resume`): only
+    /// their entries. The Operations page lists its operations with it.
+    #[serde(default)]
+    tool_name: String,
+}
+
+/// `?tool_name=a,b` as the list of actions (empty: every action).
+fn tool_names(param: &str) -> Vec<String> {
+    param
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// `YYYY-MM-DD` or RFC 3339 as RFC 3339; a bare `end` date includes its
@@ -228,6 +242,7 @@ pub(crate) async fn audit_log(
             end: end.clone(),
             before_seq: before,
             limit,
+            tool_names: tool_names(&q.tool_name),
         };
         async move {
             state
@@ -310,7 +325,9 @@ fn csv_row(e: &pb::AuditEntry, names: &HashMap<String, String>) -> String {
     line
 }
 
-fn csv_cell(value: &str) -> String {
+/// One CSV cell: RFC 4180 quoting, and a cell a spreadsheet would run as
+/// a formula (`=`, `+`, `-`, `@`, tab, CR first) prefixed with `'`.
+pub(crate) fn csv_cell(value: &str) -> String {
     let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{value}")
     } else {
@@ -340,6 +357,15 @@ pub(crate) async fn all_sessions(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tool_names_are_a_comma_separated_list() {
+        assert!(tool_names("").is_empty());
+        assert_eq!(
+            tool_names(" tickets.pause, tickets.resume ,,"),
+            ["tickets.pause", "tickets.resume"]
+        );
+    }
 
     #[test]
     fn csv_cells_are_quoted_and_defused() {

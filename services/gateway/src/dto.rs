@@ -1179,6 +1179,12 @@ pub(crate) struct Enhancement {
     pub(crate) priority: String,
     /// The note's id in the ticketing tool; null until posted.
     pub(crate) note_id: Option<String>,
+    /// A technician's latest vote on the note, from the links at its end;
+    /// null until someone votes.
+    #[cfg_attr(feature = "ts", ts(type = "FeedbackVote | null"))]
+    pub(crate) feedback: Option<String>,
+    /// RFC 3339: when that vote was cast; null until someone votes.
+    pub(crate) feedback_at: Option<String>,
 }
 
 fn non_empty(text: String) -> Option<String> {
@@ -1205,6 +1211,8 @@ impl From<pb::Enhancement> for Enhancement {
             description: e.description,
             priority: e.priority,
             note_id: non_empty(e.note_id),
+            feedback: non_empty(e.feedback),
+            feedback_at: non_empty(e.feedback_at),
         }
     }
 }
@@ -1220,6 +1228,38 @@ pub(crate) struct EnhancementPage {
     pub(crate) page: u32,
     /// 50.
     pub(crate) per_page: u32,
+}
+
+/// One tenant's votes on its notes over a period.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub(crate) struct TenantFeedback {
+    pub(crate) tenant_id: String,
+    pub(crate) helpful: u64,
+    pub(crate) not_helpful: u64,
+    /// helpful / (helpful + not_helpful), 0 to 1; null without votes.
+    pub(crate) helpful_rate: Option<f64>,
+}
+
+impl From<pb::TenantFeedback> for TenantFeedback {
+    fn from(t: pb::TenantFeedback) -> Self {
+        let votes = t.helpful + t.not_helpful;
+        Self {
+            helpful_rate: (votes > 0).then(|| t.helpful as f64 / votes as f64),
+            tenant_id: t.tenant_id,
+            helpful: t.helpful,
+            not_helpful: t.not_helpful,
+        }
+    }
+}
+
+/// `GET /api/v1/enhancements/feedback` (operator): the votes per tenant
+/// cast in the period (default: the last 30 days), tenants with votes only,
+/// by tenant id.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub(crate) struct FeedbackSummary {
+    pub(crate) tenants: Vec<TenantFeedback>,
 }
 
 /// `GET|PUT /api/v1/tickets/processing`: whether workers take new jobs.
@@ -1250,6 +1290,23 @@ pub(crate) struct ProcessingUpdate {
     pub(crate) paused: bool,
 }
 
+/// `POST /api/v1/tickets/queue/clear` (admin): the pending jobs that became
+/// `failed` with the error `cleared`.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub(crate) struct QueueCleared {
+    pub(crate) cleared: u64,
+}
+
+/// `POST /api/v1/tickets/configs/reload` (admin): every replica reads the
+/// tenants' configurations again at their next use.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub(crate) struct ConfigsReloaded {
+    /// Always true (a reload that could not reach every replica is an error).
+    pub(crate) reloaded: bool,
+}
+
 /// `202` to a new-ticket webhook: the job, recorded and queued (a repeated
 /// delivery: the first delivery's job).
 #[derive(Debug, Serialize)]
@@ -1268,6 +1325,133 @@ pub(crate) struct WebhookStored {
     pub(crate) status: String,
 }
 
+/// `GET /api/v1/tickets/dashboard` (operator): the pipeline's health with
+/// its first reason, the figures of the last 24 hours, the last failures
+/// and the backends (docs/ticket-enhancement.md, "Dashboard").
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub(crate) struct Dashboard {
+    #[cfg_attr(feature = "ts", ts(type = "Health"))]
+    pub(crate) status: String,
+    /// Why, in words; null when healthy.
+    pub(crate) reason: Option<String>,
+    pub(crate) paused: bool,
+    /// Jobs recorded and not yet finished.
+    pub(crate) queue_depth: u64,
+    /// Jobs that ended in the last 24 hours.
+    pub(crate) completed_24h: u64,
+    pub(crate) failed_24h: u64,
+    /// completed / (completed + failed), 0 to 1; null when none ended.
+    pub(crate) success_rate_24h: Option<f64>,
+    /// The 95th percentile of their processing time; null when none ended.
+    pub(crate) p95_latency_ms_24h: Option<u64>,
+    /// Workers with a heartbeat that are not unresponsive.
+    pub(crate) active_workers: u32,
+    /// The last 10 failed jobs, newest first.
+    pub(crate) recent_failures: Vec<Enhancement>,
+    /// The store, the cache and the queue.
+    pub(crate) dependencies: Vec<Dependency>,
+    /// Technicians' votes of the last 30 days, per tenant with votes.
+    pub(crate) feedback: Vec<TenantFeedback>,
+}
+
+/// A backend as the dashboard sees it.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(rename = "DashboardDependency"))]
+pub(crate) struct Dependency {
+    /// postgres, redis, nats (`csp dev`: sqlite, memory, in-process).
+    pub(crate) name: String,
+    pub(crate) ok: bool,
+    /// The round trip ("3 ms"), or why not.
+    pub(crate) detail: String,
+}
+
+impl From<pb::Dashboard> for Dashboard {
+    fn from(d: pb::Dashboard) -> Self {
+        Self {
+            status: d.status,
+            reason: non_empty(d.reason),
+            paused: d.paused,
+            queue_depth: d.queue_depth,
+            completed_24h: d.completed_24h,
+            failed_24h: d.failed_24h,
+            success_rate_24h: d.success_rate_24h,
+            p95_latency_ms_24h: d.p95_latency_ms_24h,
+            active_workers: d.active_workers,
+            recent_failures: d.recent_failures.into_iter().map(Into::into).collect(),
+            dependencies: d
+                .dependencies
+                .into_iter()
+                .map(|x| Dependency {
+                    name: x.name,
+                    ok: x.ok,
+                    detail: x.detail,
+                })
+                .collect(),
+            feedback: d.feedback.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// `GET /api/v1/tickets/workers` (operator): every worker that sent a
+/// heartbeat in the last hour, newest first.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(rename = "WorkerList"))]
+pub(crate) struct Workers {
+    pub(crate) workers: Vec<Worker>,
+}
+
+/// One tickets-worker process, as its last heartbeat tells it.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(rename = "WorkerSummary"))]
+pub(crate) struct Worker {
+    pub(crate) worker_id: String,
+    pub(crate) hostname: String,
+    /// RFC 3339.
+    pub(crate) started_at: String,
+    /// RFC 3339: its last heartbeat.
+    pub(crate) last_seen_at: String,
+    #[cfg_attr(feature = "ts", ts(type = "WorkerStatus"))]
+    pub(crate) status: String,
+    pub(crate) active_jobs: u32,
+    /// Since the process started.
+    pub(crate) completed_jobs: u64,
+    pub(crate) failed_jobs: u64,
+    /// Of every core of its machine, 0 to 100.
+    pub(crate) cpu_percent: f64,
+    /// Of its machine's memory, 0 to 100.
+    pub(crate) memory_percent: f64,
+    /// Jobs completed in the last minute.
+    pub(crate) jobs_per_minute: f64,
+}
+
+impl From<pb::Workers> for Workers {
+    fn from(w: pb::Workers) -> Self {
+        Self {
+            workers: w
+                .workers
+                .into_iter()
+                .map(|w| Worker {
+                    worker_id: w.worker_id,
+                    hostname: w.hostname,
+                    started_at: w.started_at,
+                    last_seen_at: w.last_seen_at,
+                    status: w.status,
+                    active_jobs: w.active_jobs,
+                    completed_jobs: w.completed_jobs,
+                    failed_jobs: w.failed_jobs,
+                    cpu_percent: w.cpu_percent,
+                    memory_percent: w.memory_percent,
+                    jobs_per_minute: w.jobs_per_minute,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// The TypeScript of the ticket-enhancement vocabularies (`csp-domain`
 /// declares them without ts-rs), each checked against its `ALL` in the
 /// tests.
@@ -1275,6 +1459,9 @@ pub(crate) struct WebhookStored {
 const TICKET_VOCABULARIES: &str = "\
 /** Where an enhancement job stands (csp-domain `EnhancementStatus`). */
 export type EnhancementStatus = \"pending\" | \"processing\" | \"completed\" | \"failed\";
+
+/** A technician's vote on a note (csp-domain `FeedbackVote`). */
+export type FeedbackVote = \"helpful\" | \"not_helpful\";
 
 /** A context source a tenant may use (csp-domain `ContextSource`). */
 export type ContextSource = \"ticket_history\" | \"kb\" | \"ip_inventory\";
@@ -1284,6 +1471,12 @@ export type NoteFormat = \"html\" | \"markdown\";
 
 /** How csp signs in to a tenant's ServiceDesk Plus. */
 export type ServiceDeskAuth = \"authtoken\" | \"zoho_oauth\";
+
+/** The pipeline's health on the dashboard (csp-domain `Health`). */
+export type Health = \"healthy\" | \"degraded\" | \"down\";
+
+/** Where a tickets worker stands (csp-domain `WorkerStatus`). */
+export type WorkerStatus = \"active\" | \"idle\" | \"unresponsive\";
 ";
 
 /// The TypeScript declarations of every wire type, as
@@ -1367,9 +1560,17 @@ pub(crate) fn typescript() -> String {
         Upserted::decl(&cfg),
         Enhancement::decl(&cfg),
         EnhancementPage::decl(&cfg),
+        TenantFeedback::decl(&cfg),
+        FeedbackSummary::decl(&cfg),
         Processing::decl(&cfg),
+        QueueCleared::decl(&cfg),
+        ConfigsReloaded::decl(&cfg),
         WebhookQueued::decl(&cfg),
         WebhookStored::decl(&cfg),
+        Dependency::decl(&cfg),
+        Dashboard::decl(&cfg),
+        Worker::decl(&cfg),
+        Workers::decl(&cfg),
     ] {
         out.push_str("\nexport ");
         for line in decl.lines() {
@@ -1387,7 +1588,9 @@ mod generated {
     /// The hand-written unions say exactly what csp-domain's vocabularies do.
     #[test]
     fn ticket_vocabularies_match_the_domain() {
-        use csp_domain::{ContextSource, EnhancementStatus, NoteFormat};
+        use csp_domain::{
+            ContextSource, EnhancementStatus, FeedbackVote, Health, NoteFormat, WorkerStatus,
+        };
         let union = |names: Vec<&str>| {
             names
                 .iter()
@@ -1405,8 +1608,17 @@ mod generated {
                 ContextSource::ALL.iter().map(|s| s.as_str()).collect(),
             ),
             (
+                "FeedbackVote",
+                FeedbackVote::ALL.iter().map(|v| v.as_str()).collect(),
+            ),
+            (
                 "NoteFormat",
                 NoteFormat::ALL.iter().map(|s| s.as_str()).collect(),
+            ),
+            ("Health", Health::ALL.iter().map(|s| s.as_str()).collect()),
+            (
+                "WorkerStatus",
+                WorkerStatus::ALL.iter().map(|s| s.as_str()).collect(),
             ),
         ] {
             let line = format!("export type {ty} = {};", union(names));

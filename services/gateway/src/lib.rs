@@ -19,6 +19,7 @@ mod api;
 mod auth;
 mod dto;
 mod error;
+mod feedback;
 mod identity;
 mod metrics;
 mod plugins;
@@ -261,7 +262,9 @@ fn router(state: AppState, web_dir: Option<PathBuf>) -> Router {
         // Around routing and metrics: every answer carries its request id,
         // and whatever runs for the request is in its trace.
         .layer(middleware::from_fn(request_id::assign))
-        .layer(SetResponseHeaderLayer::overriding(
+        // A response with a policy of its own keeps it (the feedback
+        // pages': stricter, with inline style).
+        .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(
                 "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",

@@ -6,7 +6,7 @@
 //! (`lib.rs` layers the two routers differently).
 
 use crate::state::AppState;
-use crate::{admin, api, plugins, tickets, webhooks, ws};
+use crate::{admin, api, feedback, plugins, tickets, webhooks, ws};
 use axum::Router;
 use axum::routing::{MethodFilter, on};
 use csp_auth::Access;
@@ -92,13 +92,21 @@ routes! {
     DELETE "/api/v1/tenants/{tenant_id}/grants/{user_id}" => ADMIN, tickets::revoke_tenant;
     GET "/api/v1/chat/tenants" => USER, tickets::chat_tenants;
     GET "/api/v1/enhancements" => OPERATOR, tickets::list_enhancements;
+    GET "/api/v1/enhancements/export.csv" => OPERATOR, tickets::export_enhancements;
+    GET "/api/v1/enhancements/feedback" => OPERATOR, feedback::summary;
     GET "/api/v1/enhancements/{job_id}" => OPERATOR, tickets::get_enhancement;
+    POST "/api/v1/enhancements/{job_id}/retry" => OPERATOR, tickets::retry_enhancement;
     GET "/api/v1/tickets/processing" => OPERATOR, tickets::get_processing;
     PUT "/api/v1/tickets/processing" => ADMIN, tickets::set_processing;
+    GET "/api/v1/tickets/dashboard" => OPERATOR, tickets::dashboard;
+    GET "/api/v1/tickets/workers" => OPERATOR, tickets::workers;
+    POST "/api/v1/tickets/queue/clear" => ADMIN, tickets::clear_queue;
+    POST "/api/v1/tickets/configs/reload" => ADMIN, tickets::reload_configs;
     POST "/webhook/servicedesk" => PUBLIC, webhooks::seed_new_ticket;
     POST "/webhook/servicedesk/resolved" => PUBLIC, webhooks::seed_resolved;
     POST "/webhook/{tool_type}/{tenant_id}" => PUBLIC, webhooks::new_ticket;
     POST "/webhook/{tool_type}/{tenant_id}/resolved" => PUBLIC, webhooks::resolved;
+    GET "/feedback/{job_id}/{vote}" => PUBLIC, feedback::record;
     GET "/api/v1/health/live" => PUBLIC, api::live;
     GET "/api/v1/health/ready" => PUBLIC, api::ready;
     GET "/api/v1/health/startup" => PUBLIC, api::startup;
@@ -149,6 +157,9 @@ mod tests {
             .replace("{tenant_id}", "acme")
             .replace("{job_id}", &uuid::Uuid::new_v4().to_string())
             .replace("{tool_type}", "servicedesk_plus")
+            // A feedback link carries its signature (without one the page
+            // itself answers 403, which is not the access check's).
+            .replace("{vote}", "helpful?sig=00")
     }
 
     async fn status(app: &Router, method: Method, path: &str, token: Option<&str>) -> StatusCode {
@@ -204,6 +215,49 @@ mod tests {
             (Method::GET, "/ws", USER),
         ] {
             assert_eq!(access(&method, path), Some(want), "{method} {path}");
+        }
+    }
+
+    /// The History page's retry and export are for operators; the
+    /// Operations page's actions (pause, clear, reload) for admins.
+    #[test]
+    fn operations_are_for_admins_and_retry_and_export_for_operators() {
+        for (method, path, want) in [
+            (Method::GET, "/api/v1/enhancements/export.csv", OPERATOR),
+            (
+                Method::POST,
+                "/api/v1/enhancements/{job_id}/retry",
+                OPERATOR,
+            ),
+            (Method::PUT, "/api/v1/tickets/processing", ADMIN),
+            (Method::POST, "/api/v1/tickets/queue/clear", ADMIN),
+            (Method::POST, "/api/v1/tickets/configs/reload", ADMIN),
+            (Method::GET, "/api/v1/admin/audit-log", ADMIN),
+        ] {
+            assert_eq!(access(&method, path), Some(want), "{method} {path}");
+        }
+    }
+
+    /// Feedback links are clicked by technicians in their ticketing tool,
+    /// without a login; the votes per tenant are for operators.
+    #[test]
+    fn feedback_links_are_public_and_their_summary_for_operators() {
+        assert_eq!(
+            access(&Method::GET, "/feedback/{job_id}/{vote}"),
+            Some(PUBLIC)
+        );
+        assert_eq!(access(&Method::POST, "/feedback/{job_id}/{vote}"), None);
+        assert_eq!(
+            access(&Method::GET, "/api/v1/enhancements/feedback"),
+            Some(OPERATOR)
+        );
+    }
+
+    /// The Dashboard and Workers pages read for operators and admins.
+    #[test]
+    fn the_dashboard_and_the_workers_are_for_operators() {
+        for path in ["/api/v1/tickets/dashboard", "/api/v1/tickets/workers"] {
+            assert_eq!(access(&Method::GET, path), Some(OPERATOR), "{path}");
         }
     }
 

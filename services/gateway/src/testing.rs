@@ -272,6 +272,20 @@ pub(crate) struct FakeTickets {
     pub(crate) chat_tenants: Mutex<HashMap<String, Vec<pb::ChatTenant>>>,
     /// Who asked `ListChatTenants` (the user ids of their tokens).
     pub(crate) chat_tenant_lists: Mutex<Vec<String>>,
+    /// The operations asked for, in order: `clear_queue`,
+    /// `reload_configs`, `retry:<job_id>`.
+    pub(crate) operations: Mutex<Vec<String>>,
+    /// What `ExportEnhancements` was asked, and the pages it streams (then
+    /// an `unavailable` error when `export_fails` is set).
+    pub(crate) exports: Mutex<Vec<pb::ListEnhancementsRequest>>,
+    pub(crate) export_pages: Mutex<Vec<pb::EnhancementPage>>,
+    pub(crate) export_fails: Mutex<bool>,
+    /// The feedback links followed, with the caller's `authorization`. The
+    /// answer goes by the signature: `good` records, `gone` names no job,
+    /// `down` is unavailable, anything else is invalid.
+    pub(crate) feedback_clicks: Mutex<Vec<(pb::FeedbackRequest, String)>>,
+    /// The summaries asked for; each answers acme 3/1 and beta 0/2.
+    pub(crate) feedback_summaries: Mutex<Vec<pb::FeedbackSummaryRequest>>,
 }
 
 impl FakeTickets {
@@ -546,6 +560,174 @@ impl Tickets for FakeTickets {
         _: tonic::Request<pb::ChatToolRequest>,
     ) -> Answer<pb::ChatToolResult> {
         unimplemented()
+    }
+
+    async fn record_feedback(
+        &self,
+        req: tonic::Request<pb::FeedbackRequest>,
+    ) -> Answer<pb::FeedbackRecorded> {
+        use csp_domain::ErrorCode;
+        let auth = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let r = req.into_inner();
+        self.feedback_clicks.lock().unwrap().push((r.clone(), auth));
+        match r.signature.as_str() {
+            "good" => Ok(tonic::Response::new(pb::FeedbackRecorded {
+                job_id: r.job_id,
+                vote: r.vote,
+            })),
+            "gone" => Err(csp_rpc::status(ErrorCode::EnhancementNotFound, "no job")),
+            "down" => Err(csp_rpc::status(ErrorCode::Unavailable, "store down")),
+            _ => Err(csp_rpc::status(
+                ErrorCode::WebhookSignatureInvalid,
+                "bad signature",
+            )),
+        }
+    }
+
+    async fn feedback_summary(
+        &self,
+        req: tonic::Request<pb::FeedbackSummaryRequest>,
+    ) -> Answer<pb::FeedbackSummaryResponse> {
+        self.feedback_summaries
+            .lock()
+            .unwrap()
+            .push(req.into_inner());
+        let tenant = |id: &str, helpful, not_helpful| pb::TenantFeedback {
+            tenant_id: id.into(),
+            helpful,
+            not_helpful,
+        };
+        Ok(tonic::Response::new(pb::FeedbackSummaryResponse {
+            tenants: vec![tenant("acme", 3, 1), tenant("beta", 0, 2)],
+        }))
+    }
+
+    /// A degraded pipeline: one failure, Redis down, nothing ended yet.
+    async fn get_dashboard(
+        &self,
+        _: tonic::Request<pb::GetDashboardRequest>,
+    ) -> Answer<pb::Dashboard> {
+        let dependency = |name: &str, ok: bool, detail: &str| pb::Dependency {
+            name: name.into(),
+            ok,
+            detail: detail.into(),
+        };
+        Ok(tonic::Response::new(pb::Dashboard {
+            status: "degraded".into(),
+            reason: "The cache (redis) is unreachable.".into(),
+            queue_depth: 4,
+            failed_24h: 1,
+            success_rate_24h: None,
+            p95_latency_ms_24h: None,
+            active_workers: 2,
+            recent_failures: vec![pb::Enhancement {
+                job_id: "j-failed".into(),
+                status: "failed".into(),
+                error_message: "<b>tenant inactive</b>".into(),
+                ..Default::default()
+            }],
+            dependencies: vec![
+                dependency("postgres", true, "2 ms"),
+                dependency("redis", false, "unreachable"),
+                dependency("nats", true, "1 ms"),
+            ],
+            ..Default::default()
+        }))
+    }
+
+    /// One busy worker.
+    async fn list_workers(&self, _: tonic::Request<pb::ListWorkersRequest>) -> Answer<pb::Workers> {
+        Ok(tonic::Response::new(pb::Workers {
+            workers: vec![pb::Worker {
+                worker_id: "w-1".into(),
+                hostname: "worker-a".into(),
+                started_at: "2026-01-02T03:04:05Z".into(),
+                last_seen_at: "2026-01-02T04:04:05Z".into(),
+                status: "active".into(),
+                active_jobs: 2,
+                completed_jobs: 40,
+                failed_jobs: 1,
+                cpu_percent: 81.5,
+                memory_percent: 12.25,
+                jobs_per_minute: 3.0,
+            }],
+        }))
+    }
+
+    async fn clear_queue(
+        &self,
+        _: tonic::Request<pb::ClearQueueRequest>,
+    ) -> Answer<pb::ClearQueueResult> {
+        self.operations.lock().unwrap().push("clear_queue".into());
+        Ok(tonic::Response::new(pb::ClearQueueResult { cleared: 7 }))
+    }
+
+    async fn reload_configs(
+        &self,
+        _: tonic::Request<pb::ReloadConfigsRequest>,
+    ) -> Answer<pb::ReloadConfigsResult> {
+        self.operations
+            .lock()
+            .unwrap()
+            .push("reload_configs".into());
+        Ok(tonic::Response::new(pb::ReloadConfigsResult {}))
+    }
+
+    /// A failed job is `00000000-0000-4000-8000-000000000001`; any other
+    /// is not failed (`invalid_request`).
+    async fn retry_enhancement(
+        &self,
+        req: tonic::Request<pb::RetryEnhancementRequest>,
+    ) -> Answer<pb::Enhancement> {
+        let job_id = req.into_inner().job_id;
+        self.operations
+            .lock()
+            .unwrap()
+            .push(format!("retry:{job_id}"));
+        if job_id != "00000000-0000-4000-8000-000000000001" {
+            return Err(csp_rpc::status_with_message(
+                csp_domain::ErrorCode::InvalidRequest,
+                "Only a failed job can be retried; this one is completed.",
+            ));
+        }
+        Ok(tonic::Response::new(pb::Enhancement {
+            job_id,
+            tenant_id: "acme".into(),
+            status: "pending".into(),
+            attempts: 3,
+            ..Default::default()
+        }))
+    }
+
+    type ExportEnhancementsStream =
+        futures::stream::BoxStream<'static, Result<pb::EnhancementPage, tonic::Status>>;
+
+    async fn export_enhancements(
+        &self,
+        req: tonic::Request<pb::ListEnhancementsRequest>,
+    ) -> Answer<Self::ExportEnhancementsStream> {
+        use futures::StreamExt as _;
+        self.exports.lock().unwrap().push(req.into_inner());
+        let mut pages: Vec<Result<pb::EnhancementPage, tonic::Status>> = self
+            .export_pages
+            .lock()
+            .unwrap()
+            .iter()
+            .cloned()
+            .map(Ok)
+            .collect();
+        if *self.export_fails.lock().unwrap() {
+            pages.push(Err(csp_rpc::status(
+                csp_domain::ErrorCode::Unavailable,
+                "tickets store unavailable",
+            )));
+        }
+        Ok(tonic::Response::new(futures::stream::iter(pages).boxed()))
     }
 }
 

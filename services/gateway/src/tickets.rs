@@ -746,6 +746,37 @@ pub(crate) async fn get_processing(
     Ok(Json(p.into()))
 }
 
+/// The operations dashboard (operator): always an answer, whatever is down
+/// (the tickets service bounds each of its reads).
+pub(crate) async fn dashboard(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<Json<dto::Dashboard>, ApiError> {
+    let d = state
+        .tickets
+        .clone()
+        .get_dashboard(state.as_user(&user, pb::GetDashboardRequest {}))
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    Ok(Json(d.into()))
+}
+
+/// The workers from their heartbeats (operator).
+pub(crate) async fn workers(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<Json<dto::Workers>, ApiError> {
+    let w = state
+        .tickets
+        .clone()
+        .list_workers(state.as_user(&user, pb::ListWorkersRequest {}))
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    Ok(Json(w.into()))
+}
+
 pub(crate) async fn set_processing(
     State(state): State<AppState>,
     user: AuthUser,
@@ -762,6 +793,144 @@ pub(crate) async fn set_processing(
         .map_err(rpc)?
         .into_inner();
     Ok(Json(p.into()))
+}
+
+/// `POST /api/v1/tickets/queue/clear` (admin): every pending job becomes
+/// `failed` with the error `cleared` (audited by the tickets service).
+pub(crate) async fn clear_queue(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<Json<dto::QueueCleared>, ApiError> {
+    let r = state
+        .tickets
+        .clone()
+        .clear_queue(state.as_user(&user, pb::ClearQueueRequest {}))
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    Ok(Json(dto::QueueCleared { cleared: r.cleared }))
+}
+
+/// `POST /api/v1/tickets/configs/reload` (admin): every replica drops its
+/// cached tenant configurations (audited by the tickets service).
+pub(crate) async fn reload_configs(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<Json<dto::ConfigsReloaded>, ApiError> {
+    state
+        .tickets
+        .clone()
+        .reload_configs(state.as_user(&user, pb::ReloadConfigsRequest {}))
+        .await
+        .map_err(rpc)?;
+    Ok(Json(dto::ConfigsReloaded { reloaded: true }))
+}
+
+/// `POST /api/v1/enhancements/{job_id}/retry` (operator): a failed job,
+/// queued again; any other is `invalid_request` (audited by the tickets
+/// service).
+pub(crate) async fn retry_enhancement(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(job_id): Path<String>,
+) -> Result<Json<dto::Enhancement>, ApiError> {
+    let job_id: uuid::Uuid = job_id
+        .parse()
+        .map_err(|_| ApiError::new(ErrorCode::EnhancementNotFound))?;
+    let e = state
+        .tickets
+        .clone()
+        .retry_enhancement(state.as_user(
+            &user,
+            pb::RetryEnhancementRequest {
+                job_id: job_id.to_string(),
+            },
+        ))
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    Ok(Json(e.into()))
+}
+
+/// The export's columns, its first line.
+const EXPORT_COLUMNS: &str = "job_id,tenant_id,ticket_id,status,attempts,processing_time_ms,cost_usd,created_at,completed_at,error_message\n";
+
+/// One job as a line of the export (see [`crate::admin::csv_cell`]).
+fn export_line(e: &pb::Enhancement) -> String {
+    let cells = [
+        e.job_id.as_str(),
+        e.tenant_id.as_str(),
+        e.ticket_id.as_str(),
+        e.status.as_str(),
+        &e.attempts.to_string(),
+        &e.processing_time_ms
+            .map(|ms| ms.to_string())
+            .unwrap_or_default(),
+        &format!("{:.6}", e.cost_usd),
+        e.created_at.as_str(),
+        e.completed_at.as_str(),
+        e.error_message.as_str(),
+    ];
+    let mut line = cells
+        .iter()
+        .map(|c| crate::admin::csv_cell(c))
+        .collect::<Vec<_>>()
+        .join(",");
+    line.push('\n');
+    line
+}
+
+/// `GET /api/v1/enhancements/export.csv?tenant_id=&status=&from=&to=&q=`
+/// (operator): every job the history's filters match, newest first, as
+/// CSV. Streamed: each page the tickets service sends (up to 500 jobs) is
+/// written as it arrives, so the gateway holds one page at a time however
+/// many jobs match. A failure after the first line cuts the download short
+/// (the body ends with an error, which the browser reports as a failed
+/// download) rather than ending it as if complete.
+pub(crate) async fn export_enhancements(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    use futures::StreamExt as _;
+    let req = pb::ListEnhancementsRequest {
+        page: 0,
+        ..enhancement_query(&q)?
+    };
+    // Refusals (role, filters) come before the first page: a JSON error.
+    let pages = state
+        .tickets
+        .clone()
+        .export_enhancements(state.as_user(&user, req))
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    let lines = pages.map(|page| match page {
+        Ok(page) => Ok(Bytes::from(
+            page.enhancements
+                .iter()
+                .map(export_line)
+                .collect::<String>(),
+        )),
+        Err(s) => {
+            tracing::warn!(grpc.code = ?s.code(), "enhancement export cut short");
+            Err(std::io::Error::other("the export was cut short"))
+        }
+    });
+    let body = futures::stream::once(async { Ok(Bytes::from_static(EXPORT_COLUMNS.as_bytes())) })
+        .chain(lines);
+    Ok((
+        [
+            (http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                http::header::CONTENT_DISPOSITION,
+                "attachment; filename=\"csp-enhancements.csv\"",
+            ),
+            (http::header::CACHE_CONTROL, "no-store"),
+        ],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response())
 }
 
 /// The grants as admins see them: each user's name from the policy
@@ -1581,5 +1750,363 @@ mod tests {
         let (status, _, answer) = call(&gw.app, req).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(error(&answer).0, "unavailable");
+    }
+
+    // ---- Operations and the History's retry and export.
+
+    /// A GET as a program sends it; the answer's status, headers and raw
+    /// body (an error while reading it: `Err`).
+    async fn get_raw(
+        app: &axum::Router,
+        path: &str,
+        token: &str,
+    ) -> (StatusCode, http::HeaderMap, Result<String, String>) {
+        use tower::ServiceExt;
+        let req = http::Request::builder()
+            .uri(path)
+            .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let (parts, body) = resp.into_parts();
+        let body = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .map(|b| String::from_utf8(b.to_vec()).unwrap())
+            .map_err(|e| e.to_string());
+        (parts.status, parts.headers, body)
+    }
+
+    fn exported(job_id: &str, ticket_id: &str, error_message: &str) -> pb::Enhancement {
+        pb::Enhancement {
+            job_id: job_id.into(),
+            tenant_id: "acme".into(),
+            ticket_id: ticket_id.into(),
+            status: "failed".into(),
+            attempts: 3,
+            processing_time_ms: Some(1_250),
+            cost_usd: 0.0123,
+            created_at: "2026-01-02T03:04:05Z".into(),
+            completed_at: "2026-01-02T03:04:07Z".into(),
+            error_message: error_message.into(),
+            // Never in the CSV.
+            description: "SECRET-DESCRIPTION".into(),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn the_export_is_csv_streamed_page_by_page_quoted_and_defused() {
+        let (fake, addr) = FakeTickets::serve().await;
+        let gw = gateway_with(Some(addr), None).await;
+        *fake.export_pages.lock().unwrap() = vec![
+            pb::EnhancementPage {
+                enhancements: vec![
+                    exported("j1", "=cmd|' /C calc'!A0", "ServiceDesk Plus answered 500"),
+                    exported("j2", "+1", "said \"no\", then, more\nlines"),
+                ],
+            },
+            pb::EnhancementPage {
+                enhancements: vec![
+                    exported("j3", "@SUM(A1)", "-2+3"),
+                    exported("j4", "\tTAB", "\rCR"),
+                    pb::Enhancement {
+                        job_id: "j5".into(),
+                        tenant_id: "globex".into(),
+                        ticket_id: "77".into(),
+                        status: "pending".into(),
+                        created_at: "2026-01-02T03:04:08Z".into(),
+                        ..Default::default()
+                    },
+                ],
+            },
+        ];
+        let path = "/api/v1/enhancements/export.csv?tenant_id=acme&status=failed&from=2026-01-01&to=2026-01-31&q=vpn&page=4";
+        let (status, headers, body) = get_raw(&gw.app, path, gw.token(Role::Operator)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            headers[http::header::CONTENT_TYPE],
+            "text/csv; charset=utf-8"
+        );
+        assert_eq!(
+            headers[http::header::CONTENT_DISPOSITION],
+            "attachment; filename=\"csp-enhancements.csv\""
+        );
+        let body = body.unwrap();
+        assert_eq!(
+            body,
+            "job_id,tenant_id,ticket_id,status,attempts,processing_time_ms,cost_usd,created_at,completed_at,error_message\n\
+             j1,acme,'=cmd|' /C calc'!A0,failed,3,1250,0.012300,2026-01-02T03:04:05Z,2026-01-02T03:04:07Z,ServiceDesk Plus answered 500\n\
+             j2,acme,'+1,failed,3,1250,0.012300,2026-01-02T03:04:05Z,2026-01-02T03:04:07Z,\"said \"\"no\"\", then, more\nlines\"\n\
+             j3,acme,'@SUM(A1),failed,3,1250,0.012300,2026-01-02T03:04:05Z,2026-01-02T03:04:07Z,'-2+3\n\
+             j4,acme,'\tTAB,failed,3,1250,0.012300,2026-01-02T03:04:05Z,2026-01-02T03:04:07Z,\"'\rCR\"\n\
+             j5,globex,77,pending,0,,0.000000,2026-01-02T03:04:08Z,,\n"
+        );
+        assert!(!body.contains("SECRET-DESCRIPTION"));
+        // The history's filters, checked and sent as the list sends them;
+        // `page` is not the export's.
+        assert_eq!(
+            fake.exports.lock().unwrap()[0],
+            pb::ListEnhancementsRequest {
+                tenant_id: "acme".into(),
+                status: "failed".into(),
+                from: "2026-01-01T00:00:00Z".into(),
+                to: "2026-02-01T00:00:00Z".into(),
+                q: "vpn".into(),
+                page: 0,
+            }
+        );
+        // Nothing matching: the header line alone.
+        fake.export_pages.lock().unwrap().clear();
+        let (status, _, body) = get_raw(
+            &gw.app,
+            "/api/v1/enhancements/export.csv",
+            gw.token(Role::Admin),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body.unwrap().lines().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_export_is_refused_before_anything_is_sent_and_cut_short_on_failure() {
+        let (fake, addr) = FakeTickets::serve().await;
+        let gw = gateway_with(Some(addr), None).await;
+        // Bad filters: a JSON 400, the service never asked.
+        let (status, headers, body) = get_raw(
+            &gw.app,
+            "/api/v1/enhancements/export.csv?status=done",
+            gw.token(Role::Operator),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            headers[http::header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json")
+        );
+        let answer: Value = serde_json::from_str(&body.unwrap()).unwrap();
+        assert_eq!(error(&answer).0, "invalid_request");
+        // A user may not export; nobody without a login.
+        let (status, _, _) = get_raw(
+            &gw.app,
+            "/api/v1/enhancements/export.csv",
+            gw.token(Role::User),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, _, _) = get_raw(&gw.app, "/api/v1/enhancements/export.csv", "").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(fake.exports.lock().unwrap().is_empty());
+        // A failure after the first page: the download does not end as if
+        // it were complete.
+        *fake.export_pages.lock().unwrap() = vec![pb::EnhancementPage {
+            enhancements: vec![exported("j1", "1", "")],
+        }];
+        *fake.export_fails.lock().unwrap() = true;
+        let (status, _, body) = get_raw(
+            &gw.app,
+            "/api/v1/enhancements/export.csv",
+            gw.token(Role::Operator),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.is_err(), "{body:?}");
+    }
+
+    /// A state-changing request with the admin's cookie from `origin`.
+    fn from_page(
+        method: Method,
+        path: &str,
+        token: &str,
+        origin: &str,
+    ) -> http::Request<axum::body::Body> {
+        let mut req = request(method.clone(), path, "");
+        req.headers_mut().remove(http::header::AUTHORIZATION);
+        let cookie = format!("csp_token={token}");
+        req.headers_mut()
+            .insert(http::header::COOKIE, cookie.parse().unwrap());
+        req.headers_mut()
+            .insert(http::header::ORIGIN, origin.parse().unwrap());
+        if method == Method::PUT {
+            req.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                "application/json".parse().unwrap(),
+            );
+            *req.body_mut() = axum::body::Body::from(r#"{"paused": true}"#);
+        }
+        req
+    }
+
+    #[tokio::test]
+    async fn operations_answer_admins_and_retry_answers_operators() {
+        let (fake, addr) = FakeTickets::serve().await;
+        let gw = gateway_with(Some(addr), None).await;
+        let (admin, operator) = (gw.token(Role::Admin), gw.token(Role::Operator));
+        let (status, _, answer) = call(
+            &gw.app,
+            request(Method::POST, "/api/v1/tickets/queue/clear", admin),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer, json!({"cleared": 7}));
+        let (status, _, answer) = call(
+            &gw.app,
+            request(Method::POST, "/api/v1/tickets/configs/reload", admin),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer, json!({"reloaded": true}));
+        for path in [
+            "/api/v1/tickets/queue/clear",
+            "/api/v1/tickets/configs/reload",
+        ] {
+            let (status, _, _) = call(&gw.app, request(Method::POST, path, operator)).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+        }
+        // Retry: the failed job comes back pending; any other is 400, an
+        // id that is no UUID is 404 without asking.
+        let failed = "00000000-0000-4000-8000-000000000001";
+        let (status, _, answer) = call(
+            &gw.app,
+            request(
+                Method::POST,
+                &format!("/api/v1/enhancements/{failed}/retry"),
+                operator,
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(
+            (&answer["job_id"], &answer["status"], &answer["attempts"]),
+            (&json!(failed), &json!("pending"), &json!(3))
+        );
+        let other = uuid::Uuid::new_v4();
+        let (status, _, answer) = call(
+            &gw.app,
+            request(
+                Method::POST,
+                &format!("/api/v1/enhancements/{other}/retry"),
+                operator,
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert_eq!(error(&answer).0, "invalid_request");
+        let (status, _, answer) = call(
+            &gw.app,
+            request(Method::POST, "/api/v1/enhancements/nope/retry", operator),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+        assert_eq!(error(&answer).0, "enhancement_not_found");
+        let (status, _, _) = call(
+            &gw.app,
+            request(
+                Method::POST,
+                &format!("/api/v1/enhancements/{failed}/retry"),
+                gw.token(Role::User),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            *fake.operations.lock().unwrap(),
+            [
+                "clear_queue".to_owned(),
+                "reload_configs".to_owned(),
+                format!("retry:{failed}"),
+                format!("retry:{other}"),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn operations_change_state_only_from_csps_own_pages() {
+        let (fake, addr) = FakeTickets::serve().await;
+        let gw = gateway_with(Some(addr), None).await;
+        let admin = gw.token(Role::Admin);
+        let failed = "00000000-0000-4000-8000-000000000001";
+        let retry = format!("/api/v1/enhancements/{failed}/retry");
+        let actions = [
+            (Method::POST, "/api/v1/tickets/queue/clear"),
+            (Method::POST, "/api/v1/tickets/configs/reload"),
+            (Method::POST, retry.as_str()),
+            (Method::PUT, "/api/v1/tickets/processing"),
+        ];
+        // The admin's cookie from another site's page: refused, nothing sent.
+        for (method, path) in &actions {
+            let req = from_page(method.clone(), path, admin, "https://evil.example");
+            let (status, _, answer) = call(&gw.app, req).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {answer}");
+        }
+        assert!(
+            fake.operations.lock().unwrap().is_empty(),
+            "nothing reached the service"
+        );
+        // From csp's own page: answered (the pause reaches the fake, which
+        // does not implement it: not refused by the gateway).
+        for (method, path) in &actions {
+            let req = from_page(method.clone(), path, admin, "http://csp.example:8080");
+            let (status, _, answer) = call(&gw.app, req).await;
+            assert_ne!(status, StatusCode::FORBIDDEN, "{method} {path}: {answer}");
+            assert_ne!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path}: {answer}"
+            );
+        }
+        assert_eq!(fake.operations.lock().unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn the_dashboard_and_the_workers_are_read_for_operators() {
+        let (_fake, addr) = FakeTickets::serve().await;
+        let gw = gateway_with(Some(addr), None).await;
+        let get = |path: &str, role: Role| {
+            http::Request::builder()
+                .uri(path)
+                .header("authorization", format!("Bearer {}", gw.token(role)))
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        let (status, _, d) = call(&gw.app, get("/api/v1/tickets/dashboard", Role::Operator)).await;
+        assert_eq!(status, StatusCode::OK, "{d}");
+        assert_eq!(d["status"], "degraded");
+        assert_eq!(d["reason"], "The cache (redis) is unreachable.");
+        assert_eq!(
+            (d["queue_depth"].clone(), d["active_workers"].clone()),
+            (json!(4), json!(2))
+        );
+        assert_eq!(d["success_rate_24h"], Value::Null, "none ended: no rate");
+        assert_eq!(d["p95_latency_ms_24h"], Value::Null);
+        assert_eq!(
+            d["recent_failures"][0]["error_message"],
+            "<b>tenant inactive</b>"
+        );
+        assert_eq!(d["recent_failures"][0]["status"], "failed");
+        assert_eq!(
+            d["dependencies"],
+            json!([
+                {"name": "postgres", "ok": true, "detail": "2 ms"},
+                {"name": "redis", "ok": false, "detail": "unreachable"},
+                {"name": "nats", "ok": true, "detail": "1 ms"},
+            ])
+        );
+        let (status, _, w) = call(&gw.app, get("/api/v1/tickets/workers", Role::Admin)).await;
+        assert_eq!(status, StatusCode::OK, "{w}");
+        assert_eq!(
+            w,
+            json!({"workers": [{
+                "worker_id": "w-1", "hostname": "worker-a",
+                "started_at": "2026-01-02T03:04:05Z", "last_seen_at": "2026-01-02T04:04:05Z",
+                "status": "active", "active_jobs": 2, "completed_jobs": 40, "failed_jobs": 1,
+                "cpu_percent": 81.5, "memory_percent": 12.25, "jobs_per_minute": 3.0,
+            }]})
+        );
+        for path in ["/api/v1/tickets/dashboard", "/api/v1/tickets/workers"] {
+            let (status, _, answer) = call(&gw.app, get(path, Role::User)).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {answer}");
+        }
     }
 }

@@ -240,6 +240,28 @@ fn validate_username(name: &str) -> Result<(), Status> {
     }
 }
 
+/// The most actions one audit listing may filter by.
+const MAX_TOOL_NAMES: usize = 20;
+
+/// The actions an audit listing filters by: trimmed, the empty ones
+/// dropped, at most [`MAX_TOOL_NAMES`] of at most 200 characters.
+fn tool_names(names: Vec<String>) -> Result<Vec<String>, Status> {
+    let names: Vec<String> = names
+        .into_iter()
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty())
+        .collect();
+    if names.len() > MAX_TOOL_NAMES {
+        return Err(invalid(format!(
+            "tool_name takes at most {MAX_TOOL_NAMES} actions."
+        )));
+    }
+    if names.iter().any(|n| n.chars().count() > 200) {
+        return Err(invalid("a tool_name is at most 200 characters."));
+    }
+    Ok(names)
+}
+
 fn parse_time(field: &str, s: &str) -> Result<Option<OffsetDateTime>, Status> {
     if s.is_empty() {
         return Ok(None);
@@ -628,6 +650,7 @@ impl Policy for Service {
             end: parse_time("end", &r.end)?,
             before_seq: (r.before_seq > 0).then_some(r.before_seq),
             limit,
+            tool_names: tool_names(r.tool_names)?,
         };
         let rows = self.store.audit_page(&query).await.map_err(store_error)?;
         let next = if rows.len() as u32 == limit {

@@ -21,8 +21,8 @@ use csp_bus::worker::{Handler, HandlerError, JobContext};
 use csp_cache::Cache;
 use csp_domain::{ContextSource, EnhanceJob, EnhancementStatus};
 use csp_enhance::{
-    GatherTimeouts, GatheredContext, NoteOptions, PromptOptions, SkipReason, Sources, Synthesis,
-    Synthesizer, TicketInput,
+    FeedbackLinks, GatherTimeouts, GatheredContext, NoteOptions, PromptOptions, SkipReason,
+    Sources, Synthesis, Synthesizer, TicketInput,
 };
 use csp_http::HttpClient;
 use csp_secrets::Keyring;
@@ -34,6 +34,7 @@ use tokio::time::Instant;
 use tracing::{Instrument, field};
 
 use crate::fairness::{Fairness, OnePerJob, defer_delay};
+use crate::heartbeat::Tally;
 use crate::message::Queued;
 use crate::metrics::{self, Active, SuccessRate};
 use crate::sources::{KbApi, StoreHistory, StoreInventory, TenantKb};
@@ -52,11 +53,16 @@ pub(crate) struct Jobs {
     model: Option<Arc<dyn Synthesizer>>,
     http: HttpClient,
     keyring: Option<Keyring>,
+    /// The signed "Was this helpful?" links that end every note; `None`
+    /// without `CSP_PUBLIC_URL` or `CSP_SECRET_KEY`.
+    feedback: Option<FeedbackLinks>,
     fairness: Fairness,
     tenant_defer: Duration,
     tenant_defer_max: Duration,
     one_per_job: OnePerJob,
     success: SuccessRate,
+    /// What the heartbeat reports: jobs running, completed, failed.
+    tally: Arc<Tally>,
     max_attempts: u32,
     attempt_timeout: Duration,
     source_timeouts: GatherTimeouts,
@@ -91,6 +97,7 @@ impl Jobs {
         breaker: Arc<Breaker>,
         model: Option<Arc<dyn Synthesizer>>,
         http: HttpClient,
+        tally: Arc<Tally>,
     ) -> Self {
         Self {
             stores,
@@ -99,11 +106,13 @@ impl Jobs {
             model,
             http,
             keyring: config.keyring.clone(),
+            feedback: config.feedback_links(),
             fairness: Fairness::new(config.tenant_inflight),
             tenant_defer: config.tenant_defer,
             tenant_defer_max: config.tenant_defer_max,
             one_per_job: OnePerJob::default(),
             success: SuccessRate::default(),
+            tally,
             max_attempts: config.max_attempts,
             attempt_timeout: config.attempt_timeout,
             source_timeouts: config.source_timeouts,
@@ -159,6 +168,7 @@ impl Jobs {
             return Err(HandlerError::Defer(delay));
         };
         let _active = Active::start();
+        let _busy = self.tally.busy();
         let started = Instant::now();
         let record = match self.stores.jobs.start_attempt(job.job_id, now()).await {
             Ok(Some(record)) => record,
@@ -221,6 +231,7 @@ impl Jobs {
                 self.finish(&record, outcome).await?;
                 metrics::ended(tenant.as_str(), "completed", elapsed.as_secs_f64());
                 self.success.record(true);
+                self.tally.completed();
                 log("completed", "job completed", progress.skipped.as_deref());
                 Ok(())
             }
@@ -239,6 +250,7 @@ impl Jobs {
                 self.finish(&record, outcome).await?;
                 metrics::ended(tenant.as_str(), "failed", elapsed.as_secs_f64());
                 self.success.record(false);
+                self.tally.failed();
                 log("failed", "job failed", Some(&reason));
                 // Failed in the store, then dead-lettered with the same error.
                 Err(HandlerError::Permanent(reason))
@@ -344,9 +356,15 @@ impl Jobs {
             .as_ref()
             .map(|r| format!("synthesis skipped: {r}"));
         progress.note_markdown = Some(note.markdown.clone());
+        // After the word cap, and not the model's words (`llm_output` is the
+        // note without them); the connector's job marker follows them.
+        let body = match &self.feedback {
+            Some(links) => links.append(&note.body, record.job_id, format),
+            None => note.body,
+        };
 
         let posted = self
-            .post(&tenant, tool, record, &note.body, prefs.note_format)
+            .post(&tenant, tool, record, &body, prefs.note_format)
             .instrument(tracing::info_span!("ticket_update"))
             .await;
         match posted {

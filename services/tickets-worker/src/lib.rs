@@ -16,8 +16,12 @@
 //! the tenant's enabled sources (`sources.rs`: the store's history,
 //! knowledge base and inventory, and the tenant's external knowledge-base
 //! API with its cache), the budget and circuit-breaker checks, the model
-//! call, the note posted at most once per job, and the job's final record;
-//! the seed's worker metrics (`metrics.rs`).
+//! call, the note posted at most once per job (ending with its signed "Was
+//! this helpful?" links, `csp_enhance::FeedbackLinks`, when a public URL and
+//! the keyring are configured), and the job's final record;
+//! the seed's worker metrics (`metrics.rs`); the heartbeat the dashboard
+//! and the Workers page read (`heartbeat.rs`: every 5 s into the shared
+//! cache, deleted on a graceful stop).
 //!
 //! Must never: post a second note for a job (every post goes through
 //! `post_note_once` with the job's marker, and a final job is never worked
@@ -30,6 +34,7 @@
 mod dead;
 mod error;
 mod fairness;
+mod heartbeat;
 mod job;
 mod message;
 mod metrics;
@@ -88,6 +93,9 @@ pub struct Config {
     pub kb_stale_ttl: Duration,
     /// How often the pause flag is read (2 s).
     pub pause_poll: Duration,
+    /// How often the heartbeat is written into the shared cache
+    /// ([`csp_domain::HEARTBEAT_EVERY`], 5 s).
+    pub heartbeat_every: Duration,
     /// The model (`CSP_ENHANCE_PROVIDER` …); `None`: every note is the
     /// fallback note, with `no model configured`.
     pub provider: Option<ProviderConfig>,
@@ -97,8 +105,13 @@ pub struct Config {
     /// and timeouts.
     pub tool_retry: RetryPolicy,
     /// Opens the sealed secret settings of tenants' tools, such as
-    /// ServiceDesk Plus' `api_key` (`CSP_SECRET_KEY`).
+    /// ServiceDesk Plus' `api_key` (`CSP_SECRET_KEY`); also signs the
+    /// feedback links at the end of every note.
     pub keyring: Option<Keyring>,
+    /// `CSP_PUBLIC_URL`: the gateway as technicians reach it, where the
+    /// "Was this helpful?" links of notes lead. Without it (or without the
+    /// keyring) notes carry no links.
+    pub public_url: Option<String>,
     /// The queue topic and group ([`csp_domain::ENHANCE_TOPIC`], [`csp_domain::ENHANCE_GROUP`]).
     pub topic: String,
     pub group: String,
@@ -127,10 +140,12 @@ impl Default for Config {
             kb_cache_ttl: Duration::from_secs(3600),
             kb_stale_ttl: Duration::from_secs(24 * 3600),
             pause_poll: Duration::from_secs(2),
+            heartbeat_every: csp_domain::HEARTBEAT_EVERY,
             provider: None,
             model_call: CallOptions::default(),
             tool_retry: RetryPolicy::default(),
             keyring: None,
+            public_url: None,
             topic: csp_domain::ENHANCE_TOPIC.to_owned(),
             group: csp_domain::ENHANCE_GROUP.to_owned(),
         }
@@ -149,6 +164,7 @@ impl std::fmt::Debug for Config {
             .field("attempt_timeout", &self.attempt_timeout)
             .field("provider", &self.provider)
             .field("keyring", &self.keyring.as_ref().map(|_| "[set]"))
+            .field("public_url", &self.public_url)
             .finish_non_exhaustive()
     }
 }
@@ -177,6 +193,7 @@ impl Config {
             ("kb_api_timeout", self.kb_api_timeout),
             ("kb_cache_ttl", self.kb_cache_ttl),
             ("pause_poll", self.pause_poll),
+            ("heartbeat_every", self.heartbeat_every),
         ] {
             if value.is_zero() {
                 return Err(Error::Config(format!("{key} must be greater than zero")));
@@ -188,6 +205,10 @@ impl Config {
                 self.tenant_defer_max, self.tenant_defer
             )));
         }
+        if let Some(url) = &self.public_url {
+            csp_enhance::FeedbackLinks::check_public_url(url)
+                .map_err(|e| Error::Config(format!("public_url (CSP_PUBLIC_URL): {e}")))?;
+        }
         if self.kb_stale_ttl < self.kb_cache_ttl {
             return Err(Error::Config(format!(
                 "kb_stale_ttl ({:?}) must be at least kb_cache_ttl ({:?})",
@@ -195,6 +216,22 @@ impl Config {
             )));
         }
         Ok(())
+    }
+
+    /// The links that end every note, or `None` (said once, at start)
+    /// without a public URL or a keyring.
+    fn feedback_links(&self) -> Option<csp_enhance::FeedbackLinks> {
+        let missing = match (&self.public_url, &self.keyring) {
+            (Some(url), Some(keyring)) => {
+                let key = csp_enhance::FeedbackKey::from_keyring(keyring);
+                // Checked by `validate`.
+                return csp_enhance::FeedbackLinks::new(url, key).ok();
+            }
+            (None, Some(_)) => "CSP_PUBLIC_URL is not set",
+            (_, None) => "CSP_SECRET_KEY is not set",
+        };
+        tracing::info!("notes carry no \"Was this helpful?\" links: {missing}");
+        None
     }
 
     fn worker_config(&self) -> WorkerConfig {
@@ -250,6 +287,7 @@ pub struct Worker {
     dead: Arc<dead::DeadLetters>,
     queue: Arc<observed::ObservedQueue>,
     probes: Arc<csp_telemetry::StoreProbes>,
+    heartbeat: heartbeat::Heartbeat,
 }
 
 impl Worker {
@@ -283,7 +321,17 @@ impl Worker {
             stores.jobs.clone(),
             config.max_attempts,
         ));
-        let jobs = Arc::new(job::Jobs::new(&config, stores, cache, breaker, model, http));
+        let heartbeat =
+            heartbeat::Heartbeat::new(cache.clone(), Arc::default(), config.heartbeat_every);
+        let jobs = Arc::new(job::Jobs::new(
+            &config,
+            stores,
+            cache,
+            breaker,
+            model,
+            http,
+            heartbeat.tally(),
+        ));
         let check_jobs = jobs.clone();
         let check_queue = queue.clone();
         let probes = Arc::new(csp_telemetry::StoreProbes::new(built, move || {
@@ -297,6 +345,7 @@ impl Worker {
             dead,
             queue,
             probes,
+            heartbeat,
         })
     }
 
@@ -312,6 +361,10 @@ impl Worker {
     /// recording a job's failure is not taking a job.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
         self.probes.shut_down_on(shutdown.clone());
+        // Its own token: the last heartbeat is deleted only once the jobs
+        // in flight have settled, after `shutdown`.
+        let beat_stop = CancellationToken::new();
+        let beating = tokio::spawn(self.heartbeat.run(beat_stop.clone()));
         let stop_dead = shutdown.child_token();
         let dead_letters = tokio::spawn(csp_bus::run_worker::<csp_bus::DeadLetter, _>(
             self.queue.clone(),
@@ -330,7 +383,12 @@ impl Worker {
         // Shut down, or the jobs' consumer failed: either way the other one
         // stops too.
         stop_dead.cancel();
-        let dead = dead_letters.await.map_err(Error::Task)?;
+        let dead = dead_letters.await;
+        beat_stop.cancel();
+        if let Err(e) = beating.await {
+            tracing::warn!(error = %e, "the heartbeat task failed");
+        }
+        let dead = dead.map_err(Error::Task)?;
         jobs?;
         dead.map_err(Error::from)
     }

@@ -57,4 +57,8 @@ impl Queue for ObservedQueue {
             }
         }
     }
+
+    async fn ping(&self) -> Result<(), Error> {
+        self.inner.ping().await
+    }
 }

@@ -153,15 +153,37 @@ impl Configs {
     /// version so every other replica reloads it at its next lookup.
     pub(crate) async fn changed(&self, id: &TenantId) {
         self.entries.lock().expect("configs lock").remove(id);
+        let _ = self.announce(id).await;
+    }
+
+    /// An admin's "reload": every cached configuration is dropped here, and
+    /// every tenant's version moves, so every other replica reloads each at
+    /// its next lookup (the same announcement as [`Configs::changed`], for
+    /// every tenant: a tenant no replica holds costs one cache write).
+    /// Returns how many tenants were announced, and how many announcements
+    /// failed (those replicas keep their copy until it expires).
+    pub(crate) async fn reload_all(&self) -> Result<(usize, usize), csp_store::Error> {
+        let tenants = self.store.list_tenants().await?;
+        self.entries.lock().expect("configs lock").clear();
+        let mut failed = 0;
+        for t in &tenants {
+            if self.announce(&t.tenant_id).await.is_err() {
+                failed += 1;
+            }
+        }
+        Ok((tenants.len(), failed))
+    }
+
+    /// Moves the tenant's version in the shared cache.
+    async fn announce(&self, id: &TenantId) -> Result<(), ()> {
         let version = uuid::Uuid::new_v4().to_string();
-        if let Err(e) = self
-            .cache
+        self.cache
             .put(&version_key(id), &version, self.ttl * 2)
             .await
-        {
-            tracing::error!(tenant_id = %id, error = %e, ttl_s = self.ttl.as_secs(),
-                "tenant config change not announced: other replicas keep their copy until it expires");
-        }
+            .map_err(|e| {
+                tracing::error!(tenant_id = %id, error = %e, ttl_s = self.ttl.as_secs(),
+                    "tenant config change not announced: other replicas keep their copy until it expires");
+            })
     }
 
     async fn load(&self, id: &TenantId) -> Result<Option<TenantConfig>, LoadError> {

@@ -18,13 +18,21 @@
 //! request path (`marks.rs`); the enhancement history, the workers' pause flag
 //! and the context uploads (knowledge base, inventory; `context.rs`); the
 //! tenants granted to users for chat and the ticket tools of chat agents,
-//! answered for the tenant their session is bound to (`chat.rs`).
+//! answered for the tenant their session is bound to (`chat.rs`);
+//! technicians' votes from the signed links that end posted notes, and the
+//! votes per tenant (`feedback.rs`); the
+//! operations dashboard (`dashboard.rs`: status, figures, backends) and the
+//! workers as their heartbeats in the shared cache tell them (`workers.rs`);
+//! the operations of admins and operators (`operations.rs`: clearing the
+//! queue, reloading every replica's tenant configurations, retrying a
+//! failed job, the history's keyset export), each audited.
 //!
 //! Must never: return, log or audit a secret (audit rows name the fields that
 //! changed); answer an unknown tenant faster or differently than an inactive
 //! one; parse a webhook (beyond the seed path's `tenant_id`) before its
 //! signature is verified; queue a job before its row has committed; answer
-//! "queued" for a job that is not durably recorded.
+//! "queued" for a job that is not durably recorded; delete a job (clearing
+//! the queue fails the pending ones with the error `cleared`).
 //!
 //! Stored shapes the workers share: a tenant's `settings` JSON holds its
 //! tool's non-secret field values by field name and its `kb_api_url` (a
@@ -38,13 +46,18 @@ mod audit;
 mod chat;
 mod configs;
 mod context;
+mod dashboard;
+mod feedback;
 mod intake;
 mod marks;
 mod metrics;
+mod operations;
 mod outbox;
 mod service;
 mod tenants;
+mod workers;
 
+pub use dashboard::Backends;
 pub use service::{PER_PAGE, Service, access};
 pub use tenants::{
     API_KEY, MAX_API_KEY_BYTES, Preferences, ServiceDeskAuth, Settings, TOOL_TYPE, WEBHOOK_SECRET,
@@ -117,6 +130,9 @@ pub struct Config {
     /// once, since no message for it survived and no other process can be
     /// working on it.
     pub volatile_queue: bool,
+    /// How the dashboard names the store, cache and queue
+    /// ([`Backends::DISTRIBUTED`]; `csp dev`: [`Backends::EMBEDDED`]).
+    pub backends: Backends,
 }
 
 impl Config {
@@ -131,6 +147,7 @@ impl Config {
             sweep_every: Duration::from_secs(5),
             sweep_batch: 100,
             volatile_queue: false,
+            backends: Backends::DISTRIBUTED,
         }
     }
 }
@@ -191,6 +208,8 @@ impl Server {
             clock: config.clock.clone(),
             marks,
         });
+        let feedback =
+            feedback::Feedback::new(store.clone(), config.keyring.as_ref(), config.clock.clone());
         let http =
             csp_http::HttpClient::new().map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
         let admin = Arc::new(admin::Admin {
@@ -201,6 +220,26 @@ impl Server {
             clock: config.clock.clone(),
             http,
         });
+        let workers = Arc::new(workers::Workers {
+            cache: cache.clone(),
+            clock: config.clock.clone(),
+        });
+        let dashboard = Arc::new(dashboard::Dashboard {
+            store: store.clone(),
+            cache: cache.clone(),
+            queue: outbox.queue.clone(),
+            outbox: outbox.clone(),
+            workers: workers.clone(),
+            clock: config.clock.clone(),
+            backends: config.backends,
+        });
+        let operations = operations::Operations {
+            store: store.clone(),
+            configs: configs.clone(),
+            outbox: outbox.clone(),
+            audit: audit.clone(),
+            clock: config.clock.clone(),
+        };
         let intake = Arc::new(intake::Intake {
             configs,
             store: store.clone(),
@@ -226,6 +265,10 @@ impl Server {
                 admin,
                 intake,
                 outbox: outbox.clone(),
+                feedback,
+                operations,
+                dashboard,
+                workers,
             },
             outbox,
             marks: batcher,

@@ -264,6 +264,24 @@ mod tests {
         async fn set_processing_paused(&self, _: bool) -> Result<(), Error> {
             unreachable!()
         }
+        async fn clear_pending_enhancements(&self, _: OffsetDateTime) -> Result<u64, Error> {
+            unreachable!()
+        }
+        async fn retry_enhancement(
+            &self,
+            _: Uuid,
+            _: OffsetDateTime,
+        ) -> Result<Option<EnhancementRecord>, Error> {
+            unreachable!()
+        }
+        async fn enhancements_after(
+            &self,
+            _: &EnhancementQuery,
+            _: Option<csp_store::EnhancementCursor>,
+            _: u32,
+        ) -> Result<Vec<EnhancementRecord>, Error> {
+            unreachable!()
+        }
     }
 
     struct Running {

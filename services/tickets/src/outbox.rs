@@ -57,8 +57,23 @@ impl Outbox {
         Ok(())
     }
 
+    /// An operator's retry of a failed job ([`Outbox::publish`] under a
+    /// message id of its own, `<job>:retry:<uuid>`): the broker drops a
+    /// repeated id for two minutes, and the job's first message (or a
+    /// sweeper's push) used the job id.
+    pub(crate) async fn publish_retry(&self, job: &EnhancementRecord) -> Result<(), String> {
+        let id = format!("{}:retry:{}", job.job_id, uuid::Uuid::new_v4().simple());
+        self.push_as(job, &id).await?;
+        self.marks.mark(job.job_id);
+        Ok(())
+    }
+
     /// Pushes the job's message (id = job id, so the broker dedups a retry).
     async fn push(&self, job: &EnhancementRecord) -> Result<(), String> {
+        self.push_as(job, &job.job_id.to_string()).await
+    }
+
+    async fn push_as(&self, job: &EnhancementRecord, id: &str) -> Result<(), String> {
         let span = tracing::info_span!("job_queued", tenant_id = %job.tenant_id, ticket_id = %job.ticket_id,
             job_id = %job.job_id, correlation_id = %job.correlation_id);
         async {
@@ -76,10 +91,9 @@ impl Outbox {
                 .map(|(_, v)| v)
                 .into();
             let payload = serde_json::to_vec(&payload).map_err(|e| e.to_string())?;
-            let id = job.job_id.to_string();
             match tokio::time::timeout(
                 PUSH_DEADLINE,
-                self.queue.push(ENHANCE_TOPIC, &id, payload.into()),
+                self.queue.push(ENHANCE_TOPIC, id, payload.into()),
             )
             .await
             {

@@ -2,8 +2,12 @@
 
 use crate::admin::{Admin, store_error, tenant_id};
 use crate::chat::Chat;
+use crate::dashboard::Dashboard;
+use crate::feedback::Feedback;
 use crate::intake::Intake;
+use crate::operations::Operations;
 use crate::outbox::Outbox;
+use crate::workers::Workers;
 use csp_auth::{Access, Caller};
 use csp_domain::{AuditStatus, EnhancementStatus, ErrorCode, Role, UserId};
 use csp_proto::v1 as pb;
@@ -36,10 +40,15 @@ pub fn access(path: &str) -> Option<Access> {
         | "TestConnection"
         | "ListTenantGrants"
         | "GrantTenant"
-        | "RevokeTenant" => Access::Role(Role::Admin),
-        "ListEnhancements" | "GetEnhancement" | "GetProcessing" => Access::Role(Role::Operator),
+        | "RevokeTenant"
+        | "ClearQueue"
+        | "ReloadConfigs" => Access::Role(Role::Admin),
+        "ListEnhancements" | "GetEnhancement" | "GetProcessing" | "FeedbackSummary"
+        | "GetDashboard" | "ListWorkers" | "RetryEnhancement" | "ExportEnhancements" => {
+            Access::Role(Role::Operator)
+        }
         "ListChatTenants" => Access::Role(Role::User),
-        "AcceptWebhook" | "RunChatTool" => Access::Service,
+        "AcceptWebhook" | "RunChatTool" | "RecordFeedback" => Access::Service,
         _ => return None,
     })
 }
@@ -50,6 +59,10 @@ pub struct Service {
     pub(crate) chat: Chat,
     pub(crate) intake: Arc<Intake>,
     pub(crate) outbox: Arc<Outbox>,
+    pub(crate) feedback: Feedback,
+    pub(crate) operations: Operations,
+    pub(crate) dashboard: Arc<Dashboard>,
+    pub(crate) workers: Arc<Workers>,
 }
 
 impl Service {
@@ -118,6 +131,34 @@ fn time_filter(field: &str, text: &str) -> Result<Option<OffsetDateTime>, Status
         })
 }
 
+/// The history's filters of a list or export request, checked.
+fn history_query(r: &pb::ListEnhancementsRequest) -> Result<EnhancementQuery, Status> {
+    let tenant = match r.tenant_id.trim() {
+        "" => None,
+        t => Some(tenant_id(t)?),
+    };
+    let status_filter =
+        match r.status.trim() {
+            "" => None,
+            s => Some(s.parse::<EnhancementStatus>().map_err(|_| {
+                bad_request("status must be pending, processing, completed or failed")
+            })?),
+        };
+    let q = r.q.trim();
+    if q.chars().count() > MAX_Q_CHARS {
+        return Err(bad_request(format!("q exceeds {MAX_Q_CHARS} characters")));
+    }
+    Ok(EnhancementQuery {
+        tenant_id: tenant,
+        status: status_filter,
+        from: time_filter("from", &r.from)?,
+        to: time_filter("to", &r.to)?,
+        q: (!q.is_empty()).then(|| q.to_owned()),
+        page: r.page.max(1),
+        per_page: PER_PAGE,
+    })
+}
+
 fn rfc3339(t: Option<OffsetDateTime>) -> String {
     t.and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_default()
 }
@@ -144,6 +185,11 @@ pub(crate) fn enhancement(r: EnhancementRecord) -> pb::Enhancement {
         description: r.description,
         priority: r.priority,
         note_id: r.note_id.unwrap_or_default(),
+        feedback: r
+            .feedback
+            .map(|v| v.as_str().to_owned())
+            .unwrap_or_default(),
+        feedback_at: rfc3339(r.feedback_at),
     }
 }
 
@@ -242,31 +288,8 @@ impl Tickets for Service {
         req: Request<pb::ListEnhancementsRequest>,
     ) -> Result<Response<pb::ListEnhancementsResponse>, Status> {
         self.acting(&req, Role::Operator).await?;
-        let r = req.into_inner();
-        let tenant = match r.tenant_id.trim() {
-            "" => None,
-            t => Some(tenant_id(t)?),
-        };
-        let status_filter = match r.status.trim() {
-            "" => None,
-            s => Some(s.parse::<EnhancementStatus>().map_err(|_| {
-                bad_request("status must be pending, processing, completed or failed")
-            })?),
-        };
-        let q = r.q.trim();
-        if q.chars().count() > MAX_Q_CHARS {
-            return Err(bad_request(format!("q exceeds {MAX_Q_CHARS} characters")));
-        }
-        let page = r.page.max(1);
-        let query = EnhancementQuery {
-            tenant_id: tenant,
-            status: status_filter,
-            from: time_filter("from", &r.from)?,
-            to: time_filter("to", &r.to)?,
-            q: (!q.is_empty()).then(|| q.to_owned()),
-            page,
-            per_page: PER_PAGE,
-        };
+        let query = history_query(req.get_ref())?;
+        let page = query.page;
         let (rows, total) = self
             .store
             .enhancements_page(&query)
@@ -311,9 +334,15 @@ impl Tickets for Service {
             .set_processing_paused(paused)
             .await
             .map_err(store_error)?;
+        // One action per direction, so the Operations page lists them by
+        // name: `tickets.pause` and `tickets.resume`.
         self.admin.audit.record(
             actor,
-            "tickets.processing",
+            if paused {
+                "tickets.pause"
+            } else {
+                "tickets.resume"
+            },
             serde_json::json!({"paused": paused}),
             AuditStatus::Success,
         );
@@ -395,6 +424,109 @@ impl Tickets for Service {
     ) -> Result<Response<pb::ChatToolResult>, Status> {
         Ok(Response::new(self.chat.run(req.into_inner()).await?))
     }
+
+    // ---- feedback (issue 16 item 7)
+
+    async fn record_feedback(
+        &self,
+        req: Request<pb::FeedbackRequest>,
+    ) -> Result<Response<pb::FeedbackRecorded>, Status> {
+        Ok(Response::new(self.feedback.record(req.into_inner()).await?))
+    }
+
+    async fn feedback_summary(
+        &self,
+        req: Request<pb::FeedbackSummaryRequest>,
+    ) -> Result<Response<pb::FeedbackSummaryResponse>, Status> {
+        self.acting(&req, Role::Operator).await?;
+        let r = req.get_ref();
+        let (from, to) = (time_filter("from", &r.from)?, time_filter("to", &r.to)?);
+        Ok(Response::new(self.feedback.summary(from, to).await?))
+    }
+
+    // ---- dashboard and workers (issue 16 items 1 and 6)
+
+    async fn get_dashboard(
+        &self,
+        req: Request<pb::GetDashboardRequest>,
+    ) -> Result<Response<pb::Dashboard>, Status> {
+        self.acting(&req, Role::Operator).await?;
+        let overview = self.dashboard.overview().await;
+        let mut dashboard = overview.dashboard;
+        dashboard.recent_failures = overview
+            .recent_failures
+            .into_iter()
+            .map(enhancement)
+            .collect();
+        Ok(Response::new(dashboard))
+    }
+
+    async fn list_workers(
+        &self,
+        req: Request<pb::ListWorkersRequest>,
+    ) -> Result<Response<pb::Workers>, Status> {
+        self.acting(&req, Role::Operator).await?;
+        let workers = self.workers.list().await.map_err(|e| {
+            tracing::error!(error = %e, "cannot read the workers' heartbeats");
+            status_with_message(
+                ErrorCode::Unavailable,
+                "The workers cannot be listed: the cache does not answer.",
+            )
+        })?;
+        Ok(Response::new(pb::Workers { workers }))
+    }
+
+    // ---- operations and history (issue 16 items 4 and 5)
+
+    async fn clear_queue(
+        &self,
+        req: Request<pb::ClearQueueRequest>,
+    ) -> Result<Response<pb::ClearQueueResult>, Status> {
+        let actor = self.acting(&req, Role::Admin).await?;
+        let cleared = self.operations.clear_queue(actor).await?;
+        Ok(Response::new(pb::ClearQueueResult { cleared }))
+    }
+
+    async fn reload_configs(
+        &self,
+        req: Request<pb::ReloadConfigsRequest>,
+    ) -> Result<Response<pb::ReloadConfigsResult>, Status> {
+        let actor = self.acting(&req, Role::Admin).await?;
+        self.operations.reload_configs(actor).await?;
+        Ok(Response::new(pb::ReloadConfigsResult {}))
+    }
+
+    async fn retry_enhancement(
+        &self,
+        req: Request<pb::RetryEnhancementRequest>,
+    ) -> Result<Response<pb::Enhancement>, Status> {
+        let actor = self.acting(&req, Role::Operator).await?;
+        let job = self.operations.retry(&req.get_ref().job_id, actor).await?;
+        Ok(Response::new(enhancement(job)))
+    }
+
+    type ExportEnhancementsStream =
+        futures::stream::BoxStream<'static, Result<pb::EnhancementPage, Status>>;
+
+    async fn export_enhancements(
+        &self,
+        req: Request<pb::ListEnhancementsRequest>,
+    ) -> Result<Response<Self::ExportEnhancementsStream>, Status> {
+        use futures::{StreamExt as _, TryStreamExt as _};
+        self.acting(&req, Role::Operator).await?;
+        let query = history_query(req.get_ref())?;
+        // Store pages of 500 as they are read, each as one message or a few
+        // (`export_messages` keeps each under gRPC's limit).
+        let pages = self
+            .operations
+            .export(query)
+            .map_ok(|rows| {
+                let jobs = rows.into_iter().map(enhancement).collect();
+                futures::stream::iter(crate::operations::export_messages(jobs).into_iter().map(Ok))
+            })
+            .try_flatten();
+        Ok(Response::new(pages.boxed()))
+    }
 }
 
 #[cfg(test)]
@@ -419,7 +551,7 @@ mod tests {
     #[test]
     fn every_rpc_has_a_rule_and_nothing_else_does() {
         let methods = methods();
-        assert_eq!(methods.len(), 19, "{methods:?}");
+        assert_eq!(methods.len(), 27, "{methods:?}");
         for m in &methods {
             assert!(
                 access(&format!("/csp.v1.Tickets/{m}")).is_some(),
@@ -428,7 +560,7 @@ mod tests {
         }
         assert!(access("/csp.v1.Tickets/DropTables").is_none());
         assert!(access("/csp.v1.Plugins/ListPlugins").is_none());
-        for m in ["AcceptWebhook", "RunChatTool"] {
+        for m in ["AcceptWebhook", "RunChatTool", "RecordFeedback"] {
             assert_eq!(
                 access(&format!("/csp.v1.Tickets/{m}")),
                 Some(Access::Service),
@@ -439,7 +571,16 @@ mod tests {
             access("/csp.v1.Tickets/ListChatTenants"),
             Some(Access::Role(Role::User))
         );
-        for m in ["ListEnhancements", "GetEnhancement", "GetProcessing"] {
+        for m in [
+            "ListEnhancements",
+            "GetEnhancement",
+            "GetProcessing",
+            "FeedbackSummary",
+            "GetDashboard",
+            "ListWorkers",
+            "RetryEnhancement",
+            "ExportEnhancements",
+        ] {
             assert_eq!(
                 access(&format!("/csp.v1.Tickets/{m}")),
                 Some(Access::Role(Role::Operator)),
@@ -454,6 +595,12 @@ mod tests {
                 "AcceptWebhook",
                 "RunChatTool",
                 "ListChatTenants",
+                "RecordFeedback",
+                "FeedbackSummary",
+                "GetDashboard",
+                "ListWorkers",
+                "RetryEnhancement",
+                "ExportEnhancements",
             ]
             .contains(&m.as_str())
         }) {

@@ -502,7 +502,16 @@ correlation_id: string, subject: string, description: string, priority: string,
 /**
  * The note's id in the ticketing tool; null until posted.
  */
-note_id: string | null, };
+note_id: string | null,
+/**
+ * A technician's latest vote on the note, from the links at its end;
+ * null until someone votes.
+ */
+feedback: FeedbackVote | null,
+/**
+ * RFC 3339: when that vote was cast; null until someone votes.
+ */
+feedback_at: string | null, };
 
 export type EnhancementPage = { enhancements: Array<Enhancement>,
 /**
@@ -518,11 +527,27 @@ page: number,
  */
 per_page: number, };
 
+export type TenantFeedback = { tenant_id: string, helpful: number, not_helpful: number,
+/**
+ * helpful / (helpful + not_helpful), 0 to 1; null without votes.
+ */
+helpful_rate: number | null, };
+
+export type FeedbackSummary = { tenants: Array<TenantFeedback>, };
+
 export type Processing = { paused: boolean,
 /**
  * Jobs recorded and not yet finished.
  */
 queue_depth: number, active_workers: number, };
+
+export type QueueCleared = { cleared: number, };
+
+export type ConfigsReloaded = {
+/**
+ * Always true (a reload that could not reach every replica is an error).
+ */
+reloaded: boolean, };
 
 export type WebhookQueued = { job_id: string,
 /**
@@ -536,8 +561,87 @@ export type WebhookStored = {
  */
 status: string, };
 
+export type DashboardDependency = {
+/**
+ * postgres, redis, nats (`csp dev`: sqlite, memory, in-process).
+ */
+name: string, ok: boolean,
+/**
+ * The round trip ("3 ms"), or why not.
+ */
+detail: string, };
+
+export type Dashboard = { status: Health,
+/**
+ * Why, in words; null when healthy.
+ */
+reason: string | null, paused: boolean,
+/**
+ * Jobs recorded and not yet finished.
+ */
+queue_depth: number,
+/**
+ * Jobs that ended in the last 24 hours.
+ */
+completed_24h: number, failed_24h: number,
+/**
+ * completed / (completed + failed), 0 to 1; null when none ended.
+ */
+success_rate_24h: number | null,
+/**
+ * The 95th percentile of their processing time; null when none ended.
+ */
+p95_latency_ms_24h: number | null,
+/**
+ * Workers with a heartbeat that are not unresponsive.
+ */
+active_workers: number,
+/**
+ * The last 10 failed jobs, newest first.
+ */
+recent_failures: Array<Enhancement>,
+/**
+ * The store, the cache and the queue.
+ */
+dependencies: Array<DashboardDependency>,
+/**
+ * Technicians' votes of the last 30 days, per tenant with votes.
+ */
+feedback: Array<TenantFeedback>, };
+
+export type WorkerSummary = { worker_id: string, hostname: string,
+/**
+ * RFC 3339.
+ */
+started_at: string,
+/**
+ * RFC 3339: its last heartbeat.
+ */
+last_seen_at: string, status: WorkerStatus, active_jobs: number,
+/**
+ * Since the process started.
+ */
+completed_jobs: number, failed_jobs: number,
+/**
+ * Of every core of its machine, 0 to 100.
+ */
+cpu_percent: number,
+/**
+ * Of its machine's memory, 0 to 100.
+ */
+memory_percent: number,
+/**
+ * Jobs completed in the last minute.
+ */
+jobs_per_minute: number, };
+
+export type WorkerList = { workers: Array<WorkerSummary>, };
+
 /** Where an enhancement job stands (csp-domain `EnhancementStatus`). */
 export type EnhancementStatus = "pending" | "processing" | "completed" | "failed";
+
+/** A technician's vote on a note (csp-domain `FeedbackVote`). */
+export type FeedbackVote = "helpful" | "not_helpful";
 
 /** A context source a tenant may use (csp-domain `ContextSource`). */
 export type ContextSource = "ticket_history" | "kb" | "ip_inventory";
@@ -547,3 +651,9 @@ export type NoteFormat = "html" | "markdown";
 
 /** How csp signs in to a tenant's ServiceDesk Plus. */
 export type ServiceDeskAuth = "authtoken" | "zoho_oauth";
+
+/** The pipeline's health on the dashboard (csp-domain `Health`). */
+export type Health = "healthy" | "degraded" | "down";
+
+/** Where a tickets worker stands (csp-domain `WorkerStatus`). */
+export type WorkerStatus = "active" | "idle" | "unresponsive";

@@ -100,6 +100,10 @@ impl Cache for FlakyCache {
         self.check()?;
         self.inner.delete(key).await
     }
+    async fn values_by_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>, Error> {
+        self.check()?;
+        self.inner.values_by_prefix(prefix).await
+    }
 }
 
 #[tokio::test(start_paused = true)]

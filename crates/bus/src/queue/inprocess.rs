@@ -540,6 +540,11 @@ impl Queue for InProcessQueue {
         });
         Ok(deliveries.boxed())
     }
+
+    /// In this process: always there.
+    async fn ping(&self) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

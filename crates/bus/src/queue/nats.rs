@@ -293,6 +293,16 @@ impl Queue for NatsQueue {
         });
         Ok(deliveries.boxed())
     }
+
+    async fn ping(&self) -> Result<(), Error> {
+        self.stream
+            .get_info()
+            .await
+            .map(drop)
+            .map_err(|err| Error::Unavailable {
+                reason: format!("cannot read stream '{}': {err}", self.stream_name),
+            })
+    }
 }
 
 struct Reader {

@@ -181,3 +181,17 @@ async fn connect_failure_names_the_server_but_not_the_credentials() {
     let text = format!("{err} {err:?}");
     assert!(!text.contains("s3cret"), "{text}");
 }
+
+/// A ping reads the stream: once it is gone, the ping says so.
+#[tokio::test]
+async fn ping_fails_once_the_stream_is_gone() {
+    let queue = connect(&unique_prefix(), LONG_ACK_WAIT).await;
+    queue.ping().await.unwrap();
+    jetstream()
+        .await
+        .delete_stream(queue.stream_name())
+        .await
+        .unwrap();
+    let err = queue.ping().await.unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+}

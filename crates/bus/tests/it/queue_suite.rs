@@ -41,6 +41,7 @@ macro_rules! queue_suite {
             every_group_gets_every_message,
             topics_are_isolated,
             invalid_names_are_config_errors,
+            ping_answers,
         );
     };
     (@tests $make:ident, $($name:ident),* $(,)?) => {
@@ -326,4 +327,20 @@ where
         queue.pull("audit", "policy.v2").await.map(drop),
         "queue group",
     );
+}
+
+pub(crate) async fn ping_answers<F, G>(make: impl FnOnce(Duration) -> F)
+where
+    F: Future<Output = (Arc<dyn Queue>, G)>,
+{
+    let (queue, _guard) = make(LONG_ACK_WAIT).await;
+    queue.ping().await.unwrap();
+    // Nothing was pushed or consumed by it.
+    push(&*queue, "audit", &["after-ping"]).await;
+    let mut deliveries = queue.pull("audit", "policy").await.unwrap();
+    expect(&mut deliveries, "after-ping", 1)
+        .await
+        .ack()
+        .await
+        .unwrap();
 }

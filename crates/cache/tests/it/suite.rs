@@ -45,6 +45,8 @@ macro_rules! cache_suite {
             put_if_absent_lets_exactly_one_concurrent_caller_store,
             windows_values_and_routes_do_not_collide,
             zero_window_or_value_ttl_is_rejected,
+            values_are_listed_by_prefix,
+            a_prefix_is_taken_literally,
         );
     };
     (@cases #[$test:meta] $fixture:expr; $($case:ident),+ $(,)?) => {$(
@@ -327,4 +329,40 @@ pub(crate) async fn zero_window_or_value_ttl_is_rejected(cache: &dyn Cache) {
     assert!(matches!(err, Error::InvalidTtl(_)), "{err:?}");
     assert_eq!(cache.get("k").await.unwrap(), None);
     assert_eq!(cache.window_add("w", T0, MINUTE).await.unwrap(), 1);
+}
+
+pub(crate) async fn values_are_listed_by_prefix(cache: &dyn Cache) {
+    assert_eq!(cache.values_by_prefix("worker:").await.unwrap(), vec![]);
+    cache.put("worker:b", "2", LONG).await.unwrap();
+    cache.put("worker:a", "1", LONG).await.unwrap();
+    cache.put("worker:gone", "3", SHORT).await.unwrap();
+    cache.put("workers", "not this one", LONG).await.unwrap();
+    cache.put("other:a", "x", LONG).await.unwrap();
+    // Windows and routes are not values.
+    cache.window_add("worker:w", T0, MINUTE).await.unwrap();
+    sleep(PAST_SHORT).await;
+    let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    assert_eq!(
+        cache.values_by_prefix("worker:").await.unwrap(),
+        vec![pair("worker:a", "1"), pair("worker:b", "2")],
+        "live values only, sorted by key"
+    );
+    cache.delete("worker:a").await.unwrap();
+    assert_eq!(
+        cache.values_by_prefix("worker:").await.unwrap(),
+        vec![pair("worker:b", "2")]
+    );
+    assert_eq!(cache.values_by_prefix("").await.unwrap().len(), 3);
+}
+
+pub(crate) async fn a_prefix_is_taken_literally(cache: &dyn Cache) {
+    cache.put("w*:1", "star", LONG).await.unwrap();
+    cache.put("wx:1", "x", LONG).await.unwrap();
+    cache.put("w?[a]\\:1", "glob", LONG).await.unwrap();
+    let keys = |found: Vec<(String, String)>| found.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+    assert_eq!(keys(cache.values_by_prefix("w*").await.unwrap()), ["w*:1"]);
+    assert_eq!(
+        keys(cache.values_by_prefix("w?[a]\\").await.unwrap()),
+        ["w?[a]\\:1"]
+    );
 }

@@ -59,6 +59,7 @@ fn dev<'a>(d: &'a Dev, _: Addrs<'a>) -> BoxFuture<'a, Result<Built, Error>> {
             // The in-process queue died with the last run: its jobs that
             // never finished are queued again at start.
             volatile_queue: true,
+            backends: csp_tickets::Backends::EMBEDDED,
             ..d.tickets
                 .config(LOOPBACK, d.tokens.clone(), d.keyring.clone())
         };

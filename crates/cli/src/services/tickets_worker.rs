@@ -41,8 +41,26 @@ pub(crate) struct Options {
     breaker_open_seconds: u64,
     #[command(flatten)]
     keys: SecretKeyOpts,
+    /// The gateway's public base URL (`https://csp.example`), where the
+    /// "Was this helpful?" links at the end of every note lead; unset: notes
+    /// carry no links.
+    #[arg(long, env = "CSP_PUBLIC_URL")]
+    public_url: Option<String>,
     #[command(flatten)]
     deployment: Deployment,
+}
+
+/// `CSP_PUBLIC_URL` if set; in `csp dev`, else the gateway's own address
+/// when it is a fixed one (`CSP_LISTEN`, `127.0.0.1:8080` by default).
+fn public_url(set: Option<&String>, dev_listen: Option<SocketAddr>) -> Option<String> {
+    if let Some(url) = set.filter(|u| !u.trim().is_empty()) {
+        return Some(url.trim().to_owned());
+    }
+    let mut listen = dev_listen.filter(|a| a.port() != 0)?;
+    if listen.ip().is_unspecified() {
+        listen.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    Some(format!("http://{listen}"))
 }
 
 fn breaker_config(failures: u32, window_s: u64, open_s: u64) -> csp_breaker::Config {
@@ -67,7 +85,10 @@ pub(crate) async fn serve(o: Options) -> Result<Built, Error> {
         o.model.anthropic_base_url.as_deref(),
         o.model.anthropic_api_key.as_ref(),
     )?;
-    let config = o.worker.config(provider, keyring);
+    let config = csp_tickets_worker::Config {
+        public_url: public_url(o.public_url.as_ref(), None),
+        ..o.worker.config(provider, keyring)
+    };
     let store = backends.store().await?;
     let cache = backends.cache().await?;
     let breaker = breaker_config(
@@ -87,9 +108,11 @@ pub(crate) async fn serve(o: Options) -> Result<Built, Error> {
 
 fn dev<'a>(d: &'a Dev, _: Addrs<'a>) -> BoxFuture<'a, Result<Built, Error>> {
     Box::pin(async move {
-        let config = d
-            .tickets_worker
-            .config(d.enhance_model.clone(), d.keyring.clone());
+        let config = csp_tickets_worker::Config {
+            public_url: public_url(d.gateway.public_url.as_ref(), Some(d.listen)),
+            ..d.tickets_worker
+                .config(d.enhance_model.clone(), d.keyring.clone())
+        };
         let breaker = breaker_config(
             d.pool.breaker_failures,
             d.pool.breaker_window_seconds,
@@ -137,6 +160,28 @@ mod tests {
         let mut argv = vec!["csp"];
         argv.extend_from_slice(args);
         Opts::try_parse_from(argv).unwrap().enhance
+    }
+
+    #[test]
+    fn links_lead_to_the_public_url_or_the_dev_gateway() {
+        let set = "https://csp.example".to_owned();
+        let listen = |a: &str| Some(a.parse().unwrap());
+        assert_eq!(
+            super::public_url(Some(&set), listen("127.0.0.1:8080")).as_deref(),
+            Some("https://csp.example")
+        );
+        assert_eq!(super::public_url(None, None), None);
+        assert_eq!(super::public_url(Some(&" ".to_owned()), None), None);
+        assert_eq!(
+            super::public_url(None, listen("127.0.0.1:8080")).as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        assert_eq!(
+            super::public_url(None, listen("0.0.0.0:9000")).as_deref(),
+            Some("http://127.0.0.1:9000")
+        );
+        // A port picked at start is not known here.
+        assert_eq!(super::public_url(None, listen("127.0.0.1:0")), None);
     }
 
     #[test]

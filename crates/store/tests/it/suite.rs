@@ -12,10 +12,16 @@ use csp_store::{
 use csp_store::{Owner, OwnerKind, PluginState, SecretChange, StoredSecret};
 use futures::future::join_all;
 
+mod feedback;
 mod grants;
+mod operations;
+mod stats;
 mod tickets;
+pub(crate) use feedback::*;
 pub(crate) use grants::*;
+pub(crate) use operations::*;
 use serde_json::json;
+pub(crate) use stats::*;
 use std::collections::BTreeSet;
 use std::time::Duration;
 pub(crate) use tickets::*;
@@ -95,12 +101,19 @@ macro_rules! store_suite {
             revoke_tenant_is_true_once,
             grants_of_unknown_tenants_and_users_are_not_found,
             a_soft_deleted_tenant_is_no_longer_granted,
+            a_vote_is_recorded_on_its_job_and_the_latest_one_stands,
+            the_summary_counts_standing_votes_per_tenant_in_the_period,
+            clearing_the_queue_fails_every_pending_job_and_only_those,
+            only_a_failed_job_is_retried_and_it_keeps_its_attempts,
+            audit_page_filters_by_action,
+            enhancement_stats_count_the_period_and_take_its_95th_percentile,
         );
         store_suite!(@fixture_cases $fixture;
             tampered_audit_row_is_found,
             audit_log_rejects_update_and_delete,
             enhancements_page_is_stable_and_complete_over_ties,
             similar_tickets_of_a_large_history_search_the_rare_words,
+            the_export_pages_by_keyset_through_every_matching_job,
         );
     };
     (@cases $fixture:expr; $($case:ident),+ $(,)?) => {$(
@@ -1394,6 +1407,7 @@ pub(crate) async fn audit_page_filters_and_pages_without_gaps(store: &dyn Store)
             end: Some(base + Duration::from_secs(200)),
             before_seq: Some(paged_seqs[150]),
             limit: 4,
+            ..AuditQuery::default()
         })
         .await
         .unwrap();

@@ -651,6 +651,105 @@ async fn queued_audit_events_are_stored_once_redacted_and_paged(backend: Backend
     r.stop.cancel();
 }
 
+/// The Operations page's listing: only the actions asked for, newest
+/// first, however many other rows lie between them; too many names or an
+/// over-long one is refused.
+async fn the_audit_log_lists_only_the_actions_asked_for(backend: Backend) {
+    use csp_bus::Queue;
+    let r = start(backend).await;
+    let (_, admin) = user(&r, "root", Role::Admin, true).await;
+    let (u, _) = user(&r, "worker", Role::User, true).await;
+    let actions = [
+        "tickets.pause",
+        "Bash",
+        "tickets.clear_queue",
+        "tickets.processing",
+        "Bash",
+        "tickets.resume",
+        "tickets.retry_x",
+    ];
+    for (i, tool) in actions.iter().enumerate() {
+        let e = audit_event(u, tool, &format!("{{\"n\": {i}}}"), AuditStatus::Success);
+        r.queue
+            .push(
+                AUDIT_TOPIC,
+                &e.audit_id.to_string(),
+                bytes::Bytes::from(serde_json::to_vec(&e).unwrap()),
+            )
+            .await
+            .unwrap();
+        // One at a time, so that seq follows the order pushed.
+        wait_for_audit(&r, &admin, u, i + 1).await;
+    }
+    let c = pb::policy_client::PolicyClient::new(r.channel.clone());
+    let list = |names: Vec<&str>, limit: u32| {
+        let mut c = c.clone();
+        let admin = admin.clone();
+        let tool_names: Vec<String> = names.into_iter().map(String::from).collect();
+        async move {
+            c.list_audit(with(
+                Some(&admin),
+                pb::ListAuditRequest {
+                    tool_names,
+                    limit,
+                    ..Default::default()
+                },
+            ))
+            .await
+        }
+    };
+    let ops = vec![
+        "tickets.pause",
+        "tickets.resume",
+        "tickets.clear_queue",
+        " tickets.reload_configs ",
+        "tickets.retry",
+        "",
+    ];
+    let page = list(ops.clone(), 20).await.unwrap().into_inner();
+    let got: Vec<&str> = page.entries.iter().map(|e| e.tool_name.as_str()).collect();
+    assert_eq!(
+        got,
+        ["tickets.resume", "tickets.clear_queue", "tickets.pause"],
+        "exact names, newest first"
+    );
+    assert_eq!(page.next_before_seq, 0);
+    // Paged like any listing.
+    let first = list(ops.clone(), 2).await.unwrap().into_inner();
+    assert_eq!(first.entries.len(), 2);
+    assert_ne!(first.next_before_seq, 0);
+    let next = c
+        .clone()
+        .list_audit(with(
+            Some(&admin),
+            pb::ListAuditRequest {
+                tool_names: ops.iter().map(|s| s.to_string()).collect(),
+                before_seq: first.next_before_seq,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(next.entries.len(), 1);
+    assert_eq!(next.entries[0].tool_name, "tickets.pause");
+    // No names: every row.
+    assert_eq!(
+        list(vec![], 100).await.unwrap().into_inner().entries.len(),
+        7
+    );
+    // Bounded.
+    let many: Vec<String> = (0..21).map(|i| format!("a{i}")).collect();
+    let err = list(many.iter().map(String::as_str).collect(), 20)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    let long = "x".repeat(201);
+    let err = list(vec![long.as_str()], 20).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    r.stop.cancel();
+}
+
 /// An event no retry can fix is not stored and not dropped: it is kept on
 /// `audit.dead` with its decode error, and the events after it go on.
 async fn an_unreadable_audit_event_is_dead_lettered_with_its_error(backend: Backend) {
@@ -809,6 +908,7 @@ csp_store::backend_tests!(
     caps_warn_once_refuse_at_the_cap_and_reset_with_the_month,
     concurrent_turns_overspend_at_most_what_was_admitted,
     queued_audit_events_are_stored_once_redacted_and_paged,
+    the_audit_log_lists_only_the_actions_asked_for,
     an_unreadable_audit_event_is_dead_lettered_with_its_error,
     audit_events_queued_while_policy_is_down_arrive_after_restart,
 );

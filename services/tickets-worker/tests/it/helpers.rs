@@ -120,6 +120,24 @@ impl EnhancementStore for Watched {
     async fn set_processing_paused(&self, paused: bool) -> Result<(), Error> {
         self.store.set_processing_paused(paused).await
     }
+    async fn clear_pending_enhancements(&self, at: OffsetDateTime) -> Result<u64, Error> {
+        self.store.clear_pending_enhancements(at).await
+    }
+    async fn retry_enhancement(
+        &self,
+        job_id: Uuid,
+        at: OffsetDateTime,
+    ) -> Result<Option<EnhancementRecord>, Error> {
+        self.store.retry_enhancement(job_id, at).await
+    }
+    async fn enhancements_after(
+        &self,
+        q: &EnhancementQuery,
+        after: Option<csp_store::EnhancementCursor>,
+        limit: u32,
+    ) -> Result<Vec<EnhancementRecord>, Error> {
+        self.store.enhancements_after(q, after, limit).await
+    }
 }
 
 /// The worker and everything it talks to.
@@ -133,6 +151,8 @@ pub(crate) struct Harness {
     pub(crate) sdp: RunningMock,
     pub(crate) llm: MockLlm,
     pub(crate) keyring: Keyring,
+    /// The shared cache: the breaker's state and the worker's heartbeat.
+    pub(crate) cache: Arc<csp_cache::MemoryCache>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<Result<(), csp_tickets_worker::Error>>>,
     next_ticket: Mutex<u64>,
@@ -202,6 +222,7 @@ impl Harness {
                 .unwrap(),
             llm: MockLlm::start(Options::default()).await.unwrap(),
             keyring: Keyring::new(key, Vec::new()),
+            cache: Arc::new(csp_cache::MemoryCache::new()),
             shutdown: CancellationToken::new(),
             task: None,
             next_ticket: Mutex::new(1000),
@@ -213,7 +234,7 @@ impl Harness {
     }
 
     pub(crate) fn start(&mut self, config: Config) {
-        let cache: Arc<dyn csp_cache::Cache> = Arc::new(csp_cache::MemoryCache::new());
+        let cache: Arc<dyn csp_cache::Cache> = self.cache.clone();
         let breaker = Arc::new(csp_breaker::Breaker::new(
             csp_breaker::Config::default(),
             cache.clone(),

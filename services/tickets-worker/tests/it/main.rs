@@ -1,7 +1,9 @@
 //! The tickets worker against the fake ServiceDesk Plus and the mock model,
 //! on the in-process queue, each case on Postgres and on SQLite.
 
+mod feedback;
 mod helpers;
+mod operations;
 
 use std::time::Duration;
 
@@ -12,12 +14,16 @@ use csp_mock_ticketing::NoteFault;
 use csp_store::test_support::Backend;
 use csp_ticketing::servicedesk::{SdpAuth, SdpClient};
 use csp_ticketing::{JobMarker, NoteFormat};
+use feedback::*;
 use futures::StreamExt;
 use helpers::{Harness, SDP_KEY, wait_until};
+use operations::*;
 
 csp_store::backend_tests!(
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     a_job_becomes_one_note_citing_its_context,
+    a_cleared_jobs_message_is_dropped_without_work,
+    a_retried_job_completes_on_its_next_delivery,
     the_model_down_gives_the_fallback_note_and_a_completed_job,
     over_budget_no_model_call_is_made,
     without_a_model_the_note_says_so,
@@ -32,6 +38,8 @@ csp_store::backend_tests!(
     a_dead_letter_fails_only_a_job_not_final_yet,
     a_tool_without_a_connector_fails_the_job_at_once,
     settings_the_connector_refuses_fail_the_job_at_once,
+    a_posted_note_ends_with_signed_feedback_links,
+    without_a_public_url_notes_carry_no_feedback_links,
 );
 
 async fn a_job_becomes_one_note_citing_its_context(backend: Backend) {
@@ -481,4 +489,50 @@ async fn settings_the_connector_refuses_fail_the_job_at_once(backend: Backend) {
     }
     assert_eq!(h.sdp.mock().note_posts(), 0);
     h.stop().await;
+}
+
+/// The running worker's heartbeat: in the shared cache from the start,
+/// counting the job it completed, and gone once it stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_worker_heartbeats_and_leaves_when_stopped() {
+    use csp_cache::Cache as _;
+    let mut h = Harness::new(Backend::Sqlite).await;
+    h.start(csp_tickets_worker::Config {
+        heartbeat_every: Duration::from_millis(50),
+        ..h.config()
+    });
+    let cache = h.cache.clone();
+    let heartbeats = || async {
+        cache
+            .values_by_prefix(csp_domain::WORKER_HEARTBEAT_PREFIX)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, json)| serde_json::from_str::<csp_domain::WorkerHeartbeat>(&json).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let acme = h.tenant("acme", Some(1_000_000)).await;
+    let job = h.job(&acme).await;
+    assert_eq!(h.finished(&job).await.status, EnhancementStatus::Completed);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let beat = loop {
+        let beats = heartbeats().await;
+        assert!(beats.len() <= 1, "{beats:?}");
+        if let Some(beat) = beats.into_iter().find(|b| b.completed_jobs == 1) {
+            break beat;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no heartbeat counted the job"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!((beat.failed_jobs, beat.jobs_per_minute), (0, 1.0));
+    assert_eq!(beat.interval_ms, 50);
+    assert!(!beat.hostname.is_empty());
+    h.stop().await;
+    assert!(
+        heartbeats().await.is_empty(),
+        "a stopped worker leaves the list"
+    );
 }

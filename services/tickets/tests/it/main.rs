@@ -3,7 +3,10 @@
 //! cache.
 
 mod chat;
+mod dashboard;
+mod feedback;
 mod helpers;
+mod operations;
 mod tools;
 
 use chat::*;
@@ -13,7 +16,10 @@ use csp_domain::{
 use csp_proto::v1 as pb;
 use csp_store::test_support::Backend;
 use csp_store::{NewEnhancement, Owner, TenantUpdate};
+use dashboard::*;
+use feedback::*;
 use helpers::*;
+use operations::*;
 use std::time::Duration;
 use tools::*;
 
@@ -890,7 +896,7 @@ async fn history_paging_filters_and_the_pause_flag(backend: Backend) {
         serde_json::from_slice::<AuditEvent>(&d.payload)
             .unwrap()
             .tool_name
-            == "tickets.processing"
+            == "tickets.pause"
     });
     assert!(audited);
 }
@@ -985,6 +991,14 @@ async fn context_uploads_are_checked_and_upserted(backend: Backend) {
 csp_store::backend_tests!(
     #[tokio::test(flavor = "multi_thread")]
     every_rpc_admits_exactly_the_roles_it_names,
+    feedback_links_record_a_vote_per_click_and_refuse_what_csp_did_not_sign,
+    the_feedback_summary_counts_each_tenants_votes_of_the_last_thirty_days,
+    without_a_secret_key_feedback_links_are_unavailable,
+    clearing_the_queue_fails_every_pending_job_and_is_audited,
+    reloading_configs_reaches_every_replica_and_is_audited,
+    only_a_failed_job_is_retried_queued_again_and_audited,
+    pausing_and_resuming_are_audited_by_name,
+    the_export_streams_every_matching_job_in_pages,
     tenants_are_created_read_updated_deleted_and_rotated_without_showing_secrets,
     validation_messages_name_the_field,
     a_signed_webhook_is_recorded_then_queued,
@@ -1009,4 +1023,7 @@ csp_store::backend_tests!(
     kb_and_ip_lookups_answer_the_sessions_tenant_only,
     tickets_are_read_and_notes_posted_through_the_tenants_tool,
     text_for_the_model_is_redacted_and_masked_when_the_tenant_asks,
+    the_dashboard_counts_the_last_day_and_states_the_first_reason,
+    a_worker_that_stopped_heartbeating_is_unresponsive_and_not_counted,
+    workers_are_listed_from_their_heartbeats,
 );

@@ -24,6 +24,10 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+#[path = "bench/dashboard.rs"]
+mod dashboard;
+#[path = "bench/history.rs"]
+mod history;
 #[path = "bench/search.rs"]
 mod search;
 #[path = "bench/text.rs"]
@@ -65,6 +69,12 @@ enum Bench {
     Import(tickets::ImportArgs),
     /// Ticket enhancement: tenant A's burst against tenant B's one ticket.
     Fairness(tickets::FairnessArgs),
+    /// Operations: the dashboard's answer at 100k history rows, with and
+    /// without its index.
+    Dashboard(dashboard::DashboardArgs),
+    /// Operations: the History page's query (with and without filters and
+    /// search) and its CSV export at 10k and 100k jobs, Postgres.
+    History(history::HistoryArgs),
     /// Every benchmark with the settings of docs/benchmarks.md, one summary.
     All(Common),
 }
@@ -1113,6 +1123,8 @@ fn main() -> Result<()> {
             Bench::Enhance(a) => vec![tickets::bench_enhance(&a).await],
             Bench::Import(a) => vec![tickets::bench_import(&a).await],
             Bench::Fairness(a) => vec![tickets::bench_fairness(&a).await],
+            Bench::Dashboard(a) => vec![dashboard::bench_dashboard(&a).await],
+            Bench::History(a) => vec![history::bench_history(&a).await],
             Bench::All(common) => bench_all(common).await,
         }
     });

@@ -22,6 +22,10 @@ const KB_URL: &str = "https://kb.acme.example/vpn-client-certificates";
 pub(crate) const HOST: &str = "vpn-gw-01";
 /// How long any job may take to reach a final state here.
 const JOB_DEADLINE: Duration = Duration::from_secs(90);
+/// `CSP_PUBLIC_URL` of the happy path: where the feedback links of notes
+/// lead. Not this instance's address (its port is picked at start): a test
+/// follows a link at the same path on the instance.
+const PUBLIC_URL: &str = "https://csp-public.example";
 
 /// A running instance with ticket enhancement, the model it uses and an
 /// admin token.
@@ -444,7 +448,7 @@ async fn history_rows(csp: &Csp, tenant: &str) -> i64 {
 /// ticket, the article and the host; the model saw the seed prompt and that
 /// context.
 async fn happy_path(mode: Mode) {
-    let t = start(mode, &[]).await;
+    let t = start(mode, &[("CSP_PUBLIC_URL", PUBLIC_URL)]).await;
     let sdp = sdp(16, &[900001]).await;
     let secret = t.tenant("acme", &sdp.base_url()).await;
     t.context("acme").await;
@@ -484,6 +488,7 @@ async fn happy_path(mode: Mode) {
         "{}",
         note.description
     );
+    assert_feedback_links_work(&t, &job_id, &note.description).await;
     // The context is stored on the job.
     let ctx = job["context_gathered"].to_string();
     assert!(
@@ -513,8 +518,243 @@ async fn happy_path(mode: Mode) {
     ] {
         assert!(user.contains(&part), "{part:?} not in the prompt: {user}");
     }
+
+    // The dashboard and the workers (issue 16): the worker that did the job
+    // heartbeats into the shared cache; a user is refused both.
+    operations_pages(&t).await;
+    // The History's export and the Operations page (issue 16 items 4, 5).
+    history_export_and_operations(&t, &job_id).await;
     sdp.shutdown().await;
     t.stop().await;
+}
+
+/// The Operations page's list: the audit log's operations, newest first.
+async fn operations_list(t: &Tickets) -> Vec<Value> {
+    let (status, page) = t
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/admin/audit-log?tool_name=tickets.pause,tickets.resume,tickets.clear_queue,tickets.reload_configs,tickets.retry",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    page["entries"].as_array().unwrap().clone()
+}
+
+/// Polls the operations list until its newest entry is `action` (audit
+/// events reach the log through the queue).
+async fn newest_operation(t: &Tickets, action: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let list = operations_list(t).await;
+        if let Some(first) = list.first()
+            && first["tool_name"] == action
+        {
+            return first.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{action} is not the newest operation: {list:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The completed job is in the CSV export; pause, resume, reload and clear
+/// through REST are each listed with the admin who did them.
+async fn history_export_and_operations(t: &Tickets, job_id: &str) {
+    let resp = t
+        .csp
+        .http()
+        .get(format!(
+            "{}/api/v1/enhancements/export.csv?tenant_id=acme&status=completed",
+            t.csp.base
+        ))
+        .bearer_auth(&t.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["content-type"],
+        "text/csv; charset=utf-8",
+        "{:?}",
+        resp.headers()
+    );
+    assert!(
+        resp.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment"),
+    );
+    let csv = resp.text().await.unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some(
+            "job_id,tenant_id,ticket_id,status,attempts,processing_time_ms,cost_usd,created_at,completed_at,error_message"
+        )
+    );
+    let row = lines
+        .find(|l| l.starts_with(job_id))
+        .unwrap_or_else(|| panic!("job {job_id} not in the export: {csv}"));
+    assert!(row.contains(",acme,900001,completed,1,"), "{row}");
+    // Filtered: no failed job in a `completed` export.
+    assert!(!csv.contains(",failed,"), "{csv}");
+
+    for (paused, action) in [(true, "tickets.pause"), (false, "tickets.resume")] {
+        let (status, state) = t
+            .call(
+                reqwest::Method::PUT,
+                "/api/v1/tickets/processing",
+                Some(json!({"paused": paused})),
+            )
+            .await;
+        assert_eq!(status, 200, "{state}");
+        assert_eq!(state["paused"], paused, "{state}");
+        let op = newest_operation(t, action).await;
+        assert_eq!(op["username"], "admin", "{op}");
+        assert_eq!(op["result_status"], "success", "{op}");
+    }
+    let (status, reloaded) = t
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/tickets/configs/reload",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{reloaded}");
+    assert_eq!(reloaded, json!({"reloaded": true}));
+    newest_operation(t, "tickets.reload_configs").await;
+    let (status, cleared) = t
+        .call(reqwest::Method::POST, "/api/v1/tickets/queue/clear", None)
+        .await;
+    assert_eq!(status, 200, "{cleared}");
+    assert_eq!(cleared, json!({"cleared": 0}), "nothing was pending");
+    let op = newest_operation(t, "tickets.clear_queue").await;
+    assert_eq!(
+        serde_json::from_str::<Value>(op["sanitized_input"].as_str().unwrap()).unwrap()["cleared"],
+        0,
+        "{op}"
+    );
+    // Only the operations: the job's own audit rows are not in the list.
+    let list = operations_list(t).await;
+    assert!(
+        list.iter()
+            .all(|e| e["tool_name"].as_str().unwrap().starts_with("tickets.")),
+        "{list:?}"
+    );
+    let newest: Vec<&str> = list
+        .iter()
+        .take(4)
+        .map(|e| e["tool_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        newest,
+        [
+            "tickets.clear_queue",
+            "tickets.reload_configs",
+            "tickets.resume",
+            "tickets.pause"
+        ],
+        "newest first"
+    );
+}
+
+/// `GET /api/v1/tickets/dashboard` and `/workers` after a completed job.
+async fn operations_pages(t: &Tickets) {
+    let (status, d) = t
+        .call(reqwest::Method::GET, "/api/v1/tickets/dashboard", None)
+        .await;
+    assert_eq!(status, 200, "{d}");
+    let health = d["status"].as_str().unwrap_or_default();
+    assert!(["healthy", "degraded", "down"].contains(&health), "{d}");
+    assert!(d["active_workers"].as_u64().unwrap_or(0) >= 1, "{d}");
+    assert!(d["completed_24h"].as_u64().unwrap_or(0) >= 1, "{d}");
+    let deps = d["dependencies"].as_array().expect("dependencies");
+    assert_eq!(deps.len(), 3, "{d}");
+    assert!(deps.iter().all(|x| x["ok"] == true), "{d}");
+    let (status, w) = t
+        .call(reqwest::Method::GET, "/api/v1/tickets/workers", None)
+        .await;
+    assert_eq!(status, 200, "{w}");
+    let workers = w["workers"].as_array().expect("workers");
+    assert!(!workers.is_empty(), "{w}");
+    assert!(workers.iter().any(|x| x["status"] != "unresponsive"), "{w}");
+    let (_, _, user) = crate::governance::new_user(&t.csp, &t.admin, "user", None).await;
+    for path in ["/api/v1/tickets/dashboard", "/api/v1/tickets/workers"] {
+        let (status, body) = t.csp.get(&user, path).await.unwrap();
+        assert_eq!(status, 403, "{path}: {body}");
+    }
+}
+
+/// The note ends with "Was this helpful?" and its two signed links; the 👍
+/// one, followed without a login, records `helpful` on the job and answers
+/// a page; a tampered one is refused; the operators' summary counts it.
+async fn assert_feedback_links_work(t: &Tickets, job_id: &str, note: &str) {
+    let at = note
+        .find("Was this helpful?")
+        .unwrap_or_else(|| panic!("no feedback links in the note: {note}"));
+    let links: Vec<&str> = note[at..]
+        .split("href=\"")
+        .skip(1)
+        .take(2)
+        .map(|s| s.split('"').next().unwrap())
+        .collect();
+    let [helpful, not_helpful] = links[..] else {
+        panic!("{links:?}")
+    };
+    for (link, vote) in [(helpful, "helpful"), (not_helpful, "not_helpful")] {
+        assert!(
+            link.starts_with(&format!("{PUBLIC_URL}/feedback/{job_id}/{vote}?sig=")),
+            "{link}"
+        );
+    }
+    assert!(
+        note.find(&format!("csp-job:{job_id}")).unwrap() > at,
+        "{note}"
+    );
+    let follow = |link: &str| {
+        let url = format!("{}{}", t.csp.base, link.strip_prefix(PUBLIC_URL).unwrap());
+        let http = t.csp.http();
+        async move {
+            let resp = http.get(url).send().await.unwrap();
+            let status = resp.status().as_u16();
+            let csp = resp
+                .headers()
+                .get("content-security-policy")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            (status, csp, resp.text().await.unwrap())
+        }
+    };
+    assert!(t.job(job_id).await["feedback"].is_null());
+    let (status, csp, page) = follow(helpful).await;
+    assert_eq!(status, 200, "{page}\n{}", t.logs());
+    assert!(
+        page.contains("your vote was recorded (👍 helpful)"),
+        "{page}"
+    );
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+    let job = t.job(job_id).await;
+    assert_eq!(job["feedback"], "helpful", "{job}");
+    assert!(job["feedback_at"].is_string(), "{job}");
+    // One changed character of the signature: refused, nothing recorded.
+    let mut tampered = helpful.to_owned();
+    let last = if tampered.ends_with('0') { "1" } else { "0" };
+    tampered.replace_range(tampered.len() - 1.., last);
+    let (status, _, page) = follow(&tampered).await;
+    assert_eq!(status, 403, "{page}");
+    assert!(page.contains("This feedback link is not valid."), "{page}");
+    assert_eq!(t.job(job_id).await["feedback"], "helpful");
+    let (status, summary) = t
+        .call(reqwest::Method::GET, "/api/v1/enhancements/feedback", None)
+        .await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(
+        summary,
+        json!({"tenants": [{"tenant_id": "acme", "helpful": 1, "not_helpful": 0, "helpful_rate": 1.0}]})
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -738,6 +978,56 @@ async fn rejections(mode: Mode) {
         t.signed(path_a, &a, &new_ticket_body(4246)).await.status,
         202
     );
+
+    // Clearing the queue (issue 16 item 5): every pending job fails as
+    // `cleared`, none vanishes, and the workers, resumed, take none of them.
+    // The workers see the pause within `pause_poll` (2 s; the flood's first
+    // jobs may have been taken before): from then on a new job stays pending.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let fresh = t.signed(path_a, &a, &new_ticket_body(4247)).await;
+    assert_eq!(fresh.status, 202, "{}", fresh.body);
+    let fresh = fresh.body["job_id"].as_str().unwrap().to_owned();
+    let pending = |tenant: &'static str| {
+        let t = &t;
+        async move {
+            let (status, page) = t
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/api/v1/enhancements?status=pending{tenant}"),
+                    None,
+                )
+                .await;
+            assert_eq!(status, 200, "{page}");
+            page["total"].as_u64().unwrap()
+        }
+    };
+    let before = pending("").await;
+    assert!(before >= 1, "the fresh job at least");
+    let (status, cleared) = t
+        .call(reqwest::Method::POST, "/api/v1/tickets/queue/clear", None)
+        .await;
+    assert_eq!(status, 200, "{cleared}");
+    assert_eq!(cleared["cleared"], before, "every pending job: {cleared}");
+    assert_eq!(pending("").await, 0);
+    let job = t.job(&fresh).await;
+    assert_eq!(
+        (&job["status"], &job["error_message"], &job["attempts"]),
+        (&json!("failed"), &json!("cleared"), &json!(0)),
+        "{job}"
+    );
+    let (_, total) = t.jobs_of("tenant-flood").await;
+    assert_eq!(total, 100, "nothing vanished");
+    let (status, state) = t
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/tickets/processing",
+            Some(json!({"paused": false})),
+        )
+        .await;
+    assert_eq!((status, &state["paused"]), (200, &json!(false)), "{state}");
+    // Resumed, a worker receives the cleared jobs' messages and drops them.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(t.job(&fresh).await, job, "the cleared job is untouched");
     sdp.shutdown().await;
     t.stop().await;
 }
@@ -852,6 +1142,34 @@ async fn sdp_down(mode: Mode) {
             "{letter}"
         );
     }
+
+    // ServiceDesk Plus is back; an operator retries the failed job through
+    // REST (issue 16 item 4): queued again, it completes with one note.
+    sdp.mock().reset();
+    let path = format!("/api/v1/enhancements/{job_id}/retry");
+    let (status, retried) = t.call(reqwest::Method::POST, &path, None).await;
+    assert_eq!(status, 200, "{retried}");
+    assert_eq!(
+        (&retried["status"], &retried["attempts"]),
+        (&json!("pending"), &json!(3)),
+        "{retried}"
+    );
+    assert!(retried["error_message"].is_null(), "{retried}");
+    let job = t.finished(&job_id).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(job["attempts"], 4, "{job}");
+    assert_eq!(sdp.mock().notes_for(900003).len(), 1);
+    // Completed: not retried again.
+    let (status, refused) = t.call(reqwest::Method::POST, &path, None).await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["error"]["code"], "invalid_request", "{refused}");
+    let op = newest_operation(&t, "tickets.retry").await;
+    let input: Value = serde_json::from_str(op["sanitized_input"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (&input["job_id"], &input["tenant_id"]),
+        (&json!(job_id), &json!("acme")),
+        "{op}"
+    );
     sdp.shutdown().await;
     t.stop().await;
 }

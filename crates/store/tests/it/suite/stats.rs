@@ -1,0 +1,118 @@
+//! The dashboard's figures over the enhancement history (`StatsStore`).
+
+use crate::suite::tenant;
+use csp_domain::{EnhancementStatus, TenantId};
+use csp_store::{EnhancementStats, NewEnhancement, Outcome, Store};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+/// Records a job of `tenant`, starts it and, with a status, ends it at
+/// `at` after `ms` of processing.
+async fn ended(
+    store: &dyn Store,
+    tenant: &TenantId,
+    status: Option<EnhancementStatus>,
+    ms: Option<i64>,
+    at: OffsetDateTime,
+) {
+    let job_id = Uuid::new_v4();
+    store
+        .record_enhancement(NewEnhancement {
+            job_id,
+            tenant_id: tenant.clone(),
+            ticket_id: job_id.to_string(),
+            delivery_key: job_id.to_string(),
+            subject: "s".into(),
+            description: "d".into(),
+            priority: "Low".into(),
+            correlation_id: "c".into(),
+        })
+        .await
+        .unwrap();
+    let Some(status) = status else { return };
+    store.start_attempt(job_id, at).await.unwrap().unwrap();
+    let outcome = Outcome {
+        status: Some(status),
+        processing_time_ms: ms,
+        error_message: (status == EnhancementStatus::Failed).then(|| "boom".into()),
+        ..Outcome::default()
+    };
+    assert!(store.finish_enhancement(job_id, outcome, at).await.unwrap());
+}
+
+pub(crate) async fn enhancement_stats_count_the_period_and_take_its_95th_percentile(
+    store: &dyn Store,
+) {
+    let since = OffsetDateTime::now_utc() - Duration::hours(24);
+    assert_eq!(
+        store.enhancement_stats(since).await.unwrap(),
+        EnhancementStats::default(),
+        "nothing ended: no rate, no percentile"
+    );
+    let acme = tenant(store, "acme").await;
+    let globex = tenant(store, "globex").await;
+    let recent = since + Duration::hours(23);
+    // In the period: 38 completed in 100 ms .. 3.8 s (two tenants), one
+    // failed after 10 s and one failed without a time.
+    for i in 1..=38 {
+        let t = if i % 2 == 0 { &acme } else { &globex };
+        let status = Some(EnhancementStatus::Completed);
+        ended(store, t, status, Some(i * 100), recent).await;
+    }
+    let failed = Some(EnhancementStatus::Failed);
+    ended(store, &acme, failed, Some(10_000), recent).await;
+    ended(store, &acme, failed, None, recent).await;
+    // Exactly at the start of the period: counted.
+    ended(store, &globex, failed, Some(50), since).await;
+    // Before it, and jobs that have not ended: not counted.
+    let old = since - Duration::minutes(1);
+    ended(
+        store,
+        &acme,
+        Some(EnhancementStatus::Completed),
+        Some(999_999),
+        old,
+    )
+    .await;
+    ended(store, &acme, failed, Some(999_999), old).await;
+    ended(store, &acme, None, None, recent).await;
+    let job_id = Uuid::new_v4();
+    let processing = NewEnhancement {
+        job_id,
+        tenant_id: acme.clone(),
+        ticket_id: "p".into(),
+        delivery_key: "p".into(),
+        subject: "s".into(),
+        description: "d".into(),
+        priority: "Low".into(),
+        correlation_id: "c".into(),
+    };
+    store.record_enhancement(processing).await.unwrap();
+    store.start_attempt(job_id, recent).await.unwrap().unwrap();
+
+    let stats = store.enhancement_stats(since).await.unwrap();
+    // 40 timed values: 50, 100 .. 3800, 10000. Rank ceil(0.95 · 40) = 38
+    // from the smallest: 3700.
+    assert_eq!(
+        stats,
+        EnhancementStats {
+            completed: 38,
+            failed: 3,
+            p95_processing_ms: Some(3700),
+        }
+    );
+    let rate = stats.success_rate().unwrap();
+    assert!((rate - 38.0 / 41.0).abs() < 1e-9, "{rate}");
+
+    // A period with only the failure without a time: counted, no percentile.
+    let later = OffsetDateTime::now_utc() + Duration::hours(1);
+    ended(store, &acme, failed, None, later + Duration::minutes(1)).await;
+    assert_eq!(
+        store.enhancement_stats(later).await.unwrap(),
+        EnhancementStats {
+            completed: 0,
+            failed: 1,
+            p95_processing_ms: None,
+        }
+    );
+}

@@ -1,0 +1,16 @@
+-- Technicians' feedback on posted notes: each note ends with signed "Was
+-- this helpful?" links, and a click records its vote on the job (the
+-- latest vote stands). Reversible: 0009_enhancement_feedback.down.sql
+-- drops both columns and the index.
+
+-- NULL: no vote (every job before this one). The store writes a vote and
+-- its time together.
+ALTER TABLE enhancement_history
+    ADD COLUMN feedback TEXT CHECK (feedback IN ('helpful', 'not_helpful'));
+ALTER TABLE enhancement_history ADD COLUMN feedback_at INTEGER;
+
+-- The summary: votes per tenant over a period, read from the voted jobs
+-- only.
+CREATE INDEX enhancement_history_feedback
+    ON enhancement_history (feedback_at, tenant_id, feedback)
+    WHERE feedback_at IS NOT NULL;
