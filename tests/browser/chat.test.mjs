@@ -398,12 +398,13 @@ describe('chat in a real browser', { timeout: 10 * 60_000 }, () => {
   /** `csp_prewarm_rebuilds_total` just before activation. */
   let rebuildsBefore = 0;
 
-  step('the Plugins page shows an empty plugins directory', async () => {
+  step('the Plugins page lists only the built-in tickets plugin before any is installed', async () => {
     await page.locator('#nav-plugins').click();
     await page.locator('#plugins-page').waitFor();
     await page.waitForURL(/\/admin\/plugins$/);
-    await page.locator('#plugins-empty').waitFor();
-    assert.equal(await page.locator('#plugins-list article.plugin-card').count(), 0);
+    await page.locator('article.plugin-card[data-plugin-name="tickets"]').waitFor();
+    assert.equal(await page.locator('#plugins-list article.plugin-card').count(), 1);
+    assert.equal(await page.locator('#plugins-empty').isVisible(), false);
     assert.equal(await page.locator('#plugins-error').isVisible(), false);
   });
 
