@@ -708,22 +708,25 @@ pub(crate) async fn list_enhancements(
     }))
 }
 
+/// A job id from a path: job ids are UUIDs, so anything else names no job.
+fn job_id_of(text: &str) -> Result<String, ApiError> {
+    text.parse::<uuid::Uuid>()
+        .map(|id| id.to_string())
+        .map_err(|_| ApiError::new(ErrorCode::EnhancementNotFound))
+}
+
 pub(crate) async fn get_enhancement(
     State(state): State<AppState>,
     user: AuthUser,
     Path(job_id): Path<String>,
 ) -> Result<Json<dto::Enhancement>, ApiError> {
-    // Job ids are UUIDs: anything else names no job.
-    let job_id: uuid::Uuid = job_id
-        .parse()
-        .map_err(|_| ApiError::new(ErrorCode::EnhancementNotFound))?;
     let e = state
         .tickets
         .clone()
         .get_enhancement(state.as_user(
             &user,
             pb::GetEnhancementRequest {
-                job_id: job_id.to_string(),
+                job_id: job_id_of(&job_id)?,
             },
         ))
         .await
@@ -834,16 +837,13 @@ pub(crate) async fn retry_enhancement(
     user: AuthUser,
     Path(job_id): Path<String>,
 ) -> Result<Json<dto::Enhancement>, ApiError> {
-    let job_id: uuid::Uuid = job_id
-        .parse()
-        .map_err(|_| ApiError::new(ErrorCode::EnhancementNotFound))?;
     let e = state
         .tickets
         .clone()
         .retry_enhancement(state.as_user(
             &user,
             pb::RetryEnhancementRequest {
-                job_id: job_id.to_string(),
+                job_id: job_id_of(&job_id)?,
             },
         ))
         .await
