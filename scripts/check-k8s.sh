@@ -11,7 +11,14 @@
 # 3. kubernetes-validate (PyPI) --strict against the Kubernetes 1.30 schemas,
 #    over the rendering and over k8s/secret.example.yaml (not rendered);
 # 4. csp's own checks (scripts/k8s_manifests.py check): shutdown arithmetic,
-#    session-pool memory sizing, probe paths and ports, Secret keys.
+#    session-pool memory sizing, probe paths and ports, Secret keys;
+# 5. the tenant overlays k8s/tenants/*/ (written by `csp tenants k8s`; a test
+#    of crates/cli keeps the committed examples what it writes): each rendered
+#    (and compared with the real kustomize) and validated like k8s/, then
+#    checked together with the platform's rendering (k8s_manifests.py
+#    check-tenants): no tenant reaches or is reached from another's
+#    namespace, each reaches the shared backends and they admit it, its
+#    worker takes only its tenant's jobs, quota, limits and RBAC.
 #
 # The Python tools go into a virtualenv under ~/.cache (or $XDG_CACHE_HOME),
 # installed once from PyPI with pinned versions.
@@ -77,4 +84,25 @@ say "kubernetes-validate --strict -k $k8s_version"
 
 say "csp checks"
 "$py" scripts/k8s_manifests.py check "$rendered" "$root"
+
+tenants=()
+for dir in k8s/tenants/*/; do
+  [ -f "$dir/kustomization.yaml" ] || continue
+  name="$(basename "$dir")"
+  say "tenant overlay $dir"
+  "$py" scripts/k8s_manifests.py render "$dir" >"$out/tenant-$name.yaml"
+  if [ -n "$real" ]; then
+    case "$real" in
+      kubectl*) kubectl kustomize "$dir" >"$out/tenant-$name.kustomize.yaml" ;;
+      *) kustomize build "$dir" >"$out/tenant-$name.kustomize.yaml" ;;
+    esac
+    "$py" scripts/k8s_manifests.py same "$out/tenant-$name.yaml" "$out/tenant-$name.kustomize.yaml"
+    mv "$out/tenant-$name.kustomize.yaml" "$out/tenant-$name.yaml"
+  fi
+  "$venv/bin/kubernetes-validate" --strict --quiet -k "$k8s_version" "$out/tenant-$name.yaml"
+  tenants+=("$out/tenant-$name.yaml")
+done
+[ "${#tenants[@]}" -ge 2 ] || { say "expected two tenant overlays or more in k8s/tenants/"; exit 1; }
+say "tenant isolation (${#tenants[@]} overlays)"
+"$py" scripts/k8s_manifests.py check-tenants "$rendered" "${tenants[@]}"
 say "ok"

@@ -4,6 +4,9 @@
     k8s_manifests.py render DIR          print what `kubectl kustomize DIR` prints
     k8s_manifests.py same A B            exit 1 unless two renderings hold the same objects
     k8s_manifests.py check RENDERED ROOT exit 1 on csp-specific mistakes (below)
+    k8s_manifests.py check-tenants PLATFORM TENANT...
+                                         exit 1 unless each rendered tenant overlay
+                                         (`csp tenants k8s`) is isolated (below)
 
 `render` exists for machines without kubectl >= 1.21 or kustomize (Debian's
 kubernetes-client is 1.20). It implements only the kustomize features k8s/
@@ -15,8 +18,17 @@ renderings agree.
 `check` tests what a schema cannot: the shutdown arithmetic, the session-pool's
 memory sizing, probe targets, Secret keys against the template, and that no
 Secret is rendered.
+
+`check-tenants` takes the platform's rendering and two or more tenant
+overlays' and evaluates their NetworkPolicies the way the API server would
+match them (namespace and pod labels, ports, CIDRs): each tenant's pods can
+reach no other tenant's namespace and be reached from none, its workers reach
+the platform's Postgres, Redis and NATS and the platform's policies admit
+them; its worker takes only its tenant's jobs; its quota holds its pods; its
+RBAC stays in its namespace.
 """
 
+import ipaddress
 import os
 import re
 import sys
@@ -215,8 +227,269 @@ def check(rendered, root):
     print(f"k8s_manifests: {len(objects)} objects pass the csp checks")
 
 
+# --- Tenant overlays (csp tenants k8s) -----------------------------------------
+
+TENANT_LABEL = "csp.dev/tenant"
+BACKENDS = {"postgres": 5432, "redis": 6379, "nats": 4222}
+PRIVATE = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
+# Secret keys a tenant's worker may require; everything else must be optional.
+TENANT_SECRET_KEYS = {"DATABASE_URL", "CSP_SECRET_KEY"}
+
+
+def selects(selector, labels):
+    """Whether a LabelSelector matches `labels` ({} matches everything)."""
+    if selector is None:
+        return False
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for e in selector.get("matchExpressions") or []:
+        key, op, values = e["key"], e["operator"], e.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and labels.get(key) in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def ns_labels(namespace):
+    labels = dict(namespace["metadata"].get("labels") or {})
+    # Set by the API server on every namespace.
+    labels["kubernetes.io/metadata.name"] = namespace["metadata"]["name"]
+    return labels
+
+
+def peer_matches(peer, own_ns, ns, pod_labels):
+    """Whether a NetworkPolicy peer (of a policy in namespace `own_ns`)
+    selects a pod with `pod_labels` in namespace object `ns`."""
+    if "ipBlock" in peer:
+        return False  # pods are matched by selectors; ipBlocks are checked apart
+    if "namespaceSelector" in peer:
+        if not selects(peer["namespaceSelector"], ns_labels(ns)):
+            return False
+    elif ns["metadata"]["name"] != own_ns:
+        return False
+    return selects(peer.get("podSelector", {}), pod_labels)
+
+
+def port_allowed(rule, port):
+    ports = rule.get("ports")
+    return not ports or any(p.get("port") == port and p.get("protocol", "TCP") == "TCP" for p in ports)
+
+
+def rule_peers(rule, direction):
+    return rule.get("from" if direction == "ingress" else "to")
+
+
+def allows(policies, own_ns, direction, pod_labels, ns, other_labels, port=None):
+    """Whether some policy selecting the pod (`pod_labels`, in `own_ns`)
+    allows traffic in `direction` with a pod (`other_labels`) of namespace
+    object `ns`, on `port` (any when None)."""
+    for p in policies:
+        spec = p["spec"]
+        kinds = spec.get("policyTypes") or ["Ingress"]
+        if direction.capitalize() not in kinds or not selects(spec.get("podSelector", {}), pod_labels):
+            continue
+        for rule in spec.get(direction) or []:
+            if port is not None and not port_allowed(rule, port):
+                continue
+            peers = rule_peers(rule, direction)
+            if peers is None:  # no peers listed: every source or destination
+                return True
+            if any(peer_matches(peer, own_ns, ns, other_labels) for peer in peers):
+                return True
+    return False
+
+
+def check_tenant(objects, platform, others, errors):
+    namespaces = [o for o in objects if o["kind"] == "Namespace"]
+    if len(namespaces) != 1:
+        errors.append(f"a tenant overlay renders {len(namespaces)} Namespaces, expected 1")
+        return None
+    ns = namespaces[0]
+    name = ns["metadata"]["name"]
+    tenant = (ns["metadata"].get("labels") or {}).get(TENANT_LABEL)
+    where = f"tenant {tenant} ({name})"
+    if not tenant or name != f"csp-tenant-{tenant}":
+        errors.append(f"namespace {name}: must be csp-tenant-<id> with label {TENANT_LABEL}: <id>")
+        return None
+    for o in objects:
+        kind, meta = o["kind"], o["metadata"]
+        if kind in CLUSTER_SCOPED and kind != "Namespace":
+            errors.append(f"{where}: cluster-scoped {kind} {meta['name']} (RBAC and all must stay in the namespace)")
+        elif kind != "Namespace" and meta.get("namespace") != name:
+            errors.append(f"{where}: {kind} {meta['name']} is in namespace {meta.get('namespace')}")
+        if kind == "Secret":
+            errors.append(f"{where}: a Secret is rendered; create it with kubectl")
+
+    # The worker: only this tenant's jobs, hardened like the platform's.
+    config = next((o["data"] for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "csp-config"), {})
+    workers = [o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "tickets-worker"]
+    if len(workers) != 1:
+        errors.append(f"{where}: expected one Deployment tickets-worker, got {len(workers)}")
+        return None
+    worker = workers[0]
+    pod, ctrs = containers(worker)
+    pod_labels = worker["spec"]["template"]["metadata"]["labels"]
+    for c in ctrs:
+        env = {e["name"]: e.get("value") for e in c.get("env", [])}
+        took = env.get("CSP_WORKER_TENANT", config.get("CSP_WORKER_TENANT"))
+        if took != tenant:
+            errors.append(f"{where}: the worker's CSP_WORKER_TENANT is {took!r}, not {tenant!r}")
+        if "CSP_WORKER_TENANT" in config and config["CSP_WORKER_TENANT"] != tenant:
+            errors.append(f"{where}: ConfigMap csp-config names tenant {config['CSP_WORKER_TENANT']!r}")
+        if c.get("args", [])[:2] != ["serve", "tickets-worker"]:
+            errors.append(f"{where}: the worker's args must be ['serve', 'tickets-worker']")
+        sc = c.get("securityContext", {})
+        if (
+            sc.get("allowPrivilegeEscalation") is not False
+            or sc.get("capabilities", {}).get("drop") != ["ALL"]
+            or sc.get("readOnlyRootFilesystem") is not True
+        ):
+            errors.append(f"{where}: the worker must drop ALL, forbid escalation, read-only root")
+        for probe, path in PROBE_PATHS.items():
+            if c.get(probe, {}).get("httpGet", {}).get("path") != path:
+                errors.append(f"{where}: the worker's {probe} must be {path}")
+        for ref in c.get("env", []):
+            skr = ref.get("valueFrom", {}).get("secretKeyRef")
+            if skr and not skr.get("optional") and skr["key"] not in TENANT_SECRET_KEYS:
+                errors.append(f"{where}: required Secret key {skr['key']} is not one the docs ask for")
+        sleep = c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+        if pod.get("terminationGracePeriodSeconds", 30) <= sleep + int(config.get("SHUTDOWN_GRACE_SECONDS", 30)):
+            errors.append(f"{where}: terminationGracePeriodSeconds must exceed preStop + SHUTDOWN_GRACE_SECONDS")
+    sc = pod.get("securityContext", {})
+    if sc.get("runAsNonRoot") is not True or sc.get("runAsUser") != 10001:
+        errors.append(f"{where}: the worker's pod must run as non-root user 10001")
+    if pod.get("automountServiceAccountToken") is not False:
+        errors.append(f"{where}: the worker needs no service account token")
+
+    # Quota and limits: present, and holding the replicas plus a surge.
+    quotas = [o for o in objects if o["kind"] == "ResourceQuota"]
+    if not quotas:
+        errors.append(f"{where}: no ResourceQuota")
+    if not any(o["kind"] == "LimitRange" for o in objects):
+        errors.append(f"{where}: no LimitRange (a quota on limits refuses pods without them)")
+    for q in quotas:
+        hard = q["spec"].get("hard", {})
+        for key in ("pods", "requests.cpu", "requests.memory", "limits.cpu", "limits.memory"):
+            if key not in hard:
+                errors.append(f"{where}: ResourceQuota {q['metadata']['name']} sets no {key}")
+        if all(k in hard for k in ("pods", "limits.cpu", "limits.memory")):
+            strategy = worker["spec"].get("strategy", {}).get("rollingUpdate", {})
+            pods = worker["spec"].get("replicas", 1) + int(strategy.get("maxSurge", 1))
+            limits = ctrs[0]["resources"]["limits"]
+            if int(hard["pods"]) < pods:
+                errors.append(f"{where}: quota pods {hard['pods']} < replicas + surge {pods}")
+            if cpu_millis(hard["limits.cpu"]) < pods * cpu_millis(limits["cpu"]):
+                errors.append(f"{where}: quota limits.cpu does not hold {pods} workers")
+            if quantity_bytes(hard["limits.memory"]) < pods * quantity_bytes(limits["memory"]):
+                errors.append(f"{where}: quota limits.memory does not hold {pods} workers")
+
+    # RBAC: namespaced, no wildcards, no secrets, no exec; bound to someone.
+    roles = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Role"}
+    bindings = [o for o in objects if o["kind"] == "RoleBinding"]
+    if not bindings:
+        errors.append(f"{where}: no RoleBinding for the tenant's operators")
+    for b in bindings:
+        ref = b["roleRef"]
+        if ref["kind"] != "Role" or ref["name"] not in roles:
+            errors.append(f"{where}: RoleBinding {b['metadata']['name']} must bind a Role of the overlay")
+        if not b.get("subjects"):
+            errors.append(f"{where}: RoleBinding {b['metadata']['name']} has no subjects")
+    for r in roles.values():
+        for rule in r.get("rules", []):
+            fields = rule.get("verbs", []) + rule.get("resources", []) + rule.get("apiGroups", [])
+            if "*" in fields:
+                errors.append(f"{where}: Role {r['metadata']['name']} uses a wildcard")
+            if {"secrets", "pods/exec", "pods/attach", "pods/portforward"} & set(rule.get("resources", [])):
+                errors.append(f"{where}: Role {r['metadata']['name']} reaches secrets or into pods")
+
+    # Network: default deny, no other tenant in or out, the backends both ways.
+    policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    deny = [
+        p for p in policies
+        if p["spec"].get("podSelector") == {}
+        and set(p["spec"].get("policyTypes", [])) == {"Ingress", "Egress"}
+        and not p["spec"].get("ingress") and not p["spec"].get("egress")
+    ]
+    if not deny:
+        errors.append(f"{where}: no default-deny NetworkPolicy")
+    for p in policies:
+        for direction in ("ingress", "egress"):
+            for rule in p["spec"].get(direction) or []:
+                peers = rule_peers(rule, direction)
+                if peers is None:
+                    errors.append(f"{where}: NetworkPolicy {p['metadata']['name']} has an {direction} rule with no peers (everyone)")
+                    continue
+                for peer in peers:
+                    block = peer.get("ipBlock")
+                    if not block:
+                        continue
+                    cidr = ipaddress.ip_network(block["cidr"])
+                    excepted = [ipaddress.ip_network(e) for e in block.get("except", [])]
+                    for private in PRIVATE:
+                        if cidr.overlaps(private) and not any(private.subnet_of(e) for e in excepted if e.version == 4):
+                            errors.append(
+                                f"{where}: NetworkPolicy {p['metadata']['name']} ipBlock {cidr} reaches {private},"
+                                " where other tenants' pods live: except it"
+                            )
+    for other_ns, other_objects in others:
+        if other_ns["metadata"]["name"] == name:
+            errors.append(f"{where}: two overlays share the namespace")
+            continue
+        other_pods = [
+            o["spec"]["template"]["metadata"].get("labels", {})
+            for o in other_objects if o["kind"] in ("Deployment", "StatefulSet")
+        ] + [{}]
+        for other_labels in other_pods:
+            for direction in ("ingress", "egress"):
+                if allows(policies, name, direction, pod_labels, other_ns, other_labels):
+                    errors.append(
+                        f"{where}: its NetworkPolicies allow {direction} with namespace {other_ns['metadata']['name']}"
+                    )
+    platform_ns = next(o for o in platform if o["kind"] == "Namespace")
+    platform_policies = [o for o in platform if o["kind"] == "NetworkPolicy"]
+    for backend, port in BACKENDS.items():
+        labels = {"app.kubernetes.io/name": backend}
+        if not allows(policies, name, "egress", pod_labels, platform_ns, labels, port):
+            errors.append(f"{where}: the worker may not reach the platform's {backend}:{port}")
+        if not allows(platform_policies, platform_ns["metadata"]["name"], "ingress", labels, ns, pod_labels, port):
+            errors.append(f"{where}: the platform's {backend} does not admit the tenant's worker on {port}")
+    return ns
+
+
+def cpu_millis(q):
+    q = str(q)
+    return int(q[:-1]) if q.endswith("m") else int(float(q) * 1000)
+
+
+def check_tenants(platform_file, tenant_files):
+    platform = load_all(platform_file)
+    tenants = [load_all(f) for f in tenant_files]
+    if len(tenants) < 2:
+        fail("check-tenants needs two tenant overlays or more (isolation is between tenants)")
+    namespaces = [next((o for o in t if o["kind"] == "Namespace"), None) for t in tenants]
+    errors = []
+    for i, objects in enumerate(tenants):
+        others = [(namespaces[j], tenants[j]) for j in range(len(tenants)) if j != i and namespaces[j]]
+        check_tenant(objects, platform, others, errors)
+    # One line per finding (several pods of a namespace may share one).
+    errors = list(dict.fromkeys(errors))
+    for e in errors:
+        print(f"k8s_manifests: {e}", file=sys.stderr)
+    if errors:
+        sys.exit(1)
+    print(f"k8s_manifests: {len(tenants)} tenant overlays are isolated and reach the platform's backends")
+
+
 def main(argv):
-    if len(argv) == 2 and argv[0] == "render":
+    if len(argv) >= 3 and argv[0] == "check-tenants":
+        check_tenants(argv[1], argv[2:])
+    elif len(argv) == 2 and argv[0] == "render":
         yaml.safe_dump_all(render(argv[1]), sys.stdout, sort_keys=True)
     elif len(argv) == 3 and argv[0] == "same":
         same(argv[1], argv[2])

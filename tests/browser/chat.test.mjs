@@ -7,25 +7,15 @@
 // need the example plugin's MCP server: `scripts/setup.sh plugins`.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
-import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { after, before, describe } from 'node:test';
+import { Harness, REPO, STEP_TIMEOUT_MS } from './harness.mjs';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const ARTIFACTS = join(HERE, 'artifacts');
-const CSP_BIN = process.env.CSP_BIN ?? resolve(HERE, '../../target/debug/csp');
-const CHROMIUM_BIN = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 /** The example MCP plugin, installed into the plugins directory while csp runs. */
-const EXAMPLE_PLUGIN = resolve(HERE, '../../examples/plugins/everything');
-const STARTUP_TIMEOUT_MS = 120_000;
-const STEP_TIMEOUT_MS = 60_000;
+const EXAMPLE_PLUGIN = resolve(REPO, 'examples/plugins/everything');
 
 const SLOW_TEXT = Array.from({ length: 60 }, (_, i) => `word${i + 1}`).join(' ');
 const SLOW_REPLY = `MOCK${JSON.stringify({ type: 'text', text: SLOW_TEXT, chunks: 60, chunk_delay_ms: 150 })}MOCK`;
@@ -44,106 +34,17 @@ const sel = {
   pluginCard: 'article.plugin-card[data-plugin-name="everything"]',
 };
 
-/** @type {import('node:child_process').ChildProcess | null} */
-let server = null;
-/** @type {import('playwright-core').BrowserContext | null} */
-let context = null;
+const h = new Harness();
+const step = h.step.bind(h);
+const screenshot = (name) => h.screenshot(name);
+/** Page errors and CSP violations: the app must produce none. */
+const browserProblems = h.problems;
 /** @type {import('playwright-core').Page} */
 let page;
 let baseUrl = '';
 let password = '';
 /** The plugins directory `csp dev` watches; empty at start. */
 let pluginsDir = '';
-const scratch = [];
-/** Page errors and CSP violations: the app must produce none. */
-const browserProblems = [];
-
-/** Starts `csp dev` on a free port and resolves with its URL once it says so. */
-async function startServer() {
-  const dataDir = await mkdtemp(join(tmpdir(), 'csp-browser-data-'));
-  scratch.push(dataDir);
-  password = randomBytes(18).toString('base64url');
-  pluginsDir = join(dataDir, 'plugins');
-  await mkdir(pluginsDir);
-  const log = createWriteStream(join(ARTIFACTS, 'csp.log'));
-  // Own process group, so the agents it spawns go down with it.
-  server = spawn(CSP_BIN, ['dev', '--listen', '127.0.0.1:0', '--data-dir', dataDir, '--plugins-dir', pluginsDir], {
-    // Real model credentials must never reach a test: without them csp dev
-    // runs the scripted offline model the assertions rely on.
-    env: Object.fromEntries(
-      Object.entries({ ...process.env, CSP_ADMIN_PASSWORD: password })
-        .filter(([k]) => !['ANTHROPIC_API_KEY', 'ANTHROPIC_AUTH_TOKEN', 'ANTHROPIC_BASE_URL', 'CSP_MODEL'].includes(k)),
-    ),
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  server.stderr.pipe(log);
-  const lines = createInterface({ input: server.stdout });
-  return new Promise((resolvePromise, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`csp did not report "listening on" within ${STARTUP_TIMEOUT_MS} ms (see artifacts/csp.log)`)),
-      STARTUP_TIMEOUT_MS,
-    );
-    server.once('error', (err) => {
-      clearTimeout(timer);
-      reject(new Error(`could not start ${CSP_BIN}: ${err.message}`));
-    });
-    server.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`csp exited during startup (code ${code}, signal ${signal}); see artifacts/csp.log`));
-    });
-    lines.on('line', (line) => {
-      log.write(`${line}\n`);
-      const m = /listening on (http:\/\/[^\s]+)/.exec(line);
-      if (m && !baseUrl) {
-        clearTimeout(timer);
-        baseUrl = m[1].replace(/\/$/, '');
-        resolvePromise(baseUrl);
-      }
-    });
-  });
-}
-
-async function stopServer() {
-  const child = server;
-  server = null;
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  killGroup(child, 'SIGTERM');
-  const timer = setTimeout(() => killGroup(child, 'SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-function killGroup(child, signal) {
-  try {
-    process.kill(-child.pid, signal);
-  } catch {
-    // Already gone.
-  }
-}
-
-// If the runner itself is torn down, do not leave the server behind.
-process.on('exit', () => {
-  if (server) killGroup(server, 'SIGKILL');
-});
-
-async function screenshot(name) {
-  if (!page || page.isClosed()) return;
-  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true }).catch(() => undefined);
-}
-
-/** Runs one step; on failure saves a screenshot named after it. */
-function step(name, fn) {
-  it(name, async () => {
-    try {
-      await fn();
-    } catch (err) {
-      await screenshot(`failure-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}`);
-      throw err;
-    }
-  });
-}
 
 /** Types a message and sends it with Enter, as a user would. */
 async function send(text) {
@@ -195,41 +96,19 @@ async function installExamplePlugin() {
 
 describe('chat in a real browser', { timeout: 10 * 60_000 }, () => {
   before(async () => {
-    await mkdir(ARTIFACTS, { recursive: true });
     try {
-      await startServer();
-      const profile = await mkdtemp(join(tmpdir(), 'csp-browser-profile-'));
-      scratch.push(profile);
-      context = await chromium.launchPersistentContext(profile, {
-        executablePath: CHROMIUM_BIN,
-        headless: true,
-        args: [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-quic',
-          '--no-first-run',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-        ],
-        viewport: { width: 1100, height: 800 },
-      });
-      context.setDefaultTimeout(STEP_TIMEOUT_MS);
-      page = context.pages()[0] ?? (await context.newPage());
-      page.on('pageerror', (err) => browserProblems.push(`page error: ${err.message}`));
-      page.on('console', (msg) => {
-        if (msg.type() === 'error' && /Content Security Policy|Refused to/i.test(msg.text())) {
-          browserProblems.push(`console: ${msg.text()}`);
-        }
-      });
+      pluginsDir = join(await h.tempDir('csp-browser-plugins-'), 'plugins');
+      await mkdir(pluginsDir);
+      await h.startDev(['--plugins-dir', pluginsDir]);
+      ({ baseUrl, password } = h);
+      page = await h.launchBrowser();
     } catch (err) {
-      await cleanup();
+      await h.cleanup();
       throw err;
     }
   });
 
-  after(cleanup);
+  after(() => h.cleanup());
 
   step('a wrong password shows the gateway message', async () => {
     await page.goto(`${baseUrl}/`);
@@ -515,10 +394,3 @@ describe('chat in a real browser', { timeout: 10 * 60_000 }, () => {
     assert.deepEqual(browserProblems, []);
   });
 });
-
-async function cleanup() {
-  await context?.close().catch(() => undefined);
-  context = null;
-  await stopServer();
-  for (const dir of scratch.splice(0)) await rm(dir, { recursive: true, force: true });
-}

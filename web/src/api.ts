@@ -6,6 +6,8 @@ import type {
   AppConfig,
   AuditPage,
   Budget,
+  ChartRange,
+  Charts,
   ChatTenantList,
   ConfigsReloaded,
   Dashboard,
@@ -26,9 +28,25 @@ import type {
   QueueCleared,
   SessionList,
   TenantList,
+  ConnectionTest,
+  ConnectionTestBody,
+  CreatedTenant,
+  ImportProgress,
+  ImportRequest,
+  ImportStarted,
+  NewTenant,
+  Tenant,
+  TenantPatch,
+  ToolTypeList,
+  Upserted,
+  WebhookSecret,
   UserList,
   UserPatch,
+  LogLevel,
   WorkerList,
+  WorkerLogs,
+  WorkerRestart,
+  WorkerThroughput,
 } from './protocol';
 
 /** A failed API call, carrying the gateway's catalogued message. */
@@ -180,9 +198,29 @@ export function dashboard(): Promise<Dashboard> {
   return call('GET', '/api/v1/tickets/dashboard');
 }
 
+/** The operations charts of a period (operator): Prometheus' series or the history's. */
+export function charts(range: ChartRange): Promise<Charts> {
+  return call('GET', `/api/v1/tickets/charts?range=${encodeURIComponent(range)}`);
+}
+
 /** The tickets workers from their heartbeats (operator). */
 export function workers(): Promise<WorkerList> {
   return call('GET', '/api/v1/tickets/workers');
+}
+
+/** A worker's last log lines of at least `level` (operator). */
+export function workerLogs(workerId: string, level: LogLevel): Promise<WorkerLogs> {
+  return call('GET', `/api/v1/tickets/workers/${encodeURIComponent(workerId)}/logs?level=${encodeURIComponent(level)}`);
+}
+
+/** The jobs a worker ended per hour over 7 days (operator). */
+export function workerThroughput(workerId: string): Promise<WorkerThroughput> {
+  return call('GET', `/api/v1/tickets/workers/${encodeURIComponent(workerId)}/throughput`);
+}
+
+/** Drains a worker; its supervisor starts it again (admin). */
+export function restartWorker(workerId: string): Promise<WorkerRestart> {
+  return call('POST', `/api/v1/tickets/workers/${encodeURIComponent(workerId)}/restart`);
 }
 
 /** The history's filters as the form holds them; "" is "not filtered". */
@@ -237,6 +275,78 @@ export function tenants(): Promise<TenantList> {
   return call('GET', '/api/v1/tenants');
 }
 
+function tenantPath(tenantId: string, rest = ''): string {
+  return `/api/v1/tenants/${encodeURIComponent(tenantId)}${rest}`;
+}
+
+/** Every ticketing tool with its tenant fields, from the connector registry (admin). */
+export function toolTypes(): Promise<ToolTypeList> {
+  return call('GET', '/api/v1/tool-types');
+}
+
+/** Creates a tenant; the answer carries its webhook secret, shown this once. */
+export function createTenant(body: NewTenant): Promise<CreatedTenant> {
+  return call('POST', '/api/v1/tenants', body);
+}
+
+export function updateTenant(tenantId: string, patch: TenantPatch): Promise<Tenant> {
+  return call('PATCH', tenantPath(tenantId), patch);
+}
+
+/** Soft delete: the tenant turns inactive, its data stays. */
+export function deleteTenant(tenantId: string): Promise<Tenant> {
+  return call('DELETE', tenantPath(tenantId));
+}
+
+/** A new generated webhook secret, shown this once (the previous one works 24 h more). */
+export function rotateWebhookSecret(tenantId: string): Promise<WebhookSecret> {
+  return call('POST', tenantPath(tenantId, '/webhook-secret'));
+}
+
+/**
+ * Tests settings against their tool without saving them: a new tenant's
+ * (`tenantId` null), or a saved tenant's edits, whose secret fields left
+ * empty are the stored ones.
+ */
+export function testConnection(tenantId: string | null, body: ConnectionTestBody): Promise<ConnectionTest> {
+  return call('POST', tenantId === null ? '/api/v1/tenants/test-connection' : tenantPath(tenantId, '/test-connection'), body);
+}
+
+/** Starts importing the tenant's resolved tickets into its history, or answers the import running. */
+export function startImport(tenantId: string, body: ImportRequest = {}): Promise<ImportStarted> {
+  return call('POST', tenantPath(tenantId, '/import'), body);
+}
+
+/** The tenant's latest import and how far it got (404 when none). */
+export function importProgress(tenantId: string): Promise<ImportProgress> {
+  return call('GET', tenantPath(tenantId, '/import'));
+}
+
+/** The context data a tenant's file uploads to. */
+export type UploadKind = 'inventory' | 'kb-articles';
+
+/**
+ * Uploads a file's text as the tenant's inventory or knowledge base: CSV
+ * (with a header row) or a JSON list, as `contentType` says. The gateway's
+ * errors name the row and column.
+ */
+export async function uploadContext(tenantId: string, kind: UploadKind, text: string, contentType: 'text/csv' | 'application/json'): Promise<Upserted> {
+  let res: Response;
+  try {
+    res = await fetch(tenantPath(tenantId, `/${kind}`), {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { Accept: 'application/json', 'Content-Type': contentType },
+      body: text,
+    });
+  } catch {
+    throw new ApiError(0, 'unavailable', FALLBACK_MESSAGE);
+  }
+  const payload: unknown = await res.json().catch(() => null);
+  if (!res.ok) throw errorFrom(res.status, payload);
+  return payload as Upserted;
+}
+
 /** Whether the workers take jobs, and the queue's depth (operator). */
 export function processing(): Promise<Processing> {
   return call('GET', '/api/v1/tickets/processing');
@@ -259,7 +369,7 @@ export function reloadConfigs(): Promise<ConfigsReloaded> {
 }
 
 /** The audit actions of the operations page, as the tickets service writes them. */
-export const OPERATION_ACTIONS = ['tickets.pause', 'tickets.resume', 'tickets.clear_queue', 'tickets.reload_configs', 'tickets.retry'] as const;
+export const OPERATION_ACTIONS = ['tickets.pause', 'tickets.resume', 'tickets.clear_queue', 'tickets.reload_configs', 'tickets.retry', 'tickets.restart_worker'] as const;
 
 /** The audit log filtered to the operations, newest first (admin). */
 export function operationsUrl(): string {

@@ -1,16 +1,19 @@
 // Entry point: decides between the sign-in form, the chat and the admin pages
-// (`/admin/users`, `/admin/audit`, `/admin/plugins`, `/admin/dashboard`,
-// `/admin/workers`, `/admin/history`, `/admin/operations`; the gateway serves this
+// (`/admin/users`, `/admin/audit`, `/admin/plugins`, `/admin/dashboard`, `/admin/charts`,
+// `/admin/workers`, `/admin/history`, `/admin/operations`, `/admin/tenants`; the gateway serves this
 // page for any path), and switches between them when the cookie is set or
 // goes stale, or the user follows a link in the header.
 
 import './app.css';
+import 'uplot/dist/uPlot.min.css';
 import { isPlainClick } from './action';
 import * as api from './api';
 import { ApiError } from './api';
 import { AuditLogPage, auditElements } from './audit';
 import { BudgetIndicator } from './budget';
 import { Chat, chatElements } from './chat';
+import { ChartsPage, chartsElements } from './charts';
+import { TypedConfirm } from './confirm';
 import { DashboardPage, dashboardElements } from './dashboard';
 import { HistoryPage, historyElements } from './history';
 import { loginElements, setupLogin } from './login';
@@ -18,6 +21,7 @@ import { createMarkdownRenderer } from './markdown';
 import { hasRole, type Route, ROUTE_PATHS, routeFor, showRouteLinks, showsAdminNav } from './nav';
 import { OperationsPage, operationsElements } from './operations';
 import { PluginsPage, pluginsElements } from './plugins';
+import { TenantsPage, tenantsElements } from './tenants';
 import type { User } from './protocol';
 import { UsersPage, usersElements } from './users';
 import { WorkersPage, workersElements } from './workers';
@@ -35,9 +39,11 @@ const usersSection = byId('users-page');
 const auditSection = byId('audit-page');
 const pluginsSection = byId('plugins-page');
 const dashboardSection = byId('dashboard-page');
+const chartsSection = byId('charts-page');
 const workersSection = byId('workers-page');
 const historySection = byId('history-page');
 const operationsSection = byId('operations-page');
+const tenantsSection = byId('tenants-page');
 const adminNav = byId('admin-nav');
 
 const TITLES: Record<Route, string> = {
@@ -46,9 +52,11 @@ const TITLES: Record<Route, string> = {
   audit: 'Audit log · csp',
   plugins: 'Plugins · csp',
   dashboard: 'Dashboard · csp',
+  charts: 'Charts · csp',
   workers: 'Workers · csp',
   history: 'History · csp',
   operations: 'Operations · csp',
+  tenants: 'Tenants · csp',
 };
 
 /** The signed-in user; null while the sign-in form shows. */
@@ -100,8 +108,19 @@ const dashboardPage = new DashboardPage(dashboardElements(document), {
   onSignedOut: signedOut,
   storage: localStore(),
 });
-const workersPage = new WorkersPage(workersElements(document), {
+const chartsPage = new ChartsPage(chartsElements(document), {
+  load: api.charts,
+  onSignedOut: signedOut,
+  storage: localStore(),
+});
+const workersElems = workersElements(document);
+const workersPage = new WorkersPage(workersElems, {
   load: api.workers,
+  logs: api.workerLogs,
+  throughput: api.workerThroughput,
+  restart: api.restartWorker,
+  canRestart: () => me !== null && hasRole(me.role, 'admin'),
+  confirm: new TypedConfirm(workersElems.dialog),
   onSignedOut: signedOut,
   storage: localStore(),
 });
@@ -124,12 +143,29 @@ const historyPage = new HistoryPage(historyElements(document), {
   },
   onSignedOut: signedOut,
 });
-const operationsPage = new OperationsPage(operationsElements(document), {
+const operationsElems = operationsElements(document);
+const operationsPage = new OperationsPage(operationsElems, {
   processing: api.processing,
   setProcessing: api.setProcessing,
   clearQueue: api.clearQueue,
   reloadConfigs: api.reloadConfigs,
   loadOperations: api.operationsLog,
+  confirm: new TypedConfirm(operationsElems.dialog),
+  onSignedOut: signedOut,
+});
+const tenantsPage = new TenantsPage(tenantsElements(document), {
+  list: api.tenants,
+  toolTypes: api.toolTypes,
+  create: api.createTenant,
+  update: api.updateTenant,
+  remove: api.deleteTenant,
+  rotateSecret: api.rotateWebhookSecret,
+  testConnection: api.testConnection,
+  upload: api.uploadContext,
+  startImport: api.startImport,
+  importProgress: api.importProgress,
+  copy: (text) => navigator.clipboard.writeText(text),
+  confirm: (message) => window.confirm(message),
   onSignedOut: signedOut,
 });
 setupLogin(loginElements(loginView), showSignedIn);
@@ -162,9 +198,11 @@ function forget(): void {
   auditPage.clear();
   pluginsPage.clear();
   dashboardPage.clear();
+  chartsPage.clear();
   workersPage.clear();
   historyPage.clear();
   operationsPage.clear();
+  tenantsPage.clear();
   chatIntent = null;
 }
 
@@ -204,7 +242,9 @@ function showRoute(): void {
   document.title = TITLES[route];
   // The operations pages refresh only while shown.
   if (route !== 'dashboard') dashboardPage.hide();
+  if (route !== 'charts') chartsPage.hide();
   if (route !== 'workers') workersPage.hide();
+  if (route !== 'tenants') tenantsPage.hide();
   if (route === 'chat') {
     // The chat keeps its session in the query of the app's root path.
     if (location.pathname !== ROUTE_PATHS.chat) history.replaceState(null, '', `${ROUTE_PATHS.chat}${location.search}`);
@@ -232,9 +272,11 @@ function showRoute(): void {
   auditSection.hidden = route !== 'audit';
   pluginsSection.hidden = route !== 'plugins';
   dashboardSection.hidden = route !== 'dashboard';
+  chartsSection.hidden = route !== 'charts';
   workersSection.hidden = route !== 'workers';
   historySection.hidden = route !== 'history';
   operationsSection.hidden = route !== 'operations';
+  tenantsSection.hidden = route !== 'tenants';
   for (const link of adminView.querySelectorAll<HTMLAnchorElement>('a[data-route]')) {
     if (link.dataset.route === route) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
@@ -244,9 +286,11 @@ function showRoute(): void {
     audit: auditPage,
     plugins: pluginsPage,
     dashboard: dashboardPage,
+    charts: chartsPage,
     workers: workersPage,
     history: historyPage,
     operations: operationsPage,
+    tenants: tenantsPage,
   }[route];
   void page.show();
   void showSandboxWarning();

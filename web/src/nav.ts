@@ -1,11 +1,11 @@
 // Which page the app shows and to whom. Roles nest (admin ⊃ operator ⊃
 // user); the Users and Audit pages are offered to admins, the Plugins,
-// Dashboard and Workers pages to operators and admins. This is convenience, not security: the gateway
+// Dashboard, Charts and Workers pages to operators and admins. This is convenience, not security: the gateway
 // answers 403 to everyone else whatever the page does.
 
 import type { Role } from './protocol';
 
-export type Route = 'chat' | 'users' | 'audit' | 'plugins' | 'dashboard' | 'workers' | 'history' | 'operations';
+export type Route = 'chat' | 'users' | 'audit' | 'plugins' | 'dashboard' | 'charts' | 'workers' | 'history' | 'operations' | 'tenants';
 
 export type AdminRoute = Exclude<Route, 'chat'>;
 
@@ -17,9 +17,11 @@ export const ROUTE_PATHS: Record<Route, string> = {
   audit: '/admin/audit',
   plugins: '/admin/plugins',
   dashboard: '/admin/dashboard',
+  charts: '/admin/charts',
   workers: '/admin/workers',
   history: '/admin/history',
   operations: '/admin/operations',
+  tenants: '/admin/tenants',
 };
 
 /** The least role each admin page is for (the gateway's rule for the API behind it). */
@@ -28,11 +30,14 @@ export const ROUTE_ROLES: Record<AdminRoute, Role> = {
   audit: 'admin',
   plugins: 'operator',
   dashboard: 'operator',
+  charts: 'operator',
   workers: 'operator',
   // The enhancement history (and its retry and export) is for operators;
   // pausing, clearing the queue and reloading configurations for admins.
   history: 'operator',
   operations: 'admin',
+  // Tenants, their credentials, uploads and imports are for admins.
+  tenants: 'admin',
 };
 
 /** A role's place in the hierarchy; an unknown role is -1, below `user`, so it is granted nothing. */

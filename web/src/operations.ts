@@ -1,10 +1,12 @@
 // The operations page (admins): pause or resume the workers, clear the
 // queue, reload the tenant configurations of every replica — each only after
-// the admin typed YES in its dialog — and the last 20 such operations, from
-// the audit log (every one is audited with its user by the tickets service).
-// Entries are untrusted text: they are only ever set as text.
+// the admin typed YES in its dialog (`confirm.ts`, whose `data-operation`
+// names the operation while it is open) — and the last 20 such operations,
+// from the audit log (every one is audited with its user by the tickets
+// service). Entries are untrusted text: they are only ever set as text.
 
 import { ApiError } from './api';
+import type { ConfirmElements, ConfirmSpec, TypedConfirm } from './confirm';
 import { formatTimestamp } from './format';
 import type { AuditEntry, AuditPage, ConfigsReloaded, Processing, QueueCleared } from './protocol';
 
@@ -13,18 +15,10 @@ export { OPERATION_ACTIONS, operationsUrl } from './api';
 /** How many operations the page lists. */
 export const SHOWN_OPERATIONS = 20;
 
-/** The word the dialogs ask for, exactly (not "yes", not " YES"). */
-export const CONFIRM_WORD = 'YES';
-
-/** Whether what was typed lets the action go: exactly YES. */
-export function isConfirmed(typed: string): boolean {
-  return typed === CONFIRM_WORD;
-}
-
 export type OperationKind = 'pause' | 'resume' | 'clear' | 'reload';
 
 /** What each dialog says and what its button does. */
-export const OPERATIONS: Record<OperationKind, { title: string; body: string; button: string }> = {
+export const OPERATIONS: Record<OperationKind, ConfirmSpec> = {
   pause: {
     title: 'Pause processing',
     body: 'Workers stop taking new jobs (jobs in progress finish). Webhooks are still accepted and queued.',
@@ -47,12 +41,17 @@ export const OPERATIONS: Record<OperationKind, { title: string; body: string; bu
   },
 };
 
+function isOperationKind(value: string | undefined): value is OperationKind {
+  return value !== undefined && Object.hasOwn(OPERATIONS, value);
+}
+
 const ACTION_TEXT: Record<string, string> = {
   'tickets.pause': 'Paused processing',
   'tickets.resume': 'Resumed processing',
   'tickets.clear_queue': 'Cleared the queue',
   'tickets.reload_configs': 'Reloaded tenant configurations',
   'tickets.retry': 'Retried a job',
+  'tickets.restart_worker': 'Restarted a worker',
 };
 
 export function actionText(action: string): string {
@@ -96,6 +95,11 @@ export function operationDetails(entry: Pick<AuditEntry, 'tool_name' | 'sanitize
       text = job ? `ticket ${str('ticket_id') || '?'} of ${str('tenant_id') || '?'} (job ${job})` : null;
       break;
     }
+    case 'tickets.restart_worker': {
+      const worker = str('worker_id');
+      text = worker ? `${str('hostname') || '?'} (worker ${worker}), drained and started again` : null;
+      break;
+    }
   }
   const failed = entry.result_status !== 'success' ? ` (${entry.result_status})` : '';
   return `${text ?? entry.sanitized_input}${failed}`;
@@ -105,7 +109,7 @@ export function operationDetails(entry: Pick<AuditEntry, 'tool_name' | 'sanitize
 export function resultText(kind: OperationKind, answer: Processing | QueueCleared | ConfigsReloaded): string {
   switch (kind) {
     case 'pause':
-      return 'Processing is paused: workers take no new job.';
+      return 'Processing is paused: workers take no new job (each notices within 2 seconds; jobs running finish).';
     case 'resume':
       return 'Processing resumed.';
     case 'clear': {
@@ -125,12 +129,7 @@ export interface OperationsElements {
   reload: HTMLButtonElement;
   error: HTMLElement;
   notice: HTMLElement;
-  dialog: HTMLElement;
-  dialogTitle: HTMLElement;
-  dialogBody: HTMLElement;
-  dialogInput: HTMLInputElement;
-  dialogConfirm: HTMLButtonElement;
-  dialogCancel: HTMLButtonElement;
+  dialog: ConfirmElements;
   table: HTMLTableElement;
   body: HTMLTableSectionElement;
 }
@@ -152,12 +151,14 @@ export function operationsElements(doc: Document): OperationsElements {
     reload: get<HTMLButtonElement>('operations-reload'),
     error: get('operations-error'),
     notice: get('operations-notice'),
-    dialog: get('operations-dialog'),
-    dialogTitle: get('operations-dialog-title'),
-    dialogBody: get('operations-dialog-body'),
-    dialogInput: get<HTMLInputElement>('operations-dialog-input'),
-    dialogConfirm: get<HTMLButtonElement>('operations-dialog-confirm'),
-    dialogCancel: get<HTMLButtonElement>('operations-dialog-cancel'),
+    dialog: {
+      dialog: get('operations-dialog'),
+      title: get('operations-dialog-title'),
+      body: get('operations-dialog-body'),
+      input: get<HTMLInputElement>('operations-dialog-input'),
+      confirm: get<HTMLButtonElement>('operations-dialog-confirm'),
+      cancel: get<HTMLButtonElement>('operations-dialog-cancel'),
+    },
     table,
     body,
   };
@@ -170,16 +171,15 @@ export interface OperationsOptions {
   reloadConfigs(): Promise<ConfigsReloaded>;
   /** The audit log's operations, newest first. */
   loadOperations(): Promise<AuditPage>;
+  /** The typed-YES dialog of `el.dialog` (main.ts builds it; tests too). */
+  confirm: TypedConfirm;
   /** The session cookie is gone: show the sign-in form. */
   onSignedOut(): void;
 }
 
 export class OperationsPage {
-  /** The dialog's operation; null while it is closed. */
-  private pending: OperationKind | null = null;
   private state: Processing | null = null;
   private generation = 0;
-  private busy = false;
 
   constructor(
     private readonly el: OperationsElements,
@@ -189,18 +189,6 @@ export class OperationsPage {
     el.resume.addEventListener('click', () => this.ask('resume'));
     el.clear.addEventListener('click', () => this.ask('clear'));
     el.reload.addEventListener('click', () => this.ask('reload'));
-    el.dialogInput.addEventListener('input', () => this.updateGate());
-    el.dialogInput.addEventListener('keydown', (ev) => {
-      if (ev.key === 'Enter') {
-        ev.preventDefault();
-        void this.confirm();
-      } else if (ev.key === 'Escape') {
-        this.close();
-      }
-    });
-    el.dialogConfirm.addEventListener('click', () => void this.confirm());
-    el.dialogCancel.addEventListener('click', () => this.close());
-    this.close();
     this.renderState();
   }
 
@@ -213,56 +201,30 @@ export class OperationsPage {
   clear(): void {
     this.generation++;
     this.state = null;
-    this.close();
+    this.opts.confirm.close();
     this.el.body.replaceChildren();
     this.showError(null);
     this.showNotice(null);
     this.renderState();
   }
 
-  /** Which operation the dialog is open for (tests and the e2e read it). */
+  /** Which operation the dialog is open for (tests read it; the e2e its `data-operation`). */
   get asking(): OperationKind | null {
-    return this.pending;
+    const kind = this.el.dialog.dialog.dataset.operation;
+    return this.opts.confirm.isOpen && isOperationKind(kind) ? kind : null;
   }
 
   private ask(kind: OperationKind): void {
-    const op = OPERATIONS[kind];
-    this.pending = kind;
-    this.el.dialog.dataset.operation = kind;
-    this.el.dialogTitle.textContent = op.title;
-    this.el.dialogBody.textContent = op.body;
-    this.el.dialogConfirm.textContent = op.button;
-    this.el.dialogInput.value = '';
-    this.el.dialog.hidden = false;
-    this.updateGate();
-    this.el.dialogInput.focus();
+    this.opts.confirm.ask({ ...OPERATIONS[kind], data: { operation: kind } }, () => this.operate(kind));
   }
 
-  private close(): void {
-    this.pending = null;
-    this.el.dialog.hidden = true;
-    this.el.dialogInput.value = '';
-    delete this.el.dialog.dataset.operation;
-    this.updateGate();
-  }
-
-  private updateGate(): void {
-    this.el.dialogConfirm.disabled = this.busy || this.pending === null || !isConfirmed(this.el.dialogInput.value);
-  }
-
-  private async confirm(): Promise<void> {
-    const kind = this.pending;
-    // The gate is the button's state and checked again here: Enter in the
-    // field goes through this too.
-    if (kind === null || this.busy || !isConfirmed(this.el.dialogInput.value)) return;
+  /** Runs `kind` once YES was typed; the dialog closes when it ends. */
+  private async operate(kind: OperationKind): Promise<void> {
     const generation = this.generation;
-    this.busy = true;
-    this.updateGate();
     try {
       const answer = await this.run(kind);
       if (generation !== this.generation) return;
       if (kind === 'pause' || kind === 'resume') this.state = answer as Processing;
-      this.close();
       this.showError(null);
       this.showNotice(resultText(kind, answer));
       this.renderState();
@@ -274,12 +236,8 @@ export class OperationsPage {
         this.opts.onSignedOut();
         return;
       }
-      this.close();
       this.showNotice(null);
       this.showError(err instanceof ApiError ? err.message : 'The operation could not be done.');
-    } finally {
-      this.busy = false;
-      this.updateGate();
     }
   }
 

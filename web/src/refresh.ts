@@ -1,5 +1,5 @@
-// Auto-refresh of the operations pages (Dashboard, Workers): load now, then
-// again every 10, 30 (the default) or 60 seconds, or never ("off"), as the
+// Auto-refresh of the operations pages (Dashboard, Workers, Charts): load now, then
+// again every 10, 30 (the default; the Charts' is 60) or 60 seconds, or never ("off"), as the
 // page's selector says; the choice is remembered per page in localStorage.
 // A load starts only after the previous one ended, and never while the page
 // is hidden. What the pages show of it: "updated hh:mm:ss" after a load that
@@ -9,8 +9,8 @@
 export const REFRESH_CHOICES: readonly number[] = [10, 30, 60, 0];
 export const DEFAULT_REFRESH = 30;
 
-/** The interval remembered under `key`, or the default for anything else. */
-export function readRefresh(storage: Pick<Storage, 'getItem'> | null, key: string): number {
+/** The interval remembered under `key`, or the page's default for anything else. */
+export function readRefresh(storage: Pick<Storage, 'getItem'> | null, key: string, fallback = DEFAULT_REFRESH): number {
   let stored: string | null = null;
   try {
     stored = storage?.getItem(key) ?? null;
@@ -18,7 +18,7 @@ export function readRefresh(storage: Pick<Storage, 'getItem'> | null, key: strin
     // Storage refused (privacy settings): the default.
   }
   const seconds = stored === null ? Number.NaN : Number(stored);
-  return REFRESH_CHOICES.includes(seconds) ? seconds : DEFAULT_REFRESH;
+  return REFRESH_CHOICES.includes(seconds) ? seconds : fallback;
 }
 
 export function saveRefresh(storage: Pick<Storage, 'setItem'> | null, key: string, seconds: number): void {
@@ -54,6 +54,8 @@ export interface RefreshOptions {
   /** Where the choice is remembered, e.g. `csp.refresh.dashboard`. */
   storageKey: string;
   storage: Storage | null;
+  /** The interval until the reader picks one ([`DEFAULT_REFRESH`] unless said). */
+  defaultSeconds?: number;
   /** One load; its own errors are its to show. */
   load(): Promise<void>;
   timers?: Timers;
@@ -77,7 +79,7 @@ export class Refresher {
       return option;
     });
     opts.select.replaceChildren(...options);
-    opts.select.value = String(readRefresh(opts.storage, opts.storageKey));
+    opts.select.value = String(readRefresh(opts.storage, opts.storageKey, this.fallback()));
     opts.select.addEventListener('change', () => {
       saveRefresh(opts.storage, opts.storageKey, this.seconds());
       if (this.running) this.schedule(this.generation);
@@ -87,7 +89,12 @@ export class Refresher {
   /** The interval chosen, in seconds (0: off). */
   seconds(): number {
     const n = Number(this.opts.select.value);
-    return REFRESH_CHOICES.includes(n) ? n : DEFAULT_REFRESH;
+    return REFRESH_CHOICES.includes(n) ? n : this.fallback();
+  }
+
+  private fallback(): number {
+    const wanted = this.opts.defaultSeconds;
+    return wanted !== undefined && REFRESH_CHOICES.includes(wanted) ? wanted : DEFAULT_REFRESH;
   }
 
   /** Loads now, then on the interval until [`stop`]. */

@@ -45,6 +45,16 @@ describe('roles', () => {
     );
   });
 
+  it('open the Charts to operators and admins at /admin/charts', () => {
+    assert.deepEqual(
+      ['admin', 'operator', 'user'].map((role) => mayOpen('charts', role)),
+      [true, true, false],
+    );
+    assert.equal(routeFor('/admin/charts', 'operator'), 'charts');
+    assert.equal(routeFor('/admin/charts/', 'admin'), 'charts');
+    assert.equal(routeFor('/admin/charts', 'user'), 'chat');
+  });
+
   it('show the admin links to anyone who may open an admin page', () => {
     assert.equal(showsAdminNav('admin'), true);
     assert.equal(showsAdminNav('operator'), true);

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ApiError } from '../src/api';
+import { TypedConfirm } from '../src/confirm';
 import {
   actionText,
-  isConfirmed,
   OPERATION_ACTIONS,
   operationDetails,
   OperationsPage,
@@ -32,21 +32,12 @@ function entry(seq: number, tool: string, input: unknown, more: Partial<AuditEnt
   };
 }
 
-describe('the YES gate', () => {
-  it('opens for YES exactly', () => {
-    assert.equal(isConfirmed('YES'), true);
-    for (const typed of ['', 'yes', 'Yes', ' YES', 'YES ', 'YESS', 'Y', 'NO', 'ＹＥＳ']) {
-      assert.equal(isConfirmed(typed), false, JSON.stringify(typed));
-    }
-  });
-});
-
 describe('the operations list', () => {
   it('asks the audit log for the five operations', () => {
-    assert.deepEqual(OPERATION_ACTIONS, ['tickets.pause', 'tickets.resume', 'tickets.clear_queue', 'tickets.reload_configs', 'tickets.retry']);
+    assert.deepEqual(OPERATION_ACTIONS, ['tickets.pause', 'tickets.resume', 'tickets.clear_queue', 'tickets.reload_configs', 'tickets.retry', 'tickets.restart_worker']);
     assert.equal(
       operationsUrl(),
-      '/api/v1/admin/audit-log?tool_name=tickets.pause%2Ctickets.resume%2Ctickets.clear_queue%2Ctickets.reload_configs%2Ctickets.retry',
+      '/api/v1/admin/audit-log?tool_name=tickets.pause%2Ctickets.resume%2Ctickets.clear_queue%2Ctickets.reload_configs%2Ctickets.retry%2Ctickets.restart_worker',
     );
   });
 
@@ -66,6 +57,10 @@ describe('the operations list', () => {
       'ticket 1234 of acme (job j-1)',
     );
     assert.equal(operationDetails(entry(1, 'tickets.retry', 'not json')), 'not json');
+    assert.equal(
+      operationDetails(entry(1, 'tickets.restart_worker', { worker_id: 'w-1', hostname: 'box-1', status: 'active' })),
+      'box-1 (worker w-1), drained and started again',
+    );
   });
 
   it('says what came of an operation', () => {
@@ -82,7 +77,8 @@ describe('operations page', () => {
     let state: Processing = { paused: false, queue_depth: 5, active_workers: 1 };
     let fail: Error | null = null;
     let log: AuditEntry[] = [entry(2, 'tickets.pause', { paused: true }), entry(1, 'tickets.retry', { job_id: 'j', tenant_id: 'acme', ticket_id: '7' })];
-    const p = new OperationsPage(operationsElements(doc), {
+    const elements = operationsElements(doc);
+    const p = new OperationsPage(elements, {
       processing: async () => state,
       setProcessing: async (paused) => {
         calls.push(paused ? 'pause' : 'resume');
@@ -101,6 +97,7 @@ describe('operations page', () => {
         return { reloaded: true };
       },
       loadOperations: async () => ({ entries: log, next_before: null }),
+      confirm: new TypedConfirm(elements.dialog),
       onSignedOut: () => undefined,
     });
     const el = (id: string) => doc.getElementById(id) as HTMLElement;
@@ -152,45 +149,39 @@ describe('operations page', () => {
     assert.equal(t.doc.querySelector('#operations-table tbody')?.textContent, 'No operation yet.');
   });
 
-  it('does nothing until YES is typed exactly', async () => {
+  // The dialog's own behaviour (the exact YES, Enter, Escape, Cancel) is confirm.test.ts's.
+  it('asks in the dialog, named by its data-operation, and acts after YES', async () => {
     const t = page();
     await t.p.show();
     t.el('operations-clear').click();
     assert.equal(t.el('operations-dialog').hidden, false);
+    assert.equal(t.el('operations-dialog').dataset.operation, 'clear');
     assert.equal(t.p.asking, 'clear');
+    assert.equal(t.el('operations-dialog-title').textContent, 'Clear the queue');
     assert.match(t.el('operations-dialog-body').textContent ?? '', /cleared/);
-    assert.equal(t.confirm.disabled, true, 'empty');
-    for (const typed of ['yes', 'YES ', 'Y']) {
-      t.type(typed);
-      assert.equal(t.confirm.disabled, true, typed);
-      // Enter in the field goes through the same gate.
-      t.el('operations-dialog-input').dispatchEvent(new t.doc.defaultView!.KeyboardEvent('keydown', { key: 'Enter' }));
-      t.confirm.disabled = false;
-      t.confirm.click();
-      await settle();
-    }
+    assert.equal(t.confirm.textContent, 'Clear queue');
+    assert.equal(t.confirm.disabled, true);
     assert.deepEqual(t.calls, [], 'nothing was done');
     t.type('YES');
-    assert.equal(t.confirm.disabled, false);
     t.confirm.click();
     await settle();
     await settle();
     assert.deepEqual(t.calls, ['clear']);
     assert.equal(t.el('operations-dialog').hidden, true);
+    assert.equal(t.el('operations-dialog').dataset.operation, undefined);
+    assert.equal(t.p.asking, null);
     assert.equal(t.el('operations-notice').textContent, "Queue cleared: 5 pending jobs failed as 'cleared'.");
   });
 
-  it('cancels without acting, and starts each dialog empty', async () => {
+  it('closes the dialog when it forgets everything (sign-out)', async () => {
     const t = page();
     await t.p.show();
     t.el('operations-reload').click();
-    t.type('YES');
-    t.el('operations-dialog-cancel').click();
+    assert.equal(t.p.asking, 'reload');
+    t.p.clear();
     assert.equal(t.el('operations-dialog').hidden, true);
-    t.el('operations-reload').click();
-    assert.equal((t.el('operations-dialog-input') as HTMLInputElement).value, '');
-    assert.equal(t.confirm.disabled, true);
-    assert.deepEqual(t.calls, []);
+    assert.equal(t.el('operations-dialog').dataset.operation, undefined);
+    assert.equal(t.p.asking, null);
   });
 
   it('pauses, then offers resume, and shows a refusal', async () => {

@@ -71,6 +71,12 @@ pub(crate) enum Error {
     Tickets(#[from] csp_tickets::Error),
     #[error(transparent)]
     TicketsWorker(#[from] csp_tickets_worker::Error),
+    /// `csp serve tickets-worker` drained for a restart an admin asked for:
+    /// not a failure, the process exits with
+    /// `csp_tickets_worker::Exit::RESTART_CODE` (75) so its supervisor
+    /// starts it again.
+    #[error("the tickets worker drained for a restart")]
+    Restart,
 }
 
 impl Error {

@@ -6,7 +6,8 @@
 //! service, run by `compose.rs`), so a new service is one row there;
 //! `csp mock-llm` runs the scripted model server, `csp mock-ticketing` the
 //! fake ServiceDesk Plus; `csp audit verify` checks the audit log's hash
-//! chain; `csp tickets import` seeds a tenant's ticket history; `csp mcp tickets`
+//! chain; `csp tickets import` seeds a tenant's ticket history; `csp tenants k8s`
+//! writes a tenant's own Kubernetes namespace (an overlay); `csp mcp tickets`
 //! is the ticket tools' MCP server that an agent's CLI starts in its sandbox.
 //! This crate only parses configuration and composes the service crates; it
 //! holds no service logic.
@@ -23,6 +24,7 @@ mod row;
 mod secrets;
 mod serve;
 mod services;
+mod tenants;
 mod tickets;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -66,6 +68,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: tickets::Command,
     },
+    /// Tenant deployment tools: a tenant's own Kubernetes namespace.
+    Tenants {
+        #[command(subcommand)]
+        command: tenants::Command,
+    },
     /// Audit log tools.
     Audit {
         #[command(subcommand)]
@@ -85,6 +92,16 @@ pub(crate) enum Command {
 }
 
 impl Command {
+    /// Whether this process keeps its last log lines in memory: the ones
+    /// running a tickets worker, which publishes them for the Workers page.
+    fn keeps_log_lines(&self) -> bool {
+        match self {
+            Command::Dev(_) => true,
+            Command::Serve { service } => service.row().name == "tickets-worker",
+            _ => false,
+        }
+    }
+
     /// `service.name` of the spans this process exports.
     fn service_name(&self) -> &'static str {
         match self {
@@ -93,9 +110,10 @@ impl Command {
             Command::MockLlm(_) => "csp-mock-llm",
             Command::MockTicketing(_) => "csp-mock-ticketing",
             Command::Mcp { .. } => "csp-mcp",
-            Command::Secrets { .. } | Command::Audit { .. } | Command::Tickets { .. } => {
-                "csp-tools"
-            }
+            Command::Secrets { .. }
+            | Command::Audit { .. }
+            | Command::Tickets { .. }
+            | Command::Tenants { .. } => "csp-tools",
         }
     }
 }
@@ -153,19 +171,37 @@ fn parse_cli() -> Cli {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = parse_cli();
-    let _spans = csp_telemetry::init_tracing(cli.log_format, cli.command.service_name());
+    let _spans = csp_telemetry::init_tracing_with(
+        cli.log_format,
+        cli.command.service_name(),
+        cli.command.keeps_log_lines().then(|| {
+            csp_telemetry::LogRing::new(
+                csp_domain::WORKER_LOG_LINES,
+                csp_domain::WORKER_LOG_LINE_BYTES,
+            )
+        }),
+    );
     raise_nofile_limit();
     // Install the recorder before any service records a metric.
     let _ = csp_telemetry::metrics_handle();
     let shutdown = shutdown_signal();
     let result = match cli.command {
         Command::Dev(o) => dev::run(o, shutdown).await.map_err(anyhow::Error::from),
-        Command::Serve { service } => serve::run(service, shutdown)
-            .await
-            .map_err(anyhow::Error::from),
+        Command::Serve { service } => match serve::run(service, shutdown).await {
+            // Drained for a restart: its supervisor starts it again.
+            Err(error::Error::Restart) => {
+                eprintln!(
+                    "csp: the tickets worker drained for a restart; exiting with {} so its supervisor starts it again",
+                    csp_tickets_worker::Exit::RESTART_CODE
+                );
+                return std::process::ExitCode::from(csp_tickets_worker::Exit::RESTART_CODE);
+            }
+            other => other.map_err(anyhow::Error::from),
+        },
         Command::MockLlm(o) => serve::mock_llm(o, shutdown).await,
         Command::MockTicketing(o) => serve::mock_ticketing(o, shutdown).await,
         Command::Tickets { command } => tickets::run(command).await,
+        Command::Tenants { command } => tenants::run(command).await,
         Command::Secrets { command } => secrets::run(command).await,
         Command::Mcp { command } => mcp::run(command, shutdown).await,
         Command::Audit { command } => match audit::run(command).await {

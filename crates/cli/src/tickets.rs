@@ -7,15 +7,13 @@
 //! directory (whose kept secret key opens the tenant's credential).
 
 use crate::opts::{SecretKeyOpts, StoreLocation};
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, anyhow};
 use clap::{Args, Subcommand};
-use csp_domain::{HistorySource, TenantId};
-use csp_http::HttpError;
-use csp_store::HistoryTicket;
-use csp_ticketing::connector::{ApiError, ClientOptions, FieldKind, Settings, ToolType};
-use csp_tickets_worker::ToolSettingsError;
+use csp_domain::TenantId;
+use csp_tenant_tool::import::{Import, ImportError, Range, percent};
+use csp_ticketing::connector::ClientOptions;
 use std::io::{IsTerminal, Write};
-use time::{Date, Duration, OffsetDateTime, Time};
+use time::{Date, OffsetDateTime};
 
 #[derive(Subcommand)]
 pub(crate) enum Command {
@@ -62,45 +60,17 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-/// What one import did.
-#[derive(Debug, Default)]
-struct Counts {
-    imported: u64,
-    skipped: u64,
-}
-
 async fn import(o: ImportOptions) -> anyhow::Result<()> {
     let tenant = TenantId::parse(&o.tenant_id)
         .map_err(|e| anyhow!("--tenant-id '{}' is not a tenant id: {e}", o.tenant_id))?;
     let now = OffsetDateTime::now_utc();
-    let (from, to) = match (o.start_date, o.end_date) {
-        (Some(start), Some(end)) => {
-            if end < start {
-                bail!("--end-date {end} is before --start-date {start}");
-            }
-            let to = end
-                .next_day()
-                .map_or(now, |d| d.with_time(Time::MIDNIGHT).assume_utc())
-                - Duration::milliseconds(1);
-            (start.with_time(Time::MIDNIGHT).assume_utc(), to)
-        }
-        _ => (now - Duration::days(i64::from(o.days)), now),
+    let range = match (o.start_date, o.end_date) {
+        (Some(start), Some(end)) => Range::dates(start, end, now)
+            .ok_or_else(|| anyhow!("--end-date {end} is before --start-date {start}"))?,
+        _ => Range::last_days(now, o.days),
     };
 
     let store = o.store.open().await?;
-    let record = store
-        .tenant(&tenant)
-        .await
-        .context("reading the tenant")?
-        .ok_or_else(|| {
-            anyhow!("unknown tenant '{tenant}': create it first (POST /api/v1/tenants)")
-        })?;
-    if !record.is_active {
-        bail!(
-            "tenant '{tenant}' is inactive (deleted): reactivate it before importing its tickets"
-        );
-    }
-    let tool = ToolType::parse(&record.tool_type).map_err(|e| anyhow!("tenant '{tenant}': {e}"))?;
     let keyring = match o.keys.keyring()? {
         Some(k) => Some(k),
         None => match o.store.dev_data_dir() {
@@ -108,95 +78,53 @@ async fn import(o: ImportOptions) -> anyhow::Result<()> {
             None => None,
         },
     };
-    let settings = csp_tickets_worker::tool_settings(&record, tool, &*store, keyring.as_ref())
-        .await
-        .map_err(|e| settings_failure(e, &tenant, tool))?;
     let http = csp_http::HttpClient::new().context("building the HTTP client")?;
-    let client = csp_ticketing::registry::connector(tool)
-        .client(http, &settings, ClientOptions::default())
-        .map_err(|e| {
-            anyhow!(
-                "tenant '{tenant}' has invalid {} settings: {e}",
-                tool.display_name()
-            )
-        })?;
-    let place = Place::of(tool, &settings);
+    let mut import = Import::open(
+        &*store,
+        &tenant,
+        keyring.as_ref(),
+        http,
+        ClientOptions::default(),
+        range,
+    )
+    .await
+    .map_err(failure)?;
 
     println!(
         "Importing resolved and closed tickets of '{tenant}' from {} at {}, resolved {} to {}",
-        tool.display_name(),
-        place.shown,
-        from.date(),
-        to.date()
+        import.tool().display_name(),
+        import.place(),
+        range.from.date(),
+        range.to.date()
     );
     let mut progress = Progress::new(std::io::stderr().is_terminal());
-    let mut counts = Counts::default();
-    let mut total: Option<u64> = None;
-    let mut cursor: Option<String> = None;
     loop {
-        let page = client
-            .list_resolved(from, to, cursor.as_deref())
-            .await
-            .map_err(|e| api_failure(&e, &place))?;
-        let total = *total.get_or_insert_with(|| {
-            page.total_count
-                .unwrap_or((page.tickets.len() + page.skipped.len()) as u64)
-        });
+        let page = match import.next_page(&*store).await {
+            Ok(Some(page)) => page,
+            Ok(None) => break,
+            Err(e) => {
+                progress.finish();
+                return Err(failure(e));
+            }
+        };
         for skipped in &page.skipped {
-            tracing::warn!(tenant_id = %tenant, ticket_id = %skipped.ticket_id, reason = %skipped.reason, "ticket skipped");
             progress.line(&format!(
                 "Skipped ticket {}: {}",
                 skipped.ticket_id, skipped.reason
             ));
         }
-        let tickets: Vec<HistoryTicket> = page
-            .tickets
-            .into_iter()
-            .map(|t| HistoryTicket {
-                ticket_id: t.ticket_id,
-                description: t.description,
-                resolution: t.resolution,
-                resolved_date: t.resolved_date,
-                tags: t.tags,
-            })
-            .collect();
-        if !tickets.is_empty() {
-            store
-                .upsert_ticket_history(
-                    &tenant,
-                    &tickets,
-                    HistorySource::BulkImport,
-                    OffsetDateTime::now_utc(),
-                )
-                .await
-                .context("storing the tickets")?;
-        }
-        counts.imported += tickets.len() as u64;
-        counts.skipped += page.skipped.len() as u64;
-        let seen = counts.imported + counts.skipped;
-        let total = total.max(seen);
+        let seen = page.progress.seen();
+        let total = page.progress.total.unwrap_or(seen);
         progress.line(&format!(
             "Imported {}/{} tickets ({}%)",
-            counts.imported,
+            page.progress.imported,
             total,
             percent(seen, total)
         ));
         progress.bar(seen, total);
-        match page.next {
-            None => break,
-            // A cursor that does not move would read the same page forever.
-            Some(next) if cursor.as_deref() == Some(next.as_str()) => {
-                progress.finish();
-                bail!(
-                    "{} at {} gave the same page twice; the import stopped after {seen} tickets",
-                    tool.display_name(),
-                    place.shown
-                );
-            }
-            Some(next) => cursor = Some(next),
-        }
     }
     progress.finish();
+    let counts = import.progress();
     let stored = store
         .count_ticket_history(&tenant)
         .await
@@ -208,112 +136,11 @@ async fn import(o: ImportOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn percent(done: u64, total: u64) -> u64 {
-    (done.min(total) * 100).checked_div(total).unwrap_or(100)
-}
-
-/// A tenant's settings that could not be read, in words an admin can act on.
-fn settings_failure(e: ToolSettingsError, tenant: &TenantId, tool: ToolType) -> anyhow::Error {
+/// An import's failure for the terminal: the store's with its cause.
+fn failure(e: ImportError) -> anyhow::Error {
     match e {
-        ToolSettingsError::Store(e) => {
-            anyhow::Error::new(e).context("reading the tenant's credentials")
-        }
-        ToolSettingsError::NotAnObject => anyhow!(
-            "tenant '{tenant}' has invalid {} settings: not a JSON object",
-            tool.display_name()
-        ),
-        ToolSettingsError::NoKeyring { field } => anyhow!(
-            "CSP_SECRET_KEY is required to open tenant '{tenant}''s {field} (the key the tickets service uses)"
-        ),
-        ToolSettingsError::Unseal { field, source } => anyhow!(
-            "tenant '{tenant}''s {field} cannot be opened with this CSP_SECRET_KEY: {source}"
-        ),
-    }
-}
-
-/// Where a tenant's tool is, as errors name it.
-struct Place {
-    tool: ToolType,
-    /// Its URL (redacted), or the setting that locates it.
-    shown: String,
-    /// The setting that says where the tool is.
-    location: &'static str,
-    /// The settings a tool checks when it refuses a call.
-    credentials: String,
-}
-
-impl Place {
-    fn of(tool: ToolType, settings: &Settings) -> Self {
-        let fields = csp_ticketing::registry::connector(tool).fields();
-        let plain = |kind: fn(&FieldKind) -> bool| {
-            fields.iter().filter(move |f| !f.secret && kind(&f.kind))
-        };
-        // A URL when there is one, else the text that names the place (a
-        // Zendesk subdomain, say).
-        let (location, shown) = plain(|k| matches!(k, FieldKind::Url))
-            .find_map(|f| settings.value(f.name).map(|v| (f.name, csp_redact::url(v))))
-            .or_else(|| {
-                plain(|k| matches!(k, FieldKind::Text)).find_map(|f| {
-                    settings
-                        .value(f.name)
-                        .map(|v| (f.name, format!("{} '{v}'", f.name)))
-                })
-            })
-            .unwrap_or(("settings", "its configured address".to_owned()));
-        let credentials = fields
-            .iter()
-            .filter(|f| f.secret || matches!(f.kind, FieldKind::Email))
-            .map(|f| f.name)
-            .collect::<Vec<_>>()
-            .join(" and ");
-        Self {
-            tool,
-            shown,
-            location,
-            credentials,
-        }
-    }
-}
-
-/// A failed call to the tenant's tool, in words an admin can act on.
-fn api_failure(e: &ApiError, at: &Place) -> anyhow::Error {
-    let name = at.tool.display_name();
-    let url = &at.shown;
-    // The tool is named already; its HTTP error says what happened.
-    let why = match e {
-        ApiError::Http { source, .. } => source.to_string(),
-        other => other.to_string(),
-    };
-    match e {
-        ApiError::Http {
-            source: HttpError::Timeout | HttpError::Connect(_),
-            ..
-        } => anyhow!(
-            "{name} at {url} could not be reached ({why}): check the tenant's {} and the network",
-            at.location
-        ),
-        ApiError::Http {
-            source: HttpError::Tls(_),
-            ..
-        } => anyhow!(
-            "the TLS connection to {name} at {url} failed ({why}): check the URL's scheme and the server's certificate"
-        ),
-        _ => match e.status().map(|s| s.as_u16()) {
-            Some(401 | 403) => anyhow!(
-                "{name} at {url} rejected the tenant's {} ({why}): update it with PATCH /api/v1/tenants/<tenant_id>",
-                at.credentials
-            ),
-            Some(404) => match at.tool {
-                ToolType::ServicedeskPlus => anyhow!(
-                    "no ServiceDesk Plus API v3 at {url} ({why}): cloud URLs end in /app/<portal>"
-                ),
-                _ => anyhow!(
-                    "no {name} API at {url} ({why}): check the tenant's {}",
-                    at.location
-                ),
-            },
-            _ => anyhow!("importing from {name} at {url} failed: {why}"),
-        },
+        ImportError::Store { what, source } => anyhow::Error::new(source).context(what),
+        e => anyhow!(e),
     }
 }
 
@@ -372,50 +199,6 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percent_is_whole_and_bounded() {
-        assert_eq!(percent(1000, 5000), 20);
-        assert_eq!(percent(0, 0), 100);
-        assert_eq!(percent(7, 5), 100);
-        assert_eq!(percent(99, 100), 99);
-    }
-
-    #[test]
-    fn errors_name_the_tools_own_settings() {
-        let mut settings = Settings::default();
-        settings.values.insert(
-            "servicedesk_url".into(),
-            "https://sdp.example/app/itdesk".into(),
-        );
-        let place = Place::of(ToolType::ServicedeskPlus, &settings);
-        assert_eq!(place.shown, "https://sdp.example/app/itdesk");
-        assert_eq!(place.location, "servicedesk_url");
-        assert_eq!(place.credentials, "api_key");
-        let refused = ApiError::Http {
-            tool: ToolType::ServicedeskPlus,
-            source: HttpError::Status {
-                status: 401u16.try_into().unwrap(),
-                body: String::new(),
-            },
-        };
-        let text = api_failure(&refused, &place).to_string();
-        assert!(
-            text.starts_with(
-                "ServiceDesk Plus at https://sdp.example/app/itdesk rejected the tenant's api_key (HTTP 401"
-            ),
-            "{text}"
-        );
-        let unreachable = ApiError::Http {
-            tool: ToolType::ServicedeskPlus,
-            source: HttpError::Timeout,
-        };
-        let text = api_failure(&unreachable, &place).to_string();
-        assert!(
-            text.ends_with("check the tenant's servicedesk_url and the network"),
-            "{text}"
-        );
-    }
 
     #[test]
     fn dates_are_days() {

@@ -271,6 +271,11 @@ catalogue! {
     EnhancementNotFound => "enhancement_not_found", 404, NOT_FOUND,
         "That enhancement job does not exist.",
         "Check the job id.";
+    /// No tickets worker with this id has a heartbeat (it stopped, or its
+    /// last heartbeat expired).
+    WorkerNotFound => "worker_not_found", 404, NOT_FOUND,
+        "That worker is not running: it has sent no heartbeat in the last hour.",
+        "Refresh the Workers page.";
     /// Anything else.
     Internal => "internal", 500, INTERNAL,
         "Something went wrong on our side. Please try again.",
@@ -328,7 +333,7 @@ mod tests {
             assert_eq!(back, *c);
         }
         // Anchors: the table's length and both ends, against silent loss.
-        assert_eq!(ErrorCode::ALL.len(), 48);
+        assert_eq!(ErrorCode::ALL.len(), 49);
         assert_eq!(ErrorCode::ALL.first(), Some(&ErrorCode::BadFrame));
         assert_eq!(ErrorCode::ALL.last(), Some(&ErrorCode::Internal));
     }

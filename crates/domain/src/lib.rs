@@ -9,7 +9,8 @@
 //! vocabulary — [`SessionStatus`], [`StatusReason`] (also the stored
 //! `ended_reason`), [`AuditStatus`], [`ToolStatus`], and ticket enhancement's
 //! [`EnhancementStatus`], [`FeedbackVote`], [`HistorySource`], [`ContextSource`],
-//! [`NoteFormat`], and the operations pages' [`Health`] and [`WorkerStatus`]
+//! [`NoteFormat`], and the operations pages' [`Health`], [`WorkerStatus`] and [`LogLevel`]
+//! (with the charts' [`ChartRange`] and [`ChartSource`])
 //! — is one enum whose JSON
 //! name (serde, `as_str`) and store text (`store_text` or `as_str`, parsed
 //! back with `from_store_text` or `FromStr`) are mapped here once; its proto
@@ -17,25 +18,31 @@
 //! csp crate, or leave a caller comparing a status as a string.
 
 mod audit;
+mod charts;
 mod error;
 mod event;
 mod ids;
+mod imports;
 mod operations;
 mod tickets;
 
 pub use audit::{AUDIT_TOPIC, AuditEvent, AuditStatus};
+pub use charts::{ChartRange, ChartSource};
 pub use error::ErrorCode;
 pub use event::{
     Action, Event, ParseStatusError, SessionEvent, SessionStatus, StatusReason, ToolStatus,
 };
 pub use ids::{ParseIdError, SessionId, UserId};
+pub use imports::ImportState;
 pub use operations::{
-    HEARTBEAT_EVERY, HEARTBEAT_TTL, HEARTBEATS_MISSED, Health, WORKER_HEARTBEAT_PREFIX,
-    WorkerHeartbeat, WorkerStatus, heartbeat_key,
+    HEARTBEAT_EVERY, HEARTBEAT_TTL, HEARTBEATS_MISSED, Health, LogLevel, WORKER_DRAIN_PREFIX,
+    WORKER_DRAIN_TTL, WORKER_HEARTBEAT_PREFIX, WORKER_LOG_LINE_BYTES, WORKER_LOG_LINES,
+    WORKER_LOGS_PREFIX, WorkerHeartbeat, WorkerLogLine, WorkerLogs, WorkerStatus, heartbeat_key,
+    worker_drain_key, worker_logs_key,
 };
 pub use tickets::{
-    ContextSource, ENHANCE_GROUP, ENHANCE_TOPIC, EnhanceJob, EnhancementStatus, FeedbackVote,
-    HistorySource, NoteFormat, ParseTenantIdError, TenantId,
+    ContextSource, ENHANCE_GROUP, ENHANCE_TOPIC, EnhanceJob, EnhanceQueue, EnhancementStatus,
+    FeedbackVote, HistorySource, NoteFormat, ParseTenantIdError, TenantId,
 };
 
 /// Roles, from most to least privileged: admin ⊃ operator ⊃ user.

@@ -12,6 +12,58 @@ pub const ENHANCE_TOPIC: &str = "tickets.enhance";
 /// The consumer group of the tickets workers.
 pub const ENHANCE_GROUP: &str = "tickets-workers";
 
+/// Which tenants' enhancement jobs a queue carries: the one place that
+/// names the topic of a tenant's jobs, used by every producer (the intake,
+/// the outbox sweeper, an operator's retry) and by the workers.
+///
+/// A tenant marked *dedicated* (its own namespace and workers, story 3.6)
+/// has a topic of its own, `tickets.enhance.tenant.<tenant_id>`, which the
+/// shared workers never pull; every other tenant's jobs go to
+/// [`ENHANCE_TOPIC`]. The topics are exact subjects, not a hierarchy: a
+/// consumer of `tickets.enhance` receives nothing pushed to
+/// `tickets.enhance.tenant.acme`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum EnhanceQueue {
+    /// The shared workers' queue, [`ENHANCE_TOPIC`].
+    Shared,
+    /// One dedicated tenant's queue, consumed only by its own workers.
+    Tenant(TenantId),
+}
+
+impl EnhanceQueue {
+    /// Where `tenant`'s jobs go, given whether it has a queue of its own.
+    pub fn of(tenant: &TenantId, dedicated: bool) -> Self {
+        if dedicated {
+            Self::Tenant(tenant.clone())
+        } else {
+            Self::Shared
+        }
+    }
+
+    /// The queue topic: `tickets.enhance` or `tickets.enhance.tenant.<id>`
+    /// (a tenant id is a slug, never a '.', so it stays one segment).
+    pub fn topic(&self) -> String {
+        match self {
+            Self::Shared => ENHANCE_TOPIC.to_owned(),
+            Self::Tenant(id) => format!("{ENHANCE_TOPIC}.tenant.{id}"),
+        }
+    }
+
+    /// The tenant whose jobs alone this queue carries; `None`: shared.
+    pub fn tenant(&self) -> Option<&TenantId> {
+        match self {
+            Self::Shared => None,
+            Self::Tenant(id) => Some(id),
+        }
+    }
+}
+
+impl fmt::Display for EnhanceQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.topic())
+    }
+}
+
 /// One message of [`ENHANCE_TOPIC`]: which job to work on. The job's row in
 /// the store is the source of truth; the message only points at it, so a
 /// message pushed twice (the sweeper re-queueing) is harmless.
@@ -195,6 +247,26 @@ vocabulary! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dedicated_tenant_has_a_topic_of_its_own() {
+        let acme = TenantId::parse("acme").unwrap();
+        let shared = EnhanceQueue::of(&acme, false);
+        assert_eq!(shared, EnhanceQueue::Shared);
+        assert_eq!(shared.topic(), "tickets.enhance");
+        assert_eq!(shared.tenant(), None);
+        let own = EnhanceQueue::of(&acme, true);
+        assert_eq!(own.topic(), "tickets.enhance.tenant.acme");
+        assert_eq!(own.tenant(), Some(&acme));
+        // Neither is another's dead-letter topic (`<topic>.dead`), even for a
+        // tenant called "dead", and no two tenants share one.
+        let dead = EnhanceQueue::of(&TenantId::parse("dead").unwrap(), true);
+        assert_ne!(dead.topic(), format!("{}.dead", shared.topic()));
+        assert_ne!(
+            EnhanceQueue::of(&TenantId::parse("acme-2").unwrap(), true).topic(),
+            own.topic()
+        );
+    }
 
     #[test]
     fn tenant_ids_are_slugs() {

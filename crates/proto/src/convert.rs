@@ -1,7 +1,7 @@
 //! csp-domain's statuses ⇄ proto values, each mapped here once.
 
 use crate::v1 as pb;
-use csp_domain::{ParseStatusError, SessionStatus};
+use csp_domain::{ChartRange, ParseStatusError, SessionStatus};
 
 impl From<SessionStatus> for pb::SessionStatus {
     fn from(s: SessionStatus) -> Self {
@@ -26,11 +26,44 @@ impl TryFrom<pb::SessionStatus> for SessionStatus {
     }
 }
 
+impl From<ChartRange> for pb::ChartRange {
+    fn from(r: ChartRange) -> Self {
+        match r {
+            ChartRange::Hour => pb::ChartRange::ChartRange1h,
+            ChartRange::SixHours => pb::ChartRange::ChartRange6h,
+            ChartRange::Day => pb::ChartRange::ChartRange24h,
+            ChartRange::Week => pb::ChartRange::ChartRange7d,
+        }
+    }
+}
+
+/// `Unspecified` is the default range (24 hours).
+impl From<pb::ChartRange> for ChartRange {
+    fn from(r: pb::ChartRange) -> Self {
+        ChartRange::ALL
+            .iter()
+            .copied()
+            .find(|d| pb::ChartRange::from(*d) == r)
+            .unwrap_or(ChartRange::DEFAULT)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use csp_domain::{AuditStatus, StatusReason};
     use serde_json::json;
+
+    #[test]
+    fn chart_ranges_round_trip_and_unspecified_is_the_default() {
+        for r in ChartRange::ALL {
+            assert_eq!(ChartRange::from(pb::ChartRange::from(*r)), *r);
+        }
+        assert_eq!(
+            ChartRange::from(pb::ChartRange::Unspecified),
+            ChartRange::Day
+        );
+    }
 
     /// Store text ⇄ enum ⇄ proto ⇄ JSON, for every variant.
     #[test]

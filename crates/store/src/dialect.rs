@@ -186,6 +186,10 @@ pub(crate) trait Dialect:
     /// The stored form of `at`, truncated to the millisecond.
     fn time(at: OffsetDateTime) -> Self::Time;
     fn instant(time: Self::Time) -> Result<OffsetDateTime, Error>;
+    /// An expression of the timestamp column `column` as unix milliseconds
+    /// (`BIGINT`), for arithmetic on instants (the charts' steps).
+    /// Postgres computes it; SQLite stores them so.
+    fn epoch_ms(column: &str) -> String;
 
     /// Rows a statement inserted, updated or deleted (sqlx has no generic
     /// accessor).

@@ -97,6 +97,9 @@ pub struct Outcome {
     pub input_tokens: i64,
     pub output_tokens: i64,
     pub note_id: Option<String>,
+    /// The tickets worker that ended the job (its heartbeat's id), for its
+    /// throughput; `None` when no worker did (a dead letter's record).
+    pub worker_id: Option<Uuid>,
 }
 
 /// A page of history: newest first (created_at, then job id), 50 a page.
@@ -340,10 +343,13 @@ fn push_filters<DB: Dialect>(query: &mut QueryBuilder<DB>, q: &EnhancementQuery)
         DB::push_bind(query, DB::time(to));
     }
     if let Some(text) = q.q.as_deref().filter(|text| !text.is_empty()) {
+        // description_lower is lower(description) (migration 0014: stored
+        // with a trigram index on Postgres, so this OR is a bitmap OR of
+        // that index and ticket_id's; computed when read on SQLite).
+        // lower() folds ASCII only on SQLite, all of Unicode on Postgres.
         query.push(" AND (ticket_id = ");
         DB::push_bind(query, text.to_owned());
-        // lower() folds ASCII only on SQLite, all of Unicode on Postgres.
-        query.push(" OR lower(description) LIKE ");
+        query.push(" OR description_lower LIKE ");
         DB::push_bind(query, contains_pattern(text));
         query.push(" ESCAPE '\\')");
     }
@@ -529,7 +535,8 @@ impl<DB: Dialect> EnhancementStore for SqlStore<DB> {
             .sql(
                 "UPDATE enhancement_history SET status = $2, context_gathered = $3, \
                  llm_output = $4, error_message = $5, processing_time_ms = $6, cost_micros = $7, \
-                 input_tokens = $8, output_tokens = $9, note_id = $10, completed_at = $11 \
+                 input_tokens = $8, output_tokens = $9, note_id = $10, completed_at = $11, \
+                 worker_id = $12 \
                  WHERE job_id = $1 AND status NOT IN ('completed', 'failed')",
             )
             .bind_id(job_id)
@@ -543,6 +550,7 @@ impl<DB: Dialect> EnhancementStore for SqlStore<DB> {
             .bind(outcome.output_tokens)
             .bind(outcome.note_id)
             .bind_time(at)
+            .bind_opt_id(outcome.worker_id)
             .execute(db.pool())
             .await?;
         if updated == 1 {
@@ -567,10 +575,16 @@ impl<DB: Dialect> EnhancementStore for SqlStore<DB> {
         let mut count =
             QueryBuilder::<DB>::new("SELECT count(*) AS n FROM enhancement_history WHERE TRUE");
         push_filters(&mut count, q);
+        // The page's ids first, then their rows: the rows skipped by OFFSET
+        // are read (or sorted) as narrow (created_at, job_id) pairs rather
+        // than whole rows with their gathered context and note (page 2,000
+        // of 100k jobs: 324 → 119 ms by `EXPLAIN ANALYZE`; 30 ms vacuumed,
+        // when the ids come from an index-only scan).
         let mut page = QueryBuilder::<DB>::new(concat!(
             "SELECT ",
             job_columns!(),
-            " FROM enhancement_history WHERE TRUE"
+            " FROM enhancement_history WHERE job_id IN \
+             (SELECT job_id FROM enhancement_history WHERE TRUE"
         ));
         push_filters(&mut page, q);
         // Newest first; job_id breaks ties, so every row is on exactly one page.
@@ -578,6 +592,7 @@ impl<DB: Dialect> EnhancementStore for SqlStore<DB> {
         DB::push_bind(&mut page, limit);
         page.push(" OFFSET ");
         DB::push_bind(&mut page, offset);
+        page.push(") ORDER BY created_at DESC, job_id DESC");
 
         // One tenant's page runs in that tenant's scope: on Postgres its
         // row-level security holds even if a filter above were wrong.

@@ -22,7 +22,8 @@
 //! tenant) and `context.rs`
 //! ([`ContextStore`]: resolved tickets, knowledge-base articles and systems
 //! by IP, each call scoped to one tenant, full-text search), `stats.rs`
-//! ([`StatsStore`]: the dashboard's figures over the history). Each
+//! ([`StatsStore`]: the dashboard's figures over the history),
+//! `throughput.rs` ([`ThroughputStore`]: the jobs a worker ended per hour). Each
 //! implementation is written once for
 //! [`SqlStore`], generic over the database; `dialect.rs` is the seam
 //! ([`Dialect`](dialect::Dialect): how ids and timestamps are stored, write
@@ -79,6 +80,7 @@ mod store;
 mod tenants;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+mod throughput;
 mod timestamp;
 mod users;
 
@@ -100,7 +102,10 @@ pub use secrets::{Owner, OwnerKind, Reseal, SecretStore, StoredSecret};
 pub use sessions::{MessageRecord, NewMessage, NewSession, SessionRecord, SessionStore};
 pub use sql::{Config, SqlStore};
 pub use sqlite::SqliteStore;
-pub use stats::{EnhancementStats, StatsStore};
+pub use stats::{
+    EnhancementStats, LATENCY_BOUNDS_MS, LatencyHistogram, MAX_STEPS, StatsStore, StepFigures,
+};
 pub use store::Store;
 pub use tenants::{NewTenant, TenantGrant, TenantRecord, TenantStore, TenantUpdate};
+pub use throughput::{MAX_THROUGHPUT_STEPS, ThroughputStep, ThroughputStore};
 pub use users::{NewUser, UserRecord, UserStore, UserUpdate};

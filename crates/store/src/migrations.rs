@@ -55,6 +55,12 @@ pub(crate) const POSTGRES: Embedded = embed!(
     "0010_enhancement_completed_index.up.sql",
     "0011_audit_tool_index.down.sql",
     "0011_audit_tool_index.up.sql",
+    "0012_tenant_dedicated_queue.down.sql",
+    "0012_tenant_dedicated_queue.up.sql",
+    "0013_enhancement_worker.down.sql",
+    "0013_enhancement_worker.up.sql",
+    "0014_enhancement_search.down.sql",
+    "0014_enhancement_search.up.sql",
 );
 pub(crate) const SQLITE: Embedded = embed!(
     "sqlite": "0001_init.sql",
@@ -74,6 +80,12 @@ pub(crate) const SQLITE: Embedded = embed!(
     "0010_enhancement_completed_index.up.sql",
     "0011_audit_tool_index.down.sql",
     "0011_audit_tool_index.up.sql",
+    "0012_tenant_dedicated_queue.down.sql",
+    "0012_tenant_dedicated_queue.up.sql",
+    "0013_enhancement_worker.down.sql",
+    "0013_enhancement_worker.up.sql",
+    "0014_enhancement_search.down.sql",
+    "0014_enhancement_search.up.sql",
 );
 
 pub(crate) fn migrator(files: Embedded) -> Migrator {
@@ -466,6 +478,13 @@ pub(crate) mod tests {
             assert!(migrated.contains(&column), "{column}: {migrated:?}");
         }
         assert!(migrated.contains(&format!("index {FEEDBACK_INDEX}")));
+        for object in [
+            "column enhancement_history.description_lower",
+            "index enhancement_history_description_trgm",
+            "index enhancement_history_ticket",
+        ] {
+            assert!(migrated.contains(&object.to_owned()), "{object}");
+        }
         let (table, column) = REVERSIBLE_COLUMN;
         assert!(migrated.contains(&format!("column {table}.{column}")));
 
@@ -490,6 +509,7 @@ pub(crate) mod tests {
                 settings: serde_json::json!({}),
                 preferences: serde_json::json!({}),
                 monthly_budget_micros: None,
+                dedicated_queue: false,
                 secrets: vec![],
             })
             .await
@@ -569,6 +589,13 @@ pub(crate) mod tests {
         let read = store.enhancement(job.job_id).await.unwrap().unwrap();
         assert_eq!(read.feedback, Some(vote));
         assert_eq!(store.feedback_summary(None, None).await.unwrap().len(), 1);
+        // 0014: the search reads the lower-cased description.
+        let search = crate::EnhancementQuery {
+            q: Some("D".to_owned()),
+            ..Default::default()
+        };
+        let (found, total) = store.enhancements_page(&search).await.unwrap();
+        assert_eq!((found.len(), total), (1, 1));
     }
 
     // Plugin secrets stored before migration 0005 (in plugin_secrets) must

@@ -46,6 +46,10 @@ impl Dialect for Sqlite {
         from_unix_ms(ms)
     }
 
+    fn epoch_ms(column: &str) -> String {
+        column.to_owned()
+    }
+
     const GREATEST: &'static str = "MAX";
     // BINARY, SQLite's default collation, is byte order.
     const BYTE_ORDER: &'static str = "";

@@ -10,6 +10,7 @@ use crate::secrets::SecretStore;
 use crate::sessions::SessionStore;
 use crate::stats::StatsStore;
 use crate::tenants::TenantStore;
+use crate::throughput::ThroughputStore;
 use crate::users::UserStore;
 
 /// Every concern's trait; implemented by every adapter.
@@ -25,6 +26,7 @@ pub trait Store:
     + FeedbackStore
     + ContextStore
     + StatsStore
+    + ThroughputStore
 {
 }
 
@@ -40,6 +42,7 @@ impl<T> Store for T where
         + FeedbackStore
         + ContextStore
         + StatsStore
+        + ThroughputStore
         + ?Sized
 {
 }

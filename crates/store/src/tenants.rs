@@ -34,6 +34,9 @@ pub struct NewTenant {
     pub preferences: serde_json::Value,
     /// Micro-dollars the tenant may spend on the model per month; `None`: no cap.
     pub monthly_budget_micros: Option<i64>,
+    /// Its jobs go to a queue of its own that only its own workers consume
+    /// (`csp_domain::EnhanceQueue`).
+    pub dedicated_queue: bool,
     pub secrets: Vec<StoredSecret>,
 }
 
@@ -47,6 +50,9 @@ pub struct TenantRecord {
     pub preferences: serde_json::Value,
     pub monthly_budget_micros: Option<i64>,
     pub is_active: bool,
+    /// Its jobs go to a queue of its own that only its own workers consume
+    /// (`csp_domain::EnhanceQueue::of`).
+    pub dedicated_queue: bool,
     /// When the webhook secret was last rotated: the previous secret is
     /// accepted for a grace period after it.
     pub webhook_secret_rotated_at: Option<OffsetDateTime>,
@@ -63,6 +69,7 @@ pub struct TenantUpdate {
     /// `Some(None)` removes the cap.
     pub monthly_budget_micros: Option<Option<i64>>,
     pub is_active: Option<bool>,
+    pub dedicated_queue: Option<bool>,
     pub webhook_secret_rotated_at: Option<OffsetDateTime>,
     /// Applied in the same transaction as the fields.
     pub secrets: Vec<SecretChange>,
@@ -132,7 +139,7 @@ pub trait TenantStore: Send + Sync {
 macro_rules! tenant_columns {
     () => {
         "tenant_id, name, tool_type, settings, preferences, monthly_budget_micros, is_active, \
-         webhook_secret_rotated_at, created_at, updated_at"
+         dedicated_queue, webhook_secret_rotated_at, created_at, updated_at"
     };
 }
 
@@ -147,6 +154,7 @@ fn tenant_from_row<DB: Dialect>(row: Columns<'_, DB>) -> Result<TenantRecord, Er
         preferences: preferences.0,
         monthly_budget_micros: row.get("monthly_budget_micros")?,
         is_active: row.get("is_active")?,
+        dedicated_queue: row.get("dedicated_queue")?,
         webhook_secret_rotated_at: row.opt_time("webhook_secret_rotated_at")?,
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
@@ -205,6 +213,7 @@ impl<DB: Dialect> TenantStore for SqlStore<DB> {
             preferences: new.preferences,
             monthly_budget_micros: new.monthly_budget_micros,
             is_active: true,
+            dedicated_queue: new.dedicated_queue,
             webhook_secret_rotated_at: None,
             created_at: now,
             updated_at: now,
@@ -213,8 +222,8 @@ impl<DB: Dialect> TenantStore for SqlStore<DB> {
         let mut tx = db.begin_write().await?;
         db.sql(
             "INSERT INTO tenant_configs (tenant_id, name, tool_type, settings, preferences, \
-             monthly_budget_micros, is_active, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             monthly_budget_micros, is_active, dedicated_queue, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(tenant.tenant_id.as_str())
         .bind(tenant.name.as_str())
@@ -223,6 +232,7 @@ impl<DB: Dialect> TenantStore for SqlStore<DB> {
         .bind(Json(&tenant.preferences))
         .bind(tenant.monthly_budget_micros)
         .bind(tenant.is_active)
+        .bind(tenant.dedicated_queue)
         .bind_time(tenant.created_at)
         .bind_time(tenant.updated_at)
         .execute(on(&mut tx))
@@ -299,7 +309,8 @@ impl<DB: Dialect> TenantStore for SqlStore<DB> {
              monthly_budget_micros = CASE WHEN $5 THEN $6 ELSE monthly_budget_micros END, \
              is_active = COALESCE($7, is_active), \
              webhook_secret_rotated_at = COALESCE($8, webhook_secret_rotated_at), \
-             updated_at = $9 WHERE tenant_id = $1 RETURNING ",
+             updated_at = $9, dedicated_queue = COALESCE($10, dedicated_queue) \
+             WHERE tenant_id = $1 RETURNING ",
             tenant_columns!()
         );
         let row = db
@@ -313,6 +324,7 @@ impl<DB: Dialect> TenantStore for SqlStore<DB> {
             .bind(update.is_active)
             .bind(update.webhook_secret_rotated_at.map(DB::time))
             .bind_time(now)
+            .bind(update.dedicated_queue)
             .fetch_optional(on(&mut tx))
             .await?;
         let Some(row) = row else {

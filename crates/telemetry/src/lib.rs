@@ -33,9 +33,11 @@ impl std::str::FromStr for LogFormat {
 }
 
 mod escape;
+mod ring;
 mod trace;
 
 pub use escape::escape_control;
+pub use ring::{LineWriter, LogRing, RingLine};
 
 pub use trace::{
     ENDPOINT_VAR, TRACE_HEADERS, TraceExport, context_of, current_context, set_parent,
@@ -47,6 +49,16 @@ pub use trace::{
 /// until exit, it flushes the last spans. Safe to call twice: the second
 /// call does nothing, so tests can all call it.
 pub fn init_tracing(format: LogFormat, service: &str) -> TraceExport {
+    init_tracing_with(format, service, None)
+}
+
+static RING: OnceLock<LogRing> = OnceLock::new();
+
+/// [`init_tracing`], also keeping the process's last log lines in `ring`
+/// (in the text format whatever `format` is; see [`LogRing`]), which
+/// [`log_ring`] then hands out: to the tickets worker, which publishes
+/// them.
+pub fn init_tracing_with(format: LogFormat, service: &str, ring: Option<LogRing>) -> TraceExport {
     use tracing_subscriber::{EnvFilter, fmt, prelude::*};
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let (provider, failed) = match trace::provider(service) {
@@ -54,8 +66,14 @@ pub fn init_tracing(format: LogFormat, service: &str) -> TraceExport {
         Err(e) => (None, Some(e)),
     };
     let otel = provider.as_ref().map(trace::layer);
-    let registry = tracing_subscriber::registry().with(filter).with(otel);
-    let _ = match format {
+    let kept = ring
+        .as_ref()
+        .map(|r| text_layer(r.clone()).with_ansi(false));
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(otel)
+        .with(kept);
+    let installed = match format {
         LogFormat::Text => registry.with(text_layer(std::io::stderr)).try_init(),
         LogFormat::Json => registry
             .with(
@@ -67,10 +85,18 @@ pub fn init_tracing(format: LogFormat, service: &str) -> TraceExport {
             )
             .try_init(),
     };
+    if let (Ok(()), Some(ring)) = (installed, ring) {
+        let _ = RING.set(ring);
+    }
     if let Some(e) = failed {
         tracing::error!(error = %e, "span export is off");
     }
     trace::export(provider)
+}
+
+/// The ring installed by [`init_tracing_with`]; `None` when none was.
+pub fn log_ring() -> Option<LogRing> {
+    RING.get().cloned()
 }
 
 /// The human-readable log format: one line per event, whatever the

@@ -4,11 +4,15 @@
 //! sealed under `Owner::tenant(id)` and the field's name, opened with the
 //! keyring. Read by the tickets service (connection tests), the workers
 //! (posting notes) and `csp tickets import`, so all three read a tenant the
-//! same way.
+//! same way. And the import of a tenant's resolved tickets into its history
+//! through that tool ([`import`]), shared by `csp tickets import` and the
+//! tickets service's `StartImport`.
 //!
 //! Must never: open a secret that is not one of the tool's fields (the
 //! webhook secrets stay sealed); guess a value that is missing (the
 //! connector refuses it, naming the field).
+
+pub mod import;
 
 use csp_secrets::{Keyring, Sealed};
 use csp_store::{Owner, SecretStore, TenantRecord};

@@ -649,6 +649,10 @@ pub(crate) struct Tenant {
     pub(crate) monthly_budget_usd: Option<f64>,
     /// False once deleted (soft delete: its webhooks are refused).
     pub(crate) is_active: bool,
+    /// Its jobs go to a queue of its own (`tickets.enhance.tenant.<id>`),
+    /// taken only by its own workers (`csp tenants k8s`); false: the shared
+    /// workers'.
+    pub(crate) dedicated_queue: bool,
     /// RFC 3339.
     pub(crate) created_at: String,
     /// RFC 3339.
@@ -702,6 +706,7 @@ impl Tenant {
             },
             monthly_budget_usd: t.monthly_budget_micros.map(usd),
             is_active: t.is_active,
+            dedicated_queue: t.dedicated_queue,
             created_at: t.created_at,
             updated_at: t.updated_at,
         }
@@ -874,6 +879,10 @@ pub(crate) struct NewTenant {
     #[serde(default)]
     #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub(crate) monthly_budget_usd: Option<f64>,
+    /// A queue of its own (see [`Tenant::dedicated_queue`]); default false.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    pub(crate) dedicated_queue: Option<bool>,
 }
 
 impl NewTenant {
@@ -994,6 +1003,192 @@ pub(crate) struct ConnectionTest {
     pub(crate) reason: Option<String>,
 }
 
+/// What a tool field holds, as its form input checks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ToolFieldKind {
+    /// An http(s) URL without credentials, query or fragment.
+    Url,
+    Email,
+    /// One line of text.
+    Text,
+    /// A token or key: no whitespace.
+    Credential,
+    /// One of `choices`.
+    Choice,
+}
+
+/// One setting of a ticketing tool, as tenants of that tool carry it (its
+/// `name` is the member of the tenant bodies).
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub(crate) struct ToolField {
+    pub(crate) name: String,
+    pub(crate) label: String,
+    pub(crate) required: bool,
+    /// Write-only: a tenant shows `"[REDACTED]"` when it is set.
+    pub(crate) secret: bool,
+    pub(crate) kind: ToolFieldKind,
+    /// The values allowed for a `choice` (the first is the default); empty
+    /// otherwise.
+    pub(crate) choices: Vec<String>,
+}
+
+/// A ticketing tool csp has a connector for.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(rename = "ToolTypeInfo"))]
+pub(crate) struct ToolType {
+    /// `servicedesk_plus`, `jira` or `zendesk`.
+    pub(crate) tool_type: String,
+    pub(crate) display_name: String,
+    /// In the order of the form.
+    pub(crate) fields: Vec<ToolField>,
+}
+
+/// `GET /api/v1/tool-types` (admin): every tool, from the connector
+/// registry.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(rename = "ToolTypeList"))]
+pub(crate) struct ToolTypes {
+    pub(crate) tool_types: Vec<ToolType>,
+}
+
+impl From<pb::ToolTypes> for ToolTypes {
+    fn from(list: pb::ToolTypes) -> Self {
+        let kind = |k: &str| match k {
+            "url" => ToolFieldKind::Url,
+            "email" => ToolFieldKind::Email,
+            "credential" => ToolFieldKind::Credential,
+            "choice" => ToolFieldKind::Choice,
+            // A kind this gateway does not know yet is shown as text; the
+            // tickets service checks the value either way.
+            _ => ToolFieldKind::Text,
+        };
+        Self {
+            tool_types: list
+                .tool_types
+                .into_iter()
+                .map(|t| ToolType {
+                    tool_type: t.tool_type,
+                    display_name: t.display_name,
+                    fields: t
+                        .fields
+                        .into_iter()
+                        .map(|f| ToolField {
+                            kind: kind(&f.kind),
+                            name: f.name,
+                            label: f.label,
+                            required: f.required,
+                            secret: f.secret,
+                            choices: f.choices,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `POST /api/v1/tenants/{tenant_id}/import`'s optional body: the last
+/// `days` (default 90), or `start_date` to `end_date` (YYYY-MM-DD, UTC,
+/// both included).
+#[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ImportRequest {
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub(crate) days: Option<u32>,
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub(crate) start_date: Option<String>,
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub(crate) end_date: Option<String>,
+}
+
+/// `GET /api/v1/tenants/{tenant_id}/import` (admin): the tenant's latest
+/// history import and how far it got.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub(crate) struct ImportProgress {
+    pub(crate) tenant_id: String,
+    #[cfg_attr(feature = "ts", ts(type = "ImportState"))]
+    pub(crate) state: csp_domain::ImportState,
+    /// Pages read from the tool.
+    pub(crate) pages: u64,
+    /// Tickets stored in the history.
+    pub(crate) imported: u64,
+    /// Tickets listed that could not be taken (no resolution, say).
+    pub(crate) skipped: u64,
+    /// Every ticket of the period, when the tool says; null when unknown.
+    pub(crate) total: Option<u64>,
+    /// Why it failed; null unless failed.
+    pub(crate) error: Option<String>,
+    /// RFC 3339.
+    pub(crate) started_at: String,
+    /// RFC 3339; null while running.
+    pub(crate) finished_at: Option<String>,
+    /// The period imported (RFC 3339).
+    pub(crate) from: String,
+    pub(crate) to: String,
+}
+
+/// A value of a typed vocabulary the tickets service sent that this
+/// gateway does not know (a newer service during a rolling upgrade): the
+/// handler answers `internal` and logs it (`From<UnknownValue> for
+/// ApiError`), rather than passing an unchecked string to the browser.
+#[derive(Debug)]
+pub(crate) struct UnknownValue {
+    pub(crate) what: &'static str,
+    pub(crate) error: String,
+}
+
+impl UnknownValue {
+    fn new(what: &'static str, error: impl std::fmt::Display) -> Self {
+        Self {
+            what,
+            error: error.to_string(),
+        }
+    }
+}
+
+impl TryFrom<pb::ImportProgress> for ImportProgress {
+    type Error = UnknownValue;
+    fn try_from(p: pb::ImportProgress) -> Result<Self, Self::Error> {
+        let state = p
+            .state
+            .parse()
+            .map_err(|e| UnknownValue::new("import state", e))?;
+        Ok(Self {
+            tenant_id: p.tenant_id,
+            state,
+            pages: p.pages,
+            imported: p.imported,
+            skipped: p.skipped,
+            total: p.total,
+            error: non_empty(p.error),
+            started_at: p.started_at,
+            finished_at: non_empty(p.finished_at),
+            from: p.from,
+            to: p.to,
+        })
+    }
+}
+
+/// `POST /api/v1/tenants/{tenant_id}/import`: 202 with `started: true`, or
+/// 200 with `started: false` and the import already running.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub(crate) struct ImportStarted {
+    pub(crate) started: bool,
+    #[serde(flatten)]
+    pub(crate) progress: ImportProgress,
+}
+
 /// `PATCH /api/v1/tenants/{tenant_id}`'s body (admin): only the fields to
 /// change. A secret (`api_key`, `jira_api_token`, `zendesk_api_token`) as
 /// `""`, `"[REDACTED]"` or null keeps the stored one; another tool field as
@@ -1064,6 +1259,11 @@ pub(crate) struct TenantPatch {
     #[serde(default, with = "present")]
     #[cfg_attr(feature = "ts", ts(as = "Option<Option<f64>>", optional))]
     pub(crate) monthly_budget_usd: Option<Option<f64>>,
+    /// Jobs queued from then on go to the new queue; queued ones follow
+    /// (a shared worker hands a dedicated tenant's job on).
+    #[serde(default, with = "present")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<bool>", optional))]
+    pub(crate) dedicated_queue: Option<bool>,
 }
 
 impl TenantPatch {
@@ -1394,6 +1594,64 @@ impl From<pb::Dashboard> for Dashboard {
     }
 }
 
+/// `GET /api/v1/tickets/charts?range=1h|6h|24h|7d` (operator): the
+/// operations charts of a period, one value per timestamp in each series
+/// (null: none — nothing ended in the window, no sample)
+/// (docs/ticket-enhancement.md, "Charts").
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub(crate) struct Charts {
+    #[cfg_attr(feature = "ts", ts(type = "ChartRange"))]
+    pub(crate) range: csp_domain::ChartRange,
+    /// Prometheus (`CSP_PROMETHEUS_URL`) or the platform's own history.
+    #[cfg_attr(feature = "ts", ts(type = "ChartSource"))]
+    pub(crate) source: csp_domain::ChartSource,
+    /// Why the data is not fresh from its source ("Prometheus unreachable
+    /// since …: showing data from …"); null when it is.
+    pub(crate) warning: Option<String>,
+    /// RFC 3339: when the data was read from its source.
+    pub(crate) generated_at: String,
+    pub(crate) step_seconds: u32,
+    /// The trailing window of each point's success rate and percentiles.
+    pub(crate) window_seconds: u32,
+    /// Unix seconds, oldest first.
+    pub(crate) timestamps: Vec<i64>,
+    /// Jobs pending or processing.
+    pub(crate) queue_depth: Vec<Option<f64>>,
+    /// completed / (completed + failed), 0 to 1.
+    pub(crate) success_rate: Vec<Option<f64>>,
+    /// Processing time of ended jobs, seconds.
+    pub(crate) latency_p50_seconds: Vec<Option<f64>>,
+    pub(crate) latency_p95_seconds: Vec<Option<f64>>,
+    pub(crate) latency_p99_seconds: Vec<Option<f64>>,
+}
+
+impl TryFrom<pb::Charts> for Charts {
+    type Error = UnknownValue;
+    fn try_from(c: pb::Charts) -> Result<Self, Self::Error> {
+        let source = c
+            .source
+            .parse()
+            .map_err(|e| UnknownValue::new("chart source", e))?;
+        // JSON has no NaN: the service's "no value" is null here.
+        let values = |v: Vec<f64>| v.into_iter().map(|x| x.is_finite().then_some(x)).collect();
+        Ok(Self {
+            range: csp_domain::ChartRange::from(c.range()),
+            source,
+            warning: non_empty(c.warning),
+            generated_at: c.generated_at,
+            step_seconds: c.step_seconds,
+            window_seconds: c.window_seconds,
+            timestamps: c.timestamps,
+            queue_depth: values(c.queue_depth),
+            success_rate: values(c.success_rate),
+            latency_p50_seconds: values(c.latency_p50_seconds),
+            latency_p95_seconds: values(c.latency_p95_seconds),
+            latency_p99_seconds: values(c.latency_p99_seconds),
+        })
+    }
+}
+
 /// `GET /api/v1/tickets/workers` (operator): every worker that sent a
 /// heartbeat in the last hour, newest first.
 #[derive(Debug, Serialize)]
@@ -1452,6 +1710,91 @@ impl From<pb::Workers> for Workers {
     }
 }
 
+/// `GET /api/v1/tickets/workers/{worker_id}/logs?level=` (operator): the
+/// worker's last 100 log lines of at least `level`, oldest first.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub(crate) struct WorkerLogs {
+    pub(crate) worker_id: String,
+    /// The level asked for (`debug`: every line).
+    #[cfg_attr(feature = "ts", ts(type = "LogLevel"))]
+    pub(crate) level: String,
+    pub(crate) lines: Vec<WorkerLogLine>,
+}
+
+/// One log line, as the worker's process logged it in text (escaped,
+/// redacted, at most 1 KiB).
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub(crate) struct WorkerLogLine {
+    #[cfg_attr(feature = "ts", ts(type = "LogLevel"))]
+    pub(crate) level: String,
+    pub(crate) text: String,
+}
+
+impl From<pb::WorkerLogLines> for WorkerLogs {
+    fn from(l: pb::WorkerLogLines) -> Self {
+        Self {
+            worker_id: l.worker_id,
+            level: l.level,
+            lines: l
+                .lines
+                .into_iter()
+                .map(|l| WorkerLogLine {
+                    level: l.level,
+                    text: l.text,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `GET /api/v1/tickets/workers/{worker_id}/throughput` (operator): the
+/// jobs the worker ended per hour over 7 days, 168 hours oldest first.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub(crate) struct WorkerThroughput {
+    pub(crate) worker_id: String,
+    pub(crate) hours: Vec<ThroughputHour>,
+}
+
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub(crate) struct ThroughputHour {
+    /// RFC 3339: the hour's start.
+    pub(crate) start: String,
+    pub(crate) completed: u64,
+    pub(crate) failed: u64,
+}
+
+impl From<pb::WorkerThroughput> for WorkerThroughput {
+    fn from(t: pb::WorkerThroughput) -> Self {
+        Self {
+            worker_id: t.worker_id,
+            hours: t
+                .hours
+                .into_iter()
+                .map(|h| ThroughputHour {
+                    start: h.start,
+                    completed: h.completed,
+                    failed: h.failed,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `POST /api/v1/tickets/workers/{worker_id}/restart` (admin): the command
+/// is written; the worker drains from its next heartbeat (within 5 s).
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub(crate) struct WorkerRestart {
+    pub(crate) worker_id: String,
+    /// Its status when the command was written.
+    #[cfg_attr(feature = "ts", ts(type = "WorkerStatus"))]
+    pub(crate) status: String,
+}
+
 /// The TypeScript of the ticket-enhancement vocabularies (`csp-domain`
 /// declares them without ts-rs), each checked against its `ALL` in the
 /// tests.
@@ -1475,8 +1818,20 @@ export type ServiceDeskAuth = \"authtoken\" | \"zoho_oauth\";
 /** The pipeline's health on the dashboard (csp-domain `Health`). */
 export type Health = \"healthy\" | \"degraded\" | \"down\";
 
+/** Where a history import stands (csp-domain `ImportState`). */
+export type ImportState = \"running\" | \"completed\" | \"failed\";
+
+/** How far back the charts look (csp-domain `ChartRange`). */
+export type ChartRange = \"1h\" | \"6h\" | \"24h\" | \"7d\";
+
+/** Where the charts' data comes from (csp-domain `ChartSource`). */
+export type ChartSource = \"prometheus\" | \"history\";
+
 /** Where a tickets worker stands (csp-domain `WorkerStatus`). */
-export type WorkerStatus = \"active\" | \"idle\" | \"unresponsive\";
+export type WorkerStatus = \"active\" | \"idle\" | \"draining\" | \"unresponsive\";
+
+/** The level of a worker's log line, most severe first (csp-domain `LogLevel`). */
+export type LogLevel = \"error\" | \"warn\" | \"info\" | \"debug\";
 ";
 
 /// The TypeScript declarations of every wire type, as
@@ -1557,6 +1912,13 @@ pub(crate) fn typescript() -> String {
         ChatTenants::decl(&cfg),
         WebhookSecret::decl(&cfg),
         ConnectionTest::decl(&cfg),
+        ToolFieldKind::decl(&cfg),
+        ToolField::decl(&cfg),
+        ToolType::decl(&cfg),
+        ToolTypes::decl(&cfg),
+        ImportRequest::decl(&cfg),
+        ImportProgress::decl(&cfg),
+        ImportStarted::decl(&cfg),
         Upserted::decl(&cfg),
         Enhancement::decl(&cfg),
         EnhancementPage::decl(&cfg),
@@ -1569,8 +1931,14 @@ pub(crate) fn typescript() -> String {
         WebhookStored::decl(&cfg),
         Dependency::decl(&cfg),
         Dashboard::decl(&cfg),
+        Charts::decl(&cfg),
         Worker::decl(&cfg),
         Workers::decl(&cfg),
+        WorkerLogLine::decl(&cfg),
+        WorkerLogs::decl(&cfg),
+        ThroughputHour::decl(&cfg),
+        WorkerThroughput::decl(&cfg),
+        WorkerRestart::decl(&cfg),
     ] {
         out.push_str("\nexport ");
         for line in decl.lines() {
@@ -1617,8 +1985,36 @@ mod generated {
             ),
             ("Health", Health::ALL.iter().map(|s| s.as_str()).collect()),
             (
+                "ImportState",
+                csp_domain::ImportState::ALL
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect(),
+            ),
+            (
                 "WorkerStatus",
                 WorkerStatus::ALL.iter().map(|s| s.as_str()).collect(),
+            ),
+            (
+                "LogLevel",
+                csp_domain::LogLevel::ALL
+                    .iter()
+                    .map(|l| l.as_str())
+                    .collect(),
+            ),
+            (
+                "ChartRange",
+                csp_domain::ChartRange::ALL
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect(),
+            ),
+            (
+                "ChartSource",
+                csp_domain::ChartSource::ALL
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect(),
             ),
         ] {
             let line = format!("export type {ty} = {};", union(names));

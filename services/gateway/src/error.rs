@@ -32,6 +32,13 @@ impl ApiError {
     }
 }
 
+impl From<crate::dto::UnknownValue> for ApiError {
+    fn from(v: crate::dto::UnknownValue) -> Self {
+        tracing::error!(error = %v.error, "the tickets service sent an unknown {}", v.what);
+        ApiError::new(ErrorCode::Internal)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = http::StatusCode::from_u16(self.code.http_status())

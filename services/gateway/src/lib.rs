@@ -17,6 +17,7 @@
 mod admin;
 mod api;
 mod auth;
+mod csv;
 mod dto;
 mod error;
 mod feedback;

@@ -87,6 +87,9 @@ routes! {
     POST "/api/v1/tenants/{tenant_id}/inventory" => ADMIN, tickets::upsert_inventory;
     POST "/api/v1/tenants/test-connection" => ADMIN, tickets::test_unsaved_connection;
     POST "/api/v1/tenants/{tenant_id}/test-connection" => ADMIN, tickets::test_tenant_connection;
+    POST "/api/v1/tenants/{tenant_id}/import" => ADMIN, tickets::start_import;
+    GET "/api/v1/tenants/{tenant_id}/import" => ADMIN, tickets::import_progress;
+    GET "/api/v1/tool-types" => ADMIN, tickets::tool_types;
     GET "/api/v1/tenants/{tenant_id}/grants" => ADMIN, tickets::list_grants;
     PUT "/api/v1/tenants/{tenant_id}/grants/{user_id}" => ADMIN, tickets::grant_tenant;
     DELETE "/api/v1/tenants/{tenant_id}/grants/{user_id}" => ADMIN, tickets::revoke_tenant;
@@ -99,7 +102,11 @@ routes! {
     GET "/api/v1/tickets/processing" => OPERATOR, tickets::get_processing;
     PUT "/api/v1/tickets/processing" => ADMIN, tickets::set_processing;
     GET "/api/v1/tickets/dashboard" => OPERATOR, tickets::dashboard;
+    GET "/api/v1/tickets/charts" => OPERATOR, tickets::charts;
     GET "/api/v1/tickets/workers" => OPERATOR, tickets::workers;
+    GET "/api/v1/tickets/workers/{worker_id}/logs" => OPERATOR, tickets::worker_logs;
+    GET "/api/v1/tickets/workers/{worker_id}/throughput" => OPERATOR, tickets::worker_throughput;
+    POST "/api/v1/tickets/workers/{worker_id}/restart" => ADMIN, tickets::restart_worker;
     POST "/api/v1/tickets/queue/clear" => ADMIN, tickets::clear_queue;
     POST "/api/v1/tickets/configs/reload" => ADMIN, tickets::reload_configs;
     POST "/webhook/servicedesk" => PUBLIC, webhooks::seed_new_ticket;
@@ -156,6 +163,7 @@ mod tests {
             .replace("{name}", "demo")
             .replace("{tenant_id}", "acme")
             .replace("{job_id}", &uuid::Uuid::new_v4().to_string())
+            .replace("{worker_id}", &uuid::Uuid::new_v4().to_string())
             .replace("{tool_type}", "servicedesk_plus")
             // A feedback link carries its signature (without one the page
             // itself answers 403, which is not the access check's).
@@ -253,12 +261,50 @@ mod tests {
         );
     }
 
-    /// The Dashboard and Workers pages read for operators and admins.
+    /// The Tenants page's registry, imports and uploads are for admins.
+    #[test]
+    fn tool_types_imports_and_uploads_are_for_admins() {
+        for (method, path) in [
+            (Method::GET, "/api/v1/tool-types"),
+            (Method::POST, "/api/v1/tenants/{tenant_id}/import"),
+            (Method::GET, "/api/v1/tenants/{tenant_id}/import"),
+            (Method::POST, "/api/v1/tenants/{tenant_id}/inventory"),
+            (Method::POST, "/api/v1/tenants/{tenant_id}/kb-articles"),
+        ] {
+            assert_eq!(access(&method, path), Some(ADMIN), "{method} {path}");
+        }
+    }
+
+    /// The Dashboard, Charts and Workers pages read for operators and admins.
     #[test]
     fn the_dashboard_and_the_workers_are_for_operators() {
-        for path in ["/api/v1/tickets/dashboard", "/api/v1/tickets/workers"] {
+        for path in [
+            "/api/v1/tickets/dashboard",
+            "/api/v1/tickets/charts",
+            "/api/v1/tickets/workers",
+        ] {
             assert_eq!(access(&Method::GET, path), Some(OPERATOR), "{path}");
         }
+    }
+
+    /// A worker's log lines and throughput are read by operators; its
+    /// restart is for admins.
+    #[test]
+    fn a_workers_logs_and_throughput_are_for_operators_and_its_restart_for_admins() {
+        for path in [
+            "/api/v1/tickets/workers/{worker_id}/logs",
+            "/api/v1/tickets/workers/{worker_id}/throughput",
+        ] {
+            assert_eq!(access(&Method::GET, path), Some(OPERATOR), "{path}");
+        }
+        assert_eq!(
+            access(&Method::POST, "/api/v1/tickets/workers/{worker_id}/restart"),
+            Some(ADMIN)
+        );
+        assert_eq!(
+            access(&Method::GET, "/api/v1/tickets/workers/{worker_id}/restart"),
+            None
+        );
     }
 
     #[tokio::test]

@@ -286,6 +286,14 @@ pub(crate) struct FakeTickets {
     pub(crate) feedback_clicks: Mutex<Vec<(pb::FeedbackRequest, String)>>,
     /// The summaries asked for; each answers acme 3/1 and beta 0/2.
     pub(crate) feedback_summaries: Mutex<Vec<pb::FeedbackSummaryRequest>>,
+    /// The inventory uploads received. A system whose ip is `bad` is
+    /// refused as the tickets service refuses it (`systems[i].ip …`).
+    pub(crate) inventory: Mutex<Vec<pb::UpsertInventoryRequest>>,
+    /// The imports asked for; the first starts, later ones answer it
+    /// running (`started: false`).
+    pub(crate) imports: Mutex<Vec<pb::StartImportRequest>>,
+    /// The chart ranges asked for.
+    pub(crate) chart_ranges: Mutex<Vec<pb::ChartRange>>,
 }
 
 impl FakeTickets {
@@ -428,9 +436,19 @@ impl Tickets for FakeTickets {
     }
     async fn upsert_inventory(
         &self,
-        _: tonic::Request<pb::UpsertInventoryRequest>,
+        req: tonic::Request<pb::UpsertInventoryRequest>,
     ) -> Answer<pb::UpsertResponse> {
-        unimplemented()
+        let r = req.into_inner();
+        let bad = r.systems.iter().position(|s| s.ip == "bad");
+        let upserted = r.systems.len() as u32;
+        self.inventory.lock().unwrap().push(r);
+        if let Some(i) = bad {
+            return Err(csp_rpc::status_with_message(
+                csp_domain::ErrorCode::InvalidRequest,
+                format!("systems[{i}].ip must be an IPv4 or IPv6 address"),
+            ));
+        }
+        Ok(tonic::Response::new(pb::UpsertResponse { upserted }))
     }
     async fn accept_webhook(
         &self,
@@ -510,6 +528,81 @@ impl Tickets for FakeTickets {
         Ok(tonic::Response::new(
             self.connection_answer.lock().unwrap().clone(),
         ))
+    }
+    async fn list_tool_types(
+        &self,
+        _: tonic::Request<pb::ListToolTypesRequest>,
+    ) -> Answer<pb::ToolTypes> {
+        Ok(tonic::Response::new(pb::ToolTypes {
+            tool_types: vec![pb::ToolType {
+                tool_type: "servicedesk_plus".into(),
+                display_name: "ServiceDesk Plus".into(),
+                fields: vec![
+                    pb::ToolField {
+                        name: "servicedesk_url".into(),
+                        label: "ServiceDesk Plus URL".into(),
+                        required: true,
+                        kind: "url".into(),
+                        ..Default::default()
+                    },
+                    pb::ToolField {
+                        name: "servicedesk_auth".into(),
+                        label: "Authentication".into(),
+                        kind: "choice".into(),
+                        choices: vec!["authtoken".into(), "zoho_oauth".into()],
+                        ..Default::default()
+                    },
+                    pb::ToolField {
+                        name: "api_key".into(),
+                        label: "API key".into(),
+                        required: true,
+                        secret: true,
+                        kind: "credential".into(),
+                        ..Default::default()
+                    },
+                ],
+            }],
+        }))
+    }
+    async fn start_import(
+        &self,
+        req: tonic::Request<pb::StartImportRequest>,
+    ) -> Answer<pb::ImportStarted> {
+        let r = req.into_inner();
+        let mut imports = self.imports.lock().unwrap();
+        imports.push(r.clone());
+        Ok(tonic::Response::new(pb::ImportStarted {
+            started: imports.len() == 1,
+            progress: Some(pb::ImportProgress {
+                tenant_id: r.tenant_id,
+                state: "running".into(),
+                started_at: "2026-01-02T03:04:05Z".into(),
+                ..Default::default()
+            }),
+        }))
+    }
+    async fn get_import(
+        &self,
+        req: tonic::Request<pb::TenantRequest>,
+    ) -> Answer<pb::ImportProgress> {
+        let tenant_id = req.into_inner().tenant_id;
+        if self.imports.lock().unwrap().is_empty() {
+            return Err(csp_rpc::status(
+                csp_domain::ErrorCode::NotFound,
+                "no import",
+            ));
+        }
+        Ok(tonic::Response::new(pb::ImportProgress {
+            tenant_id,
+            state: "completed".into(),
+            pages: 2,
+            imported: 150,
+            skipped: 1,
+            total: Some(151),
+            started_at: "2026-01-02T03:04:05Z".into(),
+            finished_at: "2026-01-02T03:05:00Z".into(),
+            ..Default::default()
+        }))
     }
     async fn list_tenant_grants(
         &self,
@@ -640,6 +733,27 @@ impl Tickets for FakeTickets {
         }))
     }
 
+    /// Three points of a stale Prometheus answer; NaN where there is no
+    /// value.
+    async fn get_charts(&self, req: tonic::Request<pb::GetChartsRequest>) -> Answer<pb::Charts> {
+        let range = req.get_ref().range();
+        self.chart_ranges.lock().unwrap().push(range);
+        Ok(tonic::Response::new(pb::Charts {
+            range: range as i32,
+            source: "prometheus".into(),
+            warning: "Prometheus unreachable since 2026-01-02 03:04:05 UTC: showing data from 2026-01-02 03:00:00 UTC.".into(),
+            generated_at: "2026-01-02T03:00:00Z".into(),
+            step_seconds: 900,
+            window_seconds: 900,
+            timestamps: vec![1_767_322_800, 1_767_323_700, 1_767_324_600],
+            queue_depth: vec![f64::NAN, 2.0, 3.0],
+            success_rate: vec![f64::NAN, 1.0, 0.5],
+            latency_p50_seconds: vec![f64::NAN, 1.5, f64::INFINITY],
+            latency_p95_seconds: vec![f64::NAN, 4.0, 5.0],
+            latency_p99_seconds: vec![f64::NAN, 6.0, 7.0],
+        }))
+    }
+
     /// One busy worker.
     async fn list_workers(&self, _: tonic::Request<pb::ListWorkersRequest>) -> Answer<pb::Workers> {
         Ok(tonic::Response::new(pb::Workers {
@@ -656,6 +770,88 @@ impl Tickets for FakeTickets {
                 memory_percent: 12.25,
                 jobs_per_minute: 3.0,
             }],
+        }))
+    }
+
+    /// Worker [`FAKE_WORKER`] has three lines; any other is not found.
+    async fn get_worker_logs(
+        &self,
+        req: tonic::Request<pb::WorkerLogsRequest>,
+    ) -> Answer<pb::WorkerLogLines> {
+        let r = req.into_inner();
+        if r.worker_id != FAKE_WORKER {
+            return Err(no_worker());
+        }
+        let level = if r.level.is_empty() {
+            "debug".to_owned()
+        } else {
+            r.level
+        };
+        let min: csp_domain::LogLevel = level.parse().unwrap();
+        let line = |level: &str, text: &str| pb::WorkerLogLine {
+            level: level.into(),
+            text: text.into(),
+        };
+        Ok(tonic::Response::new(pb::WorkerLogLines {
+            worker_id: r.worker_id,
+            level,
+            lines: [
+                line("info", "INFO job started"),
+                line("warn", "WARN <b>kb</b> timed out"),
+                line("error", "ERROR note failed"),
+            ]
+            .into_iter()
+            .filter(|l| {
+                l.level
+                    .parse::<csp_domain::LogLevel>()
+                    .unwrap()
+                    .at_least(min)
+            })
+            .collect(),
+        }))
+    }
+
+    /// Worker [`FAKE_WORKER`] ended two jobs in the last hour.
+    async fn get_worker_throughput(
+        &self,
+        req: tonic::Request<pb::WorkerRequest>,
+    ) -> Answer<pb::WorkerThroughput> {
+        let r = req.into_inner();
+        if r.worker_id != FAKE_WORKER {
+            return Err(no_worker());
+        }
+        Ok(tonic::Response::new(pb::WorkerThroughput {
+            worker_id: r.worker_id,
+            hours: vec![
+                pb::ThroughputHour {
+                    start: "2026-01-02T02:00:00Z".into(),
+                    completed: 0,
+                    failed: 0,
+                },
+                pb::ThroughputHour {
+                    start: "2026-01-02T03:00:00Z".into(),
+                    completed: 1,
+                    failed: 1,
+                },
+            ],
+        }))
+    }
+
+    async fn restart_worker(
+        &self,
+        req: tonic::Request<pb::WorkerRequest>,
+    ) -> Answer<pb::WorkerRestart> {
+        let r = req.into_inner();
+        self.operations
+            .lock()
+            .unwrap()
+            .push(format!("restart_worker:{}", r.worker_id));
+        if r.worker_id != FAKE_WORKER {
+            return Err(no_worker());
+        }
+        Ok(tonic::Response::new(pb::WorkerRestart {
+            worker_id: r.worker_id,
+            status: "active".into(),
         }))
     }
 
@@ -729,6 +925,16 @@ impl Tickets for FakeTickets {
         }
         Ok(tonic::Response::new(futures::stream::iter(pages).boxed()))
     }
+}
+
+/// The one worker [`FakeTickets`] knows.
+pub(crate) const FAKE_WORKER: &str = "00000000-0000-4000-8000-00000000000a";
+
+fn no_worker() -> tonic::Status {
+    csp_rpc::status_with_message(
+        csp_domain::ErrorCode::WorkerNotFound,
+        "There is no running worker with this id: it has sent no heartbeat in the last hour.",
+    )
 }
 
 /// A session-pool that hands out sessions and lists them: it records every

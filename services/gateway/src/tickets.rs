@@ -98,6 +98,7 @@ const NEW_TENANT: &[Member] = &[
     ("kb_api_url", Want::Text, true, false),
     ("enhancement_preferences", Want::Preferences, true, false),
     ("monthly_budget_usd", Want::Usd, true, false),
+    ("dedicated_queue", Want::Flag, true, false),
 ];
 
 /// The members of `ConnectionTestBody`: those of `NewTenant` (a form sends
@@ -130,6 +131,7 @@ const TENANT_PATCH: &[Member] = &[
     ("enhancement_preferences", Want::Preferences, false, false),
     ("is_active", Want::Flag, false, false),
     ("monthly_budget_usd", Want::Usd, true, false),
+    ("dedicated_queue", Want::Flag, false, false),
 ];
 
 const PREFERENCES: &[Member] = &[
@@ -279,6 +281,21 @@ fn preferences(p: dto::PreferencesBody) -> pb::EnhancementPreferences {
     }
 }
 
+/// One call of the tickets service as the signed-in user: its answer, or
+/// the RPC's error as the REST error. Every handler here is such a call
+/// between its DTOs; this is the call.
+macro_rules! ask_tickets {
+    ($state:expr, $user:expr, $method:ident, $request:expr) => {
+        $state
+            .tickets
+            .clone()
+            .$method($state.as_user($user, $request))
+            .await
+            .map_err(rpc)?
+            .into_inner()
+    };
+}
+
 /// The base of `webhook_url`s: `CSP_PUBLIC_URL`, else this request's scheme
 /// and host (`X-Forwarded-Proto`/`-Host` behind a trusted proxy).
 fn public_base(state: &AppState, headers: &HeaderMap) -> String {
@@ -312,13 +329,7 @@ pub(crate) async fn list_tenants(
     user: AuthUser,
     headers: HeaderMap,
 ) -> Result<Json<dto::Tenants>, ApiError> {
-    let list = state
-        .tickets
-        .clone()
-        .list_tenants(state.as_user(&user, pb::ListTenantsRequest {}))
-        .await
-        .map_err(rpc)?
-        .into_inner();
+    let list = ask_tickets!(state, &user, list_tenants, pb::ListTenantsRequest {});
     let base = public_base(&state, &headers);
     Ok(Json(dto::Tenants {
         tenants: list
@@ -351,14 +362,9 @@ pub(crate) async fn create_tenant(
         kb_api_url: t.kb_api_url.unwrap_or_default(),
         enhancement_preferences: t.enhancement_preferences.map(preferences),
         monthly_budget_micros: t.monthly_budget_usd.map(micros),
+        dedicated_queue: t.dedicated_queue.unwrap_or(false),
     };
-    let created = state
-        .tickets
-        .clone()
-        .create_tenant(state.as_user(&user, req))
-        .await
-        .map_err(rpc)?
-        .into_inner();
+    let created = ask_tickets!(state, &user, create_tenant, req);
     let base = public_base(&state, &headers);
     let body = dto::CreatedTenant {
         tenant: dto::Tenant::new(created.tenant.unwrap_or_default(), &base),
@@ -382,13 +388,12 @@ async fn fetch_tenant(
     user: &AuthUser,
     tenant_id: String,
 ) -> Result<pb::Tenant, ApiError> {
-    Ok(state
-        .tickets
-        .clone()
-        .get_tenant(state.as_user(user, pb::TenantRequest { tenant_id }))
-        .await
-        .map_err(rpc)?
-        .into_inner())
+    Ok(ask_tickets!(
+        state,
+        user,
+        get_tenant,
+        pb::TenantRequest { tenant_id }
+    ))
 }
 
 /// `PATCH /api/v1/tenants/{tenant_id}`: only what is sent changes; the
@@ -454,14 +459,9 @@ pub(crate) async fn update_tenant(
         is_active: patch.is_active,
         monthly_budget_micros,
         clear_monthly_budget,
+        dedicated_queue: patch.dedicated_queue,
     };
-    let t = state
-        .tickets
-        .clone()
-        .update_tenant(state.as_user(&user, req))
-        .await
-        .map_err(rpc)?
-        .into_inner();
+    let t = ask_tickets!(state, &user, update_tenant, req);
     Ok(Json(dto::Tenant::new(t, &public_base(&state, &headers))))
 }
 
@@ -473,13 +473,7 @@ pub(crate) async fn delete_tenant(
     headers: HeaderMap,
     Path(tenant_id): Path<String>,
 ) -> Result<Json<dto::Tenant>, ApiError> {
-    let t = state
-        .tickets
-        .clone()
-        .delete_tenant(state.as_user(&user, pb::TenantRequest { tenant_id }))
-        .await
-        .map_err(rpc)?
-        .into_inner();
+    let t = ask_tickets!(state, &user, delete_tenant, pb::TenantRequest { tenant_id });
     Ok(Json(dto::Tenant::new(t, &public_base(&state, &headers))))
 }
 
@@ -500,19 +494,15 @@ pub(crate) async fn rotate_webhook_secret(
             .map_err(|_| invalid("The body must be {\"webhook_secret\": \"...\"} or empty."))?;
         Some(given.webhook_secret)
     };
-    let r = state
-        .tickets
-        .clone()
-        .rotate_webhook_secret(state.as_user(
-            &user,
-            pb::RotateWebhookSecretRequest {
-                tenant_id,
-                webhook_secret,
-            },
-        ))
-        .await
-        .map_err(rpc)?
-        .into_inner();
+    let r = ask_tickets!(
+        state,
+        &user,
+        rotate_webhook_secret,
+        pb::RotateWebhookSecretRequest {
+            tenant_id,
+            webhook_secret,
+        }
+    );
     Ok(Json(dto::WebhookSecret {
         webhook_secret: r.webhook_secret,
         previous_valid_until: r.previous_valid_until,
@@ -520,14 +510,46 @@ pub(crate) async fn rotate_webhook_secret(
 }
 
 /// `POST /api/v1/tenants/{tenant_id}/test-connection`: the saved tenant's
-/// settings against its tool.
+/// settings against its tool; with a body (as the unsaved test takes it),
+/// an edit form's settings, whose secret fields left empty or
+/// `"[REDACTED]"` (and fields not sent) are the saved tenant's. The body is
+/// never logged.
 pub(crate) async fn test_tenant_connection(
     State(state): State<AppState>,
     user: AuthUser,
     Path(tenant_id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<dto::ConnectionTest>, ApiError> {
     use pb::test_connection_request::Target;
-    test_connection(&state, &user, Target::TenantId(tenant_id)).await
+    let body = body_bytes(body)?;
+    // No settings (nothing, `null` or `{}`): the saved ones.
+    let saved = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Null) => true,
+        Ok(Value::Object(o)) => o.is_empty(),
+        _ => body.iter().all(u8::is_ascii_whitespace),
+    };
+    if saved {
+        return test_connection(&state, &user, Target::TenantId(tenant_id)).await;
+    }
+    let settings = pb::ConnectionSettings {
+        tenant_id,
+        ..connection_settings(&body)?
+    };
+    test_connection(&state, &user, Target::Settings(settings)).await
+}
+
+/// A connection test's body as settings (only `tool_type` required).
+fn connection_settings(body: &[u8]) -> Result<pb::ConnectionSettings, ApiError> {
+    let t: dto::ConnectionTestBody =
+        object(body, &connection_test_members(), true, "the tenant").map_err(invalid_tenant)?;
+    Ok(pb::ConnectionSettings {
+        tool_fields: t.tool_fields(),
+        tool_type: t.tool_type,
+        servicedesk_url: t.servicedesk_url.unwrap_or_default(),
+        servicedesk_auth: t.servicedesk_auth.unwrap_or_default(),
+        api_key: t.api_key.unwrap_or_default(),
+        tenant_id: String::new(),
+    })
 }
 
 /// `POST /api/v1/tenants/test-connection`: settings not saved yet (a
@@ -540,15 +562,7 @@ pub(crate) async fn test_unsaved_connection(
 ) -> Result<Json<dto::ConnectionTest>, ApiError> {
     use pb::test_connection_request::Target;
     let body = body_bytes(body)?;
-    let t: dto::ConnectionTestBody =
-        object(&body, &connection_test_members(), true, "the tenant").map_err(invalid_tenant)?;
-    let settings = pb::ConnectionSettings {
-        tool_fields: t.tool_fields(),
-        tool_type: t.tool_type,
-        servicedesk_url: t.servicedesk_url.unwrap_or_default(),
-        servicedesk_auth: t.servicedesk_auth.unwrap_or_default(),
-        api_key: t.api_key.unwrap_or_default(),
-    };
+    let settings = connection_settings(&body)?;
     test_connection(&state, &user, Target::Settings(settings)).await
 }
 
@@ -557,32 +571,166 @@ async fn test_connection(
     user: &AuthUser,
     target: pb::test_connection_request::Target,
 ) -> Result<Json<dto::ConnectionTest>, ApiError> {
-    let r = state
-        .tickets
-        .clone()
-        .test_connection(state.as_user(
-            user,
-            pb::TestConnectionRequest {
-                target: Some(target),
-            },
-        ))
-        .await
-        .map_err(rpc)?
-        .into_inner();
+    let r = ask_tickets!(
+        state,
+        user,
+        test_connection,
+        pb::TestConnectionRequest {
+            target: Some(target),
+        }
+    );
     Ok(Json(dto::ConnectionTest {
         ok: r.ok,
         reason: (!r.ok).then_some(r.reason),
     }))
 }
 
-pub(crate) async fn upsert_kb_articles(
+/// `GET /api/v1/tool-types`: every ticketing tool with its tenant fields,
+/// from the tickets service's connector registry.
+pub(crate) async fn tool_types(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<Json<dto::ToolTypes>, ApiError> {
+    let r = ask_tickets!(state, &user, list_tool_types, pb::ListToolTypesRequest {});
+    Ok(Json(dto::ToolTypes::from(r)))
+}
+
+/// `POST /api/v1/tenants/{tenant_id}/import`: starts importing the
+/// tenant's resolved tickets into its history (202), or answers the import
+/// already running (200, `started: false`). The body is optional:
+/// `{"days": 90}` or `{"start_date": "2026-01-01", "end_date": "2026-01-31"}`.
+pub(crate) async fn start_import(
     State(state): State<AppState>,
     user: AuthUser,
     Path(tenant_id): Path<String>,
     body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body_bytes(body)?;
+    let period = if body.iter().all(u8::is_ascii_whitespace) {
+        dto::ImportRequest::default()
+    } else {
+        // `null` is no period too.
+        serde_json::from_slice::<Option<dto::ImportRequest>>(&body)
+            .map(Option::unwrap_or_default)
+            .map_err(|_| {
+            invalid(
+                "The body must be empty, {\"days\": 90} or {\"start_date\": \"YYYY-MM-DD\", \"end_date\": \"YYYY-MM-DD\"}.",
+            )
+        })?
+    };
+    let r = ask_tickets!(
+        state,
+        &user,
+        start_import,
+        pb::StartImportRequest {
+            tenant_id,
+            days: period.days.unwrap_or(0),
+            start_date: period.start_date.unwrap_or_default(),
+            end_date: period.end_date.unwrap_or_default(),
+        }
+    );
+    let status = if r.started {
+        http::StatusCode::ACCEPTED
+    } else {
+        http::StatusCode::OK
+    };
+    let body = dto::ImportStarted {
+        started: r.started,
+        progress: dto::ImportProgress::try_from(r.progress.unwrap_or_default())?,
+    };
+    Ok((status, Json(body)).into_response())
+}
+
+/// `GET /api/v1/tenants/{tenant_id}/import`: the tenant's latest import
+/// and how far it got (404 when none in the last 24 hours).
+pub(crate) async fn import_progress(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(tenant_id): Path<String>,
+) -> Result<Json<dto::ImportProgress>, ApiError> {
+    let r = ask_tickets!(state, &user, get_import, pb::TenantRequest { tenant_id });
+    Ok(Json(dto::ImportProgress::try_from(r)?))
+}
+
+/// Whether the body is a CSV file (`Content-Type: text/csv`).
+fn is_csv(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("text/csv"))
+}
+
+/// The rows of a context upload: a JSON list of objects, or with
+/// `Content-Type: text/csv` a CSV file whose header row names the columns
+/// (`crate::csv`). Each row is checked against `members`; errors name
+/// `<list>[i].<field>`, or for a CSV file the row (the header is row 1)
+/// and the column. Also answers each row's number in the file, for CSV.
+fn upload<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &[u8],
+    members: &[Member],
+    list_name: &str,
+) -> Result<(Vec<T>, Option<Vec<usize>>), String> {
+    if !is_csv(headers) {
+        return Ok((list(body, members, list_name)?, None));
+    }
+    let table = crate::csv::parse(body)?;
+    if let Some(col) = table
+        .header
+        .iter()
+        .find(|h| !members.iter().any(|m| m.0 == h.as_str()))
+    {
+        return Err(format!(
+            "row 1: column {col} is not a known field (known: {})",
+            names(members)
+        ));
+    }
+    let mut numbers = Vec::with_capacity(table.rows.len());
+    let rows = table
+        .objects()
+        .map(|(row, obj)| {
+            numbers.push(row);
+            check(&format!("row {row}: "), &obj, members, true)?;
+            serde_json::from_value(Value::Object(obj)).map_err(|e| format!("row {row}: {e}"))
+        })
+        .collect::<Result<_, String>>()?;
+    Ok((rows, Some(numbers)))
+}
+
+/// The tickets service's answer to an upload; for a CSV file, a message
+/// naming `<list>[i].` names the file's row instead.
+fn upload_error(s: tonic::Status, list_name: &str, rows: Option<&[usize]>) -> ApiError {
+    let mut e = rpc(s);
+    let (Some(rows), Some(message)) = (rows, e.message.as_deref()) else {
+        return e;
+    };
+    let renamed = message
+        .strip_prefix(list_name)
+        .and_then(|m| m.strip_prefix('['))
+        .and_then(|m| m.split_once("]."))
+        .and_then(|(i, rest)| {
+            let row = rows.get(i.parse::<usize>().ok()?)?;
+            Some(format!("row {row}: {rest}"))
+        });
+    if let Some(renamed) = renamed {
+        e.message = Some(renamed);
+    }
+    e
+}
+
+/// `POST /api/v1/tenants/{tenant_id}/kb-articles`: a JSON list or a CSV
+/// file (title, summary, url, body).
+pub(crate) async fn upsert_kb_articles(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    Path(tenant_id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<dto::Upserted>, ApiError> {
     let body = body_bytes(body)?;
-    let rows: Vec<dto::KbArticle> = list(&body, KB_ARTICLE, "articles").map_err(invalid)?;
+    let (rows, numbers): (Vec<dto::KbArticle>, _) =
+        upload(&headers, &body, KB_ARTICLE, "articles").map_err(invalid)?;
     let req = pb::UpsertKbArticlesRequest {
         tenant_id,
         articles: rows
@@ -600,21 +748,25 @@ pub(crate) async fn upsert_kb_articles(
         .clone()
         .upsert_kb_articles(state.as_user(&user, req))
         .await
-        .map_err(rpc)?
+        .map_err(|s| upload_error(s, "articles", numbers.as_deref()))?
         .into_inner();
     Ok(Json(dto::Upserted {
         upserted: r.upserted,
     }))
 }
 
+/// `POST /api/v1/tenants/{tenant_id}/inventory`: a JSON list or a CSV file
+/// (ip, hostname, role, client, location).
 pub(crate) async fn upsert_inventory(
     State(state): State<AppState>,
     user: AuthUser,
+    headers: HeaderMap,
     Path(tenant_id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<dto::Upserted>, ApiError> {
     let body = body_bytes(body)?;
-    let rows: Vec<dto::SystemInfo> = list(&body, SYSTEM, "systems").map_err(invalid)?;
+    let (rows, numbers): (Vec<dto::SystemInfo>, _) =
+        upload(&headers, &body, SYSTEM, "systems").map_err(invalid)?;
     let req = pb::UpsertInventoryRequest {
         tenant_id,
         systems: rows
@@ -633,7 +785,7 @@ pub(crate) async fn upsert_inventory(
         .clone()
         .upsert_inventory(state.as_user(&user, req))
         .await
-        .map_err(rpc)?
+        .map_err(|s| upload_error(s, "systems", numbers.as_deref()))?
         .into_inner();
     Ok(Json(dto::Upserted {
         upserted: r.upserted,
@@ -693,13 +845,7 @@ pub(crate) async fn list_enhancements(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<dto::EnhancementPage>, ApiError> {
     let req = enhancement_query(&q)?;
-    let r = state
-        .tickets
-        .clone()
-        .list_enhancements(state.as_user(&user, req))
-        .await
-        .map_err(rpc)?
-        .into_inner();
+    let r = ask_tickets!(state, &user, list_enhancements, req);
     Ok(Json(dto::EnhancementPage {
         enhancements: r.enhancements.into_iter().map(Into::into).collect(),
         total: r.total,
@@ -720,18 +866,14 @@ pub(crate) async fn get_enhancement(
     user: AuthUser,
     Path(job_id): Path<String>,
 ) -> Result<Json<dto::Enhancement>, ApiError> {
-    let e = state
-        .tickets
-        .clone()
-        .get_enhancement(state.as_user(
-            &user,
-            pb::GetEnhancementRequest {
-                job_id: job_id_of(&job_id)?,
-            },
-        ))
-        .await
-        .map_err(rpc)?
-        .into_inner();
+    let e = ask_tickets!(
+        state,
+        &user,
+        get_enhancement,
+        pb::GetEnhancementRequest {
+            job_id: job_id_of(&job_id)?,
+        }
+    );
     Ok(Json(e.into()))
 }
 
@@ -739,13 +881,7 @@ pub(crate) async fn get_processing(
     State(state): State<AppState>,
     user: AuthUser,
 ) -> Result<Json<dto::Processing>, ApiError> {
-    let p = state
-        .tickets
-        .clone()
-        .get_processing(state.as_user(&user, pb::GetProcessingRequest {}))
-        .await
-        .map_err(rpc)?
-        .into_inner();
+    let p = ask_tickets!(state, &user, get_processing, pb::GetProcessingRequest {});
     Ok(Json(p.into()))
 }
 
@@ -755,14 +891,32 @@ pub(crate) async fn dashboard(
     State(state): State<AppState>,
     user: AuthUser,
 ) -> Result<Json<dto::Dashboard>, ApiError> {
-    let d = state
-        .tickets
-        .clone()
-        .get_dashboard(state.as_user(&user, pb::GetDashboardRequest {}))
-        .await
-        .map_err(rpc)?
-        .into_inner();
+    let d = ask_tickets!(state, &user, get_dashboard, pb::GetDashboardRequest {});
     Ok(Json(d.into()))
+}
+
+/// The operations charts of a period (operator): `?range=1h|6h|24h|7d`,
+/// 24 h without one.
+pub(crate) async fn charts(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<dto::Charts>, ApiError> {
+    let range = match q.get("range").map(|r| r.trim()) {
+        None | Some("") => csp_domain::ChartRange::DEFAULT,
+        Some(r) => r
+            .parse::<csp_domain::ChartRange>()
+            .map_err(|_| invalid("range must be 1h, 6h, 24h or 7d"))?,
+    };
+    let c = ask_tickets!(
+        state,
+        &user,
+        get_charts,
+        pb::GetChartsRequest {
+            range: pb::ChartRange::from(range) as i32,
+        }
+    );
+    Ok(Json(c.try_into()?))
 }
 
 /// The workers from their heartbeats (operator).
@@ -770,14 +924,81 @@ pub(crate) async fn workers(
     State(state): State<AppState>,
     user: AuthUser,
 ) -> Result<Json<dto::Workers>, ApiError> {
-    let w = state
-        .tickets
-        .clone()
-        .list_workers(state.as_user(&user, pb::ListWorkersRequest {}))
-        .await
-        .map_err(rpc)?
-        .into_inner();
+    let w = ask_tickets!(state, &user, list_workers, pb::ListWorkersRequest {});
     Ok(Json(w.into()))
+}
+
+/// A worker id from a path: worker ids are UUIDs, so anything else names
+/// no worker.
+fn worker_id_of(text: &str) -> Result<String, ApiError> {
+    text.parse::<uuid::Uuid>()
+        .map(|id| id.to_string())
+        .map_err(|_| ApiError::new(ErrorCode::WorkerNotFound))
+}
+
+/// `GET /api/v1/tickets/workers/{worker_id}/logs?level=warn` (operator):
+/// the worker's last log lines of at least `level` (error, warn, info or
+/// debug; none: every line).
+pub(crate) async fn worker_logs(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(worker_id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<dto::WorkerLogs>, ApiError> {
+    let level = q.get("level").map(|l| l.trim()).unwrap_or_default();
+    if !level.is_empty() && level.parse::<csp_domain::LogLevel>().is_err() {
+        return Err(invalid("level must be error, warn, info or debug."));
+    }
+    let l = ask_tickets!(
+        state,
+        &user,
+        get_worker_logs,
+        pb::WorkerLogsRequest {
+            worker_id: worker_id_of(&worker_id)?,
+            level: level.to_owned(),
+        }
+    );
+    Ok(Json(l.into()))
+}
+
+/// `GET /api/v1/tickets/workers/{worker_id}/throughput` (operator): the
+/// jobs the worker ended per hour over the last 7 days.
+pub(crate) async fn worker_throughput(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(worker_id): Path<String>,
+) -> Result<Json<dto::WorkerThroughput>, ApiError> {
+    let t = ask_tickets!(
+        state,
+        &user,
+        get_worker_throughput,
+        pb::WorkerRequest {
+            worker_id: worker_id_of(&worker_id)?,
+        }
+    );
+    Ok(Json(t.into()))
+}
+
+/// `POST /api/v1/tickets/workers/{worker_id}/restart` (admin): the worker
+/// drains (its jobs in flight finish) and exits, and its supervisor starts
+/// it again (audited by the tickets service).
+pub(crate) async fn restart_worker(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(worker_id): Path<String>,
+) -> Result<Json<dto::WorkerRestart>, ApiError> {
+    let r = ask_tickets!(
+        state,
+        &user,
+        restart_worker,
+        pb::WorkerRequest {
+            worker_id: worker_id_of(&worker_id)?,
+        }
+    );
+    Ok(Json(dto::WorkerRestart {
+        worker_id: r.worker_id,
+        status: r.status,
+    }))
 }
 
 pub(crate) async fn set_processing(
@@ -788,13 +1009,12 @@ pub(crate) async fn set_processing(
     let body = body_bytes(body)?;
     let dto::ProcessingUpdate { paused } = serde_json::from_slice(&body)
         .map_err(|_| invalid(r#"Send a JSON body {"paused": true} or {"paused": false}."#))?;
-    let p = state
-        .tickets
-        .clone()
-        .set_processing(state.as_user(&user, pb::SetProcessingRequest { paused }))
-        .await
-        .map_err(rpc)?
-        .into_inner();
+    let p = ask_tickets!(
+        state,
+        &user,
+        set_processing,
+        pb::SetProcessingRequest { paused }
+    );
     Ok(Json(p.into()))
 }
 
@@ -804,13 +1024,7 @@ pub(crate) async fn clear_queue(
     State(state): State<AppState>,
     user: AuthUser,
 ) -> Result<Json<dto::QueueCleared>, ApiError> {
-    let r = state
-        .tickets
-        .clone()
-        .clear_queue(state.as_user(&user, pb::ClearQueueRequest {}))
-        .await
-        .map_err(rpc)?
-        .into_inner();
+    let r = ask_tickets!(state, &user, clear_queue, pb::ClearQueueRequest {});
     Ok(Json(dto::QueueCleared { cleared: r.cleared }))
 }
 
@@ -820,12 +1034,7 @@ pub(crate) async fn reload_configs(
     State(state): State<AppState>,
     user: AuthUser,
 ) -> Result<Json<dto::ConfigsReloaded>, ApiError> {
-    state
-        .tickets
-        .clone()
-        .reload_configs(state.as_user(&user, pb::ReloadConfigsRequest {}))
-        .await
-        .map_err(rpc)?;
+    ask_tickets!(state, &user, reload_configs, pb::ReloadConfigsRequest {});
     Ok(Json(dto::ConfigsReloaded { reloaded: true }))
 }
 
@@ -837,18 +1046,14 @@ pub(crate) async fn retry_enhancement(
     user: AuthUser,
     Path(job_id): Path<String>,
 ) -> Result<Json<dto::Enhancement>, ApiError> {
-    let e = state
-        .tickets
-        .clone()
-        .retry_enhancement(state.as_user(
-            &user,
-            pb::RetryEnhancementRequest {
-                job_id: job_id_of(&job_id)?,
-            },
-        ))
-        .await
-        .map_err(rpc)?
-        .into_inner();
+    let e = ask_tickets!(
+        state,
+        &user,
+        retry_enhancement,
+        pb::RetryEnhancementRequest {
+            job_id: job_id_of(&job_id)?,
+        }
+    );
     Ok(Json(e.into()))
 }
 
@@ -898,13 +1103,7 @@ pub(crate) async fn export_enhancements(
         ..enhancement_query(&q)?
     };
     // Refusals (role, filters) come before the first page: a JSON error.
-    let pages = state
-        .tickets
-        .clone()
-        .export_enhancements(state.as_user(&user, req))
-        .await
-        .map_err(rpc)?
-        .into_inner();
+    let pages = ask_tickets!(state, &user, export_enhancements, req);
     let lines = pages.map(|page| match page {
         Ok(page) => Ok(Bytes::from(
             page.enhancements
@@ -1003,13 +1202,12 @@ pub(crate) async fn chat_tenants(
     State(state): State<AppState>,
     user: AuthUser,
 ) -> Result<Json<dto::ChatTenants>, ApiError> {
-    let list = state
-        .tickets
-        .clone()
-        .list_chat_tenants(state.as_user(&user, pb::ListChatTenantsRequest {}))
-        .await
-        .map_err(rpc)?
-        .into_inner();
+    let list = ask_tickets!(
+        state,
+        &user,
+        list_chat_tenants,
+        pb::ListChatTenantsRequest {}
+    );
     Ok(Json(list.into()))
 }
 
@@ -1491,6 +1689,188 @@ mod tests {
             2,
             "only the admin's own-page requests reached the service"
         );
+    }
+
+    #[tokio::test]
+    async fn an_edit_is_tested_with_the_saved_tenants_secrets() {
+        let (fake, addr) = FakeTickets::serve().await;
+        let gw = gateway_with(Some(addr), None).await;
+        fake.tenant.lock().unwrap().tenant_id = "acme".into();
+        let admin = gw.token(Role::Admin);
+        let path = "/api/v1/tenants/acme/test-connection";
+        let body = json!({
+            "tool_type": "servicedesk_plus",
+            "servicedesk_url": "https://sdp2.acme.example",
+            "api_key": "",
+        });
+        let (status, _, answer) = call(&gw.app, post(path, Some(admin), body)).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let sent = fake.connection_tests.lock().unwrap()[0].clone();
+        let Some(pb::test_connection_request::Target::Settings(settings)) = sent.target else {
+            panic!("{sent:?}")
+        };
+        assert_eq!(settings.tenant_id, "acme");
+        assert_eq!(settings.servicedesk_url, "https://sdp2.acme.example");
+        assert_eq!(settings.api_key, "", "left for the service to fill in");
+        // `{}`, like no body, tests the saved settings.
+        let (status, _, _) = call(&gw.app, post(path, Some(admin), json!({}))).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            fake.connection_tests.lock().unwrap()[1].target,
+            Some(pb::test_connection_request::Target::TenantId("acme".into()))
+        );
+    }
+
+    #[tokio::test]
+    async fn tool_types_are_the_tickets_services_registry() {
+        let (_fake, addr) = FakeTickets::serve().await;
+        let gw = gateway_with(Some(addr), None).await;
+        let req = http::Request::builder()
+            .uri("/api/v1/tool-types")
+            .header("authorization", format!("Bearer {}", gw.token(Role::Admin)))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let (status, _, answer) = call(&gw.app, req).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let sdp = &answer["tool_types"][0];
+        assert_eq!(sdp["tool_type"], "servicedesk_plus");
+        assert_eq!(
+            sdp["fields"][0],
+            json!({"name": "servicedesk_url", "label": "ServiceDesk Plus URL", "required": true,
+                   "secret": false, "kind": "url", "choices": []})
+        );
+        assert_eq!(sdp["fields"][1]["kind"], "choice");
+        assert_eq!(
+            sdp["fields"][1]["choices"],
+            json!(["authtoken", "zoho_oauth"])
+        );
+        assert_eq!(sdp["fields"][2]["secret"], true);
+    }
+
+    fn csv(path: &str, token: &str, body: &str) -> http::Request<axum::body::Body> {
+        http::Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(http::header::CONTENT_TYPE, "text/csv; charset=utf-8")
+            .body(axum::body::Body::from(body.to_owned()))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn inventory_comes_as_csv_or_json_and_errors_name_the_row() {
+        let (fake, addr) = FakeTickets::serve().await;
+        let gw = gateway_with(Some(addr), None).await;
+        let admin = gw.token(Role::Admin);
+        let path = "/api/v1/tenants/acme/inventory";
+        let file = "ip,hostname,role\r\n10.0.0.1,db1,\"Database, primary\"\r\n10.0.0.2,web1,\r\n";
+        let (status, _, answer) = call(&gw.app, csv(path, admin, file)).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer, json!({"upserted": 2}));
+        let sent = fake.inventory.lock().unwrap()[0].clone();
+        assert_eq!(sent.tenant_id, "acme");
+        assert_eq!(sent.systems[0].role, "Database, primary");
+        assert_eq!(
+            (
+                sent.systems[1].hostname.as_str(),
+                sent.systems[1].role.as_str()
+            ),
+            ("web1", "")
+        );
+        // JSON as before.
+        let (status, _, answer) = call(
+            &gw.app,
+            json_request(
+                Method::POST,
+                path,
+                admin,
+                json!([{"ip": "10.0.0.3", "hostname": "x"}]),
+            ),
+        )
+        .await;
+        assert_eq!((status, answer), (StatusCode::OK, json!({"upserted": 1})));
+        // Refused here, naming the row (the header is row 1) and column.
+        for (file, want) in [
+            (
+                "ip,hostname,owner\n1,a,b\n",
+                "row 1: column owner is not a known field",
+            ),
+            ("ip,role\n10.0.0.1,db\n", "row 2: hostname is required"),
+            (
+                "ip,hostname\n10.0.0.1,a\n10.0.0.2\n",
+                "row 3: 1 fields where the header has 2 columns",
+            ),
+            ("", "The file is empty"),
+        ] {
+            let (status, _, answer) = call(&gw.app, csv(path, admin, file)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{file:?}: {answer}");
+            let (code, message) = error(&answer);
+            assert_eq!(code, "invalid_request");
+            assert!(message.starts_with(want), "{file:?}: {message}");
+        }
+        // Refused by the tickets service: its `systems[i]` is the file's row.
+        let (status, _, answer) = call(
+            &gw.app,
+            csv(path, admin, "hostname,ip\na,10.0.0.1\n\nb,bad\n"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert_eq!(
+            error(&answer).1,
+            "row 4: ip must be an IPv4 or IPv6 address"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_import_starts_once_and_reports_its_progress() {
+        let (fake, addr) = FakeTickets::serve().await;
+        let gw = gateway_with(Some(addr), None).await;
+        let admin = gw.token(Role::Admin);
+        let path = "/api/v1/tenants/acme/import";
+        let get = || {
+            http::Request::builder()
+                .uri(path)
+                .header("authorization", format!("Bearer {admin}"))
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        let (status, _, answer) = call(&gw.app, get()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+        let (status, _, answer) = call(
+            &gw.app,
+            json_request(Method::POST, path, admin, json!({"days": 30})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+        assert_eq!(answer["started"], true);
+        assert_eq!(answer["state"], "running");
+        assert_eq!(answer["total"], Value::Null);
+        assert_eq!(answer["finished_at"], Value::Null);
+        // A second start answers the running one.
+        let (status, _, answer) = call(
+            &gw.app,
+            json_request(Method::POST, path, admin, json!(null)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["started"], false);
+        let sent = fake.imports.lock().unwrap().clone();
+        assert_eq!(sent[0].days, 30);
+        assert_eq!((sent[1].days, sent[1].start_date.as_str()), (0, ""));
+        let (status, _, answer) = call(&gw.app, get()).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(
+            (&answer["state"], &answer["imported"], &answer["total"]),
+            (&json!("completed"), &json!(150), &json!(151))
+        );
+        // A body that is not a period is refused before anything is sent.
+        let (status, _, answer) = call(
+            &gw.app,
+            json_request(Method::POST, path, admin, json!({"weeks": 2})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert_eq!(fake.imports.lock().unwrap().len(), 2);
     }
 
     #[tokio::test]
@@ -2060,6 +2440,62 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn charts_are_read_for_a_range_with_null_where_there_is_no_value() {
+        let (fake, addr) = FakeTickets::serve().await;
+        let gw = gateway_with(Some(addr), None).await;
+        let get = |path: &str, role: Role| {
+            http::Request::builder()
+                .uri(path)
+                .header("authorization", format!("Bearer {}", gw.token(role)))
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        let (status, _, c) = call(
+            &gw.app,
+            get("/api/v1/tickets/charts?range=7d", Role::Operator),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{c}");
+        assert_eq!(
+            c,
+            json!({
+                "range": "7d",
+                "source": "prometheus",
+                "warning": "Prometheus unreachable since 2026-01-02 03:04:05 UTC: showing data from 2026-01-02 03:00:00 UTC.",
+                "generated_at": "2026-01-02T03:00:00Z",
+                "step_seconds": 900,
+                "window_seconds": 900,
+                "timestamps": [1_767_322_800, 1_767_323_700, 1_767_324_600],
+                "queue_depth": [null, 2.0, 3.0],
+                "success_rate": [null, 1.0, 0.5],
+                "latency_p50_seconds": [null, 1.5, null],
+                "latency_p95_seconds": [null, 4.0, 5.0],
+                "latency_p99_seconds": [null, 6.0, 7.0],
+            })
+        );
+        // No range: the default, 24 h.
+        let (status, _, c) = call(&gw.app, get("/api/v1/tickets/charts", Role::Admin)).await;
+        assert_eq!(status, StatusCode::OK, "{c}");
+        assert_eq!(c["range"], "24h");
+        assert_eq!(
+            *fake.chart_ranges.lock().unwrap(),
+            [pb::ChartRange::ChartRange7d, pb::ChartRange::ChartRange24h]
+        );
+        // A range that is not one of the four: 400 naming them, no call.
+        let (status, _, e) = call(
+            &gw.app,
+            get("/api/v1/tickets/charts?range=2d", Role::Operator),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
+        assert_eq!(e["error"]["code"], "invalid_request");
+        assert_eq!(e["error"]["message"], "range must be 1h, 6h, 24h or 7d");
+        assert_eq!(fake.chart_ranges.lock().unwrap().len(), 2);
+        let (status, _, _) = call(&gw.app, get("/api/v1/tickets/charts", Role::User)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+
+    #[tokio::test]
     async fn the_dashboard_and_the_workers_are_read_for_operators() {
         let (_fake, addr) = FakeTickets::serve().await;
         let gw = gateway_with(Some(addr), None).await;
@@ -2108,5 +2544,120 @@ mod tests {
             let (status, _, answer) = call(&gw.app, get(path, Role::User)).await;
             assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {answer}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_workers_logs_throughput_and_restart() {
+        use crate::testing::FAKE_WORKER;
+        let (fake, addr) = FakeTickets::serve().await;
+        let gw = gateway_with(Some(addr), None).await;
+        let (admin, operator) = (gw.token(Role::Admin), gw.token(Role::Operator));
+        let logs = |level: &str| format!("/api/v1/tickets/workers/{FAKE_WORKER}/logs{level}");
+        // Every line, then those of at least a level; text stays text.
+        let (status, _, answer) = call(&gw.app, request(Method::GET, &logs(""), operator)).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["worker_id"], FAKE_WORKER);
+        assert_eq!(answer["level"], "debug");
+        assert_eq!(answer["lines"].as_array().unwrap().len(), 3);
+        assert_eq!(
+            answer["lines"][1],
+            json!({"level": "warn", "text": "WARN <b>kb</b> timed out"})
+        );
+        let (status, _, answer) = call(
+            &gw.app,
+            request(Method::GET, &logs("?level=warn"), operator),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["level"], "warn");
+        let levels: Vec<&str> = answer["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["level"].as_str().unwrap())
+            .collect();
+        assert_eq!(levels, ["warn", "error"]);
+        // An unknown level is refused here; an id that is no UUID names no
+        // worker, without asking.
+        let (status, _, answer) = call(
+            &gw.app,
+            request(Method::GET, &logs("?level=trace"), operator),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert_eq!(error(&answer).0, "invalid_request");
+        let (status, _, answer) = call(
+            &gw.app,
+            request(Method::GET, "/api/v1/tickets/workers/w-1/logs", operator),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+        assert_eq!(error(&answer).0, "worker_not_found");
+        // A worker the service does not know: its 404, its message.
+        let other = uuid::Uuid::new_v4();
+        let (status, _, answer) = call(
+            &gw.app,
+            request(
+                Method::GET,
+                &format!("/api/v1/tickets/workers/{other}/logs"),
+                operator,
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+        assert_eq!(error(&answer).0, "worker_not_found");
+        assert!(error(&answer).1.contains("no heartbeat"), "{answer}");
+
+        let (status, _, answer) = call(
+            &gw.app,
+            request(
+                Method::GET,
+                &format!("/api/v1/tickets/workers/{FAKE_WORKER}/throughput"),
+                operator,
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(
+            answer,
+            json!({"worker_id": FAKE_WORKER, "hours": [
+                {"start": "2026-01-02T02:00:00Z", "completed": 0, "failed": 0},
+                {"start": "2026-01-02T03:00:00Z", "completed": 1, "failed": 1},
+            ]})
+        );
+
+        // Restart: admins only, from csp's own pages only.
+        let restart = format!("/api/v1/tickets/workers/{FAKE_WORKER}/restart");
+        let (status, _, _) = call(&gw.app, request(Method::POST, &restart, operator)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let req = from_page(Method::POST, &restart, admin, "https://evil.example");
+        let (status, _, _) = call(&gw.app, req).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(fake.operations.lock().unwrap().is_empty(), "nothing sent");
+        let req = from_page(Method::POST, &restart, admin, "http://csp.example:8080");
+        let (status, _, answer) = call(&gw.app, req).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(
+            answer,
+            json!({"worker_id": FAKE_WORKER, "status": "active"})
+        );
+        let (status, _, answer) = call(
+            &gw.app,
+            request(
+                Method::POST,
+                &format!("/api/v1/tickets/workers/{other}/restart"),
+                admin,
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+        assert_eq!(error(&answer).0, "worker_not_found");
+        assert_eq!(
+            *fake.operations.lock().unwrap(),
+            [
+                format!("restart_worker:{FAKE_WORKER}"),
+                format!("restart_worker:{other}"),
+            ]
+        );
     }
 }

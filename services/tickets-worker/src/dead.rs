@@ -8,15 +8,21 @@
 //! could not be recorded (the store was down). Here, in its own group of
 //! `<topic>.dead`, each dead letter marks its job `failed` with the letter's
 //! last error — or, for the first case, "worker stopped during the last
-//! attempt" — unless the job is final already. Idempotent: a job is only
-//! ever finished once, so a letter read twice changes nothing.
+//! attempt" — unless the job is final already, or was retried after the
+//! letter was written (its `queued_at` is later: the letter is of an earlier
+//! round). Idempotent: a job is only ever finished once, so a letter read
+//! twice changes nothing.
+//!
+//! On a dedicated tenant's queue, a letter of another tenant's job is one
+//! the worker refused (`route.rs`): it is left as it is, and so is the job,
+//! which its own tenant's queue receives again from the sweeper.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use csp_bus::DeadLetter;
 use csp_bus::worker::{Handler, HandlerError, JobContext};
-use csp_domain::EnhancementStatus;
+use csp_domain::{EnhanceQueue, EnhancementStatus};
 use csp_store::{EnhancementStore, Outcome};
 use time::OffsetDateTime;
 
@@ -26,11 +32,21 @@ use crate::metrics;
 pub(crate) struct DeadLetters {
     jobs: Arc<dyn EnhancementStore>,
     max_attempts: u32,
+    /// The queue whose dead letters these are.
+    queue: EnhanceQueue,
 }
 
 impl DeadLetters {
-    pub(crate) fn new(jobs: Arc<dyn EnhancementStore>, max_attempts: u32) -> Self {
-        Self { jobs, max_attempts }
+    pub(crate) fn new(
+        jobs: Arc<dyn EnhancementStore>,
+        max_attempts: u32,
+        queue: EnhanceQueue,
+    ) -> Self {
+        Self {
+            jobs,
+            max_attempts,
+            queue,
+        }
     }
 
     /// Why the job failed, as its record says it.
@@ -55,6 +71,37 @@ impl Handler<DeadLetter> for DeadLetters {
             return Ok(());
         };
         let job = queued.job;
+        if let Some(mine) = self.queue.tenant()
+            && *mine != job.tenant_id
+        {
+            tracing::warn!(tenant_id = %job.tenant_id, job_id = %job.job_id, worker_tenant = %mine,
+                operation = "dead_letter", status = "skipped", error = %letter.last_error,
+                "a refused job of another tenant; its record is left to its own queue");
+            return Ok(());
+        }
+        // A letter of an earlier round: an operator retried the job after
+        // this message died (a retry queues it again and moves `queued_at`
+        // on), so the retried round decides its end, not this letter. Read
+        // before finishing: a retry needs a failed job, and finishing a
+        // final one changes nothing, so no retry can slip in between.
+        let dead_at = OffsetDateTime::UNIX_EPOCH
+            + time::Duration::milliseconds(i64::try_from(letter.dead_at_ms).unwrap_or(i64::MAX));
+        match self.jobs.enhancement(job.job_id).await {
+            Ok(Some(record))
+                if !record.status.is_final() && record.queued_at.is_some_and(|q| q > dead_at) =>
+            {
+                tracing::info!(tenant_id = %job.tenant_id, job_id = %job.job_id, operation = "dead_letter",
+                    status = "skipped", "a dead letter of the job's earlier round; it was retried since");
+                return Ok(());
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Err(HandlerError::retryable(format!(
+                    "cannot read the dead-lettered job {}: {e}",
+                    job.job_id
+                )));
+            }
+        }
         let reason = self.reason(&letter);
         let outcome = Outcome {
             status: Some(EnhancementStatus::Failed),

@@ -13,6 +13,16 @@
 //! machine's (`/proc/meminfo`). Elsewhere, or when a file cannot be read,
 //! they are 0. A heartbeat that cannot be written is retried at the next
 //! tick: the cache failing never stops a worker.
+//!
+//! Beside it, each tick: the process's last log lines ([`csp_telemetry::LogRing`],
+//! 100 lines of at most 1 KiB, redacted and escaped as the text log writes
+//! them) under `tickets-worker-logs:<worker_id>`, written when new lines
+//! came (and every 15 minutes, so they outlive no heartbeat); and the
+//! admin's restart command, `tickets-worker-drain:<worker_id>`: once read,
+//! the heartbeat says `draining` and [`Heartbeat::drain_token`] is
+//! cancelled, which stops the worker taking jobs (`Worker::run`). In
+//! `csp dev` the worker runs inside the one `csp` process, whose lines (all
+//! services') they are, as its CPU and memory figures are.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -20,7 +30,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use csp_cache::Cache;
-use csp_domain::{HEARTBEAT_TTL, WorkerHeartbeat};
+use csp_domain::{HEARTBEAT_TTL, LogLevel, WorkerHeartbeat, WorkerLogLine, WorkerLogs};
+use csp_telemetry::LogRing;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -29,10 +40,14 @@ use tokio_util::sync::CancellationToken;
 const TICKS_PER_SECOND: f64 = 100.0;
 /// Jobs per minute counts the completions of this long.
 const MINUTE: Duration = Duration::from_secs(60);
+/// Unchanged log lines are written again this often, well within their
+/// time to live ([`HEARTBEAT_TTL`]).
+const LOGS_REFRESH: Duration = Duration::from_secs(15 * 60);
 
-/// What this process's jobs have done, counted by the job handler.
-#[derive(Default)]
+/// Who this worker process is (its id, drawn at its start) and what its
+/// jobs have done, counted by the job handler.
 pub(crate) struct Tally {
+    worker_id: uuid::Uuid,
     active: AtomicU32,
     completed: AtomicU64,
     failed: AtomicU64,
@@ -58,7 +73,24 @@ pub(crate) struct Counts {
     pub(crate) per_minute: f64,
 }
 
+impl Default for Tally {
+    fn default() -> Self {
+        Self {
+            worker_id: uuid::Uuid::new_v4(),
+            active: AtomicU32::default(),
+            completed: AtomicU64::default(),
+            failed: AtomicU64::default(),
+            recent: Mutex::default(),
+        }
+    }
+}
+
 impl Tally {
+    /// The worker's id: its heartbeat's, and the one on the jobs it ends.
+    pub(crate) fn worker_id(&self) -> uuid::Uuid {
+        self.worker_id
+    }
+
     pub(crate) fn busy(&self) -> Busy<'_> {
         self.active.fetch_add(1, Ordering::Relaxed);
         Busy(self)
@@ -106,6 +138,12 @@ pub(crate) struct Heartbeat {
     hostname: String,
     started_at: OffsetDateTime,
     cpu: CpuSampler,
+    /// The process's recent log lines, published beside the heartbeat.
+    logs: Option<LogRing>,
+    /// The ring's count when its lines were last written, and when.
+    logs_written: Option<(u64, Instant)>,
+    /// Cancelled once a restart command was read.
+    drain: CancellationToken,
 }
 
 impl Heartbeat {
@@ -117,13 +155,28 @@ impl Heartbeat {
     pub(crate) fn new(cache: Arc<dyn Cache>, tally: Arc<Tally>, every: Duration) -> Self {
         Self {
             cache,
+            worker_id: tally.worker_id(),
             tally,
             every,
-            worker_id: uuid::Uuid::new_v4(),
             hostname: hostname(),
             started_at: OffsetDateTime::now_utc(),
             cpu: CpuSampler::start(),
+            logs: None,
+            logs_written: None,
+            drain: CancellationToken::new(),
         }
+    }
+
+    /// Publishes `ring`'s lines beside the heartbeat.
+    pub(crate) fn with_logs(mut self, ring: Option<LogRing>) -> Self {
+        self.logs = ring;
+        self
+    }
+
+    /// Cancelled when an admin's restart command for this worker was read:
+    /// the worker then takes no new job and exits once its jobs settled.
+    pub(crate) fn drain_token(&self) -> CancellationToken {
+        self.drain.clone()
     }
 
     /// This moment's heartbeat (CPU: since the previous one).
@@ -141,6 +194,54 @@ impl Heartbeat {
             cpu_percent: round2(self.cpu.percent()),
             memory_percent: round2(memory_percent().unwrap_or(0.0)),
             jobs_per_minute: counts.per_minute,
+            draining: self.drain.is_cancelled(),
+        }
+    }
+
+    /// Cancels [`Heartbeat::drain_token`] once this worker's restart
+    /// command is in the cache. A cache that does not answer is asked
+    /// again at the next tick (the heartbeat's own write says it fails).
+    async fn read_drain(&self, key: &str) {
+        if self.drain.is_cancelled() {
+            return;
+        }
+        if let Ok(Some(_)) = self.cache.get(key).await {
+            tracing::warn!(worker_id = %self.worker_id, operation = "restart", status = "draining",
+                "restart requested: taking no new job; exiting once the jobs in flight have settled");
+            self.drain.cancel();
+        }
+    }
+
+    /// Writes the ring's lines when new ones came or they were last
+    /// written [`LOGS_REFRESH`] ago.
+    async fn publish_logs(&mut self, key: &str) {
+        let Some(ring) = &self.logs else { return };
+        let written = ring.written();
+        if self
+            .logs_written
+            .is_some_and(|(n, at)| n == written && at.elapsed() < LOGS_REFRESH)
+        {
+            return;
+        }
+        let logs = WorkerLogs {
+            worker_id: self.worker_id,
+            lines: ring
+                .lines()
+                .into_iter()
+                .filter_map(|line| {
+                    Some(WorkerLogLine {
+                        level: log_level(line.level)?,
+                        text: line.text,
+                    })
+                })
+                .collect(),
+        };
+        let Ok(json) = serde_json::to_string(&logs) else {
+            return;
+        };
+        // A failure is the heartbeat's too, and said there.
+        if self.cache.put(key, &json, HEARTBEAT_TTL).await.is_ok() {
+            self.logs_written = Some((written, Instant::now()));
         }
     }
 
@@ -148,6 +249,8 @@ impl Heartbeat {
     /// this worker's key (call it once the jobs have settled).
     pub(crate) async fn run(mut self, stop: CancellationToken) {
         let key = csp_domain::heartbeat_key(self.worker_id);
+        let logs_key = csp_domain::worker_logs_key(self.worker_id);
+        let drain_key = csp_domain::worker_drain_key(self.worker_id);
         tracing::info!(worker_id = %self.worker_id, hostname = %self.hostname,
             "tickets worker heartbeats every {} ms", self.every.as_millis());
         let mut tick = tokio::time::interval(self.every);
@@ -158,6 +261,7 @@ impl Heartbeat {
                 () = stop.cancelled() => break,
                 _ = tick.tick() => {}
             }
+            self.read_drain(&drain_key).await;
             let beat = self.beat();
             let written = match serde_json::to_string(&beat) {
                 Ok(json) => self
@@ -184,12 +288,28 @@ impl Heartbeat {
                 }
                 Err(_) => {}
             }
+            self.publish_logs(&logs_key).await;
         }
         if let Err(e) = self.cache.delete(&key).await {
             tracing::warn!(operation = "heartbeat", status = "error", error = %e,
                 "cannot delete the worker's heartbeat; it shows unresponsive until it expires");
         }
+        // Its lines and a restart command leave with it (both expire too).
+        for key in [logs_key, drain_key] {
+            let _ = self.cache.delete(&key).await;
+        }
     }
+}
+
+/// A line's level as the Workers page filters it; trace lines are not kept.
+fn log_level(level: tracing::Level) -> Option<LogLevel> {
+    Some(match level {
+        tracing::Level::ERROR => LogLevel::Error,
+        tracing::Level::WARN => LogLevel::Warn,
+        tracing::Level::INFO => LogLevel::Info,
+        tracing::Level::DEBUG => LogLevel::Debug,
+        _ => return None,
+    })
 }
 
 fn round2(v: f64) -> f64 {
@@ -388,6 +508,115 @@ mod tests {
             None,
             "a stopped worker leaves"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_command_drains_the_worker_and_its_heartbeat_says_so() {
+        let cache = Arc::new(MemoryCache::new());
+        let every = Duration::from_secs(5);
+        let heartbeat = Heartbeat::new(cache.clone(), Arc::default(), every);
+        let (worker_id, drain) = (heartbeat.worker_id, heartbeat.drain_token());
+        let stop = CancellationToken::new();
+        let running = tokio::spawn(heartbeat.run(stop.clone()));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!drain.is_cancelled());
+        assert!(!heartbeats(&cache).await[0].draining);
+        // Another worker's command is not this one's.
+        let other = csp_domain::worker_drain_key(uuid::Uuid::new_v4());
+        cache
+            .put(&other, "{}", Duration::from_secs(60))
+            .await
+            .unwrap();
+        tokio::time::sleep(every).await;
+        assert!(!drain.is_cancelled());
+        // Its own: read at the next tick, said in the same heartbeat.
+        let key = csp_domain::worker_drain_key(worker_id);
+        cache
+            .put(&key, "{}", Duration::from_secs(60))
+            .await
+            .unwrap();
+        tokio::time::sleep(every).await;
+        assert!(drain.is_cancelled());
+        let beat = heartbeats(&cache).await.remove(0);
+        assert!(beat.draining);
+        assert_eq!(
+            beat.status(OffsetDateTime::now_utc()),
+            WorkerStatus::Draining
+        );
+        stop.cancel();
+        running.await.unwrap();
+        assert!(heartbeats(&cache).await.is_empty());
+        assert_eq!(cache.get(&key).await.unwrap(), None, "the command went too");
+    }
+
+    async fn logs(cache: &MemoryCache, worker_id: uuid::Uuid) -> Option<WorkerLogs> {
+        let json = cache
+            .get(&csp_domain::worker_logs_key(worker_id))
+            .await
+            .unwrap()?;
+        Some(serde_json::from_str(&json).unwrap())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_last_log_lines_are_published_beside_the_heartbeat_when_new_ones_came() {
+        let cache = Arc::new(MemoryCache::new());
+        let every = Duration::from_secs(5);
+        let ring = LogRing::new(3, 1024);
+        ring.push(tracing::Level::INFO, "1 INFO started");
+        ring.push(tracing::Level::WARN, "2 WARN slow source");
+        let heartbeat =
+            Heartbeat::new(cache.clone(), Arc::default(), every).with_logs(Some(ring.clone()));
+        let worker_id = heartbeat.worker_id;
+        let stop = CancellationToken::new();
+        let running = tokio::spawn(heartbeat.run(stop.clone()));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let first = logs(&cache, worker_id).await.unwrap();
+        assert_eq!(first.worker_id, worker_id);
+        assert_eq!(
+            first.lines,
+            [
+                WorkerLogLine {
+                    level: LogLevel::Info,
+                    text: "1 INFO started".into()
+                },
+                WorkerLogLine {
+                    level: LogLevel::Warn,
+                    text: "2 WARN slow source".into()
+                },
+            ]
+        );
+        // Nothing new: not written again (gone from the cache, it stays gone).
+        cache
+            .delete(&csp_domain::worker_logs_key(worker_id))
+            .await
+            .unwrap();
+        tokio::time::sleep(every).await;
+        assert_eq!(logs(&cache, worker_id).await, None);
+        // New lines: the ring's last three at the next heartbeat.
+        ring.push(tracing::Level::ERROR, "3 ERROR boom");
+        ring.push(tracing::Level::DEBUG, "4 DEBUG detail");
+        tokio::time::sleep(every).await;
+        let texts: Vec<String> = logs(&cache, worker_id)
+            .await
+            .unwrap()
+            .lines
+            .into_iter()
+            .map(|l| l.text)
+            .collect();
+        assert_eq!(
+            texts,
+            ["2 WARN slow source", "3 ERROR boom", "4 DEBUG detail"]
+        );
+        stop.cancel();
+        running.await.unwrap();
+        assert_eq!(logs(&cache, worker_id).await, None, "they leave with it");
+    }
+
+    #[test]
+    fn trace_lines_have_no_level_on_the_page() {
+        assert_eq!(log_level(tracing::Level::ERROR), Some(LogLevel::Error));
+        assert_eq!(log_level(tracing::Level::DEBUG), Some(LogLevel::Debug));
+        assert_eq!(log_level(tracing::Level::TRACE), None);
     }
 
     #[tokio::test(start_paused = true)]

@@ -263,8 +263,10 @@ impl Jobs {
     async fn finish(
         &self,
         record: &EnhancementRecord,
-        outcome: Outcome,
+        mut outcome: Outcome,
     ) -> Result<(), HandlerError> {
+        // Its worker, for the Workers page's throughput.
+        outcome.worker_id = Some(self.tally.worker_id());
         let mut try_ = 1;
         loop {
             match self
@@ -588,6 +590,8 @@ impl Progress {
             input_tokens,
             output_tokens,
             note_id: self.note_id.clone(),
+            // Set by `Jobs::finish`, which knows the worker.
+            worker_id: None,
         }
     }
 }

@@ -3,9 +3,14 @@
 //! a ticket", steps 2–6). Run as `csp serve tickets-worker`, and in-process
 //! by `csp dev`.
 //!
-//! Owns: consuming [`csp_domain::ENHANCE_TOPIC`] through the shared loop
+//! Owns: consuming one enhancement queue ([`csp_domain::EnhanceQueue`]: the
+//! shared [`csp_domain::ENHANCE_TOPIC`], or one dedicated tenant's with
+//! `CSP_WORKER_TENANT`) through the shared loop
 //! (`csp_bus::run_worker`: bounded concurrency, retries with backoff, dead
-//! letters); the pause flag's effect (a paused worker stops its consumer, so
+//! letters); which jobs of that queue it takes (`route.rs`: a dedicated
+//! tenant's job reaching the shared queue is handed on to its tenant's, a
+//! job of another tenant reaching a tenant's queue is refused untouched);
+//! the pause flag's effect (a paused worker stops its consumer, so
 //! it starts no job and spends no delivery attempt: `pause.rs`); the
 //! per-tenant in-flight cap (`fairness.rs`: a job whose tenant is at its
 //! cap is deferred, uncounted, to the back of the queue); the dead letters'
@@ -20,7 +25,9 @@
 //! this helpful?" links, `csp_enhance::FeedbackLinks`, when a public URL and
 //! the keyring are configured), and the job's final record;
 //! the seed's worker metrics (`metrics.rs`); the heartbeat the dashboard
-//! and the Workers page read (`heartbeat.rs`: every 5 s into the shared
+//! and the Workers page read, with the process's last log lines and the
+//! admin's restart command, which drains the worker ([`Exit::Restart`])
+//! (`heartbeat.rs`: every 5 s into the shared
 //! cache, deleted on a graceful stop).
 //!
 //! Must never: post a second note for a job (every post goes through
@@ -40,6 +47,7 @@ mod message;
 mod metrics;
 mod observed;
 mod pause;
+mod route;
 mod sources;
 mod tenant;
 
@@ -96,6 +104,9 @@ pub struct Config {
     /// How often the heartbeat is written into the shared cache
     /// ([`csp_domain::HEARTBEAT_EVERY`], 5 s).
     pub heartbeat_every: Duration,
+    /// The process's last log lines, published beside the heartbeat for
+    /// the Workers page (`csp_telemetry::log_ring`); `None`: none are.
+    pub log_lines: Option<csp_telemetry::LogRing>,
     /// The model (`CSP_ENHANCE_PROVIDER` …); `None`: every note is the
     /// fallback note, with `no model configured`.
     pub provider: Option<ProviderConfig>,
@@ -112,8 +123,11 @@ pub struct Config {
     /// "Was this helpful?" links of notes lead. Without it (or without the
     /// keyring) notes carry no links.
     pub public_url: Option<String>,
-    /// The queue topic and group ([`csp_domain::ENHANCE_TOPIC`], [`csp_domain::ENHANCE_GROUP`]).
-    pub topic: String,
+    /// The queue it consumes: the shared one ([`csp_domain::ENHANCE_TOPIC`])
+    /// or one dedicated tenant's (`CSP_WORKER_TENANT`), as group
+    /// [`csp_domain::ENHANCE_GROUP`]. A consumer is a (topic, group) pair,
+    /// so a tenant's workers share no consumer with the shared ones.
+    pub queue: csp_domain::EnhanceQueue,
     pub group: String,
 }
 
@@ -141,12 +155,13 @@ impl Default for Config {
             kb_stale_ttl: Duration::from_secs(24 * 3600),
             pause_poll: Duration::from_secs(2),
             heartbeat_every: csp_domain::HEARTBEAT_EVERY,
+            log_lines: None,
             provider: None,
             model_call: CallOptions::default(),
             tool_retry: RetryPolicy::default(),
             keyring: None,
             public_url: None,
-            topic: csp_domain::ENHANCE_TOPIC.to_owned(),
+            queue: csp_domain::EnhanceQueue::Shared,
             group: csp_domain::ENHANCE_GROUP.to_owned(),
         }
     }
@@ -165,6 +180,7 @@ impl std::fmt::Debug for Config {
             .field("provider", &self.provider)
             .field("keyring", &self.keyring.as_ref().map(|_| "[set]"))
             .field("public_url", &self.public_url)
+            .field("queue", &self.queue)
             .finish_non_exhaustive()
     }
 }
@@ -235,7 +251,7 @@ impl Config {
     }
 
     fn worker_config(&self) -> WorkerConfig {
-        let mut config = WorkerConfig::new(self.topic.clone(), self.group.clone());
+        let mut config = WorkerConfig::new(self.queue.topic(), self.group.clone());
         config.concurrency = self.concurrency;
         config.max_deliveries = self.max_attempts;
         config.backoff = self.backoff.clone();
@@ -283,7 +299,7 @@ impl Stores {
 /// A built worker, ready to run.
 pub struct Worker {
     config: Config,
-    jobs: Arc<job::Jobs>,
+    jobs: Arc<route::Routed>,
     dead: Arc<dead::DeadLetters>,
     queue: Arc<observed::ObservedQueue>,
     probes: Arc<csp_telemetry::StoreProbes>,
@@ -320,9 +336,13 @@ impl Worker {
         let dead = Arc::new(dead::DeadLetters::new(
             stores.jobs.clone(),
             config.max_attempts,
+            config.queue.clone(),
         ));
         let heartbeat =
-            heartbeat::Heartbeat::new(cache.clone(), Arc::default(), config.heartbeat_every);
+            heartbeat::Heartbeat::new(cache.clone(), Arc::default(), config.heartbeat_every)
+                .with_logs(config.log_lines.clone());
+        let router =
+            route::Router::new(config.queue.clone(), stores.tenants.clone(), queue.clone());
         let jobs = Arc::new(job::Jobs::new(
             &config,
             stores,
@@ -332,6 +352,7 @@ impl Worker {
             http,
             heartbeat.tally(),
         ));
+        let jobs = Arc::new(route::Routed::new(router, jobs));
         let check_jobs = jobs.clone();
         let check_queue = queue.clone();
         let probes = Arc::new(csp_telemetry::StoreProbes::new(built, move || {
@@ -355,17 +376,34 @@ impl Worker {
         self.probes.clone()
     }
 
-    /// Consumes jobs until `shutdown` is cancelled, then lets the jobs in
-    /// flight finish and settle. While processing is paused the consumer is
-    /// stopped. The dead letters' consumer runs throughout, paused or not:
-    /// recording a job's failure is not taking a job.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
-        self.probes.shut_down_on(shutdown.clone());
+    /// Consumes jobs until `shutdown` is cancelled or an admin's restart
+    /// command for this worker is read (its heartbeat then says
+    /// `draining`), then lets the jobs in flight finish and settle — each
+    /// attempt is bounded by `attempt_timeout`; a process killed meanwhile
+    /// leaves its messages to be delivered again after the queue's ack
+    /// deadline. While processing is paused the consumer is stopped. The
+    /// dead letters' consumer runs throughout, paused or not: recording a
+    /// job's failure is not taking a job. [`Exit::Restart`] asks the
+    /// supervisor to start the worker again.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<Exit, Error> {
+        // A restart command stops everything a shutdown stops.
+        let drain = self.heartbeat.drain_token();
+        let stop = shutdown.child_token();
+        tokio::spawn({
+            let (stop, drain) = (stop.clone(), drain.clone());
+            async move {
+                tokio::select! {
+                    () = drain.cancelled() => stop.cancel(),
+                    () = stop.cancelled() => {}
+                }
+            }
+        });
+        self.probes.shut_down_on(stop.clone());
         // Its own token: the last heartbeat is deleted only once the jobs
-        // in flight have settled, after `shutdown`.
+        // in flight have settled, after `stop`.
         let beat_stop = CancellationToken::new();
         let beating = tokio::spawn(self.heartbeat.run(beat_stop.clone()));
-        let stop_dead = shutdown.child_token();
+        let stop_dead = stop.child_token();
         let dead_letters = tokio::spawn(csp_bus::run_worker::<csp_bus::DeadLetter, _>(
             self.queue.clone(),
             self.config.dead_letter_config(),
@@ -377,7 +415,7 @@ impl Worker {
             self.queue,
             self.config.worker_config(),
             self.config.pause_poll,
-            shutdown.clone(),
+            stop.clone(),
         )
         .await;
         // Shut down, or the jobs' consumer failed: either way the other one
@@ -390,6 +428,36 @@ impl Worker {
         }
         let dead = dead.map_err(Error::Task)?;
         jobs?;
-        dead.map_err(Error::from)
+        dead?;
+        if drain.is_cancelled() && !shutdown.is_cancelled() {
+            tracing::warn!(
+                operation = "restart",
+                status = "drained",
+                "drained for a restart: the jobs in flight have settled"
+            );
+            return Ok(Exit::Restart);
+        }
+        Ok(Exit::Stopped)
     }
+}
+
+/// Why [`Worker::run`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Its shutdown was cancelled.
+    Stopped,
+    /// An admin asked for a restart (`POST /api/v1/tickets/workers/{id}/restart`):
+    /// it drained, and its supervisor should start it again (`csp serve
+    /// tickets-worker` exits with [`Exit::RESTART_CODE`]; `csp dev` builds and
+    /// runs a new worker in the process).
+    Restart,
+}
+
+impl Exit {
+    /// The exit status of `csp serve tickets-worker` after a restart was
+    /// asked for: 75 (`EX_TEMPFAIL`, "try again"). Docker's `restart:
+    /// unless-stopped` and Kubernetes' `restartPolicy: Always` start the
+    /// process again after any exit; being non-zero, so do supervisors
+    /// that restart on failure only (systemd's `Restart=on-failure`).
+    pub const RESTART_CODE: u8 = 75;
 }

@@ -6,9 +6,11 @@
 //! a trace of its own.
 
 use csp_domain::EnhanceJob;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// Serialized as it was read when a job is handed on to its tenant's queue
+/// (`route.rs`), its trace kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Queued {
     #[serde(flatten)]
     pub(crate) job: EnhanceJob,

@@ -12,12 +12,12 @@ use csp_bus::worker::{WorkerConfig, run_worker};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
-use crate::job::Jobs;
 use crate::message::Queued;
 use crate::observed::ObservedQueue;
+use crate::route::Routed;
 
 pub(crate) async fn supervise(
-    jobs: Arc<Jobs>,
+    jobs: Arc<Routed>,
     queue: Arc<ObservedQueue>,
     config: WorkerConfig,
     poll: Duration,
@@ -29,7 +29,7 @@ pub(crate) async fn supervise(
         }
         let stop = shutdown.child_token();
         tracing::info!(topic = %config.topic, group = %config.group, "tickets worker consuming");
-        let mut consumer = tokio::spawn(run_worker::<Queued, Jobs>(
+        let mut consumer = tokio::spawn(run_worker::<Queued, Routed>(
             queue.clone(),
             config.clone(),
             jobs.clone(),
@@ -65,7 +65,7 @@ pub(crate) async fn supervise(
 }
 
 /// Waits until the flag reads "not paused"; false when `shutdown` came first.
-async fn wait_unpaused(jobs: &Jobs, poll: Duration, shutdown: &CancellationToken) -> bool {
+async fn wait_unpaused(jobs: &Routed, poll: Duration, shutdown: &CancellationToken) -> bool {
     let mut waited = false;
     loop {
         if shutdown.is_cancelled() {

@@ -140,6 +140,9 @@ impl Admin {
         if input.monthly_budget_micros.is_some() {
             fields.push("monthly_budget_micros");
         }
+        if input.dedicated_queue {
+            fields.push("dedicated_queue");
+        }
         let settings = input.settings_json();
         let record = self
             .store
@@ -150,6 +153,7 @@ impl Admin {
                 settings,
                 preferences: serde_json::to_value(&input.preferences).expect("preferences"),
                 monthly_budget_micros: input.monthly_budget_micros,
+                dedicated_queue: input.dedicated_queue,
                 secrets,
             })
             .await
@@ -219,6 +223,7 @@ impl Admin {
                         .map(|p: &Preferences| serde_json::to_value(p).expect("preferences")),
                     monthly_budget_micros: input.monthly_budget_micros,
                     is_active: input.is_active,
+                    dedicated_queue: input.dedicated_queue,
                     webhook_secret_rotated_at: None,
                     secrets,
                 },
@@ -358,8 +363,22 @@ impl Admin {
                 };
                 (subject, outcome)
             }
-            Some(Target::Settings(s)) => {
-                let subject = serde_json::json!({"tool_type": tenants::shown(s.tool_type.trim())});
+            Some(Target::Settings(mut s)) => {
+                let mut subject =
+                    serde_json::json!({"tool_type": tenants::shown(s.tool_type.trim())});
+                if !s.tenant_id.trim().is_empty() {
+                    let id = tenant_id(&s.tenant_id)?;
+                    let record = self.record(&id).await?;
+                    let tool = stored_tool(&record)?;
+                    if s.tool_type.trim() != tool.as_str() {
+                        return Err(invalid(format!(
+                            "tool_type cannot be changed (tenant '{id}' is {tool})"
+                        )));
+                    }
+                    let stored = self.stored_settings(&record, tool).await?;
+                    fill_in_stored(&mut s, tool, &stored);
+                    subject["tenant_id"] = id.as_str().into();
+                }
                 let outcome = match tenants::check_connection_settings(&s) {
                     Ok(config) => self.try_tool(config.tool, &config.settings()).await,
                     Err(message) => Err((
@@ -534,6 +553,49 @@ fn without_secrets(reason: String, settings: &connector::Settings) -> String {
         .fold(reason, |r, s| r.replace(s, tenants::REDACTED))
 }
 
+/// Fills in what a form editing a saved tenant left out: each secret field
+/// of `tool` sent empty or `"[REDACTED]"` (kept, as an update keeps it) and
+/// each plain field not sent at all, from the tenant's `stored` settings.
+fn fill_in_stored(s: &mut pb::ConnectionSettings, tool: ToolType, stored: &connector::Settings) {
+    for field in connector(tool).fields() {
+        // ServiceDesk Plus' fields may travel in the legacy members.
+        let legacy = match field.name {
+            "servicedesk_url" => Some(&s.servicedesk_url),
+            "servicedesk_auth" => Some(&s.servicedesk_auth),
+            API_KEY => Some(&s.api_key),
+            _ => None,
+        };
+        let sent = s
+            .tool_fields
+            .get(field.name)
+            .or(legacy.filter(|v| !v.is_empty()))
+            .map(|v| v.trim());
+        let value = if field.secret {
+            match sent {
+                Some(v) if !v.is_empty() && v != tenants::REDACTED => continue,
+                _ => stored
+                    .secret(field.name)
+                    .map(|v| v.expose_secret().to_owned()),
+            }
+        } else {
+            match sent {
+                Some(_) => continue,
+                None => stored.value(field.name).map(str::to_owned),
+            }
+        };
+        if let Some(value) = value {
+            // The legacy member would be "given twice with different values".
+            match field.name {
+                "servicedesk_url" => s.servicedesk_url.clear(),
+                "servicedesk_auth" => s.servicedesk_auth.clear(),
+                API_KEY => s.api_key.clear(),
+                _ => {}
+            }
+            s.tool_fields.insert(field.name.to_owned(), value);
+        }
+    }
+}
+
 /// Whatever `s` sends for a secret field of any tool, as settings for
 /// [`without_secrets`].
 fn sent_secrets(s: &pb::ConnectionSettings) -> connector::Settings {
@@ -611,6 +673,7 @@ pub(crate) fn to_proto(r: TenantRecord, secrets: &[String]) -> pb::Tenant {
         enhancement_preferences: Some(prefs.to_proto()),
         is_active: r.is_active,
         monthly_budget_micros: r.monthly_budget_micros,
+        dedicated_queue: r.dedicated_queue,
         created_at: rfc3339(r.created_at),
         updated_at: rfc3339(r.updated_at),
         tool_settings,

@@ -27,7 +27,7 @@ use crate::configs::{Configs, LoadError, TenantConfig};
 use crate::metrics::{self, Reject, UNKNOWN_TENANT};
 use crate::outbox::Outbox;
 use csp_cache::Cache;
-use csp_domain::{AuditStatus, ErrorCode, HistorySource, TenantId};
+use csp_domain::{AuditStatus, EnhanceQueue, ErrorCode, HistorySource, TenantId};
 use csp_proto::v1 as pb;
 use csp_rpc::{status, status_with_message};
 use csp_store::{HistoryTicket, NewEnhancement, Store};
@@ -376,7 +376,8 @@ impl Intake {
         }
         tracing::info!(tenant_id = %tenant, ticket_id = %job.ticket_id, job_id = %job.job_id, correlation_id,
             operation = "record_job", status = "recorded", "enhancement job recorded");
-        if let Err(e) = self.outbox.publish(&job).await {
+        let queue = EnhanceQueue::of(&config.record.tenant_id, config.record.dedicated_queue);
+        if let Err(e) = self.outbox.publish(&job, &queue).await {
             tracing::warn!(tenant_id = %tenant, ticket_id = %job.ticket_id, job_id = %job.job_id, correlation_id,
                 operation = "job_queued", status = "deferred", error = %e, "job recorded but not queued; the sweeper will queue it");
         }

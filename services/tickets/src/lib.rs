@@ -20,8 +20,10 @@
 //! tenants granted to users for chat and the ticket tools of chat agents,
 //! answered for the tenant their session is bound to (`chat.rs`);
 //! technicians' votes from the signed links that end posted notes, and the
-//! votes per tenant (`feedback.rs`); the
-//! operations dashboard (`dashboard.rs`: status, figures, backends) and the
+//! votes per tenant (`feedback.rs`); history imports started from the web,
+//! one per tenant across replicas, their progress in the shared cache
+//! (`import.rs`); the connector registry as the Tenants form reads it
+//! (`tool_types.rs`); the operations dashboard (`dashboard.rs`: status, figures, backends) and the
 //! workers as their heartbeats in the shared cache tell them (`workers.rs`);
 //! the operations of admins and operators (`operations.rs`: clearing the
 //! queue, reloading every replica's tenant configurations, retrying a
@@ -43,11 +45,13 @@
 
 mod admin;
 mod audit;
+mod charts;
 mod chat;
 mod configs;
 mod context;
 mod dashboard;
 mod feedback;
+mod import;
 mod intake;
 mod marks;
 mod metrics;
@@ -55,6 +59,7 @@ mod operations;
 mod outbox;
 mod service;
 mod tenants;
+mod tool_types;
 mod workers;
 
 pub use dashboard::Backends;
@@ -133,6 +138,10 @@ pub struct Config {
     /// How the dashboard names the store, cache and queue
     /// ([`Backends::DISTRIBUTED`]; `csp dev`: [`Backends::EMBEDDED`]).
     pub backends: Backends,
+    /// `CSP_PROMETHEUS_URL`: where the charts read their series (an http or
+    /// https base URL, checked at build); `None`: from the enhancement
+    /// history.
+    pub prometheus_url: Option<String>,
 }
 
 impl Config {
@@ -148,6 +157,7 @@ impl Config {
             sweep_batch: 100,
             volatile_queue: false,
             backends: Backends::DISTRIBUTED,
+            prometheus_url: None,
         }
     }
 }
@@ -158,6 +168,8 @@ pub struct Server {
     service: Service,
     outbox: Arc<outbox::Outbox>,
     marks: marks::Batcher,
+    /// History imports running in the background on this replica.
+    imports: Arc<import::Imports>,
     probes: Arc<csp_telemetry::StoreProbes>,
     tokens: Tokens,
     sweep_every: Duration,
@@ -212,6 +224,23 @@ impl Server {
             feedback::Feedback::new(store.clone(), config.keyring.as_ref(), config.clock.clone());
         let http =
             csp_http::HttpClient::new().map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+        let prometheus = config
+            .prometheus_url
+            .as_deref()
+            .map(|url| charts::Prometheus::new(http.clone(), url))
+            .transpose()
+            .map_err(Error::Config)?;
+        let imports = Arc::new(import::Imports {
+            store: store.clone(),
+            cache: cache.clone(),
+            keyring: config.keyring.clone(),
+            http: http.clone(),
+            audit: audit.clone(),
+            clock: config.clock.clone(),
+            stop: CancellationToken::new(),
+            tasks: tokio_util::task::TaskTracker::new(),
+            options: csp_ticketing::connector::ClientOptions::default(),
+        });
         let admin = Arc::new(admin::Admin {
             store: store.clone(),
             configs: configs.clone(),
@@ -223,7 +252,10 @@ impl Server {
         let workers = Arc::new(workers::Workers {
             cache: cache.clone(),
             clock: config.clock.clone(),
+            store: store.clone(),
+            audit: audit.clone(),
         });
+        let charts = charts::Charts::new(store.clone(), config.clock.clone(), prometheus);
         let dashboard = Arc::new(dashboard::Dashboard {
             store: store.clone(),
             cache: cache.clone(),
@@ -263,15 +295,18 @@ impl Server {
                     admin: admin.clone(),
                 },
                 admin,
+                imports: imports.clone(),
                 intake,
                 outbox: outbox.clone(),
                 feedback,
                 operations,
                 dashboard,
+                charts,
                 workers,
             },
             outbox,
             marks: batcher,
+            imports,
             probes,
             tokens: config.tokens,
             sweep_every: config.sweep_every,
@@ -316,6 +351,11 @@ impl Server {
         let guard = csp_rpc::Guard::new(self.tokens.clone(), access);
         let served = self.listener.serve(routes, guard, shutdown).await;
         drop(health);
+        // Imports still running record that they stopped and release their
+        // locks, so another replica may start them again at once.
+        self.imports.stop.cancel();
+        self.imports.tasks.close();
+        self.imports.tasks.wait().await;
         sweeper_stop.cancel();
         let swept = sweeping.await;
         marks_stop.cancel();

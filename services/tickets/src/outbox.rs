@@ -11,12 +11,21 @@
 //! [`FLUSH_EVERY`] in one statement per batch; a mark that is late or lost
 //! only lets the sweeper push the job once more. The sweeper marks its own
 //! pushes directly, one statement per pass.
+//!
+//! Every push goes to the topic of the job's tenant
+//! ([`csp_domain::EnhanceQueue::of`]): a tenant with a queue of its own
+//! (`dedicated_queue`) has its jobs taken only by its own workers. The
+//! intake knows the tenant's flag from the configuration it verified the
+//! webhook with; a retry and the sweeper read it from the store (once per
+//! tenant per pass), so a job pushed again after the flag changed goes to
+//! the tenant's new queue.
 
 use crate::Clock;
 use crate::marks::{FLUSH_EVERY, Marks};
 use csp_bus::Queue;
-use csp_domain::{ENHANCE_TOPIC, EnhanceJob, EnhancementStatus};
+use csp_domain::{EnhanceJob, EnhanceQueue, EnhancementStatus, TenantId};
 use csp_store::{EnhancementRecord, Store};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -49,10 +58,15 @@ pub(crate) struct Outbox {
 }
 
 impl Outbox {
-    /// Pushes the job's message and hands its id to the queued-marks
-    /// batcher: the caller does not wait for that write.
-    pub(crate) async fn publish(&self, job: &EnhancementRecord) -> Result<(), String> {
-        self.push(job).await?;
+    /// Pushes the job's message to `queue` (its tenant's, as the caller
+    /// read it) and hands its id to the queued-marks batcher: the caller
+    /// does not wait for that write.
+    pub(crate) async fn publish(
+        &self,
+        job: &EnhancementRecord,
+        queue: &EnhanceQueue,
+    ) -> Result<(), String> {
+        self.push_as(job, queue, &job.job_id.to_string()).await?;
         self.marks.mark(job.job_id);
         Ok(())
     }
@@ -63,19 +77,36 @@ impl Outbox {
     /// sweeper's push) used the job id.
     pub(crate) async fn publish_retry(&self, job: &EnhancementRecord) -> Result<(), String> {
         let id = format!("{}:retry:{}", job.job_id, uuid::Uuid::new_v4().simple());
-        self.push_as(job, &id).await?;
+        let queue = self.queue_of(&job.tenant_id).await?;
+        self.push_as(job, &queue, &id).await?;
         self.marks.mark(job.job_id);
         Ok(())
     }
 
-    /// Pushes the job's message (id = job id, so the broker dedups a retry).
-    async fn push(&self, job: &EnhancementRecord) -> Result<(), String> {
-        self.push_as(job, &job.job_id.to_string()).await
+    /// The queue of `tenant`'s jobs as the store has it now. An unknown
+    /// tenant's job goes to the shared queue, whose worker records why it
+    /// cannot be done.
+    async fn queue_of(&self, tenant: &TenantId) -> Result<EnhanceQueue, String> {
+        let record = self
+            .store
+            .tenant(tenant)
+            .await
+            .map_err(|e| format!("cannot read the tenant's queue: {e}"))?;
+        Ok(EnhanceQueue::of(
+            tenant,
+            record.is_some_and(|r| r.dedicated_queue),
+        ))
     }
 
-    async fn push_as(&self, job: &EnhancementRecord, id: &str) -> Result<(), String> {
+    async fn push_as(
+        &self,
+        job: &EnhancementRecord,
+        queue: &EnhanceQueue,
+        id: &str,
+    ) -> Result<(), String> {
+        let topic = queue.topic();
         let span = tracing::info_span!("job_queued", tenant_id = %job.tenant_id, ticket_id = %job.ticket_id,
-            job_id = %job.job_id, correlation_id = %job.correlation_id);
+            job_id = %job.job_id, correlation_id = %job.correlation_id, topic = %topic);
         async {
             let message = EnhanceJob {
                 job_id: job.job_id,
@@ -93,7 +124,7 @@ impl Outbox {
             let payload = serde_json::to_vec(&payload).map_err(|e| e.to_string())?;
             match tokio::time::timeout(
                 PUSH_DEADLINE,
-                self.queue.push(ENHANCE_TOPIC, id, payload.into()),
+                self.queue.push(&topic, id, payload.into()),
             )
             .await
             {
@@ -133,8 +164,20 @@ impl Outbox {
             .unqueued_enhancements(created_before, lost_before, batch)
             .await?;
         let mut pushed = Vec::with_capacity(jobs.len());
+        // Each tenant's queue read once per pass.
+        let mut queues: HashMap<TenantId, EnhanceQueue> = HashMap::new();
         for job in &jobs {
-            match self.push(job).await {
+            let queue = match queues.get(&job.tenant_id) {
+                Some(queue) => Ok(queue.clone()),
+                None => self.queue_of(&job.tenant_id).await.inspect(|queue| {
+                    queues.insert(job.tenant_id.clone(), queue.clone());
+                }),
+            };
+            let result = match queue {
+                Ok(queue) => self.push_as(job, &queue, &job.job_id.to_string()).await,
+                Err(e) => Err(e),
+            };
+            match result {
                 Ok(()) => {
                     pushed.push(job.job_id);
                     tracing::info!(tenant_id = %job.tenant_id, ticket_id = %job.ticket_id, job_id = %job.job_id,
@@ -142,7 +185,8 @@ impl Outbox {
                         never_queued = job.queued_at.is_none(), "sweeper queued a recorded job");
                 }
                 Err(e) => {
-                    // The queue is down: the rest would fail the same way.
+                    // The queue (or the store) is down: the rest would
+                    // fail the same way.
                     tracing::warn!(tenant_id = %job.tenant_id, job_id = %job.job_id, operation = "sweep",
                         status = "failed", error = %e, "sweeper could not queue a job; next pass retries");
                     break;

@@ -1,9 +1,11 @@
 //! The gRPC `csp.v1.Tickets` implementation and its access table.
 
 use crate::admin::{Admin, store_error, tenant_id};
+use crate::charts::Charts;
 use crate::chat::Chat;
 use crate::dashboard::Dashboard;
 use crate::feedback::Feedback;
+use crate::import::Imports;
 use crate::intake::Intake;
 use crate::operations::Operations;
 use crate::outbox::Outbox;
@@ -38,15 +40,19 @@ pub fn access(path: &str) -> Option<Access> {
         | "UpsertInventory"
         | "SetProcessing"
         | "TestConnection"
+        | "ListToolTypes"
+        | "StartImport"
+        | "GetImport"
         | "ListTenantGrants"
         | "GrantTenant"
         | "RevokeTenant"
         | "ClearQueue"
-        | "ReloadConfigs" => Access::Role(Role::Admin),
+        | "ReloadConfigs"
+        | "RestartWorker" => Access::Role(Role::Admin),
         "ListEnhancements" | "GetEnhancement" | "GetProcessing" | "FeedbackSummary"
-        | "GetDashboard" | "ListWorkers" | "RetryEnhancement" | "ExportEnhancements" => {
-            Access::Role(Role::Operator)
-        }
+        | "GetDashboard" | "GetCharts" | "ListWorkers" | "RetryEnhancement"
+        | "ExportEnhancements" => Access::Role(Role::Operator),
+        "GetWorkerLogs" | "GetWorkerThroughput" => Access::Role(Role::Operator),
         "ListChatTenants" => Access::Role(Role::User),
         "AcceptWebhook" | "RunChatTool" | "RecordFeedback" => Access::Service,
         _ => return None,
@@ -56,12 +62,14 @@ pub fn access(path: &str) -> Option<Access> {
 pub struct Service {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) admin: Arc<Admin>,
+    pub(crate) imports: Arc<Imports>,
     pub(crate) chat: Chat,
     pub(crate) intake: Arc<Intake>,
     pub(crate) outbox: Arc<Outbox>,
     pub(crate) feedback: Feedback,
     pub(crate) operations: Operations,
     pub(crate) dashboard: Arc<Dashboard>,
+    pub(crate) charts: Charts,
     pub(crate) workers: Arc<Workers>,
 }
 
@@ -374,6 +382,34 @@ impl Tickets for Service {
         ))
     }
 
+    async fn list_tool_types(
+        &self,
+        req: Request<pb::ListToolTypesRequest>,
+    ) -> Result<Response<pb::ToolTypes>, Status> {
+        self.acting(&req, Role::Admin).await?;
+        Ok(Response::new(crate::tool_types::tool_types()))
+    }
+
+    async fn start_import(
+        &self,
+        req: Request<pb::StartImportRequest>,
+    ) -> Result<Response<pb::ImportStarted>, Status> {
+        let actor = self.acting(&req, Role::Admin).await?;
+        Ok(Response::new(
+            self.imports.start(req.into_inner(), actor).await?,
+        ))
+    }
+
+    async fn get_import(
+        &self,
+        req: Request<pb::TenantRequest>,
+    ) -> Result<Response<pb::ImportProgress>, Status> {
+        self.acting(&req, Role::Admin).await?;
+        Ok(Response::new(
+            self.imports.get(&req.get_ref().tenant_id).await?,
+        ))
+    }
+
     async fn list_tenant_grants(
         &self,
         req: Request<pb::TenantRequest>,
@@ -461,6 +497,15 @@ impl Tickets for Service {
         Ok(Response::new(dashboard))
     }
 
+    async fn get_charts(
+        &self,
+        req: Request<pb::GetChartsRequest>,
+    ) -> Result<Response<pb::Charts>, Status> {
+        self.acting(&req, Role::Operator).await?;
+        let range = csp_domain::ChartRange::from(req.get_ref().range());
+        Ok(Response::new(self.charts.charts(range).await?))
+    }
+
     async fn list_workers(
         &self,
         req: Request<pb::ListWorkersRequest>,
@@ -474,6 +519,36 @@ impl Tickets for Service {
             )
         })?;
         Ok(Response::new(pb::Workers { workers }))
+    }
+
+    async fn get_worker_logs(
+        &self,
+        req: Request<pb::WorkerLogsRequest>,
+    ) -> Result<Response<pb::WorkerLogLines>, Status> {
+        self.acting(&req, Role::Operator).await?;
+        Ok(Response::new(self.workers.logs(req.get_ref()).await?))
+    }
+
+    async fn get_worker_throughput(
+        &self,
+        req: Request<pb::WorkerRequest>,
+    ) -> Result<Response<pb::WorkerThroughput>, Status> {
+        self.acting(&req, Role::Operator).await?;
+        Ok(Response::new(
+            self.workers.throughput(&req.get_ref().worker_id).await?,
+        ))
+    }
+
+    async fn restart_worker(
+        &self,
+        req: Request<pb::WorkerRequest>,
+    ) -> Result<Response<pb::WorkerRestart>, Status> {
+        let actor = self.acting(&req, Role::Admin).await?;
+        Ok(Response::new(
+            self.workers
+                .restart(&req.get_ref().worker_id, actor)
+                .await?,
+        ))
     }
 
     // ---- operations and history (issue 16 items 4 and 5)
@@ -551,7 +626,7 @@ mod tests {
     #[test]
     fn every_rpc_has_a_rule_and_nothing_else_does() {
         let methods = methods();
-        assert_eq!(methods.len(), 27, "{methods:?}");
+        assert_eq!(methods.len(), 34, "{methods:?}");
         for m in &methods {
             assert!(
                 access(&format!("/csp.v1.Tickets/{m}")).is_some(),
@@ -577,7 +652,10 @@ mod tests {
             "GetProcessing",
             "FeedbackSummary",
             "GetDashboard",
+            "GetCharts",
             "ListWorkers",
+            "GetWorkerLogs",
+            "GetWorkerThroughput",
             "RetryEnhancement",
             "ExportEnhancements",
         ] {
@@ -598,7 +676,10 @@ mod tests {
                 "RecordFeedback",
                 "FeedbackSummary",
                 "GetDashboard",
+                "GetCharts",
                 "ListWorkers",
+                "GetWorkerLogs",
+                "GetWorkerThroughput",
                 "RetryEnhancement",
                 "ExportEnhancements",
             ]

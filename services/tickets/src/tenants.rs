@@ -217,6 +217,8 @@ pub(crate) struct NewTenantInput {
     pub kb_api_url: Option<String>,
     pub preferences: Preferences,
     pub monthly_budget_micros: Option<i64>,
+    /// Its jobs go to a queue of its own (`csp_domain::EnhanceQueue`).
+    pub dedicated_queue: bool,
 }
 
 impl NewTenantInput {
@@ -264,6 +266,7 @@ pub(crate) fn check_create(r: &pb::CreateTenantRequest) -> Result<NewTenantInput
         kb_api_url,
         preferences,
         monthly_budget_micros,
+        dedicated_queue: r.dedicated_queue,
     })
 }
 
@@ -439,6 +442,7 @@ pub(crate) struct UpdateInput {
     pub preferences: Option<Preferences>,
     pub monthly_budget_micros: Option<Option<i64>>,
     pub is_active: Option<bool>,
+    pub dedicated_queue: Option<bool>,
     /// Secret fields to replace, by name.
     pub secrets: BTreeMap<&'static str, SecretString>,
     /// The names of the fields that change, for the audit row.
@@ -559,6 +563,10 @@ pub(crate) fn check_update(
         out.is_active = Some(active);
         out.changed.push("is_active");
     }
+    if let Some(dedicated) = r.dedicated_queue {
+        out.dedicated_queue = Some(dedicated);
+        out.changed.push("dedicated_queue");
+    }
     Ok(out)
 }
 
@@ -662,6 +670,7 @@ mod tests {
             enhancement_preferences: None,
             monthly_budget_micros: None,
             tool_fields: HashMap::new(),
+            dedicated_queue: false,
         }
     }
 
@@ -1232,6 +1241,7 @@ mod tests {
                 api_key: Some("new-key".into()),
                 clear_monthly_budget: true,
                 is_active: Some(false),
+                dedicated_queue: Some(true),
                 ..Default::default()
             },
             &current,
@@ -1244,6 +1254,7 @@ mod tests {
         assert_eq!(u.secrets[API_KEY].expose_secret(), "new-key");
         assert_eq!(u.monthly_budget_micros, Some(None));
         assert_eq!(u.is_active, Some(false));
+        assert_eq!(u.dedicated_queue, Some(true));
         assert_eq!(
             u.changed,
             [
@@ -1251,7 +1262,8 @@ mod tests {
                 "api_key",
                 "kb_api_url",
                 "monthly_budget_micros",
-                "is_active"
+                "is_active",
+                "dedicated_queue"
             ]
         );
         // A tool field through tool_fields; kb_api_url stays where it is.

@@ -553,6 +553,21 @@ impl Csp {
         out
     }
 
+    /// Waits (up to `within`) for one process to exit on its own, as a
+    /// tickets worker does after a restart was asked for; `None` if it did
+    /// not.
+    pub async fn exited(
+        &mut self,
+        name: &str,
+        within: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let p = self.procs.iter_mut().find(|p| p.name == name)?;
+        tokio::time::timeout(within, p.child.wait())
+            .await
+            .ok()?
+            .ok()
+    }
+
     /// Sends SIGTERM to one process and waits (up to `within`) for it to
     /// exit; `None` if it did not.
     pub async fn sigterm(

@@ -15,7 +15,7 @@ export type ToolStatus = "complete" | "error" | "denied";
 
 export type AuditStatus = "success" | "error" | "denied";
 
-export type ErrorCode = "bad_frame" | "unknown_type" | "frame_too_large" | "empty_message" | "unauthenticated" | "bad_credentials" | "forbidden" | "session_not_found" | "not_found" | "at_capacity" | "too_many_sessions" | "session_unavailable" | "queue_full" | "agent_crashed" | "agent_start_failed" | "response_interrupted" | "rate_limited" | "unavailable" | "session_expiring" | "duration_limit" | "session_restarting" | "session_restarted" | "resume_failed" | "model_unavailable" | "model_api_failed" | "model_stalled" | "server_shutting_down" | "budget_exceeded" | "permission_denied" | "account_deactivated" | "budget_warning" | "permissions_changed" | "invalid_request" | "username_taken" | "plugin_not_found" | "plugin_not_activatable" | "invalid_plugin_config" | "too_many_login_attempts" | "unsupported_media_type" | "tenant_not_found" | "tenant_exists" | "invalid_tenant" | "webhook_signature_invalid" | "webhook_rate_limited" | "invalid_webhook" | "payload_too_large" | "enhancement_not_found" | "internal";
+export type ErrorCode = "bad_frame" | "unknown_type" | "frame_too_large" | "empty_message" | "unauthenticated" | "bad_credentials" | "forbidden" | "session_not_found" | "not_found" | "at_capacity" | "too_many_sessions" | "session_unavailable" | "queue_full" | "agent_crashed" | "agent_start_failed" | "response_interrupted" | "rate_limited" | "unavailable" | "session_expiring" | "duration_limit" | "session_restarting" | "session_restarted" | "resume_failed" | "model_unavailable" | "model_api_failed" | "model_stalled" | "server_shutting_down" | "budget_exceeded" | "permission_denied" | "account_deactivated" | "budget_warning" | "permissions_changed" | "invalid_request" | "username_taken" | "plugin_not_found" | "plugin_not_activatable" | "invalid_plugin_config" | "too_many_login_attempts" | "unsupported_media_type" | "tenant_not_found" | "tenant_exists" | "invalid_tenant" | "webhook_signature_invalid" | "webhook_rate_limited" | "invalid_webhook" | "payload_too_large" | "enhancement_not_found" | "worker_not_found" | "internal";
 
 export type Named<T> = T | string;
 
@@ -289,7 +289,11 @@ zendesk_api_token?: string | null,
  * Zendesk (optional): the API's base URL when not
  * `https://<subdomain>.zendesk.com`.
  */
-zendesk_url?: string | null, kb_api_url?: string | null, enhancement_preferences?: EnhancementPreferencesInput | null, monthly_budget_usd?: number | null, };
+zendesk_url?: string | null, kb_api_url?: string | null, enhancement_preferences?: EnhancementPreferencesInput | null, monthly_budget_usd?: number | null,
+/**
+ * A queue of its own (see [`Tenant::dedicated_queue`]); default false.
+ */
+dedicated_queue?: boolean | null, };
 
 export type TenantPatch = { tenant_id?: string, tool_type?: string, name?: string, servicedesk_url?: string | null, servicedesk_auth?: ServiceDeskAuth | null, api_key?: string | null, jira_url?: string | null, jira_email?: string | null, jira_api_token?: string | null, jira_project_key?: string | null, jira_issue_type?: string | null, zendesk_subdomain?: string | null, zendesk_email?: string | null, zendesk_api_token?: string | null, zendesk_url?: string | null,
 /**
@@ -303,7 +307,12 @@ enhancement_preferences?: EnhancementPreferencesInput, is_active?: boolean,
 /**
  * null: no cap.
  */
-monthly_budget_usd?: number | null, };
+monthly_budget_usd?: number | null,
+/**
+ * Jobs queued from then on go to the new queue; queued ones follow
+ * (a shared worker hands a dedicated tenant's job on).
+ */
+dedicated_queue?: boolean, };
 
 export type ConnectionTestBody = {
 /**
@@ -394,6 +403,12 @@ monthly_budget_usd: number | null,
  */
 is_active: boolean,
 /**
+ * Its jobs go to a queue of its own (`tickets.enhance.tenant.<id>`),
+ * taken only by its own workers (`csp tenants k8s`); false: the shared
+ * workers'.
+ */
+dedicated_queue: boolean,
+/**
  * RFC 3339.
  */
 created_at: string,
@@ -427,6 +442,12 @@ monthly_budget_usd: number | null,
  * False once deleted (soft delete: its webhooks are refused).
  */
 is_active: boolean,
+/**
+ * Its jobs go to a queue of its own (`tickets.enhance.tenant.<id>`),
+ * taken only by its own workers (`csp tenants k8s`); false: the shared
+ * workers'.
+ */
+dedicated_queue: boolean,
 /**
  * RFC 3339.
  */
@@ -474,6 +495,101 @@ export type WebhookSecret = { webhook_secret: string,
 previous_valid_until: string, };
 
 export type ConnectionTest = { ok: boolean, reason?: string, };
+
+export type ToolFieldKind = "url" | "email" | "text" | "credential" | "choice";
+
+export type ToolField = { name: string, label: string, required: boolean,
+/**
+ * Write-only: a tenant shows `"[REDACTED]"` when it is set.
+ */
+secret: boolean, kind: ToolFieldKind,
+/**
+ * The values allowed for a `choice` (the first is the default); empty
+ * otherwise.
+ */
+choices: Array<string>, };
+
+export type ToolTypeInfo = {
+/**
+ * `servicedesk_plus`, `jira` or `zendesk`.
+ */
+tool_type: string, display_name: string,
+/**
+ * In the order of the form.
+ */
+fields: Array<ToolField>, };
+
+export type ToolTypeList = { tool_types: Array<ToolTypeInfo>, };
+
+export type ImportRequest = { days?: number, start_date?: string, end_date?: string, };
+
+export type ImportProgress = { tenant_id: string, state: ImportState,
+/**
+ * Pages read from the tool.
+ */
+pages: number,
+/**
+ * Tickets stored in the history.
+ */
+imported: number,
+/**
+ * Tickets listed that could not be taken (no resolution, say).
+ */
+skipped: number,
+/**
+ * Every ticket of the period, when the tool says; null when unknown.
+ */
+total: number | null,
+/**
+ * Why it failed; null unless failed.
+ */
+error: string | null,
+/**
+ * RFC 3339.
+ */
+started_at: string,
+/**
+ * RFC 3339; null while running.
+ */
+finished_at: string | null,
+/**
+ * The period imported (RFC 3339).
+ */
+from: string, to: string, };
+
+export type ImportStarted = { started: boolean, tenant_id: string, state: ImportState,
+/**
+ * Pages read from the tool.
+ */
+pages: number,
+/**
+ * Tickets stored in the history.
+ */
+imported: number,
+/**
+ * Tickets listed that could not be taken (no resolution, say).
+ */
+skipped: number,
+/**
+ * Every ticket of the period, when the tool says; null when unknown.
+ */
+total: number | null,
+/**
+ * Why it failed; null unless failed.
+ */
+error: string | null,
+/**
+ * RFC 3339.
+ */
+started_at: string,
+/**
+ * RFC 3339; null while running.
+ */
+finished_at: string | null,
+/**
+ * The period imported (RFC 3339).
+ */
+from: string, to: string, };
 
 export type Upserted = { upserted: number, };
 
@@ -609,6 +725,41 @@ dependencies: Array<DashboardDependency>,
  */
 feedback: Array<TenantFeedback>, };
 
+export type Charts = { range: ChartRange,
+/**
+ * Prometheus (`CSP_PROMETHEUS_URL`) or the platform's own history.
+ */
+source: ChartSource,
+/**
+ * Why the data is not fresh from its source ("Prometheus unreachable
+ * since …: showing data from …"); null when it is.
+ */
+warning: string | null,
+/**
+ * RFC 3339: when the data was read from its source.
+ */
+generated_at: string, step_seconds: number,
+/**
+ * The trailing window of each point's success rate and percentiles.
+ */
+window_seconds: number,
+/**
+ * Unix seconds, oldest first.
+ */
+timestamps: Array<number>,
+/**
+ * Jobs pending or processing.
+ */
+queue_depth: Array<number | null>,
+/**
+ * completed / (completed + failed), 0 to 1.
+ */
+success_rate: Array<number | null>,
+/**
+ * Processing time of ended jobs, seconds.
+ */
+latency_p50_seconds: Array<number | null>, latency_p95_seconds: Array<number | null>, latency_p99_seconds: Array<number | null>, };
+
 export type WorkerSummary = { worker_id: string, hostname: string,
 /**
  * RFC 3339.
@@ -637,6 +788,28 @@ jobs_per_minute: number, };
 
 export type WorkerList = { workers: Array<WorkerSummary>, };
 
+export type WorkerLogLine = { level: LogLevel, text: string, };
+
+export type WorkerLogs = { worker_id: string,
+/**
+ * The level asked for (`debug`: every line).
+ */
+level: LogLevel, lines: Array<WorkerLogLine>, };
+
+export type ThroughputHour = {
+/**
+ * RFC 3339: the hour's start.
+ */
+start: string, completed: number, failed: number, };
+
+export type WorkerThroughput = { worker_id: string, hours: Array<ThroughputHour>, };
+
+export type WorkerRestart = { worker_id: string,
+/**
+ * Its status when the command was written.
+ */
+status: WorkerStatus, };
+
 /** Where an enhancement job stands (csp-domain `EnhancementStatus`). */
 export type EnhancementStatus = "pending" | "processing" | "completed" | "failed";
 
@@ -655,5 +828,17 @@ export type ServiceDeskAuth = "authtoken" | "zoho_oauth";
 /** The pipeline's health on the dashboard (csp-domain `Health`). */
 export type Health = "healthy" | "degraded" | "down";
 
+/** Where a history import stands (csp-domain `ImportState`). */
+export type ImportState = "running" | "completed" | "failed";
+
+/** How far back the charts look (csp-domain `ChartRange`). */
+export type ChartRange = "1h" | "6h" | "24h" | "7d";
+
+/** Where the charts' data comes from (csp-domain `ChartSource`). */
+export type ChartSource = "prometheus" | "history";
+
 /** Where a tickets worker stands (csp-domain `WorkerStatus`). */
-export type WorkerStatus = "active" | "idle" | "unresponsive";
+export type WorkerStatus = "active" | "idle" | "draining" | "unresponsive";
+
+/** The level of a worker's log line, most severe first (csp-domain `LogLevel`). */
+export type LogLevel = "error" | "warn" | "info" | "debug";

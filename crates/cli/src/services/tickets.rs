@@ -27,6 +27,10 @@ pub(crate) struct Options {
     metrics_addr: SocketAddr,
     #[command(flatten)]
     tickets: TicketsOpts,
+    /// Prometheus' base URL (e.g. http://prometheus:9090): the operations
+    /// charts read its HTTP API; unset, they read the enhancement history.
+    #[arg(long, env = "CSP_PROMETHEUS_URL")]
+    prometheus_url: Option<String>,
     #[command(flatten)]
     keys: SecretKeyOpts,
     #[command(flatten)]
@@ -42,7 +46,10 @@ pub(crate) async fn serve(o: Options) -> Result<Built, Error> {
             "CSP_SECRET_KEY is not set: tenants cannot be created and stored tenants' credentials cannot be opened"
         );
     }
-    let config = o.tickets.config(o.grpc_addr, tokens, keyring);
+    let config = csp_tickets::Config {
+        prometheus_url: o.prometheus_url.filter(|url| !url.trim().is_empty()),
+        ..o.tickets.config(o.grpc_addr, tokens, keyring)
+    };
     let built = build(
         config,
         backends.store().await?,

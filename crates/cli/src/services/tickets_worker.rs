@@ -46,8 +46,22 @@ pub(crate) struct Options {
     /// carry no links.
     #[arg(long, env = "CSP_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Take only this tenant's jobs, from its own queue
+    /// (`tickets.enhance.tenant.<id>`; mark the tenant's dedicated_queue, and
+    /// see `csp tenants k8s`); unset: the shared queue, which never carries a
+    /// dedicated tenant's jobs.
+    #[arg(long = "tenant", env = "CSP_WORKER_TENANT")]
+    tenant: Option<csp_domain::TenantId>,
     #[command(flatten)]
     deployment: Deployment,
+}
+
+/// The queue a worker started with `tenant` consumes.
+fn queue_of(tenant: Option<csp_domain::TenantId>) -> csp_domain::EnhanceQueue {
+    tenant.map_or(
+        csp_domain::EnhanceQueue::Shared,
+        csp_domain::EnhanceQueue::Tenant,
+    )
 }
 
 /// `CSP_PUBLIC_URL` if set; in `csp dev`, else the gateway's own address
@@ -85,8 +99,12 @@ pub(crate) async fn serve(o: Options) -> Result<Built, Error> {
         o.model.anthropic_base_url.as_deref(),
         o.model.anthropic_api_key.as_ref(),
     )?;
+    let queue = queue_of(o.tenant);
+    tracing::info!(topic = %queue, "tickets worker queue");
     let config = csp_tickets_worker::Config {
         public_url: public_url(o.public_url.as_ref(), None),
+        queue,
+        log_lines: csp_telemetry::log_ring(),
         ..o.worker.config(provider, keyring)
     };
     let store = backends.store().await?;
@@ -102,6 +120,7 @@ pub(crate) async fn serve(o: Options) -> Result<Built, Error> {
         backends.queue().await?,
         cache,
         breaker,
+        OnRestart::Exit,
     )?;
     Ok(built.with_metrics_on(o.metrics_addr))
 }
@@ -110,6 +129,7 @@ fn dev<'a>(d: &'a Dev, _: Addrs<'a>) -> BoxFuture<'a, Result<Built, Error>> {
     Box::pin(async move {
         let config = csp_tickets_worker::Config {
             public_url: public_url(d.gateway.public_url.as_ref(), Some(d.listen)),
+            log_lines: csp_telemetry::log_ring(),
             ..d.tickets_worker
                 .config(d.enhance_model.clone(), d.keyring.clone())
         };
@@ -124,8 +144,22 @@ fn dev<'a>(d: &'a Dev, _: Addrs<'a>) -> BoxFuture<'a, Result<Built, Error>> {
             d.queue.clone(),
             d.cache.clone(),
             breaker,
+            OnRestart::Rebuild,
         )
     })
+}
+
+/// What follows a worker's drain for a restart (an admin's
+/// `POST /api/v1/tickets/workers/{id}/restart`), by who supervises it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnRestart {
+    /// `csp serve tickets-worker`: the process exits with
+    /// `csp_tickets_worker::Exit::RESTART_CODE` ([`Error::Restart`]), and
+    /// its supervisor (Docker's restart policy, Kubernetes) starts it again.
+    Exit,
+    /// `csp dev`, which is the supervisor: a new worker (new id, new
+    /// heartbeat) is built and run in the process.
+    Rebuild,
 }
 
 /// The breaker's state lives in the cache, so it is the one the chat's
@@ -136,11 +170,39 @@ fn build(
     queue: Arc<dyn csp_bus::Queue>,
     cache: Arc<dyn csp_cache::Cache>,
     breaker: csp_breaker::Config,
+    on_restart: OnRestart,
 ) -> Result<Built, Error> {
+    use csp_tickets_worker::{Exit, Worker};
     let breaker = Arc::new(csp_breaker::Breaker::new(breaker, cache.clone()));
-    let worker = csp_tickets_worker::Worker::build(config, stores, queue, cache, breaker)?;
+    let new_worker = move || {
+        Worker::build(
+            config.clone(),
+            stores.clone(),
+            queue.clone(),
+            cache.clone(),
+            breaker.clone(),
+        )
+    };
+    let worker = new_worker()?;
     let probes = worker.probes();
-    Ok(Built::consumer(move |stops| worker.run(stops.shutdown)).with_probes(probes))
+    Ok(Built::consumer(move |stops: crate::row::Stops| async move {
+        let mut worker = worker;
+        loop {
+            match (worker.run(stops.shutdown.clone()).await?, on_restart) {
+                (Exit::Stopped, _) => return Ok(()),
+                (Exit::Restart, OnRestart::Exit) => return Err(Error::Restart),
+                (Exit::Restart, OnRestart::Rebuild) => {
+                    tracing::warn!(
+                        operation = "restart",
+                        status = "restarting",
+                        "csp dev: starting the tickets worker again after its restart"
+                    );
+                    worker = new_worker()?;
+                }
+            }
+        }
+    })
+    .with_probes(probes))
 }
 
 #[cfg(test)]
@@ -182,6 +244,43 @@ mod tests {
         );
         // A port picked at start is not known here.
         assert_eq!(super::public_url(None, listen("127.0.0.1:0")), None);
+    }
+
+    #[test]
+    fn a_worker_with_a_tenant_consumes_only_its_queue() {
+        use crate::Cli;
+        use clap::Parser;
+        let serve = |args: &[&str]| {
+            let mut argv = vec!["csp", "serve", "tickets-worker"];
+            argv.extend_from_slice(args);
+            match Cli::try_parse_from(argv) {
+                Ok(cli) => Ok(cli),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let tenant_of = |args: &[&str]| -> Option<String> {
+            let cli = serve(args).unwrap();
+            let crate::Command::Serve {
+                service: crate::services::Service::TicketsWorker(o),
+            } = cli.command
+            else {
+                panic!("not serve tickets-worker")
+            };
+            o.tenant.map(|t| t.to_string())
+        };
+        assert_eq!(tenant_of(&[]), None);
+        assert_eq!(tenant_of(&["--tenant", "acme"]).as_deref(), Some("acme"));
+        let err = serve(&["--tenant", "Acme Corp"]).err().unwrap();
+        assert!(err.contains("tenant_id must be"), "{err}");
+        assert_eq!(
+            super::queue_of(None).topic(),
+            csp_domain::ENHANCE_TOPIC,
+            "the shared queue"
+        );
+        assert_eq!(
+            super::queue_of(Some(csp_domain::TenantId::parse("acme").unwrap())).topic(),
+            "tickets.enhance.tenant.acme"
+        );
     }
 
     #[test]

@@ -52,6 +52,7 @@ impl Setup {
                 settings: json!({"servicedesk_url": sdp_url, "servicedesk_auth": "authtoken"}),
                 preferences: json!({}),
                 monthly_budget_micros: None,
+                dedicated_queue: false,
                 secrets: vec![StoredSecret {
                     key: "api_key".into(),
                     encrypted_value: sealed.token,

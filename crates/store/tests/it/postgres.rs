@@ -101,6 +101,7 @@ async fn two_tenants_with_rows(db: &TestDb) -> (TenantId, TenantId) {
                 settings: serde_json::json!({}),
                 preferences: serde_json::json!({}),
                 monthly_budget_micros: None,
+                dedicated_queue: false,
                 secrets: vec![],
             })
             .await
@@ -416,6 +417,7 @@ async fn a_non_superuser_owner_works_platform_wide_and_in_tenant_scopes() {
                     settings: serde_json::json!({}),
                     preferences: serde_json::json!({}),
                     monthly_budget_micros: None,
+                    dedicated_queue: false,
                     secrets: vec![],
                 })
                 .await

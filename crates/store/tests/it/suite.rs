@@ -16,6 +16,7 @@ mod feedback;
 mod grants;
 mod operations;
 mod stats;
+mod throughput;
 mod tickets;
 pub(crate) use feedback::*;
 pub(crate) use grants::*;
@@ -24,6 +25,7 @@ use serde_json::json;
 pub(crate) use stats::*;
 use std::collections::BTreeSet;
 use std::time::Duration;
+pub(crate) use throughput::*;
 pub(crate) use tickets::*;
 use time::macros::datetime;
 use time::{OffsetDateTime, UtcOffset};
@@ -107,6 +109,8 @@ macro_rules! store_suite {
             only_a_failed_job_is_retried_and_it_keeps_its_attempts,
             audit_page_filters_by_action,
             enhancement_stats_count_the_period_and_take_its_95th_percentile,
+            a_workers_throughput_counts_the_jobs_it_ended_per_step,
+            enhancement_steps_count_each_step_and_the_queue_at_its_end,
         );
         store_suite!(@fixture_cases $fixture;
             tampered_audit_row_is_found,

@@ -154,7 +154,7 @@ pub(crate) struct Harness {
     /// The shared cache: the breaker's state and the worker's heartbeat.
     pub(crate) cache: Arc<csp_cache::MemoryCache>,
     shutdown: CancellationToken,
-    task: Option<JoinHandle<Result<(), csp_tickets_worker::Error>>>,
+    task: Option<JoinHandle<Result<csp_tickets_worker::Exit, csp_tickets_worker::Error>>>,
     next_ticket: Mutex<u64>,
 }
 
@@ -245,6 +245,13 @@ impl Harness {
         };
         let worker = Worker::build(config, stores, self.queue.clone(), cache, breaker).unwrap();
         self.task = Some(tokio::spawn(worker.run(self.shutdown.clone())));
+    }
+
+    /// How the running worker ended, without being asked to stop (a
+    /// restart command).
+    pub(crate) async fn ended(&mut self) -> csp_tickets_worker::Exit {
+        let task = self.task.take().expect("a running worker");
+        task.await.unwrap().unwrap()
     }
 
     pub(crate) async fn stop(&mut self) {
@@ -339,6 +346,7 @@ impl Harness {
                 settings,
                 preferences: serde_json::json!({ "sources": ["ticket_history", "kb", "ip_inventory"] }),
                 monthly_budget_micros: budget,
+                dedicated_queue: false,
                 secrets,
             })
             .await

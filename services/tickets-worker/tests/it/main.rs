@@ -4,6 +4,7 @@
 mod feedback;
 mod helpers;
 mod operations;
+mod queues;
 
 use std::time::Duration;
 
@@ -18,11 +19,14 @@ use feedback::*;
 use futures::StreamExt;
 use helpers::{Harness, SDP_KEY, wait_until};
 use operations::*;
+use queues::*;
 
 csp_store::backend_tests!(
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     a_job_becomes_one_note_citing_its_context,
     a_cleared_jobs_message_is_dropped_without_work,
+    a_tenants_worker_takes_only_its_tenants_jobs,
+    a_shared_worker_hands_a_dedicated_tenants_job_on,
     a_retried_job_completes_on_its_next_delivery,
     the_model_down_gives_the_fallback_note_and_a_completed_job,
     over_budget_no_model_call_is_made,
@@ -36,6 +40,7 @@ csp_store::backend_tests!(
     one_tenants_burst_does_not_starve_another,
     a_job_whose_worker_died_on_its_last_delivery_ends_failed,
     a_dead_letter_fails_only_a_job_not_final_yet,
+    a_dead_letter_of_an_earlier_round_leaves_a_retried_job,
     a_tool_without_a_connector_fails_the_job_at_once,
     settings_the_connector_refuses_fail_the_job_at_once,
     a_posted_note_ends_with_signed_feedback_links,
@@ -427,6 +432,82 @@ async fn a_dead_letter_fails_only_a_job_not_final_yet(backend: Backend) {
     h.stop().await;
 }
 
+/// An operator retried a failed job before the dead letter of its first
+/// round was read: the letter must not fail the retried round (it did, now
+/// and then, in `a_retried_job_completes_on_its_next_delivery`).
+async fn a_dead_letter_of_an_earlier_round_leaves_a_retried_job(backend: Backend) {
+    let mut h = Harness::new(backend).await;
+    h.start(h.config());
+    let acme = h.tenant("acme", None).await;
+    let job = h.recorded_job(&acme).await;
+    let failed = csp_store::Outcome {
+        status: Some(EnhancementStatus::Failed),
+        error_message: Some("first round".into()),
+        ..csp_store::Outcome::default()
+    };
+    assert!(
+        h.store
+            .finish_enhancement(job.job_id, failed, time::OffsetDateTime::now_utc())
+            .await
+            .unwrap()
+    );
+    let retried_at = time::OffsetDateTime::now_utc();
+    let retried = h
+        .store
+        .retry_enhancement(job.job_id, retried_at)
+        .await
+        .unwrap()
+        .expect("a failed job is retried");
+    let ms = |t: time::OffsetDateTime| u64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap();
+    let letter = |id: &str, dead_at_ms: u64, last_error: &str| DeadLetter {
+        id: id.into(),
+        topic: csp_domain::ENHANCE_TOPIC.into(),
+        group: csp_domain::ENHANCE_GROUP.into(),
+        payload: serde_json::to_vec(&job).unwrap().into(),
+        attempts: 3,
+        last_error: last_error.into(),
+        dead_at_ms,
+    };
+    // The first round's letter, written a minute before the retry.
+    h.push_dead_letter(&letter(
+        &job.job_id.to_string(),
+        ms(retried_at) - 60_000,
+        "first round's letter",
+    ))
+    .await;
+    // One at a time, in order: once a later job's letter is recorded, the
+    // first letter was read.
+    let sentinel = h.recorded_job(&acme).await;
+    h.push_dead_letter(&DeadLetter {
+        payload: serde_json::to_vec(&sentinel).unwrap().into(),
+        ..letter(&sentinel.job_id.to_string(), ms(retried_at), "sentinel")
+    })
+    .await;
+    assert_eq!(
+        h.finished(&sentinel).await.status,
+        EnhancementStatus::Failed
+    );
+    assert_eq!(
+        h.record(&job).await,
+        retried,
+        "the retried round is left alone"
+    );
+    // The retried round's own letter fails it.
+    h.push_dead_letter(&letter(
+        &format!("{}:retry:1", job.job_id),
+        ms(retried_at) + 1_000,
+        "retried round's letter",
+    ))
+    .await;
+    let ended = h.finished(&job).await;
+    assert_eq!(ended.status, EnhancementStatus::Failed);
+    assert_eq!(
+        ended.error_message.as_deref(),
+        Some("retried round's letter")
+    );
+    h.stop().await;
+}
+
 async fn a_tool_without_a_connector_fails_the_job_at_once(backend: Backend) {
     let mut h = Harness::new(backend).await;
     h.start(h.config());
@@ -535,4 +616,61 @@ async fn a_running_worker_heartbeats_and_leaves_when_stopped() {
         heartbeats().await.is_empty(),
         "a stopped worker leaves the list"
     );
+}
+
+/// An admin's restart: the worker reads its command at its next
+/// heartbeat, says `draining`, takes no new job, lets what runs settle,
+/// leaves the list and ends with `Exit::Restart` (its supervisor starts it
+/// again). The jobs it ended carry its id, for its throughput.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_command_drains_the_worker_which_ends_for_a_restart() {
+    use csp_cache::Cache as _;
+    let mut h = Harness::new(Backend::Sqlite).await;
+    h.start(csp_tickets_worker::Config {
+        heartbeat_every: Duration::from_millis(50),
+        ..h.config()
+    });
+    let acme = h.tenant("acme", Some(1_000_000)).await;
+    let done = h.job(&acme).await;
+    assert_eq!(h.finished(&done).await.status, EnhancementStatus::Completed);
+    let cache = h.cache.clone();
+    let beats = || async {
+        cache
+            .values_by_prefix(csp_domain::WORKER_HEARTBEAT_PREFIX)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, json)| serde_json::from_str::<csp_domain::WorkerHeartbeat>(&json).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let worker_id = beats().await[0].worker_id;
+    cache
+        .put(
+            &csp_domain::worker_drain_key(worker_id),
+            "{}",
+            csp_domain::WORKER_DRAIN_TTL,
+        )
+        .await
+        .unwrap();
+    assert_eq!(h.ended().await, csp_tickets_worker::Exit::Restart);
+    assert!(beats().await.is_empty(), "a drained worker leaves the list");
+    // The job it ended counts in its throughput, and no other worker's.
+    let hour = Duration::from_secs(3600);
+    let from = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    let throughput = |id| {
+        let store = h.store.shared();
+        async move { store.worker_throughput(id, from, hour, 2).await.unwrap() }
+    };
+    let ended: u64 = throughput(worker_id)
+        .await
+        .iter()
+        .map(|s| s.completed)
+        .sum();
+    assert_eq!(ended, 1);
+    let theirs: u64 = throughput(uuid::Uuid::new_v4())
+        .await
+        .iter()
+        .map(|s| s.completed)
+        .sum();
+    assert_eq!(theirs, 0);
 }

@@ -66,6 +66,7 @@ fn heartbeat(host: &str, active_jobs: u32, age_secs: i64, started_min_ago: i64) 
         cpu_percent: 42.5,
         memory_percent: 3.25,
         jobs_per_minute: 6.0,
+        draining: false,
     }
 }
 

@@ -89,6 +89,8 @@ impl Drop for Running {
 pub(crate) struct Options {
     pub(crate) sweep_every: Duration,
     pub(crate) rate_limit: u64,
+    /// `CSP_PROMETHEUS_URL` of the charts.
+    pub(crate) prometheus_url: Option<String>,
 }
 
 impl Default for Options {
@@ -97,6 +99,7 @@ impl Default for Options {
             // Long: only the sweeper test wants it to act.
             sweep_every: Duration::from_secs(3600),
             rate_limit: 100,
+            prometheus_url: None,
         }
     }
 }
@@ -112,6 +115,7 @@ pub(crate) async fn start_on(shared: Shared, options: Options) -> Running {
             clock: shared.clock.clone(),
             sweep_every: options.sweep_every,
             webhook_rate_limit: options.rate_limit,
+            prometheus_url: options.prometheus_url,
             ..csp_tickets::Config::new("127.0.0.1:0".parse().unwrap(), tokens())
         },
         shared.store.shared(),
@@ -274,6 +278,7 @@ pub(crate) fn new_tenant(id: &str) -> pb::CreateTenantRequest {
         enhancement_preferences: None,
         monthly_budget_micros: None,
         tool_fields: HashMap::new(),
+        dedicated_queue: false,
     }
 }
 

@@ -2,13 +2,18 @@
 //! (`csp_store::backend_tests!`), with the in-process queue and the memory
 //! cache.
 
+mod charts;
 mod chat;
 mod dashboard;
 mod feedback;
 mod helpers;
+mod import;
 mod operations;
+mod queues;
 mod tools;
+mod workers;
 
+use charts::*;
 use chat::*;
 use csp_domain::{
     AUDIT_TOPIC, AuditEvent, ENHANCE_TOPIC, EnhanceJob, EnhancementStatus, ErrorCode, TenantId,
@@ -19,9 +24,12 @@ use csp_store::{NewEnhancement, Owner, TenantUpdate};
 use dashboard::*;
 use feedback::*;
 use helpers::*;
+use import::*;
 use operations::*;
+use queues::*;
 use std::time::Duration;
 use tools::*;
+use workers::*;
 
 const SHORT: Duration = Duration::from_millis(300);
 
@@ -1002,6 +1010,7 @@ csp_store::backend_tests!(
     tenants_are_created_read_updated_deleted_and_rotated_without_showing_secrets,
     validation_messages_name_the_field,
     a_signed_webhook_is_recorded_then_queued,
+    a_dedicated_tenants_jobs_go_to_its_own_queue,
     bad_signatures_are_refused_and_recorded_as_security_events,
     unknown_and_inactive_tenants_get_the_same_answer,
     a_repeated_delivery_returns_the_first_job_and_queues_nothing_new,
@@ -1024,6 +1033,17 @@ csp_store::backend_tests!(
     tickets_are_read_and_notes_posted_through_the_tenants_tool,
     text_for_the_model_is_redacted_and_masked_when_the_tenant_asks,
     the_dashboard_counts_the_last_day_and_states_the_first_reason,
+    without_prometheus_the_charts_come_from_the_history,
+    with_prometheus_the_charts_are_its_series_and_stale_ones_say_so,
+    a_prometheus_url_that_is_not_http_is_refused_at_start,
     a_worker_that_stopped_heartbeating_is_unresponsive_and_not_counted,
     workers_are_listed_from_their_heartbeats,
+    a_workers_log_lines_are_read_at_least_at_the_asked_level,
+    a_workers_throughput_is_its_jobs_per_hour_over_seven_days,
+    an_admin_restarts_a_worker_through_a_command_it_reads_and_it_is_audited,
+    tool_types_come_from_the_connector_registry,
+    an_import_runs_in_the_background_and_reports_its_progress,
+    a_failed_import_says_why,
+    one_import_per_tenant_at_a_time_seen_from_every_replica,
+    an_edit_is_tested_with_the_stored_secrets,
 );

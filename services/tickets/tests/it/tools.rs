@@ -400,6 +400,7 @@ pub(crate) async fn a_servicedesk_plus_tenant_stored_before_other_tools_reads_an
             }),
             preferences: serde_json::json!({}),
             monthly_budget_micros: None,
+            dedicated_queue: false,
             secrets: vec![StoredSecret {
                 key: "api_key".into(),
                 encrypted_value: sealed.token,

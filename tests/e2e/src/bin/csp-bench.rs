@@ -24,6 +24,8 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+#[path = "bench/charts.rs"]
+mod charts;
 #[path = "bench/dashboard.rs"]
 mod dashboard;
 #[path = "bench/history.rs"]
@@ -72,6 +74,9 @@ enum Bench {
     /// Operations: the dashboard's answer at 100k history rows, with and
     /// without its index.
     Dashboard(dashboard::DashboardArgs),
+    /// Operations: the charts' answer from the history at 100k rows, each
+    /// range.
+    Charts(charts::ChartsArgs),
     /// Operations: the History page's query (with and without filters and
     /// search) and its CSV export at 10k and 100k jobs, Postgres.
     History(history::HistoryArgs),
@@ -1124,6 +1129,7 @@ fn main() -> Result<()> {
             Bench::Import(a) => vec![tickets::bench_import(&a).await],
             Bench::Fairness(a) => vec![tickets::bench_fairness(&a).await],
             Bench::Dashboard(a) => vec![dashboard::bench_dashboard(&a).await],
+            Bench::Charts(a) => vec![charts::bench_charts(&a).await],
             Bench::History(a) => vec![history::bench_history(&a).await],
             Bench::All(common) => bench_all(common).await,
         }

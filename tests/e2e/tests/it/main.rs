@@ -12,6 +12,7 @@ mod plugins;
 mod resilience;
 mod sandbox;
 mod security;
+mod tenants;
 mod throwaway_nats;
 mod ticket_tools;
 mod tickets;

@@ -420,7 +420,7 @@ fn seeded_vpn_ids(count: u64) -> Vec<u64> {
 }
 
 /// Rows of `tenant`'s ticket history, read from the database itself.
-async fn history_rows(csp: &Csp, tenant: &str) -> i64 {
+pub(crate) async fn history_rows(csp: &Csp, tenant: &str) -> i64 {
     use sqlx::Connection;
     let url = csp.database_url();
     let sql = "SELECT COUNT(*) FROM ticket_history WHERE tenant_id = $1";
@@ -1275,6 +1275,162 @@ async fn tickets_worker_killed_mid_job_dev() {
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert_eq!(job["note_id"], notes[0].id.to_string(), "{job}");
     sdp.shutdown().await;
+    t.stop().await;
+}
+
+// ------------------------------------------- 5b. an admin restarts a worker
+
+/// The running worker (not unresponsive) from `GET /api/v1/tickets/workers`,
+/// other than `not`, waiting for one.
+async fn running_worker(t: &Tickets, not: Option<&str>) -> Value {
+    let deadline = Instant::now() + JOB_DEADLINE;
+    loop {
+        let (status, w) = t
+            .call(reqwest::Method::GET, "/api/v1/tickets/workers", None)
+            .await;
+        assert_eq!(status, 200, "{w}");
+        let found = w["workers"].as_array().and_then(|ws| {
+            ws.iter()
+                .find(|x| {
+                    x["status"] != "unresponsive" && Some(x["worker_id"].as_str().unwrap()) != not
+                })
+                .cloned()
+        });
+        if let Some(worker) = found {
+            return worker;
+        }
+        assert!(Instant::now() < deadline, "no running worker: {w}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A worker's log lines (at least `level`) once it has published some.
+async fn worker_logs(t: &Tickets, worker_id: &str, level: &str) -> Vec<Value> {
+    let deadline = Instant::now() + JOB_DEADLINE;
+    loop {
+        let (status, l) = t
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/v1/tickets/workers/{worker_id}/logs?level={level}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{l}");
+        let lines = l["lines"].as_array().cloned().unwrap_or_default();
+        if !lines.is_empty() {
+            return lines;
+        }
+        assert!(Instant::now() < deadline, "no log line: {l}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Logs, throughput and an admin's restart of the running worker; `then`
+/// stands for its supervisor. A new worker (new id, uptime from the
+/// restart) heartbeats, and a job still completes, counted in its
+/// throughput.
+async fn restart_a_worker(t: &mut Tickets, mode: Mode) {
+    let sdp = sdp(0, &[900008]).await;
+    let secret = t.tenant("acme", &sdp.base_url()).await;
+    let old = running_worker(t, None).await;
+    let old_id = old["worker_id"].as_str().unwrap().to_owned();
+    // Its last lines, at least info; warn and above only when asked.
+    let lines = worker_logs(t, &old_id, "info").await;
+    assert!(lines.len() <= 100, "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| ["info", "warn", "error"].contains(&l["level"].as_str().unwrap())),
+        "{lines:?}"
+    );
+    let (status, warn) = t
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/v1/tickets/workers/{old_id}/logs?level=warn"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{warn}");
+    for l in warn["lines"].as_array().unwrap() {
+        assert!(l["level"] == "warn" || l["level"] == "error", "{l}");
+    }
+    let (status, missing) = t
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/v1/tickets/workers/{}/logs", uuid::Uuid::new_v4()),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "{missing}");
+    assert_eq!(missing["error"]["code"], "worker_not_found", "{missing}");
+
+    let (status, answer) = t
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/tickets/workers/{old_id}/restart"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["worker_id"], old_id.as_str(), "{answer}");
+    if mode == Mode::Distributed {
+        // `csp serve tickets-worker` drains and exits 75; compose or
+        // Kubernetes would start it again, the test does.
+        let exited = t
+            .csp
+            .exited("tickets-worker", JOB_DEADLINE)
+            .await
+            .expect("the worker exits after draining");
+        assert_eq!(exited.code(), Some(75), "{exited:?}");
+        t.csp.restart("tickets-worker").await.unwrap();
+    }
+    // `csp dev` is the supervisor: it starts a new worker in the process.
+    let new = running_worker(t, Some(&old_id)).await;
+    let new_id = new["worker_id"].as_str().unwrap().to_owned();
+    assert!(
+        new["started_at"].as_str().unwrap() > old["started_at"].as_str().unwrap(),
+        "a new start: {old} then {new}"
+    );
+    let (_, w) = t
+        .call(reqwest::Method::GET, "/api/v1/tickets/workers", None)
+        .await;
+    assert!(
+        w["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["worker_id"] != old_id.as_str()),
+        "the drained worker left the list: {w}"
+    );
+    // The new one takes jobs; the job counts in its throughput.
+    let job_id = t.new_ticket("acme", &secret, 900008).await;
+    let job = t.finished(&job_id).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    let (status, tp) = t
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/v1/tickets/workers/{new_id}/throughput"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{tp}");
+    let hours = tp["hours"].as_array().unwrap();
+    assert_eq!(hours.len(), 168, "{tp}");
+    assert_eq!(hours.last().unwrap()["completed"], 1, "{tp}");
+    sdp.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tickets_worker_restart_dev() {
+    let mut t = start(Mode::Dev, &[]).await;
+    restart_a_worker(&mut t, Mode::Dev).await;
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tickets_worker_restart_distributed() {
+    let mut t = start(Mode::Distributed, &[]).await;
+    restart_a_worker(&mut t, Mode::Distributed).await;
     t.stop().await;
 }
 

@@ -2,7 +2,9 @@
 
 use crate::suite::tenant;
 use csp_domain::{EnhancementStatus, TenantId};
-use csp_store::{EnhancementStats, NewEnhancement, Outcome, Store};
+use csp_store::{
+    EnhancementStats, Error, LatencyHistogram, NewEnhancement, Outcome, StepFigures, Store,
+};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -115,4 +117,63 @@ pub(crate) async fn enhancement_stats_count_the_period_and_take_its_95th_percent
             p95_processing_ms: None,
         }
     );
+}
+
+pub(crate) async fn enhancement_steps_count_each_step_and_the_queue_at_its_end(store: &dyn Store) {
+    let minutes = |m: i64| Duration::minutes(m);
+    let ten = std::time::Duration::from_secs(600);
+    let acme = tenant(store, "acme").await;
+    // Jobs are created now (the store's clock); they end when the test says.
+    let now = OffsetDateTime::now_utc();
+    let from = now - minutes(60);
+    assert_eq!(
+        store.enhancement_steps(from, ten, 3).await.unwrap(),
+        vec![StepFigures::default(); 3],
+        "an empty history: nothing anywhere"
+    );
+    let completed = Some(EnhancementStatus::Completed);
+    let failed = Some(EnhancementStatus::Failed);
+    // Five jobs now (step 6 of 12 from an hour ago): two complete 15
+    // minutes on (step 7), one fails 25 minutes on (step 8) without a
+    // time, one completes two hours on (after the last step), one waits.
+    ended(store, &acme, completed, Some(1_800), now + minutes(15)).await;
+    ended(store, &acme, completed, Some(50), now + minutes(15)).await;
+    ended(store, &acme, failed, None, now + minutes(25)).await;
+    ended(store, &acme, completed, Some(999), now + minutes(120)).await;
+    ended(store, &acme, None, None, now).await;
+
+    let steps = store.enhancement_steps(from, ten, 12).await.unwrap();
+    let depths: Vec<u64> = steps.iter().map(|s| s.queue_depth).collect();
+    // Empty before the jobs came, five at the end of their step, three
+    // once two completed, two (the waiting one and the one that ends
+    // later) from then on.
+    assert_eq!(depths, [0, 0, 0, 0, 0, 0, 5, 3, 2, 2, 2, 2]);
+    assert_eq!(steps[6].created, 5);
+    assert_eq!((steps[7].completed, steps[7].failed), (2, 0));
+    let mut latency = LatencyHistogram::default();
+    latency.record(1_800);
+    latency.record(50);
+    assert_eq!(steps[7].latency, latency);
+    assert_eq!((steps[8].completed, steps[8].failed), (0, 1));
+    assert_eq!(steps[8].latency.total(), 0, "a failure without a time");
+    let ended_in_steps: u64 = steps.iter().map(|s| s.completed + s.failed).sum();
+    assert_eq!(ended_in_steps, 3);
+
+    // From after the jobs came: only what happened since is in the steps,
+    // and the depth still counts the jobs created before.
+    let later = store
+        .enhancement_steps(now + minutes(20), ten, 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        later.iter().map(|s| s.queue_depth).collect::<Vec<_>>(),
+        [2, 2, 2]
+    );
+    assert_eq!(later.iter().map(|s| s.created).sum::<u64>(), 0);
+    assert_eq!((later[0].failed, later[0].completed), (1, 0));
+
+    for (step, n) in [(std::time::Duration::ZERO, 3), (ten, 10_001)] {
+        let e = store.enhancement_steps(from, step, n).await.unwrap_err();
+        assert!(matches!(e, Error::InvalidInput(_)), "{e:?}");
+    }
 }

@@ -35,6 +35,7 @@ fn new_tenant(id: &str) -> NewTenant {
         settings: json!({ "servicedesk_url": format!("https://sdp.{id}.example") }),
         preferences: json!({ "note_format": "html", "max_words": 300 }),
         monthly_budget_micros: Some(5_000_000),
+        dedicated_queue: false,
         secrets: vec![
             sealed("webhook_secret", &format!("{id}-hook")),
             sealed("api_key", &format!("{id}-api")),
@@ -104,6 +105,7 @@ pub(crate) async fn create_tenant_with_its_secrets_and_conflict_on_a_taken_id(st
     let created = store.create_tenant(new_tenant("acme")).await.unwrap();
     assert_eq!(created.tenant_id.as_str(), "acme");
     assert!(created.is_active);
+    assert!(!created.dedicated_queue);
     assert_eq!(created.webhook_secret_rotated_at, None);
     assert_eq!(created.created_at, created.updated_at);
     assert_eq!(
@@ -164,7 +166,11 @@ pub(crate) async fn create_tenant_with_its_secrets_and_conflict_on_a_taken_id(st
     ));
     assert_eq!(store.tenant(&tid("bad-cap")).await.unwrap(), None);
 
-    tenant(store, "zeta").await;
+    let mut own = new_tenant("zeta");
+    own.dedicated_queue = true;
+    let own = store.create_tenant(own).await.unwrap();
+    assert!(own.dedicated_queue);
+    assert_eq!(store.tenant(&tid("zeta")).await.unwrap(), Some(own));
     tenant(store, "beta-2").await;
     let listed: Vec<String> = store
         .list_tenants()
@@ -189,6 +195,7 @@ pub(crate) async fn update_tenant_changes_fields_and_secrets_together(store: &dy
                 preferences: None,
                 monthly_budget_micros: Some(None),
                 is_active: None,
+                dedicated_queue: Some(true),
                 webhook_secret_rotated_at: Some(rotated_at),
                 secrets: vec![
                     SecretChange::Set(sealed("webhook_secret", "acme-hook-2")),
@@ -207,6 +214,10 @@ pub(crate) async fn update_tenant_changes_fields_and_secrets_together(store: &dy
     assert_eq!(updated.preferences, created.preferences);
     assert_eq!(updated.monthly_budget_micros, None);
     assert!(updated.is_active);
+    assert!(
+        !created.dedicated_queue && updated.dedicated_queue,
+        "created on the shared queue, then given its own"
+    );
     assert_eq!(updated.webhook_secret_rotated_at, Some(rotated_at));
     assert_eq!(updated.created_at, created.created_at);
     assert!(updated.updated_at > created.updated_at);
@@ -444,6 +455,7 @@ pub(crate) async fn attempts_start_and_finish_once_and_final_jobs_stay_final(sto
         input_tokens: 900,
         output_tokens: 300,
         note_id: Some("note-1".to_owned()),
+        worker_id: None,
     };
     assert!(
         store

@@ -149,7 +149,7 @@ async fn execute(url: &str, sql: &str) -> Result<()> {
 const DESCRIPTION: &str = "Since this morning the VPN client of user jdoe disconnects every few minutes. The VPN gateway at 10.0.0.1 logs certificate errors. ";
 const NOTE: &str = "<h3>Summary</h3><p>The client certificate expired; renew it from the portal and reconnect.</p> ";
 
-async fn seed_postgres(url: &str, rows: u64) -> Result<()> {
+pub(crate) async fn seed_postgres(url: &str, rows: u64) -> Result<()> {
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(url)
         .await
         .context("connecting to the instance's database")?;
@@ -183,7 +183,7 @@ async fn seed_postgres(url: &str, rows: u64) -> Result<()> {
     Ok(())
 }
 
-async fn seed_sqlite(url: &str, rows: u64) -> Result<()> {
+pub(crate) async fn seed_sqlite(url: &str, rows: u64) -> Result<()> {
     let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(url)
         .await
         .context("opening the instance's database")?;

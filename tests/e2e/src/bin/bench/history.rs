@@ -263,6 +263,7 @@ async fn run(args: &HistoryArgs, table: &mut Table, url: &str) -> Result<()> {
                 settings: serde_json::json!({"servicedesk_url": "https://sdp.bench.example"}),
                 preferences: serde_json::json!({}),
                 monthly_budget_micros: None,
+                dedicated_queue: false,
                 secrets: Vec::new(),
             })
             .await?;

@@ -94,6 +94,7 @@ fn new_tenant(id: &TenantId) -> NewTenant {
         settings: serde_json::json!({"servicedesk_url": "https://sdp.bench.example"}),
         preferences: serde_json::json!({}),
         monthly_budget_micros: None,
+        dedicated_queue: false,
         secrets: Vec::new(),
     }
 }
