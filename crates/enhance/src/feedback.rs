@@ -333,3 +333,97 @@ mod tests {
         }
     }
 }
+
+/// A link's signature comes from whoever opens the URL: the right one for
+/// the job and vote always passes, under the current or previous key; any
+/// other (one byte changed, another job or vote, anything at all) never does.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use csp_secrets::SecretKey;
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+    use proptest::test_runner::{Config, RngSeed};
+
+    const CURRENT: &str = "9Ovzd5TFSI0cLzNvDKm1EiBDkbaoY9aQJk4ziRe0J4c=";
+    const PREVIOUS: &str = "q3m0yQ0hV3b8GkzqSx2fJ8V6cYlq1dR2bq8nA0c9xkE=";
+
+    /// Fixed seed and cases unless `PROPTEST_RNG_SEED`/`PROPTEST_CASES`
+    /// say otherwise; no regression files.
+    fn config(cases: u32) -> Config {
+        let mut config = Config::default();
+        if std::env::var_os("PROPTEST_CASES").is_none() {
+            config.cases = cases;
+        }
+        if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
+            config.rng_seed = RngSeed::Fixed(0x00c5_9017);
+        }
+        config.failure_persistence = None;
+        config
+    }
+
+    fn key(current: &str, previous: &[&str]) -> FeedbackKey {
+        FeedbackKey::from_keyring(&Keyring::new(
+            SecretKey::parse(current).unwrap(),
+            previous
+                .iter()
+                .map(|k| SecretKey::parse(k).unwrap())
+                .collect(),
+        ))
+    }
+
+    fn vote() -> impl Strategy<Value = FeedbackVote> {
+        prop::sample::select(FeedbackVote::ALL.to_vec())
+    }
+
+    proptest! {
+        #![proptest_config(config(256))]
+
+        #[test]
+        fn the_right_signature_verifies_through_a_rotation(job in any::<u128>(), vote in vote()) {
+            let job = Uuid::from_u128(job);
+            let old = key(PREVIOUS, &[]);
+            let rotated = key(CURRENT, &[PREVIOUS]);
+            let sig = old.sign(job, vote);
+            prop_assert!(old.verify(job, vote, &sig));
+            prop_assert!(rotated.verify(job, vote, &sig));
+            prop_assert!(rotated.verify(job, vote, &rotated.sign(job, vote)));
+            prop_assert!(!key(CURRENT, &[]).verify(job, vote, &sig));
+        }
+
+        #[test]
+        fn a_changed_byte_job_or_vote_never_verifies(
+            job in any::<u128>(),
+            other in any::<u128>(),
+            vote in vote(),
+            i in any::<Index>(),
+            b in any::<u8>(),
+        ) {
+            let (job, other) = (Uuid::from_u128(job), Uuid::from_u128(other));
+            let k = key(CURRENT, &[PREVIOUS]);
+            let sig = k.sign(job, vote);
+            if other != job {
+                prop_assert!(!k.verify(other, vote, &sig));
+            }
+            for v in FeedbackVote::ALL.iter().filter(|v| **v != vote) {
+                prop_assert!(!k.verify(job, *v, &sig));
+            }
+            let mut bytes = sig.clone().into_bytes();
+            let at = i.index(bytes.len());
+            if !bytes[at].eq_ignore_ascii_case(&b)
+                && let Ok(changed) = String::from_utf8({ bytes[at] = b; bytes })
+            {
+                prop_assert!(!k.verify(job, vote, &changed));
+            }
+        }
+
+        #[test]
+        fn arbitrary_signatures_never_verify(
+            job in any::<u128>(),
+            vote in vote(),
+            sig in prop_oneof!["\\PC{0,80}", "[0-9a-f]{64}", "[0-9a-fA-F]{63,65}"],
+        ) {
+            prop_assert!(!key(CURRENT, &[PREVIOUS]).verify(Uuid::from_u128(job), vote, &sig));
+        }
+    }
+}

@@ -938,3 +938,132 @@ mod tests {
         }
     }
 }
+
+/// Whatever the model sends as a tool's input, [`ToolInput::parse`] answers
+/// the typed input or an error naming the field, never a panic.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngSeed};
+    use serde_json::json;
+
+    /// `cases` cases from a fixed seed (unless `PROPTEST_CASES` or
+    /// `PROPTEST_RNG_SEED` say otherwise), no regression files.
+    fn config(cases: u32) -> Config {
+        let mut config = Config::default();
+        if std::env::var_os("PROPTEST_CASES").is_none() {
+            config.cases = cases;
+        }
+        if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
+            config.rng_seed = RngSeed::Fixed(0x00c5_9017);
+        }
+        config.failure_persistence = None;
+        config
+    }
+
+    fn checked(tool: TicketTool, input: &Value) -> Result<ToolInput, InputError> {
+        let result = ToolInput::parse(tool, input);
+        match &result {
+            Ok(parsed) => assert_eq!(parsed.tool(), tool),
+            Err(e) => {
+                let message = e.to_string();
+                assert!(!message.trim().is_empty());
+                if let Some(field) = e.field() {
+                    assert!(
+                        message.contains(field),
+                        "{message:?} does not name {field:?}"
+                    );
+                }
+            }
+        }
+        result
+    }
+
+    fn valid(tool: TicketTool) -> Value {
+        match tool {
+            TicketTool::SearchSimilarTickets | TicketTool::SearchKb => {
+                json!({"query": "VPN drops", "limit": 5})
+            }
+            TicketTool::LookupIp => json!({"ip": "10.0.0.1"}),
+            TicketTool::GetTicket => json!({"ticket_id": "INC-42"}),
+            TicketTool::AddInternalNote => json!({"ticket_id": "42", "text": "Rebooted."}),
+        }
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>().prop_map(|f| json!(f)),
+            Just(json!(u64::MAX)),
+            "\\PC{0,30}".prop_map(Value::String),
+            prop::sample::select(vec![1usize, 129, 2_001, 20_001])
+                .prop_map(|n| json!("é".repeat(n))),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map("[a-z_]{1,10}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn tool() -> impl Strategy<Value = TicketTool> {
+        prop::sample::select(TicketTool::ALL.to_vec())
+    }
+
+    proptest! {
+        #![proptest_config(config(256))]
+
+        #[test]
+        fn any_json_is_an_input_or_an_error_naming_the_field(
+            tool in tool(),
+            input in json_value(),
+        ) {
+            let _ = checked(tool, &input);
+        }
+
+        #[test]
+        fn a_valid_input_with_a_field_changed_is_named(
+            tool in tool(),
+            field in prop_oneof![
+                prop::sample::select(vec![
+                    "query", "limit", "ip", "ticket_id", "text", "tenant_id", "TenantId", "tenant-id",
+                ])
+                .prop_map(str::to_owned),
+                "[a-z]{1,12}",
+            ],
+            value in prop::option::of(json_value()),
+        ) {
+            let mut input = valid(tool);
+            let before = input.get(&field).cloned();
+            match value {
+                None => drop(input.as_object_mut().unwrap().remove(&field)),
+                Some(v) => drop(input.as_object_mut().unwrap().insert(field.clone(), v)),
+            }
+            if let Err(e) = checked(tool, &input)
+                && input.get(&field) != before.as_ref()
+                && before.is_some() | input.get(&field).is_some()
+            {
+                prop_assert_eq!(e.field(), Some(field.as_str()));
+            }
+        }
+
+        // Up to the depth serde_json reads from the wire (128).
+        #[test]
+        fn deep_nesting_is_refused_with_a_reason(tool in tool(), depth in 1usize..127) {
+            let mut v = json!("x");
+            for _ in 0..depth {
+                v = json!([v]);
+            }
+            let mut input = valid(tool);
+            let field = input.as_object().unwrap().keys().next().unwrap().clone();
+            input[&field] = v;
+            let e = checked(tool, &input).unwrap_err();
+            prop_assert_eq!(e.field(), Some(field.as_str()));
+        }
+    }
+}

@@ -196,9 +196,15 @@ impl NewTicket {
         let subject = required_text(&obj, "subject", MAX_SUBJECT_CHARS)?;
         let description = required_text(&obj, "description", MAX_DESCRIPTION_CHARS)?;
         let priority = required_text(&obj, "priority", MAX_PRIORITY_CHARS)?;
+        // Like the description: a subject of markup only (`<p>&nbsp;</p>`)
+        // is no subject, not an empty one accepted.
+        let subject = one_line(&crate::html_to_text(&subject));
+        if subject.is_empty() {
+            return Err(ValidationError::Empty { field: "subject" });
+        }
         Ok(Self {
             ticket_id,
-            subject: one_line(&crate::html_to_text(&subject)),
+            subject,
             description: plain_description(&description, "description")?,
             priority,
             tenant_id: tenant_id(&obj)?,
@@ -644,6 +650,21 @@ mod tests {
         let t = new_ticket(v).unwrap();
         assert_eq!(t.description, "Printer PRN-2 offline\nsince \"9:00\"");
         assert_eq!(t.subject, "Printer offline");
+    }
+
+    // Found by the property tests: markup passed the blank check as sent
+    // and became an empty subject.
+    #[test]
+    fn a_subject_of_markup_only_is_empty() {
+        for subject in ["<p></p>", "<b>&nbsp;</b>", "<br/>\n<div> </div>"] {
+            let mut v = valid();
+            v["subject"] = json!(subject);
+            assert_eq!(
+                new_ticket(v),
+                Err(ValidationError::Empty { field: "subject" }),
+                "{subject:?}"
+            );
+        }
     }
 
     #[test]

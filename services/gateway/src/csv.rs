@@ -234,3 +234,132 @@ mod tests {
         );
     }
 }
+
+/// Whatever is uploaded, [`parse`] answers a table or an error naming the
+/// row (or what is wrong with the whole file), never a panic; a table
+/// written as RFC 4180 reads back as itself.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::testing::proptest_config;
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+
+    fn checked(body: &[u8]) -> Result<Table, String> {
+        let result = parse(body);
+        if let Err(e) = &result {
+            assert!(!e.trim().is_empty());
+            if let Some(rest) = e.strip_prefix("row ") {
+                let n: usize = rest
+                    .split(|c: char| !c.is_ascii_digit())
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("{e:?} names no row"));
+                let lines = body.iter().filter(|&&b| b == b'\n').count() + 1;
+                assert!((1..=lines).contains(&n), "{e:?} of {lines} lines");
+            } else {
+                assert!(
+                    e.starts_with("The file is empty") || e.starts_with("Upload at most"),
+                    "{e:?}"
+                );
+            }
+        }
+        result
+    }
+
+    /// `fields` as one RFC 4180 record; quoted where needed, or always.
+    fn record(fields: &[String], always: bool) -> String {
+        fields
+            .iter()
+            .map(|f| {
+                if always || f.is_empty() || f.contains([',', '"', '\n', '\r']) || f.trim() != f {
+                    format!("\"{}\"", f.replace('"', "\"\""))
+                } else {
+                    f.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn table() -> impl Strategy<Value = (Vec<String>, Vec<Vec<String>>)> {
+        prop::collection::btree_set("[a-z_][a-z0-9_ ]{0,10}[a-z0-9_]", 1..6).prop_flat_map(
+            |names| {
+                let header: Vec<String> = names.into_iter().collect();
+                let n = header.len();
+                let field =
+                    prop_oneof!["\\PC{0,12}", "[a-z ,\"\\r\\n]{0,12}", Just(String::new()),];
+                (
+                    Just(header),
+                    prop::collection::vec(prop::collection::vec(field, n..=n), 0..8),
+                )
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(proptest_config(256))]
+
+        #[test]
+        fn arbitrary_bytes_are_a_table_or_an_error_naming_the_row(
+            body in prop::collection::vec(any::<u8>(), 0..600),
+        ) {
+            let _ = checked(&body);
+        }
+
+        #[test]
+        fn csv_like_text_is_a_table_or_an_error_naming_the_row(
+            body in "[a-z,\"\\r\\n \u{feff}é]{0,300}",
+        ) {
+            let _ = checked(body.as_bytes());
+        }
+
+        #[test]
+        fn a_written_table_reads_back(
+            (header, rows) in table(),
+            always in any::<bool>(),
+            crlf in any::<bool>(),
+            bom in any::<bool>(),
+            final_newline in any::<bool>(),
+        ) {
+            let eol = if crlf { "\r\n" } else { "\n" };
+            let mut text = String::from(if bom { "\u{feff}" } else { "" });
+            text.push_str(&record(&header, always));
+            // Each record starts on the line after the last one's newlines.
+            let mut line = 1 + 1;
+            let mut expected = Vec::new();
+            for fields in &rows {
+                text.push_str(eol);
+                text.push_str(&record(fields, always));
+                expected.push((line, fields.clone()));
+                line += 1 + fields.iter().map(|f| f.matches('\n').count()).sum::<usize>();
+            }
+            if final_newline {
+                text.push_str(eol);
+            }
+            let table = checked(text.as_bytes()).unwrap();
+            prop_assert_eq!(table, Table { header, rows: expected });
+        }
+
+        #[test]
+        fn a_mutated_table_never_panics(
+            (header, rows) in table(),
+            edits in prop::collection::vec(
+                (any::<Index>(), prop::sample::select(vec![b'"', b',', b'\n', b'\r', b'x', 0xff, 0xc3])),
+                1..4,
+            ),
+        ) {
+            let mut text = record(&header, false);
+            for fields in &rows {
+                text.push('\n');
+                text.push_str(&record(fields, false));
+            }
+            let mut bytes = text.into_bytes();
+            for (at, b) in edits {
+                let i = at.index(bytes.len() + 1);
+                bytes.insert(i, b);
+            }
+            let _ = checked(&bytes);
+        }
+    }
+}

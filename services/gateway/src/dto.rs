@@ -529,7 +529,8 @@ pub(crate) struct PluginConfig {
 pub(crate) enum ClientFrame {
     Send {
         text: String,
-        /// Echoed in the `user_message` event (at most 128 characters).
+        /// Echoed in the `user_message` event (at most 128 bytes of UTF-8; a
+        /// longer one is dropped, not echoed).
         #[serde(default)]
         #[cfg_attr(feature = "ts", ts(optional = nullable))]
         client_id: Option<String>,

@@ -621,26 +621,38 @@ async fn send(
     sent.err().map(|e| error_frame(e.code, e.message))
 }
 
-/// One client frame; returns the connection-level reply, if any.
-async fn handle_frame(
-    state: &AppState,
-    user: &AuthUser,
-    session: SessionId,
-    raw: &str,
-) -> Option<Message> {
-    if raw.len() > state.limits.max_frame_bytes {
-        return Some(error_frame(
-            ErrorCode::FrameTooLarge,
-            Some(format!(
-                "That message is too long (limit {} KB). Please shorten it and try again.",
-                state.limits.max_frame_bytes / 1024
-            )),
-        ));
+/// Why a client frame was refused: the catalogued code, and a message for
+/// the user when the catalogue's own text needs a figure.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct BadFrame {
+    pub(crate) code: ErrorCode,
+    pub(crate) message: Option<String>,
+}
+
+impl BadFrame {
+    fn code(code: ErrorCode) -> Self {
+        Self {
+            code,
+            message: None,
+        }
     }
-    let value: serde_json::Value = match serde_json::from_str(raw) {
-        Ok(v) => v,
-        Err(_) => return Some(error_frame(ErrorCode::BadFrame, None)),
-    };
+}
+
+/// A browser's text frame as a command: at most `max_frame_bytes`, JSON, a
+/// known `type` with its fields, and a `send` with something to say. The
+/// socket's only parser of what the browser sends.
+pub(crate) fn parse_frame(raw: &str, max_frame_bytes: usize) -> Result<ClientFrame, BadFrame> {
+    if raw.len() > max_frame_bytes {
+        return Err(BadFrame {
+            code: ErrorCode::FrameTooLarge,
+            message: Some(format!(
+                "That message is too long (limit {} KB). Please shorten it and try again.",
+                max_frame_bytes / 1024
+            )),
+        });
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(raw).map_err(|_| BadFrame::code(ErrorCode::BadFrame))?;
     let frame: ClientFrame = match serde_json::from_value(value.clone()) {
         Ok(f) => f,
         Err(_) => {
@@ -648,20 +660,35 @@ async fn handle_frame(
                 value.get("type").and_then(|t| t.as_str()),
                 Some("send" | "interrupt" | "ping")
             );
-            let code = if known {
+            return Err(BadFrame::code(if known {
                 ErrorCode::BadFrame
             } else {
                 ErrorCode::UnknownType
-            };
-            return Some(error_frame(code, None));
+            }));
         }
+    };
+    if let ClientFrame::Send { text, .. } = &frame
+        && text.trim().is_empty()
+    {
+        return Err(BadFrame::code(ErrorCode::EmptyMessage));
+    }
+    Ok(frame)
+}
+
+/// One client frame; returns the connection-level reply, if any.
+async fn handle_frame(
+    state: &AppState,
+    user: &AuthUser,
+    session: SessionId,
+    raw: &str,
+) -> Option<Message> {
+    let frame = match parse_frame(raw, state.limits.max_frame_bytes) {
+        Ok(frame) => frame,
+        Err(bad) => return Some(error_frame(bad.code, bad.message)),
     };
     match frame {
         ClientFrame::Ping => Some(text(&ConnectionFrame::Pong)),
         ClientFrame::Send { text, client_id } => {
-            if text.trim().is_empty() {
-                return Some(error_frame(ErrorCode::EmptyMessage, None));
-            }
             // The root of the turn's trace: the session-pool, the policy
             // service and the relay of the answer continue it.
             let span = tracing::info_span!("ws.send", session.id = %session, user.id = %user.id);
@@ -991,6 +1018,163 @@ mod tests {
             &listed,
             &headers(Some("https://gw:8080"), "gw:8080"),
             Via::Cookie
+        ));
+    }
+}
+
+/// Whatever a browser sends, [`parse_frame`] answers a command or a
+/// catalogued refusal, never a panic; a well-formed frame reads back as sent.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::testing::proptest_config;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    const MAX: usize = 16 * 1024;
+
+    fn checked(raw: &str) -> Result<ClientFrame, BadFrame> {
+        let result = parse_frame(raw, MAX);
+        if let Err(bad) = &result {
+            assert!(
+                matches!(
+                    bad.code,
+                    ErrorCode::BadFrame
+                        | ErrorCode::UnknownType
+                        | ErrorCode::FrameTooLarge
+                        | ErrorCode::EmptyMessage
+                ),
+                "{bad:?}"
+            );
+            assert!(!bad.code.user_message().is_empty());
+            assert!(bad.message.as_deref().is_none_or(|m| !m.is_empty()));
+        }
+        result
+    }
+
+    fn send(text: &str, client_id: Option<&str>) -> Value {
+        match client_id {
+            Some(id) => json!({"type": "send", "text": text, "client_id": id}),
+            None => json!({"type": "send", "text": text}),
+        }
+    }
+
+    fn any_value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            Just(json!(1.5)),
+            "\\PC{0,20}".prop_map(Value::String),
+            Just(json!([])),
+            Just(json!({"text": "x"})),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(proptest_config(256))]
+
+        #[test]
+        fn arbitrary_text_is_a_command_or_a_catalogued_refusal(raw in "\\PC{0,300}") {
+            let _ = checked(&raw);
+        }
+
+        #[test]
+        fn json_like_text_is_a_command_or_a_catalogued_refusal(
+            raw in "[{}\\[\\]\",:a-z_ 0-9\\\\]{0,200}",
+        ) {
+            let _ = checked(&raw);
+        }
+
+        #[test]
+        fn a_send_frame_reads_back_as_sent(
+            text in "\\PC*[^\\s]\\PC*",
+            client_id in prop::option::of("\\PC{0,40}"),
+            extra in prop::option::of(("[a-z]{1,8}", any_value())),
+        ) {
+            let mut frame = send(&text, client_id.as_deref());
+            if let Some((k, v)) = extra && k != "type" && k != "text" && k != "client_id" {
+                frame[k] = v;
+            }
+            match checked(&frame.to_string()) {
+                Ok(ClientFrame::Send { text: t, client_id: c }) => {
+                    prop_assert_eq!(t, text);
+                    prop_assert_eq!(c, client_id);
+                }
+                other => return Err(TestCaseError::fail(format!("{other:?}"))),
+            }
+        }
+
+        #[test]
+        fn a_send_frame_with_a_field_dropped_or_retyped_is_a_bad_frame(
+            field in prop::sample::select(vec!["text", "client_id"]),
+            value in prop::option::of(any_value()),
+        ) {
+            let mut frame = send("hello", Some("c1"));
+            match value {
+                None if field == "text" => drop(frame.as_object_mut().unwrap().remove(field)),
+                None => return Ok(()),
+                Some(Value::String(_)) => return Ok(()),
+                Some(Value::Null) if field == "client_id" => return Ok(()),
+                Some(v) => frame[field] = v,
+            }
+            let bad = checked(&frame.to_string()).unwrap_err();
+            prop_assert_eq!(bad.code, ErrorCode::BadFrame);
+        }
+
+        #[test]
+        fn an_unknown_or_retyped_type_is_unknown(kind in any_value()) {
+            prop_assume!(!matches!(kind.as_str(), Some("send" | "interrupt" | "ping")));
+            let bad = checked(&json!({"type": kind, "text": "hi"}).to_string()).unwrap_err();
+            prop_assert_eq!(bad.code, ErrorCode::UnknownType);
+        }
+
+        #[test]
+        fn a_blank_send_is_empty(text in "[ \\t\\n\\r\u{a0}\u{2003}\u{3000}]{0,20}") {
+            let bad = checked(&send(&text, None).to_string()).unwrap_err();
+            prop_assert_eq!(bad.code, ErrorCode::EmptyMessage);
+        }
+
+        #[test]
+        fn an_oversized_frame_is_refused_before_it_is_read(
+            text in "\\PC{1,8}",
+            extra in 0usize..64,
+        ) {
+            let pad = "x".repeat(MAX + extra);
+            let raw = send(&format!("{text}{pad}"), None).to_string();
+            let bad = checked(&raw).unwrap_err();
+            prop_assert_eq!(bad.code, ErrorCode::FrameTooLarge);
+            prop_assert!(bad.message.unwrap().contains("16 KB"));
+        }
+
+        #[test]
+        fn deep_nesting_is_a_bad_frame_not_a_stack_overflow(
+            depth in 100usize..4000,
+            arrays in any::<bool>(),
+        ) {
+            let (open, close) = if arrays { ("[", "]") } else { ("{\"a\":", "}") };
+            let raw = format!(
+                "{{\"type\":\"send\",\"text\":{}1{}}}",
+                open.repeat(depth),
+                close.repeat(depth)
+            );
+            if raw.len() <= MAX {
+                prop_assert_eq!(checked(&raw).unwrap_err().code, ErrorCode::BadFrame);
+            } else {
+                prop_assert_eq!(checked(&raw).unwrap_err().code, ErrorCode::FrameTooLarge);
+            }
+        }
+    }
+
+    #[test]
+    fn ping_and_interrupt_need_nothing_else() {
+        assert!(matches!(
+            checked(r#"{"type":"ping"}"#),
+            Ok(ClientFrame::Ping)
+        ));
+        assert!(matches!(
+            checked(r#"{"type":"interrupt","text":1}"#),
+            Ok(ClientFrame::Interrupt)
         ));
     }
 }

@@ -47,7 +47,8 @@ export type ConnectionFrame = { "type": "error", code: ErrorCode, message: strin
 
 export type ClientFrame = { "type": "send", text: string,
 /**
- * Echoed in the `user_message` event (at most 128 characters).
+ * Echoed in the `user_message` event (at most 128 bytes of UTF-8; a
+ * longer one is dropped, not echoed).
  */
 client_id?: string | null, } | { "type": "interrupt" } | { "type": "ping" };
 

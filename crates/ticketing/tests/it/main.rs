@@ -4,5 +4,6 @@ mod conformance;
 mod docs;
 mod helpers;
 mod jira;
+mod properties;
 mod servicedesk;
 mod zendesk;
