@@ -100,6 +100,11 @@ pub struct Outcome {
     /// The tickets worker that ended the job (its heartbeat's id), for its
     /// throughput; `None` when no worker did (a dead letter's record).
     pub worker_id: Option<Uuid>,
+    /// Ends the job only if it was queued no later than this: a dead
+    /// letter's guard, since a job retried after its letter was written is
+    /// in a later round that the letter must not end. Checked in the same
+    /// statement, so a retry cannot slip in between. `None`: no such check.
+    pub queued_no_later_than: Option<OffsetDateTime>,
 }
 
 /// A page of history: newest first (created_at, then job id), 50 a page.
@@ -149,8 +154,9 @@ pub trait EnhancementStore: Send + Sync {
         job_id: Uuid,
         at: OffsetDateTime,
     ) -> Result<Option<EnhancementRecord>, Error>;
-    /// Ends the job (completed or failed), only if it is not final yet;
-    /// false when it was (a duplicate delivery finished it first). The
+    /// Ends the job (completed or failed), only if it is not final yet (and,
+    /// with [`Outcome::queued_no_later_than`], not queued since); false when
+    /// it was (a duplicate delivery finished it first). The
     /// outcome's fields replace the job's. [`Error::NotFound`] for an
     /// unknown job, [`Error::InvalidInput`] for a status that is not final
     /// or a negative cost or token count.
@@ -537,7 +543,8 @@ impl<DB: Dialect> EnhancementStore for SqlStore<DB> {
                  llm_output = $4, error_message = $5, processing_time_ms = $6, cost_micros = $7, \
                  input_tokens = $8, output_tokens = $9, note_id = $10, completed_at = $11, \
                  worker_id = $12 \
-                 WHERE job_id = $1 AND status NOT IN ('completed', 'failed')",
+                 WHERE job_id = $1 AND status NOT IN ('completed', 'failed') \
+                 AND ($13 IS NULL OR queued_at IS NULL OR queued_at <= $13)",
             )
             .bind_id(job_id)
             .bind(status.as_str())
@@ -551,6 +558,7 @@ impl<DB: Dialect> EnhancementStore for SqlStore<DB> {
             .bind(outcome.note_id)
             .bind_time(at)
             .bind_opt_id(outcome.worker_id)
+            .bind_opt_time(outcome.queued_no_later_than)
             .execute(db.pool())
             .await?;
         if updated == 1 {

@@ -200,6 +200,10 @@ impl<'q, DB: Dialect> Sql<'q, DB> {
         self.bind(DB::time(at))
     }
 
+    pub(crate) fn bind_opt_time(self, at: Option<OffsetDateTime>) -> Self {
+        self.bind(at.map(DB::time))
+    }
+
     /// Rows affected.
     pub(crate) async fn execute(self, on: On<'q, DB>) -> Result<u64, Error> {
         match DB::execute(on, self.statement).await {

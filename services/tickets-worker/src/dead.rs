@@ -79,33 +79,17 @@ impl Handler<DeadLetter> for DeadLetters {
                 "a refused job of another tenant; its record is left to its own queue");
             return Ok(());
         }
-        // A letter of an earlier round: an operator retried the job after
-        // this message died (a retry queues it again and moves `queued_at`
-        // on), so the retried round decides its end, not this letter. Read
-        // before finishing: a retry needs a failed job, and finishing a
-        // final one changes nothing, so no retry can slip in between.
+        // A letter of an earlier round must not end a later one: an
+        // operator may have retried the job after this message died (a
+        // retry moves `queued_at` on), and the retried round decides its
+        // end. The store checks it in the same statement as the end.
         let dead_at = OffsetDateTime::UNIX_EPOCH
             + time::Duration::milliseconds(i64::try_from(letter.dead_at_ms).unwrap_or(i64::MAX));
-        match self.jobs.enhancement(job.job_id).await {
-            Ok(Some(record))
-                if !record.status.is_final() && record.queued_at.is_some_and(|q| q > dead_at) =>
-            {
-                tracing::info!(tenant_id = %job.tenant_id, job_id = %job.job_id, operation = "dead_letter",
-                    status = "skipped", "a dead letter of the job's earlier round; it was retried since");
-                return Ok(());
-            }
-            Ok(_) => {}
-            Err(e) => {
-                return Err(HandlerError::retryable(format!(
-                    "cannot read the dead-lettered job {}: {e}",
-                    job.job_id
-                )));
-            }
-        }
         let reason = self.reason(&letter);
         let outcome = Outcome {
             status: Some(EnhancementStatus::Failed),
             error_message: Some(reason.clone()),
+            queued_no_later_than: Some(dead_at),
             ..Outcome::default()
         };
         match self

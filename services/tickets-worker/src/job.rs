@@ -592,6 +592,8 @@ impl Progress {
             note_id: self.note_id.clone(),
             // Set by `Jobs::finish`, which knows the worker.
             worker_id: None,
+            // The worker's own round: it holds the job (`processing`).
+            queued_no_later_than: None,
         }
     }
 }

@@ -106,6 +106,7 @@ macro_rules! store_suite {
             a_vote_is_recorded_on_its_job_and_the_latest_one_stands,
             the_summary_counts_standing_votes_per_tenant_in_the_period,
             clearing_the_queue_fails_every_pending_job_and_only_those,
+            a_guarded_end_leaves_a_job_queued_again_since,
             only_a_failed_job_is_retried_and_it_keeps_its_attempts,
             audit_page_filters_by_action,
             enhancement_stats_count_the_period_and_take_its_95th_percentile,

@@ -122,6 +122,46 @@ pub(crate) async fn clearing_the_queue_fails_every_pending_job_and_only_those(st
     );
 }
 
+/// A dead letter ends a job only in the round it belongs to: with
+/// `queued_no_later_than`, a job queued again after it (a retry) is left.
+pub(crate) async fn a_guarded_end_leaves_a_job_queued_again_since(store: &dyn Store) {
+    let acme = tenant(store, "acme").await;
+    let job_id = recorded(store, &acme, "7").await.job_id;
+    let t0 = datetime!(2026-12-01 10:00:00.000 UTC);
+    fail(store, job_id, "ServiceDesk Plus answered 500", t0).await;
+    let retried_at = datetime!(2026-12-01 10:05:00.000 UTC);
+    let retried = store
+        .retry_enhancement(job_id, retried_at)
+        .await
+        .unwrap()
+        .unwrap();
+    let letter = |dead_at: OffsetDateTime, error: &str| Outcome {
+        status: Some(EnhancementStatus::Failed),
+        error_message: Some(error.into()),
+        queued_no_later_than: Some(dead_at),
+        ..Outcome::default()
+    };
+    let late = datetime!(2026-12-01 10:05:00.050 UTC);
+    // The first round's letter, written before the retry: nothing changes.
+    assert!(
+        !store
+            .finish_enhancement(job_id, letter(t0, "first round"), late)
+            .await
+            .unwrap()
+    );
+    assert_eq!(job(store, job_id).await, retried);
+    // The retried round's own letter ends it.
+    assert!(
+        store
+            .finish_enhancement(job_id, letter(retried_at, "second round"), late)
+            .await
+            .unwrap()
+    );
+    let ended = job(store, job_id).await;
+    assert_eq!(ended.status, EnhancementStatus::Failed);
+    assert_eq!(ended.error_message.as_deref(), Some("second round"));
+}
+
 pub(crate) async fn only_a_failed_job_is_retried_and_it_keeps_its_attempts(store: &dyn Store) {
     let acme = tenant(store, "acme").await;
     let t0 = datetime!(2026-12-01 10:00:00.000 UTC);

@@ -456,6 +456,7 @@ pub(crate) async fn attempts_start_and_finish_once_and_final_jobs_stay_final(sto
         output_tokens: 300,
         note_id: Some("note-1".to_owned()),
         worker_id: None,
+        queued_no_later_than: None,
     };
     assert!(
         store
