@@ -5,6 +5,7 @@
 // still untrusted text: they are only ever set as text.
 
 import { ApiError, type AuditFilters, auditLogUrl } from './api';
+import { pageElements } from './elements';
 import { formatCost, formatTimestamp } from './format';
 import type { AuditEntry, AuditPage, UserList } from './protocol';
 
@@ -90,14 +91,8 @@ export interface AuditElements {
 }
 
 export function auditElements(doc: Document): AuditElements {
-  const get = <T extends HTMLElement>(id: string): T => {
-    const found = doc.getElementById(id);
-    if (!found) throw new Error(`audit page: missing #${id}`);
-    return found as T;
-  };
-  const table = get<HTMLTableElement>('audit-table');
-  const body = table.tBodies[0];
-  if (!body) throw new Error('audit page: #audit-table has no tbody');
+  const { get, table: tableOf } = pageElements(doc, 'audit page');
+  const { table, body } = tableOf('audit-table');
   return {
     form: get<HTMLFormElement>('audit-filters'),
     user: get<HTMLSelectElement>('audit-user'),

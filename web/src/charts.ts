@@ -9,6 +9,7 @@
 
 import { ApiError } from './api';
 import { type ChartData, type ChartSpec, type ChartView, TimeChart } from './chart';
+import { pageElements } from './elements';
 import { formatTimestamp } from './format';
 import type { ChartRange, Charts } from './protocol';
 import { Refresher, updatedText } from './refresh';
@@ -95,11 +96,7 @@ export interface ChartsElements {
 }
 
 export function chartsElements(doc: Document): ChartsElements {
-  const get = <T extends HTMLElement>(id: string): T => {
-    const found = doc.getElementById(id);
-    if (!found) throw new Error(`charts: missing #${id}`);
-    return found as T;
-  };
+  const { get } = pageElements(doc, 'charts');
   const page = get('charts-page');
   return {
     updated: get('charts-updated'),

@@ -7,6 +7,7 @@
 // the server (reasons, errors, ticket ids) is only ever set as text.
 
 import { ApiError } from './api';
+import { pageElements } from './elements';
 import { formatTimestamp } from './format';
 import type { Dashboard, DashboardDependency, Enhancement, TenantFeedback } from './protocol';
 import { Refresher, updatedText } from './refresh';
@@ -60,11 +61,7 @@ export interface DashboardElements {
 }
 
 export function dashboardElements(doc: Document): DashboardElements {
-  const get = <T extends HTMLElement>(id: string): T => {
-    const found = doc.getElementById(id);
-    if (!found) throw new Error(`dashboard: missing #${id}`);
-    return found as T;
-  };
+  const { get } = pageElements(doc, 'dashboard');
   return {
     updated: get('dashboard-updated'),
     refresh: get<HTMLSelectElement>('dashboard-refresh'),

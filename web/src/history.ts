@@ -9,6 +9,7 @@
 // except the note, which only ever reaches the DOM sanitized.
 
 import { ApiError, exportUrl, type HistoryFilters } from './api';
+import { pageElements } from './elements';
 import { formatCost, formatTimestamp } from './format';
 import type { ChatTenantList, Enhancement, EnhancementPage, EnhancementStatus, TenantList } from './protocol';
 
@@ -221,14 +222,8 @@ export interface HistoryElements {
 }
 
 export function historyElements(doc: Document): HistoryElements {
-  const get = <T extends HTMLElement>(id: string): T => {
-    const found = doc.getElementById(id);
-    if (!found) throw new Error(`history page: missing #${id}`);
-    return found as T;
-  };
-  const table = get<HTMLTableElement>('history-table');
-  const body = table.tBodies[0];
-  if (!body) throw new Error('history page: #history-table has no tbody');
+  const { get, table: tableOf } = pageElements(doc, 'history page');
+  const { table, body } = tableOf('history-table');
   return {
     form: get<HTMLFormElement>('history-filters'),
     tenant: get<HTMLSelectElement>('history-tenant'),

@@ -7,6 +7,7 @@
 
 import { ApiError } from './api';
 import type { ConfirmElements, ConfirmSpec, TypedConfirm } from './confirm';
+import { pageElements } from './elements';
 import { formatTimestamp } from './format';
 import type { AuditEntry, AuditPage, ConfigsReloaded, Processing, QueueCleared } from './protocol';
 
@@ -135,14 +136,8 @@ export interface OperationsElements {
 }
 
 export function operationsElements(doc: Document): OperationsElements {
-  const get = <T extends HTMLElement>(id: string): T => {
-    const found = doc.getElementById(id);
-    if (!found) throw new Error(`operations page: missing #${id}`);
-    return found as T;
-  };
-  const table = get<HTMLTableElement>('operations-table');
-  const body = table.tBodies[0];
-  if (!body) throw new Error('operations page: #operations-table has no tbody');
+  const { get, table: tableOf } = pageElements(doc, 'operations page');
+  const { table, body } = tableOf('operations-table');
   return {
     state: get('operations-state'),
     pause: get<HTMLButtonElement>('operations-pause'),

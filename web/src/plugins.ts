@@ -9,6 +9,7 @@
 // operator typed a new one or asked to clear it.
 
 import { ApiError } from './api';
+import { pageElements } from './elements';
 import type { Plugin, PluginConfigProperty, PluginConfigUpdate, PluginList, PluginProblem, PluginRescan } from './protocol';
 
 // The statuses the gateway sends (`Plugin.status`: the plugins service's
@@ -308,11 +309,7 @@ export interface PluginsElements {
 }
 
 export function pluginsElements(doc: Document): PluginsElements {
-  const get = <T extends HTMLElement>(id: string): T => {
-    const found = doc.getElementById(id);
-    if (!found) throw new Error(`plugins page: missing #${id}`);
-    return found as T;
-  };
+  const { get } = pageElements(doc, 'plugins page');
   return {
     rescan: get<HTMLButtonElement>('plugins-rescan'),
     summary: get('plugins-rescan-summary'),

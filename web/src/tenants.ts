@@ -13,6 +13,7 @@
 // ever set as text.
 
 import { ApiError, type UploadKind } from './api';
+import { pageElements } from './elements';
 import { formatTimestamp } from './format';
 import type {
   ConnectionTest,
@@ -321,14 +322,8 @@ export interface TenantsElements {
 }
 
 export function tenantsElements(doc: Document): TenantsElements {
-  const get = <T extends HTMLElement>(id: string): T => {
-    const found = doc.getElementById(id);
-    if (!found) throw new Error(`tenants page: missing #${id}`);
-    return found as T;
-  };
-  const table = get<HTMLTableElement>('tenants-table');
-  const body = table.tBodies[0];
-  if (!body) throw new Error('tenants page: #tenants-table has no tbody');
+  const { get, table: tableOf } = pageElements(doc, 'tenants page');
+  const { table, body } = tableOf('tenants-table');
   return {
     section: get('tenants-page'),
     error: get('tenants-error'),

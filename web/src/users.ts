@@ -5,6 +5,7 @@
 
 import { ApiError } from './api';
 import { budgetPercent, budgetTone } from './budget';
+import { pageElements } from './elements';
 import { formatMoney, formatTimestamp } from './format';
 import { ROLES } from './nav';
 import type { AdminUser, NewUser, UserList, UserPatch } from './protocol';
@@ -69,14 +70,8 @@ export interface UsersElements {
 }
 
 export function usersElements(doc: Document): UsersElements {
-  const get = <T extends HTMLElement>(id: string): T => {
-    const found = doc.getElementById(id);
-    if (!found) throw new Error(`users page: missing #${id}`);
-    return found as T;
-  };
-  const table = get<HTMLTableElement>('users-table');
-  const body = table.tBodies[0];
-  if (!body) throw new Error('users page: #users-table has no tbody');
+  const { get, table: tableOf } = pageElements(doc, 'users page');
+  const { table, body } = tableOf('users-table');
   return {
     table,
     body,

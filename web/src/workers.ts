@@ -15,6 +15,7 @@
 import { ApiError } from './api';
 import { type ChartData, type ChartSpec, type ChartView, TimeChart } from './chart';
 import type { ConfirmElements, TypedConfirm } from './confirm';
+import { pageElements } from './elements';
 import { formatTimestamp } from './format';
 import type { LogLevel, ThroughputHour, WorkerList, WorkerLogs, WorkerRestart, WorkerSummary, WorkerThroughput } from './protocol';
 import { Refresher, updatedText } from './refresh';
@@ -122,14 +123,8 @@ export interface WorkersElements {
 }
 
 export function workersElements(doc: Document): WorkersElements {
-  const get = <T extends HTMLElement>(id: string): T => {
-    const found = doc.getElementById(id);
-    if (!found) throw new Error(`workers page: missing #${id}`);
-    return found as T;
-  };
-  const table = get<HTMLTableElement>('workers-table');
-  const body = table.tBodies[0];
-  if (!body) throw new Error('workers page: #workers-table has no tbody');
+  const { get, table: tableOf } = pageElements(doc, 'workers page');
+  const { table, body } = tableOf('workers-table');
   return {
     updated: get('workers-updated'),
     refresh: get<HTMLSelectElement>('workers-refresh'),
