@@ -119,6 +119,60 @@ pub struct Csp {
 /// One process start: its name, arguments and environment.
 type Launch = (&'static str, Vec<String>, Vec<(String, String)>);
 
+/// A Postgres database of its own (on `CSP_TEST_DATABASE_URL`'s server),
+/// for a benchmark that seeds and measures it: created by [`create`],
+/// dropped by [`drop_now`] (or kept, for `EXPLAIN`, by not calling it).
+///
+/// [`create`]: ScratchDatabase::create
+/// [`drop_now`]: ScratchDatabase::drop_now
+pub struct ScratchDatabase {
+    admin: sqlx::PgConnection,
+    name: String,
+    url: String,
+}
+
+impl ScratchDatabase {
+    /// `<prefix>_<12 hex digits>`; `prefix` is the caller's constant.
+    pub async fn create(prefix: &str) -> Result<Self> {
+        let admin_url = test_db_url();
+        let name = format!(
+            "{prefix}_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+            .await
+            .context("connecting to Postgres")?;
+        // `name` is the caller's constant and hex digits, never input.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await?;
+        let url = with_db(&admin_url, &name);
+        Ok(Self { admin, name, url })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Drops the database, connections and all; a failure is only logged
+    /// (a scratch database left behind is not worth failing a run for).
+    pub async fn drop_now(mut self) {
+        if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )))
+        .execute(&mut self.admin)
+        .await
+        {
+            eprintln!("could not drop the scratch database {}: {e}", self.name);
+        }
+    }
+}
+
 fn test_db_url() -> String {
     std::env::var("CSP_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())

@@ -139,32 +139,13 @@ pub(crate) async fn bench_history(args: &HistoryArgs) -> Table {
 }
 
 async fn postgres(args: &HistoryArgs, table: &mut Table) -> Result<()> {
-    let admin_url = std::env::var("CSP_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let db = format!(
-        "csp_bench_history_{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    );
-    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
-        .await
-        .context("connecting to Postgres")?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
-        .execute(&mut admin)
-        .await?;
-    let url = match admin_url.rsplit_once('/') {
-        Some((head, _)) => format!("{head}/{db}"),
-        None => format!("{admin_url}/{db}"),
-    };
-    let result = run(args, table, &url).await;
+    let db = csp_e2e::ScratchDatabase::create("csp_bench_history").await?;
+    let result = run(args, table, db.url()).await;
     if args.keep_database {
-        progress(format!("history: the database is kept: {db}"));
-        return result;
+        progress(format!("history: the database is kept: {}", db.name()));
+    } else {
+        db.drop_now().await;
     }
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await;
     result
 }
 
