@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what csp needs to run and to be tested, idempotently.
 #
-#   scripts/setup.sh [cli] [sandbox] [web] [browser] [services] [python] [plugins]   (no argument: all)
+#   scripts/setup.sh [cli] [sandbox] [web] [browser] [services] [python] [plugins] [deny]   (no argument: all)
 #
 #   cli       the pinned Claude Code CLI (npm, tools/claude-cli)
 #   sandbox   bubblewrap and socat (Debian), which confine every agent
@@ -10,8 +10,9 @@
 #   services  PostgreSQL, Redis and NATS JetStream on their standard ports
 #   python    Python's cryptography package (PyPI), for the Fernet interop test
 #   plugins   the example plugin's MCP server (npm, examples/plugins/everything)
+#   deny      cargo-deny (crates.io), which checks the dependency graph (deny.toml)
 #
-# Everything comes from the package registries (npm, Debian, PyPI); nothing is
+# Everything comes from the package registries (npm, Debian, PyPI, crates.io); nothing is
 # downloaded from elsewhere.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -120,6 +121,18 @@ setup_plugins() {
   say "example plugin 'everything' ready (CSP_PLUGINS_DIR=examples/plugins)"
 }
 
+# The pinned cargo-deny, built from crates.io (about 2 minutes on 2 cores,
+# once per machine: it lands in ~/.cargo/bin).
+CARGO_DENY_VERSION=0.20.2
+setup_deny() {
+  need cargo "install Rust (rustup)"
+  if [ "$(cargo-deny --version 2>/dev/null | cut -d' ' -f2)" != "$CARGO_DENY_VERSION" ]; then
+    say "installing cargo-deny $CARGO_DENY_VERSION (crates.io)"
+    cargo install --quiet --locked cargo-deny --version "$CARGO_DENY_VERSION"
+  fi
+  say "$(cargo-deny --version) ready"
+}
+
 setup_python() {
   need python3 "install Python 3 (apt-get install python3 python3-pip)"
   if ! python3 -c 'import cryptography' >/dev/null 2>&1; then
@@ -130,7 +143,7 @@ setup_python() {
 }
 
 parts=("$@")
-[ ${#parts[@]} -eq 0 ] && parts=(cli sandbox web browser services python plugins)
+[ ${#parts[@]} -eq 0 ] && parts=(cli sandbox web browser services python plugins deny)
 for p in "${parts[@]}"; do
   case "$p" in
     cli) setup_cli ;;
@@ -140,6 +153,7 @@ for p in "${parts[@]}"; do
     services) setup_services ;;
     python) setup_python ;;
     plugins) setup_plugins ;;
-    *) say "unknown part '$p' (cli, sandbox, web, browser, services, python, plugins)"; exit 2 ;;
+    deny) setup_deny ;;
+    *) say "unknown part '$p' (cli, sandbox, web, browser, services, python, plugins, deny)"; exit 2 ;;
   esac
 done

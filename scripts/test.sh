@@ -5,12 +5,15 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-scripts/setup.sh cli sandbox web browser services python plugins
+scripts/setup.sh cli sandbox web browser services python plugins deny
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # No two modules of a crate import each other (ARCHITECTURE.md).
 python3 scripts/check_module_cycles.py
+# The dependency graph: licences, bans, sources (deny.toml); advisories
+# when the RustSec database is reachable.
+scripts/check-deps.sh
 # The web app's wire types, generated from the gateway's Rust types.
 scripts/check-generated.sh
 # Deployment artifacts, checked offline: Prometheus/Alertmanager configs,

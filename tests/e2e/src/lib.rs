@@ -7,6 +7,9 @@
 //! key prefix and NATS stream per instance). Must never reach into a
 //! service's internals: everything goes through the public surface.
 
+mod tcp_proxy;
+pub use tcp_proxy::TcpProxy;
+
 use anyhow::{Context, Result, anyhow, bail};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
