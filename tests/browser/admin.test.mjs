@@ -8,11 +8,11 @@
 // docs/admin-ui/ (the images of docs/admin-ui-guide.md).
 
 import assert from 'node:assert/strict';
-import { createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe } from 'node:test';
-import { Harness, REPO, STEP_TIMEOUT_MS } from './harness.mjs';
+import { Harness, REPO, STEP_TIMEOUT_MS, signed } from './harness.mjs';
 
 const DOC_SHOTS = process.env.CSP_DOC_SCREENSHOTS === '1';
 const DOC_DIR = join(REPO, 'docs/admin-ui');
@@ -39,27 +39,9 @@ async function docShot(name, target = page) {
   }
 }
 
-/** A state-changing API call with the signed-in cookie and a same-origin Origin header. */
-async function api(method, path, data, target = page) {
-  const res = await target.request.fetch(`${h.baseUrl}${path}`, {
-    method,
-    headers: { Origin: h.baseUrl },
-    ...(data === undefined ? {} : { data }),
-  });
-  return res;
-}
-
-/** The header link to `route` on the view showing (the chat's header or the admin pages'). */
-function navLink(route) {
-  return page.locator(`a[data-route="${route}"]:visible`);
-}
-
-/** Opens an admin page through its header link. */
-async function open(route) {
-  await navLink(route).click();
-  await page.locator(`#${route}-page`).waitFor();
-  await page.waitForURL(new RegExp(`/admin/${route}$`));
-}
+const api = h.api.bind(h);
+const navLink = h.navLink.bind(h);
+const open = h.openPage.bind(h);
 
 /** Runs an Operations action through its typed-YES dialog. */
 async function operate(button, notice) {
@@ -73,13 +55,6 @@ async function operate(button, notice) {
   await page.locator('#operations-dialog-input').fill('YES');
   await confirm.click();
   await page.locator('#operations-notice', { hasText: notice }).waitFor();
-}
-
-/** Signs a ServiceDesk Plus webhook body as the tool's trigger script does. */
-function signed(body, secret) {
-  const ts = String(Math.floor(Date.now() / 1000));
-  const sig = createHmac('sha256', secret).update(`${ts}.${body}`).digest('hex');
-  return { 'Content-Type': 'application/json', 'X-ServiceDesk-Timestamp': ts, 'X-ServiceDesk-Signature': `sha256=${sig}` };
 }
 
 /** The history row of the webhook's job. */

@@ -8,14 +8,10 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe } from 'node:test';
-import { Harness, REPO, STEP_TIMEOUT_MS } from './harness.mjs';
-
-/** The example MCP plugin, installed into the plugins directory while csp runs. */
-const EXAMPLE_PLUGIN = resolve(REPO, 'examples/plugins/everything');
+import { Harness, STEP_TIMEOUT_MS, installExamplePlugin } from './harness.mjs';
 
 const SLOW_TEXT = Array.from({ length: 60 }, (_, i) => `word${i + 1}`).join(' ');
 const SLOW_REPLY = `MOCK${JSON.stringify({ type: 'text', text: SLOW_TEXT, chunks: 60, chunk_delay_ms: 150 })}MOCK`;
@@ -75,23 +71,6 @@ async function metric(name) {
     .split('\n')
     .filter((line) => line.startsWith(`${name} `) || line.startsWith(`${name}{`))
     .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
-}
-
-/**
- * Installs the example plugin the way an operator would: its directory, the
- * installed server linked rather than copied, and plugin.json written last
- * so the watcher never sees a plugin without its server.
- */
-async function installExamplePlugin() {
-  assert.ok(
-    existsSync(join(EXAMPLE_PLUGIN, 'node_modules/.bin/mcp-server-everything')),
-    "the example plugin's MCP server is not installed: run scripts/setup.sh plugins",
-  );
-  const dir = join(pluginsDir, 'everything');
-  await mkdir(dir);
-  await symlink(join(EXAMPLE_PLUGIN, 'node_modules'), join(dir, 'node_modules'));
-  await copyFile(join(EXAMPLE_PLUGIN, 'plugin.json'), join(dir, 'plugin.json'));
-  return dir;
 }
 
 describe('chat in a real browser', { timeout: 10 * 60_000 }, () => {
@@ -288,7 +267,7 @@ describe('chat in a real browser', { timeout: 10 * 60_000 }, () => {
   });
 
   step('a plugin dropped in while csp runs shows up on Rescan and needs configuration', async () => {
-    pluginDir = await installExamplePlugin();
+    pluginDir = await installExamplePlugin(pluginsDir);
     await page.locator('#plugins-rescan').click();
     // "Added: everything", or "No changes" when the file watcher was first.
     await page.locator('#plugins-rescan-summary', { hasText: /Added: everything|No changes/ }).waitFor();

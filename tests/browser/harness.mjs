@@ -7,9 +7,10 @@
 // CHROMIUM_BIN the browser (default: /usr/bin/chromium).
 
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import assert from 'node:assert/strict';
+import { createHmac, randomBytes } from 'node:crypto';
+import { createWriteStream, existsSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -170,6 +171,27 @@ export class Harness {
     });
   }
 
+  /** A state-changing API call with the signed-in cookie and a same-origin Origin header. */
+  async api(method, path, data, target = this.page) {
+    return target.request.fetch(`${this.baseUrl}${path}`, {
+      method,
+      headers: { Origin: this.baseUrl },
+      ...(data === undefined ? {} : { data }),
+    });
+  }
+
+  /** The header link to `route` on the view showing (the chat's header or the admin pages'). */
+  navLink(route, page = this.page) {
+    return page.locator(`a[data-route="${route}"]:visible`);
+  }
+
+  /** Opens an admin page through its header link. */
+  async openPage(route, page = this.page) {
+    await this.navLink(route, page).click();
+    await page.locator(`#${route}-page`).waitFor();
+    await page.waitForURL(new RegExp(`/admin/${route}$`));
+  }
+
   /** Signs in on the form of the page at `/`. */
   async signIn(username, password, page = this.page) {
     await page.goto(`${this.baseUrl}/`);
@@ -185,6 +207,34 @@ export class Harness {
     for (const child of this.#children.splice(0).reverse()) await stop(child);
     for (const dir of this.#scratch.splice(0)) await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** Signs a ServiceDesk Plus webhook body as the tool's trigger script does. */
+export function signed(body, secret) {
+  const ts = String(Math.floor(Date.now() / 1000));
+  const sig = createHmac('sha256', secret).update(`${ts}.${body}`).digest('hex');
+  return { 'Content-Type': 'application/json', 'X-ServiceDesk-Timestamp': ts, 'X-ServiceDesk-Signature': `sha256=${sig}` };
+}
+
+/** The example MCP plugin, installed into a plugins directory while csp runs. */
+const EXAMPLE_PLUGIN = resolve(REPO, 'examples/plugins/everything');
+
+/**
+ * Installs the example plugin into `pluginsDir` the way an operator would:
+ * its directory, the installed server linked rather than copied, and
+ * plugin.json written last so the watcher never sees a plugin without its
+ * server. Returns the plugin's directory.
+ */
+export async function installExamplePlugin(pluginsDir) {
+  assert.ok(
+    existsSync(join(EXAMPLE_PLUGIN, 'node_modules/.bin/mcp-server-everything')),
+    "the example plugin's MCP server is not installed: run scripts/setup.sh plugins",
+  );
+  const dir = join(pluginsDir, 'everything');
+  await mkdir(dir);
+  await symlink(join(EXAMPLE_PLUGIN, 'node_modules'), join(dir, 'node_modules'));
+  await copyFile(join(EXAMPLE_PLUGIN, 'plugin.json'), join(dir, 'plugin.json'));
+  return dir;
 }
 
 async function stop(child) {

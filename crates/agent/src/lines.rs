@@ -59,6 +59,7 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
 
 #[cfg(test)]
 mod tests {
+    use crate::testing::proptest_config;
     use proptest::prelude::*;
     use tokio::io::BufReader;
 
@@ -93,6 +94,8 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(proptest_config(256))]
+
         #[test]
         fn matches_a_plain_split(
             input in prop::collection::vec(prop_oneof![Just(b'\n'), any::<u8>()], 0..400),

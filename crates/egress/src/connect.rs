@@ -293,4 +293,103 @@ mod tests {
         assert_eq!(basic_password(&v).as_deref(), Some("csp-agent-abc"));
         assert_eq!(basic_password("Bearer x"), None);
     }
+
+    /// The agent writes the request head: whatever it sends is refused with
+    /// a status (or tunnels where its grant allows), never a panic.
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, RngSeed};
+
+        /// Where the one lease of these tests may go: an address, so that
+        /// deciding never asks DNS.
+        const GRANTED: &str = "127.0.0.1:9";
+
+        fn head() -> impl Strategy<Value = String> {
+            let method = prop_oneof![Just("CONNECT".to_owned()), "[A-Z]{0,8}", "\\PC{0,8}"];
+            let target = prop_oneof![
+                Just(GRANTED.to_owned()),
+                "[a-z0-9.:\\[\\]-]{0,24}",
+                "\\PC{0,24}",
+                ("[a-z.]{1,12}", any::<u16>()).prop_map(|(h, p)| format!("{h}:{p}")),
+            ];
+            let auth = prop_oneof![
+                Just(None),
+                Just(Some("Basic".to_owned())),
+                "\\PC{0,40}".prop_map(Some),
+                "\\PC{0,20}".prop_map(|t| Some(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(format!("csp:{t}"))
+                ))),
+            ];
+            (method, target, "\\PC{0,12}", auth, prop::bool::ANY).prop_map(
+                |(method, target, version, auth, real_token)| {
+                    let mut head = format!("{method} {target} {version}\r\n");
+                    // Marks where the test puts the live token; first, as
+                    // the first Proxy-Authorization is the one read.
+                    if real_token {
+                        head.push_str("Proxy-Authorization: LIVE\r\n");
+                    }
+                    if let Some(value) = auth {
+                        head.push_str(&format!("Proxy-Authorization: {value}\r\n"));
+                    }
+                    head
+                },
+            )
+        }
+
+        proptest! {
+            // A fixed seed, nothing written to disk: every run checks the
+            // same cases (PROPTEST_RNG_SEED explores others).
+            #![proptest_config(Config {
+                cases: 256,
+                rng_seed: RngSeed::Fixed(0x00c5_9017),
+                failure_persistence: None,
+                ..Config::default()
+            })]
+
+            #[test]
+            fn any_head_is_a_refusal_or_the_granted_tunnel(head in head(), noise in "\\PC{0,200}") {
+                let leases = Leases::new();
+                let lease = leases.issue(uuid::Uuid::nil(), &[GRANTED.to_owned()]);
+                let live = format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(format!("csp:{}", lease.token()))
+                );
+                let proxy = ConnectProxy::new(leases);
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                for head in [head.replace("LIVE", &live), noise] {
+                    match runtime.block_on(proxy.decide(&head)) {
+                        Ok((target, _, _)) => {
+                            prop_assert!(head.contains(&live), "tunnelled without the token: {:?}", head);
+                            prop_assert_eq!(split_host_port(&target), Some(("127.0.0.1", Some(9))));
+                        }
+                        Err((status, _, reason)) => {
+                            prop_assert!(
+                                ["400", "403", "405", "407", "502"].contains(&&status[..3]),
+                                "{} for {:?}", status, head
+                            );
+                            prop_assert!(!reason.is_empty());
+                        }
+                    }
+                }
+            }
+
+            #[test]
+            fn host_and_port_split_and_read_back(host in "[a-z0-9.-]{1,20}", v6 in any::<[u16; 8]>(), port in any::<u16>()) {
+                let plain = format!("{host}:{port}");
+                prop_assert_eq!(split_host_port(&plain), Some((host.as_str(), Some(port))));
+                let ip = std::net::Ipv6Addr::from(v6).to_string();
+                let bracketed = format!("[{ip}]:{port}");
+                prop_assert_eq!(split_host_port(&bracketed), Some((ip.as_str(), Some(port))));
+            }
+
+            #[test]
+            fn any_proxy_authorization_yields_a_password_or_none(value in "\\PC{0,60}", password in "\\PC{0,30}") {
+                let _ = basic_password(&value);
+                let encoded = base64::engine::general_purpose::STANDARD.encode(format!("csp:{password}"));
+                prop_assert_eq!(basic_password(&format!("Basic {encoded}")), Some(password));
+            }
+        }
+    }
 }

@@ -86,13 +86,21 @@ impl Upstream {
         })
     }
 
-    fn uri(&self, request: &Uri) -> Result<Uri, http::Error> {
+    /// The upstream URI of an agent's request: only its path and query
+    /// are kept, under the base URL's prefix. `None` for a path the
+    /// upstream would resolve out of that prefix (a `.` or `..` segment,
+    /// also percent-encoded), or one that does not build.
+    fn uri(&self, request: &Uri) -> Option<Uri> {
+        if has_dot_segment(request.path()) {
+            return None;
+        }
         let tail = request.path_and_query().map_or("/", |p| p.as_str());
         Uri::builder()
             .scheme(self.scheme.clone())
             .authority(self.authority.clone())
             .path_and_query(format!("{}{tail}", self.prefix))
             .build()
+            .ok()
     }
 }
 
@@ -160,9 +168,8 @@ impl ModelProxy {
             return self.refuse();
         };
         let (mut parts, body) = request.into_parts();
-        let uri = match self.inner.upstream.uri(&parts.uri) {
-            Ok(uri) => uri,
-            Err(_) => return error(StatusCode::BAD_REQUEST, "invalid_request_error", "bad path"),
+        let Some(uri) = self.inner.upstream.uri(&parts.uri) else {
+            return error(StatusCode::BAD_REQUEST, "invalid_request_error", "bad path");
         };
         strip_hop_by_hop(&mut parts.headers);
         for name in [header::HOST, header::AUTHORIZATION, X_API_KEY] {
@@ -229,6 +236,15 @@ impl ModelProxy {
 }
 
 const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+
+/// Whether `path` has a `.` or `..` segment, plain or percent-encoded
+/// (RFC 3986 §5.2.4 removes them, and upstreams decode `%2e` first).
+fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|segment| {
+        let segment = segment.to_ascii_lowercase().replace("%2e", ".");
+        segment == "." || segment == ".."
+    })
+}
 
 /// The lease token, as `x-api-key` or `Authorization: Bearer`.
 fn presented_token(headers: &HeaderMap) -> Option<&str> {
@@ -303,6 +319,27 @@ mod tests {
     }
 
     #[test]
+    fn dot_segments_cannot_leave_the_base_urls_prefix() {
+        let up = Upstream::new(Some("https://gw.example/anthropic/"), Credential::None).unwrap();
+        for path in [
+            "/../openai/v1/chat",
+            "/v1/../../admin",
+            "/%2e%2e/admin",
+            "/.%2E/admin",
+            "/./v1/messages",
+            "/v1/..",
+        ] {
+            assert_eq!(up.uri(&path.parse().unwrap()), None, "{path}");
+        }
+        // Dots inside a segment are just characters.
+        let uri = up.uri(&"/v1/a..b/.well".parse().unwrap()).unwrap();
+        assert_eq!(
+            uri.to_string(),
+            "https://gw.example/anthropic/v1/a..b/.well"
+        );
+    }
+
+    #[test]
     fn credentials_never_show_in_debug() {
         let c = Credential::ApiKey(SecretString::from("sk-ant-secret"));
         assert!(!format!("{c:?}").contains("sk-ant"));
@@ -324,5 +361,55 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("anthropic-version"));
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, RngSeed};
+
+        proptest! {
+            // A fixed seed, nothing written to disk: every run checks the
+            // same cases (PROPTEST_RNG_SEED explores others).
+            #![proptest_config(Config {
+                cases: 256,
+                rng_seed: RngSeed::Fixed(0x00c5_9017),
+                failure_persistence: None,
+                ..Config::default()
+            })]
+
+            /// Whatever request target the agent sends (origin or absolute
+            /// form), the request goes to the upstream's host, under its prefix.
+            #[test]
+            fn any_request_target_stays_on_the_upstream_under_its_prefix(
+                target in prop_oneof![
+                    "/[a-zA-Z0-9./%?=&_-]{0,40}",
+                    "(https?://[a-z.]{1,12}(:[0-9]{1,5})?)?/[a-zA-Z0-9./%?=&_-]{0,30}",
+                    "\\PC{0,40}",
+                ],
+            ) {
+                let up = Upstream::new(Some("https://gw.example/anthropic"), Credential::None).unwrap();
+                let Ok(request) = target.parse::<Uri>() else { return Ok(()) };
+                if let Some(uri) = up.uri(&request) {
+                    prop_assert_eq!(uri.scheme_str(), Some("https"));
+                    prop_assert_eq!(uri.authority().map(|a| a.as_str()), Some("gw.example"));
+                    prop_assert!(uri.path() == "/anthropic" || uri.path().starts_with("/anthropic/"), "{}", uri);
+                    prop_assert!(!has_dot_segment(uri.path()), "{}", uri);
+                }
+            }
+
+            #[test]
+            fn only_the_presented_key_or_bearer_token_is_read(value in "[ -~]{0,40}", bearer in any::<bool>()) {
+                let mut headers = HeaderMap::new();
+                let Ok(header_value) = HeaderValue::from_str(&value) else { return Ok(()) };
+                if bearer {
+                    headers.insert(header::AUTHORIZATION, header_value);
+                    prop_assert_eq!(presented_token(&headers), value.strip_prefix("Bearer "));
+                } else {
+                    headers.insert(X_API_KEY, header_value);
+                    prop_assert_eq!(presented_token(&headers), Some(value.as_str()));
+                }
+            }
+        }
     }
 }

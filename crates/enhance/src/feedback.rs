@@ -340,27 +340,13 @@ mod tests {
 #[cfg(test)]
 mod properties {
     use super::*;
+    use crate::testing::proptest_config;
     use csp_secrets::SecretKey;
     use proptest::prelude::*;
     use proptest::sample::Index;
-    use proptest::test_runner::{Config, RngSeed};
 
     const CURRENT: &str = "9Ovzd5TFSI0cLzNvDKm1EiBDkbaoY9aQJk4ziRe0J4c=";
     const PREVIOUS: &str = "q3m0yQ0hV3b8GkzqSx2fJ8V6cYlq1dR2bq8nA0c9xkE=";
-
-    /// Fixed seed and cases unless `PROPTEST_RNG_SEED`/`PROPTEST_CASES`
-    /// say otherwise; no regression files.
-    fn config(cases: u32) -> Config {
-        let mut config = Config::default();
-        if std::env::var_os("PROPTEST_CASES").is_none() {
-            config.cases = cases;
-        }
-        if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
-            config.rng_seed = RngSeed::Fixed(0x00c5_9017);
-        }
-        config.failure_persistence = None;
-        config
-    }
 
     fn key(current: &str, previous: &[&str]) -> FeedbackKey {
         FeedbackKey::from_keyring(&Keyring::new(
@@ -377,7 +363,7 @@ mod properties {
     }
 
     proptest! {
-        #![proptest_config(config(256))]
+        #![proptest_config(proptest_config(256))]
 
         #[test]
         fn the_right_signature_verifies_through_a_rotation(job in any::<u128>(), vote in vote()) {

@@ -111,6 +111,7 @@ fn is_port(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::proptest_config;
     use proptest::prelude::*;
 
     fn ips(text: &str) -> Vec<String> {
@@ -209,6 +210,8 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(proptest_config(256))]
+
         #[test]
         fn any_ipv4_between_words_is_found(a: u8, b: u8, c: u8, d: u8, before in "[ ,(\\[]{1,3}", after in "[,.:)\\]]{0,2}") {
             let ip = Ipv4Addr::new(a, b, c, d);

@@ -313,6 +313,8 @@ mod tests {
     }
 
     proptest::proptest! {
+        #![proptest_config(crate::testing::proptest_config(256))]
+
         #[test]
         fn partial_suffix_is_the_longest_proper_prefix_at_the_end(
             text in "[ab]{0,12}",

@@ -944,23 +944,9 @@ mod tests {
 #[cfg(test)]
 mod properties {
     use super::*;
+    use crate::testing::proptest_config;
     use proptest::prelude::*;
-    use proptest::test_runner::{Config, RngSeed};
     use serde_json::json;
-
-    /// `cases` cases from a fixed seed (unless `PROPTEST_CASES` or
-    /// `PROPTEST_RNG_SEED` say otherwise), no regression files.
-    fn config(cases: u32) -> Config {
-        let mut config = Config::default();
-        if std::env::var_os("PROPTEST_CASES").is_none() {
-            config.cases = cases;
-        }
-        if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
-            config.rng_seed = RngSeed::Fixed(0x00c5_9017);
-        }
-        config.failure_persistence = None;
-        config
-    }
 
     fn checked(tool: TicketTool, input: &Value) -> Result<ToolInput, InputError> {
         let result = ToolInput::parse(tool, input);
@@ -1016,7 +1002,7 @@ mod properties {
     }
 
     proptest! {
-        #![proptest_config(config(256))]
+        #![proptest_config(proptest_config(256))]
 
         #[test]
         fn any_json_is_an_input_or_an_error_naming_the_field(

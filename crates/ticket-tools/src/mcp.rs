@@ -596,4 +596,152 @@ mod tests {
             vec![("lookup_ip".to_owned(), json!({"ip": "10.0.0.1"}))]
         );
     }
+
+    /// What the agent's side of the pipe may send: any bytes, or lines that
+    /// look like JSON-RPC with each field present, absent or of a wrong type.
+    mod properties {
+        use super::*;
+        use crate::catalogue::TicketTool;
+        use crate::testing::proptest_config;
+        use proptest::prelude::*;
+
+        fn any_json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                "\\PC{0,12}".prop_map(Value::from),
+            ];
+            leaf.prop_recursive(3, 16, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                    prop::collection::btree_map("[a-z]{1,6}", inner, 0..4)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// A field's value: mostly a plausible one, else absent or any JSON,
+        /// so that whole valid requests (and tool calls) are common.
+        fn field(plausible: impl Strategy<Value = Value>) -> impl Strategy<Value = Option<Value>> {
+            prop_oneof![
+                4 => plausible.prop_map(Some),
+                1 => Just(None),
+                1 => any_json().prop_map(Some),
+            ]
+        }
+
+        fn message() -> impl Strategy<Value = String> {
+            let method = prop_oneof![
+                1 => Just(json!("initialize")),
+                1 => Just(json!("ping")),
+                1 => Just(json!("tools/list")),
+                4 => Just(json!("tools/call")),
+                1 => "[a-z/]{0,12}".prop_map(Value::from),
+            ];
+            let tool = prop_oneof![
+                3 => prop::sample::select(TicketTool::ALL.to_vec()).prop_map(|t| json!(t.as_str())),
+                1 => "\\PC{0,10}".prop_map(Value::from),
+            ];
+            let params = prop_oneof![
+                3 => (tool, any_json())
+                    .prop_map(|(name, arguments)| json!({"name": name, "arguments": arguments})),
+                1 => any_json(),
+            ];
+            (
+                field(Just(json!("2.0"))),
+                field(any::<u32>().prop_map(Value::from)),
+                field(method),
+                field(params),
+            )
+                .prop_map(|(jsonrpc, id, method, params)| {
+                    let mut object = serde_json::Map::new();
+                    for (key, value) in [
+                        ("jsonrpc", jsonrpc),
+                        ("id", id),
+                        ("method", method),
+                        ("params", params),
+                    ] {
+                        if let Some(value) = value {
+                            object.insert(key.to_owned(), value);
+                        }
+                    }
+                    Value::Object(object).to_string()
+                })
+        }
+
+        /// The answers written and the calls that reached the door.
+        type Served = (Vec<Value>, Vec<(String, Value)>);
+
+        /// Serves `input` to the end; every answer must be a JSON-RPC 2.0
+        /// response with a result or a catalogued error with a message.
+        fn answers(input: &[u8]) -> Result<Served, TestCaseError> {
+            let door = ok_door();
+            let mut output = Vec::new();
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+                .block_on(serve(&door, input, &mut output))
+                .map_err(|e| TestCaseError::fail(format!("serving failed: {e}")))?;
+            let text = String::from_utf8(output).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let mut answers = Vec::new();
+            for line in text.lines() {
+                let answer: Value = serde_json::from_str(line)
+                    .map_err(|e| TestCaseError::fail(format!("{line}: {e}")))?;
+                prop_assert_eq!(&answer["jsonrpc"], "2.0", "{}", line);
+                prop_assert!(answer.get("id").is_some(), "no id: {}", line);
+                match (answer.get("result"), answer.get("error")) {
+                    (Some(_), None) => {}
+                    (None, Some(error)) => {
+                        let code = error["code"].as_i64().unwrap_or_default();
+                        prop_assert!(
+                            [
+                                PARSE_ERROR,
+                                INVALID_REQUEST,
+                                METHOD_NOT_FOUND,
+                                INVALID_PARAMS
+                            ]
+                            .contains(&code),
+                            "uncatalogued error: {}",
+                            line
+                        );
+                        prop_assert!(
+                            error["message"].as_str().is_some_and(|m| !m.is_empty()),
+                            "{}",
+                            line
+                        );
+                    }
+                    _ => prop_assert!(false, "neither a result nor an error: {}", line),
+                }
+                answers.push(answer);
+            }
+            Ok((answers, door.calls()))
+        }
+
+        proptest! {
+            #![proptest_config(proptest_config(256))]
+
+            #[test]
+            fn arbitrary_bytes_get_only_well_formed_answers(
+                input in prop::collection::vec(prop_oneof![Just(b'\n'), any::<u8>()], 0..600),
+            ) {
+                let (_, calls) = answers(&input)?;
+                // A tool call needs a whole valid request, which random bytes never are.
+                prop_assert!(calls.is_empty());
+            }
+
+            #[test]
+            fn json_rpc_like_lines_get_one_answer_per_request(
+                lines in prop::collection::vec(message(), 1..6),
+            ) {
+                let input = lines.join("\n");
+                let (answers, calls) = answers(input.as_bytes())?;
+                prop_assert!(answers.len() <= lines.len());
+                // Only a tool of the catalogue ever reaches the door.
+                for (tool, _) in calls {
+                    prop_assert!(TicketTool::ALL.iter().any(|t| t.as_str() == tool), "{} travelled", tool);
+                }
+            }
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! Lines captured from `claude` 2.1.330 (agent-protocol.md §3), with the
 //! document's `…` elisions filled in so that they are valid JSON again.
 
+use crate::testing::proptest_config;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -376,6 +377,8 @@ fn exercise(message: &Message) {
 }
 
 proptest! {
+    #![proptest_config(proptest_config(256))]
+
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
         if let Ok(line) = std::str::from_utf8(&bytes)

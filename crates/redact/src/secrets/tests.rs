@@ -1,5 +1,6 @@
 use std::borrow::Cow;
 
+use crate::testing::proptest_config;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -761,6 +762,8 @@ fn ordinary_json() -> impl Strategy<Value = Value> {
 }
 
 proptest! {
+    #![proptest_config(proptest_config(256))]
+
     #[test]
     fn planted_secrets_never_survive((text, expected, secrets) in text_with_secrets()) {
         let out = redact_text(&text);
