@@ -59,7 +59,7 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
 
 #[cfg(test)]
 mod tests {
-    use crate::testing::proptest_config;
+    use csp_testkit::proptest_config;
     use proptest::prelude::*;
     use tokio::io::BufReader;
 

@@ -299,7 +299,6 @@ mod tests {
     mod properties {
         use super::*;
         use proptest::prelude::*;
-        use proptest::test_runner::{Config, RngSeed};
 
         /// Where the one lease of these tests may go: an address, so that
         /// deciding never asks DNS.
@@ -341,12 +340,7 @@ mod tests {
         proptest! {
             // A fixed seed, nothing written to disk: every run checks the
             // same cases (PROPTEST_RNG_SEED explores others).
-            #![proptest_config(Config {
-                cases: 256,
-                rng_seed: RngSeed::Fixed(0x00c5_9017),
-                failure_persistence: None,
-                ..Config::default()
-            })]
+            #![proptest_config(csp_testkit::proptest_config(256))]
 
             #[test]
             fn any_head_is_a_refusal_or_the_granted_tunnel(head in head(), noise in "\\PC{0,200}") {

@@ -366,17 +366,11 @@ mod tests {
     mod properties {
         use super::*;
         use proptest::prelude::*;
-        use proptest::test_runner::{Config, RngSeed};
 
         proptest! {
             // A fixed seed, nothing written to disk: every run checks the
             // same cases (PROPTEST_RNG_SEED explores others).
-            #![proptest_config(Config {
-                cases: 256,
-                rng_seed: RngSeed::Fixed(0x00c5_9017),
-                failure_persistence: None,
-                ..Config::default()
-            })]
+            #![proptest_config(csp_testkit::proptest_config(256))]
 
             /// Whatever request target the agent sends (origin or absolute
             /// form), the request goes to the upstream's host, under its prefix.

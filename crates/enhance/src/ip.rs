@@ -111,7 +111,7 @@ fn is_port(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::proptest_config;
+    use csp_testkit::proptest_config;
     use proptest::prelude::*;
 
     fn ips(text: &str) -> Vec<String> {

@@ -139,7 +139,7 @@ pub(crate) fn escape_into(text: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::proptest_config;
+    use csp_testkit::proptest_config;
     use proptest::prelude::*;
 
     /// Every tag in `html` is on the allow-list, and `<` appears nowhere else.

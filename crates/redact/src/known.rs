@@ -313,7 +313,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(crate::testing::proptest_config(256))]
+        #![proptest_config(csp_testkit::proptest_config(256))]
 
         #[test]
         fn partial_suffix_is_the_longest_proper_prefix_at_the_end(

@@ -602,7 +602,7 @@ mod tests {
     mod properties {
         use super::*;
         use crate::catalogue::TicketTool;
-        use crate::testing::proptest_config;
+        use csp_testkit::proptest_config;
         use proptest::prelude::*;
 
         fn any_json() -> impl Strategy<Value = Value> {

@@ -330,12 +330,7 @@ mod tests {
     proptest::proptest! {
         // A fixed seed, nothing written to disk: the same cases every run
         // (PROPTEST_RNG_SEED explores others); a finding becomes a named test.
-        #![proptest_config(proptest::test_runner::Config {
-            cases: 256,
-            rng_seed: proptest::test_runner::RngSeed::Fixed(0x00c5_9017),
-            failure_persistence: None,
-            ..proptest::test_runner::Config::default()
-        })]
+        #![proptest_config(csp_testkit::proptest_config(256))]
         #[test]
         fn never_panics_and_never_leaves_a_tag(s in "(<[a-z/!]{0,3}|[a-z ;#<>]){0,40}") {
             let out = html_to_text(&s);

@@ -1,7 +1,7 @@
 //! Lines captured from `claude` 2.1.330 (agent-protocol.md §3), with the
 //! document's `…` elisions filled in so that they are valid JSON again.
 
-use crate::testing::proptest_config;
+use csp_testkit::proptest_config;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 

@@ -16,22 +16,11 @@ use csp_auth::{Error, Tokens, constant_time_eq, hmac_sha256, verify_hmac_sha256_
 use csp_domain::{Role, UserId};
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::{Config, RngSeed};
 use secrecy::SecretString;
 use serde_json::json;
 
-/// `cases` cases from a fixed seed, nothing written to disk.
-fn config(cases: u32) -> Config {
-    let mut config = Config::default();
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        config.cases = cases;
-    }
-    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
-        config.rng_seed = RngSeed::Fixed(0x00c5_9017);
-    }
-    config.failure_persistence = None;
-    config
-}
+// `cases` cases from a fixed seed, nothing written to disk.
+use csp_testkit::proptest_config as config;
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -95,12 +95,7 @@ fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
 proptest! {
     // A fixed seed, nothing written to disk: every run checks the same
     // cases (PROPTEST_RNG_SEED explores others).
-    #![proptest_config(ProptestConfig {
-        cases: 512,
-        rng_seed: proptest::test_runner::RngSeed::Fixed(0x00c5_9017),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(csp_testkit::proptest_config(512))]
 
     #[test]
     fn arbitrary_bytes(input in prop::collection::vec(any::<u8>(), 0..2048)) {

@@ -1,6 +1,6 @@
 use std::borrow::Cow;
 
-use crate::testing::proptest_config;
+use csp_testkit::proptest_config;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 

@@ -20,24 +20,13 @@ use csp_ticketing::webhook::{
 use csp_ticketing::{jira, validate_ticket_id, zendesk};
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::{Config, RngSeed};
 use serde_json::{Map, Value, json};
 
 const JIRA_FIXTURE: &[u8] = include_bytes!("fixtures/jira_issue_created.json");
 const ZENDESK_FIXTURE: &[u8] = include_bytes!("fixtures/zendesk_ticket_created.json");
 
-/// `cases` cases from a fixed seed, nothing written to disk.
-fn config(cases: u32) -> Config {
-    let mut config = Config::default();
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        config.cases = cases;
-    }
-    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
-        config.rng_seed = RngSeed::Fixed(0x00c5_9017);
-    }
-    config.failure_persistence = None;
-    config
-}
+// `cases` cases from a fixed seed, nothing written to disk.
+use csp_testkit::proptest_config as config;
 
 // ------------------------------------------------------------- signatures
 
