@@ -191,6 +191,8 @@ impl Tokens {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY_SECS;
         validation.set_required_spec_claims(&["exp", "sub", "iat"]);
+        // A token that says it is not valid yet is not (RFC 7519 4.1.5).
+        validation.validate_nbf = true;
         Ok(Self {
             encoding: EncodingKey::from_secret(bytes),
             decoding: DecodingKey::from_secret(bytes),
@@ -257,9 +259,17 @@ impl Tokens {
 
     /// Checks signature, algorithm and expiry.
     pub fn verify(&self, token: &str) -> Result<Claims, Error> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map(|d| d.claims)
-            .map_err(|e| Error::InvalidToken(e.kind_name()))
+            .map_err(|e| Error::InvalidToken(e.kind_name()))?;
+        // Issued in the future: not one of ours (we issue at our own "now"),
+        // whatever it would have been valid for. The security suite found
+        // such tokens accepted.
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        if claims.iat > now.saturating_add(LEEWAY_SECS as i64) {
+            return Err(Error::InvalidToken("issued in the future".into()));
+        }
+        Ok(claims)
     }
 }
 
@@ -435,6 +445,37 @@ mod tests {
 
     fn b64(v: &serde_json::Value) -> String {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    }
+
+    /// Regression (security suite): correctly signed tokens that are not
+    /// valid yet (`nbf` ahead) or claim to be issued in the future were
+    /// accepted.
+    #[test]
+    fn rejects_tokens_not_valid_yet() {
+        let secret = "x".repeat(MIN_SECRET_BYTES);
+        let t = tokens();
+        let (tok, claims) = t.issue(UserId::new(), "ada", Role::Admin).unwrap();
+        let sign = |c: &serde_json::Value| {
+            jsonwebtoken::encode(
+                &jsonwebtoken::Header::new(Algorithm::HS256),
+                c,
+                &EncodingKey::from_secret(secret.as_bytes()),
+            )
+            .unwrap()
+        };
+        let mut later = serde_json::to_value(&claims).unwrap();
+        later["nbf"] = serde_json::json!(claims.iat + 3600);
+        assert!(t.verify(&sign(&later)).is_err(), "nbf in an hour");
+        let mut future = serde_json::to_value(&claims).unwrap();
+        future["iat"] = serde_json::json!(claims.iat + 3600);
+        future["exp"] = serde_json::json!(claims.exp + 3600);
+        assert!(t.verify(&sign(&future)).is_err(), "issued in an hour");
+        // Within the leeway, and the token as issued: fine.
+        let mut skewed = serde_json::to_value(&claims).unwrap();
+        skewed["iat"] = serde_json::json!(claims.iat + 2);
+        skewed["nbf"] = serde_json::json!(claims.iat + 2);
+        assert!(t.verify(&sign(&skewed)).is_ok());
+        assert!(t.verify(&tok).is_ok());
     }
 
     #[test]

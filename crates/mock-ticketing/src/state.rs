@@ -258,6 +258,19 @@ impl MockSdp {
         }
     }
 
+    /// Removes every stored note and the requests they were posted to, and
+    /// returns the notes (oldest first), in one step: a long run
+    /// (`csp-bench soak`) counts every note while the mock stays within
+    /// [`MAX_NOTES`] and [`MAX_REQUESTS`]. Counters stay.
+    pub fn take_notes(&self) -> Vec<MockNote> {
+        let mut s = self.lock();
+        let notes = std::mem::take(&mut s.notes);
+        for n in &notes {
+            s.requests.remove(&n.request_id);
+        }
+        notes
+    }
+
     /// Forgets notes, queued faults and counters; requests stay.
     pub fn reset(&self) {
         let mut s = self.lock();

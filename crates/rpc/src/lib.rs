@@ -41,7 +41,10 @@ pub enum Error {
 /// A `tonic::Status` for a catalogued failure. `detail` is for logs on the far
 /// side only; users see the catalogue text of `code`.
 pub fn status(code: ErrorCode, detail: impl Into<String>) -> tonic::Status {
-    let mut s = tonic::Status::new(tonic::Code::from_i32(code.grpc_code()), detail.into());
+    let mut s = tonic::Status::new(
+        tonic::Code::from_i32(code.grpc_code()),
+        bounded(detail.into()),
+    );
     if let Ok(v) = code.as_str().parse() {
         s.metadata_mut().insert(CODE_KEY, v);
     }
@@ -51,13 +54,35 @@ pub fn status(code: ErrorCode, detail: impl Into<String>) -> tonic::Status {
 /// Like [`status`], with a text for users that says more than the
 /// catalogue can ("Monthly budget exceeded ($100.00/$100.00). ...").
 pub fn status_with_message(code: ErrorCode, message: impl Into<String>) -> tonic::Status {
-    let message = message.into();
+    let message = bounded(message.into());
     let mut s = status(code, message.clone());
     s.metadata_mut().insert_bin(
         MESSAGE_KEY,
         tonic::metadata::MetadataValue::from_bytes(message.as_bytes()),
     );
     s
+}
+
+/// The most bytes of a status's text sent (in `grpc-message`, and again in
+/// the user message's metadata). Texts quote what a caller sent (a plugin
+/// name, a user id); unbounded, an 8 KiB path parameter made the trailers
+/// exceed HTTP/2's header-list limit and the call fail as an h2 protocol
+/// error (a 500 at the gateway) instead of answering the catalogued code.
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// `text` cut to [`MAX_MESSAGE_BYTES`] at a character boundary, marked with
+/// an ellipsis when cut.
+fn bounded(mut text: String) -> String {
+    if text.len() <= MAX_MESSAGE_BYTES {
+        return text;
+    }
+    let mut end = MAX_MESSAGE_BYTES - '…'.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push('…');
+    text
 }
 
 /// The user-facing text a status carries, if its sender set one.
@@ -81,6 +106,11 @@ pub fn error_code(status: &tonic::Status) -> ErrorCode {
         tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
             ErrorCode::Unavailable
         }
+        // A call its connection broke under (the replica was killed, the
+        // network cut): tonic says `Unknown` "transport error".
+        tonic::Code::Unknown | tonic::Code::Internal if cut_by_transport(status) => {
+            ErrorCode::Unavailable
+        }
         tonic::Code::Unauthenticated => ErrorCode::Unauthenticated,
         tonic::Code::PermissionDenied => ErrorCode::Forbidden,
         tonic::Code::NotFound => ErrorCode::SessionNotFound,
@@ -88,6 +118,19 @@ pub fn error_code(status: &tonic::Status) -> ErrorCode {
         tonic::Code::InvalidArgument => ErrorCode::BadFrame,
         _ => ErrorCode::Internal,
     }
+}
+
+/// Whether a status comes from the client's transport (a tonic transport
+/// error in its sources), not from any server.
+fn cut_by_transport(status: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        if e.is::<tonic::transport::Error>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// A bound, not yet serving, gRPC listener. Binding first lets callers (and
@@ -225,6 +268,34 @@ pub fn channel(addr: &str) -> Result<Channel, Error> {
 mod tests {
     use super::*;
 
+    /// Regression (security suite): a plugin name of 8 KiB quoted in a
+    /// `PluginNotFound` text broke the call with an h2 protocol error.
+    #[test]
+    fn texts_quoting_a_caller_are_bounded() {
+        let name = "é".repeat(8 * 1024);
+        let s = status_with_message(
+            ErrorCode::PluginNotFound,
+            format!("There is no plugin named '{name}'."),
+        );
+        assert!(
+            s.message().len() <= MAX_MESSAGE_BYTES,
+            "{}",
+            s.message().len()
+        );
+        assert!(s.message().ends_with('…'));
+        let shown = user_message(&s).unwrap();
+        assert!(
+            shown.len() <= MAX_MESSAGE_BYTES && shown.starts_with("There is no plugin named 'é")
+        );
+        assert_eq!(error_code(&s), ErrorCode::PluginNotFound);
+        // Short texts pass untouched.
+        let s = status_with_message(ErrorCode::PluginNotFound, "short");
+        assert_eq!(
+            (s.message(), user_message(&s).as_deref()),
+            ("short", Some("short"))
+        );
+    }
+
     #[test]
     fn codes_cross_the_wire() {
         for code in [
@@ -238,5 +309,52 @@ mod tests {
             error_code(&tonic::Status::unavailable("conn refused")),
             ErrorCode::Unavailable
         );
+    }
+
+    /// Regression (scale-out, issue 17): the first call after the replica
+    /// behind a channel's connection was killed (its connection cut, no
+    /// GOAWAY) came back as tonic's `Unknown` "transport error", which the
+    /// gateway answered as `500 internal` instead of `503 unavailable`.
+    #[tokio::test]
+    async fn the_first_call_after_the_peer_was_killed_is_unavailable() {
+        use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server_addr = listener.local_addr().unwrap();
+        let (_, health) = tonic_health::server::health_reporter();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(health)
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        // A Service in front of replicas: connections are forwarded, and
+        // killing the replica cuts the ones it had (no GOAWAY) while new
+        // ones still reach a live replica.
+        let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = front.local_addr().unwrap();
+        let (cut, cut_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = front.accept().await {
+                let mut cut_rx = cut_rx.clone();
+                let first = !*cut_rx.borrow();
+                tokio::spawn(async move {
+                    let mut server = tokio::net::TcpStream::connect(server_addr).await.unwrap();
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut_rx.wait_for(|c| *c), if first => {}
+                    }
+                });
+            }
+        });
+        let mut client = HealthClient::new(channel(&format!("http://{addr}")).unwrap());
+        client
+            .check(HealthCheckRequest::default())
+            .await
+            .expect("the peer answers while it lives");
+        cut.send_replace(true);
+        let status = client
+            .check(HealthCheckRequest::default())
+            .await
+            .expect_err("the peer is gone");
+        assert_eq!(error_code(&status), ErrorCode::Unavailable, "{status:?}");
     }
 }

@@ -68,6 +68,20 @@ impl Error {
 }
 
 impl Error {
+    /// Whether the same statement may succeed if tried again shortly: the
+    /// database was unreachable, or refused because it is starting, stopping
+    /// or lost the connection (SQLSTATE classes 08 and 57).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Unavailable { .. } => true,
+            Error::Database { source, .. } => source
+                .as_database_error()
+                .and_then(|e| e.code())
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57")),
+            _ => false,
+        }
+    }
+
     /// The constraint a statement violated, if that is why it failed.
     pub(crate) fn violation(&self) -> Option<ErrorKind> {
         match self {

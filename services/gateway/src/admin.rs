@@ -5,9 +5,10 @@
 
 use crate::auth::AuthUser;
 use crate::dto;
-use crate::error::ApiError;
+use crate::error::{ApiError, body_bytes};
 use crate::state::AppState;
 use axum::Json;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -65,8 +66,9 @@ pub(crate) async fn list_users(
 pub(crate) async fn create_user(
     State(state): State<AppState>,
     user: AuthUser,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = body_bytes(body)?;
     let b: dto::NewUserBody = serde_json::from_slice(&body).map_err(|e| {
         invalid(format!(
             "Send a JSON body with username, password, role and optionally monthly_cost_cap_usd ({e})."
@@ -94,8 +96,9 @@ pub(crate) async fn update_user(
     State(state): State<AppState>,
     user: AuthUser,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<dto::User>, ApiError> {
+    let body = body_bytes(body)?;
     let patch = user_patch(&body)?;
     let (cap, clear_cap) = match patch.monthly_cost_cap_usd {
         None => (None, false),

@@ -241,7 +241,7 @@ mod tests {
 #[cfg(test)]
 mod properties {
     use super::*;
-    use crate::testing::proptest_config;
+    use csp_testkit::proptest_config;
     use proptest::prelude::*;
     use proptest::sample::Index;
 

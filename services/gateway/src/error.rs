@@ -2,7 +2,9 @@
 //! code's HTTP status. Technical detail is logged where it happens.
 
 use axum::Json;
+use axum::extract::rejection::BytesRejection;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use csp_domain::ErrorCode;
 
 #[derive(Debug)]
@@ -52,4 +54,20 @@ impl IntoResponse for ApiError {
         };
         (status, Json(body)).into_response()
     }
+}
+
+/// The body, or the catalogued answer to one over the limit (axum's own
+/// answer is plain text) or cut short. Every handler that reads a body
+/// takes it through here, so a 413 is the same JSON error on every route.
+pub(crate) fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|e| {
+        if e.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(ErrorCode::PayloadTooLarge)
+        } else {
+            ApiError {
+                code: ErrorCode::InvalidRequest,
+                message: Some("The request body could not be read.".into()),
+            }
+        }
+    })
 }

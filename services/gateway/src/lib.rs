@@ -22,6 +22,7 @@ mod dto;
 mod error;
 mod feedback;
 mod identity;
+mod media;
 mod metrics;
 mod plugins;
 mod request_id;
@@ -34,6 +35,7 @@ mod tickets;
 mod webhooks;
 mod ws;
 
+pub use routes::{Route, table};
 pub use throttle::LoginLimits;
 
 use axum::Router;
@@ -240,6 +242,9 @@ fn router(state: AppState, web_dir: Option<PathBuf>) -> Router {
         )
     };
     let browsers = browsers
+        // After authorisation: a body of a type its route does not read is
+        // refused before the handler (an anonymous one still gets 401).
+        .route_layer(middleware::from_fn(media::require_json))
         // After routing, so the rule is looked up by the matched route.
         .route_layer(rules())
         // Before authorisation: a cross-site request is refused before

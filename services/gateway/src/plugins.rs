@@ -84,8 +84,13 @@ pub(crate) async fn configure(
     Path(name): Path<String>,
     body: Result<Json<dto::PluginConfig>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<dto::Plugin>, ApiError> {
-    let Ok(Json(dto::PluginConfig { config })) = body else {
-        return Err(bad_config());
+    let config = match body {
+        Ok(Json(dto::PluginConfig { config })) => config,
+        // Over the body limit: the catalogued 413, like every other route.
+        Err(e) if e.status() == http::StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(ApiError::new(ErrorCode::PayloadTooLarge));
+        }
+        Err(_) => return Err(bad_config()),
     };
     let req = pb::ConfigurePluginRequest {
         name,

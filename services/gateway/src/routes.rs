@@ -16,10 +16,17 @@ use http::Method;
 /// One route: its method, its full path template (as `MatchedPath` reports
 /// it) and what it requires.
 #[derive(Debug, Clone)]
-pub(crate) struct Route {
-    pub(crate) method: Method,
-    pub(crate) path: &'static str,
-    pub(crate) access: Access,
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+/// Every route of the gateway with its rule, as data: the end-to-end
+/// security suite (`tests/e2e/tests/it/attack.rs`) attacks each one, so a
+/// route added here is attacked without anyone remembering to.
+pub fn table() -> &'static [Route] {
+    ROUTES
 }
 
 /// The REST API's prefix; its routes share one fallback (`not_found`).
@@ -368,6 +375,65 @@ mod tests {
         for token in [None, Some(admin.as_str())] {
             let got = status(&gw.app, Method::GET, "/api/v1/nothing", token).await;
             assert_eq!(got, StatusCode::NOT_FOUND);
+        }
+    }
+
+    /// Regression (security suite): login, the user routes and a plugin's
+    /// configuration answered a body over the limit with axum's plain-text
+    /// 413 (or a 400), not the catalogued JSON error the others give.
+    #[tokio::test]
+    async fn an_oversized_body_is_the_catalogued_413_on_every_route_that_reads_one() {
+        let gw = gateway().await;
+        let admin = &gw.tokens.iter().find(|(r, _)| *r == Role::Admin).unwrap().1;
+        let mut body = b"{\"pad\":\"".to_vec();
+        body.resize(2 * 1024 * 1024 + 16, b'x');
+        body.extend_from_slice(b"\"}");
+        for r in ROUTES.iter().filter(|r| {
+            matches!(r.method, Method::POST | Method::PUT | Method::PATCH)
+                && r.path.starts_with(API)
+        }) {
+            let req = Request::builder()
+                .method(r.method.clone())
+                .uri(concrete(r.path))
+                .header(http::header::AUTHORIZATION, format!("Bearer {admin}"))
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.clone()))
+                .unwrap();
+            let resp = gw.app.clone().oneshot(req).await.unwrap();
+            let status = resp.status();
+            let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            // Routes that read no body answer as if it were empty.
+            if status == StatusCode::PAYLOAD_TOO_LARGE {
+                let json: serde_json::Value = serde_json::from_slice(&bytes)
+                    .unwrap_or_else(|_| panic!("{} {}: a plain-text 413", r.method, r.path));
+                assert_eq!(
+                    json["error"]["code"], "payload_too_large",
+                    "{} {}",
+                    r.method, r.path
+                );
+            }
+        }
+        for (method, path) in [
+            (Method::POST, "/api/v1/auth/login"),
+            (Method::POST, "/api/v1/users"),
+            (Method::PATCH, "/api/v1/users/{id}"),
+            (Method::PUT, "/api/v1/plugins/{name}/config"),
+        ] {
+            let req = Request::builder()
+                .method(method.clone())
+                .uri(concrete(path))
+                .header(http::header::AUTHORIZATION, format!("Bearer {admin}"))
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.clone()))
+                .unwrap();
+            let resp = gw.app.clone().oneshot(req).await.unwrap();
+            assert_eq!(
+                resp.status(),
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "{method} {path}"
+            );
         }
     }
 

@@ -179,10 +179,12 @@ impl AppState {
         &self,
         session: SessionId,
         user: &AuthUser,
+        seen_seq: u64,
     ) -> Result<SessionPoolClient<Channel>, ErrorCode> {
         let req = csp_proto::v1::ResumeRequest {
             session_id: session.to_string(),
             user_id: user.id.to_string(),
+            seen_seq,
         };
         if let Ok(mut routed) = self.pool_for(session).await {
             match routed.resume(self.as_user(user, req.clone())).await {

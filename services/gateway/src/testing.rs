@@ -1112,18 +1112,3 @@ pub(crate) async fn ws_handshake(
         serde_json::from_slice(&buf[head_end..head_end + len]).unwrap_or(serde_json::Value::Null);
     (status, body, tcp)
 }
-
-/// Property tests' settings: `cases` cases from a fixed seed (unless
-/// `PROPTEST_CASES` or `PROPTEST_RNG_SEED` say otherwise), no regression
-/// files: a failure found becomes a named unit test beside the code it fixes.
-pub(crate) fn proptest_config(cases: u32) -> proptest::test_runner::Config {
-    let mut config = proptest::test_runner::Config::default();
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        config.cases = cases;
-    }
-    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
-        config.rng_seed = proptest::test_runner::RngSeed::Fixed(0x00c5_9017);
-    }
-    config.failure_persistence = None;
-    config
-}

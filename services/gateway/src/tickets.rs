@@ -10,7 +10,7 @@
 
 use crate::auth::AuthUser;
 use crate::dto;
-use crate::error::ApiError;
+use crate::error::{ApiError, body_bytes};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::rejection::BytesRejection;
@@ -44,18 +44,6 @@ fn invalid(message: impl Into<String>) -> ApiError {
 
 fn rpc(s: tonic::Status) -> ApiError {
     ApiError::from_status(&s)
-}
-
-/// The body, or the catalogued answer to one over the limit (axum's own
-/// answer is plain text) or cut short.
-pub(crate) fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
-    body.map_err(|e| {
-        if e.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(ErrorCode::PayloadTooLarge)
-        } else {
-            invalid("The request body could not be read.")
-        }
-    })
 }
 
 /// What a member of a JSON body must hold.

@@ -10,9 +10,9 @@
 use crate::api::client_address;
 use crate::dto;
 use crate::error::ApiError;
+use crate::error::body_bytes;
 use crate::request_id::RequestId;
 use crate::state::AppState;
-use crate::tickets::body_bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::response::{IntoResponse, Response};

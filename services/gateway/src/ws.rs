@@ -140,10 +140,12 @@ pub(crate) async fn upgrade(
             // Reopening a session whose process stopped (idle, crash,
             // restart of the server) continues it. When it cannot run, the
             // socket still opens: the history replays and the error says why.
-            let not_running = state.ensure_running(id, &user).await.err();
+            // The seq the browser holds: a resumed process numbers after it.
+            let after_seq = q.after_seq.unwrap_or(0);
+            let not_running = state.ensure_running(id, &user, after_seq).await.err();
             Open::Attach {
                 session: id,
-                after_seq: q.after_seq.unwrap_or(0),
+                after_seq,
                 not_running,
             }
         }
@@ -546,9 +548,11 @@ async fn watchdog(
             session_id: session.to_string(),
             user_id: user.id.to_string(),
         };
+        // Answering is not enough: a replica restarted on the same address
+        // answers at once but runs nothing of the turn (`running`).
         let reachable = match state.pool_for(session).await {
             Ok(mut pool) => match pool.get_session(state.as_user(&user, req)).await {
-                Ok(_) => true,
+                Ok(info) => info.into_inner().running,
                 Err(s) => csp_rpc::error_code(&s) != ErrorCode::Unavailable,
             },
             Err(code) => code != ErrorCode::Unavailable,
@@ -607,7 +611,9 @@ async fn send(
                 ErrorCode::SessionUnavailable | ErrorCode::Unavailable
             ) =>
         {
-            match state.ensure_running(session, user).await {
+            // This socket's own frames were numbered by the live process;
+            // what it attached with was passed on at the attach.
+            match state.ensure_running(session, user, 0).await {
                 Ok(mut pool) => pool
                     .send(state.as_user(user, req))
                     .await
@@ -1027,7 +1033,7 @@ mod tests {
 #[cfg(test)]
 mod properties {
     use super::*;
-    use crate::testing::proptest_config;
+    use csp_testkit::proptest_config;
     use proptest::prelude::*;
     use serde_json::{Value, json};
 

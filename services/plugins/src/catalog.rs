@@ -232,7 +232,12 @@ impl Catalog {
 
     pub(crate) async fn deactivate(&self, name: &str, actor: UserId) -> Result<pb::Plugin, Status> {
         // A plugin whose directory went away can still be switched off, so
-        // it does not come back active with its directory.
+        // it does not come back active with its directory. No directory is
+        // named with a NUL, and the store (Postgres text) cannot be asked
+        // about one: it is no plugin (the security suite's NUL id got 503).
+        if name.contains('\0') {
+            return Err(not_found(name));
+        }
         let known = self.registry.lock().await.get(name).is_some()
             || self
                 .store

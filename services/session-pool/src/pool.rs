@@ -69,6 +69,10 @@ const UNSEEN_GRACE: Duration = Duration::from_secs(60);
 /// stdin closed and up to 5 s to exit).
 const MAKE_ROOM_WITHIN: Duration = Duration::from_secs(20);
 
+/// The most events a browser may have seen beyond what the store and the
+/// bus hold (see [`Pool::resume`]): far above one answer's deltas.
+const MAX_UNSTORED_EVENTS: u64 = 1_000_000;
+
 /// How long readiness waits for a session to say whether it is idle.
 const READY_ASK: Duration = Duration::from_millis(200);
 
@@ -499,6 +503,11 @@ impl Pool {
 
     /// Whether a start could get a slot now by suspending an idle session
     /// nobody is attached to (readiness: such a pool still serves new users).
+    /// Whether this replica runs `id`'s process now.
+    pub(crate) async fn runs(&self, id: SessionId) -> bool {
+        self.sessions.lock().await.contains_key(&id)
+    }
+
     pub(crate) async fn could_make_room(&self) -> bool {
         let candidates: Vec<Candidate> = {
             let sessions = self.sessions.lock().await;
@@ -779,6 +788,7 @@ impl Pool {
         id: SessionId,
         user: UserId,
         role: Option<Role>,
+        seen_seq: u64,
     ) -> Result<bool, ErrorCode> {
         if self.draining() {
             return Err(ErrorCode::ServerShuttingDown);
@@ -800,6 +810,18 @@ impl Pool {
             // A browser is (re)attaching: its last socket's close, recorded
             // before now, no longer counts as "detached".
             live.since_ms = unix_ms();
+            drop(sessions);
+            // The gateway asks only when it found no route that works: a
+            // cache that lost its contents (Redis restarted without
+            // persistence) forgot it, and until it is recorded again every
+            // message to this running session is refused as unavailable.
+            if let Err(e) = self
+                .cache
+                .set_route(id, &self.advertise_addr, ROUTE_TTL)
+                .await
+            {
+                tracing::warn!(session.id = %id, error = %e, "could not record the session's route again");
+            }
             return Ok(false);
         };
         let record = match self.store.session(id).await {
@@ -836,7 +858,11 @@ impl Pool {
         }
         // Events published by an earlier process may not all be in the
         // store (deltas are buffered, a crash loses the tail): numbering
-        // continues after whichever is higher, so no new event reuses a seq.
+        // continues after the highest of the store's, the bus's and the
+        // reattaching browser's, so no new event reuses a seq. The bus
+        // alone is not enough: the in-process bus of `csp dev` dies with the
+        // process that crashed, and a browser holding seq n would skip the
+        // new event numbered n as already seen.
         let bus_seq = match self.bus.last_seq(id).await {
             Ok(s) => s,
             Err(e) => {
@@ -856,8 +882,12 @@ impl Pool {
             tracing::error!(error = %e, "could not record the session's route");
             return Err(ErrorCode::Unavailable);
         }
+        // What a browser says it saw is believed only within the unstored
+        // tail one process can leave (its own session's numbering is all a
+        // wrong figure could upset, and never up to an overflow).
+        let seen_seq = seen_seq.min(record.last_seq.max(bus_seq) + MAX_UNSTORED_EVENTS);
         let from = Continue {
-            last_seq: record.last_seq.max(bus_seq),
+            last_seq: record.last_seq.max(bus_seq).max(seen_seq),
             total_cost_usd: record.total_cost_usd,
             titled: record.title.is_some(),
             agent_session: record.agent_session_id.unwrap_or(id.0),

@@ -110,6 +110,7 @@ fn info(r: &SessionRecord) -> pb::SessionInfo {
         resume_count: r.resume_count,
         is_resumable: r.is_resumable,
         ended_reason: r.ended_reason.clone().unwrap_or_default(),
+        running: false,
         tenant_id: r
             .tenant_id
             .as_ref()
@@ -264,7 +265,9 @@ impl SessionPool for Service {
         let record = self
             .owned_or_overseen(parse_session(&r.session_id)?, user, oversees(&caller))
             .await?;
-        Ok(Response::new(info(&record)))
+        let mut info = info(&record);
+        info.running = self.pool.runs(record.session_id).await;
+        Ok(Response::new(info))
     }
 
     async fn list_sessions(
@@ -355,7 +358,7 @@ impl SessionPool for Service {
         let session = parse_session(&r.session_id)?;
         let resumed = self
             .pool
-            .resume(session, user, role_of(&caller, user))
+            .resume(session, user, role_of(&caller, user), r.seen_seq)
             .await
             .map_err(|code| refused(&self.pool, code, "resume failed"))?;
         Ok(Response::new(pb::ResumeResponse {

@@ -51,6 +51,12 @@ fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
+/// How long an event waits for a database that refuses for now (restarting,
+/// connection lost) before it is published unstored. Persisting first is
+/// what lets a browser that saw an event find it in the history; the turn's
+/// stream pauses meanwhile.
+const PERSIST_PATIENCE: Duration = Duration::from_secs(30);
+
 /// Messages a user may stack behind the turn in flight.
 const MAX_QUEUED: usize = 32;
 /// How long an ending agent gets to exit after its stdin closes.
@@ -1118,8 +1124,23 @@ impl Actor {
             kind: kind.to_owned(),
             body,
         };
-        if let Err(e) = self.ctx.store.append_message(msg).await {
-            tracing::warn!(session.id = %self.id, seq, error = %e, "could not persist a message");
+        let deadline = tokio::time::Instant::now() + PERSIST_PATIENCE;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            // The append is idempotent on (session, seq): a retry of one
+            // that committed unseen does nothing.
+            match self.ctx.store.append_message(msg.clone()).await {
+                Ok(()) => return,
+                Err(e) if e.is_transient() && tokio::time::Instant::now() + pause < deadline => {
+                    tracing::warn!(session.id = %self.id, seq, error = %e, "could not persist a message yet; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                Err(e) => {
+                    tracing::warn!(session.id = %self.id, seq, error = %e, "could not persist a message");
+                    return;
+                }
+            }
         }
     }
 }

@@ -230,6 +230,23 @@ async fn notes_are_created_from_input_data_and_listed() {
 }
 
 #[tokio::test]
+async fn taking_the_notes_removes_them_and_their_requests() {
+    let mock = MockSdp::builder().authtoken(KEY).build();
+    mock.insert(MockRequest::open(1, "VPN", "down", "High"));
+    mock.insert(MockRequest::open(2, "Mail", "slow", "Low"));
+    let (m, c) = start(mock).await;
+    let (status, _) = post_note(&c, url(&m, "/api/v3/requests/1/notes", None), note("a")).await;
+    assert_eq!(status, 201);
+    let taken = m.mock().take_notes();
+    assert_eq!(taken.iter().map(|n| n.request_id).collect::<Vec<_>>(), [1]);
+    assert!(m.mock().notes().is_empty());
+    assert!(m.mock().request(1).is_none());
+    assert!(m.mock().request(2).is_some());
+    assert_eq!(m.mock().note_posts(), 1);
+    m.shutdown().await;
+}
+
+#[tokio::test]
 async fn the_next_note_posts_fail_as_told() {
     let mock = MockSdp::builder()
         .hang_for(Duration::from_millis(200))

@@ -798,6 +798,22 @@ async fn a_removed_active_plugin_can_be_switched_off_before_it_returns(backend: 
         .await
         .unwrap_err();
     assert_eq!(code(&e), ErrorCode::PluginNotFound);
+    // Regression (security suite): a NUL in the name reached Postgres
+    // (503), and an 8 KiB name quoted in the answer broke the call (h2
+    // protocol error). Both are plugins that do not exist.
+    for name in ["gone\0.json".to_owned(), "a".repeat(8 * 1024)] {
+        let e = r
+            .client()
+            .deactivate_plugin(as_(&op, pb::PluginRequest { name: name.clone() }))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            code(&e),
+            ErrorCode::PluginNotFound,
+            "{} bytes: {e:?}",
+            name.len()
+        );
+    }
 }
 
 async fn optional_settings_leave_a_plugin_ready_and_invalid_saved_ones_need_config(

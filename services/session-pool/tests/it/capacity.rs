@@ -95,6 +95,7 @@ async fn resume(p: &mut Pool, u: UserId, id: SessionId) -> Result<bool, tonic::S
             pb::ResumeRequest {
                 session_id: id.to_string(),
                 user_id: u.to_string(),
+                seen_seq: 0,
             },
         ))
         .await
@@ -314,4 +315,26 @@ async fn a_turn_in_flight_is_never_suspended() {
     assert_suspended(&record(&p, busy).await);
     assert_eq!(record(&p, watched).await.status, "active");
     p.stop.cancel();
+}
+
+/// Redis restarted without persistence forgets the routes of running
+/// sessions; the gateway then asks a replica to resume the session, and
+/// the replica that runs it records its route again. Before, it answered
+/// "already running" and left the route missing, so every message to the
+/// session was refused `session_unavailable` until it idled out (found by
+/// `csp-bench faults`, docs/reliability.md).
+#[tokio::test(flavor = "multi_thread")]
+async fn resuming_a_running_session_records_its_lost_route_again() {
+    let mut p = pool(2, 2, 0).await;
+    let u = user(&p.store, "ada").await;
+    let id = open(&mut p, u).await.unwrap();
+    let route = p.cache.route(id).await.unwrap();
+    assert!(route.is_some(), "a running session has a route");
+    p.cache.remove_route(id).await.unwrap();
+
+    assert!(
+        !resume(&mut p, u, id).await.unwrap(),
+        "it was running: nothing to resume"
+    );
+    assert_eq!(p.cache.route(id).await.unwrap(), route);
 }
