@@ -9,6 +9,7 @@
 
 mod tcp_proxy;
 pub use tcp_proxy::TcpProxy;
+pub mod backends;
 
 use anyhow::{Context, Result, anyhow, bail};
 use futures::{SinkExt, StreamExt};
@@ -75,6 +76,27 @@ pub struct Options {
     /// (the gateway's `CSP_TICKETS_ADDR`) and `csp serve tickets-worker`
     /// (its model: the instance's `csp mock-llm`). `csp dev` always runs both.
     pub tickets: bool,
+    /// Distributed mode: how many processes of every service (gateway,
+    /// session-pool, policy, plugins, tickets, tickets-worker) to run. Above
+    /// one, the first keeps the service's name and the others are
+    /// `<name>-2`, `<name>-3`…; each addressed service gets a [`TcpProxy`]
+    /// in front (its Kubernetes Service: [`Csp::proxy`]) that the others
+    /// and [`Csp::base`] go through, while each session-pool advertises its
+    /// own address for the routes of its sessions.
+    pub replicas: usize,
+    /// Distributed mode: the Postgres, Redis and NATS servers to use
+    /// instead of `CSP_TEST_*`'s (e.g. [`backends::Backends`], which a
+    /// bench kills and restarts).
+    pub backends: Option<BackendUrls>,
+}
+
+/// Where a distributed instance finds its backends.
+#[derive(Debug, Clone)]
+pub struct BackendUrls {
+    /// A database URL of a superuser that may `CREATE DATABASE`.
+    pub database: String,
+    pub redis: String,
+    pub nats: String,
 }
 
 impl Default for Options {
@@ -88,6 +110,8 @@ impl Default for Options {
             session_pool_db_addr: None,
             plugins_dir: None,
             tickets: false,
+            replicas: 1,
+            backends: None,
         }
     }
 }
@@ -117,6 +141,8 @@ pub struct Csp {
     pub plugins_dir: PathBuf,
     /// The address each process said it listens on.
     addrs: Vec<(&'static str, String)>,
+    /// The proxy in front of each replicated service, by service name.
+    proxies: Vec<(&'static str, TcpProxy)>,
 }
 
 /// One process start: its name, arguments and environment.
@@ -188,6 +214,14 @@ fn with_db(url: &str, db: &str) -> String {
     }
 }
 
+/// `host:port` of an address a process printed (`http://host:port/` or
+/// `host:port`).
+fn host_port(addr: &str) -> String {
+    addr.trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned()
+}
+
 /// `url` with its `host:port` replaced by `addr` (credentials kept).
 fn with_host(url: &str, addr: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
@@ -227,6 +261,7 @@ impl Csp {
             mock: None,
             plugins_dir: plugins_dir.clone(),
             addrs: Vec::new(),
+            proxies: Vec::new(),
         };
         let mut env: Vec<(String, String)> = vec![
             ("CSP_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
@@ -262,7 +297,10 @@ impl Csp {
             Mode::Distributed => {
                 let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
                 let db = format!("csp_e2e_{id}");
-                let admin_url = test_db_url();
+                let admin_url = match &opts.backends {
+                    Some(b) => b.database.clone(),
+                    None => test_db_url(),
+                };
                 let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
                     .await
                     .context("connecting to Postgres")?;
@@ -282,6 +320,11 @@ impl Csp {
                 if let Ok(u) = std::env::var("CSP_TEST_NATS_URL") {
                     env.push(("CSP_NATS_URL".into(), u));
                 }
+                // Later entries win: a bench's own servers over CSP_TEST_*'s.
+                if let Some(b) = &opts.backends {
+                    env.push(("CSP_REDIS_URL".into(), b.redis.clone()));
+                    env.push(("CSP_NATS_URL".into(), b.nats.clone()));
+                }
 
                 let mock = csp
                     .spawn("mock-llm", &["mock-llm", "--listen", "127.0.0.1:0"], &env)
@@ -290,7 +333,7 @@ impl Csp {
                 // Plugins first: it runs the migrations the others rely on,
                 // and they follow its active set.
                 let plugins = csp
-                    .spawn(
+                    .spawn_replicas(
                         "plugins",
                         &[
                             "serve",
@@ -301,12 +344,13 @@ impl Csp {
                             "127.0.0.1:0",
                         ],
                         &env,
+                        opts.replicas,
                     )
                     .await?;
                 let plugins = format!("http://{plugins}");
                 env.push(("CSP_PLUGINS_ADDR".into(), plugins));
                 let policy = csp
-                    .spawn(
+                    .spawn_replicas(
                         "policy",
                         &[
                             "serve",
@@ -317,13 +361,14 @@ impl Csp {
                             "127.0.0.1:0",
                         ],
                         &env,
+                        opts.replicas,
                     )
                     .await?;
                 // Before the session-pool: its built-in ticket tools ask it.
                 let tickets = match opts.tickets {
                     true => {
                         let addr = csp
-                            .spawn(
+                            .spawn_replicas(
                                 "tickets",
                                 &[
                                     "serve",
@@ -334,6 +379,7 @@ impl Csp {
                                     "127.0.0.1:0",
                                 ],
                                 &env,
+                                opts.replicas,
                             )
                             .await?;
                         Some(format!("http://{addr}"))
@@ -354,7 +400,7 @@ impl Csp {
                 }
                 let data = csp.dir.path().join("agents");
                 let pool = csp
-                    .spawn(
+                    .spawn_replicas(
                         "session-pool",
                         &[
                             "serve",
@@ -369,6 +415,7 @@ impl Csp {
                             &format!("http://{policy}"),
                         ],
                         &pool_env,
+                        opts.replicas,
                     )
                     .await?;
                 let mut gw_env = env.clone();
@@ -381,15 +428,16 @@ impl Csp {
                         csp.mock.clone().expect("mock-llm started"),
                     ));
                     worker_env.push(("ANTHROPIC_API_KEY".into(), "e2e-test-key".into()));
-                    csp.spawn(
+                    csp.spawn_replicas(
                         "tickets-worker",
                         &["serve", "tickets-worker", "--metrics-addr", "127.0.0.1:0"],
                         &worker_env,
+                        opts.replicas,
                     )
                     .await?;
                 }
                 let gw = csp
-                    .spawn(
+                    .spawn_replicas(
                         "gateway",
                         &[
                             "serve",
@@ -402,6 +450,7 @@ impl Csp {
                             &format!("http://{policy}"),
                         ],
                         &gw_env,
+                        opts.replicas,
                     )
                     .await?;
                 csp.base = gw.trim_end_matches('/').to_owned();
@@ -415,12 +464,27 @@ impl Csp {
 
     /// Polls the startup probe until the pool has filled its first slot.
     async fn wait_started(&self) -> Result<()> {
-        let url = format!("{}/api/v1/health/startup", self.base);
+        // Behind a proxy: every gateway replica, not whichever answers first.
+        let mut urls = vec![format!("{}/api/v1/health/startup", self.base)];
+        if self.proxy("gateway").is_some() {
+            for name in self.replicas("gateway") {
+                let addr = self.addr_of(name).unwrap_or_default();
+                urls.push(format!(
+                    "{}/api/v1/health/startup",
+                    addr.trim_end_matches('/')
+                ));
+            }
+        }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+        let mut waiting = urls.as_slice();
         loop {
-            if let Ok(r) = self.http().get(&url).send().await
+            while let Some(url) = waiting.first()
+                && let Ok(r) = self.http().get(url).send().await
                 && r.status().is_success()
             {
+                waiting = &waiting[1..];
+            }
+            if waiting.is_empty() {
                 return Ok(());
             }
             if tokio::time::Instant::now() > deadline {
@@ -505,6 +569,102 @@ impl Csp {
                 self.log_tail(name)
             )),
         }
+    }
+
+    /// Starts `replicas` processes of one service (see
+    /// [`Options::replicas`]) and returns the address its clients use: the
+    /// one process's, or that of a [`TcpProxy`] in front of them all, in
+    /// the same form. A queue consumer has no address and gets no proxy.
+    async fn spawn_replicas(
+        &mut self,
+        name: &'static str,
+        args: &[&str],
+        env: &[(String, String)],
+        replicas: usize,
+    ) -> Result<String> {
+        let first = self.spawn(name, args, env).await?;
+        let mut upstreams = vec![host_port(&first)];
+        for i in 2..=replicas {
+            // Leaked: names are `&'static` throughout the harness, and a
+            // test starts a handful of replicas.
+            let replica: &'static str = Box::leak(format!("{name}-{i}").into_boxed_str());
+            let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            // Each session-pool replica has its own volume, as in Kubernetes.
+            if let Some(d) = args.iter().position(|a| a == "--data-dir") {
+                args[d + 1] = format!("{}-{i}", args[d + 1]);
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            upstreams.push(host_port(&self.spawn(replica, &args, env).await?));
+        }
+        if replicas <= 1 || first.is_empty() {
+            return Ok(first);
+        }
+        let proxy = TcpProxy::start(upstreams).await?;
+        let addr = first.replacen(&host_port(&first), proxy.addr(), 1);
+        self.proxies.push((name, proxy));
+        Ok(addr)
+    }
+
+    /// The proxy in front of a replicated service ([`Options::replicas`]
+    /// above one): `gateway`, `session-pool`, `policy`, `plugins`, `tickets`.
+    pub fn proxy(&self, service: &str) -> Option<&TcpProxy> {
+        self.proxies
+            .iter()
+            .find(|(n, _)| *n == service)
+            .map(|(_, p)| p)
+    }
+
+    /// Points a service's proxy at the addresses its replicas listen on now
+    /// (after one was restarted on another port), as Kubernetes updates a
+    /// Service's endpoints.
+    pub fn refresh_proxy(&self, service: &str) {
+        if let Some(proxy) = self.proxy(service) {
+            let upstreams = self
+                .replicas(service)
+                .into_iter()
+                .filter_map(|n| self.addr_of(n))
+                .map(|a| host_port(&a))
+                .collect();
+            proxy.set_upstreams(upstreams);
+        }
+    }
+
+    /// The running processes of one service: `gateway`, `gateway-2`…
+    pub fn replicas(&self, service: &str) -> Vec<&'static str> {
+        self.procs
+            .iter()
+            .map(|p| p.name)
+            .filter(|n| {
+                n.strip_prefix(service).is_some_and(|rest| {
+                    rest.is_empty()
+                        || rest
+                            .strip_prefix('-')
+                            .is_some_and(|i| i.parse::<usize>().is_ok())
+                })
+            })
+            .collect()
+    }
+
+    /// The address one process said it listens on (its own, not a proxy's).
+    pub fn addr_of(&self, name: &str) -> Option<String> {
+        self.addrs
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, a)| a.clone())
+    }
+
+    /// The session-pool replicas whose volume holds a session's directory:
+    /// the one that started it, and any that resumed it since.
+    pub fn session_pools_with(&self, session: &str) -> Vec<&'static str> {
+        self.started
+            .iter()
+            .filter(|(_, args, _)| args.get(1).is_some_and(|a| a == "session-pool"))
+            .filter_map(|(name, args, _)| {
+                let d = args.iter().position(|a| a == "--data-dir")?;
+                let dir = PathBuf::from(&args[d + 1]).join("sessions").join(session);
+                dir.is_dir().then_some(*name)
+            })
+            .collect()
     }
 
     /// Everything every process has logged so far.
@@ -928,6 +1088,18 @@ pub struct Ws {
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Ws {
+    /// Opens `{base}/ws?{query}` with a bearer token, without a [`Csp`]
+    /// (a load task that outlives a borrow of the instance, e.g. while a
+    /// bench restarts its processes).
+    pub async fn connect(base: &str, query: &str, token: &str) -> Result<Ws> {
+        let url = format!("{}/ws?{query}", base.replacen("http://", "ws://", 1));
+        let mut req = url.into_client_request()?;
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse()?);
+        let (stream, _) = tokio_tungstenite::connect_async(req).await?;
+        Ok(Ws { stream })
+    }
+
     pub async fn send(&mut self, v: Value) -> Result<()> {
         self.stream
             .send(Message::Text(v.to_string().into()))
@@ -937,6 +1109,13 @@ impl Ws {
 
     pub async fn send_raw(&mut self, text: String) -> Result<()> {
         self.stream.send(Message::Text(text.into())).await?;
+        Ok(())
+    }
+
+    /// Sends any message, also one no browser would (binary, a raw frame
+    /// with invalid UTF-8): the security suite's malformed frames.
+    pub async fn send_message(&mut self, message: Message) -> Result<()> {
+        self.stream.send(message).await?;
         Ok(())
     }
 

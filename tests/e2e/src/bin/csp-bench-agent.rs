@@ -18,7 +18,9 @@
 //! flight (and any queued message) is done, like the CLI.
 //!
 //! Turn script: a user message containing `bench` reads `deltas=N`
-//! (default 1) and `gap_us=G` (default 0) from its words; anything else is
+//! (default 1), `gap_us=G` (default 0) and `cost_usd=C` (default 0: the
+//! turn's cost, added to the process's cumulative `total_cost_usd` as the
+//! CLI reports it) from its words; anything else is
 //! answered with one delta. Every delta's text is `t=<unix µs>;`, the wall
 //! clock taken right before its line is written and flushed, so the
 //! benchmark client can compute stdout → WebSocket latency on the same
@@ -102,6 +104,7 @@ impl Out {
 struct Script {
     deltas: usize,
     gap: Duration,
+    cost_usd: f64,
 }
 
 impl Script {
@@ -109,6 +112,7 @@ impl Script {
         let mut script = Script {
             deltas: 1,
             gap: Duration::ZERO,
+            cost_usd: 0.0,
         };
         if !text.split_whitespace().any(|w| w == "bench") {
             return script;
@@ -117,6 +121,7 @@ impl Script {
             match word.split_once('=') {
                 Some(("deltas", n)) => script.deltas = n.parse().unwrap_or(1),
                 Some(("gap_us", g)) => script.gap = Duration::from_micros(g.parse().unwrap_or(0)),
+                Some(("cost_usd", c)) => script.cost_usd = c.parse().unwrap_or(0.0),
                 _ => {}
             }
         }
@@ -137,7 +142,7 @@ fn user_text(line: &Value) -> String {
 }
 
 /// One turn, shaped like the CLI's (§3 of the protocol notes).
-fn run_turn(out: &Out, script: &Script, interrupted: &AtomicBool) {
+fn run_turn(out: &Out, script: &Script, interrupted: &AtomicBool, total_cost_usd: &mut f64) {
     let started = Instant::now();
     interrupted.store(false, Ordering::SeqCst);
     out.line(json!({"type": "system", "subtype": "init", "session_id": out.session_id, "model": "csp-bench-agent", "tools": [], "mcp_servers": [], "uuid": out.uuid()}));
@@ -180,6 +185,7 @@ fn run_turn(out: &Out, script: &Script, interrupted: &AtomicBool) {
     out.stream_event(json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": script.deltas}}));
     out.stream_event(json!({"type": "message_stop"}));
     let duration_ms = started.elapsed().as_millis() as u64;
+    *total_cost_usd += script.cost_usd;
     let (subtype, terminal_reason) = if aborted {
         ("error_during_execution", "aborted_streaming")
     } else {
@@ -195,7 +201,7 @@ fn run_turn(out: &Out, script: &Script, interrupted: &AtomicBool) {
         "num_turns": 1,
         "result": if aborted { Value::Null } else { json!(text) },
         "session_id": out.session_id,
-        "total_cost_usd": 0.0,
+        "total_cost_usd": *total_cost_usd,
         "usage": {"input_tokens": 1, "output_tokens": script.deltas},
         "uuid": out.uuid(),
     }));
@@ -260,8 +266,14 @@ fn main() {
         })
     };
 
+    let mut total_cost_usd = 0.0;
     for text in turns_rx {
-        run_turn(&out, &Script::parse(&text), &interrupted);
+        run_turn(
+            &out,
+            &Script::parse(&text),
+            &interrupted,
+            &mut total_cost_usd,
+        );
     }
     let _ = reader.join();
 }
@@ -276,5 +288,7 @@ mod tests {
         assert_eq!((s.deltas, s.gap), (250, Duration::from_micros(2000)));
         let s = Script::parse("deltas=250 gap_us=2000");
         assert_eq!((s.deltas, s.gap), (1, Duration::ZERO));
+        let s = Script::parse("bench deltas=10 cost_usd=0.05");
+        assert_eq!((s.deltas, s.cost_usd), (10, 0.05));
     }
 }

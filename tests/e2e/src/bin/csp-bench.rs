@@ -28,10 +28,18 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 mod charts;
 #[path = "bench/dashboard.rs"]
 mod dashboard;
+#[path = "bench/faults.rs"]
+mod faults;
 #[path = "bench/history.rs"]
 mod history;
+#[path = "bench/peers.rs"]
+mod peers;
+#[path = "bench/scale.rs"]
+mod scale;
 #[path = "bench/search.rs"]
 mod search;
+#[path = "bench/soak.rs"]
+mod soak;
 #[path = "bench/text.rs"]
 mod text;
 #[path = "bench/tickets.rs"]
@@ -80,6 +88,20 @@ enum Bench {
     /// Operations: the History page's query (with and without filters and
     /// search) and its CSV export at 10k and 100k jobs, Postgres.
     History(history::HistoryArgs),
+    /// Scale-out: two processes of every service behind round-robin
+    /// proxies; one replica of each SIGKILLed in turn under chat and
+    /// webhook load.
+    Scale(scale::ScaleArgs),
+    /// Reliability: each component killed (SIGKILL) and restarted under a
+    /// mixed load, and a network stall; what was lost (docs/reliability.md).
+    Faults(faults::FaultsArgs),
+    /// Load and soak: idle WebSockets, streaming sessions and webhooks with
+    /// enhancement at once, for `--minutes`; p99 of ready, relay and
+    /// webhook ack unloaded vs loaded, every process's RSS, errors by kind.
+    Soak(soak::SoakArgs),
+    /// Peers: csp's webhook intake beside a plain axum handler that only
+    /// verifies the signature (the floor), same load and concurrency.
+    Peers(tickets::WebhookArgs),
     /// Every benchmark with the settings of docs/benchmarks.md, one summary.
     All(Common),
 }
@@ -561,19 +583,10 @@ async fn ready_run(csp: &Csp, mode: Mode, args: &ReadyArgs) -> Result<Vec<String
                 next_open += every;
             }
         }
-        let t0 = Instant::now();
-        let mut ws = csp.ws(&token, "").await?;
-        let t_up = Instant::now();
-        let first = ws.next().await?;
-        if first["type"] == "session" && first["status"] == "ready" {
-            warm += 1;
-        } else {
-            until_ready(&mut ws).await?;
-        }
-        let t_ready = Instant::now();
-        total.push(t_ready.duration_since(t0).as_secs_f64() * 1e3);
-        upgraded.push(t_ready.duration_since(t_up).as_secs_f64() * 1e3);
-        ws.close().await;
+        let open = open_ready(csp, &token).await?;
+        warm += usize::from(open.warm);
+        total.push(open.total_ms);
+        upgraded.push(open.upgraded_ms);
         if (i + 1).is_multiple_of(50) {
             progress(format!("ready/{}: {} opens", mode_name(mode), i + 1));
         }
@@ -593,6 +606,36 @@ async fn ready_run(csp: &Csp, mode: Mode, args: &ReadyArgs) -> Result<Vec<String
         ms(upgraded.pct(50.0)),
         ms(upgraded.pct(99.0)),
     ])
+}
+
+/// One new session taken from the warm pool, timed as `ready` reports it.
+struct Open {
+    /// Before the TCP connect → the `ready` frame.
+    total_ms: f64,
+    /// The upgrade's `101` → the `ready` frame.
+    upgraded_ms: f64,
+    /// The first frame was `ready` (a cold start sends `preparing` first).
+    warm: bool,
+}
+
+/// Opens a new session's WebSocket, waits for its `ready` frame and closes
+/// the socket (the session stays, detached).
+async fn open_ready(csp: &Csp, token: &str) -> Result<Open> {
+    let t0 = Instant::now();
+    let mut ws = csp.ws(token, "").await?;
+    let t_up = Instant::now();
+    let first = ws.next().await?;
+    let warm = first["type"] == "session" && first["status"] == "ready";
+    if !warm {
+        until_ready(&mut ws).await?;
+    }
+    let t_ready = Instant::now();
+    ws.close().await;
+    Ok(Open {
+        total_ms: t_ready.duration_since(t0).as_secs_f64() * 1e3,
+        upgraded_ms: t_ready.duration_since(t_up).as_secs_f64() * 1e3,
+        warm,
+    })
 }
 
 // ----------------------------------------------------------- first-token
@@ -921,6 +964,56 @@ async fn ping(socket: &mut Socket) -> Result<()> {
         .map_err(|_| anyhow!("no pong within 10 s"))?
 }
 
+/// Opens `n` idle sockets to `url`, `concurrency` upgrades in flight at a
+/// time, until `deadline`: the open ones, and the failed opens by reason.
+async fn open_idle(
+    url: &str,
+    token: &str,
+    n: usize,
+    concurrency: usize,
+    deadline: Instant,
+    label: &str,
+) -> (Vec<Socket>, std::collections::BTreeMap<String, usize>) {
+    let mut failures: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut sockets: Vec<Socket> = Vec::with_capacity(n);
+    let mut attempts = futures::stream::iter(0..n)
+        .map(|_| async move {
+            if Instant::now() > deadline {
+                return Err(anyhow!("time limit"));
+            }
+            connect_idle(url, token).await
+        })
+        .buffer_unordered(concurrency);
+    while let Some(attempt) = attempts.next().await {
+        match attempt {
+            Ok(s) => {
+                sockets.push(s);
+                if sockets.len().is_multiple_of(2000) {
+                    progress(format!("{label}: {} open", sockets.len()));
+                }
+            }
+            Err(e) => {
+                let key = match e.downcast_ref::<tungstenite::Error>() {
+                    Some(tungstenite::Error::Http(r)) => format!("HTTP {}", r.status()),
+                    _ => format!("{e:#}"),
+                };
+                *failures.entry(key).or_default() += 1;
+            }
+        }
+    }
+    (sockets, failures)
+}
+
+/// How many of `sockets` answer a `ping` with a `pong`.
+async fn count_alive(sockets: &mut [Socket]) -> usize {
+    futures::stream::iter(sockets.iter_mut())
+        .map(|s| async move { ping(s).await.is_ok() })
+        .buffer_unordered(256)
+        .filter(|ok| futures::future::ready(*ok))
+        .count()
+        .await
+}
+
 async fn idle_run(csp: &Csp, mode: Mode, args: &IdleArgs) -> Result<Vec<String>> {
     let token = csp.login().await?;
     let mut owner = csp.ws(&token, "").await?;
@@ -951,41 +1044,15 @@ async fn idle_run(csp: &Csp, mode: Mode, args: &IdleArgs) -> Result<Vec<String>>
 
     let began = Instant::now();
     let deadline = began + Duration::from_secs(args.time_limit_secs);
-    let mut failures: std::collections::BTreeMap<String, usize> = Default::default();
-    let mut sockets: Vec<Socket> = Vec::with_capacity(args.connections);
-    let mut attempts = futures::stream::iter(0..args.connections)
-        .map(|_| {
-            let (url, token) = (&url, &token);
-            async move {
-                if Instant::now() > deadline {
-                    return Err(anyhow!("time limit"));
-                }
-                connect_idle(url, token).await
-            }
-        })
-        .buffer_unordered(args.concurrency);
-    while let Some(attempt) = attempts.next().await {
-        match attempt {
-            Ok(s) => {
-                sockets.push(s);
-                if sockets.len().is_multiple_of(2000) {
-                    progress(format!(
-                        "idle-ws/{}: {} open",
-                        mode_name(mode),
-                        sockets.len()
-                    ));
-                }
-            }
-            Err(e) => {
-                let key = match e.downcast_ref::<tungstenite::Error>() {
-                    Some(tungstenite::Error::Http(r)) => format!("HTTP {}", r.status()),
-                    _ => format!("{e:#}"),
-                };
-                *failures.entry(key).or_default() += 1;
-            }
-        }
-    }
-    drop(attempts);
+    let (mut sockets, failures) = open_idle(
+        &url,
+        &token,
+        args.connections,
+        args.concurrency,
+        deadline,
+        &format!("idle-ws/{}", mode_name(mode)),
+    )
+    .await;
     let connect_secs = began.elapsed().as_secs_f64();
     let open = sockets.len();
     progress(format!(
@@ -1037,12 +1104,7 @@ async fn idle_run(csp: &Csp, mode: Mode, args: &IdleArgs) -> Result<Vec<String>>
         "idle-ws/{}: checking every connection with ping",
         mode_name(mode)
     ));
-    let alive = futures::stream::iter(sockets.iter_mut())
-        .map(|s| async move { ping(s).await.is_ok() })
-        .buffer_unordered(256)
-        .filter(|ok| futures::future::ready(*ok))
-        .count()
-        .await;
+    let alive = count_alive(&mut sockets).await;
     for mut s in sockets {
         let _ = s.close(None).await;
     }
@@ -1131,6 +1193,18 @@ fn main() -> Result<()> {
             Bench::Dashboard(a) => vec![dashboard::bench_dashboard(&a).await],
             Bench::Charts(a) => vec![charts::bench_charts(&a).await],
             Bench::History(a) => vec![history::bench_history(&a).await],
+            Bench::Scale(a) => vec![scale::bench_scale(&a).await],
+            Bench::Faults(a) => faults::bench_faults(&a).await,
+            Bench::Soak(a) => {
+                if (nofile as usize) < a.idle * 2 + 1024 {
+                    progress(format!(
+                        "warning: RLIMIT_NOFILE hard limit is {nofile}; {} idle sockets (here and in the gateway) may not fit",
+                        a.idle
+                    ));
+                }
+                soak::bench_soak(&a).await
+            }
+            Bench::Peers(a) => vec![peers::bench_peers(&a).await],
             Bench::All(common) => bench_all(common).await,
         }
     });

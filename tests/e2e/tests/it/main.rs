@@ -2,6 +2,7 @@
 //! the real Claude Code CLI, and the scripted model server — in `csp dev` and
 //! in multi-service mode against Postgres, Redis and NATS JetStream.
 
+mod attack;
 mod chat;
 mod governance;
 mod lifecycle;
@@ -11,6 +12,7 @@ mod output;
 mod plugins;
 mod resilience;
 mod sandbox;
+mod scale;
 mod security;
 mod tenants;
 mod throwaway_nats;

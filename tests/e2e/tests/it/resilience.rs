@@ -569,7 +569,13 @@ async fn graceful_shutdown_and_resume() {
 /// A TCP proxy to the test Postgres that the test can cut: dropping the
 /// returned task closes the listener and every proxied connection.
 async fn db_proxy() -> (String, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    db_proxy_on("127.0.0.1:0").await
+}
+
+/// [`db_proxy`] on `addr` (e.g. the address of one that was cut, so that
+/// the services reconnect to it).
+async fn db_proxy_on(addr: &str) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let upstream = std::env::var("CSP_TEST_DATABASE_URL")
         .ok()
@@ -692,6 +698,181 @@ async fn a_session_pool_killed_mid_turn_is_reported_and_the_session_resumes() {
         listed["resume_count"].as_u64().unwrap_or(0) >= 1,
         "resumed, same session: {listed}"
     );
+    ws.close().await;
+    csp.stop().await;
+}
+
+/// The session-pool loses its database while an answer streams, and gets
+/// it back seconds later: the answer's end waits for the database instead
+/// of being published unstored, so the history holds what the browser saw.
+/// Before, the first refusal was logged and the event published anyway: a
+/// Postgres restart lost stored messages (found by `csp-bench faults`,
+/// docs/reliability.md).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_answer_ending_while_the_database_is_down_is_stored_once_it_is_back() {
+    let (addr, proxy) = db_proxy().await;
+    let csp = Csp::start(
+        Mode::Distributed,
+        Options {
+            session_pool_db_addr: Some(addr.clone()),
+            ..Options::default()
+        },
+    )
+    .await
+    .unwrap();
+    let token = csp.login().await.unwrap();
+    let mut ws = csp.ws(&token, "").await.unwrap();
+    let session = ready(&mut ws).await;
+    let text = "word ".repeat(20);
+    let slow = scripted(json!({
+        "type": "text", "text": text, "chunks": 20, "chunk_delay_ms": 100,
+    }));
+    ws.send(json!({"type": "send", "text": slow}))
+        .await
+        .unwrap();
+    ws.until(|f| f["type"] == "delta").await.unwrap();
+    // Detached: this test is about the store, not the turn watchdog.
+    ws.close().await;
+
+    // Postgres restarting behind its address while the answer ends: every
+    // connection cut, new ones accepted and closed at once (a refused one
+    // would only make the pool wait).
+    proxy.abort();
+    let _ = proxy.await;
+    let restarting = tokio::net::TcpListener::bind(&addr).await.unwrap();
+    let restarting = tokio::spawn(async move {
+        while let Ok((conn, _)) = restarting.accept().await {
+            drop(conn);
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    restarting.abort();
+    let _ = restarting.await;
+    let (_, proxy) = db_proxy_on(&addr).await;
+
+    let path = format!("/api/v1/sessions/{session}/messages");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let history = loop {
+        let (status, history) = csp.get(&token, &path).await.unwrap();
+        let messages = history["messages"].as_array().cloned().unwrap_or_default();
+        if status == 200 && messages.iter().any(|m| m["type"] == "result") {
+            break messages;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the answer's end was never stored: {status} {history}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(text_of(&history), text, "{history:?}");
+    proxy.abort();
+    csp.stop().await;
+}
+
+/// A session-pool killed mid turn and back on the same address at once (a
+/// container restarted in place): the replica answers again, but runs
+/// nothing of the turn. The browser is still told the turn is lost, and
+/// the next message resumes the session. Before, the watchdog took "it
+/// answers" for "it runs the session" and the turn waited forever (found
+/// by `csp-bench faults`, docs/reliability.md).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_pool_restarted_at_once_on_its_address_still_reports_the_lost_turn() {
+    let mut csp = Csp::start(Mode::Distributed, Options::default())
+        .await
+        .unwrap();
+    let token = csp.login().await.unwrap();
+    let mut ws = csp.ws(&token, "").await.unwrap();
+    ready(&mut ws).await;
+    let slow = scripted(json!({
+        "type": "text",
+        "text": "word ".repeat(60),
+        "chunks": 60,
+        "chunk_delay_ms": 200,
+    }));
+    ws.send(json!({"type": "send", "text": slow}))
+        .await
+        .unwrap();
+    ws.until(|f| f["type"] == "delta").await.unwrap();
+
+    csp.kill9("session-pool").await;
+    csp.restart_same_addr("session-pool").await.unwrap();
+    let t0 = Instant::now();
+    let frames = tokio::time::timeout(
+        Duration::from_secs(20),
+        ws.until(|f| f["type"] == "error" || f["type"] == "result"),
+    )
+    .await
+    .expect("the browser is told about the lost turn")
+    .unwrap();
+    let last = frames.last().unwrap();
+    assert_eq!(last["code"], "agent_crashed", "{frames:?}");
+    println!("told {:?} after the restart", t0.elapsed());
+
+    answered(&mut ws, "are you back?").await;
+    ws.close().await;
+    csp.stop().await;
+}
+
+/// `csp dev` killed (SIGKILL) while an answer streams, then started again
+/// on its data: the deltas the browser saw were never stored (a text block
+/// is stored whole) and the in-process bus died with the process, so only
+/// the browser knows those numbers. The resumed session must number after
+/// them; reusing them, its `preparing`/`ready` and the next turn's first
+/// events were skipped as already seen and the reattached page waited
+/// forever (found by `csp-bench faults`, docs/reliability.md).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_csp_dev_killed_mid_answer_resumes_after_the_seq_the_browser_holds() {
+    let mut csp = Csp::start(Mode::Dev, Options::default()).await.unwrap();
+    let token = csp.login().await.unwrap();
+    let mut ws = csp.ws(&token, "").await.unwrap();
+    let session = ready(&mut ws).await;
+    let slow = scripted(json!({
+        "type": "text",
+        "text": "word ".repeat(60),
+        "chunks": 60,
+        "chunk_delay_ms": 200,
+    }));
+    ws.send(json!({"type": "send", "text": slow}))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while seen
+        .iter()
+        .filter(|f: &&Value| f["type"] == "delta")
+        .count()
+        < 3
+    {
+        seen.push(ws.next().await.unwrap());
+    }
+    let held = last_seq(&seen);
+
+    csp.kill9("dev").await;
+    csp.restart_dev().await.unwrap();
+    let token = csp.login().await.unwrap();
+    let mut ws = csp
+        .ws(&token, &format!("session={session}&after_seq={held}"))
+        .await
+        .unwrap();
+    let frames = tokio::time::timeout(
+        Duration::from_secs(30),
+        ws.until(|f| f["type"] == "session" && f["status"] == "ready"),
+    )
+    .await
+    .expect("the resumed session shows itself to the reattached browser")
+    .unwrap();
+    assert!(
+        frames
+            .iter()
+            .any(|f| f["status"] == "preparing" && f["reason"] == "resume"),
+        "resumed: {frames:?}"
+    );
+    assert!(
+        frames
+            .iter()
+            .all(|f| f["seq"].as_u64().is_none_or(|s| s > held)),
+        "no number the browser holds (up to {held}) is reused: {frames:?}"
+    );
+    answered(&mut ws, "back after the crash").await;
     ws.close().await;
     csp.stop().await;
 }

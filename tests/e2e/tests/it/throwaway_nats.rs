@@ -2,11 +2,7 @@
 //! machine's own must not be restarted under other tests).
 
 pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    csp_e2e::backends::free_port().expect("a free loopback port")
 }
 
 /// A throwaway JetStream server of this test (the machine's own must not

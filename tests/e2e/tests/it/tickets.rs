@@ -85,6 +85,20 @@ pub(crate) async fn start(mode: Mode, extra: &[(&str, &str)]) -> Tickets {
     }
 }
 
+/// An instance the caller started in distributed mode with
+/// [`Options::tickets`] (e.g. with replicas); its model is the instance's
+/// `csp mock-llm`.
+pub(crate) async fn adopt(csp: Csp) -> Tickets {
+    let admin = csp.login().await.unwrap();
+    let model = csp.mock_url().expect("distributed mode runs csp mock-llm");
+    Tickets {
+        csp,
+        admin,
+        model,
+        _llm: None,
+    }
+}
+
 /// A fake ServiceDesk Plus with `resolved` seeded tickets and `open` ones.
 pub(crate) async fn sdp(resolved: usize, open: &[u64]) -> RunningMock {
     // Seeded first, so the seeded ids start at FIRST_SEED_ID.
@@ -99,7 +113,7 @@ pub(crate) async fn sdp(resolved: usize, open: &[u64]) -> RunningMock {
     RunningMock::start(mock).await.unwrap()
 }
 
-fn now_s() -> i64 {
+pub(crate) fn now_s() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -107,10 +121,10 @@ fn now_s() -> i64 {
 }
 
 /// A webhook's answer: status, `Retry-After`, body.
-struct Answer {
-    status: u16,
-    retry_after: Option<String>,
-    body: Value,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) retry_after: Option<String>,
+    pub(crate) body: Value,
 }
 
 impl Tickets {
@@ -185,7 +199,12 @@ impl Tickets {
     }
 
     /// Posts raw bytes to a webhook path with the given signature headers.
-    async fn deliver(&self, path: &str, body: Vec<u8>, headers: &[(&str, String)]) -> Answer {
+    pub(crate) async fn deliver(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(&str, String)],
+    ) -> Answer {
         let mut req = self
             .csp
             .http()
@@ -209,7 +228,7 @@ impl Tickets {
     }
 
     /// A delivery signed with `secret` at `ts`, as ServiceDesk Plus signs it.
-    async fn signed_at(&self, path: &str, secret: &str, ts: i64, body: &[u8]) -> Answer {
+    pub(crate) async fn signed_at(&self, path: &str, secret: &str, ts: i64, body: &[u8]) -> Answer {
         let sig = csp_ticketing::webhook::sign(secret.as_bytes(), ts, body);
         self.deliver(
             path,
@@ -222,7 +241,7 @@ impl Tickets {
         .await
     }
 
-    async fn signed(&self, path: &str, secret: &str, body: &Value) -> Answer {
+    pub(crate) async fn signed(&self, path: &str, secret: &str, body: &Value) -> Answer {
         self.signed_at(path, secret, now_s(), body.to_string().as_bytes())
             .await
     }
@@ -236,7 +255,7 @@ impl Tickets {
     }
 
     /// A new ticket's webhook; returns its job id (asserting the 202).
-    async fn new_ticket(&self, tenant: &str, secret: &str, ticket: u64) -> String {
+    pub(crate) async fn new_ticket(&self, tenant: &str, secret: &str, ticket: u64) -> String {
         let a = self
             .signed(
                 &format!("/webhook/servicedesk_plus/{tenant}"),
@@ -306,7 +325,7 @@ impl Tickets {
     }
 
     /// The jobs of one tenant (first page) and their total.
-    async fn jobs_of(&self, tenant: &str) -> (Vec<Value>, u64) {
+    pub(crate) async fn jobs_of(&self, tenant: &str) -> (Vec<Value>, u64) {
         let (status, page) = self
             .call(
                 reqwest::Method::GET,
@@ -363,7 +382,7 @@ impl Tickets {
     }
 }
 
-fn new_ticket_body(ticket: u64) -> Value {
+pub(crate) fn new_ticket_body(ticket: u64) -> Value {
     json!({"ticket_id": ticket.to_string(), "subject": SUBJECT, "description": DESCRIPTION,
         "priority": "High", "created_at": "2026-03-01T09:00:00Z", "unknown_extra": true})
 }
@@ -1610,12 +1629,17 @@ const JIRA_TOKEN: &str = "e2e-jira-api-token";
 const ZENDESK_EMAIL: &str = "agent@acme.example";
 const ZENDESK_TOKEN: &str = "e2e-zendesk-api-token";
 /// The signing secret Zendesk generated (csp stores it; it cannot choose one).
-const ZENDESK_SECRET: &str = "zendesk-generated-signing-secret-0123";
+pub(crate) const ZENDESK_SECRET: &str = "zendesk-generated-signing-secret-0123";
 
 impl Tickets {
     /// Creates a tenant of another tool from `fields`; returns its webhook
     /// secret and webhook URL.
-    async fn tool_tenant(&self, id: &str, tool: &str, fields: Value) -> (String, String) {
+    pub(crate) async fn tool_tenant(
+        &self,
+        id: &str,
+        tool: &str,
+        fields: Value,
+    ) -> (String, String) {
         let mut body = json!({
             "tenant_id": id, "name": format!("{id} MSP"), "tool_type": tool,
             "enhancement_preferences": {"sources": ["ticket_history", "kb", "ip_inventory"],

@@ -4,7 +4,8 @@
 //! lookup that plans the query from the text's rare words, and the SECURITY
 //! DEFINER function) and SQLite (FTS5), against two bench-local queries on
 //! the same Postgres data, each running the query the store planned: as
-//! the platform owner (no RLS, explicit tenant filter) and as a plain
+//! the platform owner (no RLS, explicit tenant filter), the floor (the
+//! owner with no tenant filter either, issue 17's peer) and as a plain
 //! `WHERE search @@ q` under `SET ROLE csp_tenant`, the case where RLS keeps
 //! `@@` off the GIN index.
 //! The store is used as a library; nothing of it is changed.
@@ -269,21 +270,8 @@ async fn postgres_run(args: &SearchArgs, table: &mut Table, url: &str) -> Result
              ORDER BY ts_rank(h.search, q) DESC, h.ticket_id LIMIT $3";
             let count_sql = "SELECT count(*) FROM ticket_history h, to_tsquery('english', $2) q \
              WHERE h.tenant_id = $1 AND h.search @@ q";
-            let mut lat = Vec::new();
+            let lat = owner_searches(&pool, owner_sql, &qs, &planned).await?;
             let mut matched = 0.0;
-            for (i, ((t, _), tsq)) in qs.iter().zip(&planned).enumerate() {
-                let start = Instant::now();
-                let rows = sqlx::query(owner_sql)
-                    .bind(t.as_str())
-                    .bind(tsq)
-                    .bind(LIMIT_I64)
-                    .fetch_all(&pool)
-                    .await?;
-                if i >= 20 {
-                    lat.push(start.elapsed().as_secs_f64() * 1e3);
-                }
-                anyhow::ensure!(!rows.is_empty(), "owner query found nothing");
-            }
             for ((t, _), tsq) in qs.iter().zip(&planned).take(20) {
                 let n: i64 = sqlx::query(count_sql)
                     .bind(t.as_str())
@@ -301,6 +289,22 @@ async fn postgres_run(args: &SearchArgs, table: &mut Table, url: &str) -> Result
                 &Samples::new(lat),
                 Some(matched),
                 if gin { "yes" } else { "no" },
+            ));
+
+            // 2b. The floor: the same query with no RLS and no tenant
+            //     filter at all, over every tenant's rows (the tenant is
+            //     bound and unused, so the statement keeps its shape).
+            let floor_sql = "SELECT h.ticket_id, h.description, h.resolution, h.resolved_date, h.tags \
+             FROM ticket_history h, to_tsquery('english', $2) q \
+             WHERE $1::text IS NOT NULL AND h.search @@ q \
+             ORDER BY ts_rank(h.search, q) DESC, h.ticket_id LIMIT $3";
+            let lat = owner_searches(&pool, floor_sql, &qs, &planned).await?;
+            table.rows.push(row(
+                &label("postgres: floor, owner, no RLS and no tenant filter (same query)"),
+                size,
+                &Samples::new(lat),
+                None,
+                "-",
             ));
 
             // 3. Plain `WHERE search @@ q` under RLS: SET ROLE csp_tenant.
@@ -342,6 +346,31 @@ async fn postgres_run(args: &SearchArgs, table: &mut Table, url: &str) -> Result
         }
     }
     Ok(())
+}
+
+/// Runs `sql` (`$1` tenant, `$2` tsquery, `$3` limit) for every planned
+/// query as the platform's login; the latencies after 20 unmeasured, ms.
+async fn owner_searches(
+    pool: &sqlx::PgPool,
+    sql: &'static str,
+    qs: &[(TenantId, String)],
+    planned: &[String],
+) -> Result<Vec<f64>> {
+    let mut lat = Vec::new();
+    for (i, ((t, _), tsq)) in qs.iter().zip(planned).enumerate() {
+        let start = Instant::now();
+        let rows = sqlx::query(sql)
+            .bind(t.as_str())
+            .bind(tsq)
+            .bind(LIMIT_I64)
+            .fetch_all(pool)
+            .await?;
+        if i >= 20 {
+            lat.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+        anyhow::ensure!(!rows.is_empty(), "owner query found nothing");
+    }
+    Ok(lat)
 }
 
 /// Whether the plan of the search reads the GIN index (as the owner, or

@@ -138,6 +138,24 @@ impl Stack {
         Ok(stack)
     }
 
+    /// A harness instance that runs ticket enhancement itself (`csp dev`,
+    /// or distributed with [`Options::tickets`]), with an admin token; its
+    /// NATS streams are removed by [`Stack::stop`] like the others'.
+    pub(crate) async fn adopt(csp: Csp) -> Result<Stack> {
+        let prefix = csp.nats_prefix();
+        let token = csp.login().await?;
+        Ok(Stack {
+            csp,
+            extra: Vec::new(),
+            prefix,
+            logs: tempfile::tempdir()?,
+            token,
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(256)
+                .build()?,
+        })
+    }
+
     async fn spawn(
         &mut self,
         bin: &PathBuf,
@@ -337,7 +355,7 @@ pub(crate) async fn send_webhook(
     Ok((status, resp.json().await.unwrap_or(Value::Null)))
 }
 
-fn new_ticket_body(id: u64, subject: &str, description: &str) -> Vec<u8> {
+pub(crate) fn new_ticket_body(id: u64, subject: &str, description: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "ticket_id": id.to_string(), "subject": subject, "description": description, "priority": "High"
     }))
@@ -345,7 +363,7 @@ fn new_ticket_body(id: u64, subject: &str, description: &str) -> Vec<u8> {
 }
 
 /// A setting raised for a bench, said so in its table title.
-fn rate_limit_env() -> (String, String) {
+pub(crate) fn rate_limit_env() -> (String, String) {
     ("CSP_TICKETS_WEBHOOK_RATE_LIMIT".into(), "100000000".into())
 }
 
@@ -533,7 +551,12 @@ impl Fakes {
 
 /// Context for the tenant's enhancements: resolved tickets (through the
 /// resolved-ticket webhook), a knowledge-base article and inventory hosts.
-async fn seed_context(stack: &Stack, tenant: &str, secret: &str, vocab: &Vocabulary) -> Result<()> {
+pub(crate) async fn seed_context(
+    stack: &Stack,
+    tenant: &str,
+    secret: &str,
+    vocab: &Vocabulary,
+) -> Result<()> {
     let mut rng = Rng::new(7);
     for i in 0..100u64 {
         let (d, r) = vocab.ticket(&mut rng);
@@ -631,7 +654,7 @@ fn tail(s: &str) -> String {
 }
 
 /// Every process of a name (`postgres` has one per connection).
-fn pids_named(name: &str) -> Vec<u32> {
+pub(crate) fn pids_named(name: &str) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -646,6 +669,81 @@ fn pids_named(name: &str) -> Vec<u32> {
 
 fn ticks_of(pids: &[u32]) -> u64 {
     pids.iter().filter_map(|p| cpu_ticks(*p).ok()).sum()
+}
+
+/// A non-`202` answer, by status and error code, for counting.
+pub(crate) fn refusal(status: u16, body: &Value) -> String {
+    format!(
+        "{status} {}",
+        body["error"]["code"]
+            .as_str()
+            .or(body["code"].as_str())
+            .unwrap_or("")
+    )
+}
+
+/// The intake load of `webhook`: `concurrency` tasks, each sending signed
+/// new-ticket webhooks one after another (unique ids, generated text) to a
+/// random tenant of `secrets` (`(tenant, secret)`) at `base`.
+pub(crate) struct WebhookLoad {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) secrets: Arc<Vec<(String, String)>>,
+    pub(crate) vocab: Arc<Vocabulary>,
+    pub(crate) concurrency: usize,
+}
+
+impl WebhookLoad {
+    /// Sends for `secs`; the latency of every `202` in ms and the other
+    /// answers by [`refusal`] (or error). `seed` keeps runs' ids apart.
+    pub(crate) async fn drive(
+        &self,
+        secs: u64,
+        seed: u64,
+    ) -> Result<(Vec<f64>, BTreeMap<String, usize>)> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let tasks: Vec<_> = (0..self.concurrency)
+            .map(|task| {
+                let (secrets, vocab, http, base) = (
+                    self.secrets.clone(),
+                    self.vocab.clone(),
+                    self.http.clone(),
+                    self.base.clone(),
+                );
+                tokio::spawn(async move {
+                    let mut rng = Rng::new(seed * 1000 + task as u64);
+                    let mut lat = Vec::new();
+                    let mut bad: BTreeMap<String, usize> = BTreeMap::new();
+                    let mut n = 0u64;
+                    while Instant::now() < deadline {
+                        let (tenant, secret) = &secrets[rng.below(secrets.len())];
+                        let id = seed * 100_000_000 + task as u64 * 1_000_000 + n;
+                        n += 1;
+                        let subject = vocab.text(&mut rng, 3, 6);
+                        let description = vocab.text(&mut rng, 20, 60);
+                        let body = new_ticket_body(id, &subject, &description);
+                        let start = Instant::now();
+                        match send_webhook(&http, &base, tenant, secret, body, false).await {
+                            Ok((202, _)) => lat.push(start.elapsed().as_secs_f64() * 1e3),
+                            Ok((s, b)) => *bad.entry(refusal(s, &b)).or_default() += 1,
+                            Err(e) => *bad.entry(format!("{e}")).or_default() += 1,
+                        }
+                    }
+                    (lat, bad)
+                })
+            })
+            .collect();
+        let mut lat = Vec::new();
+        let mut bad: BTreeMap<String, usize> = BTreeMap::new();
+        for t in tasks {
+            let (l, b) = t.await?;
+            lat.extend(l);
+            for (k, v) in b {
+                *bad.entry(k).or_default() += v;
+            }
+        }
+        Ok((lat, bad))
+    }
 }
 
 async fn webhook_run(stack: &Stack, mode: Mode, args: &WebhookArgs) -> Result<Vec<String>> {
@@ -663,63 +761,14 @@ async fn webhook_run(stack: &Stack, mode: Mode, args: &WebhookArgs) -> Result<Ve
         .tcp_nodelay(true)
         .build()?;
 
-    let drive = |secs: u64, seed: u64| {
-        let (secrets, vocab, http, base) = (
-            secrets.clone(),
-            vocab.clone(),
-            http.clone(),
-            stack.csp.base.clone(),
-        );
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        let tasks: Vec<_> = (0..args.concurrency)
-            .map(|task| {
-                let (secrets, vocab, http, base) =
-                    (secrets.clone(), vocab.clone(), http.clone(), base.clone());
-                tokio::spawn(async move {
-                    let mut rng = Rng::new(seed * 1000 + task as u64);
-                    let mut lat = Vec::new();
-                    let mut bad: BTreeMap<String, usize> = BTreeMap::new();
-                    let mut n = 0u64;
-                    while Instant::now() < deadline {
-                        let (tenant, secret) = &secrets[rng.below(secrets.len())];
-                        let id = seed * 100_000_000 + task as u64 * 1_000_000 + n;
-                        n += 1;
-                        let subject = vocab.text(&mut rng, 3, 6);
-                        let description = vocab.text(&mut rng, 20, 60);
-                        let body = new_ticket_body(id, &subject, &description);
-                        let start = Instant::now();
-                        match send_webhook(&http, &base, tenant, secret, body, false).await {
-                            Ok((202, _)) => lat.push(start.elapsed().as_secs_f64() * 1e3),
-                            Ok((s, b)) => {
-                                *bad.entry(format!(
-                                    "{s} {}",
-                                    b["error"]["code"]
-                                        .as_str()
-                                        .or(b["code"].as_str())
-                                        .unwrap_or("")
-                                ))
-                                .or_default() += 1
-                            }
-                            Err(e) => *bad.entry(format!("{e}")).or_default() += 1,
-                        }
-                    }
-                    (lat, bad)
-                })
-            })
-            .collect();
-        async move {
-            let mut lat = Vec::new();
-            let mut bad: BTreeMap<String, usize> = BTreeMap::new();
-            for t in tasks {
-                let (l, b) = t.await?;
-                lat.extend(l);
-                for (k, v) in b {
-                    *bad.entry(k).or_default() += v;
-                }
-            }
-            Ok::<_, anyhow::Error>((lat, bad))
-        }
+    let load = WebhookLoad {
+        http,
+        base: stack.csp.base.clone(),
+        secrets,
+        vocab,
+        concurrency: args.concurrency,
     };
+    let drive = |secs: u64, seed: u64| load.drive(secs, seed);
 
     progress(format!("webhook/{}: warming up", mode_name(mode)));
     let (_, bad) = drive(2, 1).await?;
