@@ -1163,6 +1163,17 @@ pub fn scripted(behaviour: Value) -> String {
     format!("MOCK{behaviour}MOCK")
 }
 
+/// A message the scripted model answers slowly: 60 words, 200 ms apart
+/// (12 s), long enough to kill or cut something mid-answer.
+pub fn slow_answer() -> String {
+    scripted(json!({
+        "type": "text",
+        "text": "word ".repeat(60),
+        "chunks": 60,
+        "chunk_delay_ms": 200,
+    }))
+}
+
 /// The concatenated `delta` texts of some frames.
 pub fn text_of(frames: &[Value]) -> String {
     frames

@@ -2,7 +2,7 @@
 //! breaker, the health probes, and a graceful restart.
 
 use crate::throwaway_nats::{free_port, nats_server, port_open};
-use csp_e2e::{Csp, Mode, Options, Ws, scripted, text_of};
+use csp_e2e::{Csp, Mode, Options, Ws, scripted, slow_answer, text_of};
 use csp_mock_llm::{Behaviour, MockLlm};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -643,12 +643,7 @@ async fn a_session_pool_killed_mid_turn_is_reported_and_the_session_resumes() {
     let admin = csp.login().await.unwrap();
     let mut ws = csp.ws(&admin, "").await.unwrap();
     let session = ready(&mut ws).await;
-    let slow = scripted(json!({
-        "type": "text",
-        "text": "word ".repeat(60),
-        "chunks": 60,
-        "chunk_delay_ms": 200,
-    }));
+    let slow = slow_answer();
     ws.send(json!({"type": "send", "text": slow}))
         .await
         .unwrap();
@@ -783,12 +778,7 @@ async fn a_session_pool_restarted_at_once_on_its_address_still_reports_the_lost_
     let token = csp.login().await.unwrap();
     let mut ws = csp.ws(&token, "").await.unwrap();
     ready(&mut ws).await;
-    let slow = scripted(json!({
-        "type": "text",
-        "text": "word ".repeat(60),
-        "chunks": 60,
-        "chunk_delay_ms": 200,
-    }));
+    let slow = slow_answer();
     ws.send(json!({"type": "send", "text": slow}))
         .await
         .unwrap();
@@ -826,12 +816,7 @@ async fn a_csp_dev_killed_mid_answer_resumes_after_the_seq_the_browser_holds() {
     let token = csp.login().await.unwrap();
     let mut ws = csp.ws(&token, "").await.unwrap();
     let session = ready(&mut ws).await;
-    let slow = scripted(json!({
-        "type": "text",
-        "text": "word ".repeat(60),
-        "chunks": 60,
-        "chunk_delay_ms": 200,
-    }));
+    let slow = slow_answer();
     ws.send(json!({"type": "send", "text": slow}))
         .await
         .unwrap();

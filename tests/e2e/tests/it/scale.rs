@@ -9,7 +9,7 @@
 //! replica in turn under more load and prints what each loss cost.
 
 use crate::tickets::{self, Tickets};
-use csp_e2e::{Csp, Mode, Options, Ws, scripted, text_of};
+use csp_e2e::{Csp, Mode, Options, Ws, scripted, slow_answer, text_of};
 use futures::future::join_all;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -96,9 +96,7 @@ async fn a_session_resumes_on_the_other_session_pool(t: &mut Tickets) -> String 
     assert_eq!(homes.len(), 1, "one replica runs it: {homes:?}");
     let home = homes[0];
 
-    let slow = scripted(json!({
-        "type": "text", "text": "word ".repeat(60), "chunks": 60, "chunk_delay_ms": 200,
-    }));
+    let slow = slow_answer();
     ws.send(json!({"type": "send", "text": slow}))
         .await
         .unwrap();
