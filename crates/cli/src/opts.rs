@@ -686,6 +686,12 @@ pub(crate) struct TicketsWorkerOpts {
     /// tenant cannot take every slot.
     #[arg(long, env = "CSP_TICKETS_TENANT_INFLIGHT", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1024).map(|n| n as usize))]
     pub(crate) tickets_tenant_inflight: usize,
+    /// The budget of one attempt of a job, everything included. An attempt
+    /// holds its job for this and 30 s more: another delivery of the job
+    /// meanwhile waits, and a job whose worker died is taken again once
+    /// that lease has run out.
+    #[arg(long, env = "CSP_TICKETS_ATTEMPT_TIMEOUT_SECONDS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub(crate) tickets_attempt_timeout_seconds: u64,
     #[command(flatten)]
     pub(crate) enhance: EnhanceOpts,
 }
@@ -787,6 +793,7 @@ impl TicketsWorkerOpts {
         csp_tickets_worker::Config {
             concurrency: self.tickets_worker_concurrency,
             tenant_inflight: self.tickets_tenant_inflight,
+            attempt_timeout: Duration::from_secs(self.tickets_attempt_timeout_seconds),
             provider,
             keyring,
             ..csp_tickets_worker::Config::default()

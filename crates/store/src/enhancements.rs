@@ -84,6 +84,35 @@ pub struct Recorded {
     pub created: bool,
 }
 
+/// What [`EnhancementStore::start_attempt`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// The caller holds the job: its attempt started (the record as it now
+    /// is: `processing`, attempts counted, `started_at` the claim's `at`).
+    /// (Boxed: a record is large, the other answers are small.)
+    Started(Box<EnhancementRecord>),
+    /// Another attempt holds the job, since `since` (its `started_at`); its
+    /// lease ends at `since + lease`, and only then may another claim it.
+    Held { since: OffsetDateTime },
+    /// Completed, failed or unknown: nothing is left to do.
+    Final,
+}
+
+impl Claim {
+    /// The started attempt's record; `None` when the job was held or final.
+    pub fn started(self) -> Option<EnhancementRecord> {
+        match self {
+            Self::Started(record) => Some(*record),
+            Self::Held { .. } | Self::Final => None,
+        }
+    }
+}
+
+/// Tries of [`EnhancementStore::start_attempt`]'s claim when its job changed
+/// between the claim and the look that explains a refusal (an operator's
+/// retry made a failed job pending in between): the claim is decided again.
+const CLAIM_TRIES: u32 = 3;
+
 /// How an attempt ended.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
@@ -105,6 +134,12 @@ pub struct Outcome {
     /// in a later round that the letter must not end. Checked in the same
     /// statement, so a retry cannot slip in between. `None`: no such check.
     pub queued_no_later_than: Option<OffsetDateTime>,
+    /// Ends the job only while this attempt (the `attempts` its claim
+    /// returned) still holds it: an attempt that outlived its lease, whose
+    /// job another attempt has claimed since, must not end that attempt's
+    /// job. Checked in the same statement. `None`: no such check (a dead
+    /// letter's record, which ends whatever round it belongs to).
+    pub attempt: Option<u32>,
 }
 
 /// A page of history: newest first (created_at, then job id), 50 a page.
@@ -147,16 +182,32 @@ pub trait EnhancementStore: Send + Sync {
         queued_before: OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<EnhancementRecord>, Error>;
-    /// Starts an attempt: a pending or processing job becomes `processing`
-    /// with attempts + 1; `None` for a final (completed/failed) or unknown job.
+    /// Claims the job for an attempt, exclusively: a `pending` job, or a
+    /// `processing` one whose attempt's lease has run out (it started at or
+    /// before `at - lease`: its worker died or overran), becomes
+    /// `processing` with attempts + 1 and `started_at = at`
+    /// ([`Claim::Started`]); a `processing` job whose lease still runs is
+    /// left to its holder ([`Claim::Held`]); a final or unknown job is
+    /// [`Claim::Final`]. The decision is one `UPDATE`, so of two claims at
+    /// once exactly one starts. `lease` is the holder's whole budget: its
+    /// attempt's time limit and a margin for ending it and for the clocks of
+    /// the workers that pass `at`.
     async fn start_attempt(
         &self,
         job_id: Uuid,
         at: OffsetDateTime,
-    ) -> Result<Option<EnhancementRecord>, Error>;
+        lease: std::time::Duration,
+    ) -> Result<Claim, Error>;
+    /// Gives the job back after attempt `attempt` (the `attempts` its claim
+    /// returned) failed and its delivery will be retried: `pending` again,
+    /// its attempts kept, so the retry claims it at once instead of waiting
+    /// out the lease. Only while that attempt still holds it (`processing`
+    /// with those attempts); false otherwise, or for an unknown job.
+    async fn release_attempt(&self, job_id: Uuid, attempt: u32) -> Result<bool, Error>;
     /// Ends the job (completed or failed), only if it is not final yet (and,
-    /// with [`Outcome::queued_no_later_than`], not queued since); false when
-    /// it was (a duplicate delivery finished it first). The
+    /// with [`Outcome::queued_no_later_than`], not queued since, and with
+    /// [`Outcome::attempt`], not claimed by a later attempt); false when it
+    /// was (a duplicate delivery finished it first, or took it over). The
     /// outcome's fields replace the job's. [`Error::NotFound`] for an
     /// unknown job, [`Error::InvalidInput`] for a status that is not final
     /// or a negative cost or token count.
@@ -188,7 +239,7 @@ pub trait EnhancementStore: Send + Sync {
     /// (`processing`) or that is final is left alone. Nothing is deleted.
     /// Returns how many jobs it failed. A worker that later receives a
     /// cleared job's message finds it final ([`EnhancementStore::start_attempt`]
-    /// answers `None`) and drops it.
+    /// answers [`Claim::Final`]) and drops it.
     async fn clear_pending_enhancements(&self, at: OffsetDateTime) -> Result<u64, Error>;
     /// Puts a `failed` job back to `pending` for another try: its attempts
     /// kept, its error, `completed_at` and `processing_time_ms` cleared, and
@@ -512,20 +563,87 @@ impl<DB: Dialect> EnhancementStore for SqlStore<DB> {
         &self,
         job_id: Uuid,
         at: OffsetDateTime,
-    ) -> Result<Option<EnhancementRecord>, Error> {
+        lease: std::time::Duration,
+    ) -> Result<Claim, Error> {
         let db = &self.db;
-        let sql = concat!(
+        // A lease too long to subtract has not ended for anyone.
+        let expired_by = at.checked_sub(lease.try_into().unwrap_or(time::Duration::MAX));
+        let Some(expired_by) = expired_by else {
+            return Err(Error::InvalidInput(format!(
+                "the lease of an attempt is too long: {lease:?}"
+            )));
+        };
+        // The claim is decided by the UPDATE alone (a row lock on Postgres,
+        // the write lock on SQLite): of two claims at once, the second sees
+        // the first's `started_at` and takes nothing. The SELECT after it
+        // only says why nothing was taken.
+        let claim = concat!(
             "UPDATE enhancement_history SET status = 'processing', attempts = attempts + 1, \
-             started_at = $2 WHERE job_id = $1 AND status IN ('pending', 'processing') RETURNING ",
+             started_at = $2 WHERE job_id = $1 AND (status = 'pending' OR (status = 'processing' \
+             AND (started_at IS NULL OR started_at <= $3))) RETURNING ",
             job_columns!()
         );
-        let row = db
-            .sql(sql)
+        for _ in 0..CLAIM_TRIES {
+            let mut tx = db.begin_write().await?;
+            let row = db
+                .sql(claim)
+                .bind_id(job_id)
+                .bind_time(at)
+                .bind_time(expired_by)
+                .fetch_optional(on(&mut tx))
+                .await?;
+            if let Some(row) = row {
+                let record = job_from_row(db.columns(&row))?;
+                db.commit(tx).await?;
+                return Ok(Claim::Started(Box::new(record)));
+            }
+            let row = db
+                .sql("SELECT status, started_at FROM enhancement_history WHERE job_id = $1")
+                .bind_id(job_id)
+                .fetch_optional(on(&mut tx))
+                .await?;
+            let seen = match row {
+                None => None,
+                Some(row) => {
+                    let row = db.columns(&row);
+                    let status: String = row.get("status")?;
+                    let status: EnhancementStatus =
+                        status.parse().map_err(|e| Error::Corrupt(format!("{e}")))?;
+                    Some((status, row.opt_time("started_at")?))
+                }
+            };
+            db.commit(tx).await?;
+            match seen {
+                None => return Ok(Claim::Final),
+                Some((status, _)) if status.is_final() => return Ok(Claim::Final),
+                // Claimed by another attempt, even one whose `at` is behind
+                // ours (the workers' clocks differ): its holder decides.
+                Some((EnhancementStatus::Processing, Some(since))) => {
+                    return Ok(Claim::Held { since });
+                }
+                // Changed between the two statements (Postgres reads each
+                // with a snapshot of its own): decide again.
+                Some(_) => {}
+            }
+        }
+        Err(Error::Conflict(format!(
+            "job {job_id} kept changing while an attempt claimed it"
+        )))
+    }
+
+    #[instrument(name = "store.release_attempt", skip_all, fields(job.id = %job_id))]
+    async fn release_attempt(&self, job_id: Uuid, attempt: u32) -> Result<bool, Error> {
+        let db = &self.db;
+        let released = db
+            .sql(
+                "UPDATE enhancement_history SET status = 'pending' \
+                 WHERE job_id = $1 AND status = 'processing' AND attempts = $2",
+            )
             .bind_id(job_id)
-            .bind_time(at)
-            .fetch_optional(db.pool())
+            .bind(i64::from(attempt))
+            .execute(db.pool())
             .await?;
-        row.map(|row| job_from_row(db.columns(&row))).transpose()
+        Ok(released == 1)
     }
 
     #[instrument(name = "store.finish_enhancement", skip_all, fields(job.id = %job_id))]
@@ -544,7 +662,8 @@ impl<DB: Dialect> EnhancementStore for SqlStore<DB> {
                  input_tokens = $8, output_tokens = $9, note_id = $10, completed_at = $11, \
                  worker_id = $12 \
                  WHERE job_id = $1 AND status NOT IN ('completed', 'failed') \
-                 AND ($13 IS NULL OR queued_at IS NULL OR queued_at <= $13)",
+                 AND ($13 IS NULL OR queued_at IS NULL OR queued_at <= $13) \
+                 AND ($14 IS NULL OR attempts = $14)",
             )
             .bind_id(job_id)
             .bind(status.as_str())
@@ -559,6 +678,7 @@ impl<DB: Dialect> EnhancementStore for SqlStore<DB> {
             .bind_time(at)
             .bind_opt_id(outcome.worker_id)
             .bind_opt_time(outcome.queued_no_later_than)
+            .bind(outcome.attempt.map(i64::from))
             .execute(db.pool())
             .await?;
         if updated == 1 {

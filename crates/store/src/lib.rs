@@ -91,7 +91,7 @@ pub use audit::{
 pub use budgets::{Admission, BudgetStore, Reservation, Settled, Spend};
 pub use context::{ContextStore, HistoryRecord, HistoryTicket, KbArticleRecord, SystemRecord};
 pub use enhancements::{
-    CLEARED, EnhancementCursor, EnhancementQuery, EnhancementRecord, EnhancementStore,
+    CLEARED, Claim, EnhancementCursor, EnhancementQuery, EnhancementRecord, EnhancementStore,
     NewEnhancement, Outcome, Recorded,
 };
 pub use error::Error;

@@ -11,6 +11,19 @@
 //! the loop, and the message is dead-lettered.
 //! The model failing is neither: the note carries the context without
 //! analysis and the job completes, with the reason kept.
+//!
+//! An attempt holds its job by a lease ([`crate::Config::lease`]): the
+//! store starts it only on a pending job or one whose last attempt's lease
+//! ran out, in one statement, so two deliveries of one job (a duplicate
+//! message, the sweeper's push, a redelivery after a crash) never run
+//! attempts at once and never both find the ticket without the note. A
+//! delivery that finds the job held is deferred, spending no attempt, and
+//! tries again until the holder ends the job (then it finds it final and is
+//! dropped) or its lease runs out (its worker died: this delivery takes the
+//! job). It is never dropped while the job is held: the holder may be dead,
+//! and its own message comes back only once. The job's final write names
+//! the attempt, so an attempt that outlived its lease cannot end the
+//! attempt that took the job over.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +39,7 @@ use csp_enhance::{
 };
 use csp_http::HttpClient;
 use csp_secrets::Keyring;
-use csp_store::{EnhancementRecord, Outcome, TenantRecord};
+use csp_store::{Claim, EnhancementRecord, Outcome, TenantRecord};
 use csp_ticketing::JobMarker;
 use csp_ticketing::connector::{ClientOptions, PostedNote, RetryPolicy, ToolType};
 use time::OffsetDateTime;
@@ -65,6 +78,8 @@ pub(crate) struct Jobs {
     tally: Arc<Tally>,
     max_attempts: u32,
     attempt_timeout: Duration,
+    /// How long an attempt holds its job ([`crate::Config::lease`]).
+    lease: Duration,
     source_timeouts: GatherTimeouts,
     kb_api_timeout: Duration,
     kb_cache_ttl: Duration,
@@ -115,6 +130,7 @@ impl Jobs {
             tally,
             max_attempts: config.max_attempts,
             attempt_timeout: config.attempt_timeout,
+            lease: config.lease(),
             source_timeouts: config.source_timeouts,
             kb_api_timeout: config.kb_api_timeout,
             kb_cache_ttl: config.kb_cache_ttl,
@@ -170,9 +186,24 @@ impl Jobs {
         let _active = Active::start();
         let _busy = self.tally.busy();
         let started = Instant::now();
-        let record = match self.stores.jobs.start_attempt(job.job_id, now()).await {
-            Ok(Some(record)) => record,
-            Ok(None) => {
+        let at = now();
+        let claim = self.stores.jobs.start_attempt(job.job_id, at, self.lease);
+        let record = match claim.await {
+            Ok(Claim::Started(record)) => *record,
+            Ok(Claim::Held { since }) => {
+                let delay = self.held_delay(since, at);
+                tracing::info!(
+                    tenant_id = %job.tenant_id,
+                    correlation_id = %job.correlation_id,
+                    operation = "start_attempt",
+                    status = "deferred",
+                    since = %since,
+                    delay_ms = delay.as_millis() as u64,
+                    "another attempt holds the job; deferred until it ends or its lease runs out"
+                );
+                return Err(HandlerError::Defer(delay));
+            }
+            Ok(Claim::Final) => {
                 tracing::info!(
                     tenant_id = %job.tenant_id,
                     correlation_id = %job.correlation_id,
@@ -236,6 +267,7 @@ impl Jobs {
                 Ok(())
             }
             Err(Failure::Retry(reason)) if !last => {
+                self.release(&record).await;
                 metrics::ended(tenant.as_str(), "retrying", elapsed.as_secs_f64());
                 log(
                     "retrying",
@@ -258,6 +290,34 @@ impl Jobs {
         }
     }
 
+    /// Gives the job back for its retried delivery to claim at once. If
+    /// the store cannot say so, the retry waits out this attempt's lease
+    /// (deferred meanwhile): slower, never two attempts at once.
+    async fn release(&self, record: &EnhancementRecord) {
+        if let Err(e) = self
+            .stores
+            .jobs
+            .release_attempt(record.job_id, record.attempts)
+            .await
+        {
+            tracing::warn!(operation = "release_attempt", status = "error", error = %e,
+                "cannot give the job back; its retry waits for this attempt's lease to run out");
+        }
+    }
+
+    /// How long a delivery whose job another attempt holds (since `since`)
+    /// waits before it tries again: until the holder's lease runs out, but
+    /// at most `tenant_defer_max` at a time — the loop waits out a deferral
+    /// before it stops, so a stopping or pausing worker is held up no longer
+    /// than by the fairness cap, and a duplicate of a job that ends early is
+    /// dropped soon after — and at least `tenant_defer` (the holder's clock
+    /// may be ahead of this worker's).
+    fn held_delay(&self, since: OffsetDateTime, at: OffsetDateTime) -> Duration {
+        let ends = since + self.lease;
+        let left = Duration::try_from(ends - at).unwrap_or(Duration::ZERO);
+        left.min(self.tenant_defer_max).max(self.tenant_defer)
+    }
+
     /// Writes the job's end, retrying a store blip; a store that stays
     /// down leaves the message to be delivered again.
     async fn finish(
@@ -267,6 +327,9 @@ impl Jobs {
     ) -> Result<(), HandlerError> {
         // Its worker, for the Workers page's throughput.
         outcome.worker_id = Some(self.tally.worker_id());
+        // Only while this attempt holds the job: one that outlived its
+        // lease leaves the job to the attempt that took it over.
+        outcome.attempt = Some(record.attempts);
         let mut try_ = 1;
         loop {
             match self
@@ -280,7 +343,7 @@ impl Jobs {
                     tracing::info!(
                         operation = "finish",
                         status = "skipped",
-                        "another delivery finished the job first"
+                        "another delivery finished the job first, or took it over after this attempt's lease"
                     );
                     return Ok(());
                 }
@@ -594,6 +657,8 @@ impl Progress {
             worker_id: None,
             // The worker's own round: it holds the job (`processing`).
             queued_no_later_than: None,
+            // Set by `Jobs::finish`, which knows the attempt.
+            attempt: None,
         }
     }
 }

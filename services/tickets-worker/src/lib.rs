@@ -30,9 +30,11 @@
 //! (`heartbeat.rs`: every 5 s into the shared
 //! cache, deleted on a graceful stop).
 //!
-//! Must never: post a second note for a job (every post goes through
-//! `post_note_once` with the job's marker, and a final job is never worked
-//! on again); call the model for a tenant over its monthly budget or while
+//! Must never: post a second note for a job (an attempt holds its job by
+//! an exclusive lease from the store, so two deliveries of a job never run
+//! attempts at once — the second is deferred until the lease ends; every
+//! post goes through `post_note_once` with the job's marker; and a final job
+//! is never worked on again); call the model for a tenant over its monthly budget or while
 //! the breaker is open; let a failing context source fail a job; leave a job
 //! that the queue gives up on anything but `failed` in the store; log or
 //! store a tenant's credential or the model key; take a job while
@@ -91,6 +93,12 @@ pub struct Config {
     pub backoff: Backoff,
     /// The budget of one attempt, everything included (120 s).
     pub attempt_timeout: Duration,
+    /// Added to `attempt_timeout` for the lease an attempt holds its job by
+    /// ([`Config::lease`], 30 s): time to end the attempt after its budget
+    /// (a note post already on the wire, the job's final write) and for the
+    /// clocks of workers on other hosts. While the lease runs no other
+    /// delivery of the job starts an attempt.
+    pub lease_margin: Duration,
     /// Per source: history 5 s, knowledge base 10 s, inventory 5 s.
     pub source_timeouts: GatherTimeouts,
     /// A tenant's external knowledge-base API: its call's timeout (10 s),
@@ -145,6 +153,7 @@ impl Default for Config {
                 factor: 2.0,
             },
             attempt_timeout: Duration::from_secs(120),
+            lease_margin: Duration::from_secs(30),
             source_timeouts: GatherTimeouts {
                 similar: Duration::from_secs(5),
                 kb: Duration::from_secs(10),
@@ -177,6 +186,7 @@ impl std::fmt::Debug for Config {
             .field("tenant_defer_max", &self.tenant_defer_max)
             .field("max_attempts", &self.max_attempts)
             .field("attempt_timeout", &self.attempt_timeout)
+            .field("lease_margin", &self.lease_margin)
             .field("provider", &self.provider)
             .field("keyring", &self.keyring.as_ref().map(|_| "[set]"))
             .field("public_url", &self.public_url)
@@ -205,6 +215,7 @@ impl Config {
         }
         for (key, value) in [
             ("attempt_timeout", self.attempt_timeout),
+            ("lease_margin", self.lease_margin),
             ("tenant_defer", self.tenant_defer),
             ("kb_api_timeout", self.kb_api_timeout),
             ("kb_cache_ttl", self.kb_cache_ttl),
@@ -232,6 +243,14 @@ impl Config {
             )));
         }
         Ok(())
+    }
+
+    /// How long an attempt holds its job (`attempt_timeout` +
+    /// `lease_margin`, 150 s): another delivery of the job meanwhile is
+    /// deferred, and once it has run out (the attempt's worker died) the job
+    /// is taken again ([`csp_store::EnhancementStore::start_attempt`]).
+    pub fn lease(&self) -> Duration {
+        self.attempt_timeout.saturating_add(self.lease_margin)
     }
 
     /// The links that end every note, or `None` (said once, at start)

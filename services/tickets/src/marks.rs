@@ -180,7 +180,7 @@ mod tests {
     use async_trait::async_trait;
     use csp_domain::EnhancementStatus;
     use csp_store::{
-        EnhancementQuery, EnhancementRecord, Error, NewEnhancement, Outcome, Recorded,
+        Claim, EnhancementQuery, EnhancementRecord, Error, NewEnhancement, Outcome, Recorded,
     };
     use std::sync::atomic::{AtomicU32, Ordering};
     use time::OffsetDateTime;
@@ -235,7 +235,11 @@ mod tests {
             &self,
             _: Uuid,
             _: OffsetDateTime,
-        ) -> Result<Option<EnhancementRecord>, Error> {
+            _: std::time::Duration,
+        ) -> Result<Claim, Error> {
+            unreachable!()
+        }
+        async fn release_attempt(&self, _: Uuid, _: u32) -> Result<bool, Error> {
             unreachable!()
         }
         async fn finish_enhancement(

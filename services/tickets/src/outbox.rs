@@ -3,7 +3,8 @@
 //! ago and still pending) published — the transactional-outbox pattern. The
 //! store is the source of truth; the queue only carries a job's id, so a
 //! message pushed twice is harmless (the worker starts an attempt only on a
-//! job that is not final, and posts at most one note per job).
+//! job that is not final and that no other attempt holds, and posts at most
+//! one note per job).
 //!
 //! The intake's path has one commit, the job row's. After its push, the
 //! job's `queued_at` (the sweeper's bookkeeping, nobody's promise) is handed

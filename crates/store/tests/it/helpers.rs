@@ -68,3 +68,7 @@ pub(crate) fn message(session: SessionId, seq: u64, text: &str) -> NewMessage {
 pub(crate) async fn next_millisecond() {
     tokio::time::sleep(Duration::from_millis(3)).await;
 }
+
+/// The lease the suite's attempts claim their jobs for: a worker's 120 s
+/// attempt and its margin.
+pub(crate) const LEASE: Duration = Duration::from_secs(150);

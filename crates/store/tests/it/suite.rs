@@ -88,6 +88,7 @@ macro_rules! store_suite {
             tenant_secrets_are_reencrypted_with_every_owner,
             record_enhancement_is_idempotent_per_tenant_and_delivery,
             attempts_start_and_finish_once_and_final_jobs_stay_final,
+            a_processing_job_is_held_until_its_lease_ends,
             the_sweeper_finds_unpublished_and_lost_jobs_oldest_first,
             mark_queued_many_marks_known_jobs_and_ignores_unknown_ones,
             enhancements_page_filters_by_tenant_status_time_and_text,

@@ -19,8 +19,8 @@ use csp_mock_ticketing::{MockRequest, MockSdp, RunningMock};
 use csp_secrets::{Keyring, SecretKey};
 use csp_store::test_support::{Backend, TestStore};
 use csp_store::{
-    EnhancementQuery, EnhancementRecord, EnhancementStore, Error, HistoryTicket, KbArticleRecord,
-    NewEnhancement, NewTenant, Outcome, Recorded, StoredSecret, SystemRecord,
+    Claim, EnhancementQuery, EnhancementRecord, EnhancementStore, Error, HistoryTicket,
+    KbArticleRecord, NewEnhancement, NewTenant, Outcome, Recorded, StoredSecret, SystemRecord,
 };
 use csp_ticketing::connector::RetryPolicy;
 use csp_tickets_worker::{Config, Stores, Worker};
@@ -42,8 +42,18 @@ pub(crate) struct Watched {
 struct Seen {
     /// `start_attempt` calls per job.
     starts: HashMap<Uuid, u32>,
+    /// What each of them answered, per job, in order.
+    claims: HashMap<Uuid, Vec<Claimed>>,
     /// Jobs in the order they were finished.
     finished: Vec<Uuid>,
+}
+
+/// What a `start_attempt` answered, without the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Claimed {
+    Started,
+    Held,
+    Final,
 }
 
 impl Watched {
@@ -53,6 +63,11 @@ impl Watched {
 
     pub(crate) fn starts(&self, job: Uuid) -> u32 {
         self.seen().starts.get(&job).copied().unwrap_or(0)
+    }
+
+    /// What the job's claims answered, in order.
+    pub(crate) fn claims(&self, job: Uuid) -> Vec<Claimed> {
+        self.seen().claims.get(&job).cloned().unwrap_or_default()
     }
 
     pub(crate) fn any_started(&self) -> bool {
@@ -86,9 +101,20 @@ impl EnhancementStore for Watched {
         &self,
         job_id: Uuid,
         at: OffsetDateTime,
-    ) -> Result<Option<EnhancementRecord>, Error> {
+        lease: Duration,
+    ) -> Result<Claim, Error> {
         *self.seen().starts.entry(job_id).or_default() += 1;
-        self.store.start_attempt(job_id, at).await
+        let claim = self.store.start_attempt(job_id, at, lease).await?;
+        let claimed = match &claim {
+            Claim::Started(_) => Claimed::Started,
+            Claim::Held { .. } => Claimed::Held,
+            Claim::Final => Claimed::Final,
+        };
+        self.seen().claims.entry(job_id).or_default().push(claimed);
+        Ok(claim)
+    }
+    async fn release_attempt(&self, job_id: Uuid, attempt: u32) -> Result<bool, Error> {
+        self.store.release_attempt(job_id, attempt).await
     }
     async fn finish_enhancement(
         &self,
@@ -155,6 +181,8 @@ pub(crate) struct Harness {
     pub(crate) cache: Arc<csp_cache::MemoryCache>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<Result<csp_tickets_worker::Exit, csp_tickets_worker::Error>>>,
+    /// Further workers on the same queue and store ([`Harness::start_another`]).
+    others: Vec<JoinHandle<Result<csp_tickets_worker::Exit, csp_tickets_worker::Error>>>,
     next_ticket: Mutex<u64>,
 }
 
@@ -225,6 +253,7 @@ impl Harness {
             cache: Arc::new(csp_cache::MemoryCache::new()),
             shutdown: CancellationToken::new(),
             task: None,
+            others: Vec::new(),
             next_ticket: Mutex::new(1000),
         }
     }
@@ -234,6 +263,20 @@ impl Harness {
     }
 
     pub(crate) fn start(&mut self, config: Config) {
+        self.task = Some(self.spawn(config));
+    }
+
+    /// Another worker (another process, in production) on the same queue,
+    /// group and store; stopped with the first.
+    pub(crate) fn start_another(&mut self, config: Config) {
+        let task = self.spawn(config);
+        self.others.push(task);
+    }
+
+    fn spawn(
+        &self,
+        config: Config,
+    ) -> JoinHandle<Result<csp_tickets_worker::Exit, csp_tickets_worker::Error>> {
         let cache: Arc<dyn csp_cache::Cache> = self.cache.clone();
         let breaker = Arc::new(csp_breaker::Breaker::new(
             csp_breaker::Config::default(),
@@ -244,7 +287,7 @@ impl Harness {
             ..Stores::of(self.store.shared())
         };
         let worker = Worker::build(config, stores, self.queue.clone(), cache, breaker).unwrap();
-        self.task = Some(tokio::spawn(worker.run(self.shutdown.clone())));
+        tokio::spawn(worker.run(self.shutdown.clone()))
     }
 
     /// How the running worker ended, without being asked to stop (a
@@ -257,6 +300,9 @@ impl Harness {
     pub(crate) async fn stop(&mut self) {
         self.shutdown.cancel();
         if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+        for task in self.others.drain(..) {
             task.await.unwrap().unwrap();
         }
     }

@@ -17,7 +17,7 @@ use csp_ticketing::servicedesk::{SdpAuth, SdpClient};
 use csp_ticketing::{JobMarker, NoteFormat};
 use feedback::*;
 use futures::StreamExt;
-use helpers::{Harness, SDP_KEY, wait_until};
+use helpers::{Claimed, Harness, SDP_KEY, wait_until};
 use operations::*;
 use queues::*;
 
@@ -35,6 +35,8 @@ csp_store::backend_tests!(
     a_4xx_from_servicedesk_fails_the_job_at_once,
     an_inactive_tenant_fails_its_job,
     a_redelivered_completed_job_posts_no_second_note,
+    two_deliveries_of_one_job_at_once_post_one_note,
+    a_job_whose_holder_died_is_taken_after_its_lease,
     a_note_posted_before_a_crash_is_not_posted_again,
     a_paused_worker_takes_no_job_until_resumed,
     one_tenants_burst_does_not_starve_another,
@@ -249,6 +251,105 @@ async fn a_redelivered_completed_job_posts_no_second_note(backend: Backend) {
     h.stop().await;
 }
 
+/// Two workers receive the same job at once (a duplicate message: the
+/// sweeper's push after the broker's duplicate window, a lost ack): the
+/// second finds the job held by the first's attempt, is deferred rather
+/// than dropped, and once the first has ended the job finds it final.
+async fn two_deliveries_of_one_job_at_once_post_one_note(backend: Backend) {
+    let mut h = Harness::new(backend).await;
+    // The model answers after 2 s: the first attempt still runs when the
+    // second delivery arrives.
+    h.llm
+        .set_default(Some(csp_mock_llm::Behaviour::Hang(csp_mock_llm::Hang {
+            first_byte_delay_ms: 2_000,
+            ..csp_mock_llm::Hang::default()
+        })));
+    // One job at a time each: the worker busy with the first delivery
+    // pulls nothing more, so the other one takes the second.
+    let config = csp_tickets_worker::Config {
+        concurrency: 1,
+        attempt_timeout: Duration::from_secs(20),
+        lease_margin: Duration::from_secs(1),
+        ..h.config()
+    };
+    h.start(config.clone());
+    h.start_another(config);
+    let acme = h.tenant("acme", None).await;
+    let job = h.job(&acme).await;
+    wait_until(Duration::from_secs(10), || {
+        h.watched.claims(job.job_id) == [Claimed::Started]
+    })
+    .await;
+    h.push(&job, &format!("{}-duplicate", job.job_id)).await;
+
+    let record = h.finished(&job).await;
+    assert_eq!(record.status, EnhancementStatus::Completed, "{record:?}");
+    // Until the second delivery is settled: it came back after its
+    // deferral and found the job final.
+    wait_until(Duration::from_secs(20), || {
+        let claims = h.watched.claims(job.job_id);
+        claims.len() >= 2 && claims.last() != Some(&Claimed::Held)
+    })
+    .await;
+    let claims = h.watched.claims(job.job_id);
+    assert_eq!(claims.last(), Some(&Claimed::Final), "{claims:?}");
+    let held = &claims[1..claims.len() - 1];
+    assert_eq!(claims[0], Claimed::Started, "{claims:?}");
+    assert!(
+        !held.is_empty() && held.iter().all(|c| *c == Claimed::Held),
+        "the second delivery is deferred while the first holds the job: {claims:?}"
+    );
+    assert_eq!(record.attempts, 1, "one attempt");
+    assert_eq!(h.model_calls(), 1, "one attempt called the model");
+    assert_eq!(h.sdp.mock().note_posts(), 1, "one note posted");
+    assert_eq!(h.notes_for(&record).len(), 1);
+    h.stop().await;
+}
+
+/// A worker claimed the job and died: the job's message comes back while
+/// the dead worker's lease still runs, is deferred, and takes the job once
+/// the lease has run out.
+async fn a_job_whose_holder_died_is_taken_after_its_lease(backend: Backend) {
+    let mut h = Harness::new(backend).await;
+    let config = csp_tickets_worker::Config {
+        attempt_timeout: Duration::from_secs(2),
+        lease_margin: Duration::from_millis(500),
+        ..h.config()
+    };
+    let lease = config.lease();
+    let acme = h.tenant("acme", None).await;
+    let job = h.recorded_job(&acme).await;
+    let died = h
+        .store
+        .start_attempt(job.job_id, time::OffsetDateTime::now_utc(), lease)
+        .await
+        .unwrap()
+        .started()
+        .expect("the dead worker's claim");
+    h.start(config);
+    h.push(&job, &job.job_id.to_string()).await;
+
+    let record = h.finished(&job).await;
+    assert_eq!(record.status, EnhancementStatus::Completed, "{record:?}");
+    assert_eq!(record.attempts, 2, "the dead worker's and this one");
+    let claims = h.watched.claims(job.job_id);
+    assert_eq!(claims.last(), Some(&Claimed::Started), "{claims:?}");
+    assert!(
+        claims.len() >= 2
+            && claims[..claims.len() - 1]
+                .iter()
+                .all(|c| *c == Claimed::Held),
+        "deferred while the lease ran, not dropped: {claims:?}"
+    );
+    let holder_since = died.started_at.unwrap();
+    assert!(
+        record.started_at.unwrap() >= holder_since + lease,
+        "taken only after the lease: {record:?}"
+    );
+    assert_eq!(h.notes_for(&record).len(), 1);
+    h.stop().await;
+}
+
 async fn a_note_posted_before_a_crash_is_not_posted_again(backend: Backend) {
     let mut h = Harness::new(backend).await;
     let acme = h.tenant("acme", None).await;
@@ -359,10 +460,15 @@ async fn a_job_whose_worker_died_on_its_last_delivery_ends_failed(backend: Backe
             .unwrap()
             .unwrap();
         assert_eq!(delivery.attempt(), attempt);
+        // Each after the last one's lease, as the store allows.
+        let lease = h.config().lease();
+        let at = time::OffsetDateTime::now_utc() - lease * (4 - attempt as u32);
         h.store
-            .start_attempt(job.job_id, time::OffsetDateTime::now_utc())
+            .start_attempt(job.job_id, at, lease)
             .await
-            .unwrap();
+            .unwrap()
+            .started()
+            .expect("the lease before it has run out");
         drop(delivery);
     }
     drop(deliveries);

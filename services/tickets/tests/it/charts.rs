@@ -51,7 +51,12 @@ async fn job(r: &Running, status: Option<EnhancementStatus>, ms: i64, at: Offset
         .await
         .unwrap();
     if let Some(status) = status {
-        store.start_attempt(job_id, at).await.unwrap().unwrap();
+        store
+            .start_attempt(job_id, at, LEASE)
+            .await
+            .unwrap()
+            .started()
+            .unwrap();
         let outcome = Outcome {
             status: Some(status),
             processing_time_ms: Some(ms),

@@ -40,7 +40,12 @@ async fn job(
         .await
         .unwrap();
     if let Some(status) = status {
-        store.start_attempt(job_id, at).await.unwrap().unwrap();
+        store
+            .start_attempt(job_id, at, LEASE)
+            .await
+            .unwrap()
+            .started()
+            .unwrap();
         let outcome = Outcome {
             status: Some(status),
             processing_time_ms: ms,

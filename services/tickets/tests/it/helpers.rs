@@ -291,3 +291,7 @@ pub(crate) fn ticket_body(ticket_id: &str, description: &str) -> Vec<u8> {
     }))
     .unwrap()
 }
+
+/// The lease a test's attempts claim their jobs for, as a worker's (120 s
+/// attempt, 30 s margin).
+pub(crate) const LEASE: std::time::Duration = std::time::Duration::from_secs(150);

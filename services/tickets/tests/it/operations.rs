@@ -8,7 +8,7 @@ use csp_domain::{AUDIT_TOPIC, AuditEvent, ENHANCE_TOPIC, EnhanceJob, Enhancement
 use csp_domain::{ErrorCode, TenantId};
 use csp_proto::v1 as pb;
 use csp_store::test_support::Backend;
-use csp_store::{CLEARED, NewEnhancement, Outcome, TenantUpdate};
+use csp_store::{CLEARED, Claim, NewEnhancement, Outcome, TenantUpdate};
 use futures::StreamExt;
 use std::collections::BTreeSet;
 use uuid::Uuid;
@@ -59,9 +59,10 @@ pub(crate) async fn clearing_the_queue_fails_every_pending_job_and_is_audited(ba
     let taken = job_of(&r, &jobs[2]).await.job_id;
     r.shared
         .store
-        .start_attempt(taken, r.now())
+        .start_attempt(taken, r.now(), LEASE)
         .await
         .unwrap()
+        .started()
         .unwrap();
     let mut c = r.client();
     for token in [&r.operator, &r.user] {
@@ -115,15 +116,15 @@ pub(crate) async fn clearing_the_queue_fails_every_pending_job_and_is_audited(ba
         .into_inner();
     assert_eq!(state.queue_depth, 1, "only the job being processed");
     // Their messages are still on the queue: the worker drops them (its
-    // `start_attempt` answers None for a final job).
+    // `start_attempt` answers `Claim::Final` for a final job).
     assert_eq!(r.drain(ENHANCE_TOPIC, SHORT).await.len(), 3);
     assert_eq!(
         r.shared
             .store
-            .start_attempt(job_of(&r, &jobs[0]).await.job_id, r.now())
+            .start_attempt(job_of(&r, &jobs[0]).await.job_id, r.now(), LEASE)
             .await
             .unwrap(),
-        None
+        Claim::Final
     );
     // Audited with the admin and the count; a second clear finds nothing.
     let events = audited(&r, "tickets.clear_queue").await;
@@ -196,9 +197,13 @@ pub(crate) async fn only_a_failed_job_is_retried_queued_again_and_audited(backen
         .unwrap_err();
     assert_eq!(code(&e), ErrorCode::InvalidRequest);
     assert!(message(&e).contains("pending"), "{}", message(&e));
-    // Three attempts, then failed.
-    for _ in 0..3 {
-        r.shared.store.start_attempt(id, r.now()).await.unwrap();
+    // Three attempts, each after the last one's lease, then failed.
+    for i in 0..3 {
+        let at = r.now() + LEASE * i;
+        let claim = r.shared.store.start_attempt(id, at, LEASE).await.unwrap();
+        claim
+            .started()
+            .expect("the last attempt's lease has run out");
     }
     fail(&r, id, "ServiceDesk Plus answered 500").await;
     let e = c
@@ -253,7 +258,11 @@ pub(crate) async fn only_a_failed_job_is_retried_queued_again_and_audited(backen
         .unwrap_err();
     assert_eq!(code(&e), ErrorCode::InvalidRequest);
     // A completed job is not retried either.
-    r.shared.store.start_attempt(id, r.now()).await.unwrap();
+    r.shared
+        .store
+        .start_attempt(id, r.now(), LEASE)
+        .await
+        .unwrap();
     let done = Outcome {
         status: Some(EnhancementStatus::Completed),
         ..Outcome::default()

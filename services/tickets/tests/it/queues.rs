@@ -85,7 +85,11 @@ pub(crate) async fn a_dedicated_tenants_jobs_go_to_its_own_queue(backend: Backen
         .await
         .unwrap();
     let a2: uuid::Uuid = a2.job_id.parse().unwrap();
-    r.shared.store.start_attempt(a1, r.now()).await.unwrap();
+    r.shared
+        .store
+        .start_attempt(a1, r.now(), LEASE)
+        .await
+        .unwrap();
     let failed = Outcome {
         status: Some(EnhancementStatus::Failed),
         error_message: Some("ServiceDesk Plus answered 500".into()),

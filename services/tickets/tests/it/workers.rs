@@ -179,7 +179,12 @@ pub(crate) async fn a_workers_throughput_is_its_jobs_per_hour_over_seven_days(ba
                 })
                 .await
                 .unwrap();
-            store.start_attempt(job_id, at).await.unwrap().unwrap();
+            store
+                .start_attempt(job_id, at, LEASE)
+                .await
+                .unwrap()
+                .started()
+                .unwrap();
             let outcome = Outcome {
                 status: Some(status),
                 worker_id: Some(worker),

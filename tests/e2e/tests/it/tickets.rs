@@ -1235,7 +1235,13 @@ async fn tickets_servicedesk_down_distributed() {
 /// with the one note already there.
 #[tokio::test(flavor = "multi_thread")]
 async fn tickets_worker_killed_mid_job_distributed() {
-    let mut t = start(Mode::Distributed, &[]).await;
+    // The new worker takes the job once the dead one's lease (its attempt's
+    // budget + 30 s) has run out: a short budget keeps the test short.
+    let mut t = start(
+        Mode::Distributed,
+        &[("CSP_TICKETS_ATTEMPT_TIMEOUT_SECONDS", "10")],
+    )
+    .await;
     let sdp = sdp(0, &[900004]).await;
     sdp.mock()
         .fail_next_note_posts(1, NoteFault::CreateThenHang);
@@ -1273,7 +1279,9 @@ async fn tickets_worker_killed_mid_job_distributed() {
 /// job and a restart on the same data directory finish the job with one note.
 #[tokio::test(flavor = "multi_thread")]
 async fn tickets_worker_killed_mid_job_dev() {
-    let mut t = start(Mode::Dev, &[]).await;
+    // The new worker takes the job once the dead one's lease (its attempt's
+    // budget + 30 s) has run out: a short budget keeps the test short.
+    let mut t = start(Mode::Dev, &[("CSP_TICKETS_ATTEMPT_TIMEOUT_SECONDS", "10")]).await;
     let sdp = sdp(0, &[900005]).await;
     sdp.mock()
         .fail_next_note_posts(1, NoteFault::CreateThenHang);

@@ -3,10 +3,10 @@
 //! log by action (the Operations page's list).
 
 use super::tickets::tenant;
-use crate::helpers::Fixture;
+use crate::helpers::{Fixture, LEASE};
 use csp_domain::{AuditStatus, EnhancementStatus, TenantId, UserId};
 use csp_store::{
-    AuditQuery, CLEARED, EnhancementCursor, EnhancementQuery, EnhancementRecord, Error,
+    AuditQuery, CLEARED, Claim, EnhancementCursor, EnhancementQuery, EnhancementRecord, Error,
     NewAuditEntry, NewEnhancement, Outcome, Store,
 };
 use std::collections::BTreeSet;
@@ -63,9 +63,9 @@ pub(crate) async fn clearing_the_queue_fails_every_pending_job_and_only_those(st
     let never_queued = recorded(store, &globex, "2").await;
     let taken = recorded(store, &acme, "3").await;
     let t0 = datetime!(2026-12-01 10:00:00.000 UTC);
-    store.start_attempt(taken.job_id, t0).await.unwrap();
+    store.start_attempt(taken.job_id, t0, LEASE).await.unwrap();
     let done = recorded(store, &acme, "4").await;
-    store.start_attempt(done.job_id, t0).await.unwrap();
+    store.start_attempt(done.job_id, t0, LEASE).await.unwrap();
     let completed = Outcome {
         status: Some(EnhancementStatus::Completed),
         llm_output: Some("note".into()),
@@ -98,7 +98,10 @@ pub(crate) async fn clearing_the_queue_fails_every_pending_job_and_only_those(st
     assert_eq!(job(store, done.job_id).await, done_before);
     assert_eq!(job(store, failed.job_id).await, failed_before);
     // A worker receiving a cleared job's message later finds it final.
-    assert_eq!(store.start_attempt(queued.job_id, at).await.unwrap(), None);
+    assert_eq!(
+        store.start_attempt(queued.job_id, at, LEASE).await.unwrap(),
+        Claim::Final
+    );
     assert_eq!(
         job(store, queued.job_id).await.status,
         EnhancementStatus::Failed
@@ -166,8 +169,15 @@ pub(crate) async fn only_a_failed_job_is_retried_and_it_keeps_its_attempts(store
     let acme = tenant(store, "acme").await;
     let t0 = datetime!(2026-12-01 10:00:00.000 UTC);
     let j = recorded(store, &acme, "1").await;
-    for _ in 0..3 {
-        store.start_attempt(j.job_id, t0).await.unwrap().unwrap();
+    // Three attempts, each after the last one's lease.
+    for i in 0..3 {
+        let at = t0 + LEASE * i;
+        store
+            .start_attempt(j.job_id, at, LEASE)
+            .await
+            .unwrap()
+            .started()
+            .unwrap();
     }
     fail(store, j.job_id, "ServiceDesk Plus answered 500", t0).await;
 
@@ -190,7 +200,12 @@ pub(crate) async fn only_a_failed_job_is_retried_and_it_keeps_its_attempts(store
     assert_eq!(retried, job(store, j.job_id).await);
     // The next attempt is the fourth; the sweeper leaves it alone until its
     // queued_at is old.
-    let started = store.start_attempt(j.job_id, at).await.unwrap().unwrap();
+    let started = store
+        .start_attempt(j.job_id, at, LEASE)
+        .await
+        .unwrap()
+        .started()
+        .unwrap();
     assert_eq!(started.attempts, 4);
     let fresh = store
         .unqueued_enhancements(at + Duration::minutes(1), at - Duration::minutes(1), 10)
@@ -202,7 +217,10 @@ pub(crate) async fn only_a_failed_job_is_retried_and_it_keeps_its_attempts(store
     let pending = recorded(store, &acme, "2").await;
     let processing = started;
     let completed = recorded(store, &acme, "3").await;
-    store.start_attempt(completed.job_id, t0).await.unwrap();
+    store
+        .start_attempt(completed.job_id, t0, LEASE)
+        .await
+        .unwrap();
     let done = Outcome {
         status: Some(EnhancementStatus::Completed),
         ..Outcome::default()

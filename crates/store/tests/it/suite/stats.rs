@@ -1,5 +1,6 @@
 //! The dashboard's figures over the enhancement history (`StatsStore`).
 
+use crate::helpers::LEASE;
 use crate::suite::tenant;
 use csp_domain::{EnhancementStatus, TenantId};
 use csp_store::{
@@ -32,7 +33,12 @@ async fn ended(
         .await
         .unwrap();
     let Some(status) = status else { return };
-    store.start_attempt(job_id, at).await.unwrap().unwrap();
+    store
+        .start_attempt(job_id, at, LEASE)
+        .await
+        .unwrap()
+        .started()
+        .unwrap();
     let outcome = Outcome {
         status: Some(status),
         processing_time_ms: ms,
@@ -90,7 +96,12 @@ pub(crate) async fn enhancement_stats_count_the_period_and_take_its_95th_percent
         correlation_id: "c".into(),
     };
     store.record_enhancement(processing).await.unwrap();
-    store.start_attempt(job_id, recent).await.unwrap().unwrap();
+    store
+        .start_attempt(job_id, recent, LEASE)
+        .await
+        .unwrap()
+        .started()
+        .unwrap();
 
     let stats = store.enhancement_stats(since).await.unwrap();
     // 40 timed values: 50, 100 .. 3800, 10000. Rank ceil(0.95 · 40) = 38

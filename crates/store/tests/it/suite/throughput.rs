@@ -1,5 +1,6 @@
 //! A worker's jobs ended per step (`ThroughputStore`).
 
+use crate::helpers::LEASE;
 use crate::suite::tenant;
 use csp_domain::{EnhancementStatus, TenantId};
 use csp_store::{Error, NewEnhancement, Outcome, Store, ThroughputStep};
@@ -29,7 +30,12 @@ async fn ended_by(
         })
         .await
         .unwrap();
-    store.start_attempt(job_id, at).await.unwrap().unwrap();
+    store
+        .start_attempt(job_id, at, LEASE)
+        .await
+        .unwrap()
+        .started()
+        .unwrap();
     let outcome = Outcome {
         status: Some(status),
         error_message: (status == EnhancementStatus::Failed).then(|| "boom".into()),

@@ -2,11 +2,12 @@
 //! jobs, and the per-tenant context, including that no tenant ever reads
 //! another's rows.
 
-use crate::helpers::{Dialect, Fixture, next_millisecond};
+use crate::helpers::{Dialect, Fixture, LEASE, next_millisecond};
 use csp_domain::{EnhancementStatus, HistorySource, TenantId};
 use csp_store::{
-    EnhancementQuery, EnhancementRecord, Error, HistoryTicket, KbArticleRecord, NewEnhancement,
-    NewTenant, Outcome, Owner, SecretChange, Store, StoredSecret, SystemRecord, TenantUpdate,
+    Claim, EnhancementQuery, EnhancementRecord, Error, HistoryTicket, KbArticleRecord,
+    NewEnhancement, NewTenant, Outcome, Owner, SecretChange, Store, StoredSecret, SystemRecord,
+    TenantUpdate,
 };
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -433,14 +434,26 @@ pub(crate) async fn attempts_start_and_finish_once_and_final_jobs_stay_final(sto
     let acme = tenant(store, "acme").await;
     let job1 = record(store, job(&acme, "1", "d1")).await;
     let t1 = datetime!(2026-12-01 10:00:00.001 UTC);
-    let started = store.start_attempt(job1.job_id, t1).await.unwrap().unwrap();
+    let started = store
+        .start_attempt(job1.job_id, t1, LEASE)
+        .await
+        .unwrap()
+        .started()
+        .unwrap();
     assert_eq!(
         (started.status, started.attempts, started.started_at),
         (EnhancementStatus::Processing, 1, Some(t1))
     );
-    // A redelivery while processing is another attempt.
-    let t2 = t1 + Duration::seconds(130);
-    let again = store.start_attempt(job1.job_id, t2).await.unwrap().unwrap();
+    // A delivery once the first attempt's lease has ended is another
+    // attempt (its worker died): `Held` before, see
+    // `a_processing_job_is_held_until_its_lease_ends`.
+    let t2 = t1 + LEASE;
+    let again = store
+        .start_attempt(job1.job_id, t2, LEASE)
+        .await
+        .unwrap()
+        .started()
+        .unwrap();
     assert_eq!((again.attempts, again.started_at), (2, Some(t2)));
 
     let context = json!({ "similar_tickets": [{ "ticket_id": "42" }], "timings_ms": { "kb": 12 } });
@@ -457,6 +470,7 @@ pub(crate) async fn attempts_start_and_finish_once_and_final_jobs_stay_final(sto
         note_id: Some("note-1".to_owned()),
         worker_id: None,
         queued_no_later_than: None,
+        attempt: None,
     };
     assert!(
         store
@@ -495,8 +509,11 @@ pub(crate) async fn attempts_start_and_finish_once_and_final_jobs_stay_final(sto
             .unwrap()
     );
     assert_eq!(
-        store.start_attempt(job1.job_id, done_at).await.unwrap(),
-        None
+        store
+            .start_attempt(job1.job_id, done_at, LEASE)
+            .await
+            .unwrap(),
+        Claim::Final
     );
     assert_eq!(
         store.enhancement(job1.job_id).await.unwrap(),
@@ -517,8 +534,11 @@ pub(crate) async fn attempts_start_and_finish_once_and_final_jobs_stay_final(sto
             .unwrap()
     );
     assert_eq!(
-        store.start_attempt(job2.job_id, done_at).await.unwrap(),
-        None
+        store
+            .start_attempt(job2.job_id, done_at, LEASE)
+            .await
+            .unwrap(),
+        Claim::Final
     );
     let job2 = store.enhancement(job2.job_id).await.unwrap().unwrap();
     assert_eq!(job2.status, EnhancementStatus::Failed);
@@ -528,7 +548,10 @@ pub(crate) async fn attempts_start_and_finish_once_and_final_jobs_stay_final(sto
     );
 
     let unknown = Uuid::new_v4();
-    assert_eq!(store.start_attempt(unknown, t1).await.unwrap(), None);
+    assert_eq!(
+        store.start_attempt(unknown, t1, LEASE).await.unwrap(),
+        Claim::Final
+    );
     assert_eq!(store.enhancement(unknown).await.unwrap(), None);
     assert!(matches!(
         store.finish_enhancement(unknown, outcome, t1).await,
@@ -555,6 +578,164 @@ pub(crate) async fn attempts_start_and_finish_once_and_final_jobs_stay_final(sto
     assert_eq!(store.enhancement(job3.job_id).await.unwrap(), Some(job3));
 }
 
+pub(crate) async fn a_processing_job_is_held_until_its_lease_ends(store: &dyn Store) {
+    let acme = tenant(store, "acme").await;
+    let job1 = record(store, job(&acme, "1", "d1")).await;
+    let t1 = datetime!(2026-12-01 10:00:00.001 UTC);
+    let first = store.start_attempt(job1.job_id, t1, LEASE).await.unwrap();
+    let Claim::Started(first) = first else {
+        panic!("a pending job is started: {first:?}");
+    };
+    assert_eq!((first.attempts, first.started_at), (1, Some(t1)));
+
+    // A second delivery while the first attempt's lease runs takes nothing,
+    // to the lease's last millisecond.
+    for at in [
+        t1,
+        t1 + Duration::seconds(1),
+        t1 + LEASE - Duration::milliseconds(1),
+    ] {
+        assert_eq!(
+            store.start_attempt(job1.job_id, at, LEASE).await.unwrap(),
+            Claim::Held { since: t1 },
+            "{at}"
+        );
+    }
+    assert_eq!(store.enhancement(job1.job_id).await.unwrap(), Some(*first));
+
+    // Once it has ended (the holder died), the job is claimed again.
+    let t2 = t1 + LEASE;
+    let second = store
+        .start_attempt(job1.job_id, t2, LEASE)
+        .await
+        .unwrap()
+        .started()
+        .expect("claimed after the lease");
+    assert_eq!(
+        (second.status, second.attempts, second.started_at),
+        (EnhancementStatus::Processing, 2, Some(t2))
+    );
+    assert_eq!(
+        store
+            .start_attempt(job1.job_id, t2 + Duration::seconds(1), LEASE)
+            .await
+            .unwrap(),
+        Claim::Held { since: t2 }
+    );
+
+    // The first attempt, outliving its lease, cannot end the second's job;
+    // the second can.
+    let end = |attempt| Outcome {
+        status: Some(EnhancementStatus::Completed),
+        attempt: Some(attempt),
+        ..Outcome::default()
+    };
+    let done_at = t2 + Duration::seconds(5);
+    assert!(
+        !store
+            .finish_enhancement(job1.job_id, end(1), done_at)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .enhancement(job1.job_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        EnhancementStatus::Processing
+    );
+    assert!(
+        store
+            .finish_enhancement(job1.job_id, end(2), done_at)
+            .await
+            .unwrap()
+    );
+
+    // An attempt that failed and is retried gives the job back, and the
+    // retry claims it at once; only the attempt holding it can.
+    let job4 = record(store, job(&acme, "4", "d4")).await;
+    let failing = store
+        .start_attempt(job4.job_id, t1, LEASE)
+        .await
+        .unwrap()
+        .started()
+        .unwrap();
+    assert!(!store.release_attempt(job4.job_id, 2).await.unwrap());
+    assert!(
+        store
+            .release_attempt(job4.job_id, failing.attempts)
+            .await
+            .unwrap()
+    );
+    let released = store.enhancement(job4.job_id).await.unwrap().unwrap();
+    assert_eq!(
+        (released.status, released.attempts),
+        (EnhancementStatus::Pending, 1)
+    );
+    assert!(
+        !store.release_attempt(job4.job_id, 1).await.unwrap(),
+        "not held"
+    );
+    let retry_at = t1 + Duration::seconds(2);
+    let retry = store
+        .start_attempt(job4.job_id, retry_at, LEASE)
+        .await
+        .unwrap()
+        .started()
+        .expect("claimed within the released lease");
+    assert_eq!((retry.attempts, retry.started_at), (2, Some(retry_at)));
+    assert!(!store.release_attempt(Uuid::new_v4(), 1).await.unwrap());
+
+    // Completed, failed and unknown jobs are final, however late.
+    let job2 = record(store, job(&acme, "2", "d2")).await;
+    store
+        .start_attempt(job2.job_id, t1, LEASE)
+        .await
+        .unwrap()
+        .started()
+        .unwrap();
+    let failed = Outcome {
+        status: Some(EnhancementStatus::Failed),
+        error_message: Some("boom".to_owned()),
+        ..Outcome::default()
+    };
+    assert!(
+        store
+            .finish_enhancement(job2.job_id, failed, t1)
+            .await
+            .unwrap()
+    );
+    let late = t2 + LEASE * 10;
+    for id in [job1.job_id, job2.job_id, Uuid::new_v4()] {
+        for at in [done_at, late] {
+            assert_eq!(
+                store.start_attempt(id, at, LEASE).await.unwrap(),
+                Claim::Final
+            );
+        }
+    }
+
+    // Claims at once: exactly one starts, every other finds it held.
+    let job3 = record(store, job(&acme, "3", "d3")).await;
+    let claims = (0..8).map(|_| store.start_attempt(job3.job_id, t1, LEASE));
+    let claims = futures::future::try_join_all(claims).await.unwrap();
+    let started = claims
+        .iter()
+        .filter(|c| matches!(c, Claim::Started(_)))
+        .count();
+    assert_eq!(started, 1, "{claims:?}");
+    assert!(
+        claims
+            .iter()
+            .all(|c| matches!(c, Claim::Started(_)) || *c == Claim::Held { since: t1 }),
+        "{claims:?}"
+    );
+    let job3 = store.enhancement(job3.job_id).await.unwrap().unwrap();
+    assert_eq!(job3.attempts, 1);
+}
+
 pub(crate) async fn the_sweeper_finds_unpublished_and_lost_jobs_oldest_first(store: &dyn Store) {
     let acme = tenant(store, "acme").await;
     let never = record(store, job(&acme, "1", "d1")).await;
@@ -572,7 +753,10 @@ pub(crate) async fn the_sweeper_finds_unpublished_and_lost_jobs_oldest_first(sto
         .unwrap();
     assert_eq!(marked, 2);
     store.mark_queued_many(&[fresh.job_id], now).await.unwrap();
-    store.start_attempt(working.job_id, now).await.unwrap();
+    store
+        .start_attempt(working.job_id, now, LEASE)
+        .await
+        .unwrap();
 
     let queued_before = now - Duration::minutes(5);
     let found = store
@@ -607,7 +791,7 @@ pub(crate) async fn the_sweeper_finds_unpublished_and_lost_jobs_oldest_first(sto
         .await
         .unwrap();
     store
-        .start_attempt(stranded.job_id, long_ago)
+        .start_attempt(stranded.job_id, long_ago, LEASE)
         .await
         .unwrap();
     let found = store
@@ -757,7 +941,7 @@ pub(crate) async fn enhancements_page_filters_by_tenant_status_time_and_text(sto
     g1.description = "printer jam in the lobby".to_owned();
     let g1 = record(store, g1).await;
     store
-        .start_attempt(a2.job_id, OffsetDateTime::now_utc())
+        .start_attempt(a2.job_id, OffsetDateTime::now_utc(), LEASE)
         .await
         .unwrap();
 
@@ -907,7 +1091,7 @@ pub(crate) async fn enhancement_counts_and_the_pause_flag(store: &dyn Store) {
     record(store, job(&acme, "2", "d2")).await;
     let c = record(store, job(&acme, "3", "d3")).await;
     store
-        .start_attempt(a.job_id, OffsetDateTime::now_utc())
+        .start_attempt(a.job_id, OffsetDateTime::now_utc(), LEASE)
         .await
         .unwrap();
     let failed = Outcome {
