@@ -1,7 +1,12 @@
-use csp_domain::{Role, SessionId, UserId};
+use csp_domain::{EnhancementStatus, Role, SessionId, TenantId, UserId};
 use csp_store::test_support::TestStore;
-use csp_store::{Error, NewMessage, NewSession, NewUser, SessionRecord, Store, UserRecord};
+use csp_store::{
+    Error, NewEnhancement, NewMessage, NewSession, NewUser, Outcome, SessionRecord, Store,
+    UserRecord,
+};
 use std::time::Duration;
+use time::OffsetDateTime;
+use uuid::Uuid;
 
 /// Which SQL a raw statement must be written in.
 pub(crate) use csp_store::test_support::Backend as Dialect;
@@ -72,3 +77,40 @@ pub(crate) async fn next_millisecond() {
 /// The lease the suite's attempts claim their jobs for: a worker's 120 s
 /// attempt and its margin.
 pub(crate) const LEASE: Duration = Duration::from_secs(150);
+
+/// Records a job of `tenant` (its id is its ticket and delivery key) and,
+/// given an outcome, claims it and ends it at `at`: the figures' suites
+/// need jobs that ended when and how they say, nothing else about them. A
+/// failed outcome without an error message gets one.
+pub(crate) async fn ended_job(
+    store: &dyn Store,
+    tenant: &TenantId,
+    end: Option<Outcome>,
+    at: OffsetDateTime,
+) {
+    let job_id = Uuid::new_v4();
+    store
+        .record_enhancement(NewEnhancement {
+            job_id,
+            tenant_id: tenant.clone(),
+            ticket_id: job_id.to_string(),
+            delivery_key: job_id.to_string(),
+            subject: "s".into(),
+            description: "d".into(),
+            priority: "Low".into(),
+            correlation_id: "c".into(),
+        })
+        .await
+        .unwrap();
+    let Some(mut outcome) = end else { return };
+    if outcome.status == Some(EnhancementStatus::Failed) && outcome.error_message.is_none() {
+        outcome.error_message = Some("boom".into());
+    }
+    store
+        .start_attempt(job_id, at, LEASE)
+        .await
+        .unwrap()
+        .started()
+        .unwrap();
+    assert!(store.finish_enhancement(job_id, outcome, at).await.unwrap());
+}

@@ -1,6 +1,6 @@
 //! The dashboard's figures over the enhancement history (`StatsStore`).
 
-use crate::helpers::LEASE;
+use crate::helpers::{LEASE, ended_job};
 use crate::suite::tenant;
 use csp_domain::{EnhancementStatus, TenantId};
 use csp_store::{
@@ -9,8 +9,8 @@ use csp_store::{
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-/// Records a job of `tenant`, starts it and, with a status, ends it at
-/// `at` after `ms` of processing.
+/// A job of `tenant` that, with a status, ended at `at` after `ms` of
+/// processing.
 async fn ended(
     store: &dyn Store,
     tenant: &TenantId,
@@ -18,34 +18,12 @@ async fn ended(
     ms: Option<i64>,
     at: OffsetDateTime,
 ) {
-    let job_id = Uuid::new_v4();
-    store
-        .record_enhancement(NewEnhancement {
-            job_id,
-            tenant_id: tenant.clone(),
-            ticket_id: job_id.to_string(),
-            delivery_key: job_id.to_string(),
-            subject: "s".into(),
-            description: "d".into(),
-            priority: "Low".into(),
-            correlation_id: "c".into(),
-        })
-        .await
-        .unwrap();
-    let Some(status) = status else { return };
-    store
-        .start_attempt(job_id, at, LEASE)
-        .await
-        .unwrap()
-        .started()
-        .unwrap();
-    let outcome = Outcome {
+    let end = status.map(|status| Outcome {
         status: Some(status),
         processing_time_ms: ms,
-        error_message: (status == EnhancementStatus::Failed).then(|| "boom".into()),
         ..Outcome::default()
-    };
-    assert!(store.finish_enhancement(job_id, outcome, at).await.unwrap());
+    });
+    ended_job(store, tenant, end, at).await;
 }
 
 pub(crate) async fn enhancement_stats_count_the_period_and_take_its_95th_percentile(

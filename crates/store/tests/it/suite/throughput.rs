@@ -1,14 +1,14 @@
 //! A worker's jobs ended per step (`ThroughputStore`).
 
-use crate::helpers::LEASE;
+use crate::helpers::ended_job;
 use crate::suite::tenant;
 use csp_domain::{EnhancementStatus, TenantId};
-use csp_store::{Error, NewEnhancement, Outcome, Store, ThroughputStep};
+use csp_store::{Error, Outcome, Store, ThroughputStep};
 use std::time::Duration as StdDuration;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-/// Records a job of `tenant` and ends it at `at` as `status`, by `worker`.
+/// A job of `tenant` that `worker` ended at `at` as `status`.
 async fn ended_by(
     store: &dyn Store,
     tenant: &TenantId,
@@ -16,33 +16,12 @@ async fn ended_by(
     status: EnhancementStatus,
     at: OffsetDateTime,
 ) {
-    let job_id = Uuid::new_v4();
-    store
-        .record_enhancement(NewEnhancement {
-            job_id,
-            tenant_id: tenant.clone(),
-            ticket_id: job_id.to_string(),
-            delivery_key: job_id.to_string(),
-            subject: "s".into(),
-            description: "d".into(),
-            priority: "Low".into(),
-            correlation_id: "c".into(),
-        })
-        .await
-        .unwrap();
-    store
-        .start_attempt(job_id, at, LEASE)
-        .await
-        .unwrap()
-        .started()
-        .unwrap();
     let outcome = Outcome {
         status: Some(status),
-        error_message: (status == EnhancementStatus::Failed).then(|| "boom".into()),
         worker_id: worker,
         ..Outcome::default()
     };
-    assert!(store.finish_enhancement(job_id, outcome, at).await.unwrap());
+    ended_job(store, tenant, Some(outcome), at).await;
 }
 
 pub(crate) async fn a_workers_throughput_counts_the_jobs_it_ended_per_step(store: &dyn Store) {
