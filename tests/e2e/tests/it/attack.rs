@@ -13,7 +13,7 @@
 //! ones attack, and one report file needs one writer.
 
 use crate::governance::{PASSWORD, call, new_user, ready, unique};
-use crate::tickets::{Tickets, ZENDESK_SECRET, new_ticket_body, now_s, sdp, start};
+use crate::tickets::{Answer, Tickets, ZENDESK_SECRET, new_ticket_body, now_s, sdp, start};
 use base64::Engine;
 use csp_auth::Access;
 use csp_e2e::{Csp, JWT_SECRET, Mode, Ws};
@@ -863,6 +863,30 @@ fn coverage(f: &Fixture, table: &[Route], r: &mut Report) {
 // ------------------------------------------------------------ 7. webhooks
 
 /// Spoofing and replay across tenants, for each connector.
+/// A valid delivery sent twice: both answered `202` with the same job, and
+/// one job recorded (`jobs`: the tenant's count before and after).
+fn replayed(
+    r: &mut Report,
+    path: &str,
+    what: &str,
+    (first, again): (&Answer, &Answer),
+    (before, after): (u64, u64),
+) {
+    r.row(
+        format!("POST {path}"),
+        what,
+        "202 twice, same job_id, one job recorded",
+        format!(
+            "{} {} / {}, jobs {before} → {after}",
+            first.status, first.body, again.status
+        ),
+        first.status == 202
+            && again.status == 202
+            && first.body["job_id"] == again.body["job_id"]
+            && after == before + 1,
+    );
+}
+
 async fn webhooks(f: &Fixture, r: &mut Report) {
     r.section(
         "7. Webhook spoofing and replay",
@@ -874,7 +898,7 @@ async fn webhooks(f: &Fixture, r: &mut Report) {
          `verify_hmac_sha256_hex` for ServiceDesk Plus and Jira and by `zendesk::verify_signature`).",
     );
     let t = &f.t;
-    let refused = |a: &crate::tickets::Answer| {
+    let refused = |a: &Answer| {
         (
             format!(
                 "{} {}",
@@ -961,18 +985,12 @@ async fn webhooks(f: &Fixture, r: &mut Report) {
     let first = t.signed_at(sdp_path, globex, ts, &body).await;
     let again = t.signed_at(sdp_path, globex, ts, &body).await;
     let (_, after) = t.jobs_of("globex").await;
-    r.row(
-        format!("POST {sdp_path}"),
+    replayed(
+        r,
+        sdp_path,
         "valid delivery, then the same bytes and signature again",
-        "202 twice, same job_id, one job recorded",
-        format!(
-            "{} / {}, jobs {before} → {after}",
-            first.status, again.status
-        ),
-        first.status == 202
-            && again.status == 202
-            && first.body["job_id"] == again.body["job_id"]
-            && after == before + 1,
+        (&first, &again),
+        (before, after),
     );
     let elsewhere = t
         .signed_at("/webhook/jira/globex", globex, now_s(), &body)
@@ -1046,18 +1064,12 @@ async fn webhooks(f: &Fixture, r: &mut Report) {
     let first = t.deliver(jira_path, jira_body.clone(), &own).await;
     let again = t.deliver(jira_path, jira_body.clone(), &own).await;
     let (_, after) = t.jobs_of("jira-globex").await;
-    r.row(
-        format!("POST {jira_path}"),
+    replayed(
+        r,
+        jira_path,
         "valid delivery replayed with the same X-Atlassian-Webhook-Identifier",
-        "202 twice, same job_id, one job recorded",
-        format!(
-            "{} {} / {}, jobs {before} → {after}",
-            first.status, first.body, again.status
-        ),
-        first.status == 202
-            && again.status == 202
-            && first.body["job_id"] == again.body["job_id"]
-            && after == before + 1,
+        (&first, &again),
+        (before, after),
     );
 
     // Zendesk: a signed ISO 8601 timestamp and an invocation id.
@@ -1109,18 +1121,12 @@ async fn webhooks(f: &Fixture, r: &mut Report) {
     let first = t.deliver(zd_path, zd_body.clone(), &headers).await;
     let again = t.deliver(zd_path, zd_body.clone(), &headers).await;
     let (_, after) = t.jobs_of("zd-globex").await;
-    r.row(
-        format!("POST {zd_path}"),
+    replayed(
+        r,
+        zd_path,
         "valid delivery replayed (same signature and invocation id)",
-        "202 twice, same job_id, one job recorded",
-        format!(
-            "{} {} / {}, jobs {before} → {after}",
-            first.status, first.body, again.status
-        ),
-        first.status == 202
-            && again.status == 202
-            && first.body["job_id"] == again.body["job_id"]
-            && after == before + 1,
+        (&first, &again),
+        (before, after),
     );
 }
 
