@@ -39,11 +39,6 @@ pub(crate) struct Stack {
     pub(crate) http: reqwest::Client,
 }
 
-fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
-}
-
 impl Stack {
     pub(crate) async fn start(
         common: &Common,
@@ -52,7 +47,7 @@ impl Stack {
     ) -> Result<Stack> {
         let mut env = crate::agent_env(common, false)?;
         env.extend(extra_env.iter().cloned());
-        let tickets_port = free_port()?;
+        let tickets_port = csp_e2e::backends::free_port()?;
         if mode == Mode::Distributed {
             env.push((
                 "CSP_TICKETS_ADDR".into(),
