@@ -37,33 +37,22 @@ async fn charts(r: &Running, range: pb::ChartRange) -> pb::Charts {
 async fn job(r: &Running, status: Option<EnhancementStatus>, ms: i64, at: OffsetDateTime) {
     let store = &r.shared.store;
     let job_id = Uuid::new_v4();
-    store
-        .record_enhancement(NewEnhancement {
-            job_id,
-            tenant_id: TenantId::parse("acme").unwrap(),
-            ticket_id: job_id.to_string(),
-            delivery_key: job_id.to_string(),
-            subject: "VPN drops".into(),
-            description: "d".into(),
-            priority: "High".into(),
-            correlation_id: "corr".into(),
-        })
-        .await
-        .unwrap();
-    if let Some(status) = status {
-        store
-            .start_attempt(job_id, at, LEASE)
-            .await
-            .unwrap()
-            .started()
-            .unwrap();
-        let outcome = Outcome {
-            status: Some(status),
-            processing_time_ms: Some(ms),
-            ..Outcome::default()
-        };
-        assert!(store.finish_enhancement(job_id, outcome, at).await.unwrap());
-    }
+    let job = NewEnhancement {
+        job_id,
+        tenant_id: TenantId::parse("acme").unwrap(),
+        ticket_id: job_id.to_string(),
+        delivery_key: job_id.to_string(),
+        subject: "VPN drops".into(),
+        description: "d".into(),
+        priority: "High".into(),
+        correlation_id: "corr".into(),
+    };
+    let end = status.map(|status| Outcome {
+        status: Some(status),
+        processing_time_ms: Some(ms),
+        ..Outcome::default()
+    });
+    ended_job(store, job, end, at).await;
 }
 
 pub(crate) async fn without_prometheus_the_charts_come_from_the_history(backend: Backend) {

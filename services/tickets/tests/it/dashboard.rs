@@ -26,34 +26,23 @@ async fn job(
     // Apart in time: the failures are listed by creation, newest first.
     tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     let job_id = Uuid::new_v4();
-    store
-        .record_enhancement(NewEnhancement {
-            job_id,
-            tenant_id: TenantId::parse("acme").unwrap(),
-            ticket_id: format!("t-{}", &job_id.simple().to_string()[..8]),
-            delivery_key: job_id.to_string(),
-            subject: "VPN drops".into(),
-            description: "The VPN drops every few minutes".into(),
-            priority: "High".into(),
-            correlation_id: "corr".into(),
-        })
-        .await
-        .unwrap();
-    if let Some(status) = status {
-        store
-            .start_attempt(job_id, at, LEASE)
-            .await
-            .unwrap()
-            .started()
-            .unwrap();
-        let outcome = Outcome {
-            status: Some(status),
-            processing_time_ms: ms,
-            error_message: error.map(str::to_owned),
-            ..Outcome::default()
-        };
-        assert!(store.finish_enhancement(job_id, outcome, at).await.unwrap());
-    }
+    let job = NewEnhancement {
+        job_id,
+        tenant_id: TenantId::parse("acme").unwrap(),
+        ticket_id: format!("t-{}", &job_id.simple().to_string()[..8]),
+        delivery_key: job_id.to_string(),
+        subject: "VPN drops".into(),
+        description: "The VPN drops every few minutes".into(),
+        priority: "High".into(),
+        correlation_id: "corr".into(),
+    };
+    let end = status.map(|status| Outcome {
+        status: Some(status),
+        processing_time_ms: ms,
+        error_message: error.map(str::to_owned),
+        ..Outcome::default()
+    });
+    ended_job(store, job, end, at).await;
     job_id
 }
 

@@ -6,8 +6,8 @@ use csp_bus::{Delivery, Queue};
 use csp_domain::{ErrorCode, Role, UserId};
 use csp_proto::v1 as pb;
 use csp_proto::v1::tickets_client::TicketsClient;
-use csp_store::NewUser;
 use csp_store::test_support::{Backend, TestStore};
+use csp_store::{NewEnhancement, NewUser, Outcome};
 use futures::StreamExt;
 use secrecy::SecretString;
 use std::collections::HashMap;
@@ -295,3 +295,23 @@ pub(crate) fn ticket_body(ticket_id: &str, description: &str) -> Vec<u8> {
 /// The lease a test's attempts claim their jobs for, as a worker's (120 s
 /// attempt, 30 s margin).
 pub(crate) const LEASE: std::time::Duration = std::time::Duration::from_secs(150);
+
+/// Records `job` and, given an outcome, claims it and ends it at `at`: the
+/// figures' tests need jobs that ended when and how they say.
+pub(crate) async fn ended_job(
+    store: &TestStore,
+    job: NewEnhancement,
+    end: Option<Outcome>,
+    at: OffsetDateTime,
+) {
+    let job_id = job.job_id;
+    store.record_enhancement(job).await.unwrap();
+    let Some(outcome) = end else { return };
+    store
+        .start_attempt(job_id, at, LEASE)
+        .await
+        .unwrap()
+        .started()
+        .unwrap();
+    assert!(store.finish_enhancement(job_id, outcome, at).await.unwrap());
+}

@@ -166,31 +166,22 @@ pub(crate) async fn a_workers_throughput_is_its_jobs_per_hour_over_seven_days(ba
         let store = store.clone();
         async move {
             let job_id = Uuid::new_v4();
-            store
-                .record_enhancement(NewEnhancement {
-                    job_id,
-                    tenant_id: TenantId::parse("acme").unwrap(),
-                    ticket_id: job_id.to_string(),
-                    delivery_key: job_id.to_string(),
-                    subject: "s".into(),
-                    description: "d".into(),
-                    priority: "Low".into(),
-                    correlation_id: "c".into(),
-                })
-                .await
-                .unwrap();
-            store
-                .start_attempt(job_id, at, LEASE)
-                .await
-                .unwrap()
-                .started()
-                .unwrap();
+            let job = NewEnhancement {
+                job_id,
+                tenant_id: TenantId::parse("acme").unwrap(),
+                ticket_id: job_id.to_string(),
+                delivery_key: job_id.to_string(),
+                subject: "s".into(),
+                description: "d".into(),
+                priority: "Low".into(),
+                correlation_id: "c".into(),
+            };
             let outcome = Outcome {
                 status: Some(status),
                 worker_id: Some(worker),
                 ..Outcome::default()
             };
-            assert!(store.finish_enhancement(job_id, outcome, at).await.unwrap());
+            ended_job(&store, job, Some(outcome), at).await;
         }
     };
     end(ours, EnhancementStatus::Completed, now).await;
